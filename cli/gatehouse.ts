@@ -1,0 +1,40 @@
+/**
+ * The `gatehouse` command: dispatches to the process a subcommand names. Each subcommand
+ * has its own composition root (gateway/main.ts, later policy-server/main.ts).
+ */
+import { runGateway } from '../gateway/main';
+
+const USAGE = `Usage: gatehouse <command> [options]
+
+Commands:
+  gateway     run the local MCP gateway (see: gatehouse gateway --help)
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'gateway':
+      if (rest.includes('--help')) {
+        const { GATEWAY_USAGE } = await import('../gateway/cli/gatewayArgs');
+        process.stdout.write(GATEWAY_USAGE);
+        return 0;
+      }
+      return runGateway(rest);
+    case undefined:
+    case '--help':
+    case 'help':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`gatehouse: unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`gatehouse: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,26 @@
+/**
+ * The one JSON line the gateway prints on stdout when it is ready. The extension and the
+ * tests read it to learn where each server is served and how the launch secret was
+ * delivered. It never contains the secret.
+ */
+export interface GatewayReadyServer {
+  id: string;
+  state: 'ready' | 'failed' | 'starting';
+  /** Request path on the gateway, e.g. `/mcp/everything`. */
+  path: string;
+  /** Full URL for TCP listeners; for unix sockets, use `socketPath` with `path`. */
+  url?: string;
+  error?: string;
+  startupMs?: number;
+}
+
+export interface GatewayReadyLine {
+  event: 'ready';
+  version: string;
+  pid: number;
+  listen: { type: 'unix'; socketPath: string } | { type: 'tcp'; host: string; port: number };
+  launchSecret: { delivery: 'file'; path: string } | { delivery: 'stdin' };
+  servers: GatewayReadyServer[];
+  /** From process start until every upstream was ready or had failed. */
+  startupMs: number;
+}

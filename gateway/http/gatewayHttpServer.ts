@@ -1,0 +1,216 @@
+/**
+ * The client-facing side: Streamable HTTP at `/mcp/<serverId>` on a 0600 unix socket or a
+ * loopback port. Each request passes, in order: Host/Origin check (403), launch secret
+ * (plain 401, never an OAuth challenge, which would start VS Code's own OAuth flow against
+ * the gateway), route and session lookup (404), body size (413) and JSON parsing (400 with
+ * a JSON-RPC parse error). Then the SDK's transport handles the protocol.
+ */
+import { randomUUID } from 'node:crypto';
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { isInitializeRequest, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { ServerConfig } from '../config/gatewayConfig';
+import type { Logger } from '../log/logger';
+import { ClientSession } from '../session/clientSession';
+import type { UpstreamPool } from '../upstream/upstreamPool';
+import type { LaunchSecret } from './launchSecret';
+import { OriginGuard, type ListenAddress } from './originGuard';
+import { SessionEventStore } from './sessionEventStore';
+
+const MCP_PATH = /^\/mcp\/([a-z0-9][a-z0-9-]{0,62})\/?$/;
+/** Clients that poll (SEP-1699) are told to come back after this long. */
+const SSE_RETRY_MS = 1_000;
+
+interface SessionEntry {
+  serverId: string;
+  transport: StreamableHTTPServerTransport;
+  session: ClientSession;
+}
+
+export interface GatewayHttpServerOptions {
+  listen: ListenAddress;
+  maxBodyBytes: number;
+  secret: LaunchSecret;
+  servers: readonly ServerConfig[];
+  pool: UpstreamPool;
+  log: Logger;
+}
+
+export class GatewayHttpServer {
+  private readonly http: Server;
+  private readonly sessions = new Map<string, SessionEntry>();
+  private guard: OriginGuard | undefined;
+  private address: ListenAddress;
+
+  constructor(private readonly options: GatewayHttpServerOptions) {
+    this.address = options.listen;
+    this.http = createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
+      this.handle(req, res).catch((error: unknown) => {
+        options.log.error('request failed', { error: (error as Error).message });
+        if (!res.headersSent) jsonRpcError(res, 500, -32603, 'Internal error');
+        else res.end();
+      });
+    });
+  }
+
+  /** Starts listening; resolves with the actual address (the port is filled in when 0 was asked). */
+  async listen(): Promise<ListenAddress> {
+    const address = this.options.listen;
+    if (address.type === 'unix') {
+      removeStaleSocket(address.path);
+      await new Promise<void>((resolve, reject) => {
+        this.http.once('error', reject);
+        this.http.listen(address.path, () => resolve());
+      });
+      chmodSync(address.path, 0o600);
+      this.address = address;
+    } else {
+      await new Promise<void>((resolve, reject) => {
+        this.http.once('error', reject);
+        this.http.listen(address.port, address.host, () => resolve());
+      });
+      const bound = this.http.address() as AddressInfo;
+      this.address = { type: 'tcp', host: address.host, port: bound.port };
+    }
+    this.guard = new OriginGuard(this.address);
+    return this.address;
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  async close(): Promise<void> {
+    const entries = [...this.sessions.values()];
+    this.sessions.clear();
+    await Promise.all(entries.map(async (entry) => {
+      await entry.transport.close().catch(() => undefined);
+      await entry.session.close();
+    }));
+    this.http.closeAllConnections();
+    await new Promise<void>((resolve) => this.http.close(() => resolve()));
+    if (this.address.type === 'unix') {
+      try { unlinkSync(this.address.path); } catch { /* already gone */ }
+    }
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const refusal = this.guard!.check(req.headers.host, req.headers.origin);
+    if (refusal) return jsonRpcError(res, 403, -32000, `Forbidden: ${refusal}`);
+    if (!this.options.secret.matchesAuthorization(req.headers.authorization)) {
+      // Deliberately no resource_metadata: VS Code would start OAuth against the gateway.
+      res.setHeader('WWW-Authenticate', 'Bearer realm="gatehouse-gateway"');
+      return jsonRpcError(res, 401, -32001, 'Unauthorized: this gateway needs its launch secret as a Bearer token');
+    }
+    const route = MCP_PATH.exec(new URL(req.url ?? '/', 'http://gateway').pathname);
+    const server = route ? this.options.servers.find((s) => s.id === route[1]) : undefined;
+    if (!route || !server || !this.options.pool.has(server.id)) {
+      return jsonRpcError(res, 404, -32000, 'Not found: no such MCP server on this gateway');
+    }
+    if (req.method !== 'POST' && req.method !== 'GET' && req.method !== 'DELETE') {
+      res.setHeader('Allow', 'GET, POST, DELETE');
+      return jsonRpcError(res, 405, -32000, 'Method not allowed');
+    }
+
+    let body: unknown;
+    if (req.method === 'POST') {
+      const read = await readBody(req, this.options.maxBodyBytes);
+      if (read.tooLarge) {
+        res.setHeader('Connection', 'close');
+        return jsonRpcError(res, 413, -32600, `Request body exceeds ${this.options.maxBodyBytes} bytes`);
+      }
+      try {
+        body = JSON.parse(read.text);
+      } catch {
+        return jsonRpcError(res, 400, -32700, 'Parse error: request body is not valid JSON');
+      }
+    }
+
+    const sessionId = req.headers['mcp-session-id'];
+    if (typeof sessionId === 'string') {
+      const entry = this.sessions.get(sessionId);
+      // A session belongs to the server it was opened on; any other path cannot use it.
+      if (!entry || entry.serverId !== server.id) return jsonRpcError(res, 404, -32001, 'Session not found');
+      return entry.transport.handleRequest(req, res, body);
+    }
+    if (req.method === 'POST' && containsInitialize(body)) {
+      return this.openSession(server, req, res, body);
+    }
+    return jsonRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+  }
+
+  private async openSession(server: ServerConfig, req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
+    const log = this.options.log.child({ server: server.id });
+    let entry: SessionEntry | undefined;
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      eventStore: new SessionEventStore(),
+      retryInterval: SSE_RETRY_MS,
+      onsessioninitialized: (id) => {
+        if (entry) this.sessions.set(id, entry);
+        log.info('client session opened', { session: id.slice(0, 8) });
+      },
+    });
+    const session = new ClientSession(server, transport, this.options.pool, log);
+    entry = { serverId: server.id, transport, session };
+    transport.onmessage = (message: JSONRPCMessage) => session.handleClientMessage(message);
+    transport.onclose = () => {
+      const id = transport.sessionId;
+      if (id && this.sessions.get(id) === entry) this.sessions.delete(id);
+      void session.close();
+    };
+    await transport.handleRequest(req, res, body);
+  }
+}
+
+function containsInitialize(body: unknown): boolean {
+  return Array.isArray(body) ? body.some((m) => isInitializeRequest(m)) : isInitializeRequest(body);
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<{ text: string; tooLarge: boolean }> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) {
+    req.resume(); // drain without buffering
+    return { text: '', tooLarge: true };
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      req.resume();
+      return { text: '', tooLarge: true };
+    }
+    chunks.push(chunk);
+  }
+  return { text: Buffer.concat(chunks).toString('utf8'), tooLarge: false };
+}
+
+function jsonRpcError(res: ServerResponse, status: number, code: number, message: string): void {
+  const body = JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null });
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** A socket file left by a crashed gateway would make listen() fail; anything else is not ours to remove. */
+function removeStaleSocket(path: string): void {
+  let stats;
+  try {
+    stats = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!stats.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
+  unlinkSync(path);
+}
+
+/** Creates the private runtime folder (0700) that holds the socket and the secret file. */
+export function ensurePrivateDirectory(path: string): void {
+  mkdirSync(path, { recursive: true, mode: 0o700 });
+  const stats = lstatSync(path);
+  if (!stats.isDirectory() || stats.isSymbolicLink()) throw new Error(`${path} is not a directory`);
+  if (typeof process.getuid === 'function' && stats.uid !== process.getuid()) throw new Error(`${path} is owned by another user`);
+  if ((stats.mode & 0o077) !== 0) chmodSync(path, 0o700);
+}

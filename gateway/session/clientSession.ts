@@ -1,0 +1,308 @@
+/**
+ * One MCP session of one client (VS Code, a test, the Inspector) on one configured server.
+ * It terminates the client's protocol and relays it to its own upstream connection:
+ * requests get fresh upstream ids, answers and notifications find their way back to the
+ * right client stream, server-to-client requests pass only when the client declared the
+ * capability, cancellations travel upstream, and a dead upstream becomes a JSON-RPC error
+ * naming the server and is restarted on the next request.
+ */
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import {
+  ErrorCode, InitializeRequestSchema, isJSONRPCErrorResponse, isJSONRPCNotification, isJSONRPCRequest,
+  isJSONRPCResultResponse, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS,
+  type ClientCapabilities, type InitializeResult, type JSONRPCMessage, type JSONRPCNotification,
+  type JSONRPCRequest, type RequestId, type ServerCapabilities,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { ServerConfig } from '../config/gatewayConfig';
+import { describeError, type Logger } from '../log/logger';
+import { UpstreamGoneError, type UpstreamConnection, type UpstreamReply } from '../upstream/upstreamConnection';
+import type { InitializeParams, UpstreamPool } from '../upstream/upstreamPool';
+
+/** Client-to-server methods the gateway relays. Anything else is refused (deny when unsure). */
+const RELAYED_CLIENT_METHODS = new Set([
+  'ping', 'tools/list', 'tools/call', 'resources/list', 'resources/read', 'resources/templates/list',
+  'resources/subscribe', 'resources/unsubscribe', 'prompts/list', 'prompts/get', 'completion/complete',
+  'logging/setLevel',
+]);
+
+/** Server-to-client requests and the client capability each needs. */
+const RELAYED_SERVER_REQUESTS: Record<string, keyof ClientCapabilities> = {
+  'sampling/createMessage': 'sampling',
+  'elicitation/create': 'elicitation',
+  'roots/list': 'roots',
+};
+
+const RELAYED_SERVER_NOTIFICATIONS = new Set([
+  'notifications/progress', 'notifications/message', 'notifications/cancelled',
+  'notifications/tools/list_changed', 'notifications/resources/list_changed',
+  'notifications/prompts/list_changed', 'notifications/resources/updated',
+  'notifications/elicitation/complete',
+]);
+
+/** Notifications about the session as a whole; they go on the standalone stream. */
+const UNRELATED_NOTIFICATIONS = new Set([
+  'notifications/tools/list_changed', 'notifications/resources/list_changed',
+  'notifications/prompts/list_changed', 'notifications/resources/updated',
+]);
+
+interface InFlight {
+  upstreamId: number;
+  connection: UpstreamConnection;
+  progressToken?: string | number;
+}
+
+export class ClientSession {
+  private connection: UpstreamConnection | undefined;
+  private reconnecting: Promise<UpstreamConnection> | undefined;
+  private upstreamParams: InitializeParams | undefined;
+  private clientCapabilities: ClientCapabilities = {};
+  /** Client request id -> the upstream request it became. Insertion order = age. */
+  private readonly inFlight = new Map<RequestId, InFlight>();
+  private readonly byProgressToken = new Map<string | number, RequestId>();
+  /** Ids the gateway gave to server-to-client requests -> the upstream's own id. */
+  private readonly serverRequests = new Map<string, { upstreamId: RequestId; connection: UpstreamConnection }>();
+  private nextServerRequestId = 1;
+  private closed = false;
+
+  constructor(
+    private readonly server: ServerConfig,
+    private readonly client: Transport,
+    private readonly pool: UpstreamPool,
+    private readonly log: Logger,
+  ) {}
+
+  /** Entry point for every message the client transport delivers. */
+  handleClientMessage(message: JSONRPCMessage): void {
+    if (isJSONRPCRequest(message)) {
+      if (message.method === 'initialize') void this.initialize(message);
+      else void this.relayRequest(message);
+    } else if (isJSONRPCNotification(message)) {
+      this.relayClientNotification(message);
+    } else if (isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) {
+      this.relayClientAnswer(message);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const connection = this.connection;
+    this.connection = undefined;
+    await connection?.close();
+  }
+
+  private async initialize(request: JSONRPCRequest): Promise<void> {
+    const parsed = InitializeRequestSchema.safeParse({ method: request.method, params: request.params });
+    if (!parsed.success) {
+      return this.replyError(request.id, ErrorCode.InvalidParams, 'initialize: invalid params');
+    }
+    const params = parsed.data.params;
+    this.clientCapabilities = params.capabilities;
+    this.upstreamParams = {
+      protocolVersion: SUPPORTED_PROTOCOL_VERSIONS.includes(params.protocolVersion) ? params.protocolVersion : LATEST_PROTOCOL_VERSION,
+      capabilities: relayedClientCapabilities(params.capabilities),
+      clientInfo: params.clientInfo,
+    };
+    try {
+      const connection = await this.pool.acquire(this.server.id, this.upstreamParams);
+      this.adopt(connection);
+      const upstream = connection.initialized!;
+      const result: InitializeResult = {
+        protocolVersion: upstream.protocolVersion,
+        capabilities: relayedServerCapabilities(upstream.capabilities),
+        // VS Code names tools after serverInfo.name, so it must be the stable catalog id.
+        serverInfo: { name: this.server.id, title: this.server.title ?? upstream.serverInfo.title ?? upstream.serverInfo.name, version: upstream.serverInfo.version },
+        ...(upstream.instructions !== undefined ? { instructions: upstream.instructions } : {}),
+      };
+      this.client.setProtocolVersion?.(upstream.protocolVersion);
+      await this.send({ jsonrpc: '2.0', id: request.id, result }, request.id);
+    } catch (error) {
+      this.log.warn('initialize failed', { error: describeError(error) });
+      this.replyError(request.id, ErrorCode.InternalError, upstreamErrorText(this.server.id, error, 'initialize'));
+    }
+  }
+
+  private async relayRequest(request: JSONRPCRequest): Promise<void> {
+    if (!RELAYED_CLIENT_METHODS.has(request.method)) {
+      return this.replyError(request.id, ErrorCode.MethodNotFound, `Method not found: ${request.method} is not relayed by Gatehouse`);
+    }
+    if (!this.upstreamParams) {
+      return this.replyError(request.id, ErrorCode.InvalidRequest, 'Session not initialized');
+    }
+    let connection: UpstreamConnection;
+    try {
+      connection = await this.liveConnection();
+    } catch (error) {
+      return this.replyError(request.id, ErrorCode.InternalError, upstreamErrorText(this.server.id, error, request.method));
+    }
+    const progressToken = (request.params?._meta as { progressToken?: string | number } | undefined)?.progressToken;
+    const { upstreamId, reply } = connection.request({ method: request.method, params: request.params });
+    this.inFlight.set(request.id, { upstreamId, connection, ...(progressToken !== undefined ? { progressToken } : {}) });
+    if (progressToken !== undefined) this.byProgressToken.set(progressToken, request.id);
+    let answer: UpstreamReply | undefined;
+    let failure: unknown;
+    try {
+      answer = await reply;
+    } catch (error) {
+      failure = error;
+    }
+    const entry = this.inFlight.get(request.id);
+    if (entry?.upstreamId !== upstreamId) return; // cancelled by the client: no answer is sent
+    this.inFlight.delete(request.id);
+    if (progressToken !== undefined) this.byProgressToken.delete(progressToken);
+    if (answer) {
+      await this.send({ ...answer, id: request.id } as JSONRPCMessage, request.id);
+    } else {
+      this.replyError(request.id, ErrorCode.InternalError, upstreamErrorText(this.server.id, failure, request.method));
+    }
+  }
+
+  private relayClientNotification(notification: JSONRPCNotification): void {
+    switch (notification.method) {
+      case 'notifications/initialized':
+        return; // the gateway completed the upstream handshake itself
+      case 'notifications/cancelled': {
+        const requestId = (notification.params as { requestId?: RequestId } | undefined)?.requestId;
+        const entry = requestId === undefined ? undefined : this.inFlight.get(requestId);
+        if (!entry || requestId === undefined) return;
+        this.inFlight.delete(requestId);
+        if (entry.progressToken !== undefined) this.byProgressToken.delete(entry.progressToken);
+        entry.connection.abandon(entry.upstreamId);
+        entry.connection.notify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { ...notification.params, requestId: entry.upstreamId } });
+        return;
+      }
+      case 'notifications/roots/list_changed':
+      case 'notifications/progress':
+        this.connection?.notify(notification);
+        return;
+      default:
+        this.log.debug('dropped client notification', { method: notification.method });
+    }
+  }
+
+  private relayClientAnswer(answer: UpstreamReply): void {
+    const key = String(answer.id);
+    const target = this.serverRequests.get(key);
+    if (!target) return;
+    this.serverRequests.delete(key);
+    target.connection.respond(target.upstreamId, isJSONRPCErrorResponse(answer) ? { error: answer.error } : { result: answer.result });
+  }
+
+  private onServerRequest(connection: UpstreamConnection, request: JSONRPCRequest): void {
+    if (request.method === 'ping') {
+      connection.respond(request.id, { result: {} }); // the gateway is the upstream's client
+      return;
+    }
+    const needed = RELAYED_SERVER_REQUESTS[request.method];
+    if (!needed || this.clientCapabilities[needed] === undefined) {
+      connection.respond(request.id, { error: { code: ErrorCode.MethodNotFound, message: `The client did not declare support for ${request.method}` } });
+      return;
+    }
+    const gatewayId = `gh-${this.nextServerRequestId++}`;
+    this.serverRequests.set(gatewayId, { upstreamId: request.id, connection });
+    void this.send({ ...request, id: gatewayId }, this.relatedClientRequest(request.params));
+  }
+
+  private onServerNotification(notification: JSONRPCNotification): void {
+    if (!RELAYED_SERVER_NOTIFICATIONS.has(notification.method)) return;
+    if (notification.method === 'notifications/cancelled') {
+      // The upstream cancels one of its own requests to the client: translate its id.
+      const upstreamId = (notification.params as { requestId?: RequestId } | undefined)?.requestId;
+      const found = [...this.serverRequests].find(([, v]) => v.upstreamId === upstreamId);
+      if (!found) return;
+      this.serverRequests.delete(found[0]);
+      void this.send({ ...notification, params: { ...notification.params, requestId: found[0] } }, undefined);
+      return;
+    }
+    const related = UNRELATED_NOTIFICATIONS.has(notification.method) ? undefined : this.relatedClientRequest(notification.params);
+    void this.send(notification, related);
+  }
+
+  /**
+   * Which client request a server message belongs to, so it travels on that request's
+   * stream and arrives before its answer. Progress names its request by token; other
+   * messages carry no link, so they go with the newest request still open.
+   */
+  private relatedClientRequest(params: Record<string, unknown> | undefined): RequestId | undefined {
+    const token = params?.progressToken as string | number | undefined;
+    if (token !== undefined && this.byProgressToken.has(token)) return this.byProgressToken.get(token);
+    let newest: RequestId | undefined;
+    for (const id of this.inFlight.keys()) newest = id;
+    return newest;
+  }
+
+  /** The session's upstream connection, restarted if it died; concurrent callers share one restart. */
+  private liveConnection(): Promise<UpstreamConnection> {
+    if (this.connection && !this.connection.isGone) return Promise.resolve(this.connection);
+    if (this.closed) return Promise.reject(new Error('session closed'));
+    this.reconnecting ??= this.pool.acquire(this.server.id, this.upstreamParams!)
+      .then((connection) => {
+        this.log.info('upstream restarted for session');
+        this.adopt(connection);
+        return connection;
+      })
+      .finally(() => { this.reconnecting = undefined; });
+    return this.reconnecting;
+  }
+
+  private adopt(connection: UpstreamConnection): void {
+    if (this.closed) {
+      void connection.close();
+      throw new Error('session closed');
+    }
+    this.connection = connection;
+    connection.onServerRequest = (request) => this.onServerRequest(connection, request);
+    connection.onServerNotification = (notification) => this.onServerNotification(notification);
+    connection.whenGone((error) => {
+      if (this.closed) return;
+      this.log.warn('upstream connection ended', { reason: error.reason });
+      this.pool.reportGone(this.server.id, connection, error.reason);
+      // Server-to-client requests from the dead upstream can no longer be answered.
+      for (const [id, target] of this.serverRequests) if (target.connection === connection) this.serverRequests.delete(id);
+    });
+  }
+
+  private replyError(id: RequestId, code: number, message: string): void {
+    void this.send({ jsonrpc: '2.0', id, error: { code, message } }, id);
+  }
+
+  private async send(message: JSONRPCMessage, relatedRequestId: RequestId | undefined): Promise<void> {
+    try {
+      await this.client.send(message, relatedRequestId === undefined ? undefined : { relatedRequestId });
+    } catch (error) {
+      // The client's stream is gone (it disconnected or cancelled); nothing else to do.
+      this.log.debug('could not deliver to client', { error: describeError(error) });
+    }
+  }
+}
+
+/** What the upstream is told the client supports: only what the gateway can relay. */
+function relayedClientCapabilities(client: ClientCapabilities): ClientCapabilities {
+  const relayed: ClientCapabilities = {};
+  if (client.roots) relayed.roots = client.roots;
+  if (client.sampling) relayed.sampling = client.sampling;
+  if (client.elicitation) relayed.elicitation = client.elicitation;
+  return relayed;
+}
+
+/**
+ * What the client is told the server supports. List-changed is always on because the
+ * gateway itself changes lists (policy updates, restarts); tasks and experimental
+ * features are not relayed, so they are not advertised.
+ */
+function relayedServerCapabilities(upstream: ServerCapabilities): ServerCapabilities {
+  const relayed: ServerCapabilities = {};
+  if (upstream.tools) relayed.tools = { listChanged: true };
+  if (upstream.resources) relayed.resources = { listChanged: true, ...(upstream.resources.subscribe ? { subscribe: true } : {}) };
+  if (upstream.prompts) relayed.prompts = { listChanged: true };
+  if (upstream.completions) relayed.completions = {};
+  if (upstream.logging) relayed.logging = {};
+  return relayed;
+}
+
+function upstreamErrorText(serverId: string, error: unknown, method: string): string {
+  if (error instanceof UpstreamGoneError) {
+    return `Upstream server "${serverId}" could not complete ${method}: ${error.reason}. Gatehouse restarts it on the next request.`;
+  }
+  return `Upstream server "${serverId}" could not complete ${method}: ${describeError(error)}`;
+}

@@ -1,0 +1,207 @@
+/**
+ * Owns how the gateway reaches each configured upstream server: builds the right transport
+ * (stdio child, Streamable HTTP, legacy SSE), starts one connection per server at launch
+ * (all in parallel, so one slow or broken server delays nobody), hands connections to
+ * client sessions, and applies restart backoff to servers that keep failing.
+ */
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { LATEST_PROTOCOL_VERSION, type InitializeRequest, type InitializeResult } from '@modelcontextprotocol/sdk/types.js';
+import type { ServerConfig } from '../config/gatewayConfig';
+import { describeError, type Logger } from '../log/logger';
+import { StdioUpstreamTransport } from './stdioUpstreamTransport';
+import { UpstreamConnection, UpstreamGoneError } from './upstreamConnection';
+import { GATEWAY_VERSION } from '../version';
+
+export type InitializeParams = InitializeRequest['params'];
+
+/**
+ * The client capabilities a launch-time connection declares: what VS Code declares and the
+ * gateway relays. A session whose client declares something else gets its own connection,
+ * so the upstream is never told the client supports what it does not.
+ */
+export const LAUNCH_CLIENT_CAPABILITIES: InitializeParams['capabilities'] = {
+  roots: { listChanged: true },
+  sampling: {},
+  elicitation: { form: {}, url: {} },
+};
+
+export const LAUNCH_INITIALIZE_PARAMS: InitializeParams = {
+  protocolVersion: LATEST_PROTOCOL_VERSION,
+  capabilities: LAUNCH_CLIENT_CAPABILITIES,
+  clientInfo: { name: 'gatehouse-gateway', version: GATEWAY_VERSION },
+};
+
+export interface UpstreamStatus {
+  id: string;
+  state: 'starting' | 'ready' | 'failed';
+  error?: string;
+  startupMs?: number;
+  serverInfo?: InitializeResult['serverInfo'];
+}
+
+/** Consecutive failures -> delay before the next start: 0, 0.5 s, 1 s, 2 s, ... capped at 30 s. */
+function backoffDelayMs(consecutiveFailures: number): number {
+  if (consecutiveFailures <= 1) return 0;
+  return Math.min(30_000, 500 * 2 ** (consecutiveFailures - 2));
+}
+
+/** A connection that ends within this long of opening counts as a failure for backoff. */
+const SHORT_LIVED_MS = 10_000;
+
+class ServerSlot {
+  status: UpstreamStatus;
+  spare: UpstreamConnection | undefined;
+  spareUnsubscribe: (() => void) | undefined;
+  consecutiveFailures = 0;
+  lastFailureAt = 0;
+
+  constructor(readonly config: ServerConfig) {
+    this.status = { id: config.id, state: 'starting' };
+  }
+}
+
+export class UpstreamPool {
+  private readonly slots = new Map<string, ServerSlot>();
+  private readonly live = new Set<UpstreamConnection>();
+
+  constructor(
+    servers: readonly ServerConfig[],
+    private readonly initializeTimeoutMs: number,
+    private readonly log: Logger,
+  ) {
+    for (const server of servers) if (server.enabled) this.slots.set(server.id, new ServerSlot(server));
+  }
+
+  has(serverId: string): boolean {
+    return this.slots.has(serverId);
+  }
+
+  config(serverId: string): ServerConfig | undefined {
+    return this.slots.get(serverId)?.config;
+  }
+
+  statuses(): UpstreamStatus[] {
+    return [...this.slots.values()].map((slot) => slot.status);
+  }
+
+  /** Starts every enabled server in parallel; resolves when each is ready or has failed. */
+  async startAll(): Promise<UpstreamStatus[]> {
+    await Promise.all([...this.slots.values()].map(async (slot) => {
+      const started = performance.now();
+      try {
+        const connection = await this.open(slot, LAUNCH_INITIALIZE_PARAMS);
+        slot.spare = connection;
+        slot.status = { id: slot.config.id, state: 'ready', startupMs: round(performance.now() - started), serverInfo: connection.initialized?.serverInfo };
+        slot.spareUnsubscribe = connection.whenGone(() => { if (slot.spare === connection) slot.spare = undefined; });
+      } catch (error) {
+        slot.status = { id: slot.config.id, state: 'failed', error: describeError(error), startupMs: round(performance.now() - started) };
+        this.log.error('upstream failed to start', { server: slot.config.id, error: slot.status.error });
+      }
+    }));
+    return this.statuses();
+  }
+
+  /**
+   * A connection for a new client session (or a restart after the upstream died). The
+   * launch-time connection is reused when the client asked for exactly what it declared.
+   */
+  async acquire(serverId: string, params: InitializeParams): Promise<UpstreamConnection> {
+    const slot = this.slots.get(serverId);
+    if (!slot) throw new UpstreamGoneError(serverId, 'not configured');
+    const spare = slot.spare;
+    if (spare && !spare.isGone && sameHandshake(params, LAUNCH_INITIALIZE_PARAMS)) {
+      slot.spare = undefined;
+      slot.spareUnsubscribe?.();
+      return spare;
+    }
+    const wait = slot.lastFailureAt + backoffDelayMs(slot.consecutiveFailures) - Date.now();
+    if (wait > 0) {
+      throw new UpstreamGoneError(serverId, `it failed ${slot.consecutiveFailures} times in a row; next restart attempt in ${Math.ceil(wait / 1000)} s (${slot.status.error ?? 'see the gateway log'})`);
+    }
+    return this.open(slot, params);
+  }
+
+  /** Called by sessions when their connection ends, so repeated crashes back off. */
+  reportGone(serverId: string, connection: UpstreamConnection, reason: string): void {
+    const slot = this.slots.get(serverId);
+    if (!slot) return;
+    if (Date.now() - connection.openedAt < SHORT_LIVED_MS) {
+      slot.consecutiveFailures++;
+      slot.lastFailureAt = Date.now();
+    } else {
+      slot.consecutiveFailures = 0;
+    }
+    slot.status = { ...slot.status, error: reason };
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.live].map((connection) => connection.close()));
+  }
+
+  private async open(slot: ServerSlot, params: InitializeParams): Promise<UpstreamConnection> {
+    const log = this.log.child({ server: slot.config.id });
+    const { transport, describeClose } = createTransport(slot.config, log);
+    const connection = new UpstreamConnection(slot.config.id, transport, describeClose);
+    if (slot.config.transport.type !== 'stdio') {
+      // HTTP transports report a dropped stream as an error, not a close; a request waiting
+      // on that stream would otherwise wait forever.
+      transport.onerror = (error) => {
+        log.warn('upstream transport error', { error: describeError(error) });
+        if (isFatalHttpError(error)) connection.fail(describeError(error));
+      };
+    }
+    this.live.add(connection);
+    connection.whenGone(() => this.live.delete(connection));
+    try {
+      await connection.open(params, this.initializeTimeoutMs);
+      log.info('upstream connected', { serverInfo: connection.initialized?.serverInfo, protocolVersion: connection.initialized?.protocolVersion });
+      return connection;
+    } catch (error) {
+      this.live.delete(connection);
+      slot.consecutiveFailures++;
+      slot.lastFailureAt = Date.now();
+      throw error;
+    }
+  }
+}
+
+function createTransport(config: ServerConfig, log: Logger): { transport: Transport; describeClose: () => string } {
+  const t = config.transport;
+  switch (t.type) {
+    case 'stdio': {
+      const transport = new StdioUpstreamTransport(t, log);
+      transport.onerror = (error) => log.warn('upstream stdio error', { error: describeError(error) });
+      return { transport, describeClose: () => transport.exit?.message ?? 'process ended' };
+    }
+    case 'streamable-http': {
+      const transport = new StreamableHTTPClientTransport(new URL(t.url));
+      return { transport, describeClose: () => 'HTTP connection closed' };
+    }
+    case 'sse': {
+      const transport = new SSEClientTransport(new URL(t.url));
+      return { transport, describeClose: () => 'SSE connection closed' };
+    }
+  }
+}
+
+/** Errors after which the HTTP connection cannot deliver pending answers. */
+function isFatalHttpError(error: Error): boolean {
+  return /SSE stream disconnected|fetch failed|ECONNREFUSED|ECONNRESET|socket hang up|terminated|other side closed/i.test(error.message);
+}
+
+function sameHandshake(a: InitializeParams, b: InitializeParams): boolean {
+  return a.protocolVersion === b.protocolVersion && canonical(a.capabilities) === canonical(b.capabilities);
+}
+
+/** Key-sorted JSON, only used to compare two small capability objects. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v)
+    ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([x], [y]) => x.localeCompare(y)))
+    : v));
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}

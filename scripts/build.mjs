@@ -1,0 +1,22 @@
+// Bundles every runnable part with esbuild. The extension is CommonJS with `vscode`
+// external (VS Code provides it); the gatehouse CLI (gateway, later the policy server) is
+// a self-contained Node program so VS Code's own runtime can run it without node_modules.
+import { build } from 'esbuild';
+import { chmodSync, readdirSync } from 'node:fs';
+
+const common = { bundle: true, platform: 'node', target: 'node20', sourcemap: true, logLevel: 'warning', legalComments: 'none' };
+
+await Promise.all([
+  build({ ...common, entryPoints: ['cli/gatehouse.ts'], outfile: 'dist/gatehouse.js', format: 'cjs', banner: { js: '#!/usr/bin/env node' } }),
+  build({ ...common, entryPoints: ['extension/extension.ts'], outfile: 'dist/extension.js', format: 'cjs', external: ['vscode'] }),
+  // Test fixtures (upstream MCP servers of our own) start faster bundled than through tsx.
+  build({
+    ...common,
+    entryPoints: readdirSync('test/fixtures').filter((f) => f.endsWith('.ts')).map((f) => `test/fixtures/${f}`),
+    outdir: 'dist/fixtures',
+    format: 'esm',
+    outExtension: { '.js': '.mjs' },
+    banner: { js: "import { createRequire as __gatehouseCreateRequire } from 'node:module'; const require = __gatehouseCreateRequire(import.meta.url);" },
+  }),
+]);
+chmodSync('dist/gatehouse.js', 0o755);

@@ -1,0 +1,123 @@
+/**
+ * Starts the real gateway (dist/gatehouse.js, built by `npm test`) as a child process with
+ * a config written for the test, waits for its ready line, and connects real SDK clients
+ * to it. Nothing here stubs the gateway or the upstreams.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
+import { stringify } from 'yaml';
+import type { GatewayReadyLine } from '../../common/gatewayReady';
+
+export const REPO = resolve(__dirname, '../..');
+export const NODE = process.execPath;
+export const BIN = join(REPO, 'node_modules/.bin');
+export const FIXTURES = join(REPO, 'dist/fixtures');
+
+export interface ServerSpec {
+  id: string;
+  title?: string;
+  transport: Record<string, unknown>;
+}
+
+export interface RunningGateway {
+  ready: GatewayReadyLine;
+  secret: string;
+  baseUrl: string;
+  child: ChildProcess;
+  dir: string;
+  /** Everything the gateway wrote to stderr so far. */
+  stderr(): string;
+  stdout(): string;
+  url(serverId: string): string;
+  connect(serverId: string, options?: { capabilities?: ClientCapabilities; name?: string }): Promise<Client>;
+  stop(): Promise<void>;
+}
+
+export function stdioServer(id: string, command: string, args: string[] = [], extra: Record<string, unknown> = {}): ServerSpec {
+  return { id, transport: { type: 'stdio', command, args, envAllowlist: ['PATH', 'HOME'], ...extra } };
+}
+
+export function fixtureServer(id: string, fixture: string, args: string[] = []): ServerSpec {
+  return stdioServer(id, NODE, [join(FIXTURES, `${fixture}.mjs`), ...args]);
+}
+
+export async function startGateway(servers: ServerSpec[], options: { gateway?: Record<string, unknown>; extraArgs?: string[]; listen?: string } = {}): Promise<RunningGateway> {
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-test-'));
+  const configPath = join(dir, 'gateway.yaml');
+  writeFileSync(configPath, stringify({ servers, ...(options.gateway ? { gateway: options.gateway } : {}) }));
+  const secretPath = join(dir, 'launch-secret');
+  const child = spawn(NODE, [join(REPO, 'dist/gatehouse.js'), 'gateway', '--config', configPath, '--listen', options.listen ?? '127.0.0.1:0',
+    '--runtime-dir', join(dir, 'run'), '--launch-secret-file', secretPath, ...(options.extraArgs ?? [])], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+  });
+  let stderr = '';
+  let stdout = '';
+  child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  const ready = await new Promise<GatewayReadyLine>((resolveReady, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    const timer = setTimeout(() => reject(new Error(`gateway not ready in 30 s; stderr:\n${stderr}`)), 30_000);
+    lines.on('line', (line) => {
+      stdout += line + '\n';
+      const parsed = JSON.parse(line) as GatewayReadyLine;
+      if (parsed.event === 'ready') {
+        clearTimeout(timer);
+        resolveReady(parsed);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`gateway exited with ${code} before ready; stderr:\n${stderr}`));
+    });
+  });
+  const secret = readFileSync(secretPath, 'utf8').trim();
+  const baseUrl = ready.listen.type === 'tcp' ? `http://127.0.0.1:${ready.listen.port}` : 'http://localhost';
+  const clients: Client[] = [];
+  const gateway: RunningGateway = {
+    ready, secret, baseUrl, child, dir,
+    stderr: () => stderr,
+    stdout: () => stdout,
+    url: (serverId) => `${baseUrl}/mcp/${serverId}`,
+    async connect(serverId, connectOptions = {}) {
+      const client = new Client({ name: connectOptions.name ?? 'gatehouse-test', version: '1.0.0' }, { capabilities: connectOptions.capabilities ?? {} });
+      const transport = new StreamableHTTPClientTransport(new URL(gateway.url(serverId)), {
+        requestInit: { headers: { Authorization: `Bearer ${secret}` } },
+      });
+      await client.connect(transport);
+      clients.push(client);
+      return client;
+    },
+    async stop() {
+      await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return gateway;
+}
+
+/** Raw HTTP to the gateway, for what SDK clients never send (bad secrets, foreign origins, garbage). */
+export async function rawPost(url: string, body: string | Buffer, headers: Record<string, string>): Promise<{ status: number; headers: Headers; text: string }> {
+  const response = await fetch(url, {
+    method: 'POST',
+    body,
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', ...headers },
+  });
+  return { status: response.status, headers: response.headers, text: await response.text() };
+}
+
+export function textOf(result: unknown): string {
+  const content = (result as { content?: Array<{ type: string; text?: string }> }).content ?? [];
+  return content.filter((c) => c.type === 'text').map((c) => c.text).join('');
+}
