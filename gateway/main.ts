@@ -44,6 +44,7 @@ export async function runGateway(argv: string[]): Promise<number> {
   if (args.secretSource.type === 'stdin') {
     secret = new LaunchSecret(await readSecretLine(process.stdin));
   } else {
+    ensurePrivateDirectory(dirname(args.secretSource.path));
     const generated = LaunchSecret.generate();
     writeSecretFile(args.secretSource.path, generated.value);
     secret = generated.secret;

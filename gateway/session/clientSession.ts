@@ -15,7 +15,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from '../config/gatewayConfig';
 import { describeError, type Logger } from '../log/logger';
-import { UpstreamGoneError, type UpstreamConnection, type UpstreamReply } from '../upstream/upstreamConnection';
+import { UpstreamBackoffError, UpstreamGoneError, type UpstreamConnection, type UpstreamReply } from '../upstream/upstreamConnection';
 import type { InitializeParams, UpstreamPool } from '../upstream/upstreamPool';
 
 /** Client-to-server methods the gateway relays. Anything else is refused (deny when unsure). */
@@ -301,6 +301,9 @@ function relayedServerCapabilities(upstream: ServerCapabilities): ServerCapabili
 }
 
 function upstreamErrorText(serverId: string, error: unknown, method: string): string {
+  if (error instanceof UpstreamBackoffError) {
+    return `Upstream server "${serverId}" could not complete ${method}: ${error.reason}.`;
+  }
   if (error instanceof UpstreamGoneError) {
     return `Upstream server "${serverId}" could not complete ${method}: ${error.reason}. Gatehouse restarts it on the next request.`;
   }

@@ -17,8 +17,8 @@ import type { Logger } from '../log/logger';
 const KILL_GRACE_MS = 2_000;
 
 export class UpstreamExitError extends Error {
-  constructor(readonly code: number | null, readonly signal: NodeJS.Signals | null) {
-    super(signal ? `process ended by ${signal}` : `process exited with code ${code}`);
+  constructor(readonly code: number | null, readonly signal: NodeJS.Signals | null, spawnError?: string) {
+    super(spawnError ? `could not start: ${spawnError}` : signal ? `process ended by ${signal}` : `process exited with code ${code}`);
     this.name = 'UpstreamExitError';
   }
 }
@@ -62,7 +62,11 @@ export class StdioUpstreamTransport implements Transport {
       this.child = child;
       child.once('spawn', () => resolveStart());
       child.once('error', (error) => {
-        // Spawn failures (ENOENT, EACCES) arrive here before 'spawn'.
+        // Spawn failures (ENOENT, EACCES) arrive here before 'spawn', and no 'exit' follows.
+        if (child.pid === undefined) {
+          this.exitInfo = new UpstreamExitError(null, null, error.message);
+          this.finish();
+        }
         rejectStart(error);
         this.onerror?.(error);
       });

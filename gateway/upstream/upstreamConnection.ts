@@ -23,6 +23,14 @@ export class UpstreamGoneError extends Error {
   }
 }
 
+/** The upstream failed repeatedly and the gateway is waiting before it tries again. */
+export class UpstreamBackoffError extends UpstreamGoneError {
+  constructor(serverId: string, failures: number, retryInMs: number, lastError: string | undefined) {
+    super(serverId, `it failed ${failures} times in a row; Gatehouse tries again in ${Math.ceil(retryInMs / 1000)} s (last error: ${lastError ?? 'see the gateway log'})`);
+    this.name = 'UpstreamBackoffError';
+  }
+}
+
 interface Waiting {
   resolve(reply: UpstreamReply): void;
   reject(error: Error): void;

@@ -11,7 +11,7 @@ import { LATEST_PROTOCOL_VERSION, type InitializeRequest, type InitializeResult 
 import type { ServerConfig } from '../config/gatewayConfig';
 import { describeError, type Logger } from '../log/logger';
 import { StdioUpstreamTransport } from './stdioUpstreamTransport';
-import { UpstreamConnection, UpstreamGoneError } from './upstreamConnection';
+import { UpstreamBackoffError, UpstreamConnection, UpstreamGoneError } from './upstreamConnection';
 import { GATEWAY_VERSION } from '../version';
 
 export type InitializeParams = InitializeRequest['params'];
@@ -118,7 +118,7 @@ export class UpstreamPool {
     }
     const wait = slot.lastFailureAt + backoffDelayMs(slot.consecutiveFailures) - Date.now();
     if (wait > 0) {
-      throw new UpstreamGoneError(serverId, `it failed ${slot.consecutiveFailures} times in a row; next restart attempt in ${Math.ceil(wait / 1000)} s (${slot.status.error ?? 'see the gateway log'})`);
+      throw new UpstreamBackoffError(serverId, slot.consecutiveFailures, wait, slot.status.error);
     }
     return this.open(slot, params);
   }

@@ -111,7 +111,7 @@ export async function startGateway(servers: ServerSpec[], options: { gateway?: R
 export async function rawPost(url: string, body: string | Buffer, headers: Record<string, string>): Promise<{ status: number; headers: Headers; text: string }> {
   const response = await fetch(url, {
     method: 'POST',
-    body,
+    body: typeof body === 'string' ? body : new Uint8Array(body),
     headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', ...headers },
   });
   return { status: response.status, headers: response.headers, text: await response.text() };

@@ -1,0 +1,25 @@
+import assert from 'node:assert/strict';
+import { parseGatewayArgs } from '../../../gateway/cli/gatewayArgs';
+
+describe('gateway command line', () => {
+  it('defaults to a unix socket and a secret file in the private runtime folder', () => {
+    const args = parseGatewayArgs(['--config', 'g.yaml'], { XDG_RUNTIME_DIR: '/run/user/1000' });
+    assert.equal(args.runtimeDir, '/run/user/1000/gatehouse');
+    assert.equal(args.listen.type, 'unix');
+    assert.deepEqual(args.secretSource, { type: 'file', path: '/run/user/1000/gatehouse/launch-secret' });
+  });
+
+  it('accepts loopback TCP only', () => {
+    assert.deepEqual(parseGatewayArgs(['--config', 'g.yaml', '--listen', '127.0.0.1:0']).listen, { type: 'tcp', host: '127.0.0.1', port: 0 });
+    assert.deepEqual(parseGatewayArgs(['--config', 'g.yaml', '--listen', '[::1]:8080']).listen, { type: 'tcp', host: '::1', port: 8080 });
+    for (const listen of ['0.0.0.0:80', '192.168.1.2:80', 'localhost:80', '127.0.0.1:99999']) {
+      assert.throws(() => parseGatewayArgs(['--config', 'g.yaml', '--listen', listen]), /loopback only/);
+    }
+  });
+
+  it('has no option that takes a secret, and refuses unknown options', () => {
+    assert.throws(() => parseGatewayArgs(['--config', 'g.yaml', '--launch-secret', 'x']), /Unknown option/);
+    assert.throws(() => parseGatewayArgs(['--config', 'g.yaml', '--launch-secret-file', 'a', '--launch-secret-stdin']), /choose one/);
+    assert.throws(() => parseGatewayArgs([]), /--config/);
+  });
+});

@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { ConfigError, loadGatewayConfig, parseGatewayConfig } from '../../../gateway/config/gatewayConfig';
+
+function problemsOf(text: string): string[] {
+  try {
+    parseGatewayConfig(text, '/org/gateway.yaml');
+  } catch (error) {
+    assert.ok(error instanceof ConfigError);
+    return error.problems;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('gateway config', () => {
+  it('parses a valid file, applies defaults and pins relative commands to the file folder', () => {
+    const config = parseGatewayConfig([
+      'servers:',
+      '  - id: files',
+      '    transport: { type: stdio, command: ./bin/server, args: [--root, /tmp] }',
+      '  - id: remote',
+      '    transport: { type: streamable-http, url: "https://mcp.example.com/mcp" }',
+    ].join('\n'), '/org/gateway.yaml');
+    const files = config.servers[0]!;
+    assert.equal(files.transport.type, 'stdio');
+    if (files.transport.type === 'stdio') {
+      assert.equal(files.transport.command, '/org/bin/server');
+      assert.deepEqual(files.transport.envAllowlist, ['PATH', 'HOME']);
+      assert.equal(files.transport.cwd, '/org');
+    }
+    assert.equal(config.gateway.maxBodyBytes, 4 * 1024 * 1024);
+    assert.equal(config.servers[1]!.enabled, true);
+  });
+
+  it('points at the line and column of a bad value', () => {
+    const problems = problemsOf(['servers:', '  - id: Bad_Id', '    transport: { type: stdio, command: x }'].join('\n'));
+    assert.equal(problems.length, 1);
+    assert.match(problems[0]!, /^\/org\/gateway\.yaml:2:9: servers\.0\.id: must be lowercase/);
+  });
+
+  it('rejects unknown keys, duplicate ids, non-http URLs and shell-looking env names', () => {
+    const problems = problemsOf([
+      'servers:',
+      '  - id: a',
+      '    transport: { type: stdio, command: x, shell: true }',
+      '  - id: a',
+      '    transport: { type: streamable-http, url: "file:///etc/passwd" }',
+      '  - id: b',
+      '    transport: { type: stdio, command: x, envAllowlist: ["PATH; rm -rf /"] }',
+    ].join('\n')).join('\n');
+    assert.match(problems, /:3:\d+: servers\.0\.transport: Unrecognized key: "shell"/);
+    assert.match(problems, /:5:\d+: servers\.1\.transport\.url/);
+    assert.match(problems, /:7:\d+: servers\.2\.transport\.envAllowlist\.0: must be an environment variable name/);
+    assert.match(problems, /:4:\d+: servers\.1\.id: duplicate server id "a"/);
+  });
+
+  it('reports YAML syntax errors with their position', () => {
+    const problems = problemsOf('servers:\n  - id: a\n    transport: { type: stdio, command: x\n');
+    assert.match(problems[0]!, /^\/org\/gateway\.yaml:\d+:\d+: /);
+  });
+
+  it('says when the file cannot be read', () => {
+    assert.throws(() => loadGatewayConfig('/nonexistent/gateway.yaml'), /cannot read file: ENOENT/);
+  });
+});
