@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { isInitializeRequest, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from '../config/gatewayConfig';
 import type { Logger } from '../log/logger';
@@ -18,6 +18,7 @@ import type { UpstreamPool } from '../upstream/upstreamPool';
 import type { LaunchSecret } from './launchSecret';
 import { OriginGuard, type ListenAddress } from './originGuard';
 import { SessionEventStore } from './sessionEventStore';
+import { serveWebTransport } from './webResponseBridge';
 
 const MCP_PATH = /^\/mcp\/([a-z0-9][a-z0-9-]{0,62})\/?$/;
 /** Clients that poll (SEP-1699) are told to come back after this long. */
@@ -25,7 +26,7 @@ const SSE_RETRY_MS = 1_000;
 
 interface SessionEntry {
   serverId: string;
-  transport: StreamableHTTPServerTransport;
+  transport: WebStandardStreamableHTTPServerTransport;
   session: ClientSession;
 }
 
@@ -133,7 +134,7 @@ export class GatewayHttpServer {
       const entry = this.sessions.get(sessionId);
       // A session belongs to the server it was opened on; any other path cannot use it.
       if (!entry || entry.serverId !== server.id) return jsonRpcError(res, 404, -32001, 'Session not found');
-      return entry.transport.handleRequest(req, res, body);
+      return serveWebTransport(entry.transport, req, res, body);
     }
     if (req.method === 'POST' && containsInitialize(body)) {
       return this.openSession(server, req, res, body);
@@ -144,7 +145,7 @@ export class GatewayHttpServer {
   private async openSession(server: ServerConfig, req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
     const log = this.options.log.child({ server: server.id });
     let entry: SessionEntry | undefined;
-    const transport = new StreamableHTTPServerTransport({
+    const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       eventStore: new SessionEventStore(),
       retryInterval: SSE_RETRY_MS,
@@ -161,7 +162,7 @@ export class GatewayHttpServer {
       if (id && this.sessions.get(id) === entry) this.sessions.delete(id);
       void session.close();
     };
-    await transport.handleRequest(req, res, body);
+    await serveWebTransport(transport, req, res, body);
   }
 }
 

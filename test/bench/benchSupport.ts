@@ -228,11 +228,13 @@ async function post(url: string, headers: Record<string, string>, body: string):
  * initialize + notifications/initialized, then one checked tools/call. Retries while the
  * port refuses connections (a peer proxy that is still starting), up to `timeoutMs`.
  */
-export async function openSession(url: string, extraHeaders: Record<string, string> = {}, capabilities: Record<string, unknown> = {}, timeoutMs = 20_000): Promise<McpSession> {
+export async function openSession(url: string, extraHeaders: Record<string, string> = {}, capabilities: Record<string, unknown> = {},
+  options: { protocolVersion?: string; timeoutMs?: number } = {}): Promise<McpSession> {
+  const timeoutMs = options.timeoutMs ?? 20_000;
   const base = { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', ...extraHeaders };
   const initialize = JSON.stringify({
     jsonrpc: '2.0', id: 0, method: 'initialize',
-    params: { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities, clientInfo: { name: 'gatehouse-bench', version: '1.0.0' } },
+    params: { protocolVersion: options.protocolVersion ?? LATEST_PROTOCOL_VERSION, capabilities, clientInfo: { name: 'gatehouse-bench', version: '1.0.0' } },
   });
   const deadline = Date.now() + timeoutMs;
   let init: Awaited<ReturnType<typeof post>>;
@@ -290,6 +292,8 @@ export interface LoadResult {
   p99: number;
   /** CPU ms per completed call of the process measured (if a pid was given). */
   cpuMsPerCall?: number;
+  /** CPU ms per completed call of this process (the load generator), to spot when it is the limit. */
+  loadgenCpuMsPerCall: number;
 }
 
 /** Every response is checked cheaply; every FULL_CHECK_EVERY-th is parsed in full. */
@@ -349,7 +353,9 @@ export function median(values: number[]): number {
 export async function measure(session: McpSession, connections: number, options: { warmupS: number; seconds: number; cpuPid?: number }): Promise<LoadResult> {
   if (options.warmupS > 0) await once(session, connections, options.warmupS);
   const cpuBefore = options.cpuPid !== undefined ? cpuMs(options.cpuPid) : 0;
+  const ownBefore = process.cpuUsage();
   const run = await once(session, connections, options.seconds);
+  const own = process.cpuUsage(ownBefore);
   const cpuAfter = options.cpuPid !== undefined ? cpuMs(options.cpuPid) : 0;
   const sorted = Float64Array.from(run.latencies).sort();
   return {
@@ -360,6 +366,7 @@ export async function measure(session: McpSession, connections: number, options:
     p50: percentile(sorted, 0.5),
     p99: percentile(sorted, 0.99),
     ...(options.cpuPid !== undefined ? { cpuMsPerCall: (cpuAfter - cpuBefore) / run.calls } : {}),
+    loadgenCpuMsPerCall: (own.user + own.system) / 1000 / run.calls,
   };
 }
 

@@ -165,7 +165,7 @@ export async function runGatewayBench(): Promise<void> {
   let direct: Pair;
   let viaHttp: Pair;
   try {
-    direct = await latencyAndThroughput('direct (HTTP fixture)', await openSession(fixture.url, {}, CLIENT_CAPABILITIES));
+    direct = await latencyAndThroughput('direct (HTTP fixture)', await openSession(fixture.url, {}, CLIENT_CAPABILITIES), fixture.proc.child.pid);
     viaHttp = await withTarget(
       () => startGateway([{ id: 'fixture-http', transport: { type: 'streamable-http', url: fixture.url } }]),
       async (gateway) => latencyAndThroughput('gateway -> HTTP fixture', await gatewaySession(gateway), gateway.pid),
@@ -212,6 +212,7 @@ export async function runGatewayBench(): Promise<void> {
     mcp_proxy_cpu_ms_per_call: mcpProxy.cN.cpuMsPerCall!,
     supergateway_p50_ms: supergateway.c1.p50, supergateway_p99_ms: supergateway.c1.p99, supergateway_rps: supergateway.cN.rps,
     supergateway_cpu_ms_per_call: supergateway.cN.cpuMsPerCall!,
+    direct_fixture_cpu_ms_per_call: direct.cN.cpuMsPerCall!,
     startup_ms_1: startup1Ms, startup_ms_20: startup20Ms,
   };
   const targetsMet = {
@@ -230,10 +231,12 @@ export async function runGatewayBench(): Promise<void> {
   const ms = (v: number) => v.toFixed(3);
   console.log(`\n## Gateway benchmark (tools/call test_simple_text; ${WARMUP_S} s warm-up + ${TIMED_S} s timed per cell)\n`);
   console.log(markdownTable(
-    ['target', 'p50 c=1 (ms)', 'p99 c=1 (ms)', 'calls c=1', `rps c=${HIGH_CONCURRENCY}`, `p50 c=${HIGH_CONCURRENCY} (ms)`, `p99 c=${HIGH_CONCURRENCY} (ms)`, 'proxy CPU ms/call'],
+    ['target', 'p50 c=1 (ms)', 'p99 c=1 (ms)', 'calls c=1', `rps c=${HIGH_CONCURRENCY}`, `p50 c=${HIGH_CONCURRENCY} (ms)`, `p99 c=${HIGH_CONCURRENCY} (ms)`,
+      'CPU ms/call *', 'loadgen CPU ms/call'],
     pairs.map((p) => [p.name, ms(p.c1.p50), ms(p.c1.p99), p.c1.calls, Math.round(p.cN.rps), ms(p.cN.p50), ms(p.cN.p99),
-      p.cN.cpuMsPerCall === undefined ? '-' : ms(p.cN.cpuMsPerCall)]),
+      p.cN.cpuMsPerCall === undefined ? '-' : ms(p.cN.cpuMsPerCall), ms(p.cN.loadgenCpuMsPerCall)]),
   ));
+  console.log(`\n* at c=${HIGH_CONCURRENCY}, utime+stime of the proxying process (gateway / peer); for "direct", of the fixture itself.`);
   console.log(`\nStartup until all upstreams ready (ms, ready line startupMs): 1 upstream ${startup1.join(', ')} (median ${startup1Ms}); `
     + `${MANY_UPSTREAMS} upstreams ${startup20.join(', ')} (median ${startup20Ms})`);
   console.log(`Gateway RSS with ${MANY_UPSTREAMS} upstreams and ${MANY_UPSTREAMS} open sessions: ${rss.toFixed(1)} MB\n`);

@@ -60,7 +60,11 @@ export async function startGateway(servers: ServerSpec[], options: { gateway?: R
   let stderr = '';
   let stdout = '';
   child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-  const ready = await new Promise<GatewayReadyLine>((resolveReady, reject) => {
+  const ready = await new Promise<GatewayReadyLine>((resolveReady, rejectReady) => {
+    const reject = (error: Error) => {
+      child.kill('SIGTERM'); // a gateway that never got ready must not outlive the test
+      rejectReady(error);
+    };
     const lines = createInterface({ input: child.stdout! });
     const timer = setTimeout(() => reject(new Error(`gateway not ready in 30 s; stderr:\n${stderr}`)), 30_000);
     lines.on('line', (line) => {
