@@ -5,11 +5,11 @@
  * client sessions, and applies restart backoff to servers that keep failing.
  */
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { LATEST_PROTOCOL_VERSION, type InitializeRequest, type InitializeResult } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from '../config/gatewayConfig';
 import { describeError, type Logger } from '../log/logger';
+import { HttpUpstreamTransport } from './httpUpstreamTransport';
 import { StdioUpstreamTransport } from './stdioUpstreamTransport';
 import { UpstreamBackoffError, UpstreamConnection, UpstreamGoneError } from './upstreamConnection';
 import { GATEWAY_VERSION } from '../version';
@@ -176,8 +176,8 @@ function createTransport(config: ServerConfig, log: Logger): { transport: Transp
       return { transport, describeClose: () => transport.exit?.message ?? 'process ended' };
     }
     case 'streamable-http': {
-      const transport = new StreamableHTTPClientTransport(new URL(t.url));
-      return { transport, describeClose: () => 'HTTP connection closed' };
+      const transport = new HttpUpstreamTransport(new URL(t.url));
+      return { transport, describeClose: () => 'the upstream ended the HTTP session' };
     }
     case 'sse': {
       const transport = new SSEClientTransport(new URL(t.url));

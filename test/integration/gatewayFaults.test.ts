@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { fixtureServer, rawPost, startGateway, stdioServer, textOf, type RunningGateway } from '../support/gatewayHarness';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { BIN, fixtureServer, NODE, rawPost, startGateway, stdioServer, textOf, type RunningGateway } from '../support/gatewayHarness';
 
 const INITIALIZE = JSON.stringify({
   jsonrpc: '2.0', id: 1, method: 'initialize',
@@ -32,6 +34,33 @@ async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boo
     await new Promise((r) => setTimeout(r, 25));
   }
   return condition();
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** server-everything over Streamable HTTP as a separate process, standing in for a remote server. */
+function startEverythingHttp(port: number): Promise<ChildProcess> {
+  const child = spawn(NODE, [join(BIN, '../@modelcontextprotocol/server-everything/dist/index.js'), 'streamableHttp'], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (/listening|running|port/i.test(output)) resolve(child);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', () => reject(new Error(`server-everything exited: ${output}`)));
+  });
 }
 
 describe('gateway under faults', function () {
@@ -81,6 +110,39 @@ describe('gateway under faults', function () {
       assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'back' } })), 'back');
     });
 
+  });
+
+  describe('HTTP upstream failures', () => {
+    it('turns an HTTP upstream killed mid-call into an error naming it within 1 s, and reconnects once it is back', async () => {
+      const port = await freePort();
+      let upstream = await startEverythingHttp(port);
+      const gateway = await startGateway([{ id: 'remote', transport: { type: 'streamable-http', url: `http://127.0.0.1:${port}/mcp` } }]);
+      try {
+        const client = await gateway.connect('remote');
+        const call = client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 20, steps: 20 } });
+        await new Promise((r) => setTimeout(r, 300));
+        const killedAt = Date.now();
+        upstream.kill('SIGKILL');
+        await assert.rejects(call, /Upstream server "remote"/);
+        const waited = Date.now() - killedAt;
+        assert.ok(waited < 1_000, `error took ${waited} ms`);
+        await assert.rejects(client.callTool({ name: 'echo', arguments: { message: 'down' } }), /Upstream server "remote".*ECONNREFUSED|Upstream server "remote"/);
+        upstream = await startEverythingHttp(port);
+        // The restarted upstream forgot the session (404): the gateway opens a new one for us.
+        // Failed restarts while it was down put the server in backoff, so retry like a user would.
+        let answer = '';
+        let lastError = '';
+        const deadline = Date.now() + 5_000;
+        while (!answer && Date.now() < deadline) {
+          answer = await client.callTool({ name: 'echo', arguments: { message: 'back' } })
+            .then(textOf, async (error: Error) => { lastError = error.message; await new Promise((r) => setTimeout(r, 250)); return ''; });
+        }
+        assert.match(answer, /back/, lastError);
+      } finally {
+        upstream.kill('SIGKILL');
+        await gateway.stop();
+      }
+    });
   });
 
   describe('restart backoff', () => {

@@ -1,0 +1,205 @@
+/**
+ * MCP Streamable HTTP client transport for remote upstreams, built on undici's pooled
+ * `request` and `eventsource-parser`. The SDK's StreamableHTTPClientTransport goes
+ * through `fetch` and web streams, which measured ~0.5 ms of extra CPU and ~1 ms of
+ * latency per call here; this keeps the same protocol behaviour on a cheaper path:
+ *  - each message is a POST; answers come back as JSON or on that POST's SSE stream;
+ *  - `send()` of a request settles only when its POST is finished, and rejects if the
+ *    stream ended without the answer (after resuming with Last-Event-ID, SEP-1699), so a
+ *    dropped upstream fails exactly the requests it owed instead of leaving them waiting;
+ *  - after the handshake a GET stream carries server-initiated messages, reconnecting
+ *    with the server's `retry` delay and Last-Event-ID;
+ *  - a 404 on a known session means the upstream forgot it: the transport closes, and
+ *    the gateway starts a fresh connection on the next request.
+ */
+import { StringDecoder } from 'node:string_decoder';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
+import { createParser } from 'eventsource-parser';
+import { Agent, request, type Dispatcher } from 'undici';
+
+/** One keep-alive pool per upstream origin, shared by every session of the gateway. */
+const sharedAgent = new Agent({ keepAliveTimeout: 30_000, connections: 128, pipelining: 1 });
+
+const MAX_RESUME_ATTEMPTS = 3;
+const MAX_ERROR_BODY = 300;
+
+export class HttpUpstreamTransport implements Transport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: (message: JSONRPCMessage) => void;
+  sessionId?: string;
+
+  private protocolVersion: string | undefined;
+  private readonly aborter = new AbortController();
+  private closed = false;
+  private retryMs = 1_000;
+  private standaloneStarted = false;
+
+  constructor(private readonly url: URL, private readonly dispatcher: Dispatcher = sharedAgent) {}
+
+  async start(): Promise<void> {
+    // Nothing to connect up front: every message is its own HTTP request.
+  }
+
+  setProtocolVersion(version: string): void {
+    this.protocolVersion = version;
+  }
+
+  async send(message: JSONRPCMessage): Promise<void> {
+    if (this.closed) throw new Error('transport closed');
+    const response = await request(this.url, {
+      method: 'POST',
+      headers: this.headers({ 'content-type': 'application/json', accept: 'application/json, text/event-stream' }),
+      body: JSON.stringify(message),
+      dispatcher: this.dispatcher,
+      signal: this.aborter.signal,
+    });
+    const sessionHeader = response.headers['mcp-session-id'];
+    if (typeof sessionHeader === 'string' && !this.sessionId) this.sessionId = sessionHeader;
+
+    if (response.statusCode === 202) {
+      await response.body.dump();
+      if ('method' in message && message.method === 'notifications/initialized') this.startStandaloneStream();
+      return;
+    }
+    if (response.statusCode === 404 && this.sessionId) {
+      await response.body.dump();
+      this.expire();
+      throw new Error('the upstream no longer knows this session (HTTP 404)');
+    }
+    if (response.statusCode >= 300) {
+      const text = (await response.body.text()).slice(0, MAX_ERROR_BODY);
+      throw new Error(`HTTP ${response.statusCode} from upstream${text ? `: ${text}` : ''}`);
+    }
+    const requestId = 'id' in message && 'method' in message ? message.id : undefined;
+    const contentType = String(response.headers['content-type'] ?? '');
+    if (contentType.includes('text/event-stream')) {
+      const outcome = await this.readEvents(response.body, requestId);
+      if (requestId !== undefined && !outcome.answered) await this.resume(requestId, outcome.lastEventId);
+      return;
+    }
+    const body = await response.body.text();
+    if (!body) return;
+    const parsed = JSON.parse(body) as JSONRPCMessage | JSONRPCMessage[];
+    for (const item of Array.isArray(parsed) ? parsed : [parsed]) this.deliver(item);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.aborter.abort();
+    if (this.sessionId) {
+      // Best effort: tell the upstream the session is over so it can free it.
+      await request(this.url, { method: 'DELETE', headers: this.headers({}), dispatcher: this.dispatcher, signal: AbortSignal.timeout(2_000) })
+        .then((r) => r.body.dump())
+        .catch(() => undefined);
+    }
+    this.onclose?.();
+  }
+
+  private headers(extra: Record<string, string>): Record<string, string> {
+    const headers = { ...extra };
+    if (this.sessionId) headers['mcp-session-id'] = this.sessionId;
+    if (this.protocolVersion) headers['mcp-protocol-version'] = this.protocolVersion;
+    return headers;
+  }
+
+  /** Reads an SSE body, delivering each message; reports whether `requestId` was answered. */
+  private async readEvents(body: AsyncIterable<Buffer>, requestId: RequestId | undefined): Promise<{ answered: boolean; lastEventId: string | undefined }> {
+    let answered = false;
+    let lastEventId: string | undefined;
+    const parser = createParser({
+      onEvent: (event) => {
+        if (event.id) lastEventId = event.id;
+        if (!event.data || (event.event && event.event !== 'message')) return; // priming or foreign events
+        let message: JSONRPCMessage;
+        try {
+          message = JSON.parse(event.data) as JSONRPCMessage;
+        } catch {
+          this.onerror?.(new Error('upstream sent an SSE event that is not JSON'));
+          return;
+        }
+        if (requestId !== undefined && 'id' in message && message.id === requestId && !('method' in message)) answered = true;
+        this.deliver(message);
+      },
+      onRetry: (ms) => { this.retryMs = Math.min(Math.max(ms, 0), 60_000); },
+    });
+    const decoder = new StringDecoder('utf8');
+    for await (const chunk of body) parser.feed(decoder.write(chunk));
+    parser.feed(decoder.end());
+    return { answered, lastEventId };
+  }
+
+  /** The POST stream closed before the answer: fetch the rest with Last-Event-ID (SEP-1699). */
+  private async resume(requestId: RequestId, lastEventId: string | undefined): Promise<void> {
+    let cursor = lastEventId;
+    for (let attempt = 0; attempt < MAX_RESUME_ATTEMPTS && cursor && !this.closed; attempt++) {
+      await delay(this.retryMs, this.aborter.signal);
+      const response = await request(this.url, {
+        method: 'GET',
+        headers: this.headers({ accept: 'text/event-stream', 'last-event-id': cursor }),
+        dispatcher: this.dispatcher,
+        signal: this.aborter.signal,
+      });
+      if (response.statusCode !== 200) {
+        await response.body.dump();
+        break;
+      }
+      const outcome = await this.readEvents(response.body, requestId);
+      if (outcome.answered) return;
+      cursor = outcome.lastEventId ?? cursor;
+    }
+    throw new Error('the upstream closed the response stream before answering');
+  }
+
+  /** The server-to-client stream; absent (405) is fine, errors end the connection. */
+  private startStandaloneStream(): void {
+    if (this.standaloneStarted) return;
+    this.standaloneStarted = true;
+    void (async () => {
+      let lastEventId: string | undefined;
+      while (!this.closed) {
+        const response = await request(this.url, {
+          method: 'GET',
+          headers: this.headers({ accept: 'text/event-stream', ...(lastEventId ? { 'last-event-id': lastEventId } : {}) }),
+          dispatcher: this.dispatcher,
+          signal: this.aborter.signal,
+        });
+        if (response.statusCode === 405) return void (await response.body.dump());
+        if (response.statusCode === 404 && this.sessionId) {
+          await response.body.dump();
+          return this.expire();
+        }
+        if (response.statusCode !== 200) {
+          await response.body.dump();
+          throw new Error(`standalone SSE stream refused with HTTP ${response.statusCode}`);
+        }
+        const outcome = await this.readEvents(response.body, undefined);
+        lastEventId = outcome.lastEventId ?? lastEventId;
+        await delay(this.retryMs, this.aborter.signal);
+      }
+    })().catch((error: unknown) => {
+      if (!this.closed) this.onerror?.(new Error(`SSE stream disconnected: ${(error as Error).message}`));
+    });
+  }
+
+  private deliver(message: JSONRPCMessage): void {
+    if (message && typeof message === 'object' && message.jsonrpc === '2.0') this.onmessage?.(message);
+    else this.onerror?.(new Error('upstream sent something that is not JSON-RPC 2.0'));
+  }
+
+  private expire(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.aborter.abort();
+    this.onclose?.();
+  }
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+  });
+}
