@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import type { GatewayReadyLine } from '../common/gatewayReady';
 import { GATEWAY_USAGE, parseGatewayArgs, UsageError } from './cli/gatewayArgs';
 import { ConfigError, loadGatewayConfig } from './config/gatewayConfig';
-import { ensurePrivateDirectory, GatewayHttpServer } from './http/gatewayHttpServer';
+import { ensureDirectory, ensurePrivateDirectory, GatewayHttpServer } from './http/gatewayHttpServer';
 import { LaunchSecret, readSecretLine, writeSecretFile } from './http/launchSecret';
 import { createLogger, describeError } from './log/logger';
 import { UpstreamPool } from './upstream/upstreamPool';
@@ -39,12 +39,12 @@ export async function runGateway(argv: string[]): Promise<number> {
   }
 
   ensurePrivateDirectory(args.runtimeDir);
-  if (args.listen.type === 'unix') ensurePrivateDirectory(dirname(args.listen.path));
+  if (args.listen.type === 'unix') ensureDirectory(dirname(args.listen.path));
   let secret: LaunchSecret;
   if (args.secretSource.type === 'stdin') {
     secret = new LaunchSecret(await readSecretLine(process.stdin));
   } else {
-    ensurePrivateDirectory(dirname(args.secretSource.path));
+    ensureDirectory(dirname(args.secretSource.path));
     const generated = LaunchSecret.generate();
     writeSecretFile(args.secretSource.path, generated.value);
     secret = generated.secret;

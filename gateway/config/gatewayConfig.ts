@@ -28,7 +28,9 @@ const StdioTransport = z.strictObject({
 
 const HttpTransport = z.strictObject({
   type: z.enum(['streamable-http', 'sse']),
-  url: z.url({ protocol: /^https?$/ }),
+  url: z.url({ protocol: /^https?$/ }).refine((url) => !/^https?:\/\/[^/]*@/.test(url), {
+    message: 'must not carry credentials; credentials come from the credential store, never the config',
+  }),
 });
 
 const ServerEntry = z.strictObject({

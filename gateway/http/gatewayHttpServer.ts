@@ -61,10 +61,16 @@ export class GatewayHttpServer {
     const address = this.options.listen;
     if (address.type === 'unix') {
       removeStaleSocket(address.path);
-      await new Promise<void>((resolve, reject) => {
-        this.http.once('error', reject);
-        this.http.listen(address.path, () => resolve());
-      });
+      // The socket is created owner-only from the start; chmod afterwards would leave a window.
+      const previousUmask = process.umask(0o177);
+      try {
+        await new Promise<void>((resolve, reject) => {
+          this.http.once('error', reject);
+          this.http.listen(address.path, () => resolve());
+        });
+      } finally {
+        process.umask(previousUmask);
+      }
       chmodSync(address.path, 0o600);
       this.address = address;
     } else {
@@ -207,11 +213,19 @@ function removeStaleSocket(path: string): void {
   unlinkSync(path);
 }
 
-/** Creates the private runtime folder (0700) that holds the socket and the secret file. */
+/**
+ * Creates the private runtime folder (0700) that holds the socket and the secret file and
+ * insists it stays private. Only for Gatehouse's own folder: a folder the user named for a
+ * socket or secret file is created if missing but never re-permissioned (think /tmp).
+ */
 export function ensurePrivateDirectory(path: string): void {
   mkdirSync(path, { recursive: true, mode: 0o700 });
   const stats = lstatSync(path);
   if (!stats.isDirectory() || stats.isSymbolicLink()) throw new Error(`${path} is not a directory`);
   if (typeof process.getuid === 'function' && stats.uid !== process.getuid()) throw new Error(`${path} is owned by another user`);
   if ((stats.mode & 0o077) !== 0) chmodSync(path, 0o700);
+}
+
+export function ensureDirectory(path: string): void {
+  mkdirSync(path, { recursive: true, mode: 0o700 });
 }

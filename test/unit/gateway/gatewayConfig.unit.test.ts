@@ -62,3 +62,12 @@ describe('gateway config', () => {
     assert.throws(() => loadGatewayConfig('/nonexistent/gateway.yaml'), /cannot read file: ENOENT/);
   });
 });
+
+describe('gateway config: credentials', () => {
+  it('refuses credentials embedded in an upstream URL', () => {
+    assert.throws(
+      () => parseGatewayConfig('servers:\n  - id: a\n    transport: { type: streamable-http, url: "https://user:hunter2@mcp.example.com/mcp" }\n', '/g.yaml'),
+      (error: Error) => /must not carry credentials/.test(error.message) && !error.message.includes('hunter2'),
+    );
+  });
+});
