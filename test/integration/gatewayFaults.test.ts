@@ -9,9 +9,7 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import { BIN, fixtureServer, NODE, rawPost, startGateway, stdioServer, textOf, type RunningGateway } from '../support/gatewayHarness';
+import { fixtureServer, freePort, rawPost, startEverythingHttp, startGateway, stdioServer, textOf, type RunningGateway } from '../support/gatewayHarness';
 
 const INITIALIZE = JSON.stringify({
   jsonrpc: '2.0', id: 1, method: 'initialize',
@@ -34,33 +32,6 @@ async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boo
     await new Promise((r) => setTimeout(r, 25));
   }
   return condition();
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** server-everything over Streamable HTTP as a separate process, standing in for a remote server. */
-function startEverythingHttp(port: number): Promise<ChildProcess> {
-  const child = spawn(NODE, [join(BIN, '../@modelcontextprotocol/server-everything/dist/index.js'), 'streamableHttp'], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let output = '';
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (/listening|running|port/i.test(output)) resolve(child);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', () => reject(new Error(`server-everything exited: ${output}`)));
-  });
 }
 
 describe('gateway under faults', function () {

@@ -4,16 +4,15 @@
  * server-filesystem; server-memory) and our probe fixture.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import {
   CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema, LoggingMessageNotificationSchema,
   ResourceUpdatedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
-import { BIN, fixtureServer, NODE, startGateway, stdioServer, textOf, type RunningGateway } from '../support/gatewayHarness';
+import { BIN, fixtureServer, freePort, startEverythingHttp, startGateway, stdioServer, textOf, type RunningGateway } from '../support/gatewayHarness';
 
 describe('gateway relays the MCP surface', function () {
   this.timeout(60_000);
@@ -25,8 +24,8 @@ describe('gateway relays the MCP surface', function () {
 
   before(async () => {
     const [httpPort, ssePort] = [await freePort(), await freePort()];
-    httpEverything = await startHttpUpstream(['streamableHttp'], httpPort, /listening|running|port/i);
-    sseEverything = await startHttpUpstream(['sse'], ssePort, /listening|running|port/i);
+    httpEverything = await startEverythingHttp(httpPort, 'streamableHttp');
+    sseEverything = await startEverythingHttp(ssePort, 'sse');
     gateway = await startGateway([
       stdioServer('everything', `${BIN}/mcp-server-everything`, ['stdio']),
       { id: 'everything-http', transport: { type: 'streamable-http', url: `http://127.0.0.1:${httpPort}/mcp` } },
@@ -191,35 +190,3 @@ describe('gateway relays the MCP surface', function () {
     assert.ok(updates.includes(resources[0]!.uri), 'resource update arrived');
   });
 });
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** server-everything over HTTP, as a separate real process, like a remote MCP server. */
-async function startHttpUpstream(args: string[], port: number, readyPattern: RegExp): Promise<ChildProcess> {
-  const child = spawn(NODE, [join(BIN, '../@modelcontextprotocol/server-everything/dist/index.js'), ...args], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    let output = '';
-    const timer = setTimeout(() => reject(new Error(`server-everything ${args[0]} not ready: ${output}`)), 15_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (readyPattern.test(output)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-  });
-  return child;
-}

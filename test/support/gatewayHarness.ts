@@ -121,6 +121,41 @@ export async function rawPost(url: string, body: string | Buffer, headers: Recor
   return { status: response.status, headers: response.headers, text: await response.text() };
 }
 
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolvePort) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** server-everything over HTTP as its own process, standing in for a remote MCP server. */
+export function startEverythingHttp(port: number, mode: 'streamableHttp' | 'sse' = 'streamableHttp'): Promise<ChildProcess> {
+  const child = spawn(NODE, [join(REPO, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js'), mode], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolveStart, reject) => {
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`server-everything ${mode} not ready: ${output}`)), 15_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (/listening|running|port/i.test(output)) {
+        clearTimeout(timer);
+        resolveStart(child);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      reject(new Error(`server-everything ${mode} exited: ${output}`));
+    });
+  });
+}
+
 export function textOf(result: unknown): string {
   const content = (result as { content?: Array<{ type: string; text?: string }> }).content ?? [];
   return content.filter((c) => c.type === 'text').map((c) => c.text).join('');
