@@ -20,6 +20,8 @@ export interface GatewayReadyLine {
   pid: number;
   listen: { type: 'unix'; socketPath: string } | { type: 'tcp'; host: string; port: number };
   launchSecret: { delivery: 'file'; path: string } | { delivery: 'stdin' };
+  /** Managed: a policy server decides; unmanaged: everything in the local config is allowed. */
+  policy: { mode: 'managed'; version?: number; denial?: string } | { mode: 'unmanaged' };
   servers: GatewayReadyServer[];
   /** From process start until every upstream was ready or had failed. */
   startupMs: number;

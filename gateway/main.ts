@@ -1,21 +1,25 @@
 /**
  * Composition root of the gateway process (`gatehouse gateway`). Everything the gateway
- * runs on is built here and passed down: config -> upstream pool -> HTTP front. Prints the
- * ready line (common/gatewayReady.ts) on stdout once every upstream is ready or failed.
+ * runs on is built here and passed down: settings -> policy (managed mode) or local
+ * catalog (unmanaged) -> upstream pool -> HTTP front. Prints the ready line
+ * (common/gatewayReady.ts) on stdout once every upstream is ready or failed.
  */
 import { dirname } from 'node:path';
 import type { GatewayReadyLine } from '../common/gatewayReady';
-import { GATEWAY_USAGE, parseGatewayArgs, UsageError } from './cli/gatewayArgs';
-import { ConfigError, loadGatewayConfig } from './config/gatewayConfig';
+import { GATEWAY_USAGE, parseGatewayArgs, UsageError, type GatewayArgs } from './cli/gatewayArgs';
+import { ConfigError, GatewayConfigSchema, loadGatewayConfig, type GatewayConfig } from './config/gatewayConfig';
 import { ensureDirectory, ensurePrivateDirectory, GatewayHttpServer } from './http/gatewayHttpServer';
 import { LaunchSecret, readSecretLine, writeSecretFile } from './http/launchSecret';
-import { createLogger, describeError } from './log/logger';
+import { createLogger, describeError, type Logger } from './log/logger';
+import { OPEN_GATE, PolicyGate, type CallGate } from './policy/callGate';
+import { catalogServers, createPolicySource } from './policy/managedPolicy';
+import type { PolicySource } from './policy/policySource';
 import { UpstreamPool } from './upstream/upstreamPool';
 import { GATEWAY_VERSION } from './version';
 
 export async function runGateway(argv: string[]): Promise<number> {
   const startedAt = performance.now();
-  let args;
+  let args: GatewayArgs;
   try {
     args = parseGatewayArgs(argv);
   } catch (error) {
@@ -27,9 +31,10 @@ export async function runGateway(argv: string[]): Promise<number> {
   }
   const log = createLogger(undefined, args.logLevel, { component: 'gateway' });
 
-  let config;
+  let config: GatewayConfig;
   try {
-    config = loadGatewayConfig(args.configPath);
+    // Managed gateways may run without a config file: the policy brings the catalog.
+    config = args.configPath ? loadGatewayConfig(args.configPath) : GatewayConfigSchema.parse({ servers: [] });
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n`);
@@ -40,31 +45,38 @@ export async function runGateway(argv: string[]): Promise<number> {
 
   ensurePrivateDirectory(args.runtimeDir);
   if (args.listen.type === 'unix') ensureDirectory(dirname(args.listen.path));
-  let secret: LaunchSecret;
-  if (args.secretSource.type === 'stdin') {
-    secret = new LaunchSecret(await readSecretLine(process.stdin));
+  const secret = await launchSecret(args);
+
+  let policy: PolicySource | undefined;
+  let gate: CallGate = OPEN_GATE;
+  let servers = config.servers;
+  if (args.policy) {
+    policy = createPolicySource(args.policy, args.runtimeDir, log.child({ component: 'policy' }));
+    await policy.start();
+    gate = new PolicyGate(policy);
+    const decider = policy.state.decider;
+    servers = decider ? catalogServers(decider.policy, args.policy.workDir) : [];
   } else {
-    ensureDirectory(dirname(args.secretSource.path));
-    const generated = LaunchSecret.generate();
-    writeSecretFile(args.secretSource.path, generated.value);
-    secret = generated.secret;
+    log.warn('unmanaged mode: no policy server, every server in the local config may be used');
   }
 
-  const pool = new UpstreamPool(config.servers, config.gateway.upstreamInitializeTimeoutMs, log.child({ component: 'upstream' }));
+  const pool = new UpstreamPool(servers, config.gateway.upstreamInitializeTimeoutMs, log.child({ component: 'upstream' }));
   const http = new GatewayHttpServer({
     listen: args.listen,
     maxBodyBytes: config.gateway.maxBodyBytes,
     secret,
-    servers: config.servers,
     pool,
+    gate,
     log: log.child({ component: 'http' }),
   });
+  if (policy && args.policy) followPolicy(policy, args.policy.workDir, pool, http, gate, log);
 
   let shuttingDown = false;
   const shutdown = async (signal: string) => {
     if (shuttingDown) return;
     shuttingDown = true;
     log.info('shutting down', { signal });
+    policy?.close();
     await http.close().catch((error: unknown) => log.warn('http close failed', { error: describeError(error) }));
     await pool.closeAll();
     process.exit(0);
@@ -83,12 +95,14 @@ export async function runGateway(argv: string[]): Promise<number> {
     pid: process.pid,
     listen: address.type === 'unix' ? { type: 'unix', socketPath: address.path } : { type: 'tcp', host: address.host, port: address.port },
     launchSecret: args.secretSource.type === 'stdin' ? { delivery: 'stdin' } : { delivery: 'file', path: args.secretSource.path },
-    servers: config.servers.filter((s) => s.enabled).map((server) => {
-      const status = statuses.find((s) => s.id === server.id)!;
-      const path = `/mcp/${server.id}`;
+    policy: policy
+      ? { mode: 'managed', ...(policy.state.version !== undefined ? { version: policy.state.version } : {}), ...(policy.state.denial ? { denial: policy.state.denial } : {}) }
+      : { mode: 'unmanaged' },
+    servers: statuses.map((status) => {
+      const path = `/mcp/${status.id}`;
       const host = address.type === 'tcp' ? (address.host.includes(':') ? `[${address.host}]` : address.host) : undefined;
       return {
-        id: server.id,
+        id: status.id,
         state: status.state,
         path,
         ...(address.type === 'tcp' ? { url: `http://${host}:${address.port}${path}` } : {}),
@@ -100,4 +114,27 @@ export async function runGateway(argv: string[]): Promise<number> {
   };
   process.stdout.write(JSON.stringify(ready) + '\n');
   return new Promise<number>(() => { /* runs until a signal ends the process */ });
+}
+
+async function launchSecret(args: GatewayArgs): Promise<LaunchSecret> {
+  if (args.secretSource.type === 'stdin') return new LaunchSecret(await readSecretLine(process.stdin));
+  ensureDirectory(dirname(args.secretSource.path));
+  const generated = LaunchSecret.generate();
+  writeSecretFile(args.secretSource.path, generated.value);
+  return generated.secret;
+}
+
+/** New policy versions change the catalog and the lists open sessions see; revocation ends them. */
+function followPolicy(policy: PolicySource, workDir: string, pool: UpstreamPool, http: GatewayHttpServer, gate: CallGate, log: Logger): void {
+  let applying = Promise.resolve();
+  policy.onChange((state) => {
+    applying = applying.then(async () => {
+      if (state.decider) await pool.reconcile(catalogServers(state.decider.policy, workDir));
+      http.policyChanged((serverId) => gate.serverRefusal(serverId));
+    }).catch((error: unknown) => log.error('applying the new policy failed', { error: describeError(error) }));
+  });
+  policy.onRevoked(() => {
+    log.warn('access revoked: closing every session');
+    http.closeAllSessions();
+  });
 }

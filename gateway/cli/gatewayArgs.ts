@@ -8,18 +8,37 @@ import { parseArgs } from 'node:util';
 import type { ListenAddress } from '../http/originGuard';
 import { parseLogLevel, type LogLevel } from '../log/logger';
 
+export interface PolicyServerArgs {
+  url: URL;
+  issuer: string;
+  keysPath: string;
+  tokenPath: string;
+  sub?: string;
+  workDir: string;
+}
+
 export interface GatewayArgs {
-  configPath: string;
+  /** Local catalog and settings; optional when a policy server provides the catalog. */
+  configPath?: string;
+  policy?: PolicyServerArgs;
   listen: ListenAddress;
   runtimeDir: string;
   secretSource: { type: 'file'; path: string } | { type: 'stdin' };
   logLevel: LogLevel;
 }
 
-export const GATEWAY_USAGE = `Usage: gatehouse gateway --config <file.yaml> [options]
+export const GATEWAY_USAGE = `Usage: gatehouse gateway (--config <file.yaml> | --policy-server <url> ...) [options]
 
 Options:
-  --config <file>              gateway configuration (YAML)
+  --config <file>              gateway configuration (YAML): settings, and the catalog when
+                               no policy server manages this gateway (unmanaged mode)
+  --policy-server <url>        the org policy server: the catalog and every decision come
+                               from this user's signed policy bundle (managed mode)
+  --policy-keys <jwks.json>    pinned public keys the bundles must be signed with
+  --policy-token-file <path>   file holding the user's IdP token (re-read on every request)
+  --policy-issuer <url>        the bundles' issuer (default: the policy server URL's origin)
+  --policy-sub <sub>           the signed-in user (default: the token's own sub claim)
+  --workdir <dir>              where relative commands in the policy's catalog resolve (default: cwd)
   --listen unix[:<path>]       serve on a unix socket, mode 0600 (default, in the runtime dir)
   --listen 127.0.0.1:<port>    serve on loopback TCP (port 0 picks a free one)
   --runtime-dir <dir>          private folder (0700) for the socket and secret file
@@ -40,6 +59,12 @@ export function parseGatewayArgs(argv: string[], env: NodeJS.ProcessEnv = proces
       allowPositionals: false,
       options: {
         config: { type: 'string' },
+        'policy-server': { type: 'string' },
+        'policy-keys': { type: 'string' },
+        'policy-token-file': { type: 'string' },
+        'policy-issuer': { type: 'string' },
+        'policy-sub': { type: 'string' },
+        workdir: { type: 'string' },
         listen: { type: 'string' },
         'runtime-dir': { type: 'string' },
         'launch-secret-file': { type: 'string' },
@@ -50,14 +75,35 @@ export function parseGatewayArgs(argv: string[], env: NodeJS.ProcessEnv = proces
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  if (!values.config) throw new UsageError('--config <file.yaml> is required');
+  if (!values.config && !values['policy-server']) throw new UsageError('--config <file.yaml> or --policy-server <url> is required');
+  let policy: PolicyServerArgs | undefined;
+  if (values['policy-server']) {
+    let url: URL;
+    try {
+      url = new URL(values['policy-server']);
+    } catch {
+      throw new UsageError('--policy-server must be a URL');
+    }
+    const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) throw new UsageError('--policy-server must be https (http only on loopback)');
+    if (!values['policy-keys'] || !values['policy-token-file']) throw new UsageError('--policy-server needs --policy-keys and --policy-token-file');
+    policy = {
+      url,
+      issuer: values['policy-issuer'] ?? url.origin,
+      keysPath: resolve(values['policy-keys']),
+      tokenPath: resolve(values['policy-token-file']),
+      ...(values['policy-sub'] ? { sub: values['policy-sub'] } : {}),
+      workDir: resolve(values.workdir ?? '.'),
+    };
+  }
   if (values['launch-secret-file'] && values['launch-secret-stdin']) {
     throw new UsageError('choose one of --launch-secret-file and --launch-secret-stdin');
   }
   const uid = typeof process.getuid === 'function' ? process.getuid() : 'user';
   const runtimeDir = resolve(values['runtime-dir'] ?? (env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, 'gatehouse') : join(tmpdir(), `gatehouse-${uid}`)));
   return {
-    configPath: resolve(values.config),
+    ...(values.config ? { configPath: resolve(values.config) } : {}),
+    ...(policy ? { policy } : {}),
     listen: parseListen(values.listen ?? 'unix', runtimeDir),
     runtimeDir,
     secretSource: values['launch-secret-stdin']

@@ -15,6 +15,7 @@ import type { ServerConfig } from '../config/gatewayConfig';
 import type { Logger } from '../log/logger';
 import { ClientSession } from '../session/clientSession';
 import type { UpstreamPool } from '../upstream/upstreamPool';
+import type { CallGate } from '../policy/callGate';
 import type { LaunchSecret } from './launchSecret';
 import { OriginGuard, type ListenAddress } from './originGuard';
 import { SessionEventStore } from './sessionEventStore';
@@ -34,8 +35,8 @@ export interface GatewayHttpServerOptions {
   listen: ListenAddress;
   maxBodyBytes: number;
   secret: LaunchSecret;
-  servers: readonly ServerConfig[];
   pool: UpstreamPool;
+  gate: CallGate;
   log: Logger;
 }
 
@@ -89,6 +90,28 @@ export class GatewayHttpServer {
     return this.sessions.size;
   }
 
+  /**
+   * After a policy change: sessions on servers the user may no longer use are closed (the
+   * client sees 404 and starts over), the others are told to list tools again.
+   */
+  policyChanged(refusal: (serverId: string) => string | undefined): void {
+    for (const [id, entry] of this.sessions) {
+      if (refusal(entry.serverId) || !this.options.pool.has(entry.serverId)) {
+        this.sessions.delete(id);
+        void entry.transport.close().catch(() => undefined);
+      } else {
+        entry.session.notifyListsChanged();
+      }
+    }
+  }
+
+  /** Ends every session at once (revocation). */
+  closeAllSessions(): void {
+    const entries = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const entry of entries) void entry.transport.close().catch(() => undefined);
+  }
+
   async close(): Promise<void> {
     const entries = [...this.sessions.values()];
     this.sessions.clear();
@@ -112,8 +135,8 @@ export class GatewayHttpServer {
       return jsonRpcError(res, 401, -32001, 'Unauthorized: this gateway needs its launch secret as a Bearer token');
     }
     const route = MCP_PATH.exec(new URL(req.url ?? '/', 'http://gateway').pathname);
-    const server = route ? this.options.servers.find((s) => s.id === route[1]) : undefined;
-    if (!route || !server || !this.options.pool.has(server.id)) {
+    const server = route ? this.options.pool.config(route[1]!) : undefined;
+    if (!route || !server) {
       return jsonRpcError(res, 404, -32000, 'Not found: no such MCP server on this gateway');
     }
     if (req.method !== 'POST' && req.method !== 'GET' && req.method !== 'DELETE') {
@@ -160,7 +183,7 @@ export class GatewayHttpServer {
         log.info('client session opened', { session: id.slice(0, 8) });
       },
     });
-    const session = new ClientSession(server, transport, this.options.pool, log);
+    const session = new ClientSession(server, transport, this.options.pool, this.options.gate, log);
     entry = { serverId: server.id, transport, session };
     transport.onmessage = (message: JSONRPCMessage) => session.handleClientMessage(message);
     transport.onclose = () => {

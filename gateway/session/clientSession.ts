@@ -14,6 +14,7 @@ import {
   type JSONRPCRequest, type RequestId, type ServerCapabilities,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from '../config/gatewayConfig';
+import { POLICY_DENIED, type CallGate } from '../policy/callGate';
 import { describeError, type Logger } from '../log/logger';
 import { UpstreamBackoffError, UpstreamGoneError, type UpstreamConnection, type UpstreamReply } from '../upstream/upstreamConnection';
 import type { InitializeParams, UpstreamPool } from '../upstream/upstreamPool';
@@ -68,8 +69,20 @@ export class ClientSession {
     private readonly server: ServerConfig,
     private readonly client: Transport,
     private readonly pool: UpstreamPool,
+    private readonly gate: CallGate,
     private readonly log: Logger,
   ) {}
+
+  get serverId(): string {
+    return this.server.id;
+  }
+
+  /** Tells the client to list again, e.g. after a policy change. */
+  notifyListsChanged(): void {
+    for (const method of ['notifications/tools/list_changed', 'notifications/resources/list_changed', 'notifications/prompts/list_changed']) {
+      void this.send({ jsonrpc: '2.0', method }, undefined);
+    }
+  }
 
   /** Entry point for every message the client transport delivers. */
   handleClientMessage(message: JSONRPCMessage): void {
@@ -96,6 +109,8 @@ export class ClientSession {
     if (!parsed.success) {
       return this.replyError(request.id, ErrorCode.InvalidParams, 'initialize: invalid params');
     }
+    const refusal = this.gate.serverRefusal(this.server.id);
+    if (refusal) return this.replyError(request.id, POLICY_DENIED, refusal);
     const params = parsed.data.params;
     this.clientCapabilities = params.capabilities;
     this.upstreamParams = {
@@ -129,6 +144,11 @@ export class ClientSession {
     if (!this.upstreamParams) {
       return this.replyError(request.id, ErrorCode.InvalidRequest, 'Session not initialized');
     }
+    const refusal = this.gate.check(this.server.id, request);
+    if (refusal) {
+      this.log.info('policy denied request', { method: request.method });
+      return this.replyError(request.id, POLICY_DENIED, refusal);
+    }
     let connection: UpstreamConnection;
     try {
       connection = await this.liveConnection();
@@ -151,7 +171,8 @@ export class ClientSession {
     this.inFlight.delete(request.id);
     if (progressToken !== undefined) this.byProgressToken.delete(progressToken);
     if (answer) {
-      await this.send({ ...answer, id: request.id } as JSONRPCMessage, request.id);
+      const result = isJSONRPCResultResponse(answer) ? this.gate.filterResult(this.server.id, request.method, answer.result) : undefined;
+      await this.send((result ? { jsonrpc: '2.0', id: request.id, result } : { ...answer, id: request.id }) as JSONRPCMessage, request.id);
     } else {
       this.replyError(request.id, ErrorCode.InternalError, upstreamErrorText(this.server.id, failure, request.method));
     }

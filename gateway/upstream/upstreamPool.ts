@@ -57,7 +57,7 @@ class ServerSlot {
   consecutiveFailures = 0;
   lastFailureAt = 0;
 
-  constructor(readonly config: ServerConfig) {
+  constructor(public config: ServerConfig) {
     this.status = { id: config.id, state: 'starting' };
   }
 }
@@ -74,6 +74,32 @@ export class UpstreamPool {
     for (const server of servers) if (server.enabled) this.slots.set(server.id, new ServerSlot(server));
   }
 
+  /**
+   * Makes the pool serve exactly `servers` (a new policy's catalog): new ones are started,
+   * removed ones and ones whose transport changed are closed. Resolves when the new ones
+   * are ready or have failed.
+   */
+  async reconcile(servers: readonly ServerConfig[]): Promise<void> {
+    const wanted = new Map(servers.filter((s) => s.enabled).map((s) => [s.id, s]));
+    for (const [id, slot] of this.slots) {
+      const next = wanted.get(id);
+      if (next && JSON.stringify(next.transport) === JSON.stringify(slot.config.transport)) {
+        slot.config = next; // title or description may change without a restart
+        wanted.delete(id);
+        continue;
+      }
+      this.slots.delete(id);
+      await slot.spare?.close();
+      this.log.info('upstream removed from the catalog', { server: id });
+    }
+    const added = [...wanted.values()].map((server) => {
+      const slot = new ServerSlot(server);
+      this.slots.set(server.id, slot);
+      return slot;
+    });
+    await Promise.all(added.map((slot) => this.warmUp(slot)));
+  }
+
   has(serverId: string): boolean {
     return this.slots.has(serverId);
   }
@@ -88,19 +114,25 @@ export class UpstreamPool {
 
   /** Starts every enabled server in parallel; resolves when each is ready or has failed. */
   async startAll(): Promise<UpstreamStatus[]> {
-    await Promise.all([...this.slots.values()].map(async (slot) => {
-      const started = performance.now();
-      try {
-        const connection = await this.open(slot, LAUNCH_INITIALIZE_PARAMS);
-        slot.spare = connection;
-        slot.status = { id: slot.config.id, state: 'ready', startupMs: round(performance.now() - started), serverInfo: connection.initialized?.serverInfo };
-        slot.spareUnsubscribe = connection.whenGone(() => { if (slot.spare === connection) slot.spare = undefined; });
-      } catch (error) {
-        slot.status = { id: slot.config.id, state: 'failed', error: describeError(error), startupMs: round(performance.now() - started) };
-        this.log.error('upstream failed to start', { server: slot.config.id, error: slot.status.error });
-      }
-    }));
+    await Promise.all([...this.slots.values()].map((slot) => this.warmUp(slot)));
     return this.statuses();
+  }
+
+  private async warmUp(slot: ServerSlot): Promise<void> {
+    const started = performance.now();
+    try {
+      const connection = await this.open(slot, LAUNCH_INITIALIZE_PARAMS);
+      if (this.slots.get(slot.config.id) !== slot) {
+        await connection.close(); // removed from the catalog while it was starting
+        return;
+      }
+      slot.spare = connection;
+      slot.status = { id: slot.config.id, state: 'ready', startupMs: round(performance.now() - started), serverInfo: connection.initialized?.serverInfo };
+      slot.spareUnsubscribe = connection.whenGone(() => { if (slot.spare === connection) slot.spare = undefined; });
+    } catch (error) {
+      slot.status = { id: slot.config.id, state: 'failed', error: describeError(error), startupMs: round(performance.now() - started) };
+      this.log.error('upstream failed to start', { server: slot.config.id, error: slot.status.error });
+    }
   }
 
   /**

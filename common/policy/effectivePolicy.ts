@@ -1,0 +1,79 @@
+/**
+ * The effective policy of one user: the part of the org policy that applies to them, with
+ * their groups resolved. The policy server compiles and signs it (the JWS payload); the
+ * gateway verifies it and builds its decision tables from it. Rules keep document order.
+ */
+import type { CallerIdentity } from './identity';
+import type { CatalogServerEntry, PolicyDocument, PolicyGroup, PolicyRule } from './policyDocument';
+
+export type EffectiveRule = Omit<PolicyRule, 'principals'>;
+
+export interface EffectivePolicy {
+  org: string;
+  /** Version of the org policy this was compiled from. */
+  ver: number;
+  sub: string;
+  email?: string;
+  groups: string[];
+  admin: boolean;
+  /** Catalog entries the user may reach at all (some allow or confirm rule names them). */
+  servers: CatalogServerEntry[];
+  rules: EffectiveRule[];
+  guardrails: PolicyDocument['guardrails'];
+}
+
+export function resolveGroups(policy: PolicyDocument, identity: CallerIdentity): string[] {
+  return policy.groups.filter((group) => groupMatches(group, identity)).map((group) => group.id);
+}
+
+function groupMatches(group: PolicyGroup, identity: CallerIdentity): boolean {
+  return group.match.some((match) => {
+    if ('claim' in match) {
+      const value = identity.claims[match.claim];
+      return Array.isArray(value) ? value.some((v) => String(v) === match.equals) : value !== undefined && String(value) === match.equals;
+    }
+    if ('emailDomain' in match) {
+      // Only a verified email counts when the IdP says so; GitHub identities carry a verified primary email or none.
+      if (!identity.email || identity.claims.email_verified === false) return false;
+      return identity.email.toLowerCase().endsWith(`@${match.emailDomain.toLowerCase()}`);
+    }
+    if ('githubOrg' in match) return identity.issuer === 'github' && (identity.githubOrgs ?? []).some((o) => o.toLowerCase() === match.githubOrg.toLowerCase());
+    if ('githubTeam' in match) return identity.issuer === 'github' && (identity.githubTeams ?? []).some((t) => t.toLowerCase() === match.githubTeam.toLowerCase());
+    return match.user === identity.sub || (identity.email !== undefined && match.user.toLowerCase() === identity.email.toLowerCase());
+  });
+}
+
+function principalMatches(principal: string, identity: CallerIdentity, groups: ReadonlySet<string>): boolean {
+  if (principal === '*') return true;
+  if (principal.startsWith('group:')) return groups.has(principal.slice('group:'.length));
+  const user = principal.slice('user:'.length);
+  return user === identity.sub || (identity.email !== undefined && user.toLowerCase() === identity.email.toLowerCase());
+}
+
+export function compileEffectivePolicy(policy: PolicyDocument, version: number, identity: CallerIdentity): EffectivePolicy {
+  const groups = resolveGroups(policy, identity);
+  const groupSet = new Set(groups);
+  const rules: EffectiveRule[] = policy.rules
+    .filter((rule) => rule.principals.some((p) => principalMatches(p, identity, groupSet)))
+    .map(({ principals: _principals, ...rule }) => rule);
+  const reachable = new Set<string>();
+  let everyServer = false;
+  for (const rule of rules) {
+    if (rule.effect === 'deny') continue;
+    for (const server of rule.servers) {
+      if (server === '*') everyServer = true;
+      else reachable.add(server);
+    }
+  }
+  return {
+    org: policy.org,
+    ver: version,
+    sub: identity.sub,
+    ...(identity.email ? { email: identity.email } : {}),
+    groups,
+    admin: policy.admins.some((group) => groupSet.has(group)),
+    servers: policy.servers.filter((server) => everyServer || reachable.has(server.id)),
+    rules,
+    guardrails: policy.guardrails,
+  };
+}

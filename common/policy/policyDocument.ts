@@ -1,0 +1,163 @@
+/**
+ * The org policy: one YAML document kept in Git. `servers` is the approved catalog,
+ * `groups` maps IdP facts to policy groups, `rules` allow / deny / confirm calls for
+ * principals x servers x tools (optionally under a CEL condition), `admins` names the
+ * groups that may publish and revoke, `guardrails` holds org-wide settings.
+ * Validation reports every problem as `file:line:col: path: message`.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { ServerIdSchema, ServerTransportSchema } from '../serverTransport';
+import { DocumentError, parseYamlDocument } from '../yamlDocument';
+import { compileCondition } from './conditions';
+
+const Id = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be lowercase letters, digits, dots, dashes or underscores (max 63)');
+
+/** `*` (everyone), `group:<id>` or `user:<sub or email>`. */
+const Principal = z.string().regex(/^(\*|group:[a-z0-9][a-z0-9._-]{0,62}|user:\S+)$/, 'must be "*", "group:<id>" or "user:<sub or email>"');
+/** A tool name, `*`, or a prefix ending in `*` such as `get_*`. */
+const ToolPattern = z.string().regex(/^(\*|[A-Za-z0-9_./:-]+\*?)$/, 'must be a tool name, "*" or a prefix ending in "*"');
+
+const Credential = z.discriminatedUnion('mode', [
+  z.strictObject({ mode: z.literal('none') }),
+  z.strictObject({
+    mode: z.literal('user-oauth'),
+    scopes: z.array(z.string()).optional(),
+    /** A client registered with the server's authorization server ahead of time. */
+    clientId: z.string().optional(),
+  }),
+  z.strictObject({
+    mode: z.literal('shared-key'),
+    /** Name of the key in the policy server's secret store; the key itself never appears here. */
+    secretRef: z.string().regex(/^[A-Za-z0-9_.-]+$/),
+  }),
+]);
+
+const ToolSettings = z.strictObject({
+  risk: z.enum(['read', 'write', 'destructive']).optional(),
+  /** SHA-256 of the canonical tool definition the org approved. */
+  pin: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 hex digits>').optional(),
+});
+
+const CatalogServer = z.strictObject({
+  id: ServerIdSchema,
+  title: z.string().min(1),
+  description: z.string().optional(),
+  transport: ServerTransportSchema,
+  credential: Credential.default({ mode: 'none' }),
+  /** Whether the server's own tool annotations (readOnlyHint...) are believed. */
+  trusted: z.boolean().default(false),
+  tools: z.record(z.string().min(1), ToolSettings).default({}),
+});
+
+/** One fact about the caller; a group matches when any of its `match` entries does. */
+const GroupMatch = z.union([
+  z.strictObject({ claim: z.string().min(1), equals: z.string() }),
+  z.strictObject({ emailDomain: z.string().regex(/^[a-z0-9.-]+\.[a-z]{2,}$/i, 'must be a domain such as example.com') }),
+  z.strictObject({ githubOrg: z.string().min(1) }),
+  z.strictObject({ githubTeam: z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'must be "<org>/<team slug>"') }),
+  z.strictObject({ user: z.string().min(1) }),
+]);
+
+const Group = z.strictObject({
+  id: Id,
+  description: z.string().optional(),
+  match: z.array(GroupMatch).min(1),
+});
+
+const Rule = z.strictObject({
+  id: Id,
+  effect: z.enum(['allow', 'deny', 'confirm']),
+  principals: z.array(Principal).min(1),
+  servers: z.array(z.union([ServerIdSchema, z.literal('*')])).min(1),
+  tools: z.array(ToolPattern).min(1).default(['*']),
+  /** CEL over `args`, `user` {sub, email, groups}, `server`, `tool`. */
+  when: z.string().min(1).optional(),
+  /** Shown to the user when this rule denies or asks for confirmation. */
+  reason: z.string().optional(),
+});
+
+const Guardrails = z.strictObject({
+  confirmationTimeoutSeconds: z.number().int().min(5).max(3600).default(120),
+  /** How long a signed bundle stays valid; gateways fail closed after that. */
+  bundleTtlSeconds: z.number().int().min(10).max(86_400).default(3600),
+  /** Group whose members confirm destructive calls instead of the caller. */
+  reviewers: Id.optional(),
+});
+
+export const PolicyDocumentSchema = z.strictObject({
+  version: z.literal(1),
+  org: z.string().min(1),
+  admins: z.array(Id).min(1),
+  servers: z.array(CatalogServer).default([]),
+  groups: z.array(Group).default([]),
+  rules: z.array(Rule).default([]),
+  guardrails: Guardrails.default({ confirmationTimeoutSeconds: 120, bundleTtlSeconds: 3600 }),
+}).superRefine((policy, ctx) => {
+  const unique = (section: 'servers' | 'groups' | 'rules') => {
+    const seen = new Set<string>();
+    policy[section].forEach((item, index) => {
+      if (seen.has(item.id)) ctx.addIssue({ code: 'custom', path: [section, index, 'id'], message: `duplicate id "${item.id}"` });
+      seen.add(item.id);
+    });
+  };
+  unique('servers');
+  unique('groups');
+  unique('rules');
+  const groups = new Set(policy.groups.map((g) => g.id));
+  const servers = new Set(policy.servers.map((s) => s.id));
+  policy.admins.forEach((group, index) => {
+    if (!groups.has(group)) ctx.addIssue({ code: 'custom', path: ['admins', index], message: `unknown group "${group}"` });
+  });
+  if (policy.guardrails.reviewers && !groups.has(policy.guardrails.reviewers)) {
+    ctx.addIssue({ code: 'custom', path: ['guardrails', 'reviewers'], message: `unknown group "${policy.guardrails.reviewers}"` });
+  }
+  policy.rules.forEach((rule, index) => {
+    rule.principals.forEach((principal, p) => {
+      if (principal.startsWith('group:') && !groups.has(principal.slice(6))) {
+        ctx.addIssue({ code: 'custom', path: ['rules', index, 'principals', p], message: `unknown group "${principal.slice(6)}"` });
+      }
+    });
+    rule.servers.forEach((server, s) => {
+      if (server !== '*' && !servers.has(server)) ctx.addIssue({ code: 'custom', path: ['rules', index, 'servers', s], message: `unknown server "${server}"` });
+    });
+  });
+});
+
+export type PolicyDocument = z.infer<typeof PolicyDocumentSchema>;
+export type PolicyRule = PolicyDocument['rules'][number];
+export type PolicyGroup = PolicyDocument['groups'][number];
+export type CatalogServerEntry = PolicyDocument['servers'][number];
+
+export class PolicyError extends DocumentError {}
+
+/** Parses, validates and checks every CEL condition; throws PolicyError listing all problems. */
+export function parsePolicyDocument(text: string, file: string): PolicyDocument {
+  let parsed;
+  try {
+    parsed = parseYamlDocument(text, file, PolicyDocumentSchema, 'policy');
+  } catch (error) {
+    if (error instanceof DocumentError) throw new PolicyError(error.file, error.problems, 'policy');
+    throw error;
+  }
+  const problems: string[] = [];
+  parsed.value.rules.forEach((rule, index) => {
+    if (rule.when === undefined) return;
+    const compiled = compileCondition(rule.when);
+    if (!compiled.ok) problems.push(`${parsed.locate(['rules', index, 'when'])}: rules.${index}.when: ${compiled.error}`);
+  });
+  if (problems.length > 0) throw new PolicyError(file, problems, 'policy');
+  return parsed.value;
+}
+
+export function loadPolicyDocument(file: string): PolicyDocument {
+  const absolute = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(absolute, 'utf8');
+  } catch (error) {
+    throw new PolicyError(absolute, [`cannot read file: ${(error as NodeJS.ErrnoException).code ?? String(error)}`], 'policy');
+  }
+  return parsePolicyDocument(text, absolute);
+}

@@ -1,0 +1,100 @@
+/**
+ * The gateway's policy checkpoint for client requests. `PolicyGate` asks the verified
+ * policy in force; `OPEN_GATE` is the unmanaged mode (a local config file and no policy
+ * server), where everything configured may be used. Rules name tools directly; resources
+ * and prompts are named `resource:<uri>` and `prompt:<name>`, so `*` covers all three.
+ */
+import type { JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { PolicyDecider } from '../../common/policy/policyDecider';
+import type { PolicySource } from './policySource';
+
+/** JSON-RPC error code for calls the policy refuses (server-defined range). */
+export const POLICY_DENIED = -32003;
+
+export interface CallGate {
+  /** Why this user may not use the server at all, or undefined. */
+  serverRefusal(serverId: string): string | undefined;
+  /** Why this request may not be relayed, or undefined to relay it. */
+  check(serverId: string, request: JSONRPCRequest): string | undefined;
+  /** Removes what the user may not use from a list result. */
+  filterResult(serverId: string, method: string, result: Record<string, unknown>): Record<string, unknown>;
+}
+
+export const OPEN_GATE: CallGate = {
+  serverRefusal: () => undefined,
+  check: () => undefined,
+  filterResult: (_serverId, _method, result) => result,
+};
+
+/** The name a rule's `tools` patterns match for each kind of request. */
+function subjectOf(request: JSONRPCRequest): { name: string; args: Record<string, unknown> } | undefined {
+  const params = (request.params ?? {}) as Record<string, unknown>;
+  switch (request.method) {
+    case 'tools/call':
+      return { name: String(params.name ?? ''), args: isRecord(params.arguments) ? params.arguments : {} };
+    case 'resources/read':
+    case 'resources/subscribe':
+    case 'resources/unsubscribe':
+      return { name: `resource:${String(params.uri ?? '')}`, args: { uri: params.uri } };
+    case 'prompts/get':
+      return { name: `prompt:${String(params.name ?? '')}`, args: isRecord(params.arguments) ? params.arguments : {} };
+    case 'completion/complete': {
+      const ref = isRecord(params.ref) ? params.ref : {};
+      return ref.type === 'ref/prompt'
+        ? { name: `prompt:${String(ref.name ?? '')}`, args: {} }
+        : { name: `resource:${String(ref.uri ?? '')}`, args: {} };
+    }
+    default:
+      return undefined;
+  }
+}
+
+export class PolicyGate implements CallGate {
+  constructor(private readonly source: PolicySource) {}
+
+  serverRefusal(serverId: string): string | undefined {
+    const { decider, denial } = this.source.state;
+    if (!decider) return denial ?? 'No policy is in force.';
+    if (!decider.isServerAvailable(serverId)) return `The org policy does not make server "${serverId}" available to you. Ask your policy admin.`;
+    return undefined;
+  }
+
+  check(serverId: string, request: JSONRPCRequest): string | undefined {
+    if (request.method === 'ping') return undefined;
+    const refusal = this.serverRefusal(serverId);
+    if (refusal) return refusal;
+    const subject = subjectOf(request);
+    if (!subject) return undefined; // list methods and logging: results are filtered instead
+    const decision = this.decider().decide(serverId, subject.name, subject.args);
+    if (decision.effect === 'allow') return undefined;
+    if (decision.effect === 'confirm') {
+      // Reviewer confirmation arrives with the guardrails work; until then, deny when unsure.
+      return `${decision.message} This Gatehouse build cannot ask a reviewer yet, so the call is denied.`;
+    }
+    return decision.message;
+  }
+
+  filterResult(serverId: string, method: string, result: Record<string, unknown>): Record<string, unknown> {
+    const decider = this.source.state.decider;
+    const keep = (name: string) => decider !== undefined && decider.isToolListed(serverId, name);
+    const filtered = (key: string, nameOf: (item: Record<string, unknown>) => string) => {
+      const items = Array.isArray(result[key]) ? (result[key] as Array<Record<string, unknown>>) : [];
+      return { ...result, [key]: items.filter((item) => isRecord(item) && keep(nameOf(item))) };
+    };
+    switch (method) {
+      case 'tools/list': return filtered('tools', (t) => String(t.name));
+      case 'resources/list': return filtered('resources', (r) => `resource:${String(r.uri)}`);
+      case 'resources/templates/list': return filtered('resourceTemplates', (r) => `resource:${String(r.uriTemplate)}`);
+      case 'prompts/list': return filtered('prompts', (p) => `prompt:${String(p.name)}`);
+      default: return result;
+    }
+  }
+
+  private decider(): PolicyDecider {
+    return this.source.state.decider!;
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

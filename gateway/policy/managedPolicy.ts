@@ -1,0 +1,88 @@
+/**
+ * Managed mode: builds the gateway's policy source from the command line (policy server,
+ * pinned keys, token file) and turns the verified policy's catalog into the server list
+ * the upstream pool runs.
+ */
+import { readFileSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { decodeJwt, type JSONWebKeySet } from 'jose';
+import type { EffectivePolicy } from '../../common/policy/effectivePolicy';
+import type { PolicyServerArgs } from '../cli/gatewayArgs';
+import type { ServerConfig } from '../config/gatewayConfig';
+import type { Logger } from '../log/logger';
+import { PolicySource } from './policySource';
+
+export function createPolicySource(args: PolicyServerArgs, runtimeDir: string, log: Logger): PolicySource {
+  const keys = readKeys(args.keysPath);
+  const token = async () => readToken(args.tokenPath);
+  const sub = args.sub ?? subjectOfToken(readToken(args.tokenPath));
+  // One cache file per user and server, so a shared machine never mixes bundles.
+  const cacheKey = createHash('sha256').update(`${args.url.href}\n${sub}`).digest('hex').slice(0, 16);
+  return new PolicySource({
+    serverUrl: args.url,
+    issuer: args.issuer,
+    keys,
+    expectedSub: sub,
+    token,
+    cachePath: join(runtimeDir, `policy-${cacheKey}.jws`),
+    log,
+  });
+}
+
+/** The verified catalog as upstream configs; relative commands resolve against `workDir`. */
+export function catalogServers(policy: EffectivePolicy, workDir: string): ServerConfig[] {
+  return policy.servers.map((entry) => {
+    const transport = structuredClone(entry.transport);
+    if (transport.type === 'stdio') {
+      if (!isAbsolute(transport.command) && (transport.command.includes('/') || transport.command.startsWith('.'))) {
+        transport.command = resolve(workDir, transport.command);
+      }
+      transport.cwd = transport.cwd ? resolve(workDir, transport.cwd) : workDir;
+    }
+    return {
+      id: entry.id,
+      title: entry.title,
+      ...(entry.description !== undefined ? { description: entry.description } : {}),
+      enabled: true,
+      transport,
+    };
+  });
+}
+
+function readKeys(path: string): JSONWebKeySet {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new Error(`cannot read pinned policy keys ${path}: ${(error as Error).message}`);
+  }
+  const keys = (parsed as { keys?: unknown }).keys;
+  if (!Array.isArray(keys) || keys.length === 0) throw new Error(`${path} is not a JWKS with at least one key`);
+  if (keys.some((key) => typeof key !== 'object' || key === null || 'd' in key)) {
+    throw new Error(`${path} must hold public keys only`);
+  }
+  return { keys } as JSONWebKeySet;
+}
+
+function readToken(path: string): string {
+  let token: string;
+  try {
+    token = readFileSync(path, 'utf8').trim();
+  } catch (error) {
+    throw new Error(`cannot read the IdP token file ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  if (!token) throw new Error(`the IdP token file ${path} is empty`);
+  return token;
+}
+
+/** The subject the token names; the policy server verifies the token, this only sets the expectation. */
+function subjectOfToken(token: string): string {
+  try {
+    const sub = decodeJwt(token).sub;
+    if (sub) return sub;
+  } catch {
+    // not a JWT (e.g. a GitHub token): the launcher must say who the user is
+  }
+  throw new Error('cannot tell the signed-in user from the token; pass --policy-sub');
+}

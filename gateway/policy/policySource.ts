@@ -1,0 +1,205 @@
+/**
+ * Where the gateway's policy comes from when an org policy server manages it: fetches the
+ * signed bundle for this user, verifies it against the pinned key set, keeps the last good
+ * one on disk (0600) for when the server is unreachable, follows the server's push stream
+ * (new versions, revocations), and fails closed: no verified, unexpired bundle means every
+ * call is denied with the reason.
+ */
+import { readFileSync } from 'node:fs';
+import type { JSONWebKeySet } from 'jose';
+import { createParser } from 'eventsource-parser';
+import { request } from 'undici';
+import { PolicyDecider } from '../../common/policy/policyDecider';
+import { BundleRejectedError, verifyPolicyBundle, type BundleClaims } from '../../common/policy/policyBundle';
+import { writeSecretFile } from '../http/launchSecret';
+import { describeError, type Logger } from '../log/logger';
+
+export interface PolicySourceOptions {
+  serverUrl: URL;
+  /** The `iss` the bundles must carry (the policy server's public URL). */
+  issuer: string;
+  /** Pinned keys: bundles signed by anything else are refused. */
+  keys: JSONWebKeySet;
+  /** The signed-in user; a bundle for anyone else is refused. */
+  expectedSub: string;
+  /** The user's IdP token, asked for on every request so a refreshed token is used. */
+  token: () => Promise<string>;
+  /** Last good bundle, kept for when the policy server is unreachable. */
+  cachePath: string;
+  log: Logger;
+}
+
+export interface PolicyState {
+  decider?: PolicyDecider;
+  version?: number;
+  expiresAt?: number;
+  /** Why every call is denied right now; undefined while a good bundle is in force. */
+  denial?: string;
+}
+
+const RETRY_MIN_MS = 1_000;
+const RETRY_MAX_MS = 30_000;
+
+export class PolicySource {
+  private current: PolicyState = { denial: 'No policy has been received from the policy server yet.' };
+  private bundleText: string | undefined;
+  private etag: string | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private readonly aborter = new AbortController();
+  private readonly changeListeners = new Set<(state: PolicyState) => void>();
+  private readonly revokeListeners = new Set<() => void>();
+  private closed = false;
+  private revoked = false;
+
+  constructor(private readonly options: PolicySourceOptions) {}
+
+  get state(): PolicyState {
+    return this.current;
+  }
+
+  onChange(listener: (state: PolicyState) => void): void {
+    this.changeListeners.add(listener);
+  }
+
+  onRevoked(listener: () => void): void {
+    this.revokeListeners.add(listener);
+  }
+
+  /** Loads the cached bundle, tries the server once, then keeps the push stream open. */
+  async start(): Promise<void> {
+    await this.loadCache();
+    await this.refresh().catch((error: unknown) => this.options.log.warn('policy server unreachable; using the cached bundle if any', { error: describeError(error) }));
+    void this.followEvents();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.aborter.abort();
+    clearTimeout(this.expiryTimer);
+  }
+
+  /** Fetches the bundle (revalidating with ETag) and applies it if it verifies. */
+  async refresh(): Promise<void> {
+    const response = await request(new URL('/v1/effective-policy', this.options.serverUrl), {
+      headers: {
+        authorization: `Bearer ${await this.options.token()}`,
+        accept: 'application/jwt',
+        ...(this.etag ? { 'if-none-match': this.etag } : {}),
+      },
+      signal: AbortSignal.any([this.aborter.signal, AbortSignal.timeout(10_000)]),
+    });
+    if (response.statusCode === 304) {
+      await response.body.dump();
+      return;
+    }
+    const text = await response.body.text();
+    if (response.statusCode === 403 && /revoked/i.test(text)) return this.revoke();
+    if (response.statusCode !== 200) throw new Error(`policy server answered HTTP ${response.statusCode}: ${text.slice(0, 200)}`);
+    const etag = response.headers.etag;
+    await this.apply(text.trim(), 'server');
+    if (typeof etag === 'string') this.etag = etag;
+  }
+
+  private async apply(jws: string, from: 'server' | 'cache'): Promise<void> {
+    let claims: BundleClaims;
+    try {
+      claims = await verifyPolicyBundle(jws, this.options.keys, { sub: this.options.expectedSub, issuer: this.options.issuer });
+    } catch (error) {
+      const reason = error instanceof BundleRejectedError ? error.reason : describeError(error);
+      this.options.log.error('policy bundle rejected', { from, reason });
+      // A bad bundle from the server never replaces a good one in force; a bad cache is ignored.
+      if (from === 'server' && !this.current.decider) this.set({ denial: `The policy bundle was rejected: ${reason}. Calls are denied until a valid policy arrives; tell your policy admin.` });
+      return;
+    }
+    if (this.current.version !== undefined && claims.ver < this.current.version && this.current.decider) return;
+    this.bundleText = jws;
+    this.revoked = false;
+    if (from === 'server') writeSecretFile(this.options.cachePath, jws);
+    clearTimeout(this.expiryTimer);
+    const expiresAt = claims.exp * 1000;
+    this.expiryTimer = setTimeout(() => this.expire(), Math.max(0, expiresAt - Date.now()));
+    this.expiryTimer.unref();
+    this.set({ decider: new PolicyDecider(claims.policy), version: claims.ver, expiresAt });
+    this.options.log.info('policy in force', { version: claims.ver, from, groups: claims.groups, expiresAt: new Date(expiresAt).toISOString() });
+  }
+
+  private expire(): void {
+    if (!this.current.expiresAt || Date.now() < this.current.expiresAt) return;
+    this.set({ denial: `The policy bundle expired at ${new Date(this.current.expiresAt).toISOString()} and the policy server could not be reached for a new one. Calls are denied until it can.` });
+    void this.refresh().catch(() => undefined);
+  }
+
+  private revoke(): void {
+    if (this.revoked) return;
+    this.revoked = true;
+    clearTimeout(this.expiryTimer);
+    this.bundleText = undefined;
+    this.set({ denial: 'Your access was revoked by your policy admin.' });
+    for (const listener of this.revokeListeners) listener();
+  }
+
+  private set(state: PolicyState): void {
+    this.current = state;
+    for (const listener of this.changeListeners) listener(state);
+  }
+
+  private async loadCache(): Promise<void> {
+    let text: string;
+    try {
+      text = readFileSync(this.options.cachePath, 'utf8').trim();
+    } catch {
+      return;
+    }
+    await this.apply(text, 'cache');
+  }
+
+  /** Holds the server's push stream open, reconnecting with backoff; refetches on news. */
+  private async followEvents(): Promise<void> {
+    let delay = RETRY_MIN_MS;
+    while (!this.closed) {
+      try {
+        const response = await request(new URL('/v1/events', this.options.serverUrl), {
+          headers: { authorization: `Bearer ${await this.options.token()}`, accept: 'text/event-stream' },
+          signal: this.aborter.signal,
+          bodyTimeout: 60_000, // the server sends a heartbeat every 15 s
+        });
+        if (response.statusCode === 403) {
+          await response.body.dump();
+          this.revoke();
+        } else if (response.statusCode !== 200) {
+          await response.body.dump();
+          throw new Error(`push stream refused with HTTP ${response.statusCode}`);
+        } else {
+          delay = RETRY_MIN_MS;
+          // Catch up on anything missed while disconnected.
+          await this.refresh().catch((error: unknown) => this.options.log.warn('policy refresh failed', { error: describeError(error) }));
+          const parser = createParser({ onEvent: (event) => this.onEvent(event.event, event.data) });
+          for await (const chunk of response.body) parser.feed(chunk.toString());
+        }
+      } catch (error) {
+        if (this.closed) return;
+        this.options.log.warn('policy push stream lost; retrying', { error: describeError(error), retryMs: delay });
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay).unref());
+      delay = Math.min(delay * 2, RETRY_MAX_MS);
+    }
+  }
+
+  private onEvent(type: string | undefined, data: string): void {
+    let payload: { version?: number; sub?: string };
+    try {
+      payload = JSON.parse(data) as typeof payload;
+    } catch {
+      return;
+    }
+    if (type === 'revoked' && payload.sub === this.options.expectedSub) return this.revoke();
+    if (type === 'policy' && (payload.version === undefined || payload.version !== this.current.version)) {
+      void this.refresh().catch((error: unknown) => this.options.log.warn('policy refresh failed', { error: describeError(error) }));
+    }
+  }
+
+  /** The bundle in force (for the extension to show); never a secret, but not logged either. */
+  get bundle(): string | undefined {
+    return this.bundleText;
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * Who is calling the policy server: turns an `Authorization: Bearer` header into a
+ * CallerIdentity, using the org's OIDC IdP for JWTs and the GitHub API for GitHub tokens.
+ * Refusals become RFC 6750 challenges. The token never appears in an error or a log line.
+ */
+import type { CallerIdentity } from '../../common/policy/identity';
+import { GithubVerifier } from './githubVerifier';
+import { OidcVerifier, type TokenVerdict } from './oidcVerifier';
+
+export interface AuthenticatorConfig {
+  oidc?: { issuer: string; audience: string; clockToleranceSeconds?: number /* default 30 */ };
+  github?: { apiBaseUrl: string /* e.g. https://api.github.com */ };
+}
+
+const REALM = 'gatehouse';
+// Real IdP tokens are a few KB at most; anything far bigger is refused before parsing.
+const MAX_TOKEN_LENGTH = 16 * 1024;
+// RFC 6750 b64token, which every JWT and every GitHub token matches.
+const BEARER_CREDENTIALS = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+export type BearerErrorCode = 'invalid_request' | 'invalid_token';
+
+/** The caller must (re)authenticate. Answer with 401 and `WWW-Authenticate: <wwwAuthenticate>`. */
+export class AuthenticationError extends Error {
+  readonly status = 401 as const;
+  readonly wwwAuthenticate: string;
+  /** Absent when the request carried no bearer token at all (RFC 6750 section 3.1). */
+  readonly error: BearerErrorCode | undefined;
+  readonly description: string | undefined;
+
+  constructor(message: string, error?: BearerErrorCode, description?: string) {
+    super(message);
+    this.name = 'AuthenticationError';
+    this.error = error;
+    this.description = description === undefined ? undefined : challengeText(description);
+    this.wwwAuthenticate = error === undefined
+      ? `Bearer realm="${REALM}"`
+      : `Bearer realm="${REALM}", error="${error}"${this.description === undefined ? '' : `, error_description="${this.description}"`}`;
+  }
+
+  static invalidToken(reason: string): AuthenticationError {
+    return new AuthenticationError(`Bearer token refused: ${reason}. Sign in again.`, 'invalid_token', reason);
+  }
+}
+
+/**
+ * The identity provider could not be asked (down, slow, misconfigured). Not the caller's
+ * fault and no reason to sign in again: answer 503 and let the client retry.
+ */
+export class IdentityProviderUnavailableError extends Error {
+  readonly status = 503 as const;
+
+  constructor(provider: string, cause: unknown) {
+    super(`Could not verify the bearer token with ${provider}: ${cause instanceof Error ? cause.message : String(cause)}. Try again shortly.`, { cause });
+    this.name = 'IdentityProviderUnavailableError';
+  }
+}
+
+export class BearerAuthenticator {
+  private readonly oidc: OidcVerifier | undefined;
+  private readonly github: GithubVerifier | undefined;
+
+  constructor(config: AuthenticatorConfig) {
+    if (!config.oidc && !config.github) throw new Error('AuthenticatorConfig needs oidc, github or both');
+    this.oidc = config.oidc ? new OidcVerifier(config.oidc) : undefined;
+    this.github = config.github ? new GithubVerifier(config.github) : undefined;
+  }
+
+  /**
+   * Resolves the caller's identity or throws AuthenticationError (401) or
+   * IdentityProviderUnavailableError (503).
+   */
+  async authenticate(authorization: string | undefined): Promise<CallerIdentity> {
+    const token = bearerToken(authorization);
+    const verdict = await this.verify(token);
+    if (!verdict.ok) throw AuthenticationError.invalidToken(verdict.reason);
+    return verdict.identity;
+  }
+
+  private async verify(token: string): Promise<TokenVerdict> {
+    const looksLikeJwt = token.split('.').length === 3;
+    const [verifier, provider] = looksLikeJwt
+      ? [this.oidc, this.oidc ? `the identity provider ${this.oidc.issuer}` : '']
+      : [this.github, 'GitHub'];
+    if (!verifier) {
+      return { ok: false, reason: looksLikeJwt ? 'this policy server does not accept OIDC tokens' : 'token is not a JWT' };
+    }
+    try {
+      return await verifier.verify(token);
+    } catch (error) {
+      throw new IdentityProviderUnavailableError(provider, error);
+    }
+  }
+}
+
+function bearerToken(authorization: string | undefined): string {
+  const header = authorization?.trim() ?? '';
+  if (header === '') throw new AuthenticationError('The request has no Authorization header; send a Bearer token.');
+  const space = header.indexOf(' ');
+  const scheme = space === -1 ? header : header.slice(0, space);
+  if (scheme.toLowerCase() !== 'bearer') {
+    // Another auth scheme counts as no credentials at all (RFC 6750 section 3.1).
+    throw new AuthenticationError('The Authorization header is not a Bearer token; send a Bearer token.');
+  }
+  const token = space === -1 ? '' : header.slice(space + 1).trim();
+  if (token === '') throw new AuthenticationError('Bearer token missing.', 'invalid_request', 'Authorization header has no bearer token');
+  if (!BEARER_CREDENTIALS.test(token)) {
+    throw new AuthenticationError('Bearer token malformed.', 'invalid_request', 'Authorization header is not a single well-formed bearer token');
+  }
+  if (token.length > MAX_TOKEN_LENGTH) throw AuthenticationError.invalidToken('token is too long');
+  return token;
+}
+
+/** error_description allows printable ASCII except `"` and `\` (RFC 6750 section 3). */
+function challengeText(text: string): string {
+  return text.replace(/"/g, "'").replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '');
+}

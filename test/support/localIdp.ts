@@ -1,0 +1,301 @@
+/**
+ * A real OpenID Provider (oidc-provider) on 127.0.0.1 for tests. Tokens come out of the
+ * real authorization code flow with PKCE, driven over HTTP like a browser would, and are
+ * RFC 9068 JWT access tokens for one resource server (the audience). Nothing is minted by hand,
+ * except by the hostile-token helpers at the bottom, which exist to be refused.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
+// @ts-expect-error -- oidc-provider ships no type declarations; the shapes used are declared below.
+import OidcProvider from 'oidc-provider';
+
+export interface LocalIdp {
+  issuer: string;
+  audience: string;
+  /** A fresh JWT access token for `user`, obtained through the authorization code flow. */
+  tokenFor(user: 'alice' | 'bob' | string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export interface LocalIdpOptions {
+  accessTokenTtlSeconds?: number;
+  /** Must be an absolute URI: it is also the RFC 8707 resource indicator clients ask for. */
+  audience?: string;
+  /** Listen on this port instead of a random one (to bring an IdP back at the same issuer). */
+  port?: number;
+}
+
+export const DEFAULT_AUDIENCE = 'https://policy.gatehouse.test';
+export const RESOURCE_SCOPE = 'policy:read';
+
+const CLIENT_ID = 'gatehouse-test-client';
+const REDIRECT_URI = 'http://127.0.0.1/callback';
+
+const KNOWN_ACCOUNTS: Record<string, { groups: string[] }> = {
+  alice: { groups: ['engineers'] },
+  bob: { groups: ['contractors'] },
+};
+
+function accountClaims(accountId: string): Record<string, unknown> {
+  return {
+    sub: accountId,
+    email: `${accountId}@example.com`,
+    email_verified: true,
+    preferred_username: accountId,
+    groups: KNOWN_ACCOUNTS[accountId]?.groups ?? [],
+  };
+}
+
+// The slice of oidc-provider's API this harness uses.
+interface Interaction {
+  prompt: { name: string; details: Record<string, unknown> };
+  params: Record<string, unknown>;
+  grantId?: string;
+  session?: { accountId?: string };
+}
+interface Grant {
+  addOIDCScope(scope: string): void;
+  addOIDCClaims(claims: string[]): void;
+  addResourceScope(indicator: string, scope: string): void;
+  save(): Promise<string>;
+}
+interface Provider {
+  callback(): (req: IncomingMessage, res: ServerResponse) => void;
+  interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<Interaction>;
+  interactionFinished(req: IncomingMessage, res: ServerResponse, result: Record<string, unknown>, options?: { mergeWithLastSubmission?: boolean }): Promise<void>;
+  Grant: { new (init: { accountId: string; clientId: string }): Grant; find(id: string): Promise<Grant | undefined> };
+}
+const ProviderClass = OidcProvider as new (issuer: string, configuration: Record<string, unknown>) => Provider;
+
+/**
+ * Plain in-memory storage. oidc-provider's own memory adapter works too, but it prints a
+ * "development-only" warning into every test run.
+ */
+class MemoryStore {
+  private readonly entries = new Map<string, { payload: Record<string, unknown>; expiresAt: number }>();
+  private readonly uids = new Map<string, string>();
+  private readonly userCodes = new Map<string, string>();
+
+  adapter(model: string) {
+    const key = (id: string) => `${model}:${id}`;
+    const find = async (id: string | undefined) => {
+      if (id === undefined) return undefined;
+      const entry = this.entries.get(key(id));
+      return entry && entry.expiresAt > Date.now() ? entry.payload : undefined;
+    };
+    return {
+      upsert: async (id: string, payload: Record<string, unknown>, expiresIn?: number) => {
+        this.entries.set(key(id), { payload, expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : Infinity });
+        if (typeof payload.uid === 'string') this.uids.set(payload.uid, id);
+        if (typeof payload.userCode === 'string') this.userCodes.set(payload.userCode, id);
+      },
+      find,
+      findByUid: async (uid: string) => find(this.uids.get(uid)),
+      findByUserCode: async (userCode: string) => find(this.userCodes.get(userCode)),
+      consume: async (id: string) => {
+        const entry = this.entries.get(key(id));
+        if (entry) entry.payload.consumed = Math.floor(Date.now() / 1000);
+      },
+      destroy: async (id: string) => void this.entries.delete(key(id)),
+      revokeByGrantId: async (grantId: string) => {
+        for (const [k, entry] of this.entries) if (entry.payload.grantId === grantId) this.entries.delete(k);
+      },
+    };
+  }
+}
+
+export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<LocalIdp> {
+  const audience = options.audience ?? DEFAULT_AUDIENCE;
+  const accessTokenTtl = options.accessTokenTtlSeconds ?? 300;
+
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', resolve);
+  });
+  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+  const signingKey = { ...(await exportJWK(privateKey)), kid: `local-idp-${randomBytes(4).toString('hex')}`, alg: 'RS256', use: 'sig' };
+  const store = new MemoryStore();
+
+  const provider = new ProviderClass(issuer, {
+    adapter: (model: string) => store.adapter(model),
+    clients: [{
+      client_id: CLIENT_ID,
+      application_type: 'native',
+      token_endpoint_auth_method: 'none',
+      redirect_uris: [REDIRECT_URI],
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+    }],
+    // Own keys and cookie secrets, so oidc-provider does not warn about development defaults.
+    jwks: { keys: [signingKey] },
+    cookies: { keys: [randomBytes(32).toString('hex')] },
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['preferred_username'], groups: ['groups'] },
+    findAccount: async (_ctx: unknown, accountId: string) => ({
+      accountId,
+      claims: async () => accountClaims(accountId),
+    }),
+    // Copies the account's claims into JWT access tokens (RFC 9068 leaves that to the AS).
+    extraTokenClaims: async (_ctx: unknown, token: { accountId?: string }) => {
+      if (!token.accountId) return undefined;
+      const { email, preferred_username, groups } = accountClaims(token.accountId);
+      return { email, preferred_username, groups };
+    },
+    features: {
+      devInteractions: { enabled: false },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async () => audience,
+        // Without this the code exchange (scope includes openid) yields an opaque userinfo token.
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async (_ctx: unknown, resourceIndicator: string) => {
+          if (resourceIndicator !== audience) throw new Error(`unknown resource indicator ${resourceIndicator}`);
+          return { scope: RESOURCE_SCOPE, audience, accessTokenFormat: 'jwt', accessTokenTTL: accessTokenTtl, jwt: { sign: { alg: 'RS256' } } };
+        },
+      },
+    },
+    interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
+    pkce: { required: () => true },
+    clientBasedCORS: () => false,
+    ttl: {
+      AccessToken: accessTokenTtl,
+      AuthorizationCode: 60,
+      IdToken: 3600,
+      Interaction: 600,
+      Session: 3600,
+      Grant: 3600,
+    },
+  });
+  const handleOidc = provider.callback();
+
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (req.url?.startsWith('/interaction/')) {
+      completeInteraction(provider, req, res).catch((error: unknown) => {
+        res.statusCode = 500;
+        res.end(`interaction failed: ${error instanceof Error ? error.message : String(error)}`);
+      });
+      return;
+    }
+    handleOidc(req, res);
+  });
+
+  return {
+    issuer,
+    audience,
+    tokenFor: (user) => authorizationCodeFlow(issuer, audience, user),
+    stop: () => closeServer(server),
+  };
+}
+
+/**
+ * Stands in for the login and consent pages: the user named by `login_hint` signs in and
+ * consents to whatever the client asked for.
+ */
+async function completeInteraction(provider: Provider, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { prompt, params, grantId, session } = await provider.interactionDetails(req, res);
+  if (prompt.name === 'login') {
+    const accountId = params.login_hint;
+    if (typeof accountId !== 'string' || accountId === '') {
+      await provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'login_hint names no user' }, { mergeWithLastSubmission: false });
+      return;
+    }
+    await provider.interactionFinished(req, res, { login: { accountId } }, { mergeWithLastSubmission: false });
+    return;
+  }
+  if (prompt.name !== 'consent' || !session?.accountId) throw new Error(`unexpected prompt ${prompt.name}`);
+  const grant = (grantId ? await provider.Grant.find(grantId) : undefined)
+    ?? new provider.Grant({ accountId: session.accountId, clientId: String(params.client_id) });
+  const details = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+  if (details.missingOIDCScope) grant.addOIDCScope(details.missingOIDCScope.join(' '));
+  if (details.missingOIDCClaims) grant.addOIDCClaims(details.missingOIDCClaims);
+  for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
+  await provider.interactionFinished(req, res, { consent: { grantId: await grant.save() } }, { mergeWithLastSubmission: true });
+}
+
+/** What a native app does: authorization request with PKCE, follow redirects, exchange the code. */
+async function authorizationCodeFlow(issuer: string, audience: string, user: string): Promise<string> {
+  const metadata = await (await fetch(`${issuer}/.well-known/openid-configuration`)).json() as { authorization_endpoint: string; token_endpoint: string };
+  const verifier = randomBytes(32).toString('base64url');
+  const state = randomBytes(16).toString('base64url');
+  const authorize = new URL(metadata.authorization_endpoint);
+  authorize.search = new URLSearchParams({
+    client_id: CLIENT_ID,
+    redirect_uri: REDIRECT_URI,
+    response_type: 'code',
+    scope: `openid email profile groups ${RESOURCE_SCOPE}`,
+    resource: audience,
+    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+    code_challenge_method: 'S256',
+    state,
+    login_hint: user,
+  }).toString();
+
+  const cookies = new Map<string, string>();
+  let url = authorize;
+  let callback: URL | undefined;
+  for (let hop = 0; hop < 10 && !callback; hop++) {
+    const response = await fetch(url, { redirect: 'manual', headers: { cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') } });
+    for (const setCookie of response.headers.getSetCookie()) {
+      const [pair = ''] = setCookie.split(';');
+      const eq = pair.indexOf('=');
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      if (value === '' || /max-age=0|expires=thu, 01 jan 1970/i.test(setCookie)) cookies.delete(name);
+      else cookies.set(name, value);
+    }
+    const location = response.headers.get('location');
+    if (response.status < 300 || response.status >= 400 || !location) {
+      throw new Error(`local IdP flow stopped at ${url.pathname} with HTTP ${response.status}: ${(await response.text()).slice(0, 300)}`);
+    }
+    await response.body?.cancel();
+    url = new URL(location, url);
+    if (url.href.startsWith(REDIRECT_URI)) callback = url;
+  }
+  if (!callback) throw new Error('local IdP flow did not reach the redirect URI');
+  const error = callback.searchParams.get('error');
+  if (error) throw new Error(`local IdP refused the authorization: ${error} ${callback.searchParams.get('error_description') ?? ''}`);
+  if (callback.searchParams.get('state') !== state) throw new Error('local IdP returned a different state');
+  if (callback.searchParams.get('iss') !== issuer) throw new Error('local IdP returned a different iss');
+  const code = callback.searchParams.get('code');
+  if (!code) throw new Error('local IdP returned no code');
+
+  const tokenResponse = await fetch(metadata.token_endpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT_URI, code_verifier: verifier, client_id: CLIENT_ID, resource: audience }),
+  });
+  const body = await tokenResponse.json() as { access_token?: string; error?: string; error_description?: string };
+  if (!tokenResponse.ok || !body.access_token) throw new Error(`local IdP token request failed: ${body.error ?? tokenResponse.status} ${body.error_description ?? ''}`);
+  return body.access_token;
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.close((error) => (error ? reject(error) : resolve()));
+    server.closeAllConnections();
+  });
+}
+
+// ---- hostile tokens: shaped like real ones, meant to be refused ----
+
+/** An unsecured JWT (`alg: none`, empty signature) carrying whatever claims the test wants. */
+export function unsignedToken(claims: JWTPayload): string {
+  const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  return `${encode({ alg: 'none', typ: 'JWT' })}.${encode(claims)}.`;
+}
+
+/** A well-formed RS256 JWT signed by a fresh key that no IdP publishes. */
+export async function foreignSignedToken(claims: JWTPayload, kid = 'foreign-key'): Promise<string> {
+  const { privateKey } = await generateKeyPair('RS256');
+  return new SignJWT(claims).setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid }).sign(privateKey);
+}
+
+/** Claims that would pass every check except the signature, for forging against `idp`. */
+export function plausibleClaims(idp: Pick<LocalIdp, 'issuer' | 'audience'>, user = 'alice'): JWTPayload {
+  const now = Math.floor(Date.now() / 1000);
+  return { ...accountClaims(user), iss: idp.issuer, aud: idp.audience, iat: now, exp: now + 300 };
+}
