@@ -1,13 +1,15 @@
 /**
  * The `gatehouse` command: dispatches to the process a subcommand names. Each subcommand
- * has its own composition root (gateway/main.ts, later policy-server/main.ts).
+ * has its own composition root (gateway/main.ts, policy-server/main.ts).
  */
 import { runGateway } from '../gateway/main';
 
 const USAGE = `Usage: gatehouse <command> [options]
 
 Commands:
-  gateway     run the local MCP gateway (see: gatehouse gateway --help)
+  gateway          run the local MCP gateway (gatehouse gateway --help)
+  policy-server    run the org policy server (gatehouse policy-server --help)
+  policy           validate, publish, history, diff, rollback, revoke (gatehouse policy --help)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -20,6 +22,10 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       return runGateway(rest);
+    case 'policy-server':
+      return (await import('../policy-server/main')).runPolicyServer(rest);
+    case 'policy':
+      return (await import('../policy-server/cli/policyCommands')).runPolicyCommand(rest);
     case undefined:
     case '--help':
     case 'help':

@@ -16,39 +16,56 @@ export class DocumentError extends Error {
 export interface ParsedYaml<T> {
   value: T;
   /** `file:line:col` of the node at `path`, for problems found after schema validation. */
-  locate(path: readonly PropertyKey[]): string;
+  locate(path: readonly PropertyKey[], atKey?: boolean): string;
 }
 
-export function parseYamlDocument<S extends z.ZodType>(text: string, file: string, schema: S, kind = 'document'): ParsedYaml<z.infer<S>> {
+/**
+ * `extraChecks` runs on the raw document whether or not the schema passed, so an author
+ * sees every problem in one go; it returns `file:line:col: ...` lines.
+ */
+export function parseYamlDocument<S extends z.ZodType>(
+  text: string,
+  file: string,
+  schema: S,
+  kind = 'document',
+  extraChecks?: (raw: unknown, locate: ParsedYaml<unknown>['locate']) => string[],
+): ParsedYaml<z.infer<S>> {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new DocumentError(file, doc.errors.map((e) => {
-      const pos = e.linePos?.[0];
-      return `${file}:${pos?.line ?? 0}:${pos?.col ?? 0}: ${e.message.split('\n')[0]}`;
+      const pos = lineCounter.linePos(e.pos[0]);
+      return `${file}:${pos.line}:${pos.col}: ${e.message.split('\n')[0]}`;
     }), kind);
   }
-  const locate = (path: readonly PropertyKey[]) => {
-    const node = nodeAt(doc, path);
+  const locate = (path: readonly PropertyKey[], atKey = false) => {
+    const node = nodeAt(doc, path, atKey);
     const pos = node?.range ? lineCounter.linePos(node.range[0]) : undefined;
     return `${file}:${pos?.line ?? 1}:${pos?.col ?? 1}`;
   };
-  const result = schema.safeParse(doc.toJS());
+  const raw: unknown = doc.toJS();
+  const result = schema.safeParse(raw);
+  const extra = extraChecks?.(raw, locate) ?? [];
   if (!result.success) {
-    throw new DocumentError(file, result.error.issues.map((issue) =>
-      `${locate(issue.path)}: ${issue.path.length > 0 ? issue.path.join('.') : '(root)'}: ${issue.message}`), kind);
+    throw new DocumentError(file, [...result.error.issues.map((issue) => {
+      // Point an unknown key at the key itself, not at the start of its map.
+      const where = issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined ? [...issue.path, issue.keys[0]] : issue.path;
+      return `${locate(where, issue.code === 'unrecognized_keys')}: ${issue.path.length > 0 ? issue.path.join('.') : '(root)'}: ${issue.message}`;
+    }), ...extra], kind);
   }
+  if (extra.length > 0) throw new DocumentError(file, extra, kind);
   return { value: result.data, locate };
 }
 
 /** Finds the deepest YAML node along a validation path so errors point at the right line. */
-function nodeAt(doc: Document, path: readonly PropertyKey[]): Node | undefined {
+function nodeAt(doc: Document, path: readonly PropertyKey[], atKey = false): Node | undefined {
   let node = doc.contents as Node | undefined;
-  for (const key of path) {
+  for (const [index, key] of path.entries()) {
     if (isMap(node)) {
       const pair = node.items.find((item) => (item.key as { value?: unknown } | null)?.value === key);
       if (!pair) return node;
-      node = (pair.value as Node | null) ?? (pair.key as Node);
+      const last = index === path.length - 1;
+      node = last && atKey ? (pair.key as Node) : ((pair.value as Node | null) ?? (pair.key as Node));
     } else if (isSeq(node) && typeof key === 'number') {
       const item = node.items[key] as Node | undefined;
       if (!item) return node;

@@ -7,10 +7,10 @@
 import { dirname } from 'node:path';
 import type { GatewayReadyLine } from '../common/gatewayReady';
 import { GATEWAY_USAGE, parseGatewayArgs, UsageError, type GatewayArgs } from './cli/gatewayArgs';
-import { ConfigError, GatewayConfigSchema, loadGatewayConfig, type GatewayConfig } from './config/gatewayConfig';
+import { ConfigError, GatewaySettingsSchema, loadGatewayConfig, type GatewayConfig } from './config/gatewayConfig';
 import { ensureDirectory, ensurePrivateDirectory, GatewayHttpServer } from './http/gatewayHttpServer';
 import { LaunchSecret, readSecretLine, writeSecretFile } from './http/launchSecret';
-import { createLogger, describeError, type Logger } from './log/logger';
+import { createLogger, describeError, type Logger } from '../common/log/logger';
 import { OPEN_GATE, PolicyGate, type CallGate } from './policy/callGate';
 import { catalogServers, createPolicySource } from './policy/managedPolicy';
 import type { PolicySource } from './policy/policySource';
@@ -34,7 +34,7 @@ export async function runGateway(argv: string[]): Promise<number> {
   let config: GatewayConfig;
   try {
     // Managed gateways may run without a config file: the policy brings the catalog.
-    config = args.configPath ? loadGatewayConfig(args.configPath) : GatewayConfigSchema.parse({ servers: [] });
+    config = args.configPath ? loadGatewayConfig(args.configPath) : { servers: [], gateway: GatewaySettingsSchema.parse({}) };
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n`);

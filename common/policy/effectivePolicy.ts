@@ -26,20 +26,28 @@ export function resolveGroups(policy: PolicyDocument, identity: CallerIdentity):
   return policy.groups.filter((group) => groupMatches(group, identity)).map((group) => group.id);
 }
 
+/**
+ * The caller's email, only if it may identify them: an IdP that says it is unverified
+ * (`email_verified: false`, or the string "false" some IdPs send) makes it worthless,
+ * otherwise anyone could put an admin's address on their own account.
+ */
+function trustedEmail(identity: CallerIdentity): string | undefined {
+  const verified = identity.claims.email_verified;
+  if (verified === false || verified === 'false') return undefined;
+  return identity.email?.toLowerCase();
+}
+
 function groupMatches(group: PolicyGroup, identity: CallerIdentity): boolean {
+  const email = trustedEmail(identity);
   return group.match.some((match) => {
     if ('claim' in match) {
       const value = identity.claims[match.claim];
       return Array.isArray(value) ? value.some((v) => String(v) === match.equals) : value !== undefined && String(value) === match.equals;
     }
-    if ('emailDomain' in match) {
-      // Only a verified email counts when the IdP says so; GitHub identities carry a verified primary email or none.
-      if (!identity.email || identity.claims.email_verified === false) return false;
-      return identity.email.toLowerCase().endsWith(`@${match.emailDomain.toLowerCase()}`);
-    }
+    if ('emailDomain' in match) return email !== undefined && email.endsWith(`@${match.emailDomain.toLowerCase()}`);
     if ('githubOrg' in match) return identity.issuer === 'github' && (identity.githubOrgs ?? []).some((o) => o.toLowerCase() === match.githubOrg.toLowerCase());
     if ('githubTeam' in match) return identity.issuer === 'github' && (identity.githubTeams ?? []).some((t) => t.toLowerCase() === match.githubTeam.toLowerCase());
-    return match.user === identity.sub || (identity.email !== undefined && match.user.toLowerCase() === identity.email.toLowerCase());
+    return match.user === identity.sub || (email !== undefined && match.user.toLowerCase() === email);
   });
 }
 
@@ -47,7 +55,8 @@ function principalMatches(principal: string, identity: CallerIdentity, groups: R
   if (principal === '*') return true;
   if (principal.startsWith('group:')) return groups.has(principal.slice('group:'.length));
   const user = principal.slice('user:'.length);
-  return user === identity.sub || (identity.email !== undefined && user.toLowerCase() === identity.email.toLowerCase());
+  const email = trustedEmail(identity);
+  return user === identity.sub || (email !== undefined && user.toLowerCase() === email);
 }
 
 export function compileEffectivePolicy(policy: PolicyDocument, version: number, identity: CallerIdentity): EffectivePolicy {

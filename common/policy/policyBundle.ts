@@ -10,6 +10,9 @@ import type { EffectivePolicy } from './effectivePolicy';
 export const BUNDLE_TYPE = 'gatehouse-policy+jwt';
 export const BUNDLE_AUDIENCE = 'gatehouse-gateway';
 export const BUNDLE_ALGORITHM = 'EdDSA';
+/** The longest `guardrails.bundleTtlSeconds` a policy may set. */
+export const MAX_BUNDLE_TTL_SECONDS = 86_400;
+const MAX_CLOCK_SKEW_MS = 60_000;
 
 export interface BundleClaims {
   sub: string;
@@ -54,6 +57,9 @@ export async function verifyPolicyBundle(jws: string, keys: JSONWebKeySet, expec
       requiredClaims: ['sub', 'iat', 'exp', 'ver', 'policy'],
       currentDate: new Date(now),
     });
+    // A bundle from the future (a policy server with a fast clock) would outlive its TTL here.
+    if (typeof payload.iat !== 'number' || payload.iat * 1000 > now + MAX_CLOCK_SKEW_MS) throw new BundleRejectedError('it was issued in the future (check the policy server clock)');
+    if (typeof payload.exp !== 'number' || payload.exp - payload.iat > MAX_BUNDLE_TTL_SECONDS) throw new BundleRejectedError('its lifetime is longer than any policy allows');
     const policy = payload.policy as EffectivePolicy | undefined;
     if (!policy || policy.sub !== payload.sub || typeof payload.ver !== 'number' || policy.ver !== payload.ver) {
       throw new BundleRejectedError('payload does not match its claims');

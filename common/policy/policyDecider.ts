@@ -4,7 +4,8 @@
  * names, prefixes, wildcards), so a decision is a few map lookups however many rules the
  * org has; the merged candidates of each (server, tool) pair are memoised. Deny wins, then
  * confirm, then allow; nothing matching means deny. A condition that cannot be evaluated
- * makes a deny rule apply and an allow or confirm rule not apply.
+ * makes a deny or confirm rule apply (an agent must not dodge a check by changing an
+ * argument's type) and an allow rule not apply.
  */
 import { compileCondition, type CompiledCondition, type ConditionContext } from './conditions';
 import type { EffectivePolicy, EffectiveRule } from './effectivePolicy';
@@ -42,10 +43,12 @@ export class PolicyDecider {
   private readonly byServer = new Map<string, ToolTable>();
   private readonly everyServer: ToolTable = newTable();
   private readonly memo = new Map<string, Candidates>();
+  private readonly availableServers: ReadonlySet<string>;
   private readonly user: ConditionContext['user'];
 
   constructor(readonly policy: EffectivePolicy) {
     this.user = { sub: policy.sub, email: policy.email ?? '', groups: policy.groups };
+    this.availableServers = new Set(policy.servers.map((entry) => entry.id));
     for (const [order, rule] of policy.rules.entries()) {
       const compiled = rule.when === undefined ? undefined : compileCondition(rule.when);
       // The policy server validated every condition; one that fails here makes its rule unusable.
@@ -71,7 +74,7 @@ export class PolicyDecider {
       if (!entry.condition || entry.condition(context!) !== false) return this.denied(server, tool, entry.rule);
     }
     for (const entry of candidates.confirm) {
-      if (!entry.condition || entry.condition(context!) === true) {
+      if (!entry.condition || entry.condition(context!) !== false) {
         return { effect: 'confirm', ruleId: entry.rule.id, message: `Policy rule ${entry.rule.id} asks for confirmation of "${tool}" on "${server}"${entry.rule.reason ? `: ${entry.rule.reason}` : ''}.` };
       }
     }
@@ -98,7 +101,7 @@ export class PolicyDecider {
 
   /** Whether the user may use the server at all (it is in their catalog). */
   isServerAvailable(server: string): boolean {
-    return this.policy.servers.some((entry) => entry.id === server);
+    return this.availableServers.has(server);
   }
 
   private denied(server: string, tool: string, rule: EffectiveRule): PolicyDecision {

@@ -134,21 +134,26 @@ export class PolicyError extends DocumentError {}
 
 /** Parses, validates and checks every CEL condition; throws PolicyError listing all problems. */
 export function parsePolicyDocument(text: string, file: string): PolicyDocument {
-  let parsed;
   try {
-    parsed = parseYamlDocument(text, file, PolicyDocumentSchema, 'policy');
+    return parseYamlDocument(text, file, PolicyDocumentSchema, 'policy', conditionProblems).value;
   } catch (error) {
-    if (error instanceof DocumentError) throw new PolicyError(error.file, error.problems, 'policy');
+    if (error instanceof DocumentError && !(error instanceof PolicyError)) throw new PolicyError(error.file, error.problems, 'policy');
     throw error;
   }
+}
+
+/** Every rule's `when` must be boolean CEL; checked on the raw document so these show with schema problems. */
+function conditionProblems(raw: unknown, locate: (path: readonly PropertyKey[]) => string): string[] {
+  const rules = (raw as { rules?: unknown } | null)?.rules;
+  if (!Array.isArray(rules)) return [];
   const problems: string[] = [];
-  parsed.value.rules.forEach((rule, index) => {
-    if (rule.when === undefined) return;
-    const compiled = compileCondition(rule.when);
-    if (!compiled.ok) problems.push(`${parsed.locate(['rules', index, 'when'])}: rules.${index}.when: ${compiled.error}`);
+  rules.forEach((rule: unknown, index) => {
+    const when = (rule as { when?: unknown } | null)?.when;
+    if (typeof when !== 'string' || when.length === 0) return;
+    const compiled = compileCondition(when);
+    if (!compiled.ok) problems.push(`${locate(['rules', index, 'when'])}: rules.${index}.when: ${compiled.error}`);
   });
-  if (problems.length > 0) throw new PolicyError(file, problems, 'policy');
-  return parsed.value;
+  return problems;
 }
 
 export function loadPolicyDocument(file: string): PolicyDocument {

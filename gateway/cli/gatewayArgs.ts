@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ListenAddress } from '../http/originGuard';
-import { parseLogLevel, type LogLevel } from '../log/logger';
+import { parseLogLevel, type LogLevel } from '../../common/log/logger';
 
 export interface PolicyServerArgs {
   url: URL;

@@ -17,7 +17,7 @@ const ServerEntry = z.strictObject({
   transport: ServerTransportSchema,
 });
 
-const GatewaySection = z.strictObject({
+export const GatewaySettingsSchema = z.strictObject({
   /** Request bodies above this get 413 before they are parsed. */
   maxBodyBytes: z.number().int().positive().default(4 * 1024 * 1024),
   /** How long an upstream may take to answer `initialize` before it counts as failed. */
@@ -26,7 +26,7 @@ const GatewaySection = z.strictObject({
 
 export const GatewayConfigSchema = z.strictObject({
   servers: z.array(ServerEntry).min(1),
-  gateway: GatewaySection.default({ maxBodyBytes: 4 * 1024 * 1024, upstreamInitializeTimeoutMs: 15_000 }),
+  gateway: GatewaySettingsSchema.default({ maxBodyBytes: 4 * 1024 * 1024, upstreamInitializeTimeoutMs: 15_000 }),
 }).superRefine((config, ctx) => {
   const seen = new Set<string>();
   config.servers.forEach((server, index) => {

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { isInitializeRequest, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from '../config/gatewayConfig';
-import type { Logger } from '../log/logger';
+import type { Logger } from '../../common/log/logger';
 import { ClientSession } from '../session/clientSession';
 import type { UpstreamPool } from '../upstream/upstreamPool';
 import type { CallGate } from '../policy/callGate';

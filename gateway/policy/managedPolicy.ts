@@ -10,7 +10,7 @@ import { decodeJwt, type JSONWebKeySet } from 'jose';
 import type { EffectivePolicy } from '../../common/policy/effectivePolicy';
 import type { PolicyServerArgs } from '../cli/gatewayArgs';
 import type { ServerConfig } from '../config/gatewayConfig';
-import type { Logger } from '../log/logger';
+import type { Logger } from '../../common/log/logger';
 import { PolicySource } from './policySource';
 
 export function createPolicySource(args: PolicyServerArgs, runtimeDir: string, log: Logger): PolicySource {

@@ -10,9 +10,10 @@ import type { JSONWebKeySet } from 'jose';
 import { createParser } from 'eventsource-parser';
 import { request } from 'undici';
 import { PolicyDecider } from '../../common/policy/policyDecider';
+import { BUNDLE_CONTENT_TYPE, POLICY_SERVER_PATHS } from '../../common/policy/policyServerApi';
 import { BundleRejectedError, verifyPolicyBundle, type BundleClaims } from '../../common/policy/policyBundle';
 import { writeSecretFile } from '../http/launchSecret';
-import { describeError, type Logger } from '../log/logger';
+import { describeError, type Logger } from '../../common/log/logger';
 
 export interface PolicySourceOptions {
   serverUrl: URL;
@@ -38,7 +39,8 @@ export interface PolicyState {
 }
 
 const RETRY_MIN_MS = 1_000;
-const RETRY_MAX_MS = 30_000;
+// Short, so a revocation published while the stream was down still lands within seconds.
+const RETRY_MAX_MS = 5_000;
 
 export class PolicySource {
   private current: PolicyState = { denial: 'No policy has been received from the policy server yet.' };
@@ -80,10 +82,10 @@ export class PolicySource {
 
   /** Fetches the bundle (revalidating with ETag) and applies it if it verifies. */
   async refresh(): Promise<void> {
-    const response = await request(new URL('/v1/effective-policy', this.options.serverUrl), {
+    const response = await request(new URL(POLICY_SERVER_PATHS.effectivePolicy, this.options.serverUrl), {
       headers: {
         authorization: `Bearer ${await this.options.token()}`,
-        accept: 'application/jwt',
+        accept: BUNDLE_CONTENT_TYPE,
         ...(this.etag ? { 'if-none-match': this.etag } : {}),
       },
       signal: AbortSignal.any([this.aborter.signal, AbortSignal.timeout(10_000)]),
@@ -158,7 +160,7 @@ export class PolicySource {
     let delay = RETRY_MIN_MS;
     while (!this.closed) {
       try {
-        const response = await request(new URL('/v1/events', this.options.serverUrl), {
+        const response = await request(new URL(POLICY_SERVER_PATHS.events, this.options.serverUrl), {
           headers: { authorization: `Bearer ${await this.options.token()}`, accept: 'text/event-stream' },
           signal: this.aborter.signal,
           bodyTimeout: 60_000, // the server sends a heartbeat every 15 s

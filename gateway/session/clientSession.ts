@@ -15,7 +15,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from '../config/gatewayConfig';
 import { POLICY_DENIED, type CallGate } from '../policy/callGate';
-import { describeError, type Logger } from '../log/logger';
+import { describeError, type Logger } from '../../common/log/logger';
 import { UpstreamBackoffError, UpstreamGoneError, type UpstreamConnection, type UpstreamReply } from '../upstream/upstreamConnection';
 import type { InitializeParams, UpstreamPool } from '../upstream/upstreamPool';
 

@@ -11,7 +11,7 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { StdioTransportConfig } from '../config/gatewayConfig';
-import type { Logger } from '../log/logger';
+import type { Logger } from '../../common/log/logger';
 
 /** Grace period between SIGTERM and SIGKILL for the upstream's process group. */
 const KILL_GRACE_MS = 2_000;

@@ -11,7 +11,7 @@ import {
   type InitializeRequest, type InitializeResult, type JSONRPCMessage, type JSONRPCNotification,
   type JSONRPCRequest, type JSONRPCResponse, type JSONRPCErrorResponse, type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
-import { describeError } from '../log/logger';
+import { describeError } from '../../common/log/logger';
 
 export type UpstreamReply = JSONRPCResponse | JSONRPCErrorResponse;
 

@@ -8,7 +8,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { LATEST_PROTOCOL_VERSION, type InitializeRequest, type InitializeResult } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from '../config/gatewayConfig';
-import { describeError, type Logger } from '../log/logger';
+import { describeError, type Logger } from '../../common/log/logger';
 import { HttpUpstreamTransport } from './httpUpstreamTransport';
 import { StdioUpstreamTransport } from './stdioUpstreamTransport';
 import { UpstreamBackoffError, UpstreamConnection, UpstreamGoneError } from './upstreamConnection';

@@ -5,10 +5,12 @@
  * when one could not be made. Every process a group started is stopped, even on failure.
  */
 import { runGatewayBench } from './gatewayBench';
+import { runPolicyBench } from './policyBench';
 import { stopAll } from './benchSupport';
 
 const GROUPS: Record<string, () => Promise<void>> = {
   gateway: runGatewayBench,
+  policy: runPolicyBench,
 };
 
 /** Hard stop, so a hung run never outlives its budget. */

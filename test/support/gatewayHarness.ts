@@ -36,7 +36,8 @@ export interface RunningGateway {
   stdout(): string;
   url(serverId: string): string;
   connect(serverId: string, options?: { capabilities?: ClientCapabilities; name?: string }): Promise<Client>;
-  stop(): Promise<void>;
+  /** Stops the process and, unless `keepDir`, removes its folder. */
+  stop(keepDir?: boolean): Promise<void>;
 }
 
 export function stdioServer(id: string, command: string, args: string[] = [], extra: Record<string, unknown> = {}): ServerSpec {
@@ -47,12 +48,17 @@ export function fixtureServer(id: string, fixture: string, args: string[] = []):
   return stdioServer(id, NODE, [join(FIXTURES, `${fixture}.mjs`), ...args]);
 }
 
-export async function startGateway(servers: ServerSpec[], options: { gateway?: Record<string, unknown>; extraArgs?: string[]; listen?: string } = {}): Promise<RunningGateway> {
-  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-test-'));
-  const configPath = join(dir, 'gateway.yaml');
-  writeFileSync(configPath, stringify({ servers, ...(options.gateway ? { gateway: options.gateway } : {}) }));
+/** `servers: null` starts a managed gateway with no local config (pass --policy-* in extraArgs). */
+export async function startGateway(servers: ServerSpec[] | null, options: { gateway?: Record<string, unknown>; extraArgs?: string[]; listen?: string; dir?: string } = {}): Promise<RunningGateway> {
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'gatehouse-test-'));
+  const configArgs: string[] = [];
+  if (servers) {
+    const configPath = join(dir, 'gateway.yaml');
+    writeFileSync(configPath, stringify({ servers, ...(options.gateway ? { gateway: options.gateway } : {}) }));
+    configArgs.push('--config', configPath);
+  }
   const secretPath = join(dir, 'launch-secret');
-  const child = spawn(NODE, [join(REPO, 'dist/gatehouse.js'), 'gateway', '--config', configPath, '--listen', options.listen ?? '127.0.0.1:0',
+  const child = spawn(NODE, [join(REPO, 'dist/gatehouse.js'), 'gateway', ...configArgs, '--listen', options.listen ?? '127.0.0.1:0',
     '--runtime-dir', join(dir, 'run'), '--launch-secret-file', secretPath, ...(options.extraArgs ?? [])], {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH, HOME: process.env.HOME },
@@ -97,7 +103,7 @@ export async function startGateway(servers: ServerSpec[], options: { gateway?: R
       clients.push(client);
       return client;
     },
-    async stop() {
+    async stop(keepDir = false) {
       await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once('exit', r));
@@ -105,7 +111,7 @@ export async function startGateway(servers: ServerSpec[], options: { gateway?: R
         await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
         if (child.exitCode === null) child.kill('SIGKILL');
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (!keepDir) rmSync(dir, { recursive: true, force: true });
     },
   };
   return gateway;

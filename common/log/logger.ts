@@ -1,7 +1,7 @@
 /**
- * Structured logging for the gateway: one JSON object per line on stderr, so the extension
- * (or a test) can forward it to an output channel unchanged. Callers pass facts, never
- * credentials; `fields` values are rendered with JSON.stringify and nothing else.
+ * Structured logging for every Gatehouse process: one JSON object per line on stderr, so
+ * the extension (or a test) can forward it unchanged. Callers pass facts (ids, versions,
+ * subs, key ids), never tokens, keys or secrets.
  */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 

@@ -1,0 +1,57 @@
+/**
+ * Signed effective policy per caller: compile the current org policy for the caller's
+ * identity (common/policy/effectivePolicy.ts) and sign it (common/policy/policyBundle.ts)
+ * with the current key. A caller no rule names still gets a bundle, with no servers:
+ * deny by default is the gateway's job, and an empty bundle tells it so authoritatively.
+ *
+ * The ETag names what the bundle says (policy version, a hash of the compiled policy,
+ * which covers the user and their groups), the signing key, and a freshness epoch of half
+ * the bundle lifetime. The epoch makes `If-None-Match` safe for a gateway that revalidates:
+ * a 304 always means the bundle it holds has at least half its lifetime left.
+ */
+import { createHash } from 'node:crypto';
+import { compileEffectivePolicy, type EffectivePolicy } from '../../common/policy/effectivePolicy';
+import type { CallerIdentity } from '../../common/policy/identity';
+import { signPolicyBundle } from '../../common/policy/policyBundle';
+import type { SigningKeyRing } from '../keys/signingKeyRing';
+import type { PolicyService } from '../policies/policyService';
+
+export type BundleAnswer =
+  | { status: 200; etag: string; jws: string; version: number; expiresAt: number }
+  | { status: 304; etag: string; version: number };
+
+export class NoPolicyError extends Error {
+  constructor() {
+    super('No policy has been published yet. An admin must publish one (or start the server with --bootstrap-policy <file>).');
+  }
+}
+
+export class EffectivePolicyBundles {
+  constructor(private readonly policies: PolicyService, private readonly keys: SigningKeyRing, private readonly issuer: string) {}
+
+  async forCaller(caller: CallerIdentity, ifNoneMatch: string | undefined, now = Date.now()): Promise<BundleAnswer> {
+    const current = await this.policies.current();
+    if (!current) throw new NoPolicyError();
+    await this.keys.refresh();
+    const key = this.keys.current();
+    const effective = compileEffectivePolicy(current.document, current.version, caller);
+    const ttlSeconds = current.document.guardrails.bundleTtlSeconds;
+    const etag = bundleEtag(effective, key.kid, ttlSeconds, now);
+    if (ifNoneMatch !== undefined && etagMatches(ifNoneMatch, etag)) return { status: 304, etag, version: current.version };
+    const jws = await signPolicyBundle(effective, key, this.issuer, ttlSeconds, now);
+    return { status: 200, etag, jws, version: current.version, expiresAt: Math.floor(now / 1000) + ttlSeconds };
+  }
+}
+
+function bundleEtag(effective: EffectivePolicy, kid: string, ttlSeconds: number, now: number): string {
+  const digest = createHash('sha256').update(JSON.stringify(effective)).digest('base64url').slice(0, 22);
+  const epoch = Math.floor(now / ((ttlSeconds * 1000) / 2));
+  return `"v${effective.ver}.${digest}.${kid.slice(0, 12)}.${epoch}"`;
+}
+
+/** RFC 9110 If-None-Match: `*` or a list of entity tags compared weakly. */
+function etagMatches(header: string, etag: string): boolean {
+  if (header.trim() === '*') return true;
+  const opaque = (tag: string) => tag.trim().replace(/^W\//, '');
+  return header.split(',').some((candidate) => opaque(candidate) === opaque(etag));
+}

@@ -1,0 +1,216 @@
+/**
+ * `gatehouse policy ...`: what an org admin (or a CI job) runs against the org policy.
+ * `validate` works offline; the rest talk to the policy server with the admin's IdP token,
+ * read from `--token-file` (never argv or env, which other local users can see).
+ * Exit codes: 0 done, 1 failed (invalid policy, refused, unreachable), 2 usage.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadPolicyDocument, PolicyError } from '../../common/policy/policyDocument';
+import type { PolicyHistoryResponse, PublishResponse, RevocationsResponse, RollbackResponse } from '../../common/policy/policyServerApi';
+import { POLICY_SERVER_PATHS as PATHS } from '../../common/policy/policyServerApi';
+import { PolicyServerClient, PolicyServerRequestError } from './policyServerClient';
+
+export const POLICY_USAGE = `Usage: gatehouse policy <command> [options]
+
+Commands:
+  validate <file>              check a policy file offline; prints file:line:col per problem
+  publish <file>               validate, then publish as the next version
+  history                      list published versions
+  diff <from> <to>             unified diff between two versions
+  rollback <version>           republish an old version as the next version
+  revoke <sub>                 revoke a user (--session <id>: only that session; --reason <text>)
+  unrevoke <sub>               lift a revocation (--session <id> for a session revocation)
+  revocations                  list revocations
+
+Options for every command but validate:
+  --server <url>               the policy server (or GATEHOUSE_POLICY_SERVER)
+  --token-file <path>          file holding your IdP access token (keep it 0600)
+`;
+
+class UsageError extends Error {}
+
+interface Output {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+const STDIO: Output = {
+  out: (line) => process.stdout.write(line + '\n'),
+  err: (line) => process.stderr.write(line + '\n'),
+};
+
+export async function runPolicyCommand(argv: string[], io: Output = STDIO, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === 'help') {
+    process.stdout.write(POLICY_USAGE);
+    return argv.length === 0 ? 2 : 0;
+  }
+  const [command, ...rest] = argv;
+  try {
+    const { values, positionals } = parseOptions(rest);
+    switch (command) {
+      case 'validate':
+        return validate(one(positionals, '<file>'), io);
+      case 'publish':
+        return await publish(one(positionals, '<file>'), client(values, env), io);
+      case 'history':
+        none(positionals);
+        return await history(client(values, env), io);
+      case 'diff': {
+        const [from, to] = two(positionals, '<from> <to>');
+        return await diff(versionNumber(from), versionNumber(to), client(values, env), io);
+      }
+      case 'rollback':
+        return await rollback(versionNumber(one(positionals, '<version>')), client(values, env), io);
+      case 'revoke':
+        return await revoke(one(positionals, '<sub>'), values.session, values.reason, client(values, env), io);
+      case 'unrevoke':
+        return await unrevoke(one(positionals, '<sub>'), values.session, client(values, env), io);
+      case 'revocations':
+        none(positionals);
+        return await listRevocations(client(values, env), io);
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.err(`gatehouse policy: ${error.message}\n\n${POLICY_USAGE}`);
+      return 2;
+    }
+    if (error instanceof PolicyServerRequestError) {
+      io.err(`gatehouse policy ${command}: ${error.message}${error.status ? ` (HTTP ${error.status}${error.body ? ` ${error.body.error}` : ''})` : ''}`);
+      for (const problem of error.body?.problems ?? []) io.err(`  ${problem}`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+function parseOptions(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        server: { type: 'string' },
+        'token-file': { type: 'string' },
+        session: { type: 'string' },
+        reason: { type: 'string' },
+      },
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+function one(positionals: string[], what: string): string {
+  if (positionals.length !== 1) throw new UsageError(`expected ${what}`);
+  return positionals[0]!;
+}
+
+function two(positionals: string[], what: string): [string, string] {
+  if (positionals.length !== 2) throw new UsageError(`expected ${what}`);
+  return [positionals[0]!, positionals[1]!];
+}
+
+function none(positionals: string[]): void {
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+}
+
+function versionNumber(value: string): number {
+  if (!/^[1-9][0-9]{0,8}$/.test(value)) throw new UsageError(`"${value}" is not a policy version number`);
+  return Number(value);
+}
+
+function client(values: { server?: string; 'token-file'?: string }, env: NodeJS.ProcessEnv): PolicyServerClient {
+  const server = values.server ?? env.GATEHOUSE_POLICY_SERVER;
+  if (!server) throw new UsageError('--server <url> is required (or set GATEHOUSE_POLICY_SERVER)');
+  if (!values['token-file']) throw new UsageError('--token-file <path> is required: a file holding your IdP access token');
+  return new PolicyServerClient(server, readToken(resolve(values['token-file'])));
+}
+
+function readToken(path: string): string {
+  let token: string;
+  try {
+    token = readFileSync(path, 'utf8').trim();
+  } catch (error) {
+    throw new PolicyServerRequestError(`cannot read the token file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, undefined, undefined);
+  }
+  if (!token || /\s/.test(token)) throw new PolicyServerRequestError(`the token file ${path} must hold exactly one access token`, undefined, undefined);
+  if ((statSync(path).mode & 0o077) !== 0) process.stderr.write(`gatehouse policy: warning: ${path} is readable by other users; chmod 600 it\n`);
+  return token;
+}
+
+function validate(file: string, io: Output): number {
+  try {
+    const policy = loadPolicyDocument(file);
+    io.out(`valid: ${file} (org ${policy.org}: ${policy.servers.length} servers, ${policy.groups.length} groups, ${policy.rules.length} rules)`);
+    return 0;
+  } catch (error) {
+    if (!(error instanceof PolicyError)) throw error;
+    for (const problem of error.problems) io.out(problem);
+    io.err(`${error.problems.length} problem(s) in ${file}`);
+    return 1;
+  }
+}
+
+async function publish(file: string, server: PolicyServerClient, io: Output): Promise<number> {
+  // Check locally first so problems point at the admin's own file path.
+  if (validate(file, { out: io.err, err: io.err }) !== 0) return 1;
+  const text = readFileSync(resolve(file), 'utf8');
+  const { text: body } = await server.text('POST', PATHS.policies, { type: 'application/yaml; charset=utf-8', text });
+  const result = JSON.parse(body) as PublishResponse;
+  io.out(result.unchanged
+    ? `unchanged: version ${result.version} already has this text (sha256 ${result.sha256.slice(0, 12)})`
+    : `published version ${result.version} (sha256 ${result.sha256.slice(0, 12)}); gateways are being notified`);
+  return 0;
+}
+
+async function history(server: PolicyServerClient, io: Output): Promise<number> {
+  const { body } = await server.json<PolicyHistoryResponse>('GET', PATHS.policies);
+  if (body.versions.length === 0) {
+    io.out('no policy has been published yet');
+    return 0;
+  }
+  io.out(['VERSION', 'PUBLISHED AT'.padEnd(24), 'BY'.padEnd(24), 'SHA256', 'NOTE'].join('  '));
+  for (const v of body.versions) {
+    const note = [v.version === body.current ? 'current' : '', v.rolledBackFrom !== undefined ? `rollback to ${v.rolledBackFrom}` : ''].filter(Boolean).join(', ');
+    io.out([String(v.version).padStart(7), v.publishedAt.padEnd(24), v.publishedBy.padEnd(24), v.sha256.slice(0, 12), note].join('  ').trimEnd());
+  }
+  return 0;
+}
+
+async function diff(from: number, to: number, server: PolicyServerClient, io: Output): Promise<number> {
+  const { text } = await server.text('GET', `${PATHS.policyDiff}?from=${from}&to=${to}`);
+  io.out(text === '' ? `no differences between version ${from} and version ${to}` : text.replace(/\n$/, ''));
+  return 0;
+}
+
+async function rollback(version: number, server: PolicyServerClient, io: Output): Promise<number> {
+  const { body } = await server.json<RollbackResponse>('POST', PATHS.rollback, { version });
+  io.out(`rolled back: version ${version} republished as version ${body.version}; gateways are being notified`);
+  return 0;
+}
+
+async function revoke(sub: string, sessionId: string | undefined, reason: string | undefined, server: PolicyServerClient, io: Output): Promise<number> {
+  const { body } = await server.json<{ streamsTold: number }>('POST', PATHS.revocations, { sub, ...(sessionId ? { sessionId } : {}), ...(reason ? { reason } : {}) });
+  io.out(`revoked ${sessionId ? `session ${sessionId} of ` : ''}${sub}; ${body.streamsTold} open gateway stream(s) told`);
+  return 0;
+}
+
+async function unrevoke(sub: string, sessionId: string | undefined, server: PolicyServerClient, io: Output): Promise<number> {
+  await server.text('DELETE', PATHS.revocations, { type: 'application/json', text: JSON.stringify({ sub, ...(sessionId ? { sessionId } : {}) }) });
+  io.out(`restored ${sessionId ? `session ${sessionId} of ` : ''}${sub}`);
+  return 0;
+}
+
+async function listRevocations(server: PolicyServerClient, io: Output): Promise<number> {
+  const { body } = await server.json<RevocationsResponse>('GET', PATHS.revocations);
+  if (body.revocations.length === 0) io.out('no revocations');
+  for (const r of body.revocations) {
+    io.out(`${r.sub}${r.sessionId ? ` session ${r.sessionId}` : ''}  revoked ${r.revokedAt} by ${r.revokedBy}${r.reason ? `: ${r.reason}` : ''}`);
+  }
+  return 0;
+}

@@ -1,0 +1,113 @@
+/**
+ * Command-line arguments of `gatehouse policy-server` and `gatehouse policy-server
+ * rotate-key`. Nothing secret is accepted here (argv and env are visible to other local
+ * users): signing keys live in the data directory, callers bring IdP tokens.
+ */
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseLogLevel, type LogLevel } from '../../common/log/logger';
+
+export const DEFAULT_DATA_DIR = '.gatehouse/policy-server';
+export const DEFAULT_LISTEN = '127.0.0.1:7430';
+
+export const POLICY_SERVER_USAGE = `Usage: gatehouse policy-server [options]
+       gatehouse policy-server rotate-key [--data-dir <dir>]
+
+Serves the org policy: publish, history, per-user signed bundles, revocation, push.
+
+Options:
+  --data-dir <dir>           private folder (0700) for the policy store and signing keys
+                             (default ${DEFAULT_DATA_DIR})
+  --listen <host>:<port>     address to serve on (default ${DEFAULT_LISTEN}; port 0 picks one)
+  --issuer-url <url>         public base URL of this server, the "iss" of every bundle
+                             (default http://<listen address>)
+  --oidc-issuer <url>        accept access tokens from this OIDC issuer...
+  --oidc-audience <aud>      ...issued for this audience (both required together)
+  --github-api <url>         accept GitHub tokens, checked against this API
+                             (e.g. https://api.github.com)
+  --bootstrap-policy <file>  publish this policy as version 1 if nothing was published yet
+  --log-level <level>        debug | info | warn | error (default info); logs go to stderr
+
+rotate-key makes a new signing key current. The running server picks it up at once; the
+old public key stays in the JWKS until every bundle it signed has expired.
+`;
+
+export class UsageError extends Error {}
+
+export interface PolicyServerArgs {
+  command: 'serve';
+  dataDir: string;
+  listen: { host: string; port: number };
+  issuerUrl: string | undefined;
+  oidc: { issuer: string; audience: string } | undefined;
+  githubApi: string | undefined;
+  bootstrapPolicy: string | undefined;
+  logLevel: LogLevel;
+}
+
+export interface RotateKeyArgs {
+  command: 'rotate-key';
+  dataDir: string;
+}
+
+export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | RotateKeyArgs {
+  if (argv[0] === 'rotate-key') {
+    const { values } = parseStrict(argv.slice(1), { 'data-dir': { type: 'string' } });
+    return { command: 'rotate-key', dataDir: resolve(values['data-dir'] ?? DEFAULT_DATA_DIR) };
+  }
+  const { values } = parseStrict(argv, {
+    'data-dir': { type: 'string' },
+    listen: { type: 'string' },
+    'issuer-url': { type: 'string' },
+    'oidc-issuer': { type: 'string' },
+    'oidc-audience': { type: 'string' },
+    'github-api': { type: 'string' },
+    'bootstrap-policy': { type: 'string' },
+    'log-level': { type: 'string' },
+  });
+  if (Boolean(values['oidc-issuer']) !== Boolean(values['oidc-audience'])) {
+    throw new UsageError('--oidc-issuer and --oidc-audience go together: give both or neither');
+  }
+  if (!values['oidc-issuer'] && !values['github-api']) {
+    throw new UsageError('give --oidc-issuer with --oidc-audience, --github-api, or both: the server needs an identity provider to know its callers');
+  }
+  return {
+    command: 'serve',
+    dataDir: resolve(values['data-dir'] ?? DEFAULT_DATA_DIR),
+    listen: parseListen(values.listen ?? DEFAULT_LISTEN),
+    issuerUrl: values['issuer-url'] === undefined ? undefined : parseIssuerUrl(values['issuer-url']),
+    oidc: values['oidc-issuer'] && values['oidc-audience'] ? { issuer: values['oidc-issuer'], audience: values['oidc-audience'] } : undefined,
+    githubApi: values['github-api'],
+    bootstrapPolicy: values['bootstrap-policy'] === undefined ? undefined : resolve(values['bootstrap-policy']),
+    logLevel: parseLogLevel(values['log-level']),
+  };
+}
+
+type StringOptions = Record<string, { type: 'string' }>;
+
+function parseStrict<O extends StringOptions>(argv: string[], options: O) {
+  try {
+    return parseArgs({ args: argv, strict: true, allowPositionals: false, options });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+function parseListen(value: string): { host: string; port: number } {
+  const match = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
+  if (!match || Number(match[2]) > 65535) throw new UsageError(`--listen must be <host>:<port>, e.g. 127.0.0.1:7430, got "${value}"`);
+  const host = match[1]!.startsWith('[') ? match[1]!.slice(1, -1) : match[1]!;
+  return { host, port: Number(match[2]) };
+}
+
+function parseIssuerUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError(`--issuer-url is not a URL: "${value}"`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UsageError(`--issuer-url must be an http(s) URL, got "${value}"`);
+  if (url.search || url.hash || url.username || url.password) throw new UsageError('--issuer-url must not have a query, fragment or credentials');
+  return url.href.replace(/\/$/, '');
+}

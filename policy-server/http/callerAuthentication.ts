@@ -1,0 +1,46 @@
+/**
+ * Who may call what. Every `/v1` route needs an IdP bearer token (BearerAuthenticator);
+ * revoked users and sessions are refused everywhere; admin routes also need the caller to
+ * be in one of the current policy's `admins` groups. There is no other kind of account.
+ */
+import type { RequestHandler, Response } from 'express';
+import { compileEffectivePolicy } from '../../common/policy/effectivePolicy';
+import type { CallerIdentity } from '../../common/policy/identity';
+import type { BearerAuthenticator } from '../auth/bearerAuthenticator';
+import type { PolicyService } from '../policies/policyService';
+import type { RevocationList } from '../revocations/revocationList';
+import { ApiError } from './apiErrors';
+
+export function authenticateCaller(authenticator: BearerAuthenticator, revocations: RevocationList): RequestHandler {
+  return async (req, res, next) => {
+    const caller = await authenticator.authenticate(req.get('authorization'));
+    const revocation = await revocations.find(caller);
+    if (revocation) {
+      const what = revocation.sessionId === undefined ? `Access for ${caller.sub}` : `Session ${revocation.sessionId} of ${caller.sub}`;
+      throw new ApiError(403, 'revoked', `${what} was revoked by an admin at ${revocation.revokedAt}${revocation.reason ? ` (${revocation.reason})` : ''}. Ask your admin to restore it.`);
+    }
+    res.locals.caller = caller;
+    next();
+  };
+}
+
+export function requireAdmin(policies: PolicyService): RequestHandler {
+  return async (_req, res, next) => {
+    const caller = callerOf(res);
+    const current = await policies.current();
+    if (!current) {
+      throw new ApiError(403, 'forbidden', 'No policy has been published yet, so there are no admins. Start the policy server with --bootstrap-policy <file> to publish the first policy.');
+    }
+    if (!compileEffectivePolicy(current.document, current.version, caller).admin) {
+      const name = caller.email ?? caller.username ?? caller.sub;
+      throw new ApiError(403, 'forbidden', `${name} is not in an admin group (admins: ${current.document.admins.join(', ')}). Ask an admin to add you to one in the org policy.`);
+    }
+    next();
+  };
+}
+
+export function callerOf(res: Response): CallerIdentity {
+  const caller = res.locals.caller as CallerIdentity | undefined;
+  if (!caller) throw new Error('route is missing authenticateCaller');
+  return caller;
+}

@@ -1,0 +1,124 @@
+/**
+ * Composition root of the policy server (`gatehouse policy-server`). Everything it runs on
+ * is built here and passed down: data dir -> store, signing keys -> policy service, event
+ * hub, revocations, bundles -> authenticator -> HTTP front. Prints one JSON ready line on
+ * stdout (PolicyServerReadyLine); logs go to stderr. `rotate-key` rotates the signing key
+ * in the data dir and exits; a running server picks the new key up by itself.
+ */
+import { PolicyError } from '../common/policy/policyDocument';
+import { BearerAuthenticator } from './auth/bearerAuthenticator';
+import { EffectivePolicyBundles } from './bundles/effectivePolicyBundles';
+import { parsePolicyServerArgs, POLICY_SERVER_USAGE, UsageError, type PolicyServerArgs, type RotateKeyArgs } from './cli/policyServerArgs';
+import { PolicyEventHub } from './events/policyEventHub';
+import { createPolicyServerApp, PolicyServerHttp } from './http/policyServerApp';
+import type { PolicyServerReadyLine } from '../common/policy/policyServerApi';
+import { rotateSigningKey } from './keys/keyRoutes';
+import { SigningKeyRing } from './keys/signingKeyRing';
+import { createLogger, describeError } from '../common/log/logger';
+import { PolicyService } from './policies/policyService';
+import { RevocationList } from './revocations/revocationList';
+import { LowdbPolicyStore } from './store/lowdbPolicyStore';
+import { ensurePrivateDirectory } from './store/privateFiles';
+
+const MAX_POLICY_BYTES = 1024 * 1024;
+const HEARTBEAT_MS = 15_000;
+
+export async function runPolicyServer(argv: string[]): Promise<number> {
+  if (argv.includes('--help')) {
+    process.stdout.write(POLICY_SERVER_USAGE);
+    return 0;
+  }
+  let args;
+  try {
+    args = parsePolicyServerArgs(argv);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`gatehouse policy-server: ${error.message}\n\n${POLICY_SERVER_USAGE}`);
+      return 2;
+    }
+    throw error;
+  }
+  // Every file this process creates (store, keys, their temp files) is private to it.
+  process.umask(0o077);
+  ensurePrivateDirectory(args.dataDir);
+  return args.command === 'rotate-key' ? rotateKey(args) : serve(args);
+}
+
+async function rotateKey(args: RotateKeyArgs): Promise<number> {
+  const log = createLogger(undefined, 'info', { component: 'policy-server' });
+  const store = await LowdbPolicyStore.open(args.dataDir);
+  try {
+    const keys = await SigningKeyRing.openOrCreate(args.dataDir);
+    const rotation = await rotateSigningKey(keys, new PolicyService(store, log));
+    process.stdout.write(JSON.stringify({ event: 'rotated', ...rotation }) + '\n');
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
+async function serve(args: PolicyServerArgs): Promise<number> {
+  const log = createLogger(undefined, args.logLevel, { component: 'policy-server' });
+  let authenticator: BearerAuthenticator;
+  try {
+    authenticator = new BearerAuthenticator({
+      ...(args.oidc ? { oidc: args.oidc } : {}),
+      ...(args.githubApi ? { github: { apiBaseUrl: args.githubApi } } : {}),
+    });
+  } catch (error) {
+    process.stderr.write(`gatehouse policy-server: ${describeError(error)}\n`);
+    return 2;
+  }
+
+  const store = await LowdbPolicyStore.open(args.dataDir);
+  const keys = await SigningKeyRing.openOrCreate(args.dataDir);
+  const events = new PolicyEventHub({ heartbeatMs: HEARTBEAT_MS, maxStreamsPerUser: 20, maxStreams: 10_000, log: log.child({ component: 'events' }) });
+  const policies = new PolicyService(store, log.child({ component: 'policies' }), (version) => events.publishedVersion(version));
+  if (args.bootstrapPolicy) {
+    try {
+      const record = await policies.bootstrap(args.bootstrapPolicy);
+      if (record) log.info('bootstrap policy published', { version: record.version, file: args.bootstrapPolicy });
+      else log.info('bootstrap policy ignored: the store already has a policy', { file: args.bootstrapPolicy });
+    } catch (error) {
+      process.stderr.write(`gatehouse policy-server: ${describeError(error)}\n`);
+      return error instanceof PolicyError ? 2 : 1;
+    }
+  }
+  const revocations = new RevocationList(store, events, log.child({ component: 'revocations' }));
+
+  const http = new PolicyServerHttp();
+  let address;
+  try {
+    address = await http.listen(args.listen.host, args.listen.port);
+  } catch (error) {
+    process.stderr.write(`gatehouse policy-server: cannot listen on ${args.listen.host}:${args.listen.port}: ${describeError(error)}\n`);
+    return 1;
+  }
+  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  const issuer = args.issuerUrl ?? url;
+  http.serve(createPolicyServerApp({
+    authenticator, policies, revocations, events, keys,
+    bundles: new EffectivePolicyBundles(policies, keys, issuer),
+    maxPolicyBytes: MAX_POLICY_BYTES,
+    log: log.child({ component: 'http' }),
+  }));
+
+  let shuttingDown = false;
+  const shutdown = async (signal: string) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    log.info('shutting down', { signal });
+    events.close();
+    await http.close().catch((error: unknown) => log.warn('http close failed', { error: describeError(error) }));
+    await store.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  const current = await policies.current();
+  const ready: PolicyServerReadyLine = { event: 'ready', url, issuer, kid: keys.current().kid, version: current?.version ?? null, pid: process.pid };
+  log.info('policy server ready', { url, issuer, kid: ready.kid, version: ready.version, dataDir: args.dataDir });
+  process.stdout.write(JSON.stringify(ready) + '\n');
+  return new Promise<number>(() => { /* runs until a signal ends the process */ });
+}

@@ -1,0 +1,44 @@
+/**
+ * Revoked users and sessions. A revocation of a `sub` shuts that user out of every
+ * endpoint; one with a `sessionId` shuts out only tokens whose `sid` claim names that
+ * session. Revoking pushes `revoked` to the user's open event streams at once; bundles the
+ * user's gateway already holds stop working at their expiry at the latest.
+ */
+import type { CallerIdentity } from '../../common/policy/identity';
+import type { PolicyEventHub } from '../events/policyEventHub';
+import type { Logger } from '../../common/log/logger';
+import type { PolicyStore, RevocationRecord } from '../store/policyStore';
+
+export class RevocationList {
+  constructor(private readonly store: PolicyStore, private readonly events: PolicyEventHub, private readonly log: Logger) {}
+
+  async revoke(entry: { sub: string; sessionId?: string; reason?: string }, revokedBy: string): Promise<{ revocation: RevocationRecord; streamsTold: number }> {
+    const revocation = await this.store.addRevocation({
+      sub: entry.sub,
+      ...(entry.sessionId !== undefined ? { sessionId: entry.sessionId } : {}),
+      revokedAt: new Date().toISOString(),
+      revokedBy,
+      ...(entry.reason !== undefined ? { reason: entry.reason } : {}),
+    });
+    const streamsTold = this.events.revoked(entry.sub, entry.sessionId);
+    this.log.info('revoked', { sub: entry.sub, sessionId: entry.sessionId, by: revokedBy, streamsTold });
+    return { revocation, streamsTold };
+  }
+
+  async lift(sub: string, sessionId: string | undefined, liftedBy: string): Promise<boolean> {
+    const lifted = await this.store.removeRevocation(sub, sessionId);
+    if (lifted) this.log.info('revocation lifted', { sub, sessionId, by: liftedBy });
+    return lifted;
+  }
+
+  list(): Promise<RevocationRecord[]> {
+    return this.store.listRevocations();
+  }
+
+  /** The revocation that shuts this caller out, if any. */
+  async find(caller: CallerIdentity): Promise<RevocationRecord | undefined> {
+    const sid = typeof caller.claims.sid === 'string' ? caller.claims.sid : undefined;
+    const all = await this.store.listRevocations();
+    return all.find((r) => r.sub === caller.sub && (r.sessionId === undefined || r.sessionId === sid));
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * Starts the real policy server (dist/gatehouse.js policy-server) against a real local IdP,
+ * for tests that need managed gateways. Tokens come from the IdP's real authorization
+ * code flow and are handed over in 0600 files, as the product does.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { NODE, REPO } from './gatewayHarness';
+import type { LocalIdp } from './localIdp';
+
+export interface RunningPolicyServer {
+  url: string;
+  dir: string;
+  child: ChildProcess;
+  /** Pinned key set for gateways, written to a file. */
+  keysPath: string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export async function startPolicyServer(idp: LocalIdp, options: { dataDir?: string; bootstrapPolicy?: string; port?: number } = {}): Promise<RunningPolicyServer> {
+  const dir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'gatehouse-policy-'));
+  const args = [join(REPO, 'dist/gatehouse.js'), 'policy-server', '--data-dir', join(dir, 'data'), '--listen', `127.0.0.1:${options.port ?? 0}`,
+    '--oidc-issuer', idp.issuer, '--oidc-audience', idp.audience];
+  if (options.bootstrapPolicy) args.push('--bootstrap-policy', options.bootstrapPolicy);
+  const child = spawn(NODE, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
+  const ready = await new Promise<{ url: string }>((resolve, reject) => {
+    const timer = setTimeout(() => { child.kill(); reject(new Error(`policy server not ready: ${stderr}`)); }, 20_000);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      try {
+        const parsed = JSON.parse(line) as { event?: string; url?: string };
+        if (parsed.event === 'ready' && parsed.url) {
+          clearTimeout(timer);
+          resolve({ url: parsed.url });
+        }
+      } catch { /* not the ready line */ }
+    });
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`policy server exited ${code}: ${stderr}`)); });
+  });
+  const jwks = await (await fetch(`${ready.url}/.well-known/jwks.json`)).text();
+  const keysPath = join(dir, 'pinned-jwks.json');
+  writeFileSync(keysPath, jwks);
+  return {
+    url: ready.url,
+    dir,
+    child,
+    keysPath,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill(signal);
+        await exited;
+      }
+    },
+  };
+}
+
+/** Writes `token` to a 0600 file in `dir` and returns its path. */
+export function tokenFile(dir: string, name: string, token: string): string {
+  const path = join(dir, `${name}.token`);
+  writeFileSync(path, token, { mode: 0o600 });
+  return path;
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
