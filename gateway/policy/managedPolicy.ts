@@ -16,7 +16,9 @@ import { PolicySource } from './policySource';
 export function createPolicySource(args: PolicyServerArgs, runtimeDir: string, log: Logger): PolicySource {
   const keys = readKeys(args.keysPath);
   const token = async () => readToken(args.tokenPath);
-  const sub = args.sub ?? subjectOfToken(readToken(args.tokenPath));
+  const initialToken = readToken(args.tokenPath);
+  const sub = args.sub ?? subjectOfToken(initialToken);
+  const sessionId = claimOfToken(initialToken, 'sid');
   // One cache file per user and server, so a shared machine never mixes bundles.
   const cacheKey = createHash('sha256').update(`${args.url.href}\n${sub}`).digest('hex').slice(0, 16);
   return new PolicySource({
@@ -24,6 +26,7 @@ export function createPolicySource(args: PolicyServerArgs, runtimeDir: string, l
     issuer: args.issuer,
     keys,
     expectedSub: sub,
+    ...(sessionId ? { sessionId } : {}),
     token,
     cachePath: join(runtimeDir, `policy-${cacheKey}.jws`),
     log,
@@ -74,6 +77,15 @@ function readToken(path: string): string {
   }
   if (!token) throw new Error(`the IdP token file ${path} is empty`);
   return token;
+}
+
+function claimOfToken(token: string, claim: string): string | undefined {
+  try {
+    const value = decodeJwt(token)[claim];
+    return typeof value === 'string' ? value : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The subject the token names; the policy server verifies the token, this only sets the expectation. */

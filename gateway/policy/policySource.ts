@@ -23,6 +23,8 @@ export interface PolicySourceOptions {
   keys: JSONWebKeySet;
   /** The signed-in user; a bundle for anyone else is refused. */
   expectedSub: string;
+  /** The IdP session (`sid`) of the token, so revoking another session of the same user leaves this one alone. */
+  sessionId?: string;
   /** The user's IdP token, asked for on every request so a refreshed token is used. */
   token: () => Promise<string>;
   /** Last good bundle, kept for when the policy server is unreachable. */
@@ -188,13 +190,16 @@ export class PolicySource {
   }
 
   private onEvent(type: string | undefined, data: string): void {
-    let payload: { version?: number; sub?: string };
+    let payload: { version?: number; sub?: string; sessionId?: string };
     try {
       payload = JSON.parse(data) as typeof payload;
     } catch {
       return;
     }
-    if (type === 'revoked' && payload.sub === this.options.expectedSub) return this.revoke();
+    if (type === 'revoked' && payload.sub === this.options.expectedSub) {
+      if (payload.sessionId !== undefined && payload.sessionId !== this.options.sessionId) return;
+      return this.revoke();
+    }
     if (type === 'policy' && (payload.version === undefined || payload.version !== this.current.version)) {
       void this.refresh().catch((error: unknown) => this.options.log.warn('policy refresh failed', { error: describeError(error) }));
     }
