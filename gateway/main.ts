@@ -127,7 +127,11 @@ async function launchSecret(args: GatewayArgs): Promise<LaunchSecret> {
 /** New policy versions change the catalog and the lists open sessions see; revocation ends them. */
 function followPolicy(policy: PolicySource, workDir: string, pool: UpstreamPool, http: GatewayHttpServer, gate: CallGate, log: Logger): void {
   let applying = Promise.resolve();
+  let seen = { version: policy.state.version, denial: policy.state.denial };
   policy.onChange((state) => {
+    // A renewed bundle of the same version changes nothing a client can see.
+    if (state.version === seen.version && state.denial === seen.denial) return;
+    seen = { version: state.version, denial: state.denial };
     applying = applying.then(async () => {
       if (state.decider) await pool.reconcile(catalogServers(state.decider.policy, workDir));
       http.policyChanged((serverId) => gate.serverRefusal(serverId));

@@ -41,6 +41,7 @@ export interface PolicyState {
 }
 
 const RETRY_MIN_MS = 1_000;
+const RENEW_RETRY_MS = 10_000;
 // Short, so a revocation published while the stream was down still lands within seconds.
 const RETRY_MAX_MS = 5_000;
 
@@ -49,6 +50,8 @@ export class PolicySource {
   private bundleText: string | undefined;
   private etag: string | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private renewAt = Number.POSITIVE_INFINITY;
   private readonly aborter = new AbortController();
   private readonly changeListeners = new Set<(state: PolicyState) => void>();
   private readonly revokeListeners = new Set<() => void>();
@@ -80,6 +83,7 @@ export class PolicySource {
     this.closed = true;
     this.aborter.abort();
     clearTimeout(this.expiryTimer);
+    clearTimeout(this.renewTimer);
   }
 
   /** Fetches the bundle (revalidating with ETag) and applies it if it verifies. */
@@ -94,6 +98,11 @@ export class PolicySource {
     });
     if (response.statusCode === 304) {
       await response.body.dump();
+      // Unchanged, but if ours is past half-life keep asking: the server's ETag moves on soon.
+      const { expiresAt } = this.current;
+      if (expiresAt !== undefined && Date.now() >= this.renewAt) {
+        this.scheduleRenewal(Date.now() + Math.min(RENEW_RETRY_MS, Math.max(500, (expiresAt - Date.now()) / 4)));
+      }
       return;
     }
     const text = await response.body.text();
@@ -123,8 +132,22 @@ export class PolicySource {
     const expiresAt = claims.exp * 1000;
     this.expiryTimer = setTimeout(() => this.expire(), Math.max(0, expiresAt - Date.now()));
     this.expiryTimer.unref();
+    // Renew at half-life, so a quiet policy never lapses while the server is reachable.
+    this.renewAt = claims.iat * 1000 + (expiresAt - claims.iat * 1000) / 2;
+    this.scheduleRenewal(this.renewAt);
     this.set({ decider: new PolicyDecider(claims.policy), version: claims.ver, expiresAt });
     this.options.log.info('policy in force', { version: claims.ver, from, groups: claims.groups, expiresAt: new Date(expiresAt).toISOString() });
+  }
+
+  private scheduleRenewal(at: number): void {
+    clearTimeout(this.renewTimer);
+    this.renewTimer = setTimeout(() => {
+      this.refresh().catch((error: unknown) => {
+        this.options.log.warn('policy renewal failed; retrying', { error: describeError(error) });
+        if (!this.closed) this.scheduleRenewal(Date.now() + RENEW_RETRY_MS);
+      });
+    }, Math.max(0, at - Date.now()));
+    this.renewTimer.unref();
   }
 
   private expire(): void {

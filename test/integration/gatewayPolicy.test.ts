@@ -193,7 +193,7 @@ describe('managed gateway: org policy enforced for the signed-in user', function
     }
   });
 
-  it('fails closed once the bundle expires while the server is unreachable', async () => {
+  it('renews a short-lived bundle while the server is up, and fails closed once it expires while the server is down', async () => {
     server = await startPolicyServer(idp, { dataDir: server.dir, port: Number(new URL(server.url).port) });
     const published = await publish(server, aliceToken, policyYaml('', 10));
     assert.equal(published.status, 201);
@@ -201,6 +201,9 @@ describe('managed gateway: org policy enforced for the signed-in user', function
     try {
       const client = await carol.connect('probe');
       assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'fresh' } })), 'fresh');
+      // Past the first bundle's 10 s lifetime: renewal at half-life kept the session working.
+      await new Promise((r) => setTimeout(r, 11_000));
+      assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'renewed' } })), 'renewed');
       await server.stop();
       await waitUntil(() => client.callTool({ name: 'echo', arguments: { text: 'x' } }).then(() => false, (error: Error) => /expired/.test(error.message) || /404|Session not found/.test(error.message)), 15_000);
       await assert.rejects(carol.connect('probe'), /expired/);
