@@ -15,6 +15,8 @@ import { OPEN_GATE, PolicyGate, type CallGate } from './policy/callGate';
 import { catalogServers, createPolicySource } from './policy/managedPolicy';
 import type { PolicySource } from './policy/policySource';
 import { UpstreamPool } from './upstream/upstreamPool';
+import { ToolPinRegistry } from './guardrails/pinning/toolPinRegistry';
+import type { Pin } from '../common/policy/toolPins';
 import { GATEWAY_VERSION } from './version';
 
 export async function runGateway(argv: string[]): Promise<number> {
@@ -44,6 +46,7 @@ export async function runGateway(argv: string[]): Promise<number> {
   }
 
   ensurePrivateDirectory(args.runtimeDir);
+  ensurePrivateDirectory(args.stateDir);
   if (args.listen.type === 'unix') ensureDirectory(dirname(args.listen.path));
   const secret = await launchSecret(args);
 
@@ -60,6 +63,7 @@ export async function runGateway(argv: string[]): Promise<number> {
     log.warn('unmanaged mode: no policy server, every server in the local config may be used');
   }
 
+  const pins = new ToolPinRegistry(args.stateDir, (serverId, tool) => orgPin(policy, serverId, tool), log.child({ component: 'pins' }));
   const pool = new UpstreamPool(servers, config.gateway.upstreamInitializeTimeoutMs, log.child({ component: 'upstream' }));
   const http = new GatewayHttpServer({
     listen: args.listen,
@@ -67,6 +71,7 @@ export async function runGateway(argv: string[]): Promise<number> {
     secret,
     pool,
     gate,
+    pins,
     log: log.child({ component: 'http' }),
   });
   if (policy && args.policy) followPolicy(policy, args.policy.workDir, pool, http, gate, log);
@@ -122,6 +127,12 @@ async function launchSecret(args: GatewayArgs): Promise<LaunchSecret> {
   const generated = LaunchSecret.generate();
   writeSecretFile(args.secretSource.path, generated.value);
   return generated.secret;
+}
+
+/** The pin the org approved for a tool, from the policy in force (managed mode only). */
+function orgPin(policy: PolicySource | undefined, serverId: string, tool: string): Pin | undefined {
+  const entry = policy?.state.decider?.policy.servers.find((server) => server.id === serverId);
+  return entry?.tools[tool]?.pin as Pin | undefined;
 }
 
 /** New policy versions change the catalog and the lists open sessions see; revocation ends them. */

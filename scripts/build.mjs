@@ -9,10 +9,10 @@ const common = { bundle: true, platform: 'node', target: 'node20', sourcemap: tr
 await Promise.all([
   build({ ...common, entryPoints: ['cli/gatehouse.ts'], outfile: 'dist/gatehouse.js', format: 'cjs', banner: { js: '#!/usr/bin/env node' } }),
   build({ ...common, entryPoints: ['extension/extension.ts'], outfile: 'dist/extension.js', format: 'cjs', external: ['vscode'] }),
-  // Test fixtures (upstream MCP servers of our own) start faster bundled than through tsx.
+  // Test fixture servers (test/fixtures/*-upstream.ts) start faster bundled than through tsx.
   build({
     ...common,
-    entryPoints: readdirSync('test/fixtures').filter((f) => f.endsWith('.ts')).map((f) => `test/fixtures/${f}`),
+    entryPoints: readdirSync('test/fixtures').filter((f) => f.endsWith('-upstream.ts')).map((f) => `test/fixtures/${f}`),
     outdir: 'dist/fixtures',
     format: 'esm',
     outExtension: { '.js': '.mjs' },

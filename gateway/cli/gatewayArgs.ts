@@ -2,7 +2,7 @@
  * Command-line arguments of `gatehouse gateway`. Nothing secret is ever accepted here:
  * argv is visible to every local user, so the launch secret travels by file or stdin.
  */
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ListenAddress } from '../http/originGuard';
@@ -23,6 +23,8 @@ export interface GatewayArgs {
   policy?: PolicyServerArgs;
   listen: ListenAddress;
   runtimeDir: string;
+  /** Lasting state (first-use tool pins): survives reboots, unlike the runtime dir. */
+  stateDir: string;
   secretSource: { type: 'file'; path: string } | { type: 'stdin' };
   logLevel: LogLevel;
 }
@@ -42,6 +44,8 @@ Options:
   --listen unix[:<path>]       serve on a unix socket, mode 0600 (default, in the runtime dir)
   --listen 127.0.0.1:<port>    serve on loopback TCP (port 0 picks a free one)
   --runtime-dir <dir>          private folder (0700) for the socket and secret file
+  --state-dir <dir>            private folder (0700) for lasting state such as tool pins
+                               (default: $XDG_STATE_HOME/gatehouse or ~/.local/state/gatehouse)
   --launch-secret-file <path>  write the generated launch secret to this file (mode 0600)
                                (default: <runtime-dir>/launch-secret)
   --launch-secret-stdin        read the launch secret from the first line of stdin instead
@@ -67,6 +71,7 @@ export function parseGatewayArgs(argv: string[], env: NodeJS.ProcessEnv = proces
         workdir: { type: 'string' },
         listen: { type: 'string' },
         'runtime-dir': { type: 'string' },
+        'state-dir': { type: 'string' },
         'launch-secret-file': { type: 'string' },
         'launch-secret-stdin': { type: 'boolean' },
         'log-level': { type: 'string' },
@@ -106,6 +111,7 @@ export function parseGatewayArgs(argv: string[], env: NodeJS.ProcessEnv = proces
     ...(policy ? { policy } : {}),
     listen: parseListen(values.listen ?? 'unix', runtimeDir),
     runtimeDir,
+    stateDir: resolve(values['state-dir'] ?? join(env.XDG_STATE_HOME ?? join(env.HOME ?? homedir(), '.local/state'), 'gatehouse')),
     secretSource: values['launch-secret-stdin']
       ? { type: 'stdin' }
       : { type: 'file', path: resolve(values['launch-secret-file'] ?? join(runtimeDir, 'launch-secret')) },

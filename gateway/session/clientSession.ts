@@ -14,6 +14,8 @@ import {
   type JSONRPCRequest, type RequestId, type ServerCapabilities,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from '../config/gatewayConfig';
+import type { PinnableTool } from '../../common/policy/toolPins';
+import type { ToolPinRegistry } from '../guardrails/pinning/toolPinRegistry';
 import { POLICY_DENIED, type CallGate } from '../policy/callGate';
 import { describeError, type Logger } from '../../common/log/logger';
 import { UpstreamBackoffError, UpstreamGoneError, type UpstreamConnection, type UpstreamReply } from '../upstream/upstreamConnection';
@@ -70,6 +72,7 @@ export class ClientSession {
     private readonly client: Transport,
     private readonly pool: UpstreamPool,
     private readonly gate: CallGate,
+    private readonly pins: ToolPinRegistry,
     private readonly log: Logger,
   ) {}
 
@@ -144,9 +147,9 @@ export class ClientSession {
     if (!this.upstreamParams) {
       return this.replyError(request.id, ErrorCode.InvalidRequest, 'Session not initialized');
     }
-    const refusal = this.gate.check(this.server.id, request);
+    const refusal = this.gate.check(this.server.id, request) ?? this.pinRefusal(request);
     if (refusal) {
-      this.log.info('policy denied request', { method: request.method });
+      this.log.info('denied request', { method: request.method });
       return this.replyError(request.id, POLICY_DENIED, refusal);
     }
     let connection: UpstreamConnection;
@@ -171,11 +174,28 @@ export class ClientSession {
     this.inFlight.delete(request.id);
     if (progressToken !== undefined) this.byProgressToken.delete(progressToken);
     if (answer) {
-      const result = isJSONRPCResultResponse(answer) ? this.gate.filterResult(this.server.id, request.method, answer.result) : undefined;
+      const result = isJSONRPCResultResponse(answer) ? this.filterResult(request.method, answer.result) : undefined;
       await this.send((result ? { jsonrpc: '2.0', id: request.id, result } : { ...answer, id: request.id }) as JSONRPCMessage, request.id);
     } else {
       this.replyError(request.id, ErrorCode.InternalError, upstreamErrorText(this.server.id, failure, request.method));
     }
+  }
+
+  /** Policy filtering, then tool pins: a tool whose definition changed since approval is hidden. */
+  private filterResult(method: string, result: Record<string, unknown>): Record<string, unknown> {
+    const allowed = this.gate.filterResult(this.server.id, method, result);
+    if (method !== 'tools/list' || !Array.isArray(allowed.tools)) return allowed;
+    const tools = allowed.tools as PinnableTool[];
+    const verdicts = this.pins.review(this.server.id, tools);
+    return { ...allowed, tools: tools.filter((tool) => verdicts.get(tool.name)?.status === 'approved') };
+  }
+
+  private pinRefusal(request: JSONRPCRequest): string | undefined {
+    if (request.method !== 'tools/call') return undefined;
+    const name = String((request.params as { name?: unknown } | undefined)?.name ?? '');
+    const verdict = this.pins.verdict(this.server.id, name);
+    if (verdict?.status !== 'changed') return undefined;
+    return `Tool "${name}" on "${this.server.id}" changed since it was approved (${verdict.source === 'policy' ? 'by your org' : 'at first use'}), so Gatehouse hides it until the new definition is approved. Ask your policy admin.`;
   }
 
   private relayClientNotification(notification: JSONRPCNotification): void {

@@ -59,7 +59,7 @@ export async function startGateway(servers: ServerSpec[] | null, options: { gate
   }
   const secretPath = join(dir, 'launch-secret');
   const child = spawn(NODE, [join(REPO, 'dist/gatehouse.js'), 'gateway', ...configArgs, '--listen', options.listen ?? '127.0.0.1:0',
-    '--runtime-dir', join(dir, 'run'), '--launch-secret-file', secretPath, ...(options.extraArgs ?? [])], {
+    '--runtime-dir', join(dir, 'run'), '--state-dir', join(dir, 'state'), '--launch-secret-file', secretPath, ...(options.extraArgs ?? [])], {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH, HOME: process.env.HOME },
   });

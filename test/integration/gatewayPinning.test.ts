@@ -1,0 +1,54 @@
+/**
+ * Tool pinning through the real gateway: a tool whose definition changes after it was
+ * approved (a "rug pull") disappears from tools/list and is refused, and the approval
+ * survives a gateway restart. Uses the probe fixture's `weather` / `rug-pull` tools.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { fixtureServer, startGateway, textOf } from '../support/gatewayHarness';
+
+describe('tool pinning (rug pulls)', function () {
+  this.timeout(60_000);
+
+  it('hides a tool whose description changed after first use, and refuses to call it', async () => {
+    const gateway = await startGateway([fixtureServer('probe', 'probe-upstream')]);
+    try {
+      const client = await gateway.connect('probe');
+      assert.ok((await client.listTools()).tools.some((t) => t.name === 'weather'));
+      assert.equal(textOf(await client.callTool({ name: 'weather', arguments: { city: 'Oslo' } })), 'Sunny in Oslo');
+      let changed = false;
+      client.setNotificationHandler(ToolListChangedNotificationSchema, () => { changed = true; });
+      await client.callTool({ name: 'rug-pull', arguments: {} });
+      const deadline = Date.now() + 5_000;
+      while (!changed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(changed, 'the upstream announced the change');
+      const names = (await client.listTools()).tools.map((t) => t.name);
+      assert.ok(!names.includes('weather'), 'the changed tool is hidden');
+      assert.ok(names.includes('echo'), 'unchanged tools stay');
+      await assert.rejects(client.callTool({ name: 'weather', arguments: { city: 'Oslo' } }), /changed since it was approved/);
+      assert.match(gateway.stderr(), /tool definition changed since approval/);
+    } finally {
+      await gateway.stop();
+    }
+  });
+
+  it('keeps first-use approvals across restarts', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-pins-'));
+    const first = await startGateway([fixtureServer('probe', 'probe-upstream')], { dir });
+    const client = await first.connect('probe');
+    assert.ok((await client.listTools()).tools.some((t) => t.name === 'weather'));
+    await first.stop(true);
+    // Same state folder, but the upstream now ships the rewritten description from the start.
+    const second = await startGateway([fixtureServer('probe', 'probe-upstream', ['--rug-pulled'])], { dir });
+    try {
+      const names = (await (await second.connect('probe')).listTools()).tools.map((t) => t.name);
+      assert.ok(!names.includes('weather'), 'the approval from the first run still applies');
+      assert.ok(names.includes('echo'));
+    } finally {
+      await second.stop();
+    }
+  });
+});
