@@ -10,6 +10,7 @@ Commands:
   gateway          run the local MCP gateway (gatehouse gateway --help)
   policy-server    run the org policy server (gatehouse policy-server --help)
   policy           validate, publish, history, diff, rollback, revoke (gatehouse policy --help)
+  pins             print the tool pins of a catalog server, to approve them in the policy
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -26,6 +27,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('../policy-server/main')).runPolicyServer(rest);
     case 'policy':
       return (await import('../policy-server/cli/policyCommands')).runPolicyCommand(rest);
+    case 'pins':
+      return (await import('../gateway/cli/pinsCommand')).runPinsCommand(rest);
     case undefined:
     case '--help':
     case 'help':

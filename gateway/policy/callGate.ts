@@ -11,11 +11,19 @@ import type { PolicySource } from './policySource';
 /** JSON-RPC error code for calls the policy refuses (server-defined range). */
 export const POLICY_DENIED = -32003;
 
+/** Why a request may not be relayed: the message the user reads and the deciding rule. */
+export interface Refusal {
+  message: string;
+  ruleId?: string;
+}
+
 export interface CallGate {
   /** Why this user may not use the server at all, or undefined. */
   serverRefusal(serverId: string): string | undefined;
-  /** Why this request may not be relayed, or undefined to relay it. */
-  check(serverId: string, request: JSONRPCRequest): string | undefined;
+  /** Why this request may not be relayed, or undefined to relay it (with the allowing rule, if any). */
+  check(serverId: string, request: JSONRPCRequest): Refusal | undefined;
+  /** The rule that allowed the request, for the audit (undefined in unmanaged mode). */
+  allowingRule(serverId: string, request: JSONRPCRequest): string | undefined;
   /** Removes what the user may not use from a list result. */
   filterResult(serverId: string, method: string, result: Record<string, unknown>): Record<string, unknown>;
 }
@@ -23,6 +31,7 @@ export interface CallGate {
 export const OPEN_GATE: CallGate = {
   serverRefusal: () => undefined,
   check: () => undefined,
+  allowingRule: () => undefined,
   filterResult: (_serverId, _method, result) => result,
 };
 
@@ -59,19 +68,27 @@ export class PolicyGate implements CallGate {
     return undefined;
   }
 
-  check(serverId: string, request: JSONRPCRequest): string | undefined {
+  check(serverId: string, request: JSONRPCRequest): Refusal | undefined {
     if (request.method === 'ping') return undefined;
     const refusal = this.serverRefusal(serverId);
-    if (refusal) return refusal;
+    if (refusal) return { message: refusal };
     const subject = subjectOf(request);
     if (!subject) return undefined; // list methods and logging: results are filtered instead
     const decision = this.decider().decide(serverId, subject.name, subject.args);
     if (decision.effect === 'allow') return undefined;
+    const ruleId = decision.ruleId !== undefined ? { ruleId: decision.ruleId } : {};
     if (decision.effect === 'confirm') {
       // Reviewer confirmation arrives with the guardrails work; until then, deny when unsure.
-      return `${decision.message} This Gatehouse build cannot ask a reviewer yet, so the call is denied.`;
+      return { message: `${decision.message} This Gatehouse build cannot ask a reviewer yet, so the call is denied.`, ...ruleId };
     }
-    return decision.message;
+    return { message: decision.message, ...ruleId };
+  }
+
+  allowingRule(serverId: string, request: JSONRPCRequest): string | undefined {
+    const subject = subjectOf(request);
+    const decider = this.source.state.decider;
+    if (!subject || !decider) return undefined;
+    return decider.decide(serverId, subject.name, subject.args).ruleId;
   }
 
   filterResult(serverId: string, method: string, result: Record<string, unknown>): Record<string, unknown> {

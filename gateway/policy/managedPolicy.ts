@@ -8,6 +8,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { decodeJwt, type JSONWebKeySet } from 'jose';
 import type { EffectivePolicy } from '../../common/policy/effectivePolicy';
+import type { CatalogServerEntry } from '../../common/policy/policyDocument';
 import type { PolicyServerArgs } from '../cli/gatewayArgs';
 import type { ServerConfig } from '../config/gatewayConfig';
 import type { Logger } from '../../common/log/logger';
@@ -35,7 +36,11 @@ export function createPolicySource(args: PolicyServerArgs, runtimeDir: string, l
 
 /** The verified catalog as upstream configs; relative commands resolve against `workDir`. */
 export function catalogServers(policy: EffectivePolicy, workDir: string): ServerConfig[] {
-  return policy.servers.map((entry) => {
+  return policy.servers.map((entry) => catalogServer(entry, workDir));
+}
+
+export function catalogServer(entry: CatalogServerEntry, workDir: string): ServerConfig {
+  {
     const transport = structuredClone(entry.transport);
     if (transport.type === 'stdio') {
       if (!isAbsolute(transport.command) && (transport.command.includes('/') || transport.command.startsWith('.'))) {
@@ -50,7 +55,7 @@ export function catalogServers(policy: EffectivePolicy, workDir: string): Server
       enabled: true,
       transport,
     };
-  });
+  }
 }
 
 function readKeys(path: string): JSONWebKeySet {

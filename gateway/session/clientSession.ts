@@ -16,7 +16,7 @@ import {
 import type { ServerConfig } from '../config/gatewayConfig';
 import type { PinnableTool } from '../../common/policy/toolPins';
 import type { ToolPinRegistry } from '../guardrails/pinning/toolPinRegistry';
-import { POLICY_DENIED, type CallGate } from '../policy/callGate';
+import { POLICY_DENIED, type CallGate, type Refusal } from '../policy/callGate';
 import { describeError, type Logger } from '../../common/log/logger';
 import { UpstreamBackoffError, UpstreamGoneError, type UpstreamConnection, type UpstreamReply } from '../upstream/upstreamConnection';
 import type { InitializeParams, UpstreamPool } from '../upstream/upstreamPool';
@@ -149,8 +149,8 @@ export class ClientSession {
     }
     const refusal = this.gate.check(this.server.id, request) ?? this.pinRefusal(request);
     if (refusal) {
-      this.log.info('denied request', { method: request.method });
-      return this.replyError(request.id, POLICY_DENIED, refusal);
+      this.log.info('denied request', { method: request.method, rule: refusal.ruleId });
+      return this.replyError(request.id, POLICY_DENIED, refusal.message);
     }
     let connection: UpstreamConnection;
     try {
@@ -190,12 +190,12 @@ export class ClientSession {
     return { ...allowed, tools: tools.filter((tool) => verdicts.get(tool.name)?.status === 'approved') };
   }
 
-  private pinRefusal(request: JSONRPCRequest): string | undefined {
+  private pinRefusal(request: JSONRPCRequest): Refusal | undefined {
     if (request.method !== 'tools/call') return undefined;
     const name = String((request.params as { name?: unknown } | undefined)?.name ?? '');
     const verdict = this.pins.verdict(this.server.id, name);
     if (verdict?.status !== 'changed') return undefined;
-    return `Tool "${name}" on "${this.server.id}" changed since it was approved (${verdict.source === 'policy' ? 'by your org' : 'at first use'}), so Gatehouse hides it until the new definition is approved. Ask your policy admin.`;
+    return { message: `Tool "${name}" on "${this.server.id}" changed since it was approved (${verdict.source === 'policy' ? 'by your org' : 'at first use'}), so Gatehouse hides it until the new definition is approved. Ask your policy admin.` };
   }
 
   private relayClientNotification(notification: JSONRPCNotification): void {

@@ -25,6 +25,8 @@ servers:
   - id: probe
     title: Probe
     transport: { type: stdio, command: ${NODE}, args: [${PROBE}] }
+    tools:
+      weather: { pin: "sha256:${'0'.repeat(64)}" }
   - id: internal
     title: Internal probe
     transport: { type: stdio, command: ${NODE}, args: [${PROBE}] }
@@ -113,6 +115,8 @@ describe('managed gateway: org policy enforced for the signed-in user', function
     const aliceTools = (await aliceClient.listTools()).tools.map((t) => t.name);
     assert.ok(aliceTools.includes('sleep') && aliceTools.includes('echo'));
     assert.ok(!aliceTools.includes('crash'), 'an unconditional deny hides the tool');
+    assert.ok(!aliceTools.includes('weather'), 'a tool that does not match its org-approved pin is hidden');
+    await assert.rejects(aliceClient.callTool({ name: 'weather', arguments: { city: 'Oslo' } }), /changed since it was approved \(by your org\)/);
     assert.deepEqual((await bobClient.listTools()).tools.map((t) => t.name), ['echo']);
   });
 
