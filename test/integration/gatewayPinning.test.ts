@@ -4,11 +4,14 @@
  * survives a gateway restart. Uses the probe fixture's `weather` / `rug-pull` tools.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
-import { fixtureServer, startGateway, textOf } from '../support/gatewayHarness';
+import { parse } from 'yaml';
+import { pinOfTool } from '../../common/policy/toolPins';
+import { FIXTURES, fixtureServer, NODE, REPO, startGateway, textOf } from '../support/gatewayHarness';
 
 describe('tool pinning (rug pulls)', function () {
   this.timeout(60_000);
@@ -49,6 +52,30 @@ describe('tool pinning (rug pulls)', function () {
       assert.ok(names.includes('echo'));
     } finally {
       await second.stop();
+    }
+  });
+
+  it('`gatehouse pins` prints the pins an admin approves, matching what the gateway computes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-pins-cli-'));
+    const policy = join(dir, 'org.yaml');
+    writeFileSync(policy, `version: 1
+org: t
+admins: [a]
+groups: [{ id: a, match: [{ user: admin@example.com }] }]
+servers:
+  - id: probe
+    title: Probe
+    transport: { type: stdio, command: ${NODE}, args: [${join(FIXTURES, 'probe-upstream.mjs')}] }
+`);
+    const output = execFileSync(NODE, [join(REPO, 'dist/gatehouse.js'), 'pins', policy, 'probe'], { encoding: 'utf8' });
+    const printed = (parse(output) as { tools: Record<string, { pin: string }> }).tools;
+    const gateway = await startGateway([fixtureServer('probe', 'probe-upstream')]);
+    try {
+      const tools = (await (await gateway.connect('probe')).listTools()).tools;
+      assert.ok(tools.length >= 5);
+      for (const tool of tools) assert.equal(printed[tool.name]?.pin, pinOfTool(tool), tool.name);
+    } finally {
+      await gateway.stop();
     }
   });
 });
