@@ -27,13 +27,13 @@ export function resolveGroups(policy: PolicyDocument, identity: CallerIdentity):
 }
 
 /**
- * The caller's email, only if it may identify them: an IdP that says it is unverified
- * (`email_verified: false`, or the string "false" some IdPs send) makes it worthless,
- * otherwise anyone could put an admin's address on their own account.
+ * The caller's email, only if the IdP vouches for it (`email_verified: true`). Without
+ * that, an email is whatever the account owner typed (Entra's optional `email`, GitHub's
+ * public email): trusting it would let anyone put an admin's address on their account.
  */
-function trustedEmail(identity: CallerIdentity): string | undefined {
+export function trustedEmail(identity: CallerIdentity): string | undefined {
   const verified = identity.claims.email_verified;
-  if (verified === false || verified === 'false') return undefined;
+  if (verified !== true && verified !== 'true') return undefined;
   return identity.email?.toLowerCase();
 }
 
@@ -78,7 +78,8 @@ export function compileEffectivePolicy(policy: PolicyDocument, version: number, 
     org: policy.org,
     ver: version,
     sub: identity.sub,
-    ...(identity.email ? { email: identity.email } : {}),
+    // Only a verified email reaches the bundle (and CEL's user.email).
+    ...(trustedEmail(identity) ? { email: trustedEmail(identity) } : {}),
     groups,
     admin: policy.admins.some((group) => groupSet.has(group)),
     servers: policy.servers.filter((server) => everyServer || reachable.has(server.id)),

@@ -74,6 +74,8 @@ export class PolicyGate implements CallGate {
     if (refusal) return { message: refusal };
     const subject = subjectOf(request);
     if (!subject) return undefined; // list methods and logging: results are filtered instead
+    const ambiguity = ambiguousName(request.method, subject.name);
+    if (ambiguity) return { message: ambiguity };
     const decision = this.decider().decide(serverId, subject.name, subject.args);
     if (decision.effect === 'allow') return undefined;
     const ruleId = decision.ruleId !== undefined ? { ruleId: decision.ruleId } : {};
@@ -93,7 +95,7 @@ export class PolicyGate implements CallGate {
 
   filterResult(serverId: string, method: string, result: Record<string, unknown>): Record<string, unknown> {
     const decider = this.source.state.decider;
-    const keep = (name: string) => decider !== undefined && decider.isToolListed(serverId, name);
+    const keep = (name: string) => decider !== undefined && ambiguousName(method, name) === undefined && decider.isToolListed(serverId, name);
     const filtered = (key: string, nameOf: (item: Record<string, unknown>) => string) => {
       const items = Array.isArray(result[key]) ? (result[key] as Array<Record<string, unknown>>) : [];
       return { ...result, [key]: items.filter((item) => isRecord(item) && keep(nameOf(item))) };
@@ -110,6 +112,22 @@ export class PolicyGate implements CallGate {
   private decider(): PolicyDecider {
     return this.source.state.decider!;
   }
+}
+
+/**
+ * Names the policy cannot judge safely: a tool named like a resource or prompt (it would
+ * borrow their rules), and resource URIs with dot segments or encoded separators, which
+ * could step outside a prefix a rule allows.
+ */
+function ambiguousName(method: string, name: string): string | undefined {
+  if ((method === 'tools/call' || method === 'tools/list') && /^(resource|prompt):/.test(name)) {
+    return `Gatehouse refuses tool "${name}": tool names may not start with "resource:" or "prompt:".`;
+  }
+  if (name.startsWith('resource:')) {
+    const uri = name.slice('resource:'.length);
+    if (/(^|\/)\.\.?(\/|$)|%2e|%2f|%5c|\\/i.test(uri)) return `Gatehouse refuses resource "${uri}": it contains dot segments or encoded separators.`;
+  }
+  return undefined;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

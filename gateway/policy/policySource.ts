@@ -5,7 +5,7 @@
  * (new versions, revocations), and fails closed: no verified, unexpired bundle means every
  * call is denied with the reason.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import type { JSONWebKeySet } from 'jose';
 import { createParser } from 'eventsource-parser';
 import { request } from 'undici';
@@ -41,6 +41,8 @@ export interface PolicyState {
 }
 
 const RETRY_MIN_MS = 1_000;
+/** A signed bundle for one user; far above any real one (10,000 servers is ~2.5 MB). */
+const MAX_BUNDLE_BYTES = 16 * 1024 * 1024;
 const RENEW_RETRY_MS = 10_000;
 // Short, so a revocation published while the stream was down still lands within seconds.
 const RETRY_MAX_MS = 5_000;
@@ -58,9 +60,16 @@ export class PolicySource {
   private closed = false;
   private revoked = false;
 
-  constructor(private readonly options: PolicySourceOptions) {}
+  private readonly revokedMarkerPath: string;
 
+  constructor(private readonly options: PolicySourceOptions) {
+    this.revokedMarkerPath = `${options.cachePath}.revoked`;
+  }
+
+  /** The state in force, with expiry judged on the wall clock at every call (timers pause during sleep). */
   get state(): PolicyState {
+    const { expiresAt } = this.current;
+    if (expiresAt !== undefined && this.current.decider && Date.now() >= expiresAt) this.expire();
     return this.current;
   }
 
@@ -88,7 +97,7 @@ export class PolicySource {
 
   /** Fetches the bundle (revalidating with ETag) and applies it if it verifies. */
   async refresh(): Promise<void> {
-    const response = await request(new URL(POLICY_SERVER_PATHS.effectivePolicy, this.options.serverUrl), {
+    const response = await request(this.endpoint(POLICY_SERVER_PATHS.effectivePolicy), {
       headers: {
         authorization: `Bearer ${await this.options.token()}`,
         accept: BUNDLE_CONTENT_TYPE,
@@ -105,7 +114,7 @@ export class PolicySource {
       }
       return;
     }
-    const text = await response.body.text();
+    const text = await readBounded(response.body, MAX_BUNDLE_BYTES);
     if (response.statusCode === 403 && /revoked/i.test(text)) return this.revoke();
     if (response.statusCode !== 200) throw new Error(`policy server answered HTTP ${response.statusCode}: ${text.slice(0, 200)}`);
     const etag = response.headers.etag;
@@ -125,9 +134,22 @@ export class PolicySource {
       return;
     }
     if (this.current.version !== undefined && claims.ver < this.current.version && this.current.decider) return;
+    if (from === 'cache' && existsSync(this.revokedMarkerPath)) {
+      this.options.log.warn('ignoring the cached bundle: access was revoked; waiting for the policy server');
+      return;
+    }
+    let decider: PolicyDecider;
+    try {
+      decider = new PolicyDecider(claims.policy);
+    } catch (error) {
+      this.options.log.error('policy bundle unusable', { from, error: describeError(error) });
+      return;
+    }
     this.bundleText = jws;
     this.revoked = false;
-    if (from === 'server') writeSecretFile(this.options.cachePath, jws);
+    if (from === 'server') {
+      rmSync(this.revokedMarkerPath, { force: true }); // a fresh bundle from the server means access is back
+    }
     clearTimeout(this.expiryTimer);
     const expiresAt = claims.exp * 1000;
     this.expiryTimer = setTimeout(() => this.expire(), Math.max(0, expiresAt - Date.now()));
@@ -135,8 +157,16 @@ export class PolicySource {
     // Renew at half-life, so a quiet policy never lapses while the server is reachable.
     this.renewAt = claims.iat * 1000 + (expiresAt - claims.iat * 1000) / 2;
     this.scheduleRenewal(this.renewAt);
-    this.set({ decider: new PolicyDecider(claims.policy), version: claims.ver, expiresAt });
+    this.set({ decider, version: claims.ver, expiresAt });
     this.options.log.info('policy in force', { version: claims.ver, from, groups: claims.groups, expiresAt: new Date(expiresAt).toISOString() });
+    // Cache after the policy is in force: a full disk must not keep an older policy alive.
+    if (from === 'server') {
+      try {
+        writeSecretFile(this.options.cachePath, jws);
+      } catch (error) {
+        this.options.log.warn('could not cache the policy bundle', { error: describeError(error) });
+      }
+    }
   }
 
   private scheduleRenewal(at: number): void {
@@ -151,8 +181,15 @@ export class PolicySource {
   }
 
   private expire(): void {
-    if (!this.current.expiresAt || Date.now() < this.current.expiresAt) return;
-    this.set({ denial: `The policy bundle expired at ${new Date(this.current.expiresAt).toISOString()} and the policy server could not be reached for a new one. Calls are denied until it can.` });
+    if (!this.current.expiresAt || !this.current.decider) return;
+    if (Date.now() < this.current.expiresAt) {
+      // The timer fired early by the wall clock (clock stepped back): check again later.
+      clearTimeout(this.expiryTimer);
+      this.expiryTimer = setTimeout(() => this.expire(), Math.min(this.current.expiresAt - Date.now(), 60_000));
+      this.expiryTimer.unref();
+      return;
+    }
+    this.set({ denial: `The policy bundle expired at ${new Date(this.current.expiresAt).toISOString()} and the policy server could not be reached for a new one. Calls are denied until it can.`, expiresAt: this.current.expiresAt });
     void this.refresh().catch(() => undefined);
   }
 
@@ -161,6 +198,14 @@ export class PolicySource {
     this.revoked = true;
     clearTimeout(this.expiryTimer);
     this.bundleText = undefined;
+    // Forget the bundle on disk and remember the revocation, so a restart while the server
+    // is unreachable cannot bring the revoked policy back.
+    rmSync(this.options.cachePath, { force: true });
+    try {
+      writeSecretFile(this.revokedMarkerPath, JSON.stringify({ sub: this.options.expectedSub, revokedAt: Date.now() }));
+    } catch (error) {
+      this.options.log.warn('could not record the revocation on disk', { error: describeError(error) });
+    }
     this.set({ denial: 'Your access was revoked by your policy admin.' });
     for (const listener of this.revokeListeners) listener();
   }
@@ -185,7 +230,7 @@ export class PolicySource {
     let delay = RETRY_MIN_MS;
     while (!this.closed) {
       try {
-        const response = await request(new URL(POLICY_SERVER_PATHS.events, this.options.serverUrl), {
+        const response = await request(this.endpoint(POLICY_SERVER_PATHS.events), {
           headers: { authorization: `Bearer ${await this.options.token()}`, accept: 'text/event-stream' },
           signal: this.aborter.signal,
           bodyTimeout: 60_000, // the server sends a heartbeat every 15 s
@@ -200,7 +245,8 @@ export class PolicySource {
           delay = RETRY_MIN_MS;
           // Catch up on anything missed while disconnected.
           await this.refresh().catch((error: unknown) => this.options.log.warn('policy refresh failed', { error: describeError(error) }));
-          const parser = createParser({ onEvent: (event) => this.onEvent(event.event, event.data) });
+          // A bounded buffer: a lying server cannot grow our memory with one endless line.
+          const parser = createParser({ onEvent: (event) => this.onEvent(event.event, event.data), maxBufferSize: 64 * 1024 });
           for await (const chunk of response.body) parser.feed(chunk.toString());
         }
       } catch (error) {
@@ -228,8 +274,25 @@ export class PolicySource {
     }
   }
 
+  /** An API path under the configured server URL, keeping any base path it has. */
+  private endpoint(path: string): URL {
+    const base = this.options.serverUrl.href.endsWith('/') ? this.options.serverUrl.href : `${this.options.serverUrl.href}/`;
+    return new URL(path.replace(/^\//, ''), base);
+  }
+
   /** The bundle in force (for the extension to show); never a secret, but not logged either. */
   get bundle(): string | undefined {
     return this.bundleText;
   }
+}
+
+async function readBounded(body: AsyncIterable<Buffer>, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > limit) throw new Error(`policy server answer exceeds ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }

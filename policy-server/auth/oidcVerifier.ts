@@ -94,6 +94,12 @@ export class OidcVerifier {
     }
     if (typeof payload.sub !== 'string' || payload.sub === '') return refuse('token has no usable sub claim');
 
+    // Entra replaces `groups` with a pointer when a user has too many: group rules would
+    // silently stop matching (a deny by group would fail open), so refuse instead.
+    const claimNames = payload._claim_names as Record<string, unknown> | undefined;
+    if (payload.hasgroups === true || payload.hasgroups === 'true' || (claimNames && 'groups' in claimNames)) {
+      return refuse('token omits the groups claim (group overage); configure the IdP to emit groups or app roles');
+    }
     const identity: CallerIdentity = { sub: payload.sub, issuer: this.issuer, claims: { ...payload } };
     if (typeof payload.email === 'string') identity.email = payload.email;
     if (typeof payload.preferred_username === 'string') identity.username = payload.preferred_username;

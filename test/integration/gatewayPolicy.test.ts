@@ -187,6 +187,15 @@ describe('managed gateway: org policy enforced for the signed-in user', function
     for (const rule of claims.policy.rules) rule.effect = 'allow';
     writeFileSync(join(cacheDir, cache), `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${signature}`);
     const restarted = await startGateway(null, { dir: alice.dir, extraArgs: managedArgs(server, join(server.dir, 'alice.token')) });
+    // Bob was revoked while his gateway ran: restarted with the server down, his old bundle must not come back.
+    await bob.stop(true);
+    const bobAgain = await startGateway(null, { dir: bob.dir, extraArgs: managedArgs(server, join(server.dir, 'bob.token')) });
+    try {
+      assert.deepEqual(bobAgain.ready.servers, [], 'the revoked bundle is gone from the cache');
+      assert.match(bobAgain.ready.policy.mode === 'managed' ? bobAgain.ready.policy.denial ?? '' : '', /No policy has been received/);
+    } finally {
+      await bobAgain.stop();
+    }
     try {
       assert.equal(restarted.ready.policy.mode, 'managed');
       assert.match(restarted.ready.policy.mode === 'managed' ? restarted.ready.policy.denial ?? '' : '', /No policy has been received/);

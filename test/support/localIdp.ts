@@ -142,8 +142,8 @@ export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<Loca
     // Copies the account's claims into JWT access tokens (RFC 9068 leaves that to the AS).
     extraTokenClaims: async (_ctx: unknown, token: { accountId?: string }) => {
       if (!token.accountId) return undefined;
-      const { email, preferred_username, groups } = accountClaims(token.accountId);
-      return { email, preferred_username, groups };
+      const { email, email_verified, preferred_username, groups } = accountClaims(token.accountId);
+      return { email, email_verified, preferred_username, groups };
     },
     features: {
       devInteractions: { enabled: false },

@@ -6,8 +6,10 @@ import { parsePolicyDocument } from '../../../common/policy/policyDocument';
 /** Tests for reported bugs fail until fixed; they are skipped unless this is set. */
 const OIDC = 'https://login.example.com';
 
+/** An identity; an email is IdP-verified unless the claims say otherwise (tests of trust set them). */
 function identity(overrides: Partial<CallerIdentity> = {}): CallerIdentity {
-  return { sub: 'u-1', issuer: OIDC, claims: {}, ...overrides };
+  const claims = overrides.email !== undefined ? { email_verified: true, ...overrides.claims } : { ...overrides.claims };
+  return { sub: 'u-1', issuer: OIDC, ...overrides, claims };
 }
 
 const GROUPS_POLICY = parsePolicyDocument(`
@@ -90,6 +92,13 @@ describe('policy group resolution', () => {
   });
 
   describe('regressions found in review', () => {
+    it('does not trust an email the IdP does not vouch for (no email_verified claim)', () => {
+      const unverified = resolveGroups(GROUPS_POLICY, { sub: 'mallory', issuer: OIDC, email: 'carol@example.com', claims: {} });
+      assert.deepEqual(unverified, [], 'neither user: nor emailDomain matches an unvouched email');
+      const verified = resolveGroups(GROUPS_POLICY, { sub: 'carol', issuer: OIDC, email: 'carol@example.com', claims: { email_verified: true } });
+      assert.deepEqual(verified, ['staff', 'by-email']);
+    });
+
     it('[bug] does not match `user: <email>` when the IdP says the email is not verified', function () {
       // emailDomain refuses an unverified email, but `user:` (groups and principals) accepts it,
       // so anyone who can put an unverified alice@example.com on their IdP account becomes alice.

@@ -57,7 +57,7 @@ describe('policy bundle', () => {
       'groups: [{ id: admins, match: [{ user: alice@example.com }] }]',
       'rules: [{ id: r, effect: allow, principals: [group:admins], servers: [files], when: "args.x == 1" }]',
     ].join('\n'), '/org/policy.yaml');
-    policy = compileEffectivePolicy(document, 4, { sub: 'alice', issuer: 'https://login.example.com', email: 'alice@example.com', claims: {} });
+    policy = compileEffectivePolicy(document, 4, { sub: 'alice', issuer: 'https://login.example.com', email: 'alice@example.com', claims: { email_verified: true } });
   });
 
   const expected = { sub: 'alice', issuer: ISSUER };

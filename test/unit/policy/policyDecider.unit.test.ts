@@ -21,7 +21,7 @@ groups:
   - { id: admins, match: [{ user: alice@example.com }] }
 `;
 
-const ENGINEER: CallerIdentity = { sub: 'u-1', issuer: 'https://login.example.com', email: 'eve@example.com', claims: { groups: ['engineers', 'oncall'] } };
+const ENGINEER: CallerIdentity = { sub: 'u-1', issuer: 'https://login.example.com', email: 'eve@example.com', claims: { groups: ['engineers', 'oncall'], email_verified: true } };
 
 /** The decider for ENGINEER (or `who`) under the catalog above plus these rules. */
 function deciderFor(rules: string, who: CallerIdentity = ENGINEER): PolicyDecider {
