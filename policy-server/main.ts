@@ -5,6 +5,7 @@
  * stdout (PolicyServerReadyLine); logs go to stderr. `rotate-key` rotates the signing key
  * in the data dir and exits; a running server picks the new key up by itself.
  */
+import { readFileSync, statSync } from 'node:fs';
 import { PolicyError } from '../common/policy/policyDocument';
 import { BearerAuthenticator } from './auth/bearerAuthenticator';
 import { EffectivePolicyBundles } from './bundles/effectivePolicyBundles';
@@ -63,7 +64,7 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   try {
     authenticator = new BearerAuthenticator({
       ...(args.oidc ? { oidc: args.oidc } : {}),
-      ...(args.githubApi ? { github: { apiBaseUrl: args.githubApi } } : {}),
+      ...(args.github ? { github: { apiBaseUrl: args.github.apiBaseUrl, clientId: args.github.clientId, clientSecret: readSecretFile(args.github.clientSecretFile) } } : {}),
     });
   } catch (error) {
     process.stderr.write(`gatehouse policy-server: ${describeError(error)}\n`);
@@ -121,4 +122,13 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   log.info('policy server ready', { url, issuer, kid: ready.kid, version: ready.version, dataDir: args.dataDir });
   process.stdout.write(JSON.stringify(ready) + '\n');
   return new Promise<number>(() => { /* runs until a signal ends the process */ });
+}
+
+/** A secret from a file only its owner can read; never from argv or env. */
+function readSecretFile(path: string): string {
+  const stats = statSync(path);
+  if ((stats.mode & 0o077) !== 0) throw new Error(`${path} must not be readable by others (chmod 600)`);
+  const value = readFileSync(path, 'utf8').trim();
+  if (!value) throw new Error(`${path} is empty`);
+  return value;
 }

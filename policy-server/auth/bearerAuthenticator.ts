@@ -9,7 +9,8 @@ import { OidcVerifier, type TokenVerdict } from './oidcVerifier';
 
 export interface AuthenticatorConfig {
   oidc?: { issuer: string; audience: string; clockToleranceSeconds?: number /* default 30 */ };
-  github?: { apiBaseUrl: string /* e.g. https://api.github.com */ };
+  /** GitHub sign-in through the org's Gatehouse OAuth app (tokens of other apps are refused). */
+  github?: { apiBaseUrl: string /* e.g. https://api.github.com */; clientId: string; clientSecret: string };
 }
 
 const REALM = 'gatehouse';

@@ -11,6 +11,12 @@ import { requireSecureUrl, type TokenVerdict } from './oidcVerifier';
 export interface GithubVerifierConfig {
   /** e.g. https://api.github.com, or https://ghe.example.com/api/v3 for GitHub Enterprise Server. */
   apiBaseUrl: string;
+  /**
+   * The org's Gatehouse GitHub OAuth app. Only tokens issued to it are accepted: a token
+   * the user gave any other app (or a personal access token) must not act as them here.
+   */
+  clientId: string;
+  clientSecret: string;
 }
 
 export interface GithubVerifierOptions {
@@ -39,8 +45,13 @@ export class GithubVerifier {
   private readonly now: () => number;
   /** Keyed by SHA-256 of the token; the token itself is never kept. */
   private readonly cache = new Map<string, CacheEntry>();
+  private readonly appAuthorization: string;
+  private readonly clientId: string;
 
   constructor(config: GithubVerifierConfig, options: GithubVerifierOptions = {}) {
+    if (!/^[A-Za-z0-9._-]{1,100}$/.test(config.clientId) || !config.clientSecret) throw new Error('GitHub sign-in needs the Gatehouse OAuth app client id and secret');
+    this.clientId = config.clientId;
+    this.appAuthorization = `Basic ${Buffer.from(`${config.clientId}:${config.clientSecret}`).toString('base64')}`;
     const base = requireSecureUrl(config.apiBaseUrl, 'GitHub API base URL');
     if (!base.pathname.endsWith('/')) base.pathname += '/';
     this.base = base;
@@ -82,6 +93,7 @@ export class GithubVerifier {
   private async lookUp(token: string): Promise<TokenVerdict> {
     const signal = AbortSignal.timeout(this.timeoutMs);
     try {
+      await this.checkIssuedToApp(token, signal);
       const user = await this.getJson(token, 'user', signal);
       if (!isRecord(user) || typeof user.id !== 'number' || typeof user.login !== 'string') {
         throw new Error('GitHub API answered /user with an unexpected body');
@@ -105,6 +117,29 @@ export class GithubVerifier {
       if (signal.aborted) throw new Error(`GitHub API at ${this.base.origin} did not answer within ${this.timeoutMs / 1000} s`);
       throw error;
     }
+  }
+
+  /** `POST /applications/{client_id}/token` answers 200 only for tokens issued to our app. */
+  private async checkIssuedToApp(token: string, signal: AbortSignal): Promise<void> {
+    const response = await request(new URL(`applications/${encodeURIComponent(this.clientId)}/token`, this.base), {
+      method: 'POST',
+      headers: {
+        accept: 'application/vnd.github+json',
+        'user-agent': 'gatehouse',
+        'x-github-api-version': '2022-11-28',
+        'content-type': 'application/json',
+        authorization: this.appAuthorization,
+      },
+      body: JSON.stringify({ access_token: token }),
+      signal,
+    });
+    await response.body.dump();
+    if (response.statusCode === 200) return;
+    if (response.statusCode === 404 || response.statusCode === 422) {
+      throw new TokenRefused('GitHub does not accept the token for the Gatehouse GitHub app (it is invalid, expired, revoked, or was not issued to this app); sign in through Gatehouse');
+    }
+    if (response.statusCode === 401) throw new Error('GitHub refused the Gatehouse app credentials (check the client id and secret)');
+    throw new Error(`GitHub API answered the token check with HTTP ${response.statusCode}`);
   }
 
   private async getPages(token: string, path: string, signal: AbortSignal): Promise<unknown[]> {

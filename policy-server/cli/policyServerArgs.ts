@@ -24,7 +24,9 @@ Options:
   --oidc-issuer <url>        accept access tokens from this OIDC issuer...
   --oidc-audience <aud>      ...issued for this audience (both required together)
   --github-api <url>         accept GitHub tokens, checked against this API
-                             (e.g. https://api.github.com)
+                             (e.g. https://api.github.com)...
+  --github-client-id <id>    ...issued to this Gatehouse GitHub OAuth app only...
+  --github-client-secret-file <path>  ...whose secret is in this 0600 file
   --bootstrap-policy <file>  publish this policy as version 1 if nothing was published yet
   --log-level <level>        debug | info | warn | error (default info); logs go to stderr
 
@@ -40,7 +42,7 @@ export interface PolicyServerArgs {
   listen: { host: string; port: number };
   issuerUrl: string | undefined;
   oidc: { issuer: string; audience: string } | undefined;
-  githubApi: string | undefined;
+  github: { apiBaseUrl: string; clientId: string; clientSecretFile: string } | undefined;
   bootstrapPolicy: string | undefined;
   logLevel: LogLevel;
 }
@@ -62,6 +64,8 @@ export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | Rotate
     'oidc-issuer': { type: 'string' },
     'oidc-audience': { type: 'string' },
     'github-api': { type: 'string' },
+    'github-client-id': { type: 'string' },
+    'github-client-secret-file': { type: 'string' },
     'bootstrap-policy': { type: 'string' },
     'log-level': { type: 'string' },
   });
@@ -71,13 +75,18 @@ export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | Rotate
   if (!values['oidc-issuer'] && !values['github-api']) {
     throw new UsageError('give --oidc-issuer with --oidc-audience, --github-api, or both: the server needs an identity provider to know its callers');
   }
+  if (values['github-api'] && (!values['github-client-id'] || !values['github-client-secret-file'])) {
+    throw new UsageError('--github-api needs --github-client-id and --github-client-secret-file: only tokens issued to the Gatehouse GitHub app are accepted');
+  }
   return {
     command: 'serve',
     dataDir: resolve(values['data-dir'] ?? DEFAULT_DATA_DIR),
     listen: parseListen(values.listen ?? DEFAULT_LISTEN),
     issuerUrl: values['issuer-url'] === undefined ? undefined : parseIssuerUrl(values['issuer-url']),
     oidc: values['oidc-issuer'] && values['oidc-audience'] ? { issuer: values['oidc-issuer'], audience: values['oidc-audience'] } : undefined,
-    githubApi: values['github-api'],
+    github: values['github-api'] && values['github-client-id'] && values['github-client-secret-file']
+      ? { apiBaseUrl: values['github-api'], clientId: values['github-client-id'], clientSecretFile: resolve(values['github-client-secret-file']) }
+      : undefined,
     bootstrapPolicy: values['bootstrap-policy'] === undefined ? undefined : resolve(values['bootstrap-policy']),
     logLevel: parseLogLevel(values['log-level']),
   };

@@ -178,9 +178,12 @@ describe('policy server bearer authentication (OIDC)', function () {
 });
 
 // GitHub is outside this machine, so its API is stubbed here: a local server answering the
-// three endpoints the verifier reads, for one valid token.
+// endpoints the verifier reads: the app's token check and /user, /user/orgs, /user/teams.
 const GOOD_TOKEN = 'gho_goodToken0123456789abcdefABCDEF';
 const NO_ORG_SCOPE_TOKEN = 'gho_noReadOrg0123456789abcdefABCDEF';
+/** Valid for the user, but issued to some other app (or a personal access token). */
+const OTHER_APP_TOKEN = 'gho_otherApp00123456789abcdefABCDEF';
+const APP = { clientId: 'Iv1.gatehouse', clientSecret: 'app-secret-for-tests' };
 
 interface GithubStub {
   baseUrl: string;
@@ -198,8 +201,20 @@ async function startGithubStub(): Promise<GithubStub> {
       res.end(JSON.stringify(body));
     };
     if (req.headers.accept !== 'application/vnd.github+json' || req.headers['user-agent'] !== 'gatehouse') return send(400, { message: 'bad headers' });
+    if (req.method === 'POST' && url.pathname === `/applications/${APP.clientId}/token`) {
+      const expected = `Basic ${Buffer.from(`${APP.clientId}:${APP.clientSecret}`).toString('base64')}`;
+      if (req.headers.authorization !== expected) return send(401, { message: 'Bad credentials' });
+      let body = '';
+      req.on('data', (chunk: Buffer) => { body += chunk.toString(); });
+      req.on('end', () => {
+        const token = (JSON.parse(body) as { access_token?: string }).access_token;
+        if (token === GOOD_TOKEN || token === NO_ORG_SCOPE_TOKEN) return send(200, { user: { id: 4242, login: 'octocat' } });
+        return send(404, { message: 'Not Found' });
+      });
+      return;
+    }
     const token = req.headers.authorization?.replace(/^Bearer /, '');
-    if (token !== GOOD_TOKEN && token !== NO_ORG_SCOPE_TOKEN) return send(401, { message: 'Bad credentials' });
+    if (token !== GOOD_TOKEN && token !== NO_ORG_SCOPE_TOKEN && token !== OTHER_APP_TOKEN) return send(401, { message: 'Bad credentials' });
     switch (url.pathname) {
       case '/user':
         return send(200, { id: 4242, login: 'octocat', email: token === GOOD_TOKEN ? 'octocat@example.com' : null });
@@ -226,8 +241,8 @@ describe('policy server bearer authentication (GitHub)', function () {
 
   before(async function () {
     stub = await startGithubStub();
-    sentTokens.push(GOOD_TOKEN, NO_ORG_SCOPE_TOKEN);
-    authenticator = new BearerAuthenticator({ github: { apiBaseUrl: stub.baseUrl } });
+    sentTokens.push(GOOD_TOKEN, NO_ORG_SCOPE_TOKEN, OTHER_APP_TOKEN);
+    authenticator = new BearerAuthenticator({ github: { apiBaseUrl: stub.baseUrl, ...APP } });
   });
   after(async function () {
     stub.server.closeAllConnections();
@@ -245,7 +260,12 @@ describe('policy server bearer authentication (GitHub)', function () {
       githubOrgs: ['acme', 'widgets'],
       githubTeams: ['acme/platform', 'widgets/release'],
     });
-    assert.deepEqual([...stub.requests].sort(), ['/user', '/user/orgs?per_page=100', '/user/teams?per_page=100', '/user/teams?per_page=100&page=2']);
+    assert.deepEqual([...stub.requests].sort(), [`/applications/${APP.clientId}/token`, '/user', '/user/orgs?per_page=100', '/user/teams?per_page=100', '/user/teams?per_page=100&page=2']);
+  });
+
+  it('refuses a token the user gave another app, even though GitHub accepts it', async function () {
+    const error = await refusal(authenticator, `Bearer ${OTHER_APP_TOKEN}`);
+    assertInvalidToken(error, /was not issued to this app/);
   });
 
   it('answers a second call within 60 s from the cache', async function () {
@@ -275,7 +295,7 @@ describe('policy server bearer authentication (GitHub)', function () {
     const silent = createServer(() => { /* never answers */ });
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     try {
-      const verifier = new GithubVerifier({ apiBaseUrl: `http://127.0.0.1:${(silent.address() as AddressInfo).port}` }, { timeoutMs: 200 });
+      const verifier = new GithubVerifier({ apiBaseUrl: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, ...APP }, { timeoutMs: 200 });
       await assert.rejects(verifier.verify(GOOD_TOKEN), (error: Error) => {
         assert.match(error.message, /did not answer within 0.2 s/);
         assertNoToken(error);
@@ -288,6 +308,6 @@ describe('policy server bearer authentication (GitHub)', function () {
   });
 
   it('refuses a plain-http GitHub API that is not on this machine', function () {
-    assert.throws(() => new BearerAuthenticator({ github: { apiBaseUrl: 'http://api.github.example' } }), /https/);
+    assert.throws(() => new BearerAuthenticator({ github: { apiBaseUrl: 'http://api.github.example', ...APP } }), /https/);
   });
 });
