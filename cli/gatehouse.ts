@@ -11,6 +11,7 @@ Commands:
   policy-server    run the org policy server (gatehouse policy-server --help)
   policy           validate, publish, history, diff, rollback, revoke (gatehouse policy --help)
   pins             print the tool pins of a catalog server, to approve them in the policy
+  audit verify     check a gateway's audit spool; names the first bad record
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -27,6 +28,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('../policy-server/main')).runPolicyServer(rest);
     case 'policy':
       return (await import('../policy-server/cli/policyCommands')).runPolicyCommand(rest);
+    case 'audit':
+      return (await import('../gateway/audit/auditCommand')).runAuditCommand(rest);
     case 'pins':
       return (await import('../gateway/cli/pinsCommand')).runPinsCommand(rest);
     case undefined:
