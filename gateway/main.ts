@@ -4,7 +4,7 @@
  * catalog (unmanaged) -> upstream pool -> HTTP front. Prints the ready line
  * (common/gatewayReady.ts) on stdout once every upstream is ready or failed.
  */
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { GatewayReadyLine } from '../common/gatewayReady';
 import { GATEWAY_USAGE, parseGatewayArgs, UsageError, type GatewayArgs } from './cli/gatewayArgs';
 import { ConfigError, GatewaySettingsSchema, loadGatewayConfig, type GatewayConfig } from './config/gatewayConfig';
@@ -15,6 +15,8 @@ import { OPEN_GATE, PolicyGate, type CallGate } from './policy/callGate';
 import { catalogServers, createPolicySource } from './policy/managedPolicy';
 import type { PolicySource } from './policy/policySource';
 import { UpstreamPool } from './upstream/upstreamPool';
+import { AuditSpool } from './audit/auditSpool';
+import { CallAuditor } from './audit/callAuditor';
 import { ToolPinRegistry } from './guardrails/pinning/toolPinRegistry';
 import type { Pin } from '../common/policy/toolPins';
 import { GATEWAY_VERSION } from './version';
@@ -63,6 +65,9 @@ export async function runGateway(argv: string[]): Promise<number> {
     log.warn('unmanaged mode: no policy server, every server in the local config may be used');
   }
 
+  // Audit lives with lasting state: it must outlive reboots until it has been shipped.
+  const spool = await AuditSpool.open({ dir: join(args.stateDir, 'audit'), logger: log.child({ component: 'audit' }) });
+  const auditor = new CallAuditor(spool, () => policy?.subject ?? 'local', log.child({ component: 'audit' }));
   const pins = new ToolPinRegistry(args.stateDir, (serverId, tool) => orgPin(policy, serverId, tool), log.child({ component: 'pins' }));
   const pool = new UpstreamPool(servers, config.gateway.upstreamInitializeTimeoutMs, log.child({ component: 'upstream' }));
   const http = new GatewayHttpServer({
@@ -72,6 +77,7 @@ export async function runGateway(argv: string[]): Promise<number> {
     pool,
     gate,
     pins,
+    auditor,
     log: log.child({ component: 'http' }),
   });
   if (policy && args.policy) followPolicy(policy, args.policy.workDir, pool, http, gate, log);
@@ -84,6 +90,7 @@ export async function runGateway(argv: string[]): Promise<number> {
     policy?.close();
     await http.close().catch((error: unknown) => log.warn('http close failed', { error: describeError(error) }));
     await pool.closeAll();
+    await spool.close().catch((error: unknown) => log.warn('audit close failed', { error: describeError(error) }));
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));

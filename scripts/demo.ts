@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   writeFileSync(join(STATE, 'pinned-jwks.json'), await (await fetch(`${url}/.well-known/jwks.json`)).text());
   writeFileSync(join(STATE, 'alice.token'), await idp.tokenFor('alice'), { mode: 0o600 });
   const gateway = await start('gateway', ['gateway', '--policy-server', url, '--policy-keys', join(STATE, 'pinned-jwks.json'),
-    '--policy-token-file', join(STATE, 'alice.token'), '--listen', '127.0.0.1:7420', '--runtime-dir', join(STATE, 'gateway'),
+    '--policy-token-file', join(STATE, 'alice.token'), '--listen', '127.0.0.1:7420', '--runtime-dir', join(STATE, 'gateway'), '--state-dir', join(STATE, 'gateway-state'),
     '--launch-secret-file', join(STATE, 'launch-secret'), '--workdir', REPO]);
   process.stdout.write(`\nGatehouse demo is running.
   IdP (local, for the demo):  ${idp.issuer}

@@ -15,6 +15,7 @@ import type { ServerConfig } from '../config/gatewayConfig';
 import type { Logger } from '../../common/log/logger';
 import { ClientSession } from '../session/clientSession';
 import type { UpstreamPool } from '../upstream/upstreamPool';
+import type { CallAuditor } from '../audit/callAuditor';
 import type { ToolPinRegistry } from '../guardrails/pinning/toolPinRegistry';
 import type { CallGate } from '../policy/callGate';
 import type { LaunchSecret } from './launchSecret';
@@ -39,6 +40,7 @@ export interface GatewayHttpServerOptions {
   pool: UpstreamPool;
   gate: CallGate;
   pins: ToolPinRegistry;
+  auditor: CallAuditor;
   log: Logger;
 }
 
@@ -185,7 +187,7 @@ export class GatewayHttpServer {
         log.info('client session opened', { session: id.slice(0, 8) });
       },
     });
-    const session = new ClientSession(server, transport, this.options.pool, this.options.gate, this.options.pins, log);
+    const session = new ClientSession(server, transport, this.options.pool, this.options.gate, this.options.pins, this.options.auditor, log);
     entry = { serverId: server.id, transport, session };
     transport.onmessage = (message: JSONRPCMessage) => session.handleClientMessage(message);
     transport.onclose = () => {

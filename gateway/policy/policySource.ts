@@ -67,6 +67,11 @@ export class PolicySource {
   }
 
   /** The state in force, with expiry judged on the wall clock at every call (timers pause during sleep). */
+  /** The signed-in user this gateway serves. */
+  get subject(): string {
+    return this.options.expectedSub;
+  }
+
   get state(): PolicyState {
     const { expiresAt } = this.current;
     if (expiresAt !== undefined && this.current.decider && Date.now() >= expiresAt) this.expire();

@@ -15,6 +15,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from '../config/gatewayConfig';
 import type { PinnableTool } from '../../common/policy/toolPins';
+import type { CallAuditor } from '../audit/callAuditor';
 import type { ToolPinRegistry } from '../guardrails/pinning/toolPinRegistry';
 import { POLICY_DENIED, type CallGate, type Refusal } from '../policy/callGate';
 import { describeError, type Logger } from '../../common/log/logger';
@@ -59,6 +60,7 @@ export class ClientSession {
   private reconnecting: Promise<UpstreamConnection> | undefined;
   private upstreamParams: InitializeParams | undefined;
   private clientCapabilities: ClientCapabilities = {};
+  private clientInfo = { name: 'unknown', version: 'unknown' };
   /** Client request id -> the upstream request it became. Insertion order = age. */
   private readonly inFlight = new Map<RequestId, InFlight>();
   private readonly byProgressToken = new Map<string | number, RequestId>();
@@ -73,6 +75,7 @@ export class ClientSession {
     private readonly pool: UpstreamPool,
     private readonly gate: CallGate,
     private readonly pins: ToolPinRegistry,
+    private readonly auditor: CallAuditor,
     private readonly log: Logger,
   ) {}
 
@@ -116,6 +119,7 @@ export class ClientSession {
     if (refusal) return this.replyError(request.id, POLICY_DENIED, refusal);
     const params = parsed.data.params;
     this.clientCapabilities = params.capabilities;
+    this.clientInfo = { name: params.clientInfo.name, version: params.clientInfo.version };
     this.upstreamParams = {
       protocolVersion: SUPPORTED_PROTOCOL_VERSIONS.includes(params.protocolVersion) ? params.protocolVersion : LATEST_PROTOCOL_VERSION,
       capabilities: relayedClientCapabilities(params.capabilities),
@@ -147,11 +151,17 @@ export class ClientSession {
     if (!this.upstreamParams) {
       return this.replyError(request.id, ErrorCode.InvalidRequest, 'Session not initialized');
     }
+    const startedAt = performance.now();
+    const receivedAt = new Date().toISOString();
+    const outcome = { serverId: this.server.id, client: this.clientInfo, request, startedAt, receivedAt };
     const refusal = this.gate.check(this.server.id, request) ?? this.pinRefusal(request);
     if (refusal) {
       this.log.info('denied request', { method: request.method, rule: refusal.ruleId });
+      await this.auditor.record({ ...outcome, decision: 'deny', status: 'denied', ...(refusal.ruleId ? { rule: refusal.ruleId } : {}) });
       return this.replyError(request.id, POLICY_DENIED, refusal.message);
     }
+    const audited = this.auditor.audits(request.method);
+    const rule = audited ? this.gate.allowingRule(this.server.id, request) : undefined;
     let connection: UpstreamConnection;
     try {
       connection = await this.liveConnection();
@@ -175,8 +185,15 @@ export class ClientSession {
     if (progressToken !== undefined) this.byProgressToken.delete(progressToken);
     if (answer) {
       const result = isJSONRPCResultResponse(answer) ? this.filterResult(request.method, answer.result) : undefined;
+      if (audited) {
+        const status = !result ? 'error' : result.isError === true ? 'error' : 'ok';
+        if (!await this.auditor.record({ ...outcome, decision: 'allow', status, ...(rule ? { rule } : {}) })) {
+          return this.replyError(request.id, ErrorCode.InternalError, 'Gatehouse could not write the audit record for this call, so its result is withheld. Check the gateway log.');
+        }
+      }
       await this.send((result ? { jsonrpc: '2.0', id: request.id, result } : { ...answer, id: request.id }) as JSONRPCMessage, request.id);
     } else {
+      if (audited) await this.auditor.record({ ...outcome, decision: 'allow', status: 'upstream-error', ...(rule ? { rule } : {}) });
       this.replyError(request.id, ErrorCode.InternalError, upstreamErrorText(this.server.id, failure, request.method));
     }
   }

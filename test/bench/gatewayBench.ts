@@ -68,7 +68,7 @@ async function startGateway(servers: Array<Record<string, unknown>>): Promise<Ru
   const secretFile = join(dir, 'secret');
   writeFileSync(config, stringify({ servers }));
   const proc = spawnTracked('gateway', NODE, [GATEWAY, 'gateway', '--config', config, '--listen', '127.0.0.1:0',
-    '--runtime-dir', join(dir, 'run'), '--launch-secret-file', secretFile]);
+    '--runtime-dir', join(dir, 'run'), '--state-dir', join(dir, 'state'), '--launch-secret-file', secretFile]);
   const stop = async () => {
     await proc.stop();
     rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,89 @@
+/**
+ * The audit trail through the real gateway: every relayed call and every refusal leaves a
+ * durable, hash-chained event (arguments only as a keyed digest), `gatehouse audit verify`
+ * accepts the spool, and a `kill -9` of the gateway under concurrent load loses no event
+ * of a call that got its answer.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AuditEvent } from '../../common/audit/auditEvent';
+import { verifyAuditSpool } from '../../gateway/audit/auditVerifier';
+import { fixtureServer, NODE, REPO, startGateway, textOf } from '../support/gatewayHarness';
+
+function auditEvents(stateDir: string): AuditEvent[] {
+  const dir = join(stateDir, 'audit');
+  return readdirSync(dir).filter((f) => f.startsWith('audit-') && f.endsWith('.jsonl')).sort()
+    .flatMap((file) => readFileSync(join(dir, file), 'utf8').split('\n').filter(Boolean))
+    .map((line) => JSON.parse(line) as { kind: string; event?: AuditEvent })
+    .filter((record) => record.kind === 'event')
+    .map((record) => record.event!);
+}
+
+describe('audit trail through the gateway', function () {
+  this.timeout(60_000);
+
+  it('records allowed calls, refusals and upstream errors, never argument values', async () => {
+    const gateway = await startGateway([fixtureServer('probe', 'probe-upstream')]);
+    try {
+      const client = await gateway.connect('probe', { name: 'audit-test' });
+      await client.listTools(); // approves (pins) what the upstream offers now; lists are not audited
+      assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'top-secret-argument-value' } })), 'top-secret-argument-value');
+      await client.callTool({ name: 'rug-pull', arguments: {} }); // weather's definition changes...
+      await client.listTools(); // ...the gateway sees it when listing, and refuses it from now on
+      await assert.rejects(client.callTool({ name: 'weather', arguments: { city: 'Oslo' } }), /changed since it was approved/);
+      await assert.rejects(client.callTool({ name: 'crash', arguments: {} }), /Upstream server "probe"/);
+      const events = auditEvents(join(gateway.dir, 'state'));
+      assert.deepEqual(events.map((e) => [e.method, e.tool, e.decision, e.status]), [
+        ['tools/call', 'echo', 'allow', 'ok'],
+        ['tools/call', 'rug-pull', 'allow', 'ok'],
+        ['tools/call', 'weather', 'deny', 'denied'],
+        ['tools/call', 'crash', 'allow', 'upstream-error'],
+      ], 'lists are not audited; calls and refusals are');
+      assert.equal(events[0]!.user, 'local');
+      assert.deepEqual(events[0]!.client, { name: 'audit-test', version: '1.0.0' });
+      assert.match(events[0]!.argsDigest ?? '', /^[0-9a-f]{64}$/);
+      const spoolText = readdirSync(join(gateway.dir, 'state', 'audit')).map((f) => readFileSync(join(gateway.dir, 'state', 'audit', f), 'utf8')).join('');
+      assert.ok(!spoolText.includes('top-secret-argument-value'), 'argument values never reach the audit');
+      const verify = execFileSync(NODE, [join(REPO, 'dist/gatehouse.js'), 'audit', 'verify', join(gateway.dir, 'state', 'audit')], { encoding: 'utf8' });
+      assert.match(verify, /: OK\n\s+events\s+4\n/, verify);
+    } finally {
+      await gateway.stop();
+    }
+  });
+
+  it('loses no event of an answered call when the gateway is killed with SIGKILL under load', async () => {
+    const gateway = await startGateway([fixtureServer('probe', 'probe-upstream')]);
+    const stateDir = join(gateway.dir, 'state');
+    let answered = 0;
+    let failed = 0;
+    try {
+      const clients = await Promise.all(Array.from({ length: 4 }, () => gateway.connect('probe')));
+      let stop = false;
+      const workers = clients.flatMap((client) => Array.from({ length: 8 }, async (_, worker) => {
+        for (let i = 0; !stop; i++) {
+          try {
+            await client.callTool({ name: 'echo', arguments: { text: `w${worker}-${i}` } }, undefined, { timeout: 2_000 });
+            answered++;
+          } catch {
+            failed++;
+            return;
+          }
+        }
+      }));
+      await new Promise((r) => setTimeout(r, 1_500));
+      gateway.child.kill('SIGKILL');
+      stop = true;
+      await Promise.all(workers);
+    } finally {
+      await gateway.stop(true);
+    }
+    assert.ok(answered > 100, `load was too light to mean anything (${answered} answered)`);
+    const verified = await verifyAuditSpool(join(stateDir, 'audit'));
+    assert.ok(verified.ok, JSON.stringify(verified));
+    const ok = auditEvents(stateDir).filter((e) => e.status === 'ok').length;
+    console.log(`      kill -9 under load: ${answered} calls answered, ${ok} durable 'ok' events, ${failed} calls cut off`);
+    assert.ok(ok >= answered, `${answered - ok} answered calls have no audit event`);
+  });
+});
