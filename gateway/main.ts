@@ -17,6 +17,7 @@ import type { PolicySource } from './policy/policySource';
 import { UpstreamPool } from './upstream/upstreamPool';
 import { AuditSpool } from './audit/auditSpool';
 import { CallAuditor } from './audit/callAuditor';
+import { SecretRedactor } from './guardrails/redaction/secretRedactor';
 import { ToolPinRegistry } from './guardrails/pinning/toolPinRegistry';
 import type { Pin } from '../common/policy/toolPins';
 import { GATEWAY_VERSION } from './version';
@@ -78,6 +79,8 @@ export async function runGateway(argv: string[]): Promise<number> {
     gate,
     pins,
     auditor,
+    // PII redaction is a per-server policy option (later); secrets are always redacted.
+    redactor: new SecretRedactor(),
     log: log.child({ component: 'http' }),
   });
   if (policy && args.policy) followPolicy(policy, args.policy.workDir, pool, http, gate, log);

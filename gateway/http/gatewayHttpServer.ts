@@ -16,6 +16,7 @@ import type { Logger } from '../../common/log/logger';
 import { ClientSession } from '../session/clientSession';
 import type { UpstreamPool } from '../upstream/upstreamPool';
 import type { CallAuditor } from '../audit/callAuditor';
+import type { SecretRedactor } from '../guardrails/redaction/secretRedactor';
 import type { ToolPinRegistry } from '../guardrails/pinning/toolPinRegistry';
 import type { CallGate } from '../policy/callGate';
 import type { LaunchSecret } from './launchSecret';
@@ -41,6 +42,7 @@ export interface GatewayHttpServerOptions {
   gate: CallGate;
   pins: ToolPinRegistry;
   auditor: CallAuditor;
+  redactor: SecretRedactor;
   log: Logger;
 }
 
@@ -187,7 +189,7 @@ export class GatewayHttpServer {
         log.info('client session opened', { session: id.slice(0, 8) });
       },
     });
-    const session = new ClientSession(server, transport, this.options.pool, this.options.gate, this.options.pins, this.options.auditor, log);
+    const session = new ClientSession(server, transport, this.options.pool, this.options.gate, this.options.pins, this.options.auditor, this.options.redactor, log);
     entry = { serverId: server.id, transport, session };
     transport.onmessage = (message: JSONRPCMessage) => session.handleClientMessage(message);
     transport.onclose = () => {

@@ -16,6 +16,7 @@ import {
 import type { ServerConfig } from '../config/gatewayConfig';
 import type { PinnableTool } from '../../common/policy/toolPins';
 import type { CallAuditor } from '../audit/callAuditor';
+import type { SecretRedactor } from '../guardrails/redaction/secretRedactor';
 import type { ToolPinRegistry } from '../guardrails/pinning/toolPinRegistry';
 import { POLICY_DENIED, type CallGate, type Refusal } from '../policy/callGate';
 import { describeError, type Logger } from '../../common/log/logger';
@@ -76,6 +77,7 @@ export class ClientSession {
     private readonly gate: CallGate,
     private readonly pins: ToolPinRegistry,
     private readonly auditor: CallAuditor,
+    private readonly redactor: SecretRedactor,
     private readonly log: Logger,
   ) {}
 
@@ -184,10 +186,24 @@ export class ClientSession {
     this.inFlight.delete(request.id);
     if (progressToken !== undefined) this.byProgressToken.delete(progressToken);
     if (answer) {
-      const result = isJSONRPCResultResponse(answer) ? this.filterResult(request.method, answer.result) : undefined;
+      let result: Record<string, unknown> | undefined;
+      let redactions: Record<string, number> = {};
+      if (isJSONRPCResultResponse(answer)) {
+        try {
+          // Pins are judged on what the upstream sent; secrets are redacted from what the client gets.
+          const redacted = this.redactor.redactResult(request.method, this.filterResult(request.method, answer.result));
+          result = redacted.result as Record<string, unknown>;
+          redactions = redacted.findings;
+        } catch (error) {
+          this.log.warn('result could not be scanned for secrets; withholding it', { method: request.method, error: describeError(error) });
+          if (audited) await this.auditor.record({ ...outcome, decision: 'allow', status: 'error', ...(rule ? { rule } : {}) });
+          return this.replyError(request.id, ErrorCode.InternalError, 'Gatehouse could not scan this result for secrets, so it is withheld.');
+        }
+        if (Object.keys(redactions).length > 0) this.log.info('redacted secrets from a result', { method: request.method, kinds: redactions });
+      }
       if (audited) {
         const status = !result ? 'error' : result.isError === true ? 'error' : 'ok';
-        if (!await this.auditor.record({ ...outcome, decision: 'allow', status, ...(rule ? { rule } : {}) })) {
+        if (!await this.auditor.record({ ...outcome, decision: 'allow', status, redactions, ...(rule ? { rule } : {}) })) {
           return this.replyError(request.id, ErrorCode.InternalError, 'Gatehouse could not write the audit record for this call, so its result is withheld. Check the gateway log.');
         }
       }

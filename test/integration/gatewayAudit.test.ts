@@ -1,8 +1,9 @@
 /**
  * The audit trail through the real gateway: every relayed call and every refusal leaves a
  * durable, hash-chained event (arguments only as a keyed digest), `gatehouse audit verify`
- * accepts the spool, and a `kill -9` of the gateway under concurrent load loses no event
- * of a call that got its answer.
+ * accepts the spool, a `kill -9` of the gateway under concurrent load loses no event of a
+ * call that got its answer, and secrets are redacted from results with only their kinds
+ * and counts audited.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -10,7 +11,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AuditEvent } from '../../common/audit/auditEvent';
 import { verifyAuditSpool } from '../../gateway/audit/auditVerifier';
-import { fixtureServer, NODE, REPO, startGateway, textOf } from '../support/gatewayHarness';
+import { secretSamples } from '../fixtures/secretCorpus';
+import { BIN, fixtureServer, NODE, REPO, startGateway, stdioServer, textOf } from '../support/gatewayHarness';
 
 function auditEvents(stateDir: string): AuditEvent[] {
   const dir = join(stateDir, 'audit');
@@ -85,5 +87,39 @@ describe('audit trail through the gateway', function () {
     const ok = auditEvents(stateDir).filter((e) => e.status === 'ok').length;
     console.log(`      kill -9 under load: ${answered} calls answered, ${ok} durable 'ok' events, ${failed} calls cut off`);
     assert.ok(ok >= answered, `${answered - ok} answered calls have no audit event`);
+  });
+});
+
+describe('secret redaction through the gateway', function () {
+  this.timeout(60_000);
+
+  it('redacts secrets from results (text, structured, env dumps) and audits only their kinds and counts', async () => {
+    const samples = secretSamples();
+    const github = samples.find((s) => s.kind === 'github-token')!.secret;
+    const aws = samples.find((s) => s.kind === 'aws-access-key')!.secret;
+    const gateway = await startGateway([
+      fixtureServer('probe', 'probe-upstream'),
+      // A careless server config: a token in the upstream's environment, dumped by get-env.
+      stdioServer('everything', join(BIN, 'mcp-server-everything'), ['stdio'], { env: { GITHUB_TOKEN: github } }),
+    ]);
+    try {
+      const probe = await gateway.connect('probe');
+      const echoed = textOf(await probe.callTool({ name: 'echo', arguments: { text: `deploy with ${aws} and ${github}` } }));
+      assert.equal(echoed, 'deploy with [REDACTED:aws-access-key] and [REDACTED:github-token]');
+      const everything = await gateway.connect('everything');
+      const env = JSON.stringify(await everything.callTool({ name: 'get-env', arguments: {} }));
+      assert.ok(!env.includes(github), 'the token never reaches the client');
+      assert.match(env, /\[REDACTED:github-token\]/);
+      const events = auditEvents(join(gateway.dir, 'state'));
+      assert.deepEqual(events.map((e) => [e.tool, e.redactions]), [
+        ['echo', { 'aws-access-key': 1, 'github-token': 1 }],
+        ['get-env', { 'github-token': 1 }],
+      ]);
+      const spool = readdirSync(join(gateway.dir, 'state', 'audit')).map((f) => readFileSync(join(gateway.dir, 'state', 'audit', f), 'utf8')).join('');
+      assert.ok(!spool.includes(github) && !spool.includes(aws), 'no secret in the audit');
+      assert.ok(!gateway.stderr().includes(github) && !gateway.stderr().includes(aws), 'no secret in the log');
+    } finally {
+      await gateway.stop();
+    }
   });
 });
