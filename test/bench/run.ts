@@ -5,12 +5,14 @@
  * when one could not be made. Every process a group started is stopped, even on failure.
  */
 import { runGatewayBench } from './gatewayBench';
+import { runGuardrailsBench } from './guardrailsBench';
 import { runPolicyBench } from './policyBench';
 import { stopAll } from './benchSupport';
 
 const GROUPS: Record<string, () => Promise<void>> = {
   gateway: runGatewayBench,
   policy: runPolicyBench,
+  guardrails: runGuardrailsBench,
 };
 
 /** Hard stop, so a hung run never outlives its budget. */
