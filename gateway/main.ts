@@ -19,6 +19,8 @@ import { AuditSpool } from './audit/auditSpool';
 import { CallAuditor } from './audit/callAuditor';
 import { SecretRedactor } from './guardrails/redaction/secretRedactor';
 import { ToolPinRegistry } from './guardrails/pinning/toolPinRegistry';
+import { ToolArgumentValidator } from './guardrails/arguments/toolArgumentValidator';
+import { ToolGuard } from './guardrails/toolGuard';
 import type { Pin } from '../common/policy/toolPins';
 import { GATEWAY_VERSION } from './version';
 
@@ -69,7 +71,10 @@ export async function runGateway(argv: string[]): Promise<number> {
   // Audit lives with lasting state: it must outlive reboots until it has been shipped.
   const spool = await AuditSpool.open({ dir: join(args.stateDir, 'audit'), logger: log.child({ component: 'audit' }) });
   const auditor = new CallAuditor(spool, () => policy?.subject ?? 'local', log.child({ component: 'audit' }));
-  const pins = new ToolPinRegistry(args.stateDir, (serverId, tool) => orgPin(policy, serverId, tool), log.child({ component: 'pins' }));
+  const tools = new ToolGuard(
+    new ToolPinRegistry(args.stateDir, (serverId, tool) => orgPin(policy, serverId, tool), log.child({ component: 'pins' })),
+    new ToolArgumentValidator(log.child({ component: 'arguments' })),
+  );
   const pool = new UpstreamPool(servers, config.gateway.upstreamInitializeTimeoutMs, log.child({ component: 'upstream' }));
   const http = new GatewayHttpServer({
     listen: args.listen,
@@ -77,7 +82,7 @@ export async function runGateway(argv: string[]): Promise<number> {
     secret,
     pool,
     gate,
-    pins,
+    tools,
     auditor,
     // PII redaction is a per-server policy option (later); secrets are always redacted.
     redactor: new SecretRedactor(),

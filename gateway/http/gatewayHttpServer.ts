@@ -17,7 +17,7 @@ import { ClientSession } from '../session/clientSession';
 import type { UpstreamPool } from '../upstream/upstreamPool';
 import type { CallAuditor } from '../audit/callAuditor';
 import type { SecretRedactor } from '../guardrails/redaction/secretRedactor';
-import type { ToolPinRegistry } from '../guardrails/pinning/toolPinRegistry';
+import type { ToolGuard } from '../guardrails/toolGuard';
 import type { CallGate } from '../policy/callGate';
 import type { LaunchSecret } from './launchSecret';
 import { OriginGuard, type ListenAddress } from './originGuard';
@@ -40,7 +40,7 @@ export interface GatewayHttpServerOptions {
   secret: LaunchSecret;
   pool: UpstreamPool;
   gate: CallGate;
-  pins: ToolPinRegistry;
+  tools: ToolGuard;
   auditor: CallAuditor;
   redactor: SecretRedactor;
   log: Logger;
@@ -189,7 +189,7 @@ export class GatewayHttpServer {
         log.info('client session opened', { session: id.slice(0, 8) });
       },
     });
-    const session = new ClientSession(server, transport, this.options.pool, this.options.gate, this.options.pins, this.options.auditor, this.options.redactor, log);
+    const session = new ClientSession(server, transport, this.options.pool, this.options.gate, this.options.tools, this.options.auditor, this.options.redactor, log);
     entry = { serverId: server.id, transport, session };
     transport.onmessage = (message: JSONRPCMessage) => session.handleClientMessage(message);
     transport.onclose = () => {

@@ -17,8 +17,8 @@ import type { ServerConfig } from '../config/gatewayConfig';
 import type { PinnableTool } from '../../common/policy/toolPins';
 import type { CallAuditor } from '../audit/callAuditor';
 import type { SecretRedactor } from '../guardrails/redaction/secretRedactor';
-import type { ToolPinRegistry } from '../guardrails/pinning/toolPinRegistry';
-import { POLICY_DENIED, type CallGate, type Refusal } from '../policy/callGate';
+import type { ToolGuard } from '../guardrails/toolGuard';
+import { POLICY_DENIED, type CallGate } from '../policy/callGate';
 import { describeError, type Logger } from '../../common/log/logger';
 import { UpstreamBackoffError, UpstreamGoneError, type UpstreamConnection, type UpstreamReply } from '../upstream/upstreamConnection';
 import type { InitializeParams, UpstreamPool } from '../upstream/upstreamPool';
@@ -75,7 +75,7 @@ export class ClientSession {
     private readonly client: Transport,
     private readonly pool: UpstreamPool,
     private readonly gate: CallGate,
-    private readonly pins: ToolPinRegistry,
+    private readonly tools: ToolGuard,
     private readonly auditor: CallAuditor,
     private readonly redactor: SecretRedactor,
     private readonly log: Logger,
@@ -156,7 +156,8 @@ export class ClientSession {
     const startedAt = performance.now();
     const receivedAt = new Date().toISOString();
     const outcome = { serverId: this.server.id, client: this.clientInfo, request, startedAt, receivedAt };
-    const refusal = this.gate.check(this.server.id, request) ?? this.pinRefusal(request);
+    // Tool checks first: policy conditions must only ever see arguments of the approved shape.
+    const refusal = this.tools.refusal(this.server.id, request) ?? this.gate.check(this.server.id, request);
     if (refusal) {
       this.log.info('denied request', { method: request.method, rule: refusal.ruleId });
       await this.auditor.record({ ...outcome, decision: 'deny', status: 'denied', ...(refusal.ruleId ? { rule: refusal.ruleId } : {}) });
@@ -218,17 +219,7 @@ export class ClientSession {
   private filterResult(method: string, result: Record<string, unknown>): Record<string, unknown> {
     const allowed = this.gate.filterResult(this.server.id, method, result);
     if (method !== 'tools/list' || !Array.isArray(allowed.tools)) return allowed;
-    const tools = allowed.tools as PinnableTool[];
-    const verdicts = this.pins.review(this.server.id, tools);
-    return { ...allowed, tools: tools.filter((tool) => verdicts.get(tool.name)?.status === 'approved') };
-  }
-
-  private pinRefusal(request: JSONRPCRequest): Refusal | undefined {
-    if (request.method !== 'tools/call') return undefined;
-    const name = String((request.params as { name?: unknown } | undefined)?.name ?? '');
-    const verdict = this.pins.verdict(this.server.id, name);
-    if (verdict?.status !== 'changed') return undefined;
-    return { message: `Tool "${name}" on "${this.server.id}" changed since it was approved (${verdict.source === 'policy' ? 'by your org' : 'at first use'}), so Gatehouse hides it until the new definition is approved. Ask your policy admin.` };
+    return { ...allowed, tools: this.tools.approvedTools(this.server.id, allowed.tools as PinnableTool[]) };
   }
 
   private relayClientNotification(notification: JSONRPCNotification): void {

@@ -38,6 +38,19 @@ describe('tool pinning (rug pulls)', function () {
     }
   });
 
+  it('refuses arguments that do not fit the approved input schema (no type games with policy conditions)', async () => {
+    const gateway = await startGateway([fixtureServer('probe', 'probe-upstream')]);
+    try {
+      const client = await gateway.connect('probe');
+      await client.listTools();
+      await assert.rejects(client.callTool({ name: 'echo', arguments: { text: 5 } }), /do not match the tool's approved input schema: .*text.*string/);
+      await assert.rejects(client.callTool({ name: 'sleep', arguments: { ms: '10' } }), /approved input schema/);
+      assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'fine' } })), 'fine');
+    } finally {
+      await gateway.stop();
+    }
+  });
+
   it('keeps first-use approvals across restarts', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gatehouse-pins-'));
     const first = await startGateway([fixtureServer('probe', 'probe-upstream')], { dir });
