@@ -17,6 +17,7 @@ import type { PolicySource } from './policy/policySource';
 import { UpstreamPool } from './upstream/upstreamPool';
 import { AuditSpool } from './audit/auditSpool';
 import { CallAuditor } from './audit/callAuditor';
+import { createAuditShipper } from './audit/auditShipper';
 import { SecretRedactor } from './guardrails/redaction/secretRedactor';
 import { ToolPinRegistry } from './guardrails/pinning/toolPinRegistry';
 import { ToolArgumentValidator } from './guardrails/arguments/toolArgumentValidator';
@@ -70,7 +71,11 @@ export async function runGateway(argv: string[]): Promise<number> {
 
   // Audit lives with lasting state: it must outlive reboots until it has been shipped.
   const spool = await AuditSpool.open({ dir: join(args.stateDir, 'audit'), logger: log.child({ component: 'audit' }) });
-  const auditor = new CallAuditor(spool, () => policy?.subject ?? 'local', log.child({ component: 'audit' }));
+  // --- audit shipping (managed mode): spool -> policy server, woken by each append ---
+  const shipper = policy && args.policy ? createAuditShipper(args.policy, spool, policy.subject, log.child({ component: 'audit-shipper' })) : undefined;
+  shipper?.start();
+  // --- end audit shipping ---
+  const auditor = new CallAuditor(spool, () => policy?.subject ?? 'local', log.child({ component: 'audit' }), () => shipper?.notify());
   const tools = new ToolGuard(
     new ToolPinRegistry(args.stateDir, (serverId, tool) => orgPin(policy, serverId, tool), log.child({ component: 'pins' })),
     new ToolArgumentValidator(log.child({ component: 'arguments' })),
@@ -98,6 +103,7 @@ export async function runGateway(argv: string[]): Promise<number> {
     policy?.close();
     await http.close().catch((error: unknown) => log.warn('http close failed', { error: describeError(error) }));
     await pool.closeAll();
+    await shipper?.stop(); // audit shipping: before the spool closes; unshipped events go on the next start
     await spool.close().catch((error: unknown) => log.warn('audit close failed', { error: describeError(error) }));
     process.exit(0);
   };

@@ -6,7 +6,9 @@
  * in the data dir and exits; a running server picks the new key up by itself.
  */
 import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { PolicyError } from '../common/policy/policyDocument';
+import { FileAuditStore } from './audit/fileAuditStore';
 import { BearerAuthenticator } from './auth/bearerAuthenticator';
 import { EffectivePolicyBundles } from './bundles/effectivePolicyBundles';
 import { parsePolicyServerArgs, POLICY_SERVER_USAGE, UsageError, type PolicyServerArgs, type RotateKeyArgs } from './cli/policyServerArgs';
@@ -86,6 +88,8 @@ async function serve(args: PolicyServerArgs): Promise<number> {
     }
   }
   const revocations = new RevocationList(store, events, log.child({ component: 'revocations' }));
+  // Central audit: append-only files in the data dir (a PostgreSQL AuditStore comes with issue #7).
+  const audit = await FileAuditStore.open(join(args.dataDir, 'audit'), { log: log.child({ component: 'audit' }) });
 
   const http = new PolicyServerHttp();
   let address;
@@ -98,7 +102,7 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   const issuer = args.issuerUrl ?? url;
   http.serve(createPolicyServerApp({
-    authenticator, policies, revocations, events, keys,
+    authenticator, policies, revocations, events, keys, audit,
     bundles: new EffectivePolicyBundles(policies, keys, issuer),
     maxPolicyBytes: MAX_POLICY_BYTES,
     log: log.child({ component: 'http' }),
@@ -111,6 +115,7 @@ async function serve(args: PolicyServerArgs): Promise<number> {
     log.info('shutting down', { signal });
     events.close();
     await http.close().catch((error: unknown) => log.warn('http close failed', { error: describeError(error) }));
+    await audit.close().catch((error: unknown) => log.warn('audit store close failed', { error: describeError(error) }));
     await store.close();
     process.exit(0);
   };

@@ -2,6 +2,7 @@
  * The policy server's HTTP API as the gateway and the `gatehouse policy` CLI see it: paths,
  * response bodies and push events. Every error body is `ApiErrorBody`.
  */
+import type { AuditDecision, AuditEvent } from '../audit/auditEvent';
 
 /** One published version, without its text. */
 export interface PolicyVersionSummary {
@@ -37,6 +38,8 @@ export const POLICY_SERVER_PATHS = {
   revocations: '/v1/revocations',
   events: '/v1/events',
   rotateKey: '/v1/keys/rotate',
+  audit: '/v1/audit',
+  auditExport: '/v1/audit/export',
 } as const;
 
 /** Content type of `GET /v1/effective-policy`: the body is the compact JWS (see common/policy/policyBundle.ts). */
@@ -107,3 +110,83 @@ export interface PolicyServerReadyLine {
   version: number | null;
   pid: number;
 }
+
+// ---------------------------------------------------------------------------------------
+// Central audit (DESIGN.md flow 6): gateways ship their spooled events; admins query and export.
+
+/** Most events in one `POST /v1/audit` batch. */
+export const AUDIT_BATCH_MAX_EVENTS = 500;
+/** Largest `POST /v1/audit` body, in bytes (1 MiB); a gateway packs its batches below it. */
+export const AUDIT_BATCH_MAX_BYTES = 1024 * 1024;
+/** `GET /v1/audit` page size when `limit` is not given, and the largest one allowed. */
+export const AUDIT_QUERY_DEFAULT_LIMIT = 100;
+export const AUDIT_QUERY_MAX_LIMIT = 10_000;
+
+/**
+ * `POST /v1/audit` (any authenticated user): `{events}`, 1 to `AUDIT_BATCH_MAX_EVENTS`
+ * events, each an `AuditEvent` whose `user` is the caller's own `sub` (otherwise the whole
+ * batch is refused with 403). Idempotent by event id.
+ */
+export interface AuditBatchRequest {
+  events: AuditEvent[];
+}
+
+/**
+ * 200 once every event of the batch is durably stored: `accepted` were new, `duplicates`
+ * were already stored (sent before, or repeated in the batch) and were left as they are.
+ * `accepted + duplicates` is the batch's length.
+ */
+export interface AuditBatchResponse {
+  accepted: number;
+  duplicates: number;
+}
+
+/**
+ * Filters of `GET /v1/audit` and `GET /v1/audit/export` (query parameters, all optional,
+ * combined with AND). `user`, `server`, `tool` and `decision` match exactly; `from` (inclusive)
+ * and `to` (exclusive) are ISO 8601 times compared with the event's `time`.
+ */
+export interface AuditQueryFilters {
+  user?: string;
+  server?: string;
+  tool?: string;
+  decision?: AuditDecision;
+  from?: string;
+  to?: string;
+}
+
+/** `GET /v1/audit` (admin) query: the filters plus `limit` (default 100, at most 10,000) and `cursor`. */
+export interface AuditQueryParams extends AuditQueryFilters {
+  limit?: number;
+  /** `nextCursor` of the previous page; opaque. */
+  cursor?: string;
+}
+
+/**
+ * `GET /v1/audit` answer: matching events oldest first (by `time`, then `id`). `nextCursor`
+ * is present when more may follow: ask again with `cursor=<nextCursor>` and the same filters.
+ */
+export interface AuditQueryResponse {
+  events: AuditEvent[];
+  nextCursor?: string;
+}
+
+/** `GET /v1/audit/export?format=jsonl|csv&<filters>` (admin) streams every matching event, oldest first. */
+export const AUDIT_EXPORT_FORMATS = ['jsonl', 'csv'] as const;
+export type AuditExportFormat = (typeof AUDIT_EXPORT_FORMATS)[number];
+export const AUDIT_EXPORT_CONTENT_TYPES: Record<AuditExportFormat, string> = {
+  /** One `AuditEvent` JSON object per line. */
+  jsonl: 'application/x-ndjson; charset=utf-8',
+  csv: 'text/csv; charset=utf-8; header=present',
+};
+
+/**
+ * Columns of the CSV export, in order: every `AuditEvent` field. The first row is this
+ * header. Values are quoted per RFC 4180 when needed (`"` doubled), rows end with CRLF; an
+ * absent optional field is an empty cell; `client`, `redactions` and `flags` are JSON text.
+ * A text cell starting with `=`, `+`, `-`, `@`, tab or carriage return gets a leading `'`,
+ * so a spreadsheet never runs a tool name or URI an upstream or agent chose as a formula.
+ */
+export const AUDIT_CSV_COLUMNS = [
+  'id', 'time', 'user', 'client', 'server', 'method', 'tool', 'decision', 'rule', 'reviewer', 'argsDigest', 'status', 'redactions', 'flags', 'latencyMs',
+] as const satisfies ReadonlyArray<keyof AuditEvent>;

@@ -30,6 +30,8 @@ export class CallAuditor {
     /** The signed-in user's sub, or `local` in unmanaged mode. */
     private readonly user: () => string,
     private readonly log: Logger,
+    /** Called after each event is durable (the audit shipper's wake-up); never throws back into the call. */
+    private readonly appended: () => void = () => undefined,
   ) {}
 
   /** Whether this request is audited when it is relayed (refusals always are). */
@@ -59,10 +61,15 @@ export class CallAuditor {
         flags: outcome.flags ?? [],
         latencyMs: Math.round((performance.now() - outcome.startedAt) * 1000) / 1000,
       });
-      return true;
     } catch (error) {
       this.log.error('audit event could not be written; withholding the result', { server: outcome.serverId, method: outcome.request.method, error: describeError(error) });
       return false;
     }
+    try {
+      this.appended();
+    } catch (error) {
+      this.log.warn('audit append hook failed', { error: describeError(error) });
+    }
+    return true;
   }
 }

@@ -7,9 +7,10 @@
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { AUDIT_DECISIONS } from '../../common/audit/auditEvent';
 import { loadPolicyDocument, PolicyError } from '../../common/policy/policyDocument';
-import type { PolicyHistoryResponse, PublishResponse, RevocationsResponse, RollbackResponse } from '../../common/policy/policyServerApi';
-import { POLICY_SERVER_PATHS as PATHS } from '../../common/policy/policyServerApi';
+import type { AuditExportFormat, PolicyHistoryResponse, PublishResponse, RevocationsResponse, RollbackResponse } from '../../common/policy/policyServerApi';
+import { AUDIT_EXPORT_FORMATS, POLICY_SERVER_PATHS as PATHS } from '../../common/policy/policyServerApi';
 import { PolicyServerClient, PolicyServerRequestError } from './policyServerClient';
 
 export const POLICY_USAGE = `Usage: gatehouse policy <command> [options]
@@ -23,9 +24,15 @@ Commands:
   revoke <sub>                 revoke a user (--session <id>: only that session; --reason <text>)
   unrevoke <sub>               lift a revocation (--session <id> for a session revocation)
   revocations                  list revocations
+  audit                        export the central audit trail (admins), oldest first:
+                                 --user <sub> --server <id> --tool <name> --decision <d>
+                                 --from <time> --to <time> (ISO 8601; from inclusive, to exclusive)
+                                 --format jsonl|csv (default jsonl)
+                               here --server is the MCP server filter: give the policy server
+                               with --server-url (or GATEHOUSE_POLICY_SERVER)
 
 Options for every command but validate:
-  --server <url>               the policy server (or GATEHOUSE_POLICY_SERVER)
+  --server <url>               the policy server (or GATEHOUSE_POLICY_SERVER); --server-url also works
   --token-file <path>          file holding your IdP access token (keep it 0600)
 `;
 
@@ -34,11 +41,17 @@ class UsageError extends Error {}
 interface Output {
   out(line: string): void;
   err(line: string): void;
+  /** Text as is, without adding a newline (exports); resolves once it is flushed. Falls back to `out`. */
+  write?(text: string): Promise<void>;
 }
 
 const STDIO: Output = {
   out: (line) => process.stdout.write(line + '\n'),
   err: (line) => process.stderr.write(line + '\n'),
+  // Resolves when the text reached the OS: the CLI exits right after, and a pipe's writes are asynchronous.
+  write: (text) => new Promise<void>((resolve, reject) => {
+    process.stdout.write(text, (error) => (error ? reject(error) : resolve()));
+  }),
 };
 
 export async function runPolicyCommand(argv: string[], io: Output = STDIO, env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -70,6 +83,15 @@ export async function runPolicyCommand(argv: string[], io: Output = STDIO, env: 
       case 'revocations':
         none(positionals);
         return await listRevocations(client(values, env), io);
+      case 'audit': {
+        none(positionals);
+        // In this command --server filters by MCP server; the policy server is --server-url.
+        const { server: mcpServer, ...rest } = values;
+        if (mcpServer !== undefined && mcpServer.includes('://')) {
+          throw new UsageError(`in "policy audit", --server filters by MCP server id; give the policy server with --server-url ${mcpServer}`);
+        }
+        return await exportAudit(auditParams(values), client(rest, env), io);
+      }
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
@@ -96,8 +118,15 @@ function parseOptions(argv: string[]) {
       options: {
         server: { type: 'string' },
         'token-file': { type: 'string' },
+        'server-url': { type: 'string' },
         session: { type: 'string' },
         reason: { type: 'string' },
+        user: { type: 'string' },
+        tool: { type: 'string' },
+        decision: { type: 'string' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        format: { type: 'string' },
       },
     });
   } catch (error) {
@@ -124,9 +153,10 @@ function versionNumber(value: string): number {
   return Number(value);
 }
 
-function client(values: { server?: string; 'token-file'?: string }, env: NodeJS.ProcessEnv): PolicyServerClient {
-  const server = values.server ?? env.GATEHOUSE_POLICY_SERVER;
-  if (!server) throw new UsageError('--server <url> is required (or set GATEHOUSE_POLICY_SERVER)');
+function client(values: { server?: string; 'server-url'?: string; 'token-file'?: string }, env: NodeJS.ProcessEnv): PolicyServerClient {
+  if (values.server !== undefined && values['server-url'] !== undefined) throw new UsageError('give the policy server once: --server or --server-url');
+  const server = values['server-url'] ?? values.server ?? env.GATEHOUSE_POLICY_SERVER;
+  if (!server) throw new UsageError('the policy server is required: --server <url> (--server-url <url> for "policy audit"), or set GATEHOUSE_POLICY_SERVER');
   if (!values['token-file']) throw new UsageError('--token-file <path> is required: a file holding your IdP access token');
   return new PolicyServerClient(server, readToken(resolve(values['token-file'])));
 }
@@ -212,5 +242,37 @@ async function listRevocations(server: PolicyServerClient, io: Output): Promise<
   for (const r of body.revocations) {
     io.out(`${r.sub}${r.sessionId ? ` session ${r.sessionId}` : ''}  revoked ${r.revokedAt} by ${r.revokedBy}${r.reason ? `: ${r.reason}` : ''}`);
   }
+  return 0;
+}
+
+interface AuditOptions {
+  user?: string;
+  server?: string;
+  tool?: string;
+  decision?: string;
+  from?: string;
+  to?: string;
+  format?: string;
+}
+
+/** The export's query string; values the server would refuse anyway are caught here with a usage message. */
+function auditParams(values: AuditOptions): URLSearchParams {
+  const format = values.format ?? 'jsonl';
+  if (!(AUDIT_EXPORT_FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be ${AUDIT_EXPORT_FORMATS.join(' or ')}, got "${format}"`);
+  if (values.decision !== undefined && !(AUDIT_DECISIONS as readonly string[]).includes(values.decision)) {
+    throw new UsageError(`--decision must be one of ${AUDIT_DECISIONS.join(', ')}, got "${values.decision}"`);
+  }
+  const params = new URLSearchParams({ format: format as AuditExportFormat });
+  for (const name of ['user', 'server', 'tool', 'decision', 'from', 'to'] as const) {
+    const value = values[name];
+    if (value !== undefined) params.set(name, value);
+  }
+  return params;
+}
+
+async function exportAudit(params: URLSearchParams, server: PolicyServerClient, io: Output): Promise<number> {
+  const { text } = await server.text('GET', `${PATHS.auditExport}?${params.toString()}`);
+  if (io.write) await io.write(text);
+  else if (text.length > 0) io.out(text.replace(/\r?\n$/, ''));
   return 0;
 }

@@ -6,6 +6,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type Express } from 'express';
+import { auditRoutes } from '../audit/auditRoutes';
+import type { AuditStore } from '../audit/auditStore';
 import type { BearerAuthenticator } from '../auth/bearerAuthenticator';
 import { effectivePolicyRoute } from '../bundles/effectivePolicyRoute';
 import type { EffectivePolicyBundles } from '../bundles/effectivePolicyBundles';
@@ -29,6 +31,7 @@ export interface PolicyServerAppDeps {
   revocations: RevocationList;
   events: PolicyEventHub;
   keys: SigningKeyRing;
+  audit: AuditStore;
   maxPolicyBytes: number;
   log: Logger;
 }
@@ -56,6 +59,8 @@ export function createPolicyServerApp(deps: PolicyServerAppDeps): Express {
   app.use(PATHS.policies, ...admin, policyRoutes(deps.policies, deps.maxPolicyBytes));
   app.use(PATHS.revocations, ...admin, revocationRoutes(deps.revocations));
   app.use('/v1/keys', ...admin, keyAdminRoutes(deps.keys, deps.policies, deps.log));
+  // Any user posts their own events; only admins read them, so the router applies each check per route.
+  app.use(PATHS.audit, auditRoutes(deps.audit, authenticated, requireAdmin(deps.policies)));
 
   app.use(notFound);
   app.use(errorHandler(deps.log));
