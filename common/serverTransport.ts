@@ -34,3 +34,9 @@ export const ServerTransportSchema = z.discriminatedUnion('type', [StdioTranspor
 export type StdioTransportConfig = z.infer<typeof StdioTransportSchema>;
 export type HttpTransportConfig = z.infer<typeof HttpTransportSchema>;
 export type ServerTransportConfig = z.infer<typeof ServerTransportSchema>;
+
+/** Per-server redaction settings: secrets are always redacted; personal data only when asked. */
+export const ServerRedactionSchema = z.strictObject({
+  /** Also redact emails, phone numbers, Luhn-valid card numbers and IBANs with valid check digits. */
+  pii: z.boolean().default(false),
+});

@@ -80,6 +80,7 @@ export async function runGateway(argv: string[]): Promise<number> {
     new ToolPinRegistry(args.stateDir, (serverId, tool) => orgPin(policy, serverId, tool), log.child({ component: 'pins' })),
     new ToolArgumentValidator(log.child({ component: 'arguments' })),
   );
+  const redactors = { secrets: new SecretRedactor(), withPii: new SecretRedactor({ pii: true }) };
   const pool = new UpstreamPool(servers, config.gateway.upstreamInitializeTimeoutMs, log.child({ component: 'upstream' }));
   const http = new GatewayHttpServer({
     listen: args.listen,
@@ -89,8 +90,7 @@ export async function runGateway(argv: string[]): Promise<number> {
     gate,
     tools,
     auditor,
-    // PII redaction is a per-server policy option (later); secrets are always redacted.
-    redactor: new SecretRedactor(),
+    redactorFor: (server) => (server.redaction.pii ? redactors.withPii : redactors.secrets),
     log: log.child({ component: 'http' }),
   });
   if (policy && args.policy) followPolicy(policy, args.policy.workDir, pool, http, gate, log);

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { ServerIdSchema, ServerTransportSchema } from '../serverTransport';
+import { ServerIdSchema, ServerRedactionSchema, ServerTransportSchema } from '../serverTransport';
 import { DocumentError, parseYamlDocument } from '../yamlDocument';
 import { compileCondition } from './conditions';
 
@@ -45,6 +45,7 @@ const CatalogServer = z.strictObject({
   title: z.string().min(1),
   description: z.string().optional(),
   transport: ServerTransportSchema,
+  redaction: ServerRedactionSchema.default({ pii: false }),
   credential: Credential.default({ mode: 'none' }),
   /** Whether the server's own tool annotations (readOnlyHint...) are believed. */
   trusted: z.boolean().default(false),

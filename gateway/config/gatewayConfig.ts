@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { ServerIdSchema, ServerTransportSchema } from '../../common/serverTransport';
+import { ServerIdSchema, ServerRedactionSchema, ServerTransportSchema } from '../../common/serverTransport';
 import { DocumentError, parseYamlDocument } from '../../common/yamlDocument';
 
 const ServerEntry = z.strictObject({
@@ -15,6 +15,7 @@ const ServerEntry = z.strictObject({
   description: z.string().optional(),
   enabled: z.boolean().default(true),
   transport: ServerTransportSchema,
+  redaction: ServerRedactionSchema.default({ pii: false }),
 });
 
 export const GatewaySettingsSchema = z.strictObject({

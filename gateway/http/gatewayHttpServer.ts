@@ -42,7 +42,8 @@ export interface GatewayHttpServerOptions {
   gate: CallGate;
   tools: ToolGuard;
   auditor: CallAuditor;
-  redactor: SecretRedactor;
+  /** The redactor for a server: secrets always, personal data when its config asks. */
+  redactorFor: (server: ServerConfig) => SecretRedactor;
   log: Logger;
 }
 
@@ -189,7 +190,7 @@ export class GatewayHttpServer {
         log.info('client session opened', { session: id.slice(0, 8) });
       },
     });
-    const session = new ClientSession(server, transport, this.options.pool, this.options.gate, this.options.tools, this.options.auditor, this.options.redactor, log);
+    const session = new ClientSession(server, transport, this.options.pool, this.options.gate, this.options.tools, this.options.auditor, this.options.redactorFor(server), log);
     entry = { serverId: server.id, transport, session };
     transport.onmessage = (message: JSONRPCMessage) => session.handleClientMessage(message);
     transport.onclose = () => {

@@ -54,6 +54,7 @@ export function catalogServer(entry: CatalogServerEntry, workDir: string): Serve
       ...(entry.description !== undefined ? { description: entry.description } : {}),
       enabled: true,
       transport,
+      redaction: entry.redaction,
     };
   }
 }

@@ -122,4 +122,19 @@ describe('secret redaction through the gateway', function () {
       await gateway.stop();
     }
   });
+
+  it('redacts personal data only for servers whose config asks for it', async () => {
+    const gateway = await startGateway([
+      fixtureServer('plain', 'probe-upstream'),
+      { ...fixtureServer('hr', 'probe-upstream'), redaction: { pii: true } },
+    ]);
+    try {
+      const text = 'reach Jane at jane.doe@example.org or +44 20 7946 0958';
+      assert.equal(textOf(await (await gateway.connect('plain')).callTool({ name: 'echo', arguments: { text } })), text);
+      const redacted = textOf(await (await gateway.connect('hr')).callTool({ name: 'echo', arguments: { text } }));
+      assert.equal(redacted, 'reach Jane at [REDACTED:email] or [REDACTED:phone]');
+    } finally {
+      await gateway.stop();
+    }
+  });
 });

@@ -23,6 +23,7 @@ export interface ServerSpec {
   id: string;
   title?: string;
   transport: Record<string, unknown>;
+  redaction?: { pii: boolean };
 }
 
 export interface RunningGateway {
