@@ -79,6 +79,7 @@ export async function runGateway(argv: string[]): Promise<number> {
   const tools = new ToolGuard(
     new ToolPinRegistry(args.stateDir, (serverId, tool) => orgPin(policy, serverId, tool), log.child({ component: 'pins' })),
     new ToolArgumentValidator(log.child({ component: 'arguments' })),
+    log.child({ component: 'tools' }),
   );
   const redactors = { secrets: new SecretRedactor(), withPii: new SecretRedactor({ pii: true }) };
   const pool = new UpstreamPool(servers, config.gateway.upstreamInitializeTimeoutMs, log.child({ component: 'upstream' }));

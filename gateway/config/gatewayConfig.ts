@@ -16,6 +16,10 @@ const ServerEntry = z.strictObject({
   enabled: z.boolean().default(true),
   transport: ServerTransportSchema,
   redaction: ServerRedactionSchema.default({ pii: false }),
+  /** Whether the server's own tool annotations (readOnlyHint...) are believed. */
+  trusted: z.boolean().default(false),
+  /** Per-tool risk; wins over the server's annotations (see guardrails/risk). */
+  tools: z.record(z.string().min(1), z.strictObject({ risk: z.enum(['read', 'write', 'destructive']).optional() })).default({}),
 });
 
 export const GatewaySettingsSchema = z.strictObject({

@@ -55,6 +55,8 @@ export function catalogServer(entry: CatalogServerEntry, workDir: string): Serve
       enabled: true,
       transport,
       redaction: entry.redaction,
+      trusted: entry.trusted,
+      tools: Object.fromEntries(Object.entries(entry.tools).map(([name, settings]) => [name, settings.risk ? { risk: settings.risk } : {}])),
     };
   }
 }

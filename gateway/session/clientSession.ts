@@ -17,6 +17,7 @@ import type { ServerConfig } from '../config/gatewayConfig';
 import type { PinnableTool } from '../../common/policy/toolPins';
 import type { CallAuditor } from '../audit/callAuditor';
 import type { SecretRedactor } from '../guardrails/redaction/secretRedactor';
+import { presentTool, type RiskSource } from '../guardrails/risk/toolRisk';
 import type { ToolGuard } from '../guardrails/toolGuard';
 import { POLICY_DENIED, type CallGate } from '../policy/callGate';
 import { describeError, type Logger } from '../../common/log/logger';
@@ -62,6 +63,7 @@ export class ClientSession {
   private upstreamParams: InitializeParams | undefined;
   private clientCapabilities: ClientCapabilities = {};
   private clientInfo = { name: 'unknown', version: 'unknown' };
+  private readonly risk: RiskSource;
   /** Client request id -> the upstream request it became. Insertion order = age. */
   private readonly inFlight = new Map<RequestId, InFlight>();
   private readonly byProgressToken = new Map<string | number, RequestId>();
@@ -79,7 +81,12 @@ export class ClientSession {
     private readonly auditor: CallAuditor,
     private readonly redactor: SecretRedactor,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.risk = {
+      trusted: server.trusted,
+      toolRisk: Object.fromEntries(Object.entries(server.tools).flatMap(([name, settings]) => (settings.risk ? [[name, settings.risk]] : []))),
+    };
+  }
 
   get serverId(): string {
     return this.server.id;
@@ -219,7 +226,9 @@ export class ClientSession {
   private filterResult(method: string, result: Record<string, unknown>): Record<string, unknown> {
     const allowed = this.gate.filterResult(this.server.id, method, result);
     if (method !== 'tools/list' || !Array.isArray(allowed.tools)) return allowed;
-    return { ...allowed, tools: this.tools.approvedTools(this.server.id, allowed.tools as PinnableTool[]) };
+    const approved = this.tools.approvedTools(this.server.id, allowed.tools as Array<PinnableTool & { annotations?: Record<string, unknown> }>);
+    // Clients decide whom to ask from these hints, so they say what the gateway believes.
+    return { ...allowed, tools: approved.map((tool) => presentTool(tool, this.risk)) };
   }
 
   private relayClientNotification(notification: JSONRPCNotification): void {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { parse } from 'yaml';
 import { pinOfTool } from '../../common/policy/toolPins';
-import { FIXTURES, fixtureServer, NODE, REPO, startGateway, textOf } from '../support/gatewayHarness';
+import { BIN, FIXTURES, fixtureServer, NODE, REPO, startGateway, stdioServer, textOf } from '../support/gatewayHarness';
 
 describe('tool pinning (rug pulls)', function () {
   this.timeout(60_000);
@@ -46,6 +46,24 @@ describe('tool pinning (rug pulls)', function () {
       await assert.rejects(client.callTool({ name: 'echo', arguments: { text: 5 } }), /do not match the tool's approved input schema: .*text.*string/);
       await assert.rejects(client.callTool({ name: 'sleep', arguments: { ms: '10' } }), /approved input schema/);
       assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'fine' } })), 'fine');
+    } finally {
+      await gateway.stop();
+    }
+  });
+
+  it('tells clients the risk the gateway believes, not what an untrusted server claims', async () => {
+    const gateway = await startGateway([
+      { ...stdioServer('everything', join(BIN, 'mcp-server-everything'), ['stdio']) },
+      { ...stdioServer('everything-trusted', join(BIN, 'mcp-server-everything'), ['stdio']), trusted: true, tools: { echo: { risk: 'destructive' } } },
+    ]);
+    try {
+      const untrusted = (await (await gateway.connect('everything')).listTools()).tools;
+      assert.ok(untrusted.every((t) => t.annotations?.readOnlyHint === false && t.annotations?.destructiveHint === true), 'an untrusted readOnlyHint never reaches the client');
+      const trusted = (await (await gateway.connect('everything-trusted')).listTools()).tools;
+      const sum = trusted.find((t) => t.name === 'get-sum')!;
+      assert.equal(sum.annotations?.readOnlyHint, true, 'a trusted server is believed');
+      assert.equal(trusted.find((t) => t.name === 'echo')!.annotations?.destructiveHint, true, 'the policy wins over the server');
+      assert.match(gateway.stderr(), /tool name offered by more than one server.*"tool":"echo"/);
     } finally {
       await gateway.stop();
     }
@@ -86,7 +104,11 @@ servers:
     try {
       const tools = (await (await gateway.connect('probe')).listTools()).tools;
       assert.ok(tools.length >= 5);
-      for (const tool of tools) assert.equal(printed[tool.name]?.pin, pinOfTool(tool), tool.name);
+      // Pins approve the upstream's own definitions. The probe declares no annotations; the
+      // ones clients see are the gateway's risk hints, so they are left out here.
+      for (const { annotations: _gatewayHints, ...upstreamDefinition } of tools) {
+        assert.equal(printed[upstreamDefinition.name]?.pin, pinOfTool(upstreamDefinition), upstreamDefinition.name);
+      }
     } finally {
       await gateway.stop();
     }

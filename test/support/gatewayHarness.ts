@@ -24,6 +24,8 @@ export interface ServerSpec {
   title?: string;
   transport: Record<string, unknown>;
   redaction?: { pii: boolean };
+  trusted?: boolean;
+  tools?: Record<string, { risk?: 'read' | 'write' | 'destructive' }>;
 }
 
 export interface RunningGateway {
