@@ -85,6 +85,8 @@ const Guardrails = z.strictObject({
   bundleTtlSeconds: z.number().int().min(10).max(86_400).default(3600),
   /** Group whose members confirm destructive calls instead of the caller. */
   reviewers: Id.optional(),
+  /** Injection and poisoning flags: recorded (advisory) or also enforced (block: flagged tools hidden, flagged results withheld). */
+  injection: z.enum(['advisory', 'block']).default('advisory'),
 });
 
 export const PolicyDocumentSchema = z.strictObject({
@@ -94,7 +96,7 @@ export const PolicyDocumentSchema = z.strictObject({
   servers: z.array(CatalogServer).default([]),
   groups: z.array(Group).default([]),
   rules: z.array(Rule).default([]),
-  guardrails: Guardrails.default({ confirmationTimeoutSeconds: 120, bundleTtlSeconds: 3600 }),
+  guardrails: Guardrails.default({ confirmationTimeoutSeconds: 120, bundleTtlSeconds: 3600, injection: 'advisory' }),
 }).superRefine((policy, ctx) => {
   const unique = (section: 'servers' | 'groups' | 'rules') => {
     const seen = new Set<string>();

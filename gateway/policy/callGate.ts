@@ -24,6 +24,8 @@ export interface CallGate {
   check(serverId: string, request: JSONRPCRequest): Refusal | undefined;
   /** The rule that allowed the request, for the audit (undefined in unmanaged mode). */
   allowingRule(serverId: string, request: JSONRPCRequest): string | undefined;
+  /** Whether injection flags only get recorded, or also hide tools and withhold results. */
+  injectionMode(): 'advisory' | 'block';
   /** Removes what the user may not use from a list result. */
   filterResult(serverId: string, method: string, result: Record<string, unknown>): Record<string, unknown>;
 }
@@ -32,6 +34,7 @@ export const OPEN_GATE: CallGate = {
   serverRefusal: () => undefined,
   check: () => undefined,
   allowingRule: () => undefined,
+  injectionMode: () => 'advisory',
   filterResult: (_serverId, _method, result) => result,
 };
 
@@ -84,6 +87,10 @@ export class PolicyGate implements CallGate {
       return { message: `${decision.message} This Gatehouse build cannot ask a reviewer yet, so the call is denied.`, ...ruleId };
     }
     return { message: decision.message, ...ruleId };
+  }
+
+  injectionMode(): 'advisory' | 'block' {
+    return this.source.state.decider?.policy.guardrails.injection ?? 'block';
   }
 
   allowingRule(serverId: string, request: JSONRPCRequest): string | undefined {

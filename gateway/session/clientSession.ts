@@ -17,6 +17,7 @@ import type { ServerConfig } from '../config/gatewayConfig';
 import type { PinnableTool } from '../../common/policy/toolPins';
 import type { CallAuditor } from '../audit/callAuditor';
 import type { SecretRedactor } from '../guardrails/redaction/secretRedactor';
+import { scanValue } from '../guardrails/injection/injectionScanner';
 import { presentTool, type RiskSource } from '../guardrails/risk/toolRisk';
 import type { ToolGuard } from '../guardrails/toolGuard';
 import { POLICY_DENIED, type CallGate } from '../policy/callGate';
@@ -196,6 +197,7 @@ export class ClientSession {
     if (answer) {
       let result: Record<string, unknown> | undefined;
       let redactions: Record<string, number> = {};
+      let flags: string[] = [];
       if (isJSONRPCResultResponse(answer)) {
         try {
           // Pins are judged on what the upstream sent; secrets are redacted from what the client gets.
@@ -208,10 +210,15 @@ export class ClientSession {
           return this.replyError(request.id, ErrorCode.InternalError, 'Gatehouse could not scan this result for secrets, so it is withheld.');
         }
         if (Object.keys(redactions).length > 0) this.log.info('redacted secrets from a result', { method: request.method, kinds: redactions });
+        if (audited) flags = scanValue(result).map((flag) => `injection:${flag}`);
+      }
+      if (flags.length > 0 && this.gate.injectionMode() === 'block') {
+        await this.auditor.record({ ...outcome, decision: 'allow', status: 'error', redactions, flags, ...(rule ? { rule } : {}) });
+        return this.replyError(request.id, POLICY_DENIED, `Gatehouse withheld this result: it carries markers of instructions aimed at the model (${flags.join(', ')}), and the org policy blocks those.`);
       }
       if (audited) {
         const status = !result ? 'error' : result.isError === true ? 'error' : 'ok';
-        if (!await this.auditor.record({ ...outcome, decision: 'allow', status, redactions, ...(rule ? { rule } : {}) })) {
+        if (!await this.auditor.record({ ...outcome, decision: 'allow', status, redactions, flags, ...(rule ? { rule } : {}) })) {
           return this.replyError(request.id, ErrorCode.InternalError, 'Gatehouse could not write the audit record for this call, so its result is withheld. Check the gateway log.');
         }
       }
@@ -227,8 +234,15 @@ export class ClientSession {
     const allowed = this.gate.filterResult(this.server.id, method, result);
     if (method !== 'tools/list' || !Array.isArray(allowed.tools)) return allowed;
     const approved = this.tools.approvedTools(this.server.id, allowed.tools as Array<PinnableTool & { annotations?: Record<string, unknown> }>);
+    const block = this.gate.injectionMode() === 'block';
+    const shown = approved.filter((tool) => {
+      const flags = scanValue(tool);
+      if (flags.length === 0) return true;
+      this.log.warn('tool definition carries injection markers', { tool: tool.name, flags, hidden: block });
+      return !block;
+    });
     // Clients decide whom to ask from these hints, so they say what the gateway believes.
-    return { ...allowed, tools: approved.map((tool) => presentTool(tool, this.risk)) };
+    return { ...allowed, tools: shown.map((tool) => presentTool(tool, this.risk)) };
   }
 
   private relayClientNotification(notification: JSONRPCNotification): void {

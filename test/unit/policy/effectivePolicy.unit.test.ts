@@ -182,7 +182,7 @@ describe('effective policy', () => {
     assert.equal(effective.sub, 's-1');
     assert.equal(effective.email, 'e@example.com');
     assert.deepEqual(effective.groups, ['engineers', 'contractors']);
-    assert.deepEqual(effective.guardrails, { confirmationTimeoutSeconds: 60, bundleTtlSeconds: POLICY.guardrails.bundleTtlSeconds, reviewers: 'admins' });
+    assert.deepEqual(effective.guardrails, { confirmationTimeoutSeconds: 60, bundleTtlSeconds: POLICY.guardrails.bundleTtlSeconds, reviewers: 'admins', injection: 'advisory' });
     const anonymous = compileEffectivePolicy(POLICY, 12, identity());
     assert.ok(!('email' in anonymous));
   });

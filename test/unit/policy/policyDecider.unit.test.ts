@@ -245,7 +245,7 @@ describe('policy decider', () => {
     // The policy server validates conditions; a bundle carrying a broken one must still fail closed.
     const policy: EffectivePolicy = {
       org: 'acme', ver: 1, sub: 'u-1', groups: [], admin: false, servers: [],
-      guardrails: { confirmationTimeoutSeconds: 120, bundleTtlSeconds: 3600 },
+      guardrails: { confirmationTimeoutSeconds: 120, bundleTtlSeconds: 3600, injection: 'advisory' },
       rules: [
         { id: 'broken-allow', effect: 'allow', servers: ['files'], tools: ['*'], when: 'args.(' },
         { id: 'broken-deny', effect: 'deny', servers: ['jira'], tools: ['*'], when: 'args.(' },
