@@ -15,7 +15,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from '../config/gatewayConfig';
 import type { PinnableTool } from '../../common/policy/toolPins';
-import type { CallAuditor } from '../audit/callAuditor';
+import type { CallAuditor, CallOutcome } from '../audit/callAuditor';
 import type { SecretRedactor } from '../guardrails/redaction/secretRedactor';
 import { scanValue } from '../guardrails/injection/injectionScanner';
 import { presentTool, type RiskSource } from '../guardrails/risk/toolRisk';
@@ -177,6 +177,7 @@ export class ClientSession {
     try {
       connection = await this.liveConnection();
     } catch (error) {
+      if (audited) await this.auditor.record({ ...outcome, decision: 'allow', status: 'upstream-error', ...(rule ? { rule } : {}) });
       return this.replyError(request.id, ErrorCode.InternalError, upstreamErrorText(this.server.id, error, request.method));
     }
     const progressToken = (request.params?._meta as { progressToken?: string | number } | undefined)?.progressToken;
@@ -194,39 +195,46 @@ export class ClientSession {
     if (entry?.upstreamId !== upstreamId) return; // cancelled by the client: no answer is sent
     this.inFlight.delete(request.id);
     if (progressToken !== undefined) this.byProgressToken.delete(progressToken);
-    if (answer) {
-      let result: Record<string, unknown> | undefined;
-      let redactions: Record<string, number> = {};
-      let flags: string[] = [];
-      if (isJSONRPCResultResponse(answer)) {
-        try {
-          // Pins are judged on what the upstream sent; secrets are redacted from what the client gets.
-          const redacted = this.redactor.redactResult(request.method, this.filterResult(request.method, answer.result));
-          result = redacted.result as Record<string, unknown>;
-          redactions = redacted.findings;
-        } catch (error) {
-          this.log.warn('result could not be scanned for secrets; withholding it', { method: request.method, error: describeError(error) });
-          if (audited) await this.auditor.record({ ...outcome, decision: 'allow', status: 'error', ...(rule ? { rule } : {}) });
-          return this.replyError(request.id, ErrorCode.InternalError, 'Gatehouse could not scan this result for secrets, so it is withheld.');
-        }
-        if (Object.keys(redactions).length > 0) this.log.info('redacted secrets from a result', { method: request.method, kinds: redactions });
-        if (audited) flags = scanValue(result).map((flag) => `injection:${flag}`);
+    const audit = audited ? { ...outcome, ...(rule ? { rule } : {}) } : undefined;
+    if (answer) return this.deliverAnswer(request, answer, audit);
+    if (audit) await this.auditor.record({ ...audit, decision: 'allow', status: 'upstream-error' });
+    this.replyError(request.id, ErrorCode.InternalError, upstreamErrorText(this.server.id, failure, request.method));
+  }
+
+  /**
+   * The guardrails on the way back: list filtering (policy, pins), secret redaction,
+   * injection flags, then the audit event, durable before the client sees anything.
+   * `audit` is undefined for methods that are not audited.
+   */
+  private async deliverAnswer(request: JSONRPCRequest, answer: UpstreamReply, audit: Omit<CallOutcome, 'decision' | 'status'> | undefined): Promise<void> {
+    let result: Record<string, unknown> | undefined;
+    let redactions: Record<string, number> = {};
+    let flags: string[] = [];
+    if (isJSONRPCResultResponse(answer)) {
+      try {
+        // Pins are judged on what the upstream sent; secrets are redacted from what the client gets.
+        const redacted = this.redactor.redactResult(request.method, this.filterResult(request.method, answer.result));
+        result = redacted.result as Record<string, unknown>;
+        redactions = redacted.findings;
+      } catch (error) {
+        this.log.warn('result could not be scanned for secrets; withholding it', { method: request.method, error: describeError(error) });
+        if (audit) await this.auditor.record({ ...audit, decision: 'allow', status: 'error' });
+        return this.replyError(request.id, ErrorCode.InternalError, 'Gatehouse could not scan this result for secrets, so it is withheld.');
       }
-      if (flags.length > 0 && this.gate.injectionMode() === 'block') {
-        await this.auditor.record({ ...outcome, decision: 'allow', status: 'error', redactions, flags, ...(rule ? { rule } : {}) });
-        return this.replyError(request.id, POLICY_DENIED, `Gatehouse withheld this result: it carries markers of instructions aimed at the model (${flags.join(', ')}), and the org policy blocks those.`);
-      }
-      if (audited) {
-        const status = !result ? 'error' : result.isError === true ? 'error' : 'ok';
-        if (!await this.auditor.record({ ...outcome, decision: 'allow', status, redactions, flags, ...(rule ? { rule } : {}) })) {
-          return this.replyError(request.id, ErrorCode.InternalError, 'Gatehouse could not write the audit record for this call, so its result is withheld. Check the gateway log.');
-        }
-      }
-      await this.send((result ? { jsonrpc: '2.0', id: request.id, result } : { ...answer, id: request.id }) as JSONRPCMessage, request.id);
-    } else {
-      if (audited) await this.auditor.record({ ...outcome, decision: 'allow', status: 'upstream-error', ...(rule ? { rule } : {}) });
-      this.replyError(request.id, ErrorCode.InternalError, upstreamErrorText(this.server.id, failure, request.method));
+      if (Object.keys(redactions).length > 0) this.log.info('redacted secrets from a result', { method: request.method, kinds: redactions });
+      if (audit) flags = scanValue(result).map((flag) => `injection:${flag}`);
     }
+    if (flags.length > 0 && this.gate.injectionMode() === 'block') {
+      if (audit) await this.auditor.record({ ...audit, decision: 'allow', status: 'error', redactions, flags });
+      return this.replyError(request.id, POLICY_DENIED, `Gatehouse withheld this result: it carries markers of instructions aimed at the model (${flags.join(', ')}), and the org policy blocks those.`);
+    }
+    if (audit) {
+      const status = !result || result.isError === true ? 'error' : 'ok';
+      if (!await this.auditor.record({ ...audit, decision: 'allow', status, redactions, flags })) {
+        return this.replyError(request.id, ErrorCode.InternalError, 'Gatehouse could not write the audit record for this call, so its result is withheld. Check the gateway log.');
+      }
+    }
+    await this.send((result ? { jsonrpc: '2.0', id: request.id, result } : { ...answer, id: request.id }) as JSONRPCMessage, request.id);
   }
 
   /** Policy filtering, then tool pins: a tool whose definition changed since approval is hidden. */
