@@ -96,13 +96,19 @@ const PLACEHOLDER_VALUES = new Set([
 ]);
 
 /** True when a credential value is obviously not a real one. */
+const PLACEHOLDER_WORDS = new Set(['your', 'my', 'some', 'example', 'sample', 'dummy', 'fake', 'redacted', 'placeholder', 'changeme', 'xxxx']);
+
 export function isPlaceholderValue(value: string): boolean {
   const lower = value.toLowerCase();
   if (PLACEHOLDER_VALUES.has(lower)) return true;
   if (TEMPLATE_VARIABLE.test(value)) return true;
   // One character repeated (xxxx, ****, 0000), masks and ellipses.
   if (/^(.)\1{3,}$/.test(value) || value.includes('***') || value.includes('...') || value.includes('…')) return true;
-  if (/(?:^|[^a-z])(?:your|my|some|example|sample|dummy|fake|redacted|placeholder|changeme|xxxx)(?:[^a-z]|$)/.test(lower)) return true;
+  // Placeholder words count only in values made of words ("your-api-key", "my_password"),
+  // not inside random strings: "…5My9…" in a real password or token signature is chance.
+  const randomLooking = value.split(/[^A-Za-z0-9]+/).some((part) => part.length >= 16 && /[0-9]/.test(part) && /[A-Za-z]/.test(part));
+  if (!randomLooking && lower.split(/[^a-z0-9]+/).some((word) => PLACEHOLDER_WORDS.has(word))) return true;
+  if (!randomLooking && /(?:^|[^a-z])(?:your|example|sample|dummy|fake|redacted|placeholder|changeme|xxxx)(?:[^a-z]|$)/.test(lower)) return true;
   if (lower.startsWith('process.env') || lower.startsWith('os.environ') || lower.startsWith('env.')) return true;
   return false;
 }
