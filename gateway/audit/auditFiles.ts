@@ -6,9 +6,12 @@
  * process that left it is gone).
  */
 import {
-  chmodSync, closeSync, constants as fsConstants, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync,
+  chmodSync, closeSync, constants as fsConstants, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync,
 } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
+import { fsyncDirectory, ProcessLock } from '../../common/processLock';
+
+export { fsyncDirectory };
 import { basename, dirname, join } from 'node:path';
 
 export function ensurePrivateDirectory(path: string): void {
@@ -26,16 +29,6 @@ export function ensurePrivateFile(path: string): void {
   const stats = lstatSync(path);
   if (!stats.isFile()) throw new Error(`${path} is not a regular file`);
   if ((stats.mode & 0o777) !== 0o600) chmodSync(path, 0o600);
-}
-
-/** Makes a new or renamed directory entry durable; without it a crash can lose the file itself. */
-export function fsyncDirectory(path: string): void {
-  const fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 export function writePrivateFileAtomic(path: string, content: string | Uint8Array): void {
@@ -85,53 +78,16 @@ export function readPrivateFile(path: string): Buffer {
 
 export const LOCK_FILE = 'spool.lock';
 
-/**
- * Two writers on one spool would interleave and fork the chain, so the spool is owned by
- * one process: `spool.lock` holds its pid. A lock whose process is gone (a crash, SIGKILL)
- * is taken over.
- */
+/** The spool's owner: one gateway writes a spool at a time. */
 export class SpoolLock {
-  private released = false;
-
-  private constructor(private readonly path: string) {}
+  private constructor(private readonly lock: ProcessLock) {}
 
   static acquire(dir: string): SpoolLock {
     const path = join(dir, LOCK_FILE);
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const fd = openSync(path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
-        try {
-          writeSync(fd, `${process.pid}\n`);
-          fsyncSync(fd);
-        } finally {
-          closeSync(fd);
-        }
-        return new SpoolLock(path);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      }
-      const owner = Number.parseInt(readFileSync(path, 'utf8').trim(), 10);
-      if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) {
-        throw new Error(`the audit spool ${dir} is in use by process ${owner}; one gateway writes a spool at a time (if that process is not a gateway, delete ${path})`);
-      }
-      unlinkSync(path); // left by a process that is gone
-    }
-    throw new Error(`could not take the audit spool lock ${path}`);
+    return new SpoolLock(ProcessLock.acquire(path, (owner) => `the audit spool ${dir} is in use by process ${owner}; one gateway writes a spool at a time (if that process is not a gateway, delete ${path})`));
   }
 
   release(): void {
-    if (this.released) return;
-    this.released = true;
-    rmSync(this.path, { force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    this.lock.release();
   }
 }

@@ -26,8 +26,9 @@
  * trail with a hole would hide it.
  */
 import { open, readFile, type FileHandle } from 'node:fs/promises';
-import { closeSync, constants as fsConstants, fsyncSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { constants as fsConstants, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fsyncDirectory, ProcessLock } from '../../common/processLock';
 import type { AuditEvent } from '../../common/audit/auditEvent';
 import { describeError, type Logger } from '../../common/log/logger';
 import { ensurePrivateDirectory, ensurePrivateFile } from '../store/privateFiles';
@@ -101,7 +102,7 @@ export class FileAuditStore implements AuditStore {
   private readonly maxSegmentBytes: number;
   private readonly log: Logger | undefined;
 
-  private constructor(readonly dir: string, private readonly lock: StoreLock, options: FileAuditStoreOptions) {
+  private constructor(readonly dir: string, private readonly lock: ProcessLock, options: FileAuditStoreOptions) {
     this.maxSegmentBytes = Math.max(1, options.maxSegmentBytes ?? DEFAULT_AUDIT_SEGMENT_BYTES);
     this.log = options.log;
   }
@@ -109,7 +110,7 @@ export class FileAuditStore implements AuditStore {
   /** Opens (or creates) the store in `dir`: takes the lock, rebuilds the index, cuts an interrupted write. */
   static async open(dir: string, options: FileAuditStoreOptions = {}): Promise<FileAuditStore> {
     ensurePrivateDirectory(dir);
-    const lock = StoreLock.acquire(dir);
+    const lock = acquireStoreLock(dir);
     const store = new FileAuditStore(dir, lock, options);
     try {
       await store.rebuild();
@@ -479,63 +480,8 @@ async function readExactly(handle: FileHandle, position: number, length: number)
   return buffer;
 }
 
-function fsyncDirectory(dir: string): void {
-  const fd = openSync(dir, fsConstants.O_RDONLY);
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Dirs this process holds the lock of: a lock file with our own pid is ours only if listed here (pids repeat across container restarts). */
-const heldByThisProcess = new Set<string>();
-
-/** `store.lock` holds the owner's pid; a lock whose process is gone (a crash, SIGKILL) is taken over. */
-class StoreLock {
-  private released = false;
-
-  private constructor(private readonly path: string) {}
-
-  static acquire(dir: string): StoreLock {
-    const path = join(dir, LOCK_FILE);
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const fd = openSync(path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
-        try {
-          writeSync(fd, `${process.pid}\n`);
-          fsyncSync(fd);
-        } finally {
-          closeSync(fd);
-        }
-        heldByThisProcess.add(path);
-        return new StoreLock(path);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      }
-      const owner = Number.parseInt(readFileSync(path, 'utf8').trim(), 10);
-      if (Number.isInteger(owner) && owner > 0 && isAlive(owner, path)) {
-        throw new Error(`the audit store ${dir} is in use by process ${owner}; one policy server writes it at a time (if that process is not a policy server, delete ${path})`);
-      }
-      unlinkSync(path); // left by a process that is gone
-    }
-    throw new Error(`could not take the audit store lock ${path}`);
-  }
-
-  release(): void {
-    if (this.released) return;
-    this.released = true;
-    heldByThisProcess.delete(this.path);
-    rmSync(this.path, { force: true });
-  }
-}
-
-function isAlive(pid: number, lockPath: string): boolean {
-  if (pid === process.pid) return heldByThisProcess.has(lockPath);
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
+/** The store's owner: one policy server writes it at a time. */
+function acquireStoreLock(dir: string): ProcessLock {
+  const path = join(dir, LOCK_FILE);
+  return ProcessLock.acquire(path, (owner) => `the audit store ${dir} is in use by process ${owner}; one policy server writes it at a time (if that process is not a policy server, delete ${path})`);
 }

@@ -13,9 +13,9 @@ import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { createAuditEventId, digestArguments, type AuditEvent } from '../../common/audit/auditEvent';
 import { AUDIT_CSV_COLUMNS, type AuditQueryResponse } from '../../common/policy/policyServerApi';
-import { FIXTURES, NODE, REPO, startGateway, textOf, type RunningGateway } from '../support/gatewayHarness';
+import { FIXTURES, NODE, REPO, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
 import { startLocalIdp, type LocalIdp } from '../support/localIdp';
-import { removeDir, startPolicyServer, tokenFile, type RunningPolicyServer } from '../support/policyHarness';
+import { managedArgs, removeDir, startPolicyServer, tokenFile, type RunningPolicyServer } from '../support/policyHarness';
 
 const PROBE = join(FIXTURES, 'probe-upstream.mjs');
 
@@ -36,19 +36,6 @@ rules:
 guardrails:
   bundleTtlSeconds: 3600
 `;
-
-function managedArgs(server: RunningPolicyServer, tokenPath: string): string[] {
-  return ['--policy-server', server.url, '--policy-keys', server.keysPath, '--policy-token-file', tokenPath];
-}
-
-async function waitUntil(condition: () => Promise<boolean> | boolean, timeoutMs: number, interval = 25): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if (await condition()) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, interval));
-  }
-}
 
 /** The events in a gateway's local spool, oldest first. */
 function spoolEvents(gateway: RunningGateway): AuditEvent[] {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { fixtureServer, freePort, rawPost, startEverythingHttp, startGateway, stdioServer, textOf, type RunningGateway } from '../support/gatewayHarness';
+import { fixtureServer, freePort, rawPost, waitUntil, startEverythingHttp, startGateway, stdioServer, textOf, type RunningGateway } from '../support/gatewayHarness';
 
 const INITIALIZE = JSON.stringify({
   jsonrpc: '2.0', id: 1, method: 'initialize',
@@ -23,15 +23,6 @@ function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (condition()) return true;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return condition();
 }
 
 describe('gateway under faults', function () {
@@ -238,8 +229,8 @@ describe('gateway under faults', function () {
       assert.ok(isAlive(pid) && isAlive(grandchild));
       await client.close().catch(() => undefined);
       gateway.child.kill('SIGTERM');
-      assert.ok(await waitFor(() => !isAlive(pid) && !isAlive(grandchild), 5_000), 'upstream process group is gone');
-      assert.ok(await waitFor(() => gateway.child.exitCode !== null, 5_000));
+      await waitUntil(() => !isAlive(pid) && !isAlive(grandchild), 5_000); // the upstream process group is gone
+      await waitUntil(() => gateway.child.exitCode !== null, 5_000);
       assert.equal(gateway.child.exitCode, 0);
       assert.throws(() => statSync(socketPath), /ENOENT/, 'socket removed on shutdown');
       await dispatcher.close();

@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { decodeJwt } from 'jose';
-import { FIXTURES, NODE, startGateway, textOf, type RunningGateway } from '../support/gatewayHarness';
+import { FIXTURES, NODE, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
 import { startLocalIdp, type LocalIdp } from '../support/localIdp';
-import { removeDir, startPolicyServer, tokenFile, type RunningPolicyServer } from '../support/policyHarness';
+import { managedArgs, removeDir, startPolicyServer, tokenFile, type RunningPolicyServer } from '../support/policyHarness';
 
 const PROBE = join(FIXTURES, 'probe-upstream.mjs');
 
@@ -58,19 +58,6 @@ ${extraRules}guardrails:
 
 async function publish(server: RunningPolicyServer, token: string, yaml: string): Promise<Response> {
   return fetch(`${server.url}/v1/policies`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/yaml' }, body: yaml });
-}
-
-function managedArgs(server: RunningPolicyServer, tokenPath: string): string[] {
-  return ['--policy-server', server.url, '--policy-keys', server.keysPath, '--policy-token-file', tokenPath];
-}
-
-async function waitUntil(condition: () => Promise<boolean> | boolean, timeoutMs: number): Promise<number> {
-  const started = Date.now();
-  while (Date.now() - started < timeoutMs) {
-    if (await condition()) return Date.now() - started;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`condition not met within ${timeoutMs} ms`);
 }
 
 describe('managed gateway: org policy enforced for the signed-in user', function () {

@@ -165,6 +165,16 @@ export function startEverythingHttp(port: number, mode: 'streamableHttp' | 'sse'
   });
 }
 
+/** Polls `condition` until it holds; resolves with how long that took, rejects after `timeoutMs`. */
+export async function waitUntil(condition: () => Promise<boolean> | boolean, timeoutMs: number, intervalMs = 25): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    if (await condition()) return Date.now() - started;
+    if (Date.now() - started > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
 export function textOf(result: unknown): string {
   const content = (result as { content?: Array<{ type: string; text?: string }> }).content ?? [];
   return content.filter((c) => c.type === 'text').map((c) => c.text).join('');

@@ -59,6 +59,11 @@ export async function startPolicyServer(idp: LocalIdp, options: { dataDir?: stri
   };
 }
 
+/** Command-line arguments that make a gateway managed by `server` for the user whose token is at `tokenPath`. */
+export function managedArgs(server: RunningPolicyServer, tokenPath: string): string[] {
+  return ['--policy-server', server.url, '--policy-keys', server.keysPath, '--policy-token-file', tokenPath];
+}
+
 /** Writes `token` to a 0600 file in `dir` and returns its path. */
 export function tokenFile(dir: string, name: string, token: string): string {
   const path = join(dir, `${name}.token`);
