@@ -12,7 +12,9 @@ import { ensureDirectory, ensurePrivateDirectory, GatewayHttpServer } from './ht
 import { LaunchSecret, readSecretLine, writeSecretFile } from './http/launchSecret';
 import { createLogger, describeError, type Logger } from '../common/log/logger';
 import { OPEN_GATE, PolicyGate, type CallGate } from './policy/callGate';
-import { catalogServers, createPolicySource } from './policy/managedPolicy';
+import { catalogServers, createPolicySource, readUserToken } from './policy/managedPolicy';
+import { CallConfirmations } from './confirmation/callConfirmations';
+import { ReviewQueueConfirmer } from './confirmation/reviewQueueConfirmer';
 import type { PolicySource } from './policy/policySource';
 import { UpstreamPool } from './upstream/upstreamPool';
 import { AuditSpool } from './audit/auditSpool';
@@ -82,16 +84,25 @@ export async function runGateway(argv: string[]): Promise<number> {
     log.child({ component: 'tools' }),
   );
   const redactors = { secrets: new SecretRedactor(), withPii: new SecretRedactor({ pii: true }) };
+  // Confirm rules: a named reviewer group goes to the policy server's queue; the developer's own prompt needs the extension.
+  const confirmations = new CallConfirmations(
+    args.policy ? new ReviewQueueConfirmer({ serverUrl: args.policy.url, token: async () => readUserToken(args.policy!.tokenPath), log: log.child({ component: 'reviews' }) }) : undefined,
+    () => undefined,
+    log.child({ component: 'confirmations' }),
+  );
   const pool = new UpstreamPool(servers, config.gateway.upstreamInitializeTimeoutMs, log.child({ component: 'upstream' }));
   const http = new GatewayHttpServer({
     listen: args.listen,
     maxBodyBytes: config.gateway.maxBodyBytes,
     secret,
-    pool,
-    gate,
-    tools,
-    auditor,
-    redactorFor: (server) => (server.redaction.pii ? redactors.withPii : redactors.secrets),
+    sessions: {
+      pool,
+      gate,
+      tools,
+      auditor,
+      confirmations,
+      redactorFor: (server) => (server.redaction.pii ? redactors.withPii : redactors.secrets),
+    },
     log: log.child({ component: 'http' }),
   });
   if (policy && args.policy) followPolicy(policy, args.policy.workDir, pool, http, gate, log);

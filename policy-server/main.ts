@@ -20,6 +20,7 @@ import { SigningKeyRing } from './keys/signingKeyRing';
 import { createLogger, describeError } from '../common/log/logger';
 import { PolicyService } from './policies/policyService';
 import { RevocationList } from './revocations/revocationList';
+import { ReviewQueue } from './reviews/reviewQueue';
 import { LowdbPolicyStore } from './store/lowdbPolicyStore';
 import { ensurePrivateDirectory } from './store/privateFiles';
 
@@ -90,6 +91,7 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   const revocations = new RevocationList(store, events, log.child({ component: 'revocations' }));
   // Central audit: append-only files in the data dir (a PostgreSQL AuditStore comes with issue #7).
   const audit = await FileAuditStore.open(join(args.dataDir, 'audit'), { log: log.child({ component: 'audit' }) });
+  const reviews = new ReviewQueue(policies, log.child({ component: 'reviews' }));
 
   const http = new PolicyServerHttp();
   let address;
@@ -102,7 +104,7 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   const issuer = args.issuerUrl ?? url;
   http.serve(createPolicyServerApp({
-    authenticator, policies, revocations, events, keys, audit,
+    authenticator, policies, revocations, events, keys, audit, reviews,
     bundles: new EffectivePolicyBundles(policies, keys, issuer),
     maxPolicyBytes: MAX_POLICY_BYTES,
     log: log.child({ component: 'http' }),
@@ -114,6 +116,7 @@ async function serve(args: PolicyServerArgs): Promise<number> {
     shuttingDown = true;
     log.info('shutting down', { signal });
     events.close();
+    reviews.close();
     await http.close().catch((error: unknown) => log.warn('http close failed', { error: describeError(error) }));
     await audit.close().catch((error: unknown) => log.warn('audit store close failed', { error: describeError(error) }));
     await store.close();

@@ -35,13 +35,14 @@ const REFINEMENTS: Record<string, string> = {
   '/properties/rules/items/properties/when':
     `CEL condition over \`args\`, \`user\` {sub, email, groups}, \`server\` and \`tool\`; must be boolean. ${VALIDATE} (syntax, variables and type).`,
   '/properties/guardrails/properties/reviewers': `Id of a group defined under \`groups\`. ${VALIDATE}.`,
+  '/properties/rules/items/properties/reviewers': `Id of a group defined under \`groups\`; confirm rules only. ${VALIDATE}.`,
 };
 
 const DESCRIPTION = [
   'Gatehouse org policy: the approved server catalog, IdP-to-group mapping, allow / deny / confirm rules and guardrails.',
   'Generated from the policy server\'s zod schema (npm run schema); do not edit by hand.',
   'Not expressible here and checked only by `gatehouse policy validate`: unique server, group and rule ids;',
-  'groups named in admins, guardrails.reviewers and rule principals must exist; servers named in rules must be in the catalog;',
+  'groups named in admins, guardrails.reviewers, rule reviewers and rule principals must exist; only confirm rules name reviewers; servers named in rules must be in the catalog;',
   'rule `when` conditions must be valid boolean CEL; transport URLs must be http(s) and carry no credentials.',
 ].join(' ');
 

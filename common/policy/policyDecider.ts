@@ -16,6 +16,8 @@ export interface PolicyDecision {
   ruleId?: string;
   /** What the user reads: what happened and what to do next. */
   message: string;
+  /** Confirm only: the group whose members review the call; absent means the caller confirms it. */
+  reviewers?: string;
 }
 
 interface IndexedRule {
@@ -75,7 +77,13 @@ export class PolicyDecider {
     }
     for (const entry of candidates.confirm) {
       if (!entry.condition || entry.condition(context!) !== false) {
-        return { effect: 'confirm', ruleId: entry.rule.id, message: `Policy rule ${entry.rule.id} asks for confirmation of "${tool}" on "${server}"${entry.rule.reason ? `: ${entry.rule.reason}` : ''}.` };
+        const reviewers = entry.rule.reviewers ?? this.policy.guardrails.reviewers;
+        return {
+          effect: 'confirm',
+          ruleId: entry.rule.id,
+          message: `Policy rule ${entry.rule.id} asks for confirmation of "${tool}" on "${server}"${entry.rule.reason ? `: ${entry.rule.reason}` : ''}.`,
+          ...(reviewers !== undefined ? { reviewers } : {}),
+        };
       }
     }
     for (const entry of candidates.allow) {

@@ -77,13 +77,15 @@ const Rule = z.strictObject({
   when: z.string().min(1).optional(),
   /** Shown to the user when this rule denies or asks for confirmation. */
   reason: z.string().optional(),
+  /** Confirm rules: the group whose members review these calls (a second person); overrides `guardrails.reviewers`. */
+  reviewers: Id.optional(),
 });
 
 const Guardrails = z.strictObject({
   confirmationTimeoutSeconds: z.number().int().min(5).max(3600).default(120),
   /** How long a signed bundle stays valid; gateways fail closed after that. */
   bundleTtlSeconds: z.number().int().min(10).max(86_400).default(3600),
-  /** Group whose members confirm destructive calls instead of the caller. */
+  /** Group whose members confirm calls of every confirm rule instead of the caller (a rule's own `reviewers` wins). */
   reviewers: Id.optional(),
   /** Injection and poisoning flags: recorded (advisory) or also enforced (block: flagged tools hidden, flagged results withheld). */
   injection: z.enum(['advisory', 'block']).default('advisory'),
@@ -122,6 +124,10 @@ export const PolicyDocumentSchema = z.strictObject({
         ctx.addIssue({ code: 'custom', path: ['rules', index, 'principals', p], message: `unknown group "${principal.slice(6)}"` });
       }
     });
+    if (rule.reviewers !== undefined) {
+      if (!groups.has(rule.reviewers)) ctx.addIssue({ code: 'custom', path: ['rules', index, 'reviewers'], message: `unknown group "${rule.reviewers}"` });
+      if (rule.effect !== 'confirm') ctx.addIssue({ code: 'custom', path: ['rules', index, 'reviewers'], message: 'only confirm rules have reviewers' });
+    }
     rule.servers.forEach((server, s) => {
       if (server !== '*' && !servers.has(server)) ctx.addIssue({ code: 'custom', path: ['rules', index, 'servers', s], message: `unknown server "${server}"` });
     });

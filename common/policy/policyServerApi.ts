@@ -40,6 +40,7 @@ export const POLICY_SERVER_PATHS = {
   rotateKey: '/v1/keys/rotate',
   audit: '/v1/audit',
   auditExport: '/v1/audit/export',
+  reviews: '/v1/reviews',
 } as const;
 
 /** Content type of `GET /v1/effective-policy`: the body is the compact JWS (see common/policy/policyBundle.ts). */
@@ -190,3 +191,74 @@ export const AUDIT_EXPORT_CONTENT_TYPES: Record<AuditExportFormat, string> = {
 export const AUDIT_CSV_COLUMNS = [
   'id', 'time', 'user', 'client', 'server', 'method', 'tool', 'decision', 'rule', 'reviewer', 'argsDigest', 'status', 'redactions', 'flags', 'latencyMs',
 ] as const satisfies ReadonlyArray<keyof AuditEvent>;
+
+// ---------------------------------------------------------------------------------------
+// Second-person review (DESIGN.md flow 2, confirm obligations naming a reviewer group).
+
+/** Longest `wait` (seconds) a `GET /v1/reviews/<id>` long-poll may ask for. */
+export const REVIEW_MAX_WAIT_SECONDS = 30;
+/** Largest `arguments` object a review request may carry, as JSON bytes. */
+export const REVIEW_MAX_ARGUMENT_BYTES = 64 * 1024;
+
+export const REVIEW_STATES = ['pending', 'approved', 'denied', 'expired'] as const;
+export type ReviewState = (typeof REVIEW_STATES)[number];
+
+export interface ReviewParty {
+  sub: string;
+  /** Only an email the IdP verified. */
+  email?: string;
+}
+
+/**
+ * A call waiting for (or decided by) a second person. The policy server decides itself
+ * whether the call needs review and by whom, from the requester's effective policy; the
+ * gateway only says what the call is. Held in the server's memory: a restart loses pending
+ * reviews, and the waiting calls are denied.
+ */
+export interface ReviewRecord {
+  id: string;
+  state: ReviewState;
+  requester: ReviewParty;
+  server: string;
+  method: string;
+  /** The name policy rules match: a tool name, `resource:<uri>` or `prompt:<name>`. */
+  tool: string;
+  /** The call's arguments as the gateway sent them, secrets already redacted. */
+  arguments: Record<string, unknown>;
+  /** The confirm rule that asked for review, and its reason. */
+  rule: string;
+  reason?: string;
+  /** Group whose members may decide. */
+  reviewers: string;
+  requestedAt: string;
+  /** After this the review is `expired` and the call is denied. */
+  expiresAt: string;
+  decidedAt?: string;
+  reviewer?: ReviewParty;
+  /** The reviewer's words to the requester, if any. */
+  note?: string;
+}
+
+/** `POST /v1/reviews` (the requester's gateway) -> 201 `{review}`; 409 `not_reviewable` when policy does not ask for review. */
+export interface ReviewRequestBody {
+  server: string;
+  method: string;
+  tool: string;
+  arguments: Record<string, unknown>;
+}
+
+/** `GET /v1/reviews`: pending reviews the caller may decide (never their own). */
+export interface ReviewListResponse {
+  reviews: ReviewRecord[];
+}
+
+/** `POST /v1/reviews/<id>/decision` -> 200 `{review}`; 403 `self_review` or `forbidden`; 409 `already_decided`. */
+export interface ReviewDecisionBody {
+  decision: 'approve' | 'deny';
+  note?: string;
+}
+
+/** `POST /v1/reviews`, `GET /v1/reviews/<id>[?wait=<seconds>]` and the decision route answer this. */
+export interface ReviewResponse {
+  review: ReviewRecord;
+}

@@ -20,11 +20,11 @@
  * with a warning; they stay in the local spool, where `gatehouse audit verify` still covers them.
  * Checkpoint records are not sent (the API takes events); they stay in the spool as well.
  */
-import { readFile } from 'node:fs/promises';
 import { request } from 'undici';
 import { AUDIT_BATCH_MAX_BYTES, AUDIT_BATCH_MAX_EVENTS, POLICY_SERVER_PATHS, type AuditBatchResponse } from '../../common/policy/policyServerApi';
 import { describeError, type Logger } from '../../common/log/logger';
 import type { PolicyServerArgs } from '../cli/gatewayArgs';
+import { readUserToken } from '../policy/managedPolicy';
 import type { AuditSpool, AuditStoredRecord } from './auditSpool';
 
 export type ShippingSpool = Pick<AuditSpool, 'readSince' | 'shippedThrough' | 'markShipped' | 'stats'>;
@@ -264,16 +264,7 @@ export function createAuditShipper(args: PolicyServerArgs, spool: ShippingSpool,
     serverUrl: args.url,
     user,
     log,
-    token: async () => {
-      let token: string;
-      try {
-        token = (await readFile(args.tokenPath, 'utf8')).trim();
-      } catch (error) {
-        throw new Error(`cannot read the IdP token file ${args.tokenPath}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
-      }
-      if (!token) throw new Error(`the IdP token file ${args.tokenPath} is empty`);
-      return token;
-    },
+    token: async () => readUserToken(args.tokenPath),
   });
 }
 

@@ -19,6 +19,8 @@ export interface CallOutcome {
   receivedAt: string;
   decision: AuditDecision;
   rule?: string;
+  /** Who answered a confirmation (a `sub`). */
+  reviewer?: string;
   status: AuditResultStatus;
   redactions?: Record<string, number>;
   flags?: string[];
@@ -55,6 +57,7 @@ export class CallAuditor {
         ...(typeof subject === 'string' && subject.length > 0 ? { tool: subject.slice(0, 1024) } : {}),
         decision: outcome.decision,
         ...(outcome.rule ? { rule: outcome.rule } : {}),
+        ...(outcome.reviewer ? { reviewer: outcome.reviewer.slice(0, 1024) } : {}),
         ...(args !== undefined ? { argsDigest: this.spool.digestArguments(args) } : {}),
         status: outcome.status,
         redactions: outcome.redactions ?? {},

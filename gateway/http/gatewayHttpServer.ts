@@ -13,12 +13,7 @@ import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/
 import { isInitializeRequest, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from '../config/gatewayConfig';
 import type { Logger } from '../../common/log/logger';
-import { ClientSession } from '../session/clientSession';
-import type { UpstreamPool } from '../upstream/upstreamPool';
-import type { CallAuditor } from '../audit/callAuditor';
-import type { SecretRedactor } from '../guardrails/redaction/secretRedactor';
-import type { ToolGuard } from '../guardrails/toolGuard';
-import type { CallGate } from '../policy/callGate';
+import { ClientSession, type SessionDeps } from '../session/clientSession';
 import type { LaunchSecret } from './launchSecret';
 import { OriginGuard, type ListenAddress } from './originGuard';
 import { SessionEventStore } from './sessionEventStore';
@@ -38,12 +33,8 @@ export interface GatewayHttpServerOptions {
   listen: ListenAddress;
   maxBodyBytes: number;
   secret: LaunchSecret;
-  pool: UpstreamPool;
-  gate: CallGate;
-  tools: ToolGuard;
-  auditor: CallAuditor;
-  /** The redactor for a server: secrets always, personal data when its config asks. */
-  redactorFor: (server: ServerConfig) => SecretRedactor;
+  /** What each client session relays through and guards with. */
+  sessions: SessionDeps;
   log: Logger;
 }
 
@@ -103,7 +94,7 @@ export class GatewayHttpServer {
    */
   policyChanged(refusal: (serverId: string) => string | undefined): void {
     for (const [id, entry] of this.sessions) {
-      if (refusal(entry.serverId) || !this.options.pool.has(entry.serverId)) {
+      if (refusal(entry.serverId) || !this.options.sessions.pool.has(entry.serverId)) {
         this.sessions.delete(id);
         void entry.transport.close().catch(() => undefined);
       } else {
@@ -142,7 +133,7 @@ export class GatewayHttpServer {
       return jsonRpcError(res, 401, -32001, 'Unauthorized: this gateway needs its launch secret as a Bearer token');
     }
     const route = MCP_PATH.exec(new URL(req.url ?? '/', 'http://gateway').pathname);
-    const server = route ? this.options.pool.config(route[1]!) : undefined;
+    const server = route ? this.options.sessions.pool.config(route[1]!) : undefined;
     if (!route || !server) {
       return jsonRpcError(res, 404, -32000, 'Not found: no such MCP server on this gateway');
     }
@@ -190,7 +181,7 @@ export class GatewayHttpServer {
         log.info('client session opened', { session: id.slice(0, 8) });
       },
     });
-    const session = new ClientSession(server, transport, this.options.pool, this.options.gate, this.options.tools, this.options.auditor, this.options.redactorFor(server), log);
+    const session = new ClientSession(server, transport, this.options.sessions, log);
     entry = { serverId: server.id, transport, session };
     transport.onmessage = (message: JSONRPCMessage) => session.handleClientMessage(message);
     transport.onclose = () => {

@@ -5,11 +5,20 @@
  * and prompts are named `resource:<uri>` and `prompt:<name>`, so `*` covers all three.
  */
 import type { JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
-import type { PolicyDecider } from '../../common/policy/policyDecider';
 import type { PolicySource } from './policySource';
 
 /** JSON-RPC error code for calls the policy refuses (server-defined range). */
 export const POLICY_DENIED = -32003;
+
+/**
+ * What the gate says about one request. `confirm` carries what a reviewer needs: the
+ * policy's name for the subject (`resource:<uri>` for reads), the arguments, the rule and,
+ * when the policy names one, the reviewer group (otherwise the caller confirms it).
+ */
+export type GateDecision =
+  | { effect: 'allow'; ruleId?: string }
+  | { effect: 'deny'; message: string; ruleId?: string }
+  | { effect: 'confirm'; message: string; ruleId: string; reviewers?: string; timeoutMs: number; subject: string; args: Record<string, unknown> };
 
 /** Why a request may not be relayed: the message the user reads and the deciding rule. */
 export interface Refusal {
@@ -20,20 +29,19 @@ export interface Refusal {
 export interface CallGate {
   /** Why this user may not use the server at all, or undefined. */
   serverRefusal(serverId: string): string | undefined;
-  /** Why this request may not be relayed, or undefined to relay it (with the allowing rule, if any). */
-  check(serverId: string, request: JSONRPCRequest): Refusal | undefined;
-  /** The rule that allowed the request, for the audit (undefined in unmanaged mode). */
-  allowingRule(serverId: string, request: JSONRPCRequest): string | undefined;
+  /** Whether this request may be relayed, must be confirmed first, or is refused, and by which rule. */
+  decide(serverId: string, request: JSONRPCRequest): GateDecision;
   /** Whether injection flags only get recorded, or also hide tools and withhold results. */
   injectionMode(): 'advisory' | 'block';
   /** Removes what the user may not use from a list result. */
   filterResult(serverId: string, method: string, result: Record<string, unknown>): Record<string, unknown>;
 }
 
+const ALLOW: GateDecision = { effect: 'allow' };
+
 export const OPEN_GATE: CallGate = {
   serverRefusal: () => undefined,
-  check: () => undefined,
-  allowingRule: () => undefined,
+  decide: () => ALLOW,
   injectionMode: () => 'advisory',
   filterResult: (_serverId, _method, result) => result,
 };
@@ -71,33 +79,34 @@ export class PolicyGate implements CallGate {
     return undefined;
   }
 
-  check(serverId: string, request: JSONRPCRequest): Refusal | undefined {
-    if (request.method === 'ping') return undefined;
+  decide(serverId: string, request: JSONRPCRequest): GateDecision {
+    if (request.method === 'ping') return ALLOW;
     const refusal = this.serverRefusal(serverId);
-    if (refusal) return { message: refusal };
+    if (refusal) return { effect: 'deny', message: refusal };
     const subject = subjectOf(request);
-    if (!subject) return undefined; // list methods and logging: results are filtered instead
+    if (!subject) return ALLOW; // list methods and logging: results are filtered instead
     const ambiguity = ambiguousName(request.method, subject.name);
-    if (ambiguity) return { message: ambiguity };
-    const decision = this.decider().decide(serverId, subject.name, subject.args);
-    if (decision.effect === 'allow') return undefined;
+    if (ambiguity) return { effect: 'deny', message: ambiguity };
+    const decider = this.source.state.decider!;
+    const decision = decider.decide(serverId, subject.name, subject.args);
     const ruleId = decision.ruleId !== undefined ? { ruleId: decision.ruleId } : {};
-    if (decision.effect === 'confirm') {
-      // Reviewer confirmation arrives with the guardrails work; until then, deny when unsure.
-      return { message: `${decision.message} This Gatehouse build cannot ask a reviewer yet, so the call is denied.`, ...ruleId };
+    if (decision.effect === 'allow') return { effect: 'allow', ...ruleId };
+    if (decision.effect === 'confirm' && decision.ruleId !== undefined) {
+      return {
+        effect: 'confirm',
+        message: decision.message,
+        ruleId: decision.ruleId,
+        ...(decision.reviewers !== undefined ? { reviewers: decision.reviewers } : {}),
+        timeoutMs: decider.policy.guardrails.confirmationTimeoutSeconds * 1000,
+        subject: subject.name,
+        args: subject.args,
+      };
     }
-    return { message: decision.message, ...ruleId };
+    return { effect: 'deny', message: decision.message, ...ruleId };
   }
 
   injectionMode(): 'advisory' | 'block' {
     return this.source.state.decider?.policy.guardrails.injection ?? 'block';
-  }
-
-  allowingRule(serverId: string, request: JSONRPCRequest): string | undefined {
-    const subject = subjectOf(request);
-    const decider = this.source.state.decider;
-    if (!subject || !decider) return undefined;
-    return decider.decide(serverId, subject.name, subject.args).ruleId;
   }
 
   filterResult(serverId: string, method: string, result: Record<string, unknown>): Record<string, unknown> {
@@ -116,9 +125,6 @@ export class PolicyGate implements CallGate {
     }
   }
 
-  private decider(): PolicyDecider {
-    return this.source.state.decider!;
-  }
 }
 
 /**

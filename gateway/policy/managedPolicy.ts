@@ -16,8 +16,8 @@ import { PolicySource } from './policySource';
 
 export function createPolicySource(args: PolicyServerArgs, runtimeDir: string, log: Logger): PolicySource {
   const keys = readKeys(args.keysPath);
-  const token = async () => readToken(args.tokenPath);
-  const initialToken = readToken(args.tokenPath);
+  const token = async () => readUserToken(args.tokenPath);
+  const initialToken = readUserToken(args.tokenPath);
   const sub = args.sub ?? subjectOfToken(initialToken);
   const sessionId = claimOfToken(initialToken, 'sid');
   // One cache file per user and server, so a shared machine never mixes bundles.
@@ -76,7 +76,8 @@ function readKeys(path: string): JSONWebKeySet {
   return { keys } as JSONWebKeySet;
 }
 
-function readToken(path: string): string {
+/** The user's IdP token, read from its file on every use so a refreshed token is picked up. */
+export function readUserToken(path: string): string {
   let token: string;
   try {
     token = readFileSync(path, 'utf8').trim();

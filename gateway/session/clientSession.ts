@@ -20,7 +20,8 @@ import type { SecretRedactor } from '../guardrails/redaction/secretRedactor';
 import { scanValue } from '../guardrails/injection/injectionScanner';
 import { presentTool, type RiskSource } from '../guardrails/risk/toolRisk';
 import type { ToolGuard } from '../guardrails/toolGuard';
-import { POLICY_DENIED, type CallGate } from '../policy/callGate';
+import { POLICY_DENIED, type CallGate, type GateDecision } from '../policy/callGate';
+import type { CallConfirmations, ConfirmationAnswer } from '../confirmation/callConfirmations';
 import { describeError, type Logger } from '../../common/log/logger';
 import { UpstreamBackoffError, UpstreamGoneError, type UpstreamConnection, type UpstreamReply } from '../upstream/upstreamConnection';
 import type { InitializeParams, UpstreamPool } from '../upstream/upstreamPool';
@@ -52,6 +53,17 @@ const UNRELATED_NOTIFICATIONS = new Set([
   'notifications/prompts/list_changed', 'notifications/resources/updated',
 ]);
 
+/** What every session of the gateway shares: built once in the composition root. */
+export interface SessionDeps {
+  pool: UpstreamPool;
+  gate: CallGate;
+  tools: ToolGuard;
+  auditor: CallAuditor;
+  confirmations: CallConfirmations;
+  /** The redactor for a server: secrets always, personal data when its config asks. */
+  redactorFor: (server: ServerConfig) => SecretRedactor;
+}
+
 interface InFlight {
   upstreamId: number;
   connection: UpstreamConnection;
@@ -70,19 +82,24 @@ export class ClientSession {
   private readonly byProgressToken = new Map<string | number, RequestId>();
   /** Ids the gateway gave to server-to-client requests -> the upstream's own id. */
   private readonly serverRequests = new Map<string, { upstreamId: RequestId; connection: UpstreamConnection }>();
+  /** Client requests waiting for a reviewer -> how to stop waiting if the client cancels. */
+  private readonly awaitingReview = new Map<RequestId, AbortController>();
   private nextServerRequestId = 1;
   private closed = false;
+
+  private readonly pool: UpstreamPool;
+  private readonly tools: ToolGuard;
+  private readonly redactor: SecretRedactor;
 
   constructor(
     private readonly server: ServerConfig,
     private readonly client: Transport,
-    private readonly pool: UpstreamPool,
-    private readonly gate: CallGate,
-    private readonly tools: ToolGuard,
-    private readonly auditor: CallAuditor,
-    private readonly redactor: SecretRedactor,
+    private readonly deps: SessionDeps,
     private readonly log: Logger,
   ) {
+    this.pool = deps.pool;
+    this.tools = deps.tools;
+    this.redactor = deps.redactorFor(server);
     this.risk = {
       trusted: server.trusted,
       toolRisk: Object.fromEntries(Object.entries(server.tools).flatMap(([name, settings]) => (settings.risk ? [[name, settings.risk]] : []))),
@@ -125,7 +142,7 @@ export class ClientSession {
     if (!parsed.success) {
       return this.replyError(request.id, ErrorCode.InvalidParams, 'initialize: invalid params');
     }
-    const refusal = this.gate.serverRefusal(this.server.id);
+    const refusal = this.deps.gate.serverRefusal(this.server.id);
     if (refusal) return this.replyError(request.id, POLICY_DENIED, refusal);
     const params = parsed.data.params;
     this.clientCapabilities = params.capabilities;
@@ -163,21 +180,34 @@ export class ClientSession {
     }
     const startedAt = performance.now();
     const receivedAt = new Date().toISOString();
-    const outcome = { serverId: this.server.id, client: this.clientInfo, request, startedAt, receivedAt };
+    const base = { serverId: this.server.id, client: this.clientInfo, request, startedAt, receivedAt };
     // Tool checks first: policy conditions must only ever see arguments of the approved shape.
-    const refusal = this.tools.refusal(this.server.id, request) ?? this.gate.check(this.server.id, request);
-    if (refusal) {
-      this.log.info('denied request', { method: request.method, rule: refusal.ruleId });
-      await this.auditor.record({ ...outcome, decision: 'deny', status: 'denied', ...(refusal.ruleId ? { rule: refusal.ruleId } : {}) });
-      return this.replyError(request.id, POLICY_DENIED, refusal.message);
+    const refusal = this.tools.refusal(this.server.id, request);
+    const decision: GateDecision = refusal ? { effect: 'deny', ...refusal } : this.deps.gate.decide(this.server.id, request);
+    const rule = decision.ruleId !== undefined ? { rule: decision.ruleId } : {};
+    if (decision.effect === 'deny') {
+      this.log.info('denied request', { method: request.method, rule: decision.ruleId });
+      await this.deps.auditor.record({ ...base, ...rule, decision: 'deny', status: 'denied' });
+      return this.replyError(request.id, POLICY_DENIED, decision.message);
     }
-    const audited = this.auditor.audits(request.method);
-    const rule = audited ? this.gate.allowingRule(this.server.id, request) : undefined;
+    let outcome: Omit<CallOutcome, 'status'> = { ...base, ...rule, decision: 'allow' };
+    if (decision.effect === 'confirm') {
+      const answer = await this.askReviewer(request, decision);
+      const reviewer = answer.reviewer !== undefined ? { reviewer: answer.reviewer } : {};
+      if (answer.outcome !== 'approved') {
+        this.log.info('confirmation did not approve the request', { method: request.method, rule: decision.ruleId, outcome: answer.outcome });
+        await this.deps.auditor.record({ ...outcome, ...reviewer, decision: answer.outcome === 'timeout' ? 'confirm-timeout' : 'confirm-denied', status: 'denied' });
+        if (answer.cancelled) return; // the client cancelled: it expects no answer
+        return this.replyError(request.id, POLICY_DENIED, answer.message);
+      }
+      outcome = { ...outcome, ...reviewer, decision: 'confirm-approved' };
+    }
+    const audit = (this.deps.auditor.audits(request.method) || decision.effect === 'confirm') ? outcome : undefined;
     let connection: UpstreamConnection;
     try {
       connection = await this.liveConnection();
     } catch (error) {
-      if (audited) await this.auditor.record({ ...outcome, decision: 'allow', status: 'upstream-error', ...(rule ? { rule } : {}) });
+      if (audit) await this.deps.auditor.record({ ...audit, status: 'upstream-error' });
       return this.replyError(request.id, ErrorCode.InternalError, upstreamErrorText(this.server.id, error, request.method));
     }
     const progressToken = (request.params?._meta as { progressToken?: string | number } | undefined)?.progressToken;
@@ -195,10 +225,36 @@ export class ClientSession {
     if (entry?.upstreamId !== upstreamId) return; // cancelled by the client: no answer is sent
     this.inFlight.delete(request.id);
     if (progressToken !== undefined) this.byProgressToken.delete(progressToken);
-    const audit = audited ? { ...outcome, ...(rule ? { rule } : {}) } : undefined;
     if (answer) return this.deliverAnswer(request, answer, audit);
-    if (audit) await this.auditor.record({ ...audit, decision: 'allow', status: 'upstream-error' });
+    if (audit) await this.deps.auditor.record({ ...audit, status: 'upstream-error' });
     this.replyError(request.id, ErrorCode.InternalError, upstreamErrorText(this.server.id, failure, request.method));
+  }
+
+  /**
+   * Waits for a reviewer's answer to a call the policy marks `confirm`. The reviewer sees
+   * the arguments with secrets redacted. The client cancelling the call ends the wait.
+   */
+  private async askReviewer(request: JSONRPCRequest, decision: GateDecision & { effect: 'confirm' }): Promise<ConfirmationAnswer & { cancelled?: true }> {
+    const cancel = new AbortController();
+    this.awaitingReview.set(request.id, cancel);
+    try {
+      const shown = this.redactor.redactResult(request.method, decision.args).result as Record<string, unknown>;
+      const answer = await this.deps.confirmations.confirm({
+        serverId: this.server.id,
+        method: request.method,
+        subject: decision.subject,
+        arguments: shown,
+        ruleId: decision.ruleId,
+        message: decision.message,
+        ...(decision.reviewers !== undefined ? { reviewers: decision.reviewers } : {}),
+        timeoutMs: decision.timeoutMs,
+      }, cancel.signal);
+      return cancel.signal.aborted && answer.outcome !== 'approved' ? { ...answer, cancelled: true } : answer;
+    } catch (error) {
+      return { outcome: 'denied', message: `${decision.message} Gatehouse could not ask a reviewer (${describeError(error)}), so the call is denied.` };
+    } finally {
+      this.awaitingReview.delete(request.id);
+    }
   }
 
   /**
@@ -206,7 +262,7 @@ export class ClientSession {
    * injection flags, then the audit event, durable before the client sees anything.
    * `audit` is undefined for methods that are not audited.
    */
-  private async deliverAnswer(request: JSONRPCRequest, answer: UpstreamReply, audit: Omit<CallOutcome, 'decision' | 'status'> | undefined): Promise<void> {
+  private async deliverAnswer(request: JSONRPCRequest, answer: UpstreamReply, audit: Omit<CallOutcome, 'status'> | undefined): Promise<void> {
     let result: Record<string, unknown> | undefined;
     let redactions: Record<string, number> = {};
     let flags: string[] = [];
@@ -218,19 +274,19 @@ export class ClientSession {
         redactions = redacted.findings;
       } catch (error) {
         this.log.warn('result could not be scanned for secrets; withholding it', { method: request.method, error: describeError(error) });
-        if (audit) await this.auditor.record({ ...audit, decision: 'allow', status: 'error' });
+        if (audit) await this.deps.auditor.record({ ...audit, status: 'error' });
         return this.replyError(request.id, ErrorCode.InternalError, 'Gatehouse could not scan this result for secrets, so it is withheld.');
       }
       if (Object.keys(redactions).length > 0) this.log.info('redacted secrets from a result', { method: request.method, kinds: redactions });
       if (audit) flags = scanValue(result).map((flag) => `injection:${flag}`);
     }
-    if (flags.length > 0 && this.gate.injectionMode() === 'block') {
-      if (audit) await this.auditor.record({ ...audit, decision: 'allow', status: 'error', redactions, flags });
+    if (flags.length > 0 && this.deps.gate.injectionMode() === 'block') {
+      if (audit) await this.deps.auditor.record({ ...audit, status: 'error', redactions, flags });
       return this.replyError(request.id, POLICY_DENIED, `Gatehouse withheld this result: it carries markers of instructions aimed at the model (${flags.join(', ')}), and the org policy blocks those.`);
     }
     if (audit) {
       const status = !result || result.isError === true ? 'error' : 'ok';
-      if (!await this.auditor.record({ ...audit, decision: 'allow', status, redactions, flags })) {
+      if (!await this.deps.auditor.record({ ...audit, status, redactions, flags })) {
         return this.replyError(request.id, ErrorCode.InternalError, 'Gatehouse could not write the audit record for this call, so its result is withheld. Check the gateway log.');
       }
     }
@@ -239,10 +295,10 @@ export class ClientSession {
 
   /** Policy filtering, then tool pins: a tool whose definition changed since approval is hidden. */
   private filterResult(method: string, result: Record<string, unknown>): Record<string, unknown> {
-    const allowed = this.gate.filterResult(this.server.id, method, result);
+    const allowed = this.deps.gate.filterResult(this.server.id, method, result);
     if (method !== 'tools/list' || !Array.isArray(allowed.tools)) return allowed;
     const approved = this.tools.approvedTools(this.server.id, allowed.tools as Array<PinnableTool & { annotations?: Record<string, unknown> }>);
-    const block = this.gate.injectionMode() === 'block';
+    const block = this.deps.gate.injectionMode() === 'block';
     const shown = approved.filter((tool) => {
       const flags = scanValue(tool);
       if (flags.length === 0) return true;
@@ -259,6 +315,7 @@ export class ClientSession {
         return; // the gateway completed the upstream handshake itself
       case 'notifications/cancelled': {
         const requestId = (notification.params as { requestId?: RequestId } | undefined)?.requestId;
+        if (requestId !== undefined) this.awaitingReview.get(requestId)?.abort();
         const entry = requestId === undefined ? undefined : this.inFlight.get(requestId);
         if (!entry || requestId === undefined) return;
         this.inFlight.delete(requestId);

@@ -9,7 +9,9 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AUDIT_DECISIONS } from '../../common/audit/auditEvent';
 import { loadPolicyDocument, PolicyError } from '../../common/policy/policyDocument';
-import type { AuditExportFormat, PolicyHistoryResponse, PublishResponse, RevocationsResponse, RollbackResponse } from '../../common/policy/policyServerApi';
+import type {
+  AuditExportFormat, PolicyHistoryResponse, PublishResponse, ReviewListResponse, ReviewResponse, RevocationsResponse, RollbackResponse,
+} from '../../common/policy/policyServerApi';
 import { AUDIT_EXPORT_FORMATS, POLICY_SERVER_PATHS as PATHS } from '../../common/policy/policyServerApi';
 import { PolicyServerClient, PolicyServerRequestError } from './policyServerClient';
 
@@ -24,6 +26,9 @@ Commands:
   revoke <sub>                 revoke a user (--session <id>: only that session; --reason <text>)
   unrevoke <sub>               lift a revocation (--session <id> for a session revocation)
   revocations                  list revocations
+  reviews                      calls waiting for your review (you are in their reviewer group)
+  approve <review id>          approve a call waiting for review (--note <text> for the requester)
+  deny <review id>             deny it (--note <text>)
   audit                        export the central audit trail (admins), oldest first:
                                  --user <sub> --server <id> --tool <name> --decision <d>
                                  --from <time> --to <time> (ISO 8601; from inclusive, to exclusive)
@@ -83,6 +88,12 @@ export async function runPolicyCommand(argv: string[], io: Output = STDIO, env: 
       case 'revocations':
         none(positionals);
         return await listRevocations(client(values, env), io);
+      case 'reviews':
+        none(positionals);
+        return await listReviews(client(values, env), io);
+      case 'approve':
+      case 'deny':
+        return await decideReview(one(positionals, '<review id>'), command, values.note, client(values, env), io);
       case 'audit': {
         none(positionals);
         // In this command --server filters by MCP server; the policy server is --server-url.
@@ -127,6 +138,7 @@ function parseOptions(argv: string[]) {
         from: { type: 'string' },
         to: { type: 'string' },
         format: { type: 'string' },
+        note: { type: 'string' },
       },
     });
   } catch (error) {
@@ -274,5 +286,21 @@ async function exportAudit(params: URLSearchParams, server: PolicyServerClient, 
   const { text } = await server.text('GET', `${PATHS.auditExport}?${params.toString()}`);
   if (io.write) await io.write(text);
   else if (text.length > 0) io.out(text.replace(/\r?\n$/, ''));
+  return 0;
+}
+
+async function listReviews(server: PolicyServerClient, io: Output): Promise<number> {
+  const { body } = await server.json<ReviewListResponse>('GET', PATHS.reviews);
+  if (body.reviews.length === 0) io.out('no calls are waiting for your review');
+  for (const review of body.reviews) {
+    io.out(`${review.id}  ${review.requester.email ?? review.requester.sub} wants ${review.tool} on ${review.server} (rule ${review.rule}${review.reason ? `: ${review.reason}` : ''}); expires ${review.expiresAt}`);
+    io.out(`  arguments: ${JSON.stringify(review.arguments)}`);
+  }
+  return 0;
+}
+
+async function decideReview(id: string, decision: 'approve' | 'deny', note: string | undefined, server: PolicyServerClient, io: Output): Promise<number> {
+  const { body } = await server.json<ReviewResponse>('POST', `${PATHS.reviews}/${encodeURIComponent(id)}/decision`, { decision, ...(note !== undefined ? { note } : {}) });
+  io.out(`${body.review.state}: ${body.review.tool} on ${body.review.server} for ${body.review.requester.email ?? body.review.requester.sub}`);
   return 0;
 }

@@ -19,6 +19,8 @@ import type { Logger } from '../../common/log/logger';
 import { policyRoutes } from '../policies/policyRoutes';
 import type { PolicyService } from '../policies/policyService';
 import { revocationRoutes } from '../revocations/revocationRoutes';
+import type { ReviewQueue } from '../reviews/reviewQueue';
+import { reviewRoutes } from '../reviews/reviewRoutes';
 import type { RevocationList } from '../revocations/revocationList';
 import { errorHandler, notFound } from './apiErrors';
 import { authenticateCaller, requireAdmin } from './callerAuthentication';
@@ -32,6 +34,7 @@ export interface PolicyServerAppDeps {
   events: PolicyEventHub;
   keys: SigningKeyRing;
   audit: AuditStore;
+  reviews: ReviewQueue;
   maxPolicyBytes: number;
   log: Logger;
 }
@@ -61,6 +64,7 @@ export function createPolicyServerApp(deps: PolicyServerAppDeps): Express {
   app.use('/v1/keys', ...admin, keyAdminRoutes(deps.keys, deps.policies, deps.log));
   // Any user posts their own events; only admins read them, so the router applies each check per route.
   app.use(PATHS.audit, auditRoutes(deps.audit, authenticated, requireAdmin(deps.policies)));
+  app.use(PATHS.reviews, authenticated, reviewRoutes(deps.reviews));
 
   app.use(notFound);
   app.use(errorHandler(deps.log));

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { createAuditEventId, digestArguments, type AuditEvent } from '../../common/audit/auditEvent';
 import { AUDIT_CSV_COLUMNS, type AuditQueryResponse } from '../../common/policy/policyServerApi';
-import { FIXTURES, NODE, REPO, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
+import { FIXTURES, NODE, REPO, spoolEvents, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
 import { startLocalIdp, type LocalIdp } from '../support/localIdp';
 import { managedArgs, removeDir, startPolicyServer, tokenFile, type RunningPolicyServer } from '../support/policyHarness';
 
@@ -37,15 +37,6 @@ guardrails:
   bundleTtlSeconds: 3600
 `;
 
-/** The events in a gateway's local spool, oldest first. */
-function spoolEvents(gateway: RunningGateway): AuditEvent[] {
-  const dir = join(gateway.dir, 'state', 'audit');
-  return readdirSync(dir).filter((f) => /^audit-\d+\.jsonl$/.test(f)).sort()
-    .flatMap((file) => readFileSync(join(dir, file), 'utf8').split('\n').filter(Boolean))
-    .map((line) => JSON.parse(line) as { kind: string; event?: AuditEvent })
-    .filter((record) => record.kind === 'event')
-    .map((record) => record.event!);
-}
 
 function shippedThrough(gateway: RunningGateway): number {
   try {
@@ -166,7 +157,7 @@ describe('audit shipping: managed gateways to the central trail', function () {
     const events = await central({ user: 'alice', tool: 'echo' });
     assert.deepEqual(events.map((e) => [e.user, e.server, e.method, e.tool, e.decision, e.status, e.rule, e.client.name]),
       Array.from({ length: 8 }, () => ['alice', 'probe', 'tools/call', 'echo', 'allow', 'ok', 'engineers-all', 'shipping-test']));
-    assert.deepEqual(events, spoolEvents(alice).filter((e) => e.tool === 'echo'), 'the central copy is the spooled event');
+    assert.deepEqual(events, spoolEvents(join(alice.dir, 'state')).filter((e) => e.tool === 'echo'), 'the central copy is the spooled event');
     // A refusal is audited and shipped too (bob may only echo).
     const bobClient = await bob.connect('probe');
     await assert.rejects(bobClient.callTool({ name: 'sleep', arguments: { ms: 1 } }), /No policy rule allows/);
@@ -179,7 +170,7 @@ describe('audit shipping: managed gateways to the central trail', function () {
     for (let i = 0; i < 10; i++) {
       assert.equal(textOf(await aliceClient.callTool({ name: 'echo', arguments: { text: `offline ${i}` } })), `offline ${i}`);
     }
-    const spooled = spoolEvents(alice);
+    const spooled = spoolEvents(join(alice.dir, 'state'));
     assert.equal(spooled.filter((e) => e.tool === 'echo').length, 18);
     await new Promise((r) => setTimeout(r, 300)); // what a shipper would have done by now, it tried
     const centralBefore = new Set((await readCentralOffline()).map((e) => e.id));
@@ -193,7 +184,7 @@ describe('audit shipping: managed gateways to the central trail', function () {
     const ids = events.map((e) => e.id);
     assert.equal(new Set(ids).size, ids.length, 'no event twice');
     assert.deepEqual([...ids].sort(), spooled.map((e) => e.id).sort(), 'every spooled event, exactly once');
-    await waitUntil(() => shippedThrough(alice) > 0 && spoolEvents(alice).length === spooled.length, 5_000);
+    await waitUntil(() => shippedThrough(alice) > 0 && spoolEvents(join(alice.dir, 'state')).length === spooled.length, 5_000);
   });
 
   /** The central events read straight from the stopped server's files (it cannot answer now). */
@@ -239,7 +230,7 @@ describe('audit shipping: managed gateways to the central trail', function () {
     const centralNow = new Set((await central({ user: 'alice', tool: 'echo' })).map((e) => e.argsDigest));
     const missingAtKill = [...wanted].filter((d) => !centralNow.has(d)).length;
     assert.ok(missingAtKill > 0, 'calls answered while the server stalled exist only in the dead gateway\'s spool');
-    const spooled = spoolEvents(alice);
+    const spooled = spoolEvents(join(alice.dir, 'state'));
 
     const restartedAt = Date.now();
     alice = await startGateway(null, { dir: alice.dir, extraArgs: managedArgs(server, aliceTokenPath) });

@@ -4,7 +4,7 @@
  * to it. Nothing here stubs the gateway or the upstreams.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -12,6 +12,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
 import { stringify } from 'yaml';
+import type { AuditEvent } from '../../common/audit/auditEvent';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
 
 export const REPO = resolve(__dirname, '../..');
@@ -178,4 +179,14 @@ export async function waitUntil(condition: () => Promise<boolean> | boolean, tim
 export function textOf(result: unknown): string {
   const content = (result as { content?: Array<{ type: string; text?: string }> }).content ?? [];
   return content.filter((c) => c.type === 'text').map((c) => c.text).join('');
+}
+
+/** The audit events in a gateway's local spool (`<state dir>/audit`), oldest first. */
+export function spoolEvents(stateDir: string): AuditEvent[] {
+  const dir = join(stateDir, 'audit');
+  return readdirSync(dir).filter((f) => /^audit-\d+\.jsonl$/.test(f)).sort()
+    .flatMap((file) => readFileSync(join(dir, file), 'utf8').split('\n').filter(Boolean))
+    .map((line) => JSON.parse(line) as { kind: string; event?: AuditEvent })
+    .filter((record) => record.kind === 'event')
+    .map((record) => record.event!);
 }

@@ -9,11 +9,14 @@ const POLICY = parsePolicyDocument(`
 version: 1
 org: t
 admins: [a]
-groups: [{ id: a, match: [{ user: root }] }]
+groups: [{ id: a, match: [{ user: root }] }, { id: leads, match: [{ user: lead }] }]
 servers:
   - { id: files, title: Files, transport: { type: stdio, command: /bin/files } }
 rules:
   - { id: workspace, effect: allow, principals: ["*"], servers: [files], tools: ["resource:file:///workspace/*", "prompt:*", read_file] }
+  - { id: deletes, effect: confirm, principals: ["*"], servers: [files], tools: [delete_file], reason: deletes are final }
+  - { id: wipes, effect: confirm, principals: ["*"], servers: [files], tools: [wipe], reviewers: leads }
+guardrails: { confirmationTimeoutSeconds: 30 }
 `, '/t.yaml');
 
 /** The gate reads only `state` from its source; this one holds a fixed, verified policy. */
@@ -24,25 +27,45 @@ function gateFor(expiresAt = Date.now() + 60_000): PolicyGate {
 
 const call = (method: string, params: Record<string, unknown>) => ({ jsonrpc: '2.0' as const, id: 1, method, params });
 
+/** The refusal message, or undefined when the gate lets the request through. */
+function refusal(gate: PolicyGate, server: string, request: ReturnType<typeof call>): string | undefined {
+  const decision = gate.decide(server, request);
+  return decision.effect === 'deny' ? decision.message : undefined;
+}
+
 describe('policy gate', () => {
   it('allows what a rule names and refuses the rest with the reason', () => {
     const gate = gateFor();
-    assert.equal(gate.check('files', call('resources/read', { uri: 'file:///workspace/a.txt' })), undefined);
-    assert.equal(gate.check('files', call('tools/call', { name: 'read_file', arguments: {} })), undefined);
-    assert.match(gate.check('files', call('tools/call', { name: 'write_file', arguments: {} }))!.message, /No policy rule allows "write_file"/);
+    assert.deepEqual(gate.decide('files', call('resources/read', { uri: 'file:///workspace/a.txt' })), { effect: 'allow', ruleId: 'workspace' });
+    assert.equal(refusal(gate, 'files', call('tools/call', { name: 'read_file', arguments: {} })), undefined);
+    assert.match(refusal(gate, 'files', call('tools/call', { name: 'write_file', arguments: {} }))!, /No policy rule allows "write_file"/);
   });
 
   it('refuses resource URIs that could step outside an allowed prefix', () => {
     const gate = gateFor();
     for (const uri of ['file:///workspace/../etc/shadow', 'file:///workspace/%2e%2e/etc/shadow', 'file:///workspace/a%2Fb', 'file:///workspace/./x']) {
-      assert.match(gate.check('files', call('resources/read', { uri }))?.message ?? 'allowed', /dot segments or encoded separators/, uri);
+      assert.match(refusal(gate, 'files', call('resources/read', { uri })) ?? 'allowed', /dot segments or encoded separators/, uri);
     }
   });
 
   it('refuses and hides tools named like resources or prompts', () => {
     const gate = gateFor();
-    assert.match(gate.check('files', call('tools/call', { name: 'prompt:wipe_disk', arguments: {} }))!.message, /may not start with/);
+    assert.match(refusal(gate, 'files', call('tools/call', { name: 'prompt:wipe_disk', arguments: {} }))!, /may not start with/);
     const listed = gate.filterResult('files', 'tools/list', { tools: [{ name: 'read_file' }, { name: 'prompt:wipe_disk' }] });
     assert.deepEqual((listed.tools as Array<{ name: string }>).map((t) => t.name), ['read_file']);
+  });
+
+  it('asks for confirmation with what a reviewer needs: rule, reason, timeout, and the reviewer group when named', () => {
+    const gate = gateFor();
+    const own = gate.decide('files', call('tools/call', { name: 'delete_file', arguments: { path: '/w/a' } }));
+    assert.equal(own.effect, 'confirm');
+    if (own.effect !== 'confirm') return;
+    assert.equal(own.ruleId, 'deletes');
+    assert.equal(own.reviewers, undefined, 'no group named: the caller confirms');
+    assert.equal(own.timeoutMs, 30_000);
+    assert.deepEqual(own.args, { path: '/w/a' });
+    assert.match(own.message, /deletes are final/);
+    const second = gate.decide('files', call('tools/call', { name: 'wipe', arguments: {} }));
+    assert.equal(second.effect === 'confirm' ? second.reviewers : 'not confirm', 'leads');
   });
 });

@@ -99,6 +99,19 @@ describe('policy document', () => {
     )), `${FILE}:17:32: rules.0.principals.1: unknown group "ghosts"`);
   });
 
+  it('reports rule reviewers that name an unknown group or sit on a rule that is not confirm', () => {
+    const problems = problemsOf(policyText(
+      'rules:', //                                        14
+      '  - { id: r1, effect: confirm, principals: ["*"], servers: [files], reviewers: ghosts }', // 15
+      '  - { id: r2, effect: allow, principals: ["*"], servers: [files], reviewers: admins }', //   16
+      '  - { id: r3, effect: confirm, principals: ["*"], servers: [files], reviewers: admins }', // 17
+    ));
+    assert.deepEqual([...problems].sort(), [
+      `${FILE}:15:80: rules.0.reviewers: unknown group "ghosts"`,
+      `${FILE}:16:78: rules.1.reviewers: only confirm rules have reviewers`,
+    ]);
+  });
+
   it('reports a rule naming a server that is not in the catalog', () => {
     assert.equal(onlyProblem(policyText(
       'rules:',
