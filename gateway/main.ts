@@ -15,6 +15,7 @@ import { OPEN_GATE, PolicyGate, type CallGate } from './policy/callGate';
 import { catalogServers, createPolicySource, readUserToken } from './policy/managedPolicy';
 import { CallConfirmations } from './confirmation/callConfirmations';
 import { ReviewQueueConfirmer } from './confirmation/reviewQueueConfirmer';
+import { ControlChannel } from './control/controlChannel';
 import type { PolicySource } from './policy/policySource';
 import { UpstreamPool } from './upstream/upstreamPool';
 import { AuditSpool } from './audit/auditSpool';
@@ -56,9 +57,11 @@ export async function runGateway(argv: string[]): Promise<number> {
   ensurePrivateDirectory(args.runtimeDir);
   ensurePrivateDirectory(args.stateDir);
   if (args.listen.type === 'unix') ensureDirectory(dirname(args.listen.path));
-  const secret = await launchSecret(args);
-
   let policy: PolicySource | undefined;
+  // With --control stdio, stdin/stdout carry the extension's JSON-RPC and nothing else.
+  const control = args.control === 'stdio' ? new ControlChannel(process.stdin, process.stdout, () => policy?.subject ?? 'local', log.child({ component: 'control' })) : undefined;
+  const secret = await launchSecret(args, control);
+
   let gate: CallGate = OPEN_GATE;
   let servers = config.servers;
   if (args.policy) {
@@ -87,7 +90,7 @@ export async function runGateway(argv: string[]): Promise<number> {
   // Confirm rules: a named reviewer group goes to the policy server's queue; the developer's own prompt needs the extension.
   const confirmations = new CallConfirmations(
     args.policy ? new ReviewQueueConfirmer({ serverUrl: args.policy.url, token: async () => readUserToken(args.policy!.tokenPath), log: log.child({ component: 'reviews' }) }) : undefined,
-    () => undefined,
+    () => (control?.isOpen ? control : undefined),
     log.child({ component: 'confirmations' }),
   );
   const pool = new UpstreamPool(servers, config.gateway.upstreamInitializeTimeoutMs, log.child({ component: 'upstream' }));
@@ -122,7 +125,8 @@ export async function runGateway(argv: string[]): Promise<number> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
   // The launcher (the extension) holding our stdin pipe closing it means it is gone.
-  if (args.secretSource.type === 'stdin') process.stdin.on('end', () => void shutdown('stdin closed'));
+  if (control) control.onClose(() => void shutdown('control channel closed'));
+  else if (args.secretSource.type === 'stdin') process.stdin.on('end', () => void shutdown('stdin closed'));
 
   const address = await http.listen();
   const statuses = await pool.startAll();
@@ -150,12 +154,13 @@ export async function runGateway(argv: string[]): Promise<number> {
     }),
     startupMs: Math.round(performance.now() - startedAt),
   };
-  process.stdout.write(JSON.stringify(ready) + '\n');
+  if (control) control.ready(ready);
+  else process.stdout.write(JSON.stringify(ready) + '\n');
   return new Promise<number>(() => { /* runs until a signal ends the process */ });
 }
 
-async function launchSecret(args: GatewayArgs): Promise<LaunchSecret> {
-  if (args.secretSource.type === 'stdin') return new LaunchSecret(await readSecretLine(process.stdin));
+async function launchSecret(args: GatewayArgs, control: ControlChannel | undefined): Promise<LaunchSecret> {
+  if (args.secretSource.type === 'stdin') return control ? control.launchSecret() : new LaunchSecret(await readSecretLine(process.stdin));
   ensureDirectory(dirname(args.secretSource.path));
   const generated = LaunchSecret.generate();
   writeSecretFile(args.secretSource.path, generated.value);

@@ -26,6 +26,8 @@ export interface GatewayArgs {
   /** Lasting state (first-use tool pins): survives reboots, unlike the runtime dir. */
   stateDir: string;
   secretSource: { type: 'file'; path: string } | { type: 'stdin' };
+  /** `stdio`: speak the control channel (common/control/controlProtocol.ts) on stdin/stdout. */
+  control?: 'stdio';
   logLevel: LogLevel;
 }
 
@@ -49,6 +51,9 @@ Options:
   --launch-secret-file <path>  write the generated launch secret to this file (mode 0600)
                                (default: <runtime-dir>/launch-secret)
   --launch-secret-stdin        read the launch secret from the first line of stdin instead
+                               (with --control stdio: from the gatehouse/start request)
+  --control stdio              talk to the launching extension over JSON-RPC on stdin/stdout
+                               (confirmations, ready); stdout then carries nothing else
   --log-level <level>          debug | info | warn | error (default info); logs go to stderr
 `;
 
@@ -74,6 +79,7 @@ export function parseGatewayArgs(argv: string[], env: NodeJS.ProcessEnv = proces
         'state-dir': { type: 'string' },
         'launch-secret-file': { type: 'string' },
         'launch-secret-stdin': { type: 'boolean' },
+        control: { type: 'string' },
         'log-level': { type: 'string' },
       },
     }));
@@ -104,6 +110,7 @@ export function parseGatewayArgs(argv: string[], env: NodeJS.ProcessEnv = proces
   if (values['launch-secret-file'] && values['launch-secret-stdin']) {
     throw new UsageError('choose one of --launch-secret-file and --launch-secret-stdin');
   }
+  if (values.control !== undefined && values.control !== 'stdio') throw new UsageError('--control takes one value: stdio');
   const uid = typeof process.getuid === 'function' ? process.getuid() : 'user';
   const runtimeDir = resolve(values['runtime-dir'] ?? (env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, 'gatehouse') : join(tmpdir(), `gatehouse-${uid}`)));
   return {
@@ -115,6 +122,7 @@ export function parseGatewayArgs(argv: string[], env: NodeJS.ProcessEnv = proces
     secretSource: values['launch-secret-stdin']
       ? { type: 'stdin' }
       : { type: 'file', path: resolve(values['launch-secret-file'] ?? join(runtimeDir, 'launch-secret')) },
+    ...(values.control === 'stdio' ? { control: 'stdio' as const } : {}),
     logLevel: parseLogLevel(values['log-level']),
   };
 }

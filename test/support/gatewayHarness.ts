@@ -4,6 +4,7 @@
  * to it. Nothing here stubs the gateway or the upstreams.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -12,7 +13,9 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
 import { stringify } from 'yaml';
+import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import type { AuditEvent } from '../../common/audit/auditEvent';
+import { ReadyNotification, StartRequest } from '../../common/control/controlProtocol';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
 
 export const REPO = resolve(__dirname, '../..');
@@ -38,6 +41,8 @@ export interface RunningGateway {
   /** Everything the gateway wrote to stderr so far. */
   stderr(): string;
   stdout(): string;
+  /** The control channel, when started with `control: true`. */
+  control?: MessageConnection;
   url(serverId: string): string;
   connect(serverId: string, options?: { capabilities?: ClientCapabilities; name?: string }): Promise<Client>;
   /** Stops the process and, unless `keepDir`, removes its folder. */
@@ -53,14 +58,19 @@ export function fixtureServer(id: string, fixture: string, args: string[] = []):
 }
 
 /** `servers: null` starts a managed gateway with no local config (pass --policy-* in extraArgs). */
-export async function startGateway(servers: ServerSpec[] | null, options: { gateway?: Record<string, unknown>; extraArgs?: string[]; listen?: string; dir?: string } = {}): Promise<RunningGateway> {
+export interface GatewayOptions {
+  gateway?: Record<string, unknown>;
+  extraArgs?: string[];
+  listen?: string;
+  dir?: string;
+  /** Act as the extension: speak the control channel on the child's stdio and send the launch secret over it. */
+  control?: boolean;
+}
+
+export async function startGateway(servers: ServerSpec[] | null, options: GatewayOptions = {}): Promise<RunningGateway> {
+  if (options.control) return startControlledGateway(servers, options);
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'gatehouse-test-'));
-  const configArgs: string[] = [];
-  if (servers) {
-    const configPath = join(dir, 'gateway.yaml');
-    writeFileSync(configPath, stringify({ servers, ...(options.gateway ? { gateway: options.gateway } : {}) }));
-    configArgs.push('--config', configPath);
-  }
+  const configArgs = writeConfig(servers, options, dir);
   const secretPath = join(dir, 'launch-secret');
   const child = spawn(NODE, [join(REPO, 'dist/gatehouse.js'), 'gateway', ...configArgs, '--listen', options.listen ?? '127.0.0.1:0',
     '--runtime-dir', join(dir, 'run'), '--state-dir', join(dir, 'state'), '--launch-secret-file', secretPath, ...(options.extraArgs ?? [])], {
@@ -91,12 +101,57 @@ export async function startGateway(servers: ServerSpec[] | null, options: { gate
     });
   });
   const secret = readFileSync(secretPath, 'utf8').trim();
+  return runningGateway(ready, secret, child, dir, () => stderr, () => stdout);
+}
+
+/** `--config <file>` for an unmanaged gateway's servers, or nothing for a managed one. */
+function writeConfig(servers: ServerSpec[] | null, options: GatewayOptions, dir: string): string[] {
+  if (!servers) return [];
+  const configPath = join(dir, 'gateway.yaml');
+  writeFileSync(configPath, stringify({ servers, ...(options.gateway ? { gateway: options.gateway } : {}) }));
+  return ['--config', configPath];
+}
+
+/**
+ * A gateway started as the extension starts it: `--control stdio`, the launch secret sent in
+ * `gatehouse/start`, readiness from `gatehouse/ready`. The test answers `gatehouse/confirm`
+ * through `gateway.control`, a real vscode-jsonrpc connection.
+ */
+async function startControlledGateway(servers: ServerSpec[] | null, options: GatewayOptions): Promise<RunningGateway> {
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'gatehouse-test-'));
+  const configArgs = writeConfig(servers, options, dir);
+  const child = spawn(NODE, [join(REPO, 'dist/gatehouse.js'), 'gateway', ...configArgs, '--listen', options.listen ?? '127.0.0.1:0',
+    '--runtime-dir', join(dir, 'run'), '--state-dir', join(dir, 'state'), '--control', 'stdio', '--launch-secret-stdin', ...(options.extraArgs ?? [])], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  const control = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
+  const readyNotice = new Promise<GatewayReadyLine>((resolve) => control.onNotification(ReadyNotification, resolve));
+  control.listen();
+  const secret = randomBytes(32).toString('base64url');
+  const exited = new Promise<never>((_resolve, reject) => child.once('exit', (code) => reject(new Error(`gateway exited with ${code} before ready; stderr:\n${stderr}`))));
+  exited.catch(() => undefined);
+  const timeout = new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error(`gateway not ready in 30 s; stderr:\n${stderr}`)), 30_000).unref());
+  timeout.catch(() => undefined);
+  let ready: GatewayReadyLine;
+  try {
+    await Promise.race([control.sendRequest(StartRequest, { launchSecret: secret }), exited, timeout]);
+    ready = await Promise.race([readyNotice, exited, timeout]);
+  } catch (error) {
+    child.kill('SIGTERM');
+    throw error;
+  }
+  return runningGateway(ready, secret, child, dir, () => stderr, () => '', control);
+}
+
+function runningGateway(ready: GatewayReadyLine, secret: string, child: ChildProcess, dir: string, stderr: () => string, stdout: () => string, control?: MessageConnection): RunningGateway {
   const baseUrl = ready.listen.type === 'tcp' ? `http://127.0.0.1:${ready.listen.port}` : 'http://localhost';
   const clients: Client[] = [];
   const gateway: RunningGateway = {
-    ready, secret, baseUrl, child, dir,
-    stderr: () => stderr,
-    stdout: () => stdout,
+    ready, secret, baseUrl, child, dir, stderr, stdout,
+    ...(control ? { control } : {}),
     url: (serverId) => `${baseUrl}/mcp/${serverId}`,
     async connect(serverId, connectOptions = {}) {
       const client = new Client({ name: connectOptions.name ?? 'gatehouse-test', version: '1.0.0' }, { capabilities: connectOptions.capabilities ?? {} });
@@ -109,6 +164,7 @@ export async function startGateway(servers: ServerSpec[] | null, options: { gate
     },
     async stop(keepDir = false) {
       await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+      control?.dispose();
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once('exit', r));
         child.kill('SIGTERM');

@@ -1,10 +1,14 @@
 /**
- * Second-person review end to end: a real local IdP (oidc-provider) signs in three users,
+ * Reviewer confirmation end to end. Second-person review: a real local IdP (oidc-provider) signs in three users,
  * the real policy server queues reviews, alice's real managed gateway waits for them, and
  * the reviewer answers with the real `gatehouse policy approve|deny` CLI. Covers approval,
  * denial with a note, no answer (the timeout denies), self-review refused, a non-member
  * refused, secrets redacted from what reviewers see, and the decision and reviewer in the
  * audit. Also: a confirm rule without a reviewer group, with no extension to ask, denies.
+ *
+ * The developer's own confirmation: a gateway started as the extension starts it (`--control
+ * stdio`); the test plays the extension on a real vscode-jsonrpc connection and answers
+ * `gatehouse/confirm` the way the Confirm prompt would (the prompt itself is the extension's).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -14,6 +18,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { ReviewListResponse, ReviewRecord } from '../../common/policy/policyServerApi';
+import { ConfirmRequest, type ConfirmParams, type ConfirmResult } from '../../common/control/controlProtocol';
 import { FIXTURES, NODE, REPO, spoolEvents, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
 import { startLocalIdp, type LocalIdp } from '../support/localIdp';
 import { managedArgs, removeDir, startPolicyServer, tokenFile, type RunningPolicyServer } from '../support/policyHarness';
@@ -184,5 +189,83 @@ describe('second-person review of confirm calls', function () {
     });
     assert.equal(response.status, 409);
     assert.equal(((await response.json()) as { error: string }).error, 'not_reviewable');
+  });
+
+  describe('confirmed by the developer through the extension (control channel)', () => {
+    let controlled: RunningGateway;
+    let controlledClient: Client;
+    let answer: (params: ConfirmParams, cancelled: Promise<void>) => Promise<ConfirmResult | undefined>;
+    const asked: ConfirmParams[] = [];
+    let cancellations = 0;
+
+    before(async () => {
+      controlled = await startGateway(null, { control: true, extraArgs: managedArgs(server, tokenFiles.alice!) });
+      controlled.control!.onRequest(ConfirmRequest, async (params, token) => {
+        asked.push(params);
+        const cancelled = new Promise<void>((resolve) => token.onCancellationRequested(() => { cancellations++; resolve(); }));
+        return (await answer(params, cancelled)) as ConfirmResult;
+      });
+      controlledClient = await controlled.connect('probe');
+    });
+
+    after(async () => {
+      await controlledClient?.close();
+      await controlled?.stop();
+    });
+
+    it('runs the call when the developer approves, denies it when they deny; both audited with them as reviewer', async () => {
+      answer = async () => ({ decision: 'approve' });
+      const approved = await controlledClient.callTool({ name: 'env', arguments: {} });
+      assert.equal(approved.isError, undefined);
+      const prompt = asked.at(-1)!;
+      assert.equal(prompt.server, 'probe');
+      assert.equal(prompt.subject, 'env');
+      assert.equal(prompt.rule, 'env-confirmed');
+      assert.equal(prompt.timeoutMs, TIMEOUT_SECONDS * 1000);
+      let event = spoolEvents(join(controlled.dir, 'state')).findLast((e) => e.tool === 'env')!;
+      assert.equal(event.decision, 'confirm-approved');
+      assert.equal(event.reviewer, 'alice');
+
+      answer = async () => ({ decision: 'deny' });
+      await assert.rejects(controlledClient.callTool({ name: 'env', arguments: {} }), /env-confirmed asks for confirmation.*You denied it/);
+      event = spoolEvents(join(controlled.dir, 'state')).findLast((e) => e.tool === 'env')!;
+      assert.equal(event.decision, 'confirm-denied');
+      assert.equal(event.reviewer, 'alice');
+    });
+
+    it('denies on an answer that is neither approve nor deny', async () => {
+      answer = async () => ({ decision: 'yes please' } as unknown as ConfirmResult);
+      await assert.rejects(controlledClient.callTool({ name: 'env', arguments: {} }), /no clear answer/);
+    });
+
+    it('denies when the developer does not answer in time, and withdraws the prompt', async () => {
+      answer = async (_params, cancelled) => { await cancelled; return undefined; };
+      const before = cancellations;
+      await assert.rejects(controlledClient.callTool({ name: 'env', arguments: {} }, undefined, { timeout: 60_000 }), /No reviewer answered within 5 s/);
+      await waitUntil(() => cancellations === before + 1, 2_000);
+      const event = spoolEvents(join(controlled.dir, 'state')).findLast((e) => e.tool === 'env')!;
+      assert.equal(event.decision, 'confirm-timeout');
+    });
+
+    it('withdraws the prompt when the MCP client cancels the call', async () => {
+      answer = async (_params, cancelled) => { await cancelled; return undefined; };
+      const before = cancellations;
+      const prompts = asked.length;
+      const abort = new AbortController();
+      const call = controlledClient.callTool({ name: 'env', arguments: {} }, undefined, { signal: abort.signal });
+      call.catch(() => undefined);
+      await waitUntil(() => asked.length === prompts + 1, 2_000);
+      assert.equal(cancellations, before, 'the prompt is up');
+      abort.abort('changed my mind');
+      await assert.rejects(call);
+      await waitUntil(() => cancellations === before + 1, 2_000);
+      await waitUntil(() => spoolEvents(join(controlled.dir, 'state')).at(-1)?.decision === 'confirm-denied', 2_000);
+    });
+
+    it('stops the gateway when the extension closes the channel', async () => {
+      const exited = new Promise((resolve) => controlled.child.once('exit', resolve));
+      controlled.child.stdin!.end();
+      assert.equal(await exited, 0);
+    });
   });
 });

@@ -1,0 +1,45 @@
+/**
+ * The control channel between the extension and the gateway it spawns (DESIGN.md runtime
+ * picture): JSON-RPC 2.0 with LSP-style Content-Length framing (vscode-jsonrpc) on the
+ * gateway's stdin and stdout, as a language server would talk. The gateway runs it when
+ * started with `--control stdio`; its stdout then carries nothing else (logs stay on stderr).
+ *
+ * Order: the extension sends `gatehouse/start` with the launch secret (when it chose
+ * `--launch-secret-stdin`), the gateway answers, starts, and sends `gatehouse/ready`. The
+ * extension closing the channel (its end of stdin) stops the gateway.
+ */
+import { NotificationType, RequestType } from 'vscode-jsonrpc';
+import type { GatewayReadyLine } from '../gatewayReady';
+
+/** extension -> gateway: the per-launch secret clients must present. Answered once it is in use. */
+export interface StartParams {
+  launchSecret: string;
+}
+export const StartRequest = new RequestType<StartParams, Record<string, never>, void>('gatehouse/start');
+
+/** gateway -> extension: the same facts as the headless ready line. */
+export const ReadyNotification = new NotificationType<GatewayReadyLine>('gatehouse/ready');
+
+/**
+ * gateway -> extension: a call the policy marks `confirm` (no reviewer group), for the
+ * developer to approve or deny in the Confirm prompt. The gateway cancels the request
+ * ($/cancelRequest) when the policy's timeout passes or the MCP client cancels the call;
+ * anything but `approve` denies the call.
+ */
+export interface ConfirmParams {
+  server: string;
+  method: string;
+  /** A tool name, `resource:<uri>` or `prompt:<name>`. */
+  subject: string;
+  /** The call's arguments, secrets already redacted. */
+  arguments: Record<string, unknown>;
+  rule: string;
+  /** The policy's words: which rule asks and why. */
+  message: string;
+  /** How long the gateway waits before it denies the call. */
+  timeoutMs: number;
+}
+export interface ConfirmResult {
+  decision: 'approve' | 'deny';
+}
+export const ConfirmRequest = new RequestType<ConfirmParams, ConfirmResult, void>('gatehouse/confirm');

@@ -1,0 +1,91 @@
+/**
+ * The gateway's end of the control channel (common/control/controlProtocol.ts) on its own
+ * stdin and stdout. Everything the extension answers is checked here: a malformed answer
+ * to a confirmation denies the call.
+ */
+import type { Readable, Writable } from 'node:stream';
+import { CancellationTokenSource, createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
+import { z } from 'zod';
+import { ConfirmRequest, ReadyNotification, StartRequest } from '../../common/control/controlProtocol';
+import type { GatewayReadyLine } from '../../common/gatewayReady';
+import { describeError, type Logger } from '../../common/log/logger';
+import { LaunchSecret } from '../http/launchSecret';
+import type { ConfirmationAnswer, ConfirmationRequest, Confirmer } from '../confirmation/callConfirmations';
+
+const START_TIMEOUT_MS = 30_000;
+const ConfirmAnswer = z.object({ decision: z.enum(['approve', 'deny']) });
+const StartParamsSchema = z.strictObject({ launchSecret: z.string().max(4096) });
+
+export class ControlChannel implements Confirmer {
+  private readonly connection: MessageConnection;
+  private open = true;
+  private readonly started: Promise<LaunchSecret>;
+
+  constructor(input: Readable, output: Writable, private readonly user: () => string, private readonly log: Logger) {
+    this.connection = createMessageConnection(new StreamMessageReader(input), new StreamMessageWriter(output));
+    let deliver: (secret: LaunchSecret) => void = () => undefined;
+    this.started = new Promise((resolve) => { deliver = resolve; });
+    this.connection.onRequest(StartRequest, (params) => {
+      const parsed = StartParamsSchema.safeParse(params);
+      if (!parsed.success) throw new Error('gatehouse/start needs { launchSecret }');
+      deliver(new LaunchSecret(parsed.data.launchSecret)); // throws (an error answer) for a weak secret
+      return {};
+    });
+    this.connection.onClose(() => { this.open = false; });
+    this.connection.onError(([error]) => log.warn('control channel error', { error: describeError(error) }));
+    this.connection.listen();
+  }
+
+  get isOpen(): boolean {
+    return this.open;
+  }
+
+  onClose(listener: () => void): void {
+    this.connection.onClose(listener);
+  }
+
+  /** The launch secret the extension sends in `gatehouse/start`. */
+  launchSecret(): Promise<LaunchSecret> {
+    return Promise.race([
+      this.started,
+      new Promise<LaunchSecret>((_resolve, reject) => setTimeout(() => reject(new Error('no gatehouse/start from the extension within 30 s')), START_TIMEOUT_MS).unref()),
+    ]);
+  }
+
+  ready(line: GatewayReadyLine): void {
+    void this.connection.sendNotification(ReadyNotification, line);
+  }
+
+  /** Asks the developer through the extension's Confirm prompt; the signal cancels the prompt. */
+  async confirm(request: ConfirmationRequest, signal: AbortSignal): Promise<ConfirmationAnswer> {
+    if (!this.open) return { outcome: 'denied', message: `${request.message} The Gatehouse extension is gone, so nobody can confirm it; the call is denied.` };
+    const cancellation = new CancellationTokenSource();
+    const cancel = () => cancellation.cancel();
+    signal.addEventListener('abort', cancel, { once: true });
+    try {
+      const answer = ConfirmAnswer.safeParse(await this.connection.sendRequest(ConfirmRequest, {
+        server: request.serverId,
+        method: request.method,
+        subject: request.subject,
+        arguments: request.arguments,
+        rule: request.ruleId,
+        message: request.message,
+        timeoutMs: request.timeoutMs,
+      }, cancellation.token));
+      if (!answer.success) {
+        this.log.warn('the extension answered a confirmation with something else than approve or deny; denying');
+        return { outcome: 'denied', message: `${request.message} The confirmation prompt gave no clear answer, so the call is denied.` };
+      }
+      return answer.data.decision === 'approve'
+        ? { outcome: 'approved', reviewer: this.user(), message: 'Approved by you.' }
+        : { outcome: 'denied', reviewer: this.user(), message: `${request.message} You denied it.` };
+    } finally {
+      signal.removeEventListener('abort', cancel);
+      cancellation.dispose();
+    }
+  }
+
+  dispose(): void {
+    this.connection.dispose();
+  }
+}
