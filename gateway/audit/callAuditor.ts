@@ -15,6 +15,8 @@ export interface CallOutcome {
   serverId: string;
   client: { name: string; version: string };
   request: JSONRPCRequest;
+  /** What the event names as its tool when the request does not say (a tool seen in a `tools/list`). */
+  subject?: string;
   startedAt: number;
   receivedAt: string;
   decision: AuditDecision;
@@ -44,7 +46,7 @@ export class CallAuditor {
   /** Appends the event durably; false when the spool failed (the caller withholds the result). */
   async record(outcome: CallOutcome): Promise<boolean> {
     const params = (outcome.request.params ?? {}) as Record<string, unknown>;
-    const subject = outcome.request.method === 'resources/read' ? params.uri : params.name;
+    const subject = outcome.subject ?? (outcome.request.method === 'resources/read' ? params.uri : params.name);
     const args = outcome.request.method === 'resources/read' ? undefined : params.arguments;
     try {
       await this.spool.append({

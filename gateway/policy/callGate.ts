@@ -17,13 +17,14 @@ export const POLICY_DENIED = -32003;
  */
 export type GateDecision =
   | { effect: 'allow'; ruleId?: string }
-  | { effect: 'deny'; message: string; ruleId?: string }
+  | { effect: 'deny'; message: string; ruleId?: string; flags?: string[] }
   | { effect: 'confirm'; message: string; ruleId: string; reviewers?: string; timeoutMs: number; subject: string; args: Record<string, unknown> };
 
-/** Why a request may not be relayed: the message the user reads and the deciding rule. */
+/** Why a request may not be relayed: the message the user reads, the deciding rule, audit flags. */
 export interface Refusal {
   message: string;
   ruleId?: string;
+  flags?: string[];
 }
 
 export interface CallGate {

@@ -64,6 +64,13 @@ export interface SessionDeps {
   redactorFor: (server: ServerConfig) => SecretRedactor;
 }
 
+/** A tool definition the audit must hear about: changed since approval, or flagged. */
+interface DefinitionNotice {
+  tool: string;
+  flags: string[];
+  hidden: boolean;
+}
+
 interface InFlight {
   upstreamId: number;
   connection: UpstreamConnection;
@@ -185,12 +192,13 @@ export class ClientSession {
     const refusal = this.tools.refusal(this.server.id, request);
     const decision: GateDecision = refusal ? { effect: 'deny', ...refusal } : this.deps.gate.decide(this.server.id, request);
     const rule = decision.ruleId !== undefined ? { rule: decision.ruleId } : {};
+    const toolFlags = request.method === 'tools/call' ? this.tools.callFlags(this.server.id, String(request.params?.name ?? '')) : [];
     if (decision.effect === 'deny') {
       this.log.info('denied request', { method: request.method, rule: decision.ruleId });
-      await this.deps.auditor.record({ ...base, ...rule, decision: 'deny', status: 'denied' });
+      await this.deps.auditor.record({ ...base, ...rule, decision: 'deny', status: 'denied', flags: [...toolFlags, ...(decision.flags ?? [])] });
       return this.replyError(request.id, POLICY_DENIED, decision.message);
     }
-    let outcome: Omit<CallOutcome, 'status'> = { ...base, ...rule, decision: 'allow' };
+    let outcome: Omit<CallOutcome, 'status'> = { ...base, ...rule, decision: 'allow', flags: toolFlags };
     if (decision.effect === 'confirm') {
       const answer = await this.askReviewer(request, decision);
       const reviewer = answer.reviewer !== undefined ? { reviewer: answer.reviewer } : {};
@@ -265,11 +273,14 @@ export class ClientSession {
   private async deliverAnswer(request: JSONRPCRequest, answer: UpstreamReply, audit: Omit<CallOutcome, 'status'> | undefined): Promise<void> {
     let result: Record<string, unknown> | undefined;
     let redactions: Record<string, number> = {};
-    let flags: string[] = [];
+    let injection: string[] = [];
+    let notices: DefinitionNotice[] = [];
     if (isJSONRPCResultResponse(answer)) {
       try {
         // Pins are judged on what the upstream sent; secrets are redacted from what the client gets.
-        const redacted = this.redactor.redactResult(request.method, this.filterResult(request.method, answer.result));
+        const filtered = this.filterResult(request.method, answer.result);
+        notices = filtered.notices;
+        const redacted = this.redactor.redactResult(request.method, filtered.result);
         result = redacted.result as Record<string, unknown>;
         redactions = redacted.findings;
       } catch (error) {
@@ -278,11 +289,13 @@ export class ClientSession {
         return this.replyError(request.id, ErrorCode.InternalError, 'Gatehouse could not scan this result for secrets, so it is withheld.');
       }
       if (Object.keys(redactions).length > 0) this.log.info('redacted secrets from a result', { method: request.method, kinds: redactions });
-      if (audit) flags = scanValue(result).map((flag) => `injection:${flag}`);
+      if (audit) injection = scanValue(result).map((flag) => `injection:${flag}`);
     }
-    if (flags.length > 0 && this.deps.gate.injectionMode() === 'block') {
+    if (notices.length > 0) await this.auditDefinitions(request, notices);
+    const flags = [...(audit?.flags ?? []), ...injection];
+    if (injection.length > 0 && this.deps.gate.injectionMode() === 'block') {
       if (audit) await this.deps.auditor.record({ ...audit, status: 'error', redactions, flags });
-      return this.replyError(request.id, POLICY_DENIED, `Gatehouse withheld this result: it carries markers of instructions aimed at the model (${flags.join(', ')}), and the org policy blocks those.`);
+      return this.replyError(request.id, POLICY_DENIED, `Gatehouse withheld this result: it carries markers of instructions aimed at the model (${injection.join(', ')}), and the org policy blocks those.`);
     }
     if (audit) {
       const status = !result || result.isError === true ? 'error' : 'ok';
@@ -293,20 +306,38 @@ export class ClientSession {
     await this.send((result ? { jsonrpc: '2.0', id: request.id, result } : { ...answer, id: request.id }) as JSONRPCMessage, request.id);
   }
 
-  /** Policy filtering, then tool pins: a tool whose definition changed since approval is hidden. */
-  private filterResult(method: string, result: Record<string, unknown>): Record<string, unknown> {
+  /**
+   * Policy filtering, then tool pins: a tool whose definition changed since approval is
+   * hidden, and a poisoned-looking one too when the policy blocks injection. Returns what
+   * the audit must hear about definitions (each first noticed change or flag, once).
+   */
+  private filterResult(method: string, result: Record<string, unknown>): { result: Record<string, unknown>; notices: DefinitionNotice[] } {
     const allowed = this.deps.gate.filterResult(this.server.id, method, result);
-    if (method !== 'tools/list' || !Array.isArray(allowed.tools)) return allowed;
-    const approved = this.tools.approvedTools(this.server.id, allowed.tools as Array<PinnableTool & { annotations?: Record<string, unknown> }>);
+    if (method !== 'tools/list' || !Array.isArray(allowed.tools)) return { result: allowed, notices: [] };
+    const review = this.tools.review(this.server.id, allowed.tools as Array<PinnableTool & { annotations?: Record<string, unknown> }>);
     const block = this.deps.gate.injectionMode() === 'block';
-    const shown = approved.filter((tool) => {
-      const flags = scanValue(tool);
-      if (flags.length === 0) return true;
-      this.log.warn('tool definition carries injection markers', { tool: tool.name, flags, hidden: block });
-      return !block;
-    });
+    const hidden = new Set<unknown>();
+    const notices: DefinitionNotice[] = review.newlyChanged.map((tool) => ({ tool, flags: ['tool-definition-changed'], hidden: true }));
+    for (const { tool, flags, newly } of review.flagged) {
+      if (block) hidden.add(tool);
+      if (!newly) continue;
+      this.log.warn('tool definition raises poisoning flags', { tool: tool.name, flags, hidden: block });
+      notices.push({ tool: tool.name, flags, hidden: block });
+    }
+    const shown = review.approved.filter((tool) => !hidden.has(tool));
     // Clients decide whom to ask from these hints, so they say what the gateway believes.
-    return { ...allowed, tools: shown.map((tool) => presentTool(tool, this.risk)) };
+    return { result: { ...allowed, tools: shown.map((tool) => presentTool(tool, this.risk)) }, notices };
+  }
+
+  /** One audit event per noticed definition change or flag: `tools/list`, the tool, its flags. */
+  private async auditDefinitions(request: JSONRPCRequest, notices: DefinitionNotice[]): Promise<void> {
+    for (const notice of notices) {
+      await this.deps.auditor.record({
+        serverId: this.server.id, client: this.clientInfo, request, subject: notice.tool,
+        startedAt: performance.now(), receivedAt: new Date().toISOString(),
+        decision: notice.hidden ? 'deny' : 'allow', status: notice.hidden ? 'denied' : 'ok', flags: notice.flags,
+      });
+    }
   }
 
   private relayClientNotification(notification: JSONRPCNotification): void {

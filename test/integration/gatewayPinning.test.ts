@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { parse } from 'yaml';
 import { pinOfTool } from '../../common/policy/toolPins';
-import { BIN, FIXTURES, fixtureServer, NODE, REPO, startGateway, stdioServer, textOf } from '../support/gatewayHarness';
+import { BIN, FIXTURES, fixtureServer, NODE, REPO, spoolEvents, startGateway, stdioServer, textOf } from '../support/gatewayHarness';
 
 describe('tool pinning (rug pulls)', function () {
   this.timeout(60_000);
@@ -33,6 +33,9 @@ describe('tool pinning (rug pulls)', function () {
       assert.ok(names.includes('echo'), 'unchanged tools stay');
       await assert.rejects(client.callTool({ name: 'weather', arguments: { city: 'Oslo' } }), /changed since it was approved/);
       assert.match(gateway.stderr(), /tool definition changed since approval/);
+      await client.listTools();
+      const events = spoolEvents(join(gateway.dir, 'state')).filter((e) => e.tool === 'weather' && e.flags.includes('tool-definition-changed'));
+      assert.deepEqual(events.map((e) => [e.method, e.decision]), [['tools/list', 'deny'], ['tools/call', 'deny']], 'the change is audited once when noticed, and the refused call with it');
     } finally {
       await gateway.stop();
     }
@@ -64,6 +67,29 @@ describe('tool pinning (rug pulls)', function () {
       assert.equal(sum.annotations?.readOnlyHint, true, 'a trusted server is believed');
       assert.equal(trusted.find((t) => t.name === 'echo')!.annotations?.destructiveHint, true, 'the policy wins over the server');
       assert.match(gateway.stderr(), /tool name offered by more than one server.*"tool":"echo"/);
+    } finally {
+      await gateway.stop();
+    }
+  });
+
+  it('flags shadowed tool names and descriptions that steer the model to another server\'s tool, in the audit', async () => {
+    const gateway = await startGateway([
+      stdioServer('everything', join(BIN, 'mcp-server-everything'), ['stdio']),
+      fixtureServer('probe', 'probe-upstream', ['--mention', 'get-sum']),
+    ]);
+    try {
+      await (await gateway.connect('everything')).listTools();
+      const probe = await gateway.connect('probe');
+      assert.ok((await probe.listTools()).tools.some((t) => t.name === 'helper'), 'advisory: the flagged tool stays listed');
+      await probe.listTools();
+      await probe.callTool({ name: 'echo', arguments: { text: 'which echo?' } });
+      const events = spoolEvents(join(gateway.dir, 'state'));
+      const helper = events.filter((e) => e.tool === 'helper');
+      assert.equal(helper.length, 1, 'a flagged definition is audited once');
+      assert.equal(helper[0]!.method, 'tools/list');
+      assert.deepEqual(helper[0]!.flags, ['cross-server-reference']);
+      const echo = events.find((e) => e.tool === 'echo' && e.method === 'tools/call')!;
+      assert.deepEqual(echo.flags, ['tool-name-collision'], 'echo is offered by both servers');
     } finally {
       await gateway.stop();
     }
