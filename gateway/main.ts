@@ -75,9 +75,10 @@ export async function runGateway(argv: string[]): Promise<number> {
   }
 
   // Audit lives with lasting state: it must outlive reboots until it has been shipped.
-  const spool = await AuditSpool.open({ dir: join(args.stateDir, 'audit'), logger: log.child({ component: 'audit' }) });
+  const spoolDir = join(args.stateDir, 'audit');
+  const spool = await AuditSpool.open({ dir: spoolDir, logger: log.child({ component: 'audit' }) });
   // --- audit shipping (managed mode): spool -> policy server, woken by each append ---
-  const shipper = policy && args.policy ? createAuditShipper(args.policy, spool, policy.subject, log.child({ component: 'audit-shipper' })) : undefined;
+  const shipper = policy && args.policy ? createAuditShipper(args.policy, spool, spoolDir, policy.subject, log.child({ component: 'audit-shipper' })) : undefined;
   shipper?.start();
   // --- end audit shipping ---
   const auditor = new CallAuditor(spool, () => policy?.subject ?? 'local', log.child({ component: 'audit' }), () => shipper?.notify());
@@ -188,6 +189,6 @@ function followPolicy(policy: PolicySource, workDir: string, pool: UpstreamPool,
   });
   policy.onRevoked(() => {
     log.warn('access revoked: closing every session');
-    http.closeAllSessions();
+    http.closeAllSessions('Your access was revoked by an admin; Gatehouse ended this session. Ask your admin to restore it.');
   });
 }

@@ -20,6 +20,8 @@
  * with a warning; they stay in the local spool, where `gatehouse audit verify` still covers them.
  * Checkpoint records are not sent (the API takes events); they stay in the spool as well.
  */
+import { appendFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { request } from 'undici';
 import { AUDIT_BATCH_MAX_BYTES, AUDIT_BATCH_MAX_EVENTS, POLICY_SERVER_PATHS, type AuditBatchResponse } from '../../common/policy/policyServerApi';
 import { describeError, type Logger } from '../../common/log/logger';
@@ -47,6 +49,12 @@ export interface AuditShipperOptions {
   maxBatchEvents?: number;
   maxBatchBytes?: number;
   requestTimeoutMs?: number;
+  /**
+   * Where events the server refuses as invalid (400) go, one JSON line each, so one bad
+   * event (a schema skew between versions, say) cannot block the trail behind it. Without
+   * it such a batch is retried forever.
+   */
+  deadLetterPath?: string;
 }
 
 export interface AuditShipperStatus {
@@ -58,6 +66,8 @@ export interface AuditShipperStatus {
   duplicates: number;
   /** Events not shipped because they name another user. */
   skipped: number;
+  /** Events the server refused as invalid, set aside in the dead-letter file. */
+  deadLettered: number;
   /** Failures in a row; 0 while shipping works. */
   failures: number;
   lastError?: string;
@@ -94,7 +104,7 @@ export class AuditShipper {
   private debounce: NodeJS.Timeout | undefined;
   private waiter: (() => void) | undefined;
   private backoff: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
-  private readonly counters = { eventsShipped: 0, duplicates: 0, skipped: 0, failures: 0 };
+  private readonly counters = { eventsShipped: 0, duplicates: 0, skipped: 0, deadLettered: 0, failures: 0 };
   private lastError: string | undefined;
 
   constructor(private readonly options: AuditShipperOptions) {
@@ -190,7 +200,7 @@ export class AuditShipper {
       const after = spool.shippedThrough();
       const records = await spool.readSince(after, this.maxBatchEvents);
       if (records.length === 0) return;
-      const events: string[] = [];
+      const events: Array<{ seq: number; json: string }> = [];
       let bytes = BODY_OVERHEAD;
       let lastSeq = after;
       let skipped = 0;
@@ -199,7 +209,7 @@ export class AuditShipper {
           const json = eventJson(record);
           const size = Buffer.byteLength(json) + 1;
           if (events.length > 0 && (events.length >= this.maxBatchEvents || bytes + size > this.maxBatchBytes)) break;
-          events.push(json);
+          events.push({ seq: record.seq, json });
           bytes += size;
         } else if (record.kind === 'event') {
           skipped++;
@@ -212,8 +222,32 @@ export class AuditShipper {
           events: skipped, user: this.options.user, throughSeq: lastSeq,
         });
       }
-      if (events.length > 0) await this.post(events);
+      if (events.length > 0) await this.deliver(events);
       await spool.markShipped(lastSeq);
+    }
+  }
+
+  /**
+   * Posts a batch. When the server refuses it as invalid (400), halves it until the bad
+   * events are alone, and sets those aside in the dead-letter file; the rest ship.
+   */
+  private async deliver(batch: Array<{ seq: number; json: string }>): Promise<void> {
+    try {
+      await this.post(batch.map((entry) => entry.json));
+    } catch (error) {
+      if (!(error instanceof ShippingError) || error.status !== 400 || this.options.deadLetterPath === undefined) throw error;
+      if (batch.length > 1) {
+        const half = Math.ceil(batch.length / 2);
+        await this.deliver(batch.slice(0, half));
+        await this.deliver(batch.slice(half));
+        return;
+      }
+      const [entry] = batch as [{ seq: number; json: string }];
+      await appendFile(this.options.deadLetterPath, JSON.stringify({ seq: entry.seq, refusedAt: new Date().toISOString(), reason: error.message.slice(0, 1000), event: JSON.parse(entry.json) as unknown }) + '\n', { mode: 0o600 });
+      this.counters.deadLettered++;
+      this.options.log.error('the policy server refused an audit event as invalid; it is set aside and shipping goes on', {
+        seq: entry.seq, reason: error.message, deadLetter: this.options.deadLetterPath,
+      });
     }
   }
 
@@ -258,13 +292,14 @@ export class AuditShipper {
 }
 
 /** A managed gateway's shipper: the token is read from the user's token file on every request. */
-export function createAuditShipper(args: PolicyServerArgs, spool: ShippingSpool, user: string, log: Logger): AuditShipper {
+export function createAuditShipper(args: PolicyServerArgs, spool: ShippingSpool, spoolDir: string, user: string, log: Logger): AuditShipper {
   return new AuditShipper({
     spool,
     serverUrl: args.url,
     user,
     log,
     token: async () => readUserToken(args.tokenPath),
+    deadLetterPath: join(spoolDir, 'dead-letter.jsonl'),
   });
 }
 

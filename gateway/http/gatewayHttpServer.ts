@@ -94,20 +94,21 @@ export class GatewayHttpServer {
    */
   policyChanged(refusal: (serverId: string) => string | undefined): void {
     for (const [id, entry] of this.sessions) {
-      if (refusal(entry.serverId) || !this.options.sessions.pool.has(entry.serverId)) {
+      const reason = refusal(entry.serverId) ?? (this.options.sessions.pool.has(entry.serverId) ? undefined : `Server "${entry.serverId}" is no longer in your catalog.`);
+      if (reason) {
         this.sessions.delete(id);
-        void entry.transport.close().catch(() => undefined);
+        void endSession(entry, reason);
       } else {
         entry.session.notifyListsChanged();
       }
     }
   }
 
-  /** Ends every session at once (revocation). */
-  closeAllSessions(): void {
+  /** Ends every session at once (revocation), answering what is still open with `reason`. */
+  closeAllSessions(reason: string): void {
     const entries = [...this.sessions.values()];
     this.sessions.clear();
-    for (const entry of entries) void entry.transport.close().catch(() => undefined);
+    for (const entry of entries) void endSession(entry, reason);
   }
 
   async close(): Promise<void> {
@@ -249,4 +250,10 @@ export function ensurePrivateDirectory(path: string): void {
 
 export function ensureDirectory(path: string): void {
   mkdirSync(path, { recursive: true, mode: 0o700 });
+}
+
+/** Open requests are answered with the reason first, then the session's streams end. */
+async function endSession(entry: SessionEntry, reason: string): Promise<void> {
+  await entry.session.refuseOpenRequests(reason).catch(() => undefined);
+  await entry.transport.close().catch(() => undefined);
 }

@@ -136,6 +136,22 @@ export class ClientSession {
     }
   }
 
+  /**
+   * Answers every request still open with `message` (as a policy refusal), so a client
+   * whose session is about to end (policy expired or changed, access revoked) is told why
+   * instead of waiting for an answer that will never come.
+   */
+  async refuseOpenRequests(message: string): Promise<void> {
+    const open = [...this.inFlight.entries()];
+    this.inFlight.clear();
+    this.byProgressToken.clear();
+    for (const [, entry] of open) entry.connection.abandon(entry.upstreamId);
+    const waiting = [...this.awaitingReview.entries()];
+    for (const [, cancel] of waiting) cancel.abort(); // the wait ends without an answer of its own
+    await Promise.all([...open.map(([id]) => id), ...waiting.map(([id]) => id)]
+      .map((id) => this.send({ jsonrpc: '2.0', id, error: { code: POLICY_DENIED, message } }, id)));
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -4,7 +4,7 @@
  *                           by event id; answered only once the events are durable
  *   GET  /v1/audit          admins query: filters, `limit`, keyset `cursor`
  *   GET  /v1/audit/export   admins export every matching event as JSON lines or CSV, streamed
- * Authentication (and for GETs the admin check) is passed in, as the app composes it.
+ * Authentication (ingest accepts revoked users; reads need an admin) is passed in, as the app composes it.
  */
 import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
@@ -41,11 +41,11 @@ const QueryParams = z.strictObject({
 });
 const ExportParams = z.strictObject({ ...filterFields, format: z.enum(AUDIT_EXPORT_FORMATS).default('jsonl') });
 
-export function auditRoutes(store: AuditStore, authenticated: RequestHandler, admin: RequestHandler): Router {
+export function auditRoutes(store: AuditStore, auth: { ingest: RequestHandler; read: RequestHandler[] }): Router {
   const router = Router();
   const json = express.json({ limit: AUDIT_BATCH_MAX_BYTES });
 
-  router.post('/', authenticated, json, async (req, res) => {
+  router.post('/', auth.ingest, json, async (req, res) => {
     const { events } = parseBatch(req);
     const caller = callerOf(res);
     // A user ships only their own trail: nobody can put calls in someone else's name.
@@ -57,14 +57,14 @@ export function auditRoutes(store: AuditStore, authenticated: RequestHandler, ad
     res.set('Cache-Control', 'no-store').json(body);
   });
 
-  router.get('/', authenticated, admin, async (req, res) => {
+  router.get('/', ...auth.read, async (req, res) => {
     const { limit, cursor, ...filters } = parseQuery(req, QueryParams);
     const page = await storeUnavailableAs503(() => store.query(filters, { limit: limit ?? AUDIT_QUERY_DEFAULT_LIMIT, ...(cursor !== undefined ? { cursor } : {}) }));
     const body: AuditQueryResponse = { events: page.events, ...(page.nextCursor !== undefined ? { nextCursor: page.nextCursor } : {}) };
     res.set('Cache-Control', 'no-store').json(body);
   });
 
-  router.get(POLICY_SERVER_PATHS.auditExport.slice(POLICY_SERVER_PATHS.audit.length), authenticated, admin, async (req, res) => {
+  router.get(POLICY_SERVER_PATHS.auditExport.slice(POLICY_SERVER_PATHS.audit.length), ...auth.read, async (req, res) => {
     const { format, ...filters } = parseQuery(req, ExportParams);
     await streamExport(store, filters, format, res);
   });

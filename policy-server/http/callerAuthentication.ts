@@ -11,10 +11,15 @@ import type { PolicyService } from '../policies/policyService';
 import type { RevocationList } from '../revocations/revocationList';
 import { ApiError } from './apiErrors';
 
-export function authenticateCaller(authenticator: BearerAuthenticator, revocations: RevocationList): RequestHandler {
+/**
+ * `acceptRevoked` is for audit ingest only: a revoked user's gateway may still hand in the
+ * trail of what was done before the revocation; refusing it would lose exactly the
+ * events an investigation wants. Everything else refuses revoked callers.
+ */
+export function authenticateCaller(authenticator: BearerAuthenticator, revocations: RevocationList, options: { acceptRevoked?: boolean } = {}): RequestHandler {
   return async (req, res, next) => {
     const caller = await authenticator.authenticate(req.get('authorization'));
-    const revocation = await revocations.find(caller);
+    const revocation = options.acceptRevoked ? undefined : await revocations.find(caller);
     if (revocation) {
       const what = revocation.sessionId === undefined ? `Access for ${caller.sub}` : `Session ${revocation.sessionId} of ${caller.sub}`;
       throw new ApiError(403, 'revoked', `${what} was revoked by an admin at ${revocation.revokedAt}${revocation.reason ? ` (${revocation.reason})` : ''}. Ask your admin to restore it.`);

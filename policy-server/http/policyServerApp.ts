@@ -62,8 +62,9 @@ export function createPolicyServerApp(deps: PolicyServerAppDeps): Express {
   app.use(PATHS.policies, ...admin, policyRoutes(deps.policies, deps.maxPolicyBytes));
   app.use(PATHS.revocations, ...admin, revocationRoutes(deps.revocations));
   app.use('/v1/keys', ...admin, keyAdminRoutes(deps.keys, deps.policies, deps.log));
-  // Any user posts their own events; only admins read them, so the router applies each check per route.
-  app.use(PATHS.audit, auditRoutes(deps.audit, authenticated, requireAdmin(deps.policies)));
+  // Any user posts their own events (revoked users too: their last calls matter most); only admins read them.
+  const ingest = authenticateCaller(deps.authenticator, deps.revocations, { acceptRevoked: true });
+  app.use(PATHS.audit, auditRoutes(deps.audit, { ingest, read: [authenticated, requireAdmin(deps.policies)] }));
   app.use(PATHS.reviews, authenticated, reviewRoutes(deps.reviews));
 
   app.use(notFound);

@@ -154,6 +154,10 @@ describe('managed gateway: org policy enforced for the signed-in user', function
 
   it('makes a revocation effective at the gateway within 5 s', async () => {
     const bobSub = decodeJwt(bobToken).sub!;
+    // A call in flight when access ends is answered with the reason, not left hanging.
+    const inFlight = bobClient.callTool({ name: 'sleep', arguments: { ms: 30_000 } }, undefined, { timeout: 60_000 });
+    const inFlightEnded = inFlight.then(() => 'answered', (error: Error) => error.message);
+    await new Promise((r) => setTimeout(r, 200));
     const started = Date.now();
     const response = await fetch(`${server.url}/v1/revocations`, {
       method: 'POST', headers: { Authorization: `Bearer ${aliceToken}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ sub: bobSub }),
@@ -162,6 +166,8 @@ describe('managed gateway: org policy enforced for the signed-in user', function
     const tookMs = await waitUntil(async () => bobClient.callTool({ name: 'echo', arguments: { text: 'hi' } }).then(() => false, () => true), 5_000);
     console.log(`      revocation -> calls refused at the gateway: ${Date.now() - started} ms (poll found it after ${tookMs} ms)`);
     await assert.rejects(bob.connect('probe'), /revoked/);
+    assert.match(await inFlightEnded, /access was revoked/);
+    assert.ok(Date.now() - started < 5_000, 'the open call ended with the session');
   });
 
   it('refuses a tampered cached bundle and fails closed without the server', async () => {
@@ -205,7 +211,11 @@ describe('managed gateway: org policy enforced for the signed-in user', function
       await new Promise((r) => setTimeout(r, 11_000));
       assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'renewed' } })), 'renewed');
       await server.stop();
-      await waitUntil(() => client.callTool({ name: 'echo', arguments: { text: 'x' } }).then(() => false, (error: Error) => /expired/.test(error.message) || /404|Session not found/.test(error.message)), 15_000);
+      let last = 'no call answered yet';
+      await waitUntil(() => client.callTool({ name: 'echo', arguments: { text: 'x' } }, undefined, { timeout: 5_000 }).then(
+        () => { last = 'allowed'; return false; },
+        (error: Error) => { last = error.message; return /expired/.test(error.message) || /404|Session not found/.test(error.message); },
+      ), 15_000).catch((error: Error) => { throw new Error(`${error.message}; last answer: ${last}; gateway log tail: ${carol.stderr().slice(-1500)}`); });
       await assert.rejects(carol.connect('probe'), /expired/);
     } finally {
       await carol.stop();

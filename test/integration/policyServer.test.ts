@@ -15,6 +15,7 @@ import { createInterface } from 'node:readline';
 import { createParser } from 'eventsource-parser';
 import { decodeProtectedHeader, type JSONWebKeySet } from 'jose';
 import { request } from 'undici';
+import { createAuditEventId, type AuditEvent } from '../../common/audit/auditEvent';
 import { verifyPolicyBundle } from '../../common/policy/policyBundle';
 import type { PolicyHistoryResponse, PolicyServerReadyLine } from '../../common/policy/policyServerApi';
 import { SigningKeyRing } from '../../policy-server/keys/signingKeyRing';
@@ -346,6 +347,9 @@ describe('policy server', function () {
       assert.equal(refused.json.error, 'revoked');
       assert.match(refused.json.message, /laptop lost/);
       assert.equal((await call('GET', '/v1/policies', { token: alice })).status, 403, 'a revoked admin is no admin');
+      const lastCalls = await call('POST', '/v1/audit', { token: alice, json: { events: [auditEventFor('alice')] } });
+      assert.equal(lastCalls.status, 200, 'a revoked user\'s gateway still hands in the audit of what was done before');
+      assert.equal(lastCalls.json.accepted, 1);
       assert.equal((await openEvents(server.ready.url, alice)).status, 403);
       await new Promise((r) => setTimeout(r, 100));
       assert.ok(!bobStream.events.some((e) => e.event === 'revoked'), 'only the revoked user is told');
@@ -504,6 +508,13 @@ describe('policy server', function () {
     });
   });
 });
+
+function auditEventFor(user: string): AuditEvent {
+  return {
+    id: createAuditEventId(), time: new Date().toISOString(), user, client: { name: 'test', version: '1' }, server: 'memory',
+    method: 'tools/call', tool: 'read_graph', decision: 'allow', status: 'ok', redactions: {}, flags: [], latencyMs: 1,
+  };
+}
 
 async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { AuditEvent } from '../../../common/audit/auditEvent';
 import type { Logger } from '../../../common/log/logger';
 import { AuditShipper, type AuditShipperOptions } from '../../../gateway/audit/auditShipper';
@@ -135,6 +137,25 @@ describe('audit shipper', () => {
     await waitFor(() => spool.shippedThrough() === spool.stats().lastSeq);
     assert.deepEqual([...server.stored.values()], events);
     assert.equal(shipper!.status().failures, 0);
+  });
+
+  it('sets aside events the server refuses as invalid, and ships the rest', async () => {
+    const events = await append(7);
+    const bad = events[4]!.id;
+    server.answer = (_req, batch, res) => {
+      if (!batch.some((event) => event.id === bad)) return false;
+      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_request', message: 'events.0.latencyMs: too small' }));
+      return true;
+    };
+    const deadLetterPath = join(dirname(scratchDir('dead-letter')), 'dead-letter.jsonl');
+    startShipper({ deadLetterPath });
+    await waitFor(() => spool.shippedThrough() === spool.stats().lastSeq);
+    assert.deepEqual([...server.stored.keys()].sort(), events.filter((e) => e.id !== bad).map((e) => e.id).sort());
+    const set = readFileSync(deadLetterPath, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { reason: string; event: AuditEvent });
+    assert.deepEqual(set.map((entry) => entry.event), [events[4]]);
+    assert.match(set[0]!.reason, /HTTP 400: events.0.latencyMs: too small/);
+    assert.equal(shipper!.status().deadLettered, 1);
+    assert.equal(statSync(deadLetterPath).mode & 0o777, 0o600);
   });
 
   it('does not move the cursor when the answer does not account for every event', async () => {
