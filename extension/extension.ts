@@ -1,17 +1,105 @@
 /**
- * Extension entry point and its one composition root. This foundation build only logs that
- * it is active; the sidebar, MCP server definition provider and gateway supervision are
- * built here in the extension issue (#5), each constructed in activate() and registered
- * on `context.subscriptions`.
+ * Extension entry point and its one composition root: settings -> gateway supervisor
+ * (the gateway child process and its control channel) -> MCP server definition provider,
+ * sidebar catalog, status bar, Confirm prompts. Everything is registered on
+ * `context.subscriptions`. Activation does no network I/O: the gateway is spawned and
+ * reports back asynchronously.
  */
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as vscode from 'vscode';
+import type { GatehouseApi } from './api';
+import { confirmWithPanel } from './confirm/confirmPanel';
+import { GatewaySupervisor, type GatewayLaunch, type GatewayState } from './gateway/gatewaySupervisor';
+import { COMMANDS, MCP_PROVIDER_ID, SETTINGS, VIEWS } from './ids';
+import { GatehouseMcpProvider } from './mcp/gatehouseMcpProvider';
+import { CatalogView } from './views/catalogView';
 
-export function activate(context: vscode.ExtensionContext): void {
+export function activate(context: vscode.ExtensionContext): GatehouseApi {
   const log = vscode.window.createOutputChannel('Gatehouse', { log: true });
   context.subscriptions.push(log);
-  log.info('Gatehouse activated (foundation build: gateway CLI only, no sidebar yet)');
+
+  const gateway = new GatewaySupervisor(
+    join(context.extensionUri.fsPath, 'dist', 'gatehouse.js'),
+    () => gatewayLaunch(context),
+    (call, cancelled) => confirmWithPanel(context.extensionUri, call, cancelled),
+    log,
+  );
+  const provider = new GatehouseMcpProvider(gateway);
+  const catalog = new CatalogView(gateway);
+  const status = vscode.window.createStatusBarItem('gatehouse.status', vscode.StatusBarAlignment.Left, 10);
+  status.name = 'Gatehouse';
+  status.command = COMMANDS.showLog;
+  const showStatus = (state: GatewayState) => {
+    status.text = statusText(state);
+    status.tooltip = state.kind === 'failed' || state.kind === 'not-configured' ? state.reason : 'Gatehouse gateway';
+    status.show();
+  };
+  context.subscriptions.push(
+    gateway, provider, catalog, status,
+    vscode.lm.registerMcpServerDefinitionProvider(MCP_PROVIDER_ID, provider),
+    vscode.window.registerTreeDataProvider(VIEWS.catalog, catalog),
+    gateway.onDidChange(showStatus),
+    vscode.commands.registerCommand(COMMANDS.restartGateway, () => gateway.restart()),
+    vscode.commands.registerCommand(COMMANDS.showLog, () => log.show()),
+    vscode.commands.registerCommand(COMMANDS.refresh, () => catalog.refresh()),
+    vscode.workspace.onDidChangeConfiguration((event) => {
+      if (event.affectsConfiguration(SETTINGS.section)) gateway.restart();
+    }),
+  );
+  showStatus(gateway.state);
+  gateway.restart();
+  return {
+    stateDir: stateDirOf(context),
+    gatewayReady: () => new Promise((resolve) => {
+      if (gateway.state.kind === 'ready') return resolve(gateway.state.ready);
+      const subscription = gateway.onDidChange((state) => {
+        if (state.kind !== 'ready') return;
+        subscription.dispose();
+        resolve(state.ready);
+      });
+    }),
+  };
+}
+
+function stateDirOf(context: vscode.ExtensionContext): string {
+  return join(context.globalStorageUri.fsPath, 'state');
 }
 
 export function deactivate(): void {
-  // Everything is disposed through context.subscriptions.
+  // Everything, the gateway's process group included, is disposed through context.subscriptions.
+}
+
+/** The gateway's mode from the settings: managed by a policy server, or a local config file. */
+function gatewayLaunch(context: vscode.ExtensionContext): GatewayLaunch | { notConfigured: string } {
+  const settings = vscode.workspace.getConfiguration(SETTINGS.section);
+  const dirs = {
+    stateDir: stateDirOf(context),
+    runtimeDir: join(tmpdir(), `gatehouse-vscode-${process.getuid?.() ?? 'user'}`),
+  };
+  const url = settings.get<string>(SETTINGS.policyServerUrl)?.trim();
+  if (url) {
+    const keys = settings.get<string>(SETTINGS.policyServerKeysFile)?.trim();
+    const token = settings.get<string>(SETTINGS.policyServerTokenFile)?.trim();
+    if (!keys || !token) return { notConfigured: 'Set gatehouse.policyServer.keysFile and gatehouse.policyServer.tokenFile to use the policy server.' };
+    return { modeArgs: ['--policy-server', url, '--policy-keys', keys, '--policy-token-file', token], ...dirs };
+  }
+  const config = settings.get<string>(SETTINGS.gatewayConfig)?.trim();
+  if (config) return { modeArgs: ['--config', config], ...dirs };
+  return { notConfigured: 'No policy server or gateway config is set (gatehouse.policyServer.url or gatehouse.gatewayConfig).' };
+}
+
+function statusText(state: GatewayState): string {
+  switch (state.kind) {
+    case 'ready': {
+      const policy = state.ready.policy.mode === 'managed' ? `policy v${state.ready.policy.version ?? '?'}` : 'unmanaged';
+      return `$(shield) Gatehouse: ${policy}, ${state.ready.servers.filter((s) => s.state === 'ready').length} server(s)`;
+    }
+    case 'starting':
+      return '$(sync~spin) Gatehouse: starting';
+    case 'failed':
+      return '$(error) Gatehouse: gateway down';
+    case 'not-configured':
+      return '$(shield) Gatehouse: not configured';
+  }
 }

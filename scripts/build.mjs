@@ -9,6 +9,10 @@ const common = { bundle: true, platform: 'node', target: 'node20', sourcemap: tr
 await Promise.all([
   build({ ...common, entryPoints: ['cli/gatehouse.ts'], outfile: 'dist/gatehouse.js', format: 'cjs', banner: { js: '#!/usr/bin/env node' } }),
   build({ ...common, entryPoints: ['extension/extension.ts'], outfile: 'dist/extension.js', format: 'cjs', external: ['vscode'] }),
+  // Webview apps run in the browser sandbox of a webview, one script each.
+  build({ ...common, platform: 'browser', target: 'es2022', format: 'iife', entryPoints: { confirm: 'webviews/confirm/confirmApp.ts' }, outdir: 'dist/webviews' }),
+  // The suite that runs inside a real VS Code (test/vscode/); mocha comes from node_modules at run time.
+  build({ ...common, entryPoints: ['test/vscode/suite/index.ts'], outfile: 'dist/vscode-test/suite.js', format: 'cjs', external: ['vscode', 'mocha'] }),
   // Test fixture servers (test/fixtures/*-upstream.ts) start faster bundled than through tsx.
   build({
     ...common,

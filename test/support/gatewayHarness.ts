@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -14,7 +14,6 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
 import { stringify } from 'yaml';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
-import type { AuditEvent } from '../../common/audit/auditEvent';
 import { ReadyNotification, StartRequest } from '../../common/control/controlProtocol';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
 
@@ -237,12 +236,4 @@ export function textOf(result: unknown): string {
   return content.filter((c) => c.type === 'text').map((c) => c.text).join('');
 }
 
-/** The audit events in a gateway's local spool (`<state dir>/audit`), oldest first. */
-export function spoolEvents(stateDir: string): AuditEvent[] {
-  const dir = join(stateDir, 'audit');
-  return readdirSync(dir).filter((f) => /^audit-\d+\.jsonl$/.test(f)).sort()
-    .flatMap((file) => readFileSync(join(dir, file), 'utf8').split('\n').filter(Boolean))
-    .map((line) => JSON.parse(line) as { kind: string; event?: AuditEvent })
-    .filter((record) => record.kind === 'event')
-    .map((record) => record.event!);
-}
+export { spoolEvents } from './spoolEvents';

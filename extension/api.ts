@@ -1,0 +1,12 @@
+/**
+ * What `activate()` returns to other extensions and to the real-VS-Code test suite: facts
+ * about the running gateway, never its launch secret.
+ */
+import type { GatewayReadyLine } from '../common/gatewayReady';
+
+export interface GatehouseApi {
+  /** Resolves with the gateway's ready line once it runs (again, after a restart). */
+  gatewayReady(): Promise<GatewayReadyLine>;
+  /** Where the gateway keeps lasting state (tool pins, the audit spool). */
+  readonly stateDir: string;
+}

@@ -1,0 +1,159 @@
+/**
+ * Runs the gateway as a child process the way a language client runs its server: VS Code's
+ * own runtime (`process.execPath` with ELECTRON_RUN_AS_NODE=1, so users install no Node),
+ * its own process group (ended whole on dispose), the control channel on its stdio
+ * (common/control/controlProtocol.ts), its stderr into the log. The launch secret is made
+ * here and sent over the channel: never argv, env or a file. A gateway that dies is
+ * restarted with backoff (1 s doubling to 30 s).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import * as vscode from 'vscode';
+import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
+import { ConfirmRequest, ReadyNotification, StartRequest, type ConfirmParams, type ConfirmResult } from '../../common/control/controlProtocol';
+import type { GatewayReadyLine } from '../../common/gatewayReady';
+
+export type GatewayState =
+  | { kind: 'not-configured'; reason: string }
+  | { kind: 'starting' }
+  | { kind: 'ready'; ready: GatewayReadyLine; secret: string }
+  | { kind: 'failed'; reason: string; retryInMs: number };
+
+export interface GatewayLaunch {
+  /** `gatehouse gateway` arguments that choose the mode (config file, or policy server). */
+  modeArgs: string[];
+  stateDir: string;
+  runtimeDir: string;
+}
+
+const RESTART_MIN_MS = 1_000;
+const RESTART_MAX_MS = 30_000;
+const STOP_GRACE_MS = 3_000;
+
+export class GatewaySupervisor implements vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<GatewayState>();
+  readonly onDidChange = this.changed.event;
+  private current: GatewayState = { kind: 'starting' };
+  private child: ChildProcess | undefined;
+  private connection: MessageConnection | undefined;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private failures = 0;
+  private disposed = false;
+
+  constructor(
+    private readonly cliPath: string,
+    private readonly launch: () => GatewayLaunch | { notConfigured: string },
+    private readonly confirm: (params: ConfirmParams, cancelled: vscode.CancellationToken) => Promise<ConfirmResult>,
+    private readonly log: vscode.LogOutputChannel,
+  ) {}
+
+  get state(): GatewayState {
+    return this.current;
+  }
+
+  /** Starts the gateway (or restarts it, e.g. after the settings changed). */
+  restart(): void {
+    this.failures = 0;
+    this.stop();
+    this.start();
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    this.stop();
+    this.changed.dispose();
+  }
+
+  private start(): void {
+    if (this.disposed) return;
+    const launch = this.launch();
+    if ('notConfigured' in launch) return this.set({ kind: 'not-configured', reason: launch.notConfigured });
+    this.set({ kind: 'starting' });
+    const secret = randomBytes(32).toString('base64url');
+    const args = [this.cliPath, 'gateway', ...launch.modeArgs, '--control', 'stdio', '--launch-secret-stdin',
+      '--listen', '127.0.0.1:0', '--state-dir', launch.stateDir, '--runtime-dir', launch.runtimeDir];
+    const child = spawn(process.execPath, args, {
+      detached: true, // its own process group: upstream servers end with it
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ELECTRON_RUN_AS_NODE: '1', PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
+    });
+    this.child = child;
+    createInterface({ input: child.stderr! }).on('line', (line) => this.logLine(line));
+    const connection = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
+    this.connection = connection;
+    connection.onRequest(ConfirmRequest, async (params, token) => {
+      const cancelled = new vscode.CancellationTokenSource();
+      token.onCancellationRequested(() => cancelled.cancel());
+      try {
+        return await this.confirm(params, cancelled.token);
+      } finally {
+        cancelled.dispose();
+      }
+    });
+    connection.onNotification(ReadyNotification, (ready) => {
+      this.failures = 0;
+      this.log.info(`gateway ready: pid ${ready.pid}, ${ready.policy.mode} mode, ${ready.servers.length} server(s), ${ready.startupMs} ms`);
+      this.set({ kind: 'ready', ready, secret });
+    });
+    connection.listen();
+    connection.sendRequest(StartRequest, { launchSecret: secret }).catch((error: unknown) => {
+      this.log.error(`gateway refused to start: ${(error as Error).message}`);
+    });
+    child.once('error', (error) => this.log.error(`cannot start the gateway: ${error.message}`));
+    child.once('exit', (code, signal) => {
+      connection.dispose();
+      if (this.child !== child) return; // stopped on purpose
+      this.child = undefined;
+      this.connection = undefined;
+      this.failures++;
+      const retryInMs = Math.min(RESTART_MIN_MS * 2 ** (this.failures - 1), RESTART_MAX_MS);
+      const reason = `the gateway exited (${signal ?? `code ${code}`})`;
+      this.log.warn(`${reason}; restarting in ${retryInMs} ms`);
+      this.set({ kind: 'failed', reason, retryInMs });
+      this.restartTimer = setTimeout(() => this.start(), retryInMs);
+    });
+  }
+
+  private stop(): void {
+    clearTimeout(this.restartTimer);
+    const child = this.child;
+    this.child = undefined;
+    this.connection?.dispose();
+    this.connection = undefined;
+    if (!child || child.exitCode !== null || child.pid === undefined) return;
+    const group = -child.pid;
+    try {
+      process.kill(group, 'SIGTERM');
+    } catch {
+      return; // already gone
+    }
+    const killer = setTimeout(() => {
+      try {
+        process.kill(group, 'SIGKILL');
+      } catch { /* gone */ }
+    }, STOP_GRACE_MS);
+    killer.unref();
+    child.once('exit', () => clearTimeout(killer));
+  }
+
+  private set(state: GatewayState): void {
+    this.current = state;
+    if (!this.disposed) this.changed.fire(state);
+  }
+
+  /** The gateway logs JSON lines on stderr; they go to the log channel at their own level. */
+  private logLine(line: string): void {
+    try {
+      const entry = JSON.parse(line) as { level?: string; msg?: string; component?: string } & Record<string, unknown>;
+      const { level, msg, time: _time, ...rest } = entry;
+      const text = `${msg ?? ''} ${JSON.stringify(rest)}`;
+      if (level === 'error') this.log.error(text);
+      else if (level === 'warn') this.log.warn(text);
+      else if (level === 'debug') this.log.debug(text);
+      else this.log.info(text);
+    } catch {
+      this.log.info(line);
+    }
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * Every id the extension contributes or stores, in one place: they must match
+ * package.json's `contributes`, and renaming one silently breaks users' settings and keys.
+ */
+export const EXTENSION_ID = 'gatehouse.gatehouse';
+
+export const MCP_PROVIDER_ID = 'gatehouse';
+
+export const VIEW_CONTAINER_ID = 'gatehouse';
+export const VIEWS = {
+  catalog: 'gatehouse.catalog',
+} as const;
+
+export const COMMANDS = {
+  restartGateway: 'gatehouse.restartGateway',
+  showLog: 'gatehouse.showLog',
+  refresh: 'gatehouse.refresh',
+} as const;
+
+export const SETTINGS = {
+  section: 'gatehouse',
+  /** Unmanaged mode: a local gateway config (YAML) whose servers are all allowed. */
+  gatewayConfig: 'gatewayConfig',
+  /** Managed mode: the org policy server and the keys its bundles must be signed with. */
+  policyServerUrl: 'policyServer.url',
+  policyServerKeysFile: 'policyServer.keysFile',
+  /** Managed mode until VS Code sign-in lands (issue #4): a 0600 file holding the user's IdP token. */
+  policyServerTokenFile: 'policyServer.tokenFile',
+} as const;
