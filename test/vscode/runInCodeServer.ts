@@ -1,10 +1,16 @@
 /**
  * Runs the real-VS-Code suite (test/vscode/suite/) inside code-server's Node extension
  * host, driven by Debian's headless Chromium through playwright-core: the offline stand-in
- * for `@vscode/test-electron`, which downloads VS Code. Takes the screenshots the suite
- * asks for (console line `GATEHOUSE_SCREENSHOT <name>`), checks each (not blank, the
- * expected element on screen) and keeps them in test-output/vscode/. Exit code: the
- * suite's (0 all passed).
+ * for `@vscode/test-electron`, which downloads VS Code. Around it: a real local IdP
+ * (oidc-provider) and the real policy server with a test org policy, so the extension's
+ * gateway is managed for the signed-in test user (the token file stands in for VS Code
+ * sign-in until issue #4).
+ *
+ * The suite talks to this runner through console lines: `GATEHOUSE_SCREENSHOT <name>`
+ * (screenshot, checked: the expected element visible, not blank; kept in
+ * test-output/vscode/) and `GATEHOUSE_CONFIRM <approve|deny>` (wait for the Confirm
+ * webview, screenshot it, press that button as a person would). Exit code: the suite's
+ * (0 all passed).
  *
  * Facts this relies on: ../shared/VSCODE-TESTING.md (trust off, the smoke-test driver
  * option, the payload URL, the automation callbacks).
@@ -13,9 +19,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium, type Page } from 'playwright-core';
-import { stringify } from 'yaml';
+import { chromium, type Frame, type Page } from 'playwright-core';
 import { installCodeServer } from './codeServerInstall';
+import { startLocalIdp } from '../support/localIdp';
+import { removeDir, startPolicyServer, tokenFile } from '../support/policyHarness';
 
 const REPO = resolve(__dirname, '../..');
 const OUTPUT = join(REPO, 'test-output/vscode');
@@ -23,10 +30,29 @@ const CHROMIUM = process.env.GATEHOUSE_CHROMIUM ?? '/usr/bin/chromium';
 const SUITE_TIMEOUT_MS = 10 * 60_000;
 
 /** What each screenshot must show, as a selector in the workbench. */
-const EXPECTED: Record<string, { selector: string; text: RegExp }> = {
+const EXPECTED: Record<string, { selector: string; text: RegExp; inWebview?: true }> = {
   // The view's own header is hidden while it is the container's only view; its rows are not.
   sidebar: { selector: '.part.sidebar .monaco-list-row', text: /probe/ },
+  confirm: { selector: 'h1', text: /Run "env" on probe\?/, inWebview: true },
 };
+
+const ORG_POLICY = `version: 1
+org: vscode-test
+admins: [admins]
+servers:
+  - id: probe
+    title: Probe
+    transport: { type: stdio, command: ${process.execPath}, args: [${join(REPO, 'dist/fixtures/probe-upstream.mjs')}] }
+groups:
+  - { id: engineers, match: [{ user: alice }] }
+  - { id: admins, match: [{ user: alice }] }
+rules:
+  - { id: engineers-probe, effect: allow, principals: [group:engineers], servers: [probe], tools: [echo, weather, pid] }
+  - { id: env-needs-confirmation, effect: confirm, principals: [group:engineers], servers: [probe], tools: [env], reason: it reveals the environment }
+  - { id: no-crashes, effect: deny, principals: ["*"], servers: [probe], tools: [crash], reason: crashing upstreams is not allowed }
+guardrails:
+  confirmationTimeoutSeconds: 60
+`;
 
 async function main(): Promise<number> {
   const install = installCodeServer();
@@ -36,14 +62,17 @@ async function main(): Promise<number> {
   const userData = join(scratch, 'user-data');
   mkdirSync(workspace, { recursive: true });
   mkdirSync(join(userData, 'User'), { recursive: true });
-  const gatewayConfig = join(workspace, 'gatehouse-gateway.yaml');
-  writeFileSync(gatewayConfig, stringify({
-    servers: [{ id: 'probe', title: 'Probe', transport: { type: 'stdio', command: process.execPath, args: [join(REPO, 'dist/fixtures/probe-upstream.mjs')] } }],
-  }));
+  const idp = await startLocalIdp();
+  const policyFile = join(scratch, 'org-policy.yaml');
+  writeFileSync(policyFile, ORG_POLICY);
+  const policyServer = await startPolicyServer(idp, { bootstrapPolicy: policyFile });
+  const tokenPath = tokenFile(scratch, 'alice', await idp.tokenFor('alice'));
   writeFileSync(join(userData, 'User/settings.json'), JSON.stringify({
     'security.workspace.trust.enabled': false,
-    'gatehouse.gatewayConfig': gatewayConfig,
     'workbench.startupEditor': 'none',
+    'gatehouse.policyServer.url': policyServer.url,
+    'gatehouse.policyServer.keysFile': policyServer.keysPath,
+    'gatehouse.policyServer.tokenFile': tokenPath,
   }, null, 2));
   writeFileSync(join(scratch, 'config.yaml'), 'auth: none\n');
 
@@ -55,6 +84,9 @@ async function main(): Promise<number> {
     exitCode = await runSuite(port, workspace, scratch);
   } finally {
     await endGroup(server);
+    await policyServer.stop();
+    await idp.stop();
+    removeDir(policyServer.dir);
     if (!process.env.GATEHOUSE_KEEP_VSCODE_SCRATCH) rmSync(scratch, { recursive: true, force: true });
   }
   return exitCode;
@@ -92,6 +124,8 @@ async function runSuite(port: number, workspace: string, scratch: string): Promi
       process.stdout.write(`${line}\n`);
       const match = /GATEHOUSE_SCREENSHOT (\w+)/.exec(line);
       if (match) shots.push(takeScreenshot(page, match[1]!));
+      const confirm = /GATEHOUSE_CONFIRM (approve|deny)/.exec(line);
+      if (confirm) shots.push(answerConfirm(page, confirm[1] as 'approve' | 'deny'));
     });
     await page.exposeFunction('codeAutomationExit', (code: number) => finish(code));
     const remote = (path: string) => `vscode-remote://127.0.0.1:${port}${path}`;
@@ -112,11 +146,34 @@ async function runSuite(port: number, workspace: string, scratch: string): Promi
   }
 }
 
+/** The frame of the Confirm webview once its question is shown (webviews are nested iframes). */
+async function confirmFrame(page: Page): Promise<Frame> {
+  const started = Date.now();
+  while (Date.now() - started < 30_000) {
+    for (const frame of page.frames()) {
+      if (await frame.locator('#approve:not([disabled])').count().catch(() => 0) && await frame.locator('#actions:not([hidden])').count().catch(() => 0)) return frame;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error('the Confirm webview did not show a call within 30 s');
+}
+
+/** Waits for the Confirm prompt, screenshots the first one, and presses the button a person would. */
+async function answerConfirm(page: Page, decision: 'approve' | 'deny'): Promise<void> {
+  const frame = await confirmFrame(page);
+  if (!safeExists(join(OUTPUT, 'confirm.png'))) await takeScreenshot(page, 'confirm', frame);
+  // Deny by keyboard (it has the focus), Approve by mouse: both ways a person answers.
+  if (decision === 'deny') await frame.locator('#deny').press('Enter');
+  else await frame.locator('#approve').click();
+  process.stdout.write(`confirm: pressed ${decision}\n`);
+}
+
 /** Saves the screenshot and checks it: the expected element is on screen and the image is not blank. */
-async function takeScreenshot(page: Page, name: string): Promise<void> {
+async function takeScreenshot(page: Page, name: string, frame?: Frame): Promise<void> {
   const expected = EXPECTED[name];
   if (!expected) throw new Error(`no expectation for screenshot "${name}"`);
-  await page.locator(expected.selector).filter({ hasText: expected.text }).first().waitFor({ state: 'visible', timeout: 15_000 });
+  const scope = expected.inWebview ? (frame ?? await confirmFrame(page)) : page;
+  await scope.locator(expected.selector).filter({ hasText: expected.text }).first().waitFor({ state: 'visible', timeout: 15_000 });
   const path = join(OUTPUT, `${name}.png`);
   const png = await page.screenshot({ path });
   // A blank (single-colour) 1400x900 PNG compresses to a few KB; the workbench is far larger.

@@ -2,8 +2,9 @@
  * Gatehouse inside a real VS Code (code-server's extension host): the extension activates,
  * spawns the gateway over its control channel, registers its MCP server definitions, and
  * VS Code's own MCP client initializes, lists and calls tools through the gateway. The
- * runner (test/vscode/runInCodeServer.ts) points the extension at a local gateway config
- * with our probe upstream, and takes the screenshots this suite asks for.
+ * runner (test/vscode/runInCodeServer.ts) runs a real local IdP and policy server, points
+ * the extension at them (managed mode, user alice), takes the screenshots this suite asks
+ * for, and answers the Confirm webview as a person would when told to.
  */
 import assert from 'node:assert/strict';
 import * as vscode from 'vscode';
@@ -45,8 +46,9 @@ describe('Gatehouse inside VS Code', () => {
     ready = await api.gatewayReady();
   });
 
-  it('spawns the gateway with VS Code\'s runtime and serves the configured catalog', () => {
-    assert.equal(ready.policy.mode, 'unmanaged');
+  it('spawns the gateway with VS Code\'s runtime and serves the user\'s policy catalog', () => {
+    assert.equal(ready.policy.mode, 'managed');
+    assert.equal(ready.policy.version, 1);
     assert.deepEqual(ready.servers.map((server) => [server.id, server.state]), [[SERVER, 'ready']]);
     assert.equal(ready.launchSecret.delivery, 'stdin', 'the launch secret travelled over the control channel');
   });
@@ -70,6 +72,8 @@ describe('Gatehouse inside VS Code', () => {
     const event = await waitFor('the audit event', () => spoolEvents(api.stateDir).findLast((e) => e.tool === 'echo'));
     assert.equal(event.server, SERVER);
     assert.equal(event.decision, 'allow');
+    assert.equal(event.rule, 'engineers-probe');
+    assert.equal(event.user, 'alice');
     assert.equal(event.status, 'ok');
     assert.notEqual(event.client.name, 'unknown', `VS Code's MCP client named itself (${event.client.name})`);
   });
@@ -82,6 +86,33 @@ describe('Gatehouse inside VS Code', () => {
       outcome = (error as Error).message;
     }
     assert.match(outcome, /do not match the tool's approved input schema/, 'the gateway\'s refusal reaches VS Code');
+  });
+
+  it('does not offer tools the policy denies or no rule allows', async () => {
+    assert.ok(!vscode.lm.tools.some((tool) => tool.name.endsWith('_crash')), 'the denied tool is not offered');
+    assert.ok(!vscode.lm.tools.some((tool) => tool.name.endsWith('_sleep')), 'nor one no rule allows');
+  });
+
+  it('holds a call that needs confirmation until the developer approves it in the Confirm webview', async () => {
+    const envTool = await waitFor('the env tool', () => vscode.lm.tools.find((tool) => tool.tags.includes('mcp') && tool.name.endsWith('_env')));
+    console.log('GATEHOUSE_CONFIRM approve');
+    const result = await vscode.lm.invokeTool(envTool.name, { input: {}, toolInvocationToken: undefined });
+    assert.match(textOf(result), /PATH/, 'the approved call ran and answered');
+    const event = await waitFor('the approved call in the audit', () => spoolEvents(api.stateDir).findLast((e) => e.tool === 'env' && e.decision === 'confirm-approved'));
+    assert.equal(event.reviewer, 'alice');
+  });
+
+  it('refuses the call when the developer denies it in the Confirm webview', async () => {
+    const envTool = vscode.lm.tools.find((tool) => tool.tags.includes('mcp') && tool.name.endsWith('_env'))!;
+    console.log('GATEHOUSE_CONFIRM deny');
+    let outcome: string;
+    try {
+      outcome = textOf(await vscode.lm.invokeTool(envTool.name, { input: {}, toolInvocationToken: undefined }));
+    } catch (error) {
+      outcome = (error as Error).message;
+    }
+    assert.match(outcome, /env-needs-confirmation.*You denied it/);
+    await waitFor('the denied call in the audit', () => spoolEvents(api.stateDir).findLast((e) => e.tool === 'env' && e.decision === 'confirm-denied'));
   });
 
   it('shows the approved servers in the Gatehouse sidebar', async () => {
