@@ -7,6 +7,8 @@ import type { GatewayReadyLine } from '../common/gatewayReady';
 export interface GatehouseApi {
   /** Resolves with the gateway's ready line once it runs (again, after a restart). */
   gatewayReady(): Promise<GatewayReadyLine>;
+  /** How long `activate()` took (it starts the gateway but waits for nothing). */
+  readonly activationMs: number;
   /** Where the gateway keeps lasting state (tool pins, the audit spool). */
   readonly stateDir: string;
 }

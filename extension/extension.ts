@@ -16,6 +16,7 @@ import { GatehouseMcpProvider } from './mcp/gatehouseMcpProvider';
 import { CatalogView } from './views/catalogView';
 
 export function activate(context: vscode.ExtensionContext): GatehouseApi {
+  const activationStarted = performance.now();
   const log = vscode.window.createOutputChannel('Gatehouse', { log: true });
   context.subscriptions.push(log);
 
@@ -49,7 +50,10 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
   );
   showStatus(gateway.state);
   gateway.restart();
+  const activationMs = performance.now() - activationStarted;
+  log.info(`activated in ${activationMs.toFixed(1)} ms`);
   return {
+    activationMs,
     stateDir: stateDirOf(context),
     gatewayReady: () => new Promise((resolve) => {
       if (gateway.state.kind === 'ready') return resolve(gateway.state.ready);

@@ -4,6 +4,7 @@
  * Exits 0 when every measurement was made (missed targets are reported, not fatal), non-zero
  * when one could not be made. Every process a group started is stopped, even on failure.
  */
+import { runExtensionBench } from './extensionBench';
 import { runGatewayBench } from './gatewayBench';
 import { runGuardrailsBench } from './guardrailsBench';
 import { runPolicyBench } from './policyBench';
@@ -13,10 +14,11 @@ const GROUPS: Record<string, () => Promise<void>> = {
   gateway: runGatewayBench,
   policy: runPolicyBench,
   guardrails: runGuardrailsBench,
+  extension: runExtensionBench,
 };
 
 /** Hard stop, so a hung run never outlives its budget. */
-const WATCHDOG_MS = 6 * 60_000;
+const WATCHDOG_MS = 15 * 60_000; // the extension group may install code-server first
 
 async function main(): Promise<number> {
   const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -117,6 +117,7 @@ async function runSuite(port: number, workspace: string, scratch: string): Promi
   try {
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     const shots: Array<Promise<void>> = [];
+    const metrics: Record<string, number> = {};
     let finish: (code: number) => void = () => undefined;
     const finished = new Promise<number>((resolveExit) => { finish = resolveExit; });
     await page.exposeFunction('codeAutomationLog', (_type: string, args: unknown[]) => {
@@ -124,6 +125,8 @@ async function runSuite(port: number, workspace: string, scratch: string): Promi
       process.stdout.write(`${line}\n`);
       const match = /GATEHOUSE_SCREENSHOT (\w+)/.exec(line);
       if (match) shots.push(takeScreenshot(page, match[1]!));
+      const metric = /GATEHOUSE_METRIC (\w+) ([0-9.]+)/.exec(line);
+      if (metric) metrics[metric[1]!] = Number(metric[2]);
       const confirm = /GATEHOUSE_CONFIRM (approve|deny)/.exec(line);
       if (confirm) shots.push(answerConfirm(page, confirm[1] as 'approve' | 'deny'));
     });
@@ -136,6 +139,8 @@ async function runSuite(port: number, workspace: string, scratch: string): Promi
       resolveTimeout(1);
     }, SUITE_TIMEOUT_MS).unref());
     const code = await Promise.race([finished, timeout]);
+    // Measurements the suite made inside VS Code, for `npm run bench -- extension`.
+    writeFileSync(join(OUTPUT, 'metrics.json'), JSON.stringify(metrics, null, 2));
     const problems = (await Promise.allSettled(shots)).flatMap((shot) => (shot.status === 'rejected' ? [String(shot.reason)] : []));
     for (const problem of problems) process.stderr.write(`screenshot check failed: ${problem}\n`);
     const missing = Object.keys(EXPECTED).filter((name) => !safeExists(join(OUTPUT, `${name}.png`)));

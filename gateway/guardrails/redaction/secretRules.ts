@@ -316,7 +316,7 @@ export const SECRET_RULES: readonly SecretRule[] = [
   patternRule('github-token', 'secretlint-rule-github (fine-grained)', ['github_pat_'],
     /(?<!\p{L})github_pat_[A-Za-z0-9_]{82}(?![A-Za-z0-9_])/uy),
   // secretlint-rule-slack; plus the legacy `xoxs` and refresh `xoxe` prefixes. A real token
-  // has digits (team / user ids); `xoxb-your-bot-token` does not, and is skipped. At most 8
+  // has digits (team / user ids); a placeholder such as `xoxb-` + "your-bot-token" does not, and is skipped. At most 8
   // segments (real tokens have 3-5): the preset's unbounded `+` lets one rejected candidate
   // run to the end of a long dash-joined line, and every later trigger do the same.
   patternRule('slack-token', 'secretlint-rule-slack (SLACK_TOKEN)', ['xox[abposre]-', 'xapp-'],

@@ -43,7 +43,10 @@ describe('Gatehouse inside VS Code', () => {
     const extension = vscode.extensions.getExtension<GatehouseApi>('gatehouse.gatehouse');
     assert.ok(extension, 'the Gatehouse extension is installed');
     api = await extension.activate();
+    console.log(`GATEHOUSE_METRIC activation_ms ${api.activationMs.toFixed(2)}`);
+    const started = performance.now();
     ready = await api.gatewayReady();
+    console.log(`GATEHOUSE_METRIC gateway_ready_ms ${(performance.now() - started).toFixed(1)}`);
   });
 
   it('spawns the gateway with VS Code\'s runtime and serves the user\'s policy catalog', () => {
