@@ -89,6 +89,10 @@ export class ClientSession {
   private readonly byProgressToken = new Map<string | number, RequestId>();
   /** Ids the gateway gave to server-to-client requests -> the upstream's own id. */
   private readonly serverRequests = new Map<string, { upstreamId: RequestId; connection: UpstreamConnection }>();
+  /** Client requests relayed and not answered yet (answered at once if the session ends). */
+  private readonly unanswered = new Set<RequestId>();
+  /** Set when the session was ended (policy expired, access revoked): every request gets this refusal. */
+  private endedWith: string | undefined;
   /** Client requests waiting for a reviewer -> how to stop waiting if the client cancels. */
   private readonly awaitingReview = new Map<RequestId, AbortController>();
   private nextServerRequestId = 1;
@@ -142,14 +146,14 @@ export class ClientSession {
    * instead of waiting for an answer that will never come.
    */
   async refuseOpenRequests(message: string): Promise<void> {
-    const open = [...this.inFlight.entries()];
+    this.endedWith = message;
+    for (const [, entry] of this.inFlight) entry.connection.abandon(entry.upstreamId);
     this.inFlight.clear();
     this.byProgressToken.clear();
-    for (const [, entry] of open) entry.connection.abandon(entry.upstreamId);
-    const waiting = [...this.awaitingReview.entries()];
-    for (const [, cancel] of waiting) cancel.abort(); // the wait ends without an answer of its own
-    await Promise.all([...open.map(([id]) => id), ...waiting.map(([id]) => id)]
-      .map((id) => this.send({ jsonrpc: '2.0', id, error: { code: POLICY_DENIED, message } }, id)));
+    for (const [, cancel] of this.awaitingReview) cancel.abort(); // the wait ends without an answer of its own
+    // Every request not answered yet, wherever it is (checks, audit, upstream): answered now, once.
+    const open = [...this.unanswered];
+    await Promise.all(open.map((id) => this.send({ jsonrpc: '2.0', id, error: { code: POLICY_DENIED, message } }, id)));
   }
 
   async close(): Promise<void> {
@@ -195,6 +199,8 @@ export class ClientSession {
   }
 
   private async relayRequest(request: JSONRPCRequest): Promise<void> {
+    if (this.endedWith !== undefined) return this.replyError(request.id, POLICY_DENIED, this.endedWith);
+    this.unanswered.add(request.id);
     if (!RELAYED_CLIENT_METHODS.has(request.method)) {
       return this.replyError(request.id, ErrorCode.MethodNotFound, `Method not found: ${request.method} is not relayed by Gatehouse`);
     }
@@ -362,7 +368,10 @@ export class ClientSession {
         return; // the gateway completed the upstream handshake itself
       case 'notifications/cancelled': {
         const requestId = (notification.params as { requestId?: RequestId } | undefined)?.requestId;
-        if (requestId !== undefined) this.awaitingReview.get(requestId)?.abort();
+        if (requestId !== undefined) {
+          this.unanswered.delete(requestId); // a cancelled request gets no answer
+          this.awaitingReview.get(requestId)?.abort();
+        }
         const entry = requestId === undefined ? undefined : this.inFlight.get(requestId);
         if (!entry || requestId === undefined) return;
         this.inFlight.delete(requestId);
@@ -467,6 +476,10 @@ export class ClientSession {
   }
 
   private async send(message: JSONRPCMessage, relatedRequestId: RequestId | undefined): Promise<void> {
+    if (isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) {
+      // Once the session ended, each open request got its one answer; later ones are dropped.
+      if (message.id !== undefined && !this.unanswered.delete(message.id) && this.endedWith !== undefined) return;
+    }
     try {
       await this.client.send(message, relatedRequestId === undefined ? undefined : { relatedRequestId });
     } catch (error) {
