@@ -3,12 +3,15 @@
  * about the running gateway, never its launch secret.
  */
 import type { GatewayReadyLine } from '../common/gatewayReady';
+import type { ReviewRecord } from '../common/policy/policyServerApi';
 
 export interface GatehouseApi {
   /** Resolves with the gateway's ready line once it runs (again, after a restart). */
   gatewayReady(): Promise<GatewayReadyLine>;
   /** How long `activate()` took (it starts the gateway but waits for nothing). */
   readonly activationMs: number;
+  /** Reviews shown in "Pending reviews" (as last fetched). */
+  pendingReviews(): readonly ReviewRecord[];
   /** Where the gateway keeps lasting state (tool pins, the audit spool). */
   readonly stateDir: string;
 }

@@ -14,6 +14,8 @@ import { GatewaySupervisor, type GatewayLaunch, type GatewayState } from './gate
 import { COMMANDS, MCP_PROVIDER_ID, SETTINGS, VIEWS } from './ids';
 import { GatehouseMcpProvider } from './mcp/gatehouseMcpProvider';
 import { CatalogView } from './views/catalogView';
+import { PendingReviewsView, type ReviewServer } from './reviews/pendingReviews';
+import type { ReviewRecord } from '../common/policy/policyServerApi';
 
 export function activate(context: vscode.ExtensionContext): GatehouseApi {
   const activationStarted = performance.now();
@@ -28,6 +30,7 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
   );
   const provider = new GatehouseMcpProvider(gateway);
   const catalog = new CatalogView(gateway);
+  const reviews = new PendingReviewsView(() => reviewServer(), log);
   const status = vscode.window.createStatusBarItem('gatehouse.status', vscode.StatusBarAlignment.Left, 10);
   status.name = 'Gatehouse';
   status.command = COMMANDS.showLog;
@@ -37,15 +40,21 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
     status.show();
   };
   context.subscriptions.push(
-    gateway, provider, catalog, status,
+    gateway, provider, catalog, reviews, status,
     vscode.lm.registerMcpServerDefinitionProvider(MCP_PROVIDER_ID, provider),
     vscode.window.registerTreeDataProvider(VIEWS.catalog, catalog),
     gateway.onDidChange(showStatus),
     vscode.commands.registerCommand(COMMANDS.restartGateway, () => gateway.restart()),
     vscode.commands.registerCommand(COMMANDS.showLog, () => log.show()),
     vscode.commands.registerCommand(COMMANDS.refresh, () => catalog.refresh()),
+    vscode.window.registerTreeDataProvider(VIEWS.reviews, reviews),
+    vscode.commands.registerCommand(COMMANDS.refreshReviews, () => reviews.refresh()),
+    vscode.commands.registerCommand(COMMANDS.approveReview, (review?: ReviewRecord) => reviews.decide(review, 'approve')),
+    vscode.commands.registerCommand(COMMANDS.denyReview, (review?: ReviewRecord) => reviews.decide(review, 'deny')),
     vscode.workspace.onDidChangeConfiguration((event) => {
-      if (event.affectsConfiguration(SETTINGS.section)) gateway.restart();
+      if (!event.affectsConfiguration(SETTINGS.section)) return;
+      gateway.restart();
+      void reviews.refresh();
     }),
   );
   showStatus(gateway.state);
@@ -54,6 +63,7 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
   log.info(`activated in ${activationMs.toFixed(1)} ms`);
   return {
     activationMs,
+    pendingReviews: () => reviews.pending,
     stateDir: stateDirOf(context),
     gatewayReady: () => new Promise((resolve) => {
       if (gateway.state.kind === 'ready') return resolve(gateway.state.ready);
@@ -91,6 +101,14 @@ function gatewayLaunch(context: vscode.ExtensionContext): GatewayLaunch | { notC
   const config = settings.get<string>(SETTINGS.gatewayConfig)?.trim();
   if (config) return { modeArgs: ['--config', config], ...dirs };
   return { notConfigured: 'No policy server or gateway config is set (gatehouse.policyServer.url or gatehouse.gatewayConfig).' };
+}
+
+/** The policy server that queues second-person reviews, when the gateway is managed. */
+function reviewServer(): ReviewServer | undefined {
+  const settings = vscode.workspace.getConfiguration(SETTINGS.section);
+  const url = settings.get<string>(SETTINGS.policyServerUrl)?.trim();
+  const tokenFile = settings.get<string>(SETTINGS.policyServerTokenFile)?.trim();
+  return url && tokenFile ? { url, tokenFile } : undefined;
 }
 
 function statusText(state: GatewayState): string {

@@ -9,12 +9,16 @@ export const MCP_PROVIDER_ID = 'gatehouse';
 export const VIEW_CONTAINER_ID = 'gatehouse';
 export const VIEWS = {
   catalog: 'gatehouse.catalog',
+  reviews: 'gatehouse.reviews',
 } as const;
 
 export const COMMANDS = {
   restartGateway: 'gatehouse.restartGateway',
   showLog: 'gatehouse.showLog',
   refresh: 'gatehouse.refresh',
+  refreshReviews: 'gatehouse.reviews.refresh',
+  approveReview: 'gatehouse.reviews.approve',
+  denyReview: 'gatehouse.reviews.deny',
 } as const;
 
 export const SETTINGS = {

@@ -34,6 +34,7 @@ const EXPECTED: Record<string, { selector: string; text: RegExp; inWebview?: tru
   // The view's own header is hidden while it is the container's only view; its rows are not.
   sidebar: { selector: '.part.sidebar .monaco-list-row', text: /probe/ },
   confirm: { selector: 'h1', text: /Run "env" on probe\?/, inWebview: true },
+  reviews: { selector: '.part.sidebar .monaco-list-row', text: /bob@example\.com: pid on probe/ },
 };
 
 const ORG_POLICY = `version: 1
@@ -46,12 +47,15 @@ servers:
 groups:
   - { id: engineers, match: [{ user: alice }] }
   - { id: admins, match: [{ user: alice }] }
+  - { id: leads, match: [{ user: alice }] }
+  - { id: requesters, match: [{ user: bob }] }
 rules:
   - { id: engineers-probe, effect: allow, principals: [group:engineers], servers: [probe], tools: [echo, weather, pid] }
   - { id: env-needs-confirmation, effect: confirm, principals: [group:engineers], servers: [probe], tools: [env], reason: it reveals the environment }
   - { id: no-crashes, effect: deny, principals: ["*"], servers: [probe], tools: [crash], reason: crashing upstreams is not allowed }
+  - { id: pid-reviewed, effect: confirm, principals: [group:requesters], servers: [probe], tools: [pid], reviewers: leads, reason: a lead looks first }
 guardrails:
-  confirmationTimeoutSeconds: 60
+  confirmationTimeoutSeconds: 300
 `;
 
 async function main(): Promise<number> {
@@ -67,6 +71,15 @@ async function main(): Promise<number> {
   writeFileSync(policyFile, ORG_POLICY);
   const policyServer = await startPolicyServer(idp, { bootstrapPolicy: policyFile });
   const tokenPath = tokenFile(scratch, 'alice', await idp.tokenFor('alice'));
+  // Bob's call waits for a lead's review; alice, in VS Code, is that lead.
+  const bobToken = await idp.tokenFor('bob');
+  const queued = await fetch(`${policyServer.url}/v1/reviews`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${bobToken}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ server: 'probe', method: 'tools/call', tool: 'pid', arguments: { why: 'debugging a hang' } }),
+  });
+  if (queued.status !== 201) throw new Error(`could not queue bob's review: HTTP ${queued.status} ${await queued.text()}`);
+  const review = ((await queued.json()) as { review: { id: string } }).review;
   writeFileSync(join(userData, 'User/settings.json'), JSON.stringify({
     'security.workspace.trust.enabled': false,
     'workbench.startupEditor': 'none',
@@ -82,6 +95,14 @@ async function main(): Promise<number> {
   try {
     await waitForHttp(`http://127.0.0.1:${port}/healthz`, 60_000, server);
     exitCode = await runSuite(port, workspace, scratch);
+    // The suite approved bob's review from the sidebar: the policy server must say so.
+    const decided = await (await fetch(`${policyServer.url}/v1/reviews/${review.id}`, { headers: { Authorization: `Bearer ${bobToken}` } })).json() as { review?: { state: string; reviewer?: { sub: string } } };
+    if (decided.review?.state !== 'approved' || decided.review.reviewer?.sub !== 'alice') {
+      process.stderr.write(`bob's review was not approved by alice from VS Code: ${JSON.stringify(decided)}\n`);
+      exitCode = 1;
+    } else {
+      process.stdout.write('review: approved by alice from the Pending reviews view\n');
+    }
   } finally {
     await endGroup(server);
     await policyServer.stop();

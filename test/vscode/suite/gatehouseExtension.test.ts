@@ -118,6 +118,18 @@ describe('Gatehouse inside VS Code', () => {
     await waitFor('the denied call in the audit', () => spoolEvents(api.stateDir).findLast((e) => e.tool === 'env' && e.decision === 'confirm-denied'));
   });
 
+  it('shows a teammate\'s call waiting for review in "Pending reviews", and approves it from there', async () => {
+    await vscode.commands.executeCommand('workbench.view.extension.gatehouse');
+    await vscode.commands.executeCommand('gatehouse.reviews.refresh');
+    const review = await waitFor('bob\'s review', () => api.pendingReviews().find((r) => r.requester.sub === 'bob'));
+    assert.equal(review.tool, 'pid');
+    assert.equal(review.rule, 'pid-reviewed');
+    assert.deepEqual(review.arguments, { why: 'debugging a hang' });
+    await screenshot('reviews');
+    await vscode.commands.executeCommand('gatehouse.reviews.approve', review);
+    assert.ok(!api.pendingReviews().some((r) => r.id === review.id), 'a decided review leaves the list');
+  });
+
   it('shows the approved servers in the Gatehouse sidebar', async () => {
     await vscode.commands.executeCommand('workbench.view.extension.gatehouse');
     await screenshot('sidebar');
