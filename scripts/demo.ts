@@ -1,14 +1,19 @@
 /**
  * `npm run demo`: the whole managed setup on one machine with embedded defaults.
  * A local OIDC provider (oidc-provider, standing in for the org's IdP) signs in "alice";
- * the policy server starts with examples/org-policy.yaml; a gateway managed by it serves
- * the example servers on 127.0.0.1:7420 with alice's policy. Ctrl-C ends everything.
+ * the policy server starts with examples/org-policy.yaml (its relative commands made
+ * absolute); then VS Code in the browser (code-server on 127.0.0.1:7430, installed once
+ * into .cache/) with the Gatehouse extension loaded and pointed at that policy server,
+ * so its own gateway runs for alice. Prints the URL to open. With `--no-vscode`, a
+ * headless gateway on 127.0.0.1:7420 instead. Ctrl-C ends everything.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { startLocalIdp } from '../test/support/localIdp';
+import { installCodeServer } from '../test/vscode/codeServerInstall';
+import { endGroup, startCodeServer, waitForHttp, writeUserSettings } from '../test/vscode/codeServer';
 
 const REPO = resolve(__dirname, '..');
 const STATE = join(REPO, '.gatehouse/demo');
@@ -32,11 +37,24 @@ function start(name: string, args: string[]): Promise<Record<string, unknown>> {
 async function main(): Promise<void> {
   mkdirSync(STATE, { recursive: true, mode: 0o700 });
   const idp = await startLocalIdp();
+  // The example's commands are relative to the repository; the extension's gateway runs elsewhere.
+  const policyFile = join(STATE, 'org-policy.yaml');
+  writeFileSync(policyFile, readFileSync(join(REPO, 'examples/org-policy.yaml'), 'utf8')
+    .replaceAll('command: node_modules/.bin/', `command: ${REPO}/node_modules/.bin/`)
+    .replace('args: [examples]', `args: [${REPO}/examples]`));
   const policyServer = await start('policy-server', ['policy-server', '--data-dir', join(STATE, 'policy-server'), '--listen', '127.0.0.1:7410',
-    '--oidc-issuer', idp.issuer, '--oidc-audience', idp.audience, '--bootstrap-policy', 'examples/org-policy.yaml']);
+    '--oidc-issuer', idp.issuer, '--oidc-audience', idp.audience, '--bootstrap-policy', policyFile]);
   const url = String(policyServer.url);
   writeFileSync(join(STATE, 'pinned-jwks.json'), await (await fetch(`${url}/.well-known/jwks.json`)).text());
   writeFileSync(join(STATE, 'alice.token'), await idp.tokenFor('alice'), { mode: 0o600 });
+  const stop = async () => {
+    for (const child of children) await endGroupOrKill(child);
+    await idp.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+  if (!process.argv.includes('--no-vscode')) return startVsCode(idp.issuer, url);
   const gateway = await start('gateway', ['gateway', '--policy-server', url, '--policy-keys', join(STATE, 'pinned-jwks.json'),
     '--policy-token-file', join(STATE, 'alice.token'), '--listen', '127.0.0.1:7420', '--runtime-dir', join(STATE, 'gateway'), '--state-dir', join(STATE, 'gateway-state'),
     '--launch-secret-file', join(STATE, 'launch-secret'), '--workdir', REPO]);
@@ -49,13 +67,46 @@ async function main(): Promise<void> {
 Try:  (cd node_modules/@modelcontextprotocol/inspector-cli/build && node index.js http://127.0.0.1:7420/mcp/everything \\
         --transport http --header "Authorization: Bearer $(cat ${join(STATE, 'launch-secret')})" --method tools/list)
 Ctrl-C stops everything.\n`);
-  const stop = async () => {
-    for (const child of children) child.kill('SIGTERM');
-    await idp.stop();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop());
-  process.on('SIGTERM', () => void stop());
+}
+
+/** VS Code in the browser with the extension loaded (as a development extension) and signed in as alice. */
+async function startVsCode(issuer: string, policyServerUrl: string): Promise<void> {
+  let install;
+  try {
+    install = installCodeServer((line) => process.stderr.write(`[code-server install] ${line}\n`));
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\ncode-server could not be installed (it needs g++, make, python3, ripgrep and libkrb5-dev); run "npm run demo -- --no-vscode" for the headless gateway.`);
+  }
+  const scratch = join(STATE, 'vscode');
+  const userData = join(scratch, 'user-data');
+  const workspace = join(scratch, 'workspace');
+  mkdirSync(workspace, { recursive: true });
+  writeUserSettings(userData, {
+    'gatehouse.policyServer.url': policyServerUrl,
+    'gatehouse.policyServer.keysFile': join(STATE, 'pinned-jwks.json'),
+    'gatehouse.policyServer.tokenFile': join(STATE, 'alice.token'),
+  });
+  const port = 7430;
+  const server = startCodeServer({ entry: install.entry, port, scratch, userData, workspace });
+  children.push(server);
+  await waitForHttp(`http://127.0.0.1:${port}/healthz`, 60_000, server);
+  const payload = JSON.stringify([['extensionDevelopmentPath', `vscode-remote://127.0.0.1:${port}${REPO}`]]);
+  process.stdout.write(`\nGatehouse demo is running.
+  IdP (local, for the demo):  ${issuer}   (signed in as alice, engineers group)
+  Policy server:              ${policyServerUrl}   (policy: examples/org-policy.yaml, version 1)
+
+Open VS Code in your browser:
+  http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}&payload=${encodeURIComponent(payload)}
+
+Then: the shield in the activity bar shows the approved servers; in Chat (or the MCP
+Servers list) start "memory" and call a tool; delete_entities asks you to confirm in a
+Gatehouse prompt. The gateway's log is in Output > Gatehouse.
+Ctrl-C stops everything.\n`);
+}
+
+async function endGroupOrKill(child: ChildProcess): Promise<void> {
+  if (child.spawnargs.some((arg) => arg.endsWith('entry.js'))) await endGroup(child);
+  else child.kill('SIGTERM');
 }
 
 main().catch((error: unknown) => {

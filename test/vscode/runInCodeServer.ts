@@ -15,12 +15,12 @@
  * Facts this relies on: ../shared/VSCODE-TESTING.md (trust off, the smoke-test driver
  * option, the payload URL, the automation callbacks).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Frame, type Page } from 'playwright-core';
 import { installCodeServer } from './codeServerInstall';
+import { endGroup, startCodeServer, waitForHttp, writeUserSettings } from './codeServer';
 import { startLocalIdp } from '../support/localIdp';
 import { removeDir, startPolicyServer, tokenFile } from '../support/policyHarness';
 
@@ -65,7 +65,6 @@ async function main(): Promise<number> {
   const workspace = join(scratch, 'workspace');
   const userData = join(scratch, 'user-data');
   mkdirSync(workspace, { recursive: true });
-  mkdirSync(join(userData, 'User'), { recursive: true });
   const idp = await startLocalIdp();
   const policyFile = join(scratch, 'org-policy.yaml');
   writeFileSync(policyFile, ORG_POLICY);
@@ -80,17 +79,14 @@ async function main(): Promise<number> {
   });
   if (queued.status !== 201) throw new Error(`could not queue bob's review: HTTP ${queued.status} ${await queued.text()}`);
   const review = ((await queued.json()) as { review: { id: string } }).review;
-  writeFileSync(join(userData, 'User/settings.json'), JSON.stringify({
-    'security.workspace.trust.enabled': false,
-    'workbench.startupEditor': 'none',
+  writeUserSettings(userData, {
     'gatehouse.policyServer.url': policyServer.url,
     'gatehouse.policyServer.keysFile': policyServer.keysPath,
     'gatehouse.policyServer.tokenFile': tokenPath,
-  }, null, 2));
-  writeFileSync(join(scratch, 'config.yaml'), 'auth: none\n');
+  });
 
   const port = 20_000 + Math.floor(Math.random() * 20_000);
-  const server = startCodeServer(install.entry, port, scratch, userData, workspace);
+  const server = startCodeServer({ entry: install.entry, port, scratch, userData, workspace });
   let exitCode = 1;
   try {
     await waitForHttp(`http://127.0.0.1:${port}/healthz`, 60_000, server);
@@ -111,21 +107,6 @@ async function main(): Promise<number> {
     if (!process.env.GATEHOUSE_KEEP_VSCODE_SCRATCH) rmSync(scratch, { recursive: true, force: true });
   }
   return exitCode;
-}
-
-function startCodeServer(entry: string, port: number, scratch: string, userData: string, workspace: string): ChildProcess {
-  const child = spawn(process.execPath, [entry,
-    '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none', '--config', join(scratch, 'config.yaml'),
-    '--user-data-dir', userData, '--extensions-dir', join(scratch, 'extensions'),
-    // 4.117 honours the test `payload` URL parameter as is (4.139 needs `--vscode-option enable-smoke-test-driver`).
-    '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', workspace], {
-    detached: true, // its own process group: extension hosts and MCP servers end with it
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { PATH: process.env.PATH, HOME: join(scratch, 'home'), XDG_CONFIG_HOME: join(scratch, 'xdg-config'), XDG_DATA_HOME: join(scratch, 'xdg-data') },
-  });
-  child.stdout!.on('data', (chunk: Buffer) => process.stderr.write(`[code-server] ${chunk.toString()}`));
-  child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(`[code-server] ${chunk.toString()}`));
-  return child;
 }
 
 async function runSuite(port: number, workspace: string, scratch: string): Promise<number> {
@@ -205,34 +186,6 @@ async function takeScreenshot(page: Page, name: string, frame?: Frame): Promise<
   // A blank (single-colour) 1400x900 PNG compresses to a few KB; the workbench is far larger.
   if (png.length < 20_000) throw new Error(`${path} looks blank (${png.length} bytes)`);
   process.stdout.write(`screenshot ${name}: ${path} (${Math.round(png.length / 1024)} KB)\n`);
-}
-
-async function waitForHttp(url: string, timeoutMs: number, child: ChildProcess): Promise<void> {
-  const started = Date.now();
-  while (Date.now() - started < timeoutMs) {
-    if (child.exitCode !== null) throw new Error(`code-server exited with ${child.exitCode}`);
-    try {
-      if ((await fetch(url)).ok) return;
-    } catch { /* not up yet */ }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`code-server did not answer ${url} within ${timeoutMs / 1000} s`);
-}
-
-/** Ends code-server's whole process group: SIGTERM, then SIGKILL for whatever is left after 3 s. */
-async function endGroup(child: ChildProcess): Promise<void> {
-  if (child.pid === undefined) return;
-  const signal = (name: NodeJS.Signals) => {
-    try {
-      process.kill(-child.pid!, name);
-      return true;
-    } catch {
-      return false; // the group is gone
-    }
-  };
-  if (!signal('SIGTERM')) return;
-  await new Promise((r) => setTimeout(r, 3_000));
-  signal('SIGKILL');
 }
 
 function safeExists(path: string): boolean {
