@@ -11,7 +11,7 @@ import {
   ErrorCode, InitializeRequestSchema, isJSONRPCErrorResponse, isJSONRPCNotification, isJSONRPCRequest,
   isJSONRPCResultResponse, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS,
   type ClientCapabilities, type InitializeResult, type JSONRPCMessage, type JSONRPCNotification,
-  type JSONRPCRequest, type RequestId, type ServerCapabilities,
+  type JSONRPCRequest, type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from '../config/gatewayConfig';
 import type { PinnableTool } from '../../common/policy/toolPins';
@@ -23,35 +23,12 @@ import type { ToolGuard } from '../guardrails/toolGuard';
 import { POLICY_DENIED, type CallGate, type GateDecision } from '../policy/callGate';
 import type { CallConfirmations, ConfirmationAnswer } from '../confirmation/callConfirmations';
 import { describeError, type Logger } from '../../common/log/logger';
-import { UpstreamBackoffError, UpstreamGoneError, type UpstreamConnection, type UpstreamReply } from '../upstream/upstreamConnection';
+import type { UpstreamConnection, UpstreamReply } from '../upstream/upstreamConnection';
+import {
+  RELAYED_CLIENT_METHODS, RELAYED_SERVER_NOTIFICATIONS, RELAYED_SERVER_REQUESTS, UNRELATED_NOTIFICATIONS,
+  relayedClientCapabilities, relayedServerCapabilities, upstreamErrorText,
+} from './relayRules';
 import type { InitializeParams, UpstreamPool } from '../upstream/upstreamPool';
-
-/** Client-to-server methods the gateway relays. Anything else is refused (deny when unsure). */
-const RELAYED_CLIENT_METHODS = new Set([
-  'ping', 'tools/list', 'tools/call', 'resources/list', 'resources/read', 'resources/templates/list',
-  'resources/subscribe', 'resources/unsubscribe', 'prompts/list', 'prompts/get', 'completion/complete',
-  'logging/setLevel',
-]);
-
-/** Server-to-client requests and the client capability each needs. */
-const RELAYED_SERVER_REQUESTS: Record<string, keyof ClientCapabilities> = {
-  'sampling/createMessage': 'sampling',
-  'elicitation/create': 'elicitation',
-  'roots/list': 'roots',
-};
-
-const RELAYED_SERVER_NOTIFICATIONS = new Set([
-  'notifications/progress', 'notifications/message', 'notifications/cancelled',
-  'notifications/tools/list_changed', 'notifications/resources/list_changed',
-  'notifications/prompts/list_changed', 'notifications/resources/updated',
-  'notifications/elicitation/complete',
-]);
-
-/** Notifications about the session as a whole; they go on the standalone stream. */
-const UNRELATED_NOTIFICATIONS = new Set([
-  'notifications/tools/list_changed', 'notifications/resources/list_changed',
-  'notifications/prompts/list_changed', 'notifications/resources/updated',
-]);
 
 /** What every session of the gateway shares: built once in the composition root. */
 export interface SessionDeps {
@@ -487,38 +464,4 @@ export class ClientSession {
       this.log.debug('could not deliver to client', { error: describeError(error) });
     }
   }
-}
-
-/** What the upstream is told the client supports: only what the gateway can relay. */
-function relayedClientCapabilities(client: ClientCapabilities): ClientCapabilities {
-  const relayed: ClientCapabilities = {};
-  if (client.roots) relayed.roots = client.roots;
-  if (client.sampling) relayed.sampling = client.sampling;
-  if (client.elicitation) relayed.elicitation = client.elicitation;
-  return relayed;
-}
-
-/**
- * What the client is told the server supports. List-changed is always on because the
- * gateway itself changes lists (policy updates, restarts); tasks and experimental
- * features are not relayed, so they are not advertised.
- */
-function relayedServerCapabilities(upstream: ServerCapabilities): ServerCapabilities {
-  const relayed: ServerCapabilities = {};
-  if (upstream.tools) relayed.tools = { listChanged: true };
-  if (upstream.resources) relayed.resources = { listChanged: true, ...(upstream.resources.subscribe ? { subscribe: true } : {}) };
-  if (upstream.prompts) relayed.prompts = { listChanged: true };
-  if (upstream.completions) relayed.completions = {};
-  if (upstream.logging) relayed.logging = {};
-  return relayed;
-}
-
-function upstreamErrorText(serverId: string, error: unknown, method: string): string {
-  if (error instanceof UpstreamBackoffError) {
-    return `Upstream server "${serverId}" could not complete ${method}: ${error.reason}.`;
-  }
-  if (error instanceof UpstreamGoneError) {
-    return `Upstream server "${serverId}" could not complete ${method}: ${error.reason}. Gatehouse restarts it on the next request.`;
-  }
-  return `Upstream server "${serverId}" could not complete ${method}: ${describeError(error)}`;
 }

@@ -1,0 +1,69 @@
+/**
+ * What a client session relays, and how: the methods and notifications allowed each way,
+ * the capabilities each side is told about, and the words for an upstream failure.
+ * Deny when unsure: anything not listed here is not relayed.
+ */
+import type { ClientCapabilities, ServerCapabilities } from '@modelcontextprotocol/sdk/types.js';
+import { describeError } from '../../common/log/logger';
+import { UpstreamBackoffError, UpstreamGoneError } from '../upstream/upstreamConnection';
+
+/** Client-to-server methods the gateway relays. Anything else is refused (deny when unsure). */
+export const RELAYED_CLIENT_METHODS = new Set([
+  'ping', 'tools/list', 'tools/call', 'resources/list', 'resources/read', 'resources/templates/list',
+  'resources/subscribe', 'resources/unsubscribe', 'prompts/list', 'prompts/get', 'completion/complete',
+  'logging/setLevel',
+]);
+
+/** Server-to-client requests and the client capability each needs. */
+export const RELAYED_SERVER_REQUESTS: Record<string, keyof ClientCapabilities> = {
+  'sampling/createMessage': 'sampling',
+  'elicitation/create': 'elicitation',
+  'roots/list': 'roots',
+};
+
+export const RELAYED_SERVER_NOTIFICATIONS = new Set([
+  'notifications/progress', 'notifications/message', 'notifications/cancelled',
+  'notifications/tools/list_changed', 'notifications/resources/list_changed',
+  'notifications/prompts/list_changed', 'notifications/resources/updated',
+  'notifications/elicitation/complete',
+]);
+
+/** Notifications about the session as a whole; they go on the standalone stream. */
+export const UNRELATED_NOTIFICATIONS = new Set([
+  'notifications/tools/list_changed', 'notifications/resources/list_changed',
+  'notifications/prompts/list_changed', 'notifications/resources/updated',
+]);
+
+/** What the upstream is told the client supports: only what the gateway can relay. */
+export function relayedClientCapabilities(client: ClientCapabilities): ClientCapabilities {
+  const relayed: ClientCapabilities = {};
+  if (client.roots) relayed.roots = client.roots;
+  if (client.sampling) relayed.sampling = client.sampling;
+  if (client.elicitation) relayed.elicitation = client.elicitation;
+  return relayed;
+}
+
+/**
+ * What the client is told the server supports. List-changed is always on because the
+ * gateway itself changes lists (policy updates, restarts); tasks and experimental
+ * features are not relayed, so they are not advertised.
+ */
+export function relayedServerCapabilities(upstream: ServerCapabilities): ServerCapabilities {
+  const relayed: ServerCapabilities = {};
+  if (upstream.tools) relayed.tools = { listChanged: true };
+  if (upstream.resources) relayed.resources = { listChanged: true, ...(upstream.resources.subscribe ? { subscribe: true } : {}) };
+  if (upstream.prompts) relayed.prompts = { listChanged: true };
+  if (upstream.completions) relayed.completions = {};
+  if (upstream.logging) relayed.logging = {};
+  return relayed;
+}
+
+export function upstreamErrorText(serverId: string, error: unknown, method: string): string {
+  if (error instanceof UpstreamBackoffError) {
+    return `Upstream server "${serverId}" could not complete ${method}: ${error.reason}.`;
+  }
+  if (error instanceof UpstreamGoneError) {
+    return `Upstream server "${serverId}" could not complete ${method}: ${error.reason}. Gatehouse restarts it on the next request.`;
+  }
+  return `Upstream server "${serverId}" could not complete ${method}: ${describeError(error)}`;
+}
