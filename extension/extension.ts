@@ -64,6 +64,7 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
   return {
     activationMs,
     pendingReviews: () => reviews.pending,
+    toolsOf: (serverId) => gateway.toolsOf(serverId),
     stateDir: stateDirOf(context),
     gatewayReady: () => new Promise((resolve) => {
       if (gateway.state.kind === 'ready') return resolve(gateway.state.ready);

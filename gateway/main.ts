@@ -16,6 +16,7 @@ import { catalogServers, createPolicySource, readUserToken } from './policy/mana
 import { CallConfirmations } from './confirmation/callConfirmations';
 import { ReviewQueueConfirmer } from './confirmation/reviewQueueConfirmer';
 import { ControlChannel } from './control/controlChannel';
+import type { ToolSummary } from '../common/control/controlProtocol';
 import type { PolicySource } from './policy/policySource';
 import { UpstreamPool } from './upstream/upstreamPool';
 import { AuditSpool } from './audit/auditSpool';
@@ -106,6 +107,7 @@ export async function runGateway(argv: string[]): Promise<number> {
       auditor,
       confirmations,
       redactorFor: (server) => (server.redaction.pii ? redactors.withPii : redactors.secrets),
+      ...(control ? { toolsListed: (serverId: string, listed: ToolSummary[]) => control.toolsListed(serverId, listed) } : {}),
     },
     log: log.child({ component: 'http' }),
   });

@@ -43,3 +43,24 @@ export interface ConfirmResult {
   decision: 'approve' | 'deny';
 }
 export const ConfirmRequest = new RequestType<ConfirmParams, ConfirmResult, void>('gatehouse/confirm');
+
+/** How the developer's sidebar shows one tool of a server. */
+export interface ToolSummary {
+  name: string;
+  title?: string;
+  /** What the gateway believes (policy risk, trusted annotations, else destructive). */
+  risk: 'read' | 'write' | 'destructive';
+  /** Whether calls wait for confirmation: always, only when a confirm rule's condition holds, or not. */
+  policy: 'allow' | 'confirm' | 'confirm-sometimes';
+  /** Its definition changed since approval: hidden from clients until approved again. */
+  changed: boolean;
+  /** Poisoning flags raised on its definition, e.g. `injection:model-instruction`. */
+  flags: string[];
+}
+
+/** gateway -> extension: a server's tools as last listed by a client, for the sidebar. */
+export interface ToolsParams {
+  server: string;
+  tools: ToolSummary[];
+}
+export const ToolsNotification = new NotificationType<ToolsParams>('gatehouse/tools');

@@ -107,6 +107,13 @@ export class PolicyDecider {
     return candidates.allow.length + candidates.confirm.length > 0;
   }
 
+  /** Whether calls of a tool wait for confirmation: always, only when a rule's condition holds, or never. */
+  confirmationOf(server: string, tool: string): 'always' | 'sometimes' | 'never' {
+    const { confirm } = this.candidates(server, tool);
+    if (confirm.some((entry) => !entry.condition)) return 'always';
+    return confirm.length > 0 ? 'sometimes' : 'never';
+  }
+
   /** Whether the user may use the server at all (it is in their catalog). */
   isServerAvailable(server: string): boolean {
     return this.availableServers.has(server);

@@ -11,7 +11,9 @@ import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import * as vscode from 'vscode';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
-import { ConfirmRequest, ReadyNotification, StartRequest, type ConfirmParams, type ConfirmResult } from '../../common/control/controlProtocol';
+import {
+  ConfirmRequest, ReadyNotification, StartRequest, ToolsNotification, type ConfirmParams, type ConfirmResult, type ToolSummary,
+} from '../../common/control/controlProtocol';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
 
 export type GatewayState =
@@ -34,6 +36,10 @@ const STOP_GRACE_MS = 3_000;
 export class GatewaySupervisor implements vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<GatewayState>();
   readonly onDidChange = this.changed.event;
+  private readonly toolsChanged = new vscode.EventEmitter<string>();
+  /** A server's tools were listed again (by VS Code's MCP client, through the gateway). */
+  readonly onDidChangeTools = this.toolsChanged.event;
+  private readonly tools = new Map<string, ToolSummary[]>();
   private current: GatewayState = { kind: 'starting' };
   private child: ChildProcess | undefined;
   private connection: MessageConnection | undefined;
@@ -52,6 +58,11 @@ export class GatewaySupervisor implements vscode.Disposable {
     return this.current;
   }
 
+  /** The server's tools as last listed through this gateway; undefined until a client listed them. */
+  toolsOf(serverId: string): readonly ToolSummary[] | undefined {
+    return this.tools.get(serverId);
+  }
+
   /** Starts the gateway (or restarts it, e.g. after the settings changed). */
   restart(): void {
     this.failures = 0;
@@ -63,6 +74,7 @@ export class GatewaySupervisor implements vscode.Disposable {
     this.disposed = true;
     this.stop();
     this.changed.dispose();
+    this.toolsChanged.dispose();
   }
 
   private start(): void {
@@ -70,6 +82,7 @@ export class GatewaySupervisor implements vscode.Disposable {
     const launch = this.launch();
     if ('notConfigured' in launch) return this.set({ kind: 'not-configured', reason: launch.notConfigured });
     this.set({ kind: 'starting' });
+    this.tools.clear();
     const secret = randomBytes(32).toString('base64url');
     const args = [this.cliPath, 'gateway', ...launch.modeArgs, '--control', 'stdio', '--launch-secret-stdin',
       '--listen', '127.0.0.1:0', '--state-dir', launch.stateDir, '--runtime-dir', launch.runtimeDir];
@@ -90,6 +103,10 @@ export class GatewaySupervisor implements vscode.Disposable {
       } finally {
         cancelled.dispose();
       }
+    });
+    connection.onNotification(ToolsNotification, ({ server, tools }) => {
+      this.tools.set(server, tools);
+      this.toolsChanged.fire(server);
     });
     connection.onNotification(ReadyNotification, (ready) => {
       this.failures = 0;

@@ -1,36 +1,36 @@
 /**
  * The "Approved servers" tree in the Gatehouse sidebar: one item per server the gateway
- * serves, with its state (ready, failed with the reason). Welcome content (package.json
- * `viewsWelcome`) covers the not-configured case.
+ * serves, with its state (available, or unavailable with the reason), expandable to its
+ * tools once a client has listed them through the gateway, each with badges: destructive,
+ * needs confirmation, changed since approval (hidden from clients), flagged. Welcome
+ * content (package.json `viewsWelcome`) covers the not-configured case.
  */
 import * as vscode from 'vscode';
+import type { ToolSummary } from '../../common/control/controlProtocol';
 import type { GatewayState, GatewaySupervisor } from '../gateway/gatewaySupervisor';
 
 type ServerStatus = Extract<GatewayState, { kind: 'ready' }>['ready']['servers'][number];
+type CatalogNode = { kind: 'server'; server: ServerStatus } | { kind: 'tool'; serverId: string; tool: ToolSummary };
 
-export class CatalogView implements vscode.TreeDataProvider<ServerStatus>, vscode.Disposable {
+export class CatalogView implements vscode.TreeDataProvider<CatalogNode>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChangeTreeData = this.changed.event;
-  private readonly subscription: vscode.Disposable;
+  private readonly subscriptions: vscode.Disposable[];
 
   constructor(private readonly gateway: GatewaySupervisor) {
-    this.subscription = gateway.onDidChange(() => this.changed.fire());
+    this.subscriptions = [gateway.onDidChange(() => this.changed.fire()), gateway.onDidChangeTools(() => this.changed.fire())];
   }
 
-  getChildren(element?: ServerStatus): ServerStatus[] {
+  getChildren(element?: CatalogNode): CatalogNode[] {
     const state = this.gateway.state;
-    if (element || state.kind !== 'ready') return [];
-    return state.ready.servers;
+    if (state.kind !== 'ready') return [];
+    if (!element) return state.ready.servers.map((server) => ({ kind: 'server', server }));
+    if (element.kind === 'tool') return [];
+    return (this.gateway.toolsOf(element.server.id) ?? []).map((tool) => ({ kind: 'tool', serverId: element.server.id, tool }));
   }
 
-  getTreeItem(server: ServerStatus): vscode.TreeItem {
-    const item = new vscode.TreeItem(server.id, vscode.TreeItemCollapsibleState.None);
-    item.id = server.id;
-    item.description = server.state === 'ready' ? 'available' : `unavailable: ${server.error ?? server.state}`;
-    item.tooltip = server.error ? `${server.id}: ${server.error}` : `${server.id} through the Gatehouse gateway`;
-    item.iconPath = new vscode.ThemeIcon(server.state === 'ready' ? 'server-process' : 'warning');
-    item.contextValue = `gatehouse.server.${server.state}`;
-    return item;
+  getTreeItem(node: CatalogNode): vscode.TreeItem {
+    return node.kind === 'server' ? this.serverItem(node.server) : toolItem(node.serverId, node.tool);
   }
 
   refresh(): void {
@@ -38,7 +38,34 @@ export class CatalogView implements vscode.TreeDataProvider<ServerStatus>, vscod
   }
 
   dispose(): void {
-    this.subscription.dispose();
+    for (const subscription of this.subscriptions) subscription.dispose();
     this.changed.dispose();
   }
+
+  private serverItem(server: ServerStatus): vscode.TreeItem {
+    const tools = this.gateway.toolsOf(server.id);
+    const item = new vscode.TreeItem(server.id, tools && tools.length > 0 ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.None);
+    item.id = `server:${server.id}`;
+    item.description = server.state === 'ready' ? (tools ? `available, ${tools.length} tool(s)` : 'available') : `unavailable: ${server.error ?? server.state}`;
+    item.tooltip = server.error ? `${server.id}: ${server.error}` : `${server.id} through the Gatehouse gateway${tools ? '' : ' (tools show once VS Code has started it)'}`;
+    item.iconPath = new vscode.ThemeIcon(server.state === 'ready' ? 'server-process' : 'warning');
+    item.contextValue = `gatehouse.server.${server.state}`;
+    return item;
+  }
+}
+
+function toolItem(serverId: string, tool: ToolSummary): vscode.TreeItem {
+  const item = new vscode.TreeItem(tool.name, vscode.TreeItemCollapsibleState.None);
+  item.id = `tool:${serverId}:${tool.name}`;
+  const badges = [
+    tool.changed ? 'changed since approval (hidden)' : undefined,
+    tool.policy === 'confirm' ? 'needs confirmation' : tool.policy === 'confirm-sometimes' ? 'may need confirmation' : undefined,
+    tool.risk === 'destructive' ? 'destructive' : tool.risk === 'write' ? 'writes' : 'read-only',
+    tool.flags.some((flag) => flag !== 'tool-definition-changed') ? 'flagged' : undefined,
+  ].filter((badge): badge is string => badge !== undefined);
+  item.description = badges.join(' · ');
+  item.tooltip = `${tool.title ?? tool.name} on ${serverId}\n${badges.join('\n')}${tool.flags.length > 0 ? `\nflags: ${tool.flags.join(', ')}` : ''}`;
+  item.iconPath = new vscode.ThemeIcon(tool.changed ? 'diff-modified' : tool.policy !== 'allow' ? 'shield' : tool.risk === 'destructive' ? 'warning' : 'tools');
+  item.contextValue = 'gatehouse.tool';
+  return item;
 }

@@ -6,7 +6,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { CancellationTokenSource, createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import { z } from 'zod';
-import { ConfirmRequest, ReadyNotification, StartRequest } from '../../common/control/controlProtocol';
+import { ConfirmRequest, ReadyNotification, StartRequest, ToolsNotification, type ToolSummary } from '../../common/control/controlProtocol';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
 import { describeError, type Logger } from '../../common/log/logger';
 import { LaunchSecret } from '../http/launchSecret';
@@ -54,6 +54,11 @@ export class ControlChannel implements Confirmer {
 
   ready(line: GatewayReadyLine): void {
     void this.connection.sendNotification(ReadyNotification, line);
+  }
+
+  /** A server's tools as a client just listed them, for the sidebar. */
+  toolsListed(server: string, tools: ToolSummary[]): void {
+    if (this.open) void this.connection.sendNotification(ToolsNotification, { server, tools });
   }
 
   /** Asks the developer through the extension's Confirm prompt; the signal cancels the prompt. */

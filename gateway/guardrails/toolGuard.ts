@@ -17,7 +17,9 @@ import { scanValue } from './injection/injectionScanner';
 export interface ToolReview<T extends PinnableTool> {
   /** Tools whose definition is approved; only these reach clients. */
   approved: T[];
-  /** Tools whose change since approval this listing noticed first. */
+  /** Tools whose definition changed since approval (hidden from clients). */
+  changed: string[];
+  /** Of those, the ones this listing noticed first. */
   newlyChanged: string[];
   /** Approved tools whose definition raises poisoning flags; `newly` the first time this definition does. */
   flagged: Array<{ tool: T; flags: string[]; newly: boolean }>;
@@ -62,7 +64,8 @@ export class ToolGuard {
       this.noticed.add(key);
       return [{ tool, flags, newly }];
     });
-    return { approved, newlyChanged, flagged };
+    const changed = tools.filter((tool) => verdicts.get(tool.name)?.status === 'changed').map((tool) => tool.name);
+    return { approved, changed, newlyChanged, flagged };
   }
 
   /** Audit flags a call of this tool carries (name collisions). */

@@ -34,6 +34,8 @@ export interface CallGate {
   decide(serverId: string, request: JSONRPCRequest): GateDecision;
   /** Whether injection flags only get recorded, or also hide tools and withhold results. */
   injectionMode(): 'advisory' | 'block';
+  /** Whether calls of a listed tool wait for confirmation (for display; each call is decided on its own). */
+  toolEffect(serverId: string, tool: string): 'allow' | 'confirm' | 'confirm-sometimes';
   /** Removes what the user may not use from a list result. */
   filterResult(serverId: string, method: string, result: Record<string, unknown>): Record<string, unknown>;
 }
@@ -44,6 +46,7 @@ export const OPEN_GATE: CallGate = {
   serverRefusal: () => undefined,
   decide: () => ALLOW,
   injectionMode: () => 'advisory',
+  toolEffect: () => 'allow',
   filterResult: (_serverId, _method, result) => result,
 };
 
@@ -108,6 +111,11 @@ export class PolicyGate implements CallGate {
 
   injectionMode(): 'advisory' | 'block' {
     return this.source.state.decider?.policy.guardrails.injection ?? 'block';
+  }
+
+  toolEffect(serverId: string, tool: string): 'allow' | 'confirm' | 'confirm-sometimes' {
+    const confirmation = this.source.state.decider?.confirmationOf(serverId, tool) ?? 'always';
+    return confirmation === 'always' ? 'confirm' : confirmation === 'sometimes' ? 'confirm-sometimes' : 'allow';
   }
 
   filterResult(serverId: string, method: string, result: Record<string, unknown>): Record<string, unknown> {

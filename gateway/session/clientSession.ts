@@ -18,7 +18,8 @@ import type { PinnableTool } from '../../common/policy/toolPins';
 import type { CallAuditor, CallOutcome } from '../audit/callAuditor';
 import type { SecretRedactor } from '../guardrails/redaction/secretRedactor';
 import { scanValue } from '../guardrails/injection/injectionScanner';
-import { presentTool, type RiskSource } from '../guardrails/risk/toolRisk';
+import { presentTool, riskOf, type RiskSource } from '../guardrails/risk/toolRisk';
+import type { ToolSummary } from '../../common/control/controlProtocol';
 import type { ToolGuard } from '../guardrails/toolGuard';
 import { POLICY_DENIED, type CallGate, type GateDecision } from '../policy/callGate';
 import type { CallConfirmations, ConfirmationAnswer } from '../confirmation/callConfirmations';
@@ -39,6 +40,8 @@ export interface SessionDeps {
   confirmations: CallConfirmations;
   /** The redactor for a server: secrets always, personal data when its config asks. */
   redactorFor: (server: ServerConfig) => SecretRedactor;
+  /** Hears each server's tools as listed (for the extension's sidebar). */
+  toolsListed?: (serverId: string, tools: ToolSummary[]) => void;
 }
 
 /** A tool definition the audit must hear about: changed since approval, or flagged. */
@@ -324,8 +327,23 @@ export class ClientSession {
       notices.push({ tool: tool.name, flags, hidden: block });
     }
     const shown = review.approved.filter((tool) => !hidden.has(tool));
+    this.deps.toolsListed?.(this.server.id, [
+      ...review.approved.map((tool) => this.summary(tool, false, review.flagged.find((f) => f.tool === tool)?.flags ?? [])),
+      ...(allowed.tools as Array<PinnableTool & { annotations?: Record<string, unknown> }>).filter((tool) => review.changed.includes(tool.name)).map((tool) => this.summary(tool, true, ['tool-definition-changed'])),
+    ]);
     // Clients decide whom to ask from these hints, so they say what the gateway believes.
     return { result: { ...allowed, tools: shown.map((tool) => presentTool(tool, this.risk)) }, notices };
+  }
+
+  private summary(tool: PinnableTool & { annotations?: Record<string, unknown> }, changed: boolean, flags: string[]): ToolSummary {
+    return {
+      name: tool.name,
+      ...(typeof tool.title === 'string' ? { title: tool.title } : {}),
+      risk: riskOf(tool, this.risk),
+      policy: this.deps.gate.toolEffect(this.server.id, tool.name),
+      changed,
+      flags,
+    };
   }
 
   /** One audit event per noticed definition change or flag: `tools/list`, the tool, its flags. */

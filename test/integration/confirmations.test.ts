@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { ReviewListResponse, ReviewRecord } from '../../common/policy/policyServerApi';
-import { ConfirmRequest, type ConfirmParams, type ConfirmResult } from '../../common/control/controlProtocol';
+import { ConfirmRequest, ToolsNotification, type ConfirmParams, type ConfirmResult, type ToolsParams } from '../../common/control/controlProtocol';
 import { FIXTURES, NODE, REPO, spoolEvents, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
 import { startLocalIdp, type LocalIdp } from '../support/localIdp';
 import { managedArgs, removeDir, startPolicyServer, tokenFile, type RunningPolicyServer } from '../support/policyHarness';
@@ -260,6 +260,18 @@ describe('second-person review of confirm calls', function () {
       await assert.rejects(call);
       await waitUntil(() => cancellations === before + 1, 2_000);
       await waitUntil(() => spoolEvents(join(controlled.dir, 'state')).at(-1)?.decision === 'confirm-denied', 2_000);
+    });
+
+    it('tells the extension each server\'s tools as a client lists them, with risk and policy, for the sidebar', async () => {
+      const heard = new Promise<ToolsParams>((resolve) => controlled.control!.onNotification(ToolsNotification, resolve));
+      await controlledClient.listTools();
+      const { server, tools } = await heard;
+      assert.equal(server, 'probe');
+      const byName = new Map(tools.map((tool) => [tool.name, tool]));
+      assert.equal(byName.get('env')?.policy, 'confirm');
+      assert.equal(byName.get('echo')?.policy, 'confirm-sometimes', 'only echo calls starting with "deploy" are reviewed');
+      assert.equal(byName.get('echo')?.risk, 'destructive', 'an untrusted server without hints counts as destructive');
+      assert.ok(!byName.has('crash') && !byName.has('sleep'), 'only what the policy lists');
     });
 
     it('stops the gateway when the extension closes the channel', async () => {

@@ -32,7 +32,7 @@ const SUITE_TIMEOUT_MS = 10 * 60_000;
 /** What each screenshot must show, as a selector in the workbench. */
 const EXPECTED: Record<string, { selector: string; text: RegExp; inWebview?: true }> = {
   // The view's own header is hidden while it is the container's only view; its rows are not.
-  sidebar: { selector: '.part.sidebar .monaco-list-row', text: /probe/ },
+  sidebar: { selector: '.part.sidebar .monaco-list-row', text: /needs confirmation/ },
   confirm: { selector: 'h1', text: /Run "env" on probe\?/, inWebview: true },
   reviews: { selector: '.part.sidebar .monaco-list-row', text: /bob@example\.com: pid on probe/ },
 };

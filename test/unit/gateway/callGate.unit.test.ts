@@ -16,6 +16,7 @@ rules:
   - { id: workspace, effect: allow, principals: ["*"], servers: [files], tools: ["resource:file:///workspace/*", "prompt:*", read_file] }
   - { id: deletes, effect: confirm, principals: ["*"], servers: [files], tools: [delete_file], reason: deletes are final }
   - { id: wipes, effect: confirm, principals: ["*"], servers: [files], tools: [wipe], reviewers: leads }
+  - { id: big-reads, effect: confirm, principals: ["*"], servers: [files], tools: [read_file], when: 'args.size > 100' }
 guardrails: { confirmationTimeoutSeconds: 30 }
 `, '/t.yaml');
 
@@ -67,5 +68,12 @@ describe('policy gate', () => {
     assert.match(own.message, /deletes are final/);
     const second = gate.decide('files', call('tools/call', { name: 'wipe', arguments: {} }));
     assert.equal(second.effect === 'confirm' ? second.reviewers : 'not confirm', 'leads');
+  });
+
+  it('says for the sidebar whether a tool always, sometimes or never waits for confirmation', () => {
+    const gate = gateFor();
+    assert.equal(gate.toolEffect('files', 'delete_file'), 'confirm');
+    assert.equal(gate.toolEffect('files', 'read_file'), 'confirm-sometimes');
+    assert.equal(gate.toolEffect('files', 'prompt:any'), 'allow');
   });
 });

@@ -91,6 +91,15 @@ describe('Gatehouse inside VS Code', () => {
     assert.match(outcome, /do not match the tool's approved input schema/, 'the gateway\'s refusal reaches VS Code');
   });
 
+  it('shows each tool in the sidebar with what the gateway believes: risk and whether it needs confirmation', async () => {
+    const tools = await waitFor('the sidebar\'s tools', () => api.toolsOf(SERVER));
+    const env = tools.find((tool) => tool.name === 'env');
+    const echo = tools.find((tool) => tool.name === 'echo');
+    assert.deepEqual([env?.policy, echo?.policy], ['confirm', 'allow']);
+    assert.equal(echo?.risk, 'destructive', 'no hints from an untrusted server: destructive');
+    assert.ok(!tools.some((tool) => tool.name === 'crash'), 'denied tools are not shown');
+  });
+
   it('does not offer tools the policy denies or no rule allows', async () => {
     assert.ok(!vscode.lm.tools.some((tool) => tool.name.endsWith('_crash')), 'the denied tool is not offered');
     assert.ok(!vscode.lm.tools.some((tool) => tool.name.endsWith('_sleep')), 'nor one no rule allows');
