@@ -5,7 +5,9 @@
  * started with `--control stdio`; its stdout then carries nothing else (logs stay on stderr).
  *
  * Order: the extension sends `gatehouse/start` with the launch secret (when it chose
- * `--launch-secret-stdin`), the gateway answers, starts, and sends `gatehouse/ready`. The
+ * `--launch-secret-stdin`), the gateway answers, starts, and sends `gatehouse/ready`.
+ * Then, as they happen: `gatehouse/confirm` (the developer confirms a call) and
+ * `gatehouse/tools` (a server's tools as a client listed them, for the sidebar). The
  * extension closing the channel (its end of stdin) stops the gateway.
  */
 import { NotificationType, RequestType } from 'vscode-jsonrpc';
