@@ -82,12 +82,15 @@ export class ToolGuard {
   crossServerReference(serverId: string, tool: PinnableTool): boolean {
     const text = [tool.title, tool.description].filter((part) => typeof part === 'string').join(' ');
     if (text.trim().length === 0) return false;
-    for (const [name, servers] of this.offeredBy) {
-      if (name.length < 5 || servers.has(serverId)) continue;
-      if (new RegExp(`(^|[^A-Za-z0-9_-])${escapeRegExp(name)}($|[^A-Za-z0-9_-])`).test(text)) return true;
+    // Tool names are made of letters, digits, `_` and `-`: compare whole words, no regex per name.
+    const words = new Set(text.split(/[^A-Za-z0-9_-]+/));
+    for (const word of words) {
+      const servers = word.length >= 5 ? this.offeredBy.get(word) : undefined;
+      if (servers && !servers.has(serverId)) return true;
     }
     return false;
   }
+
 
   private flagCollisions(serverId: string, tools: readonly PinnableTool[]): void {
     for (const tool of tools) {
@@ -114,6 +117,3 @@ export class ToolGuard {
   }
 }
 
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}

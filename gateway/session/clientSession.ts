@@ -14,12 +14,12 @@ import {
   type JSONRPCRequest, type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from '../config/gatewayConfig';
-import type { PinnableTool } from '../../common/policy/toolPins';
 import type { CallAuditor, CallOutcome } from '../audit/callAuditor';
 import type { SecretRedactor } from '../guardrails/redaction/secretRedactor';
 import { scanValue } from '../guardrails/injection/injectionScanner';
-import { presentTool, riskOf, type RiskSource } from '../guardrails/risk/toolRisk';
+import type { RiskSource } from '../guardrails/risk/toolRisk';
 import type { ToolSummary } from '../../common/control/controlProtocol';
+import { ToolListing, type DefinitionNotice, type ListedTool } from './toolListing';
 import type { ToolGuard } from '../guardrails/toolGuard';
 import { POLICY_DENIED, type CallGate, type GateDecision } from '../policy/callGate';
 import type { CallConfirmations, ConfirmationAnswer } from '../confirmation/callConfirmations';
@@ -44,13 +44,6 @@ export interface SessionDeps {
   toolsListed?: (serverId: string, tools: ToolSummary[]) => void;
 }
 
-/** A tool definition the audit must hear about: changed since approval, or flagged. */
-interface DefinitionNotice {
-  tool: string;
-  flags: string[];
-  hidden: boolean;
-}
-
 interface InFlight {
   upstreamId: number;
   connection: UpstreamConnection;
@@ -63,7 +56,7 @@ export class ClientSession {
   private upstreamParams: InitializeParams | undefined;
   private clientCapabilities: ClientCapabilities = {};
   private clientInfo = { name: 'unknown', version: 'unknown' };
-  private readonly risk: RiskSource;
+  private readonly toolListing: ToolListing;
   /** Client request id -> the upstream request it became. Insertion order = age. */
   private readonly inFlight = new Map<RequestId, InFlight>();
   private readonly byProgressToken = new Map<string | number, RequestId>();
@@ -91,10 +84,11 @@ export class ClientSession {
     this.pool = deps.pool;
     this.tools = deps.tools;
     this.redactor = deps.redactorFor(server);
-    this.risk = {
+    const risk: RiskSource = {
       trusted: server.trusted,
       toolRisk: Object.fromEntries(Object.entries(server.tools).flatMap(([name, settings]) => (settings.risk ? [[name, settings.risk]] : []))),
     };
+    this.toolListing = new ToolListing(server.id, risk, deps.gate, deps.tools, log, deps.toolsListed);
   }
 
   get serverId(): string {
@@ -308,42 +302,12 @@ export class ClientSession {
     await this.send((result ? { jsonrpc: '2.0', id: request.id, result } : { ...answer, id: request.id }) as JSONRPCMessage, request.id);
   }
 
-  /**
-   * Policy filtering, then tool pins: a tool whose definition changed since approval is
-   * hidden, and a poisoned-looking one too when the policy blocks injection. Returns what
-   * the audit must hear about definitions (each first noticed change or flag, once).
-   */
+  /** Policy filtering, then (for tool lists) pins, poisoning flags and the hints clients see. */
   private filterResult(method: string, result: Record<string, unknown>): { result: Record<string, unknown>; notices: DefinitionNotice[] } {
     const allowed = this.deps.gate.filterResult(this.server.id, method, result);
     if (method !== 'tools/list' || !Array.isArray(allowed.tools)) return { result: allowed, notices: [] };
-    const review = this.tools.review(this.server.id, allowed.tools as Array<PinnableTool & { annotations?: Record<string, unknown> }>);
-    const block = this.deps.gate.injectionMode() === 'block';
-    const hidden = new Set<unknown>();
-    const notices: DefinitionNotice[] = review.newlyChanged.map((tool) => ({ tool, flags: ['tool-definition-changed'], hidden: true }));
-    for (const { tool, flags, newly } of review.flagged) {
-      if (block) hidden.add(tool);
-      if (!newly) continue;
-      this.log.warn('tool definition raises poisoning flags', { tool: tool.name, flags, hidden: block });
-      notices.push({ tool: tool.name, flags, hidden: block });
-    }
-    const shown = review.approved.filter((tool) => !hidden.has(tool));
-    this.deps.toolsListed?.(this.server.id, [
-      ...review.approved.map((tool) => this.summary(tool, false, review.flagged.find((f) => f.tool === tool)?.flags ?? [])),
-      ...(allowed.tools as Array<PinnableTool & { annotations?: Record<string, unknown> }>).filter((tool) => review.changed.includes(tool.name)).map((tool) => this.summary(tool, true, ['tool-definition-changed'])),
-    ]);
-    // Clients decide whom to ask from these hints, so they say what the gateway believes.
-    return { result: { ...allowed, tools: shown.map((tool) => presentTool(tool, this.risk)) }, notices };
-  }
-
-  private summary(tool: PinnableTool & { annotations?: Record<string, unknown> }, changed: boolean, flags: string[]): ToolSummary {
-    return {
-      name: tool.name,
-      ...(typeof tool.title === 'string' ? { title: tool.title } : {}),
-      risk: riskOf(tool, this.risk),
-      policy: this.deps.gate.toolEffect(this.server.id, tool.name),
-      changed,
-      flags,
-    };
+    const listed = this.toolListing.present(allowed.tools as ListedTool[]);
+    return { result: { ...allowed, tools: listed.tools }, notices: listed.notices };
   }
 
   /** One audit event per noticed definition change or flag: `tools/list`, the tool, its flags. */

@@ -7,8 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { createAuditEventId, digestArguments, type AuditEvent } from '../../common/audit/auditEvent';
@@ -125,9 +124,7 @@ describe('audit shipping: managed gateways to the central trail', function () {
     idp = await startLocalIdp();
     aliceToken = await idp.tokenFor('alice');
     bobToken = await idp.tokenFor('bob');
-    const bootstrap = join(mkdtempSync(join(tmpdir(), 'gatehouse-org-')), 'org-policy.yaml');
-    writeFileSync(bootstrap, POLICY);
-    server = await startPolicyServer(idp, { bootstrapPolicy: bootstrap });
+    server = await startPolicyServer(idp, { policyYaml: POLICY });
     aliceTokenPath = tokenFile(server.dir, 'alice', aliceToken);
     bobTokenPath = tokenFile(server.dir, 'bob', bobToken);
     alice = await startGateway(null, { extraArgs: managedArgs(server, aliceTokenPath) });

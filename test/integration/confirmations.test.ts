@@ -12,8 +12,6 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -105,9 +103,7 @@ describe('second-person review of confirm calls', function () {
   before(async () => {
     idp = await startLocalIdp();
     for (const user of ['alice', 'bob', 'carol']) tokens[user] = await idp.tokenFor(user);
-    const bootstrap = join(mkdtempSync(join(tmpdir(), 'gatehouse-org-')), 'org-policy.yaml');
-    writeFileSync(bootstrap, POLICY);
-    server = await startPolicyServer(idp, { bootstrapPolicy: bootstrap });
+    server = await startPolicyServer(idp, { policyYaml: POLICY });
     for (const user of ['alice', 'bob', 'carol']) tokenFiles[user] = tokenFile(server.dir, user, tokens[user]!);
     alice = await startGateway(null, { extraArgs: managedArgs(server, tokenFiles.alice!) });
     client = await alice.connect('probe');

@@ -5,8 +5,7 @@
  * server going away (last good bundle), a tampered bundle and an expired one.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -75,9 +74,7 @@ describe('managed gateway: org policy enforced for the signed-in user', function
     idp = await startLocalIdp();
     aliceToken = await idp.tokenFor('alice');
     bobToken = await idp.tokenFor('bob');
-    const bootstrap = join(mkdtempSync(join(tmpdir(), 'gatehouse-org-')), 'org-policy.yaml');
-    writeFileSync(bootstrap, policyYaml());
-    server = await startPolicyServer(idp, { bootstrapPolicy: bootstrap });
+    server = await startPolicyServer(idp, { policyYaml: policyYaml() });
     alice = await startGateway(null, { extraArgs: managedArgs(server, tokenFile(server.dir, 'alice', aliceToken)) });
     bob = await startGateway(null, { extraArgs: managedArgs(server, tokenFile(server.dir, 'bob', bobToken)) });
     aliceClient = await alice.connect('probe');
@@ -229,15 +226,13 @@ describe('managed gateway: injection markers blocked when the policy says so', f
 
   it('hides flagged tool definitions and withholds flagged results', async () => {
     const idp = await startLocalIdp();
-    const bootstrap = join(mkdtempSync(join(tmpdir(), 'gatehouse-org-')), 'org-policy.yaml');
     // The probe starts with weather's poisoned description; no org pin for it here, so only the injection check can hide it.
     const poisoned = policyYaml()
       .replace(/args: \[([^\]]+)\] \}\n    tools:\n      weather: \{ pin: "sha256:0+" \}/, 'args: [$1, --rug-pulled] }')
       .replace('guardrails:\n', 'guardrails:\n  injection: block\n');
     assert.match(poisoned, /--rug-pulled/);
     assert.doesNotMatch(poisoned, /sha256:0/);
-    writeFileSync(bootstrap, poisoned);
-    const server = await startPolicyServer(idp, { bootstrapPolicy: bootstrap });
+    const server = await startPolicyServer(idp, { policyYaml: poisoned });
     const gateway = await startGateway(null, { extraArgs: managedArgs(server, tokenFile(server.dir, 'alice', await idp.tokenFor('alice'))) });
     try {
       const client = await gateway.connect('probe');

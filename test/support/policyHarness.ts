@@ -20,8 +20,13 @@ export interface RunningPolicyServer {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startPolicyServer(idp: LocalIdp, options: { dataDir?: string; bootstrapPolicy?: string; port?: number } = {}): Promise<RunningPolicyServer> {
+/** `policyYaml`: the first policy as text (written into the server's folder); `bootstrapPolicy`: a file with it. */
+export async function startPolicyServer(idp: LocalIdp, options: { dataDir?: string; bootstrapPolicy?: string; policyYaml?: string; port?: number } = {}): Promise<RunningPolicyServer> {
   const dir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'gatehouse-policy-'));
+  if (options.policyYaml !== undefined) {
+    options = { ...options, bootstrapPolicy: join(dir, 'org-policy.yaml') };
+    writeFileSync(options.bootstrapPolicy!, options.policyYaml!);
+  }
   const args = [join(REPO, 'dist/gatehouse.js'), 'policy-server', '--data-dir', join(dir, 'data'), '--listen', `127.0.0.1:${options.port ?? 0}`,
     '--oidc-issuer', idp.issuer, '--oidc-audience', idp.audience];
   if (options.bootstrapPolicy) args.push('--bootstrap-policy', options.bootstrapPolicy);

@@ -66,9 +66,7 @@ async function main(): Promise<number> {
   const userData = join(scratch, 'user-data');
   mkdirSync(workspace, { recursive: true });
   const idp = await startLocalIdp();
-  const policyFile = join(scratch, 'org-policy.yaml');
-  writeFileSync(policyFile, ORG_POLICY);
-  const policyServer = await startPolicyServer(idp, { bootstrapPolicy: policyFile });
+  const policyServer = await startPolicyServer(idp, { policyYaml: ORG_POLICY });
   const tokenPath = tokenFile(scratch, 'alice', await idp.tokenFor('alice'));
   // Bob's call waits for a lead's review; alice, in VS Code, is that lead.
   const bobToken = await idp.tokenFor('bob');
