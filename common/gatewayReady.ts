@@ -12,6 +12,10 @@ export interface GatewayReadyServer {
   url?: string;
   error?: string;
   startupMs?: number;
+  /** The catalog's title for it. */
+  title?: string;
+  /** How its credential is held (never the credential): what the Scopes view shows. */
+  credential?: { mode: 'none' } | { mode: 'user-oauth'; scopes?: string[] } | { mode: 'shared-key' };
 }
 
 export interface GatewayReadyLine {

@@ -5,6 +5,9 @@
 import type { GatewayReadyLine } from '../common/gatewayReady';
 import type { ReviewRecord } from '../common/policy/policyServerApi';
 import type { ToolSummary } from '../common/control/controlProtocol';
+import type { AuditEvent } from '../common/audit/auditEvent';
+import type { ScopeRow } from '../webviews/scopes/scopesProtocol';
+import type { AuditViewReport } from './audit/auditPanel';
 
 export interface GatehouseApi {
   /** Resolves with the gateway's ready line once it runs (again, after a restart). */
@@ -15,6 +18,14 @@ export interface GatehouseApi {
   toolsOf(serverId: string): readonly ToolSummary[] | undefined;
   /** Reviews shown in "Pending reviews" (as last fetched). */
   pendingReviews(): readonly ReviewRecord[];
+  /** Whether the developer enabled the server (only enabled servers are offered to VS Code's MCP client). */
+  isEnabled(serverId: string): boolean;
+  /** The audit trail the Audit view shows, oldest first. */
+  auditEvents(): readonly AuditEvent[];
+  /** What the open Audit view last rendered; undefined when it is closed or not yet rendered. */
+  auditView(): AuditViewReport | undefined;
+  /** The rows of the Scopes view. */
+  scopes(): ScopeRow[];
   /** Where the gateway keeps lasting state (tool pins, the audit spool). */
   readonly stateDir: string;
 }

@@ -1,7 +1,8 @@
 /**
  * Extension entry point and its one composition root: settings -> gateway supervisor
- * (the gateway child process and its control channel) -> MCP server definition provider,
- * sidebar catalog, status bar, Confirm prompts. Everything is registered on
+ * (the gateway child process and its control channel) -> the developer's enabled servers
+ * -> MCP server definition provider, sidebar catalog, status bar, Confirm prompts, the
+ * audit trail with its Audit view, and the Scopes view. Everything is registered on
  * `context.subscriptions`. Activation does no network I/O: the gateway is spawned and
  * reports back asynchronously.
  */
@@ -9,13 +10,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { GatehouseApi } from './api';
+import { AuditPanel } from './audit/auditPanel';
+import { AuditTrail } from './audit/auditTrail';
+import { callToolFromSidebar } from './catalog/callTool';
+import { EnabledServers } from './catalog/enabledServers';
 import { confirmWithPanel } from './confirm/confirmPanel';
 import { GatewaySupervisor, type GatewayLaunch, type GatewayState } from './gateway/gatewaySupervisor';
 import { COMMANDS, MCP_PROVIDER_ID, SETTINGS, VIEWS } from './ids';
 import { GatehouseMcpProvider } from './mcp/gatehouseMcpProvider';
-import { CatalogView } from './views/catalogView';
+import { ScopesPanel } from './scopes/scopesPanel';
+import { CatalogView, type CatalogNode } from './views/catalogView';
 import { PendingReviewsView, type ReviewServer } from './reviews/pendingReviews';
 import type { ReviewRecord } from '../common/policy/policyServerApi';
+import type { AuditFilter } from '../webviews/audit/auditFilter';
+import type { AuditExportFormat } from '../webviews/audit/auditProtocol';
 
 export function activate(context: vscode.ExtensionContext): GatehouseApi {
   const activationStarted = performance.now();
@@ -28,8 +36,14 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
     (call, cancelled) => confirmWithPanel(context.extensionUri, call, cancelled),
     log,
   );
-  const provider = new GatehouseMcpProvider(gateway);
-  const catalog = new CatalogView(gateway);
+  const enabled = new EnabledServers(context.globalState);
+  const provider = new GatehouseMcpProvider(gateway, enabled);
+  const catalog = new CatalogView(gateway, enabled);
+  const trail = new AuditTrail(gateway, log);
+  const audit = new AuditPanel(context.extensionUri, trail, log);
+  const scopes = new ScopesPanel(context.extensionUri, gateway, enabled, trail);
+  /** The server a sidebar command was invoked on (a server or tool item), if any. */
+  const serverOf = (node?: CatalogNode) => (node?.kind === 'server' ? node.server.id : node?.serverId);
   const reviews = new PendingReviewsView(() => reviewServer(), log);
   const status = vscode.window.createStatusBarItem('gatehouse.status', vscode.StatusBarAlignment.Left, 10);
   status.name = 'Gatehouse';
@@ -40,13 +54,19 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
     status.show();
   };
   context.subscriptions.push(
-    gateway, provider, catalog, reviews, status,
+    gateway, enabled, provider, catalog, trail, audit, scopes, reviews, status,
     vscode.lm.registerMcpServerDefinitionProvider(MCP_PROVIDER_ID, provider),
     vscode.window.registerTreeDataProvider(VIEWS.catalog, catalog),
     gateway.onDidChange(showStatus),
     vscode.commands.registerCommand(COMMANDS.restartGateway, () => gateway.restart()),
     vscode.commands.registerCommand(COMMANDS.showLog, () => log.show()),
     vscode.commands.registerCommand(COMMANDS.refresh, () => catalog.refresh()),
+    vscode.commands.registerCommand(COMMANDS.enableServer, (node?: CatalogNode) => setEnabled(enabled, gateway, serverOf(node), true)),
+    vscode.commands.registerCommand(COMMANDS.disableServer, (node?: CatalogNode) => setEnabled(enabled, gateway, serverOf(node), false)),
+    vscode.commands.registerCommand(COMMANDS.showAudit, (node?: CatalogNode) => audit.show(serverOf(node))),
+    vscode.commands.registerCommand(COMMANDS.showScopes, (node?: CatalogNode) => scopes.show(serverOf(node))),
+    vscode.commands.registerCommand(COMMANDS.exportAudit, (format: AuditExportFormat, target: vscode.Uri, filter?: AuditFilter) => audit.export(target, format, filter)),
+    vscode.commands.registerCommand(COMMANDS.callTool, (node?: CatalogNode) => callToolFromSidebar(node?.kind === 'tool' ? node : undefined, log)),
     vscode.window.registerTreeDataProvider(VIEWS.reviews, reviews),
     vscode.commands.registerCommand(COMMANDS.refreshReviews, () => reviews.refresh()),
     vscode.commands.registerCommand(COMMANDS.approveReview, (review?: ReviewRecord) => reviews.decide(review, 'approve')),
@@ -65,6 +85,10 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
     activationMs,
     pendingReviews: () => reviews.pending,
     toolsOf: (serverId) => gateway.toolsOf(serverId),
+    isEnabled: (serverId) => enabled.has(serverId),
+    auditEvents: () => trail.events,
+    auditView: () => audit.report,
+    scopes: () => scopes.rows(),
     stateDir: stateDirOf(context),
     gatewayReady: () => new Promise((resolve) => {
       if (gateway.state.kind === 'ready') return resolve(gateway.state.ready);
@@ -75,6 +99,13 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
       });
     }),
   };
+}
+
+/** Enables or disables a server, asking which when the command came from the palette. */
+async function setEnabled(enabled: EnabledServers, gateway: GatewaySupervisor, serverId: string | undefined, on: boolean): Promise<void> {
+  const choices = gateway.state.kind === 'ready' ? gateway.state.ready.servers.map((server) => server.id).filter((id) => enabled.has(id) !== on) : [];
+  const id = serverId ?? await vscode.window.showQuickPick(choices, { title: `${on ? 'Enable' : 'Disable'} a Gatehouse server` });
+  if (id) await enabled.set(id, on);
 }
 
 function stateDirOf(context: vscode.ExtensionContext): string {

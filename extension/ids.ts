@@ -19,7 +19,24 @@ export const COMMANDS = {
   refreshReviews: 'gatehouse.reviews.refresh',
   approveReview: 'gatehouse.reviews.approve',
   denyReview: 'gatehouse.reviews.deny',
+  enableServer: 'gatehouse.server.enable',
+  disableServer: 'gatehouse.server.disable',
+  showScopes: 'gatehouse.showScopes',
+  showAudit: 'gatehouse.showAudit',
+  /** (format, target uri, filter): writes the trail without a save dialog, for scripts and tests. */
+  exportAudit: 'gatehouse.audit.export',
+  callTool: 'gatehouse.tool.call',
 } as const;
+
+/** Keys in the extension's global state (not secrets: those go to SecretStorage). */
+export const STATE_KEYS = {
+  enabledServers: 'gatehouse.enabledServers',
+} as const;
+
+/** The MCP server definition id VS Code gives a Gatehouse server (provider-scoped). */
+export function mcpDefinitionId(serverId: string): string {
+  return `${EXTENSION_ID}/${serverId}`;
+}
 
 export const SETTINGS = {
   section: 'gatehouse',

@@ -5,7 +5,6 @@
  * (common/gatewayReady.ts) on stdout once every upstream is ready or failed.
  */
 import { dirname, join } from 'node:path';
-import type { GatewayReadyLine } from '../common/gatewayReady';
 import { GATEWAY_USAGE, parseGatewayArgs, UsageError, type GatewayArgs } from './cli/gatewayArgs';
 import { ConfigError, GatewaySettingsSchema, loadGatewayConfig, type GatewayConfig } from './config/gatewayConfig';
 import { ensureDirectory, ensurePrivateDirectory, GatewayHttpServer } from './http/gatewayHttpServer';
@@ -16,6 +15,7 @@ import { catalogServers, createPolicySource, readUserToken } from './policy/mana
 import { CallConfirmations } from './confirmation/callConfirmations';
 import { ReviewQueueConfirmer } from './confirmation/reviewQueueConfirmer';
 import { ControlChannel } from './control/controlChannel';
+import { readyLine, type ReadyFacts } from './control/readyLine';
 import type { ToolSummary } from '../common/control/controlProtocol';
 import type { PolicySource } from './policy/policySource';
 import { UpstreamPool } from './upstream/upstreamPool';
@@ -27,7 +27,6 @@ import { ToolPinRegistry } from './guardrails/pinning/toolPinRegistry';
 import { ToolArgumentValidator } from './guardrails/arguments/toolArgumentValidator';
 import { ToolGuard } from './guardrails/toolGuard';
 import type { Pin } from '../common/policy/toolPins';
-import { GATEWAY_VERSION } from './version';
 
 export async function runGateway(argv: string[]): Promise<number> {
   const startedAt = performance.now();
@@ -82,7 +81,11 @@ export async function runGateway(argv: string[]): Promise<number> {
   const shipper = policy && args.policy ? createAuditShipper(args.policy, spool, spoolDir, policy.subject, log.child({ component: 'audit-shipper' })) : undefined;
   shipper?.start();
   // --- end audit shipping ---
-  const auditor = new CallAuditor(spool, () => policy?.subject ?? 'local', log.child({ component: 'audit' }), () => shipper?.notify());
+  const auditor = new CallAuditor(spool, () => policy?.subject ?? 'local', log.child({ component: 'audit' }), (event) => {
+    shipper?.notify();
+    control?.auditAppended(event);
+  });
+  control?.serveAuditHistory((limit) => spool.recentEvents(limit));
   const tools = new ToolGuard(
     new ToolPinRegistry(args.stateDir, (serverId, tool) => orgPin(policy, serverId, tool), log.child({ component: 'pins' })),
     new ToolArgumentValidator(log.child({ component: 'arguments' })),
@@ -111,7 +114,9 @@ export async function runGateway(argv: string[]): Promise<number> {
     },
     log: log.child({ component: 'http' }),
   });
-  if (policy && args.policy) followPolicy(policy, args.policy.workDir, pool, http, gate, log);
+  // After a policy update, the extension hears the new catalog as a new ready notification.
+  let announce: () => void = () => undefined;
+  if (policy && args.policy) followPolicy(policy, args.policy.workDir, pool, http, gate, log, () => announce());
 
   let shuttingDown = false;
   const shutdown = async (signal: string) => {
@@ -134,31 +139,14 @@ export async function runGateway(argv: string[]): Promise<number> {
   const address = await http.listen();
   const statuses = await pool.startAll();
 
-  const ready: GatewayReadyLine = {
-    event: 'ready',
-    version: GATEWAY_VERSION,
-    pid: process.pid,
-    listen: address.type === 'unix' ? { type: 'unix', socketPath: address.path } : { type: 'tcp', host: address.host, port: address.port },
-    launchSecret: args.secretSource.type === 'stdin' ? { delivery: 'stdin' } : { delivery: 'file', path: args.secretSource.path },
-    policy: policy
-      ? { mode: 'managed', ...(policy.state.version !== undefined ? { version: policy.state.version } : {}), ...(policy.state.denial ? { denial: policy.state.denial } : {}) }
-      : { mode: 'unmanaged' },
-    servers: statuses.map((status) => {
-      const path = `/mcp/${status.id}`;
-      const host = address.type === 'tcp' ? (address.host.includes(':') ? `[${address.host}]` : address.host) : undefined;
-      return {
-        id: status.id,
-        state: status.state,
-        path,
-        ...(address.type === 'tcp' ? { url: `http://${host}:${address.port}${path}` } : {}),
-        ...(status.error ? { error: status.error } : {}),
-        ...(status.startupMs !== undefined ? { startupMs: status.startupMs } : {}),
-      };
-    }),
-    startupMs: Math.round(performance.now() - startedAt),
-  };
-  if (control) control.ready(ready);
-  else process.stdout.write(JSON.stringify(ready) + '\n');
+  const facts: ReadyFacts = { args, address, policy, localServers: config.servers, startupMs: Math.round(performance.now() - startedAt) };
+  const ready = readyLine(facts, statuses);
+  if (control) {
+    control.ready(ready);
+    announce = () => control.ready(readyLine(facts, pool.statuses()));
+  } else {
+    process.stdout.write(JSON.stringify(ready) + '\n');
+  }
   return new Promise<number>(() => { /* runs until a signal ends the process */ });
 }
 
@@ -177,7 +165,7 @@ function orgPin(policy: PolicySource | undefined, serverId: string, tool: string
 }
 
 /** New policy versions change the catalog and the lists open sessions see; revocation ends them. */
-function followPolicy(policy: PolicySource, workDir: string, pool: UpstreamPool, http: GatewayHttpServer, gate: CallGate, log: Logger): void {
+function followPolicy(policy: PolicySource, workDir: string, pool: UpstreamPool, http: GatewayHttpServer, gate: CallGate, log: Logger, applied: () => void): void {
   let applying = Promise.resolve();
   let seen = { version: policy.state.version, denial: policy.state.denial };
   policy.onChange((state) => {
@@ -187,6 +175,7 @@ function followPolicy(policy: PolicySource, workDir: string, pool: UpstreamPool,
     applying = applying.then(async () => {
       if (state.decider) await pool.reconcile(catalogServers(state.decider.policy, workDir));
       http.policyChanged((serverId) => gate.serverRefusal(serverId));
+      applied();
     }).catch((error: unknown) => log.error('applying the new policy failed', { error: describeError(error) }));
   });
   policy.onRevoked(() => {

@@ -2,7 +2,7 @@
 // external (VS Code provides it); the gatehouse CLI (gateway, later the policy server) is
 // a self-contained Node program so VS Code's own runtime can run it without node_modules.
 import { build } from 'esbuild';
-import { chmodSync, readdirSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readdirSync } from 'node:fs';
 
 const common = { bundle: true, platform: 'node', target: 'node20', sourcemap: true, logLevel: 'warning', legalComments: 'none' };
 
@@ -10,7 +10,15 @@ await Promise.all([
   build({ ...common, entryPoints: ['cli/gatehouse.ts'], outfile: 'dist/gatehouse.js', format: 'cjs', banner: { js: '#!/usr/bin/env node' } }),
   build({ ...common, entryPoints: ['extension/extension.ts'], outfile: 'dist/extension.js', format: 'cjs', external: ['vscode'] }),
   // Webview apps run in the browser sandbox of a webview, one script each.
-  build({ ...common, platform: 'browser', target: 'es2022', format: 'iife', entryPoints: { confirm: 'webviews/confirm/confirmApp.ts' }, outdir: 'dist/webviews' }),
+  build({
+    ...common,
+    platform: 'browser',
+    target: 'es2022',
+    minify: true,
+    format: 'iife',
+    entryPoints: { confirm: 'webviews/confirm/confirmApp.ts', audit: 'webviews/audit/auditApp.ts', scopes: 'webviews/scopes/scopesApp.ts' },
+    outdir: 'dist/webviews',
+  }),
   // The suite that runs inside a real VS Code (test/vscode/); mocha comes from node_modules at run time.
   build({ ...common, entryPoints: ['test/vscode/suite/index.ts'], outfile: 'dist/vscode-test/suite.js', format: 'cjs', external: ['vscode', 'mocha'] }),
   // Test fixture servers (test/fixtures/*-upstream.ts) start faster bundled than through tsx.
@@ -24,3 +32,6 @@ await Promise.all([
   }),
 ]);
 chmodSync('dist/gatehouse.js', 0o755);
+// The codicon font, which @vscode-elements/elements draws its icons with, ships beside the webview apps.
+mkdirSync('dist/webviews', { recursive: true });
+for (const file of ['codicon.css', 'codicon.ttf']) copyFileSync(`node_modules/@vscode/codicons/dist/${file}`, `dist/webviews/${file}`);

@@ -13,12 +13,9 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { z } from 'zod';
+import { AUDIT_DECISIONS, AUDIT_RESULT_STATUSES } from './auditVocabulary';
 
-export const AUDIT_DECISIONS = ['allow', 'deny', 'confirm-approved', 'confirm-denied', 'confirm-timeout'] as const;
-export type AuditDecision = (typeof AUDIT_DECISIONS)[number];
-
-export const AUDIT_RESULT_STATUSES = ['ok', 'error', 'denied', 'upstream-error'] as const;
-export type AuditResultStatus = (typeof AUDIT_RESULT_STATUSES)[number];
+export { AUDIT_DECISIONS, AUDIT_RESULT_STATUSES, type AuditDecision, type AuditResultStatus } from './auditVocabulary';
 
 /** Bytes of the per-installation key that `argsDigest` is computed with. */
 export const ARGS_DIGEST_KEY_BYTES = 32;

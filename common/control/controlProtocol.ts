@@ -6,11 +6,14 @@
  *
  * Order: the extension sends `gatehouse/start` with the launch secret (when it chose
  * `--launch-secret-stdin`), the gateway answers, starts, and sends `gatehouse/ready`.
- * Then, as they happen: `gatehouse/confirm` (the developer confirms a call) and
- * `gatehouse/tools` (a server's tools as a client listed them, for the sidebar). The
+ * Then, as they happen: `gatehouse/confirm` (the developer confirms a call),
+ * `gatehouse/tools` (a server's tools as a client listed them, for the sidebar) and
+ * `gatehouse/audit` (each audit event once it is durable, for the Audit view); the
+ * extension may ask `gatehouse/auditHistory` for the recent trail at any time. The
  * extension closing the channel (its end of stdin) stops the gateway.
  */
 import { NotificationType, RequestType } from 'vscode-jsonrpc';
+import type { AuditEvent } from '../audit/auditEvent';
 import type { GatewayReadyLine } from '../gatewayReady';
 
 /** extension -> gateway: the per-launch secret clients must present. Answered once it is in use. */
@@ -19,7 +22,7 @@ export interface StartParams {
 }
 export const StartRequest = new RequestType<StartParams, Record<string, never>, void>('gatehouse/start');
 
-/** gateway -> extension: the same facts as the headless ready line. */
+/** gateway -> extension: the same facts as the headless ready line; sent again after each policy update. */
 export const ReadyNotification = new NotificationType<GatewayReadyLine>('gatehouse/ready');
 
 /**
@@ -66,3 +69,21 @@ export interface ToolsParams {
   tools: ToolSummary[];
 }
 export const ToolsNotification = new NotificationType<ToolsParams>('gatehouse/tools');
+
+/** gateway -> extension: an audit event, sent once it is durable in the local spool. */
+export interface AuditParams {
+  event: AuditEvent;
+}
+export const AuditNotification = new NotificationType<AuditParams>('gatehouse/audit');
+
+/** The most events one `gatehouse/auditHistory` answer carries (what the Audit view keeps). */
+export const MAX_AUDIT_HISTORY = 100_000;
+
+/** extension -> gateway: the newest `limit` events of the local spool, oldest first. */
+export interface AuditHistoryParams {
+  limit: number;
+}
+export interface AuditHistoryResult {
+  events: AuditEvent[];
+}
+export const AuditHistoryRequest = new RequestType<AuditHistoryParams, AuditHistoryResult, void>('gatehouse/auditHistory');

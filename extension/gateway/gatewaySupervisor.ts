@@ -11,8 +11,10 @@ import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import * as vscode from 'vscode';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
+import type { AuditEvent } from '../../common/audit/auditEvent';
 import {
-  ConfirmRequest, ReadyNotification, StartRequest, ToolsNotification, type ConfirmParams, type ConfirmResult, type ToolSummary,
+  AuditHistoryRequest, AuditNotification, ConfirmRequest, ReadyNotification, StartRequest, ToolsNotification,
+  type ConfirmParams, type ConfirmResult, type ToolSummary,
 } from '../../common/control/controlProtocol';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
 
@@ -39,6 +41,9 @@ export class GatewaySupervisor implements vscode.Disposable {
   private readonly toolsChanged = new vscode.EventEmitter<string>();
   /** A server's tools were listed again (by VS Code's MCP client, through the gateway). */
   readonly onDidChangeTools = this.toolsChanged.event;
+  private readonly audited = new vscode.EventEmitter<AuditEvent>();
+  /** An audit event the gateway just made durable. */
+  readonly onDidAudit = this.audited.event;
   private readonly tools = new Map<string, ToolSummary[]>();
   private current: GatewayState = { kind: 'starting' };
   private child: ChildProcess | undefined;
@@ -63,6 +68,12 @@ export class GatewaySupervisor implements vscode.Disposable {
     return this.tools.get(serverId);
   }
 
+  /** The newest events of the gateway's local audit spool, oldest first; empty while it is not ready. */
+  async auditHistory(limit: number): Promise<AuditEvent[]> {
+    if (this.current.kind !== 'ready' || !this.connection) return [];
+    return (await this.connection.sendRequest(AuditHistoryRequest, { limit })).events;
+  }
+
   /** Starts the gateway (or restarts it, e.g. after the settings changed). */
   restart(): void {
     this.failures = 0;
@@ -75,6 +86,7 @@ export class GatewaySupervisor implements vscode.Disposable {
     this.stop();
     this.changed.dispose();
     this.toolsChanged.dispose();
+    this.audited.dispose();
   }
 
   private start(): void {
@@ -107,6 +119,9 @@ export class GatewaySupervisor implements vscode.Disposable {
     connection.onNotification(ToolsNotification, ({ server, tools }) => {
       this.tools.set(server, tools);
       this.toolsChanged.fire(server);
+    });
+    connection.onNotification(AuditNotification, ({ event }) => {
+      if (!this.disposed) this.audited.fire(event);
     });
     connection.onNotification(ReadyNotification, (ready) => {
       this.failures = 0;

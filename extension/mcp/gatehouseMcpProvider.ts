@@ -1,39 +1,41 @@
 /**
  * VS Code's MCP client reaches Gatehouse servers through this provider: one
- * `McpHttpServerDefinition` per server the running gateway serves. `provide` never prompts
+ * `McpHttpServerDefinition` per server the running gateway serves and the developer enabled. `provide` never prompts
  * and carries no secret; `resolve` (called when VS Code starts a server) adds the
  * per-launch `Authorization` header. The definition `version` changes with the policy
  * version and each gateway launch, so VS Code reconnects after either.
  */
 import * as vscode from 'vscode';
+import type { EnabledServers } from '../catalog/enabledServers';
 import type { GatewayState, GatewaySupervisor } from '../gateway/gatewaySupervisor';
 
 export class GatehouseMcpProvider implements vscode.McpServerDefinitionProvider<vscode.McpHttpServerDefinition>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChangeMcpServerDefinitions = this.changed.event;
-  private readonly subscription: vscode.Disposable;
+  private readonly subscriptions: vscode.Disposable[];
 
-  constructor(private readonly gateway: GatewaySupervisor) {
-    this.subscription = gateway.onDidChange(() => this.changed.fire());
+  constructor(private readonly gateway: GatewaySupervisor, private readonly enabled: EnabledServers) {
+    this.subscriptions = [gateway.onDidChange(() => this.changed.fire()), enabled.onDidChange(() => this.changed.fire())];
   }
 
   provideMcpServerDefinitions(): vscode.McpHttpServerDefinition[] {
     const state = this.gateway.state;
     if (state.kind !== 'ready') return [];
     return state.ready.servers
-      .filter((server) => server.url !== undefined)
+      .filter((server) => server.url !== undefined && this.enabled.has(server.id))
       .map((server) => new vscode.McpHttpServerDefinition(server.id, vscode.Uri.parse(server.url!), {}, definitionVersion(state)));
   }
 
   resolveMcpServerDefinition(definition: vscode.McpHttpServerDefinition): vscode.McpHttpServerDefinition | undefined {
     const state = this.gateway.state;
-    if (state.kind !== 'ready') return undefined; // VS Code reports the server as unavailable
+    // VS Code reports the server as unavailable; a definition VS Code kept from before it was disabled is refused too.
+    if (state.kind !== 'ready' || !this.enabled.has(definition.label)) return undefined;
     definition.headers = { ...definition.headers, Authorization: `Bearer ${state.secret}` };
     return definition;
   }
 
   dispose(): void {
-    this.subscription.dispose();
+    for (const subscription of this.subscriptions) subscription.dispose();
     this.changed.dispose();
   }
 }

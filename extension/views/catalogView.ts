@@ -1,24 +1,27 @@
 /**
  * The "Approved servers" tree in the Gatehouse sidebar: one item per server the gateway
- * serves, with its state (available, or unavailable with the reason), expandable to its
+ * serves, with its state (enabled, available to enable, or unavailable with the reason) and
+ * inline actions (enable, disable, scopes, audit), expandable to its
  * tools once a client has listed them through the gateway, each with badges: destructive,
  * needs confirmation, changed since approval (hidden from clients), flagged. Welcome
  * content (package.json `viewsWelcome`) covers the not-configured case.
  */
 import * as vscode from 'vscode';
 import type { ToolSummary } from '../../common/control/controlProtocol';
+import type { EnabledServers } from '../catalog/enabledServers';
 import type { GatewayState, GatewaySupervisor } from '../gateway/gatewaySupervisor';
 
 type ServerStatus = Extract<GatewayState, { kind: 'ready' }>['ready']['servers'][number];
-type CatalogNode = { kind: 'server'; server: ServerStatus } | { kind: 'tool'; serverId: string; tool: ToolSummary };
+export type CatalogNode = { kind: 'server'; server: ServerStatus } | { kind: 'tool'; serverId: string; tool: ToolSummary };
 
 export class CatalogView implements vscode.TreeDataProvider<CatalogNode>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChangeTreeData = this.changed.event;
   private readonly subscriptions: vscode.Disposable[];
 
-  constructor(private readonly gateway: GatewaySupervisor) {
-    this.subscriptions = [gateway.onDidChange(() => this.changed.fire()), gateway.onDidChangeTools(() => this.changed.fire())];
+  constructor(private readonly gateway: GatewaySupervisor, private readonly enabled: EnabledServers) {
+    const refresh = () => this.changed.fire();
+    this.subscriptions = [gateway.onDidChange(refresh), gateway.onDidChangeTools(refresh), enabled.onDidChange(refresh)];
   }
 
   getChildren(element?: CatalogNode): CatalogNode[] {
@@ -44,12 +47,21 @@ export class CatalogView implements vscode.TreeDataProvider<CatalogNode>, vscode
 
   private serverItem(server: ServerStatus): vscode.TreeItem {
     const tools = this.gateway.toolsOf(server.id);
-    const item = new vscode.TreeItem(server.id, tools && tools.length > 0 ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.None);
+    const enabled = this.enabled.has(server.id);
+    const label = server.title ? `${server.title}` : server.id;
+    const item = new vscode.TreeItem(label, tools && tools.length > 0 ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.None);
     item.id = `server:${server.id}`;
-    item.description = server.state === 'ready' ? (tools ? `available, ${tools.length} tool(s)` : 'available') : `unavailable: ${server.error ?? server.state}`;
-    item.tooltip = server.error ? `${server.id}: ${server.error}` : `${server.id} through the Gatehouse gateway${tools ? '' : ' (tools show once VS Code has started it)'}`;
-    item.iconPath = new vscode.ThemeIcon(server.state === 'ready' ? 'server-process' : 'warning');
-    item.contextValue = `gatehouse.server.${server.state}`;
+    const state = server.state !== 'ready' ? 'unavailable' : enabled ? 'enabled' : 'available';
+    item.description = state === 'unavailable'
+      ? `unavailable: ${server.error ?? server.state}`
+      : `${state}${tools ? `, ${tools.length} tool(s)` : ''}`;
+    item.tooltip = server.error
+      ? `${server.id}: ${server.error}`
+      : enabled
+        ? `${server.id}: enabled, offered to VS Code's MCP client through the Gatehouse gateway${tools ? '' : ' (tools show once VS Code has started it)'}`
+        : `${server.id}: approved for you; enable it to offer it to VS Code's MCP client`;
+    item.iconPath = new vscode.ThemeIcon(state === 'unavailable' ? 'warning' : enabled ? 'server-process' : 'circle-large-outline');
+    item.contextValue = `gatehouse.server.${state}`;
     return item;
   }
 }

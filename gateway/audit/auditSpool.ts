@@ -291,6 +291,14 @@ export class AuditSpool {
     return out;
   }
 
+  /** The newest `limit` durable events (fewer only when the spool holds fewer), oldest first. */
+  async recentEvents(limit: number): Promise<AuditEvent[]> {
+    // Checkpoints sit between events (one per checkpointEveryEvents, plus one per open and timer): read a little more.
+    const records = Math.ceil(limit * (1 + 2 / this.checkpointEveryEvents)) + 64;
+    const read = await this.readSince(Math.max(0, this.durableSeq - records), records);
+    return read.flatMap((record) => (record.kind === 'event' ? [record.event] : [])).slice(-limit);
+  }
+
   /** The highest seq the policy server has acknowledged (0 when nothing was shipped). */
   shippedThrough(): number {
     return this.shipped;

@@ -5,7 +5,7 @@
  * the result: a call that cannot be audited does not complete.
  */
 import type { JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
-import { createAuditEventId, type AuditDecision, type AuditResultStatus } from '../../common/audit/auditEvent';
+import { createAuditEventId, type AuditDecision, type AuditEvent, type AuditResultStatus } from '../../common/audit/auditEvent';
 import { describeError, type Logger } from '../../common/log/logger';
 import type { AuditSpool } from './auditSpool';
 
@@ -34,8 +34,8 @@ export class CallAuditor {
     /** The signed-in user's sub, or `local` in unmanaged mode. */
     private readonly user: () => string,
     private readonly log: Logger,
-    /** Called after each event is durable (the audit shipper's wake-up); never throws back into the call. */
-    private readonly appended: () => void = () => undefined,
+    /** Called with each event once it is durable (the shipper's wake-up, the Audit view's stream); never throws back into the call. */
+    private readonly appended: (event: AuditEvent) => void = () => undefined,
   ) {}
 
   /** Whether this request is audited when it is relayed (refusals always are). */
@@ -48,8 +48,9 @@ export class CallAuditor {
     const params = (outcome.request.params ?? {}) as Record<string, unknown>;
     const subject = outcome.subject ?? (outcome.request.method === 'resources/read' ? params.uri : params.name);
     const args = outcome.request.method === 'resources/read' ? undefined : params.arguments;
+    let event: AuditEvent;
     try {
-      await this.spool.append({
+      event = {
         id: createAuditEventId(),
         time: outcome.receivedAt,
         user: this.user(),
@@ -65,13 +66,14 @@ export class CallAuditor {
         redactions: outcome.redactions ?? {},
         flags: outcome.flags ?? [],
         latencyMs: Math.round((performance.now() - outcome.startedAt) * 1000) / 1000,
-      });
+      };
+      await this.spool.append(event);
     } catch (error) {
       this.log.error('audit event could not be written; withholding the result', { server: outcome.serverId, method: outcome.request.method, error: describeError(error) });
       return false;
     }
     try {
-      this.appended();
+      this.appended(event);
     } catch (error) {
       this.log.warn('audit append hook failed', { error: describeError(error) });
     }

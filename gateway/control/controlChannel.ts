@@ -6,7 +6,10 @@
 import type { Readable, Writable } from 'node:stream';
 import { CancellationTokenSource, createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import { z } from 'zod';
-import { ConfirmRequest, ReadyNotification, StartRequest, ToolsNotification, type ToolSummary } from '../../common/control/controlProtocol';
+import type { AuditEvent } from '../../common/audit/auditEvent';
+import {
+  AuditHistoryRequest, AuditNotification, ConfirmRequest, MAX_AUDIT_HISTORY, ReadyNotification, StartRequest, ToolsNotification, type ToolSummary,
+} from '../../common/control/controlProtocol';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
 import { describeError, type Logger } from '../../common/log/logger';
 import { LaunchSecret } from '../http/launchSecret';
@@ -15,6 +18,7 @@ import type { ConfirmationAnswer, ConfirmationRequest, Confirmer } from '../conf
 const START_TIMEOUT_MS = 30_000;
 const ConfirmAnswer = z.object({ decision: z.enum(['approve', 'deny']) });
 const StartParamsSchema = z.strictObject({ launchSecret: z.string().max(4096) });
+const AuditHistoryParamsSchema = z.strictObject({ limit: z.number().int().min(0).max(MAX_AUDIT_HISTORY) });
 
 export class ControlChannel implements Confirmer {
   private readonly connection: MessageConnection;
@@ -59,6 +63,20 @@ export class ControlChannel implements Confirmer {
   /** A server's tools as a client just listed them, for the sidebar. */
   toolsListed(server: string, tools: ToolSummary[]): void {
     if (this.open) void this.connection.sendNotification(ToolsNotification, { server, tools });
+  }
+
+  /** An audit event that just became durable, for the Audit view's live stream. */
+  auditAppended(event: AuditEvent): void {
+    if (this.open) void this.connection.sendNotification(AuditNotification, { event });
+  }
+
+  /** Answers `gatehouse/auditHistory` from the local spool. */
+  serveAuditHistory(recent: (limit: number) => Promise<AuditEvent[]>): void {
+    this.connection.onRequest(AuditHistoryRequest, async (params) => {
+      const parsed = AuditHistoryParamsSchema.safeParse(params);
+      if (!parsed.success) throw new Error(`gatehouse/auditHistory needs { limit } from 0 to ${MAX_AUDIT_HISTORY}`);
+      return { events: await recent(parsed.data.limit) };
+    });
   }
 
   /** Asks the developer through the extension's Confirm prompt; the signal cancels the prompt. */

@@ -15,8 +15,11 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { GatewayReadyLine } from '../../common/gatewayReady';
 import type { ReviewListResponse, ReviewRecord } from '../../common/policy/policyServerApi';
-import { ConfirmRequest, ToolsNotification, type ConfirmParams, type ConfirmResult, type ToolsParams } from '../../common/control/controlProtocol';
+import {
+  AuditHistoryRequest, AuditNotification, ConfirmRequest, ReadyNotification, ToolsNotification, type AuditParams, type ConfirmParams, type ConfirmResult, type ToolsParams,
+} from '../../common/control/controlProtocol';
 import { FIXTURES, NODE, REPO, spoolEvents, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
 import { startLocalIdp, type LocalIdp } from '../support/localIdp';
 import { managedArgs, removeDir, startPolicyServer, tokenFile, type RunningPolicyServer } from '../support/policyHarness';
@@ -268,6 +271,45 @@ describe('second-person review of confirm calls', function () {
       assert.equal(byName.get('echo')?.policy, 'confirm-sometimes', 'only echo calls starting with "deploy" are reviewed');
       assert.equal(byName.get('echo')?.risk, 'destructive', 'an untrusted server without hints counts as destructive');
       assert.ok(!byName.has('crash') && !byName.has('sleep'), 'only what the policy lists');
+    });
+
+    it('streams each audit event to the extension once it is durable, and answers the recent trail', async () => {
+      const heard: AuditParams[] = [];
+      const subscription = controlled.control!.onNotification(AuditNotification, (params) => { heard.push(params); });
+      answer = async () => ({ decision: 'approve' });
+      await controlledClient.callTool({ name: 'env', arguments: {} });
+      await waitUntil(() => heard.some(({ event }) => event.tool === 'env'), 5_000);
+      subscription.dispose();
+      const streamed = heard.find(({ event }) => event.tool === 'env')!.event;
+      assert.equal(streamed.decision, 'confirm-approved');
+      assert.equal(streamed.user, 'alice');
+      const onDisk = spoolEvents(join(controlled.dir, 'state'));
+      assert.deepEqual(onDisk.find((e) => e.id === streamed.id), streamed, 'the streamed event is the durable one');
+
+      const { events } = await controlled.control!.sendRequest(AuditHistoryRequest, { limit: 3 });
+      assert.deepEqual(events.map((e) => e.id), onDisk.slice(-events.length).map((e) => e.id), 'the newest events, oldest first');
+      assert.equal(events.length, 3, 'as many as asked for (checkpoints between them do not count)');
+      const all = await controlled.control!.sendRequest(AuditHistoryRequest, { limit: 100_000 });
+      assert.deepEqual(all.events.map((e) => e.id), onDisk.map((e) => e.id));
+      await assert.rejects(controlled.control!.sendRequest(AuditHistoryRequest, { limit: 1e9 }), /limit/, 'an unbounded history is refused');
+    });
+
+    it('describes each server\'s credential in the ready line, never the credential', () => {
+      assert.deepEqual(controlled.ready.servers.map((s) => [s.id, s.title, s.credential]), [['probe', 'Probe', { mode: 'none' }]]);
+    });
+
+    it('tells the extension the new catalog after a policy update, as a new ready notification', async () => {
+      const heard = new Promise<GatewayReadyLine>((resolve) => controlled.control!.onNotification(ReadyNotification, resolve));
+      const published = await fetch(`${server.url}/v1/policies`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${tokens.carol}`, 'Content-Type': 'application/yaml' },
+        body: POLICY.replace('title: Probe', 'title: Probe, renamed'),
+      });
+      assert.equal(published.status, 201, await published.clone().text());
+      const ready = await heard;
+      assert.equal(ready.policy.mode === 'managed' && ready.policy.version, 2);
+      assert.deepEqual(ready.servers.map((s) => [s.id, s.title, s.state]), [['probe', 'Probe, renamed', 'ready']]);
+      assert.equal(ready.pid, controlled.ready.pid, 'the same gateway, not a restart');
     });
 
     it('stops the gateway when the extension closes the channel', async () => {

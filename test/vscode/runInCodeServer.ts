@@ -6,7 +6,8 @@
  * gateway is managed for the signed-in test user (the token file stands in for VS Code
  * sign-in until issue #4).
  *
- * The suite talks to this runner through console lines: `GATEHOUSE_SCREENSHOT <name>`
+ * Before VS Code starts, alice's gateway spool gets a week of older calls (100,000 events)
+ * for the Audit view. The suite talks to this runner through console lines: `GATEHOUSE_SCREENSHOT <name>`
  * (screenshot, checked: the expected element visible, not blank; kept in
  * test-output/vscode/) and `GATEHOUSE_CONFIRM <approve|deny>` (wait for the Confirm
  * webview, screenshot it, press that button as a person would). Exit code: the suite's
@@ -23,6 +24,7 @@ import { installCodeServer } from './codeServerInstall';
 import { endGroup, startCodeServer, waitForHttp, writeUserSettings } from './codeServer';
 import { startLocalIdp } from '../support/localIdp';
 import { removeDir, startPolicyServer, tokenFile } from '../support/policyHarness';
+import { seedAuditTrail } from './seedAuditTrail';
 
 const REPO = resolve(__dirname, '../..');
 const OUTPUT = join(REPO, 'test-output/vscode');
@@ -34,6 +36,8 @@ const EXPECTED: Record<string, { selector: string; text: RegExp; inWebview?: tru
   // The view's own header is hidden while it is the container's only view; its rows are not.
   sidebar: { selector: '.part.sidebar .monaco-list-row', text: /needs confirmation/ },
   confirm: { selector: 'h1', text: /Run "env" on probe\?/, inWebview: true },
+  audit: { selector: '#status', text: /of 100,000 events/, inWebview: true },
+  scopes: { selector: 'vscode-table-row', text: /Probe \(probe\)/, inWebview: true },
   reviews: { selector: '.part.sidebar .monaco-list-row', text: /bob@example\.com: pid on probe/ },
 };
 
@@ -77,6 +81,10 @@ async function main(): Promise<number> {
   });
   if (queued.status !== 201) throw new Error(`could not queue bob's review: HTTP ${queued.status} ${await queued.text()}`);
   const review = ((await queued.json()) as { review: { id: string } }).review;
+  // A week of older calls in alice's gateway spool (where VS Code keeps the extension's global storage), for the Audit view.
+  const seeding = performance.now();
+  await seedAuditTrail(join(userData, 'User', 'globalStorage', 'gatehouse.gatehouse', 'state', 'audit'), 100_000, 'alice');
+  process.stdout.write(`audit: seeded 100,000 events in ${Math.round(performance.now() - seeding)} ms\n`);
   writeUserSettings(userData, {
     'gatehouse.policyServer.url': policyServer.url,
     'gatehouse.policyServer.keysFile': policyServer.keysPath,
@@ -163,6 +171,18 @@ async function confirmFrame(page: Page): Promise<Frame> {
   throw new Error('the Confirm webview did not show a call within 30 s');
 }
 
+/** The webview frame showing `selector` with `text` (each webview is its own nested iframe). */
+async function webviewFrame(page: Page, selector: string, text: RegExp): Promise<Frame> {
+  const started = Date.now();
+  while (Date.now() - started < 30_000) {
+    for (const frame of page.frames()) {
+      if (await frame.locator(selector).filter({ hasText: text }).count().catch(() => 0)) return frame;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`no webview showed ${selector} with ${text} within 30 s`);
+}
+
 /** Waits for the Confirm prompt, screenshots the first one, and presses the button a person would. */
 async function answerConfirm(page: Page, decision: 'approve' | 'deny'): Promise<void> {
   const frame = await confirmFrame(page);
@@ -177,7 +197,7 @@ async function answerConfirm(page: Page, decision: 'approve' | 'deny'): Promise<
 async function takeScreenshot(page: Page, name: string, frame?: Frame): Promise<void> {
   const expected = EXPECTED[name];
   if (!expected) throw new Error(`no expectation for screenshot "${name}"`);
-  const scope = expected.inWebview ? (frame ?? await confirmFrame(page)) : page;
+  const scope = expected.inWebview ? (frame ?? await webviewFrame(page, expected.selector, expected.text)) : page;
   await scope.locator(expected.selector).filter({ hasText: expected.text }).first().waitFor({ state: 'visible', timeout: 15_000 });
   const path = join(OUTPUT, `${name}.png`);
   const png = await page.screenshot({ path });

@@ -5,6 +5,7 @@
  * Enter or Space to press, Escape denies. No answer before the deadline means deny
  * (the gateway decides that; the countdown only says so).
  */
+import '@vscode-elements/elements/dist/vscode-button/index.js';
 import type { ConfirmHostMessage, ConfirmViewMessage } from './confirmProtocol';
 
 declare function acquireVsCodeApi(): { postMessage(message: ConfirmViewMessage): void };
@@ -16,7 +17,7 @@ let answered = false;
 function answer(decision: 'approve' | 'deny'): void {
   if (answered) return;
   answered = true;
-  document.querySelectorAll('button').forEach((button) => { button.disabled = true; });
+  document.querySelectorAll<HTMLElement & { disabled: boolean }>('vscode-button').forEach((button) => { button.disabled = true; });
   document.getElementById('status')!.textContent = decision === 'approve' ? 'Approved once.' : 'Denied.';
   vscode.postMessage({ type: 'answer', decision });
 }

@@ -7,12 +7,18 @@
  * for, and answers the Confirm webview as a person would when told to.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { GatehouseApi } from '../../../extension/api';
 import type { GatewayReadyLine } from '../../../common/gatewayReady';
 import { spoolEvents } from '../../support/spoolEvents';
 
 const SERVER = 'probe';
+/** The runner seeds the gateway's spool with this many older events before VS Code starts. */
+const SEEDED_EVENTS = 100_000;
+const serverNode = { kind: 'server', server: { id: SERVER } };
 
 async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const started = Date.now();
@@ -54,6 +60,14 @@ describe('Gatehouse inside VS Code', () => {
     assert.equal(ready.policy.version, 1);
     assert.deepEqual(ready.servers.map((server) => [server.id, server.state]), [[SERVER, 'ready']]);
     assert.equal(ready.launchSecret.delivery, 'stdin', 'the launch secret travelled over the control channel');
+  });
+
+  it('offers a server to VS Code only once the developer enables it', async () => {
+    assert.equal(api.isEnabled(SERVER), false, 'approved servers start available, not enabled');
+    await vscode.commands.executeCommand('workbench.mcp.startServer', `gatehouse.gatehouse/${SERVER}`, { waitForLiveTools: true });
+    assert.ok(!vscode.lm.tools.some((tool) => tool.name.endsWith('_echo')), 'a server that is not enabled has no tools in VS Code');
+    await vscode.commands.executeCommand('gatehouse.server.enable', serverNode);
+    assert.equal(api.isEnabled(SERVER), true);
   });
 
   it('lets VS Code start the server through the gateway and list its tools', async () => {
@@ -142,5 +156,56 @@ describe('Gatehouse inside VS Code', () => {
   it('shows the approved servers in the Gatehouse sidebar', async () => {
     await vscode.commands.executeCommand('workbench.view.extension.gatehouse');
     await screenshot('sidebar');
+  });
+
+  it('shows the whole audit trail in the Audit view: the seeded history and this run\'s calls, live', async () => {
+    const live = () => api.auditEvents().filter((event) => !event.rule?.startsWith('seeded-'));
+    await waitFor('this run\'s calls in the trail', () => (live().some((e) => e.decision === 'confirm-denied') ? true : undefined));
+    const opened = performance.now();
+    await vscode.commands.executeCommand('gatehouse.showAudit');
+    const report = await waitFor('the Audit view\'s first rendering', () => {
+      const seen = api.auditView();
+      return seen && seen.total === api.auditEvents().length ? seen : undefined;
+    });
+    console.log(`GATEHOUSE_METRIC audit_view_open_ms ${(performance.now() - opened).toFixed(0)}`);
+    console.log(`GATEHOUSE_METRIC audit_filter_ms ${report.filterMs.toFixed(1)}`);
+    assert.equal(api.auditEvents().length, SEEDED_EVENTS, 'the newest 100,000 events are kept');
+    assert.ok(live().length >= 4, 'this run\'s calls are there beside the history');
+    assert.equal(report.shown, report.total, 'no filter: every event listed');
+    await screenshot('audit');
+    // A new call streams in while the view is open.
+    const echoCalls = () => api.auditEvents().filter((e) => e.tool === 'echo' && !e.rule?.startsWith('seeded-')).length;
+    const before = echoCalls();
+    await vscode.lm.invokeTool(echoTool.name, { input: { text: 'while the Audit view is open' }, toolInvocationToken: undefined });
+    await waitFor('the new call in the open view', () => (echoCalls() > before && api.auditView()?.total === api.auditEvents().length ? true : undefined));
+  });
+
+  it('exports the rows a filter shows, as JSONL and as CSV', async () => {
+    const filter = { server: SERVER, decision: 'confirm-approved' };
+    const expected = api.auditEvents().filter((e) => e.server === SERVER && e.decision === 'confirm-approved');
+    const jsonl = vscode.Uri.file(join(tmpdir(), `gatehouse-audit-${process.pid}.jsonl`));
+    const csv = vscode.Uri.file(join(tmpdir(), `gatehouse-audit-${process.pid}.csv`));
+    assert.equal(await vscode.commands.executeCommand('gatehouse.audit.export', 'jsonl', jsonl, filter), expected.length);
+    assert.equal(await vscode.commands.executeCommand('gatehouse.audit.export', 'csv', csv, filter), expected.length);
+    const lines = readFileSync(jsonl.fsPath, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { id: string });
+    assert.deepEqual(lines.map((e) => e.id), expected.map((e) => e.id));
+    const rows = readFileSync(csv.fsPath, 'utf8').trim().split('\r\n');
+    assert.equal(rows.length, expected.length + 1, 'a header and one row per event');
+    assert.ok(expected.some((e) => e.reviewer === 'alice' && !e.rule?.startsWith('seeded-')), 'this run\'s approved env call is among them');
+  });
+
+  it('shows each server\'s credential and use in the Scopes view, without any credential', async () => {
+    await vscode.commands.executeCommand('gatehouse.showScopes', serverNode);
+    const row = api.scopes().find((r) => r.server === SERVER);
+    assert.ok(row);
+    assert.deepEqual([row.enabled, row.credential, row.title], [true, 'none', 'Probe']);
+    assert.ok(row.calls > 0 && row.lastUse, 'last use comes from the audit trail');
+    await screenshot('scopes');
+  });
+
+  it('withdraws a server from VS Code when the developer disables it', async () => {
+    await vscode.commands.executeCommand('gatehouse.server.disable', serverNode);
+    assert.equal(api.isEnabled(SERVER), false);
+    await waitFor('the tools gone from vscode.lm.tools', () => (vscode.lm.tools.some((tool) => tool.name.endsWith('_echo')) ? undefined : true));
   });
 });

@@ -1,0 +1,92 @@
+/**
+ * The Audit view's pure parts, outside VS Code: the filter both the webview and the export
+ * use, the JSONL and CSV writers (CSV quoting and spreadsheet-formula neutralising), the
+ * check on messages from the webview (untrusted input to the extension host), and the
+ * filter's speed over 100,000 events (reported, not asserted: timing targets live in bench).
+ */
+import assert from 'node:assert/strict';
+import { auditCsv, auditJsonl } from '../../../extension/audit/auditExport';
+import { auditMatcher, redactionCount } from '../../../webviews/audit/auditFilter';
+import { isAuditViewMessage } from '../../../webviews/audit/auditProtocol';
+import { isScopesViewMessage } from '../../../webviews/scopes/scopesProtocol';
+import { sampleEvent } from '../audit/auditTestEvents';
+
+describe('Audit view', () => {
+  const events = [
+    sampleEvent(0, { server: 'github', tool: 'delete_repo', decision: 'confirm-approved', reviewer: 'bob@example.com', time: '2026-11-30T10:00:00.000Z' }),
+    sampleEvent(1, { server: 'github', tool: 'list_issues', decision: 'allow', rule: 'engineers-read', time: '2026-11-30T11:00:00.000Z' }),
+    sampleEvent(2, { server: 'jira', tool: 'create_ticket', decision: 'deny', rule: 'no-jira-writes', flags: ['injection:model-instruction'], time: '2026-11-30T12:00:00.000Z' }),
+  ];
+
+  describe('filter', () => {
+    const ids = (filter: Parameters<typeof auditMatcher>[0]) => events.filter(auditMatcher(filter)).map((e) => e.tool);
+
+    it('matches everything with no filter, and narrows by server, tool, decision and time', () => {
+      assert.deepEqual(ids({}), ['delete_repo', 'list_issues', 'create_ticket']);
+      assert.deepEqual(ids({ server: 'github' }), ['delete_repo', 'list_issues']);
+      assert.deepEqual(ids({ tool: 'create_ticket' }), ['create_ticket']);
+      assert.deepEqual(ids({ decision: 'confirm-approved' }), ['delete_repo']);
+      assert.deepEqual(ids({ sinceMs: Date.parse('2026-11-30T10:30:00Z') }), ['list_issues', 'create_ticket']);
+      assert.deepEqual(ids({ server: 'github', decision: 'deny' }), []);
+    });
+
+    it('searches text case-insensitively through rule, reviewer, flags and names', () => {
+      assert.deepEqual(ids({ text: 'BOB@' }), ['delete_repo']);
+      assert.deepEqual(ids({ text: 'no-jira' }), ['create_ticket']);
+      assert.deepEqual(ids({ text: 'injection:model' }), ['create_ticket']);
+      assert.deepEqual(ids({ text: '  ' }), ['delete_repo', 'list_issues', 'create_ticket'], 'blank text filters nothing');
+      assert.deepEqual(ids({ text: 'nowhere-to-be-found' }), []);
+    });
+
+    it('counts redactions', () => {
+      assert.equal(redactionCount(sampleEvent(1, { redactions: { 'aws-access-key': 2, 'github-token': 1 } })), 3);
+      assert.equal(redactionCount(sampleEvent(1, { redactions: {} })), 0);
+    });
+
+    it('filters 100,000 events by text (time reported)', function () {
+      this.timeout(20_000);
+      const many = Array.from({ length: 100_000 }, (_, n) => sampleEvent(n, { rule: `rule-${n % 1000}` }));
+      const first = performance.now();
+      const shown = many.filter(auditMatcher({ text: 'rule-999' }));
+      const firstMs = performance.now() - first;
+      const again = performance.now();
+      many.filter(auditMatcher({ text: 'rule-99', server: 'github' }));
+      const againMs = performance.now() - again;
+      assert.equal(shown.length, 100);
+      console.log(`      filter over 100,000 events: ${firstMs.toFixed(0)} ms first (builds the search text), ${againMs.toFixed(0)} ms after`);
+    });
+  });
+
+  describe('export', () => {
+    it('writes JSONL: one event per line, the same events back', () => {
+      const text = auditJsonl(events);
+      assert.equal(text.split('\n').length, events.length + 1);
+      assert.deepEqual(text.trim().split('\n').map((line) => JSON.parse(line) as unknown), events);
+    });
+
+    it('writes CSV with a header, RFC 4180 quoting and formula cells neutralised', () => {
+      const hostile = sampleEvent(1, { tool: '=HYPERLINK("http://x","y")', client: { name: 'a,"b"\nc', version: '1' }, rule: '@sum', redactions: { 'aws-access-key': 2 } });
+      const lines = auditCsv([hostile]).split('\r\n');
+      assert.equal(lines[0], 'time,user,server,method,tool,decision,rule,reviewer,status,latency_ms,redactions,flags,client,args_digest,id');
+      assert.ok(lines[1]!.includes(`"'=HYPERLINK(""http://x"",""y"")"`), 'a formula is prefixed and quoted');
+      assert.ok(lines[1]!.includes(`,'@sum,`), 'a leading @ is prefixed');
+      assert.ok(lines[1]!.includes(',aws-access-key=2,'), 'redaction counts, not values');
+      assert.ok(auditCsv([hostile]).includes('"a,""b""\nc 1"'), 'commas, quotes and newlines are quoted');
+    });
+  });
+
+  describe('messages from the webviews', () => {
+    it('accepts only well-formed ones', () => {
+      assert.ok(isAuditViewMessage({ type: 'ready' }));
+      assert.ok(isAuditViewMessage({ type: 'export', format: 'csv', filter: { server: 'github', decision: 'deny', sinceMs: 5 } }));
+      assert.ok(isAuditViewMessage({ type: 'rendered', shown: 1, total: 2, filterMs: 0.5 }));
+      for (const bad of [
+        null, 'ready', { type: 'export', format: 'xlsx', filter: {} }, { type: 'export', format: 'csv' },
+        { type: 'export', format: 'csv', filter: { decision: 'maybe' } }, { type: 'export', format: 'csv', filter: { server: 'x'.repeat(2000) } },
+        { type: 'export', format: 'csv', filter: { sinceMs: 'yesterday' } }, { type: 'rendered', shown: 1.5, total: 2, filterMs: 0 }, { type: 'run', command: 'rm' },
+      ]) assert.equal(isAuditViewMessage(bad), false, JSON.stringify(bad));
+      assert.ok(isScopesViewMessage({ type: 'ready' }));
+      assert.equal(isScopesViewMessage({ type: 'revoke' }), false);
+    });
+  });
+});

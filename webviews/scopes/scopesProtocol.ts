@@ -1,0 +1,27 @@
+/**
+ * Messages between the Scopes webview and its host (extension/scopes/scopesPanel.ts): the
+ * webview says `ready`, the host sends one row per approved server and sends them again
+ * whenever they change. Rows hold facts about credentials, never a credential.
+ */
+export interface ScopeRow {
+  server: string;
+  title?: string;
+  enabled: boolean;
+  credential: 'none' | 'user-oauth' | 'shared-key';
+  /** Scopes the org's policy asks for (user-oauth). */
+  scopes: string[];
+  /** Where the credential is held, in words. */
+  heldBy: string;
+  /** When this machine's token for it expires; absent when none is held here. */
+  tokenExpires?: string;
+  /** The newest audited call to it (ISO time). */
+  lastUse?: string;
+  calls: number;
+}
+
+export type ScopesHostMessage = { type: 'show'; rows: ScopeRow[]; focus?: string };
+export type ScopesViewMessage = { type: 'ready' };
+
+export function isScopesViewMessage(value: unknown): value is ScopesViewMessage {
+  return typeof value === 'object' && value !== null && (value as { type?: unknown }).type === 'ready';
+}
