@@ -27,6 +27,8 @@ export interface GatewayReadyLine {
   /** Managed: a policy server decides; unmanaged: everything in the local config is allowed. */
   policy: { mode: 'managed'; version?: number; denial?: string } | { mode: 'unmanaged' };
   servers: GatewayReadyServer[];
+  /** Managed: catalog servers the policy does not let this user use, with the reason. */
+  blocked?: Array<{ id: string; title: string; reason: string }>;
   /** From process start until every upstream was ready or had failed. */
   startupMs: number;
 }

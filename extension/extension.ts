@@ -16,7 +16,7 @@ import { callToolFromSidebar } from './catalog/callTool';
 import { EnabledServers } from './catalog/enabledServers';
 import { confirmWithPanel } from './confirm/confirmPanel';
 import { GatewaySupervisor, type GatewayLaunch, type GatewayState } from './gateway/gatewaySupervisor';
-import { COMMANDS, MCP_PROVIDER_ID, SETTINGS, VIEWS } from './ids';
+import { COMMANDS, MCP_PROVIDER_ID, mcpDefinitionId, SETTINGS, VIEWS } from './ids';
 import { GatehouseMcpProvider } from './mcp/gatehouseMcpProvider';
 import { ScopesPanel } from './scopes/scopesPanel';
 import { CatalogView, type CatalogNode } from './views/catalogView';
@@ -43,7 +43,7 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
   const audit = new AuditPanel(context.extensionUri, trail, log);
   const scopes = new ScopesPanel(context.extensionUri, gateway, enabled, trail);
   /** The server a sidebar command was invoked on (a server or tool item), if any. */
-  const serverOf = (node?: CatalogNode) => (node?.kind === 'server' ? node.server.id : node?.serverId);
+  const serverOf = (node?: CatalogNode) => (node?.kind === 'server' ? node.server.id : node?.kind === 'tool' ? node.serverId : undefined);
   const reviews = new PendingReviewsView(() => reviewServer(), log);
   const status = vscode.window.createStatusBarItem('gatehouse.status', vscode.StatusBarAlignment.Left, 10);
   status.name = 'Gatehouse';
@@ -78,6 +78,9 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
     }),
   );
   showStatus(gateway.state);
+  context.subscriptions.push(gateway.onDidChange((state) => {
+    if (state.kind === 'starting') showStartProgress(gateway);
+  }));
   gateway.restart();
   const activationMs = performance.now() - activationStarted;
   log.info(`activated in ${activationMs.toFixed(1)} ms`);
@@ -101,11 +104,39 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
   };
 }
 
+/** A progress notification while the gateway starts (in managed mode it fetches the user's policy then). */
+function showStartProgress(gateway: GatewaySupervisor): void {
+  const title = vscode.workspace.getConfiguration(SETTINGS.section).get<string>(SETTINGS.policyServerUrl)?.trim()
+    ? 'Gatehouse: fetching your policy and starting approved servers…'
+    : 'Gatehouse: starting the gateway…';
+  void vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title }, () => new Promise<void>((resolve) => {
+    const subscription = gateway.onDidChange((state) => {
+      if (state.kind === 'starting') return;
+      subscription.dispose();
+      resolve();
+    });
+  }));
+}
+
 /** Enables or disables a server, asking which when the command came from the palette. */
 async function setEnabled(enabled: EnabledServers, gateway: GatewaySupervisor, serverId: string | undefined, on: boolean): Promise<void> {
   const choices = gateway.state.kind === 'ready' ? gateway.state.ready.servers.map((server) => server.id).filter((id) => enabled.has(id) !== on) : [];
   const id = serverId ?? await vscode.window.showQuickPick(choices, { title: `${on ? 'Enable' : 'Disable'} a Gatehouse server` });
-  if (id) await enabled.set(id, on);
+  if (!id) return;
+  await enabled.set(id, on);
+  if (on) void startServer(gateway, id);
+}
+
+/**
+ * Starts a just-enabled server in VS Code's MCP client, so its tools list (and show in the
+ * sidebar) at once. The new definition reaches the workbench asynchronously, and starting
+ * an id it does not know yet does nothing, so this asks again until the tools are in.
+ */
+async function startServer(gateway: GatewaySupervisor, serverId: string): Promise<void> {
+  for (let attempt = 0; attempt < 20 && gateway.toolsOf(serverId) === undefined; attempt++) {
+    await vscode.commands.executeCommand('workbench.mcp.startServer', mcpDefinitionId(serverId), { waitForLiveTools: true }).then(undefined, () => undefined);
+    if (gateway.toolsOf(serverId) === undefined) await new Promise((resolve) => setTimeout(resolve, 500));
+  }
 }
 
 function stateDirOf(context: vscode.ExtensionContext): string {

@@ -98,9 +98,13 @@ async function startVsCode(issuer: string, policyServerUrl: string): Promise<voi
 Open VS Code in your browser:
   http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}&payload=${encodeURIComponent(payload)}
 
-Then: the shield in the activity bar shows the approved servers; in Chat (or the MCP
-Servers list) start "memory" and call a tool; delete_entities asks you to confirm in a
-Gatehouse prompt. The gateway's log is in Output > Gatehouse.
+Then, in the Gatehouse sidebar (the shield in the activity bar):
+  1. Enable "memory" (the play icon on its row): VS Code starts it and its tools appear.
+  2. On a tool, "Call Tool…" (the run icon) asks for arguments as JSON and runs it through
+     VS Code's MCP client and the gateway (Chat works too where a model is available).
+  3. Call delete_entities with {"entityNames": ["x"]}: a Gatehouse prompt asks you to confirm.
+  4. The checklist icon opens Audit (your calls, live; filter, export); the key icon, Scopes.
+The gateway's log is in Output > Gatehouse.
 Ctrl-C stops everything.\n`);
 }
 

@@ -43,6 +43,8 @@ export interface ConfirmParams {
   message: string;
   /** How long the gateway waits before it denies the call. */
   timeoutMs: number;
+  /** For a tool call: the risk the gateway believes it has (policy, trusted annotations, else destructive). */
+  risk?: 'read' | 'write' | 'destructive';
 }
 export interface ConfirmResult {
   decision: 'approve' | 'deny';

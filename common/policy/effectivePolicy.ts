@@ -8,6 +8,15 @@ import type { CatalogServerEntry, PolicyDocument, PolicyGroup, PolicyRule } from
 
 export type EffectiveRule = Omit<PolicyRule, 'principals'>;
 
+export interface BlockedServer {
+  id: string;
+  title: string;
+  reason: string;
+}
+
+/** What a user is told about a catalog server no rule lets them use. */
+export const NO_RULE_REASON = 'No rule in the org policy lets you use it; ask an admin if you need it.';
+
 export interface EffectivePolicy {
   org: string;
   /** Version of the org policy this was compiled from. */
@@ -18,6 +27,8 @@ export interface EffectivePolicy {
   admin: boolean;
   /** Catalog entries the user may reach at all (some allow or confirm rule names them). */
   servers: CatalogServerEntry[];
+  /** The rest of the catalog, named only (never its transport), so the user sees why it is not offered. */
+  blocked?: BlockedServer[];
   rules: EffectiveRule[];
   guardrails: PolicyDocument['guardrails'];
 }
@@ -83,6 +94,9 @@ export function compileEffectivePolicy(policy: PolicyDocument, version: number, 
     groups,
     admin: policy.admins.some((group) => groupSet.has(group)),
     servers: policy.servers.filter((server) => everyServer || reachable.has(server.id)),
+    blocked: policy.servers
+      .filter((server) => !everyServer && !reachable.has(server.id))
+      .map((server) => ({ id: server.id, title: server.title, reason: NO_RULE_REASON })),
     rules,
     guardrails: policy.guardrails,
   };

@@ -14,12 +14,17 @@ import type { AuditTrail } from './auditTrail';
 
 export const AUDIT_VIEW_TYPE = 'gatehouse.audit';
 const APPEND_BATCH_MS = 200;
+/** Events in the first message (a screenful many times over) and in each later chunk. */
+const FIRST_CHUNK = 2_000;
+const OLDER_CHUNK = 10_000;
 
 /** What the Audit app last reported it rendered (for the status line, the API and tests). */
 export interface AuditViewReport {
   shown: number;
   total: number;
   filterMs: number;
+  /** From opening the view to its first rows on screen. */
+  firstRowsMs?: number;
 }
 
 export class AuditPanel implements vscode.Disposable {
@@ -27,12 +32,16 @@ export class AuditPanel implements vscode.Disposable {
   private pending: AuditEvent[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
   private lastReport: AuditViewReport | undefined;
+  private openedAt = 0;
+  private firstRowsMs: number | undefined;
+  /** Bumped on each (re)send of the whole trail, so an older send in progress stops. */
+  private generation = 0;
   private readonly subscriptions: vscode.Disposable[];
 
   constructor(private readonly extensionUri: vscode.Uri, private readonly trail: AuditTrail, private readonly log: vscode.LogOutputChannel) {
     this.subscriptions = [
       trail.onDidAppend((events) => this.queue(events)),
-      trail.onDidReset(() => this.post({ type: 'reset', events: [...trail.events] })),
+      trail.onDidReset(() => void this.sendTrail()),
     ];
   }
 
@@ -53,6 +62,8 @@ export class AuditPanel implements vscode.Disposable {
     });
     this.panel = panel;
     this.lastReport = undefined;
+    this.openedAt = performance.now();
+    this.firstRowsMs = undefined;
     panel.webview.html = webviewHtml(panel.webview, this.extensionUri, AUDIT_PAGE);
     panel.onDidDispose(() => {
       this.panel = undefined;
@@ -63,11 +74,11 @@ export class AuditPanel implements vscode.Disposable {
     panel.webview.onDidReceiveMessage((message: unknown) => {
       if (!isAuditViewMessage(message)) return;
       if (message.type === 'ready') {
-        this.pending = [];
-        this.post({ type: 'reset', events: [...this.trail.events] });
         if (server) this.post({ type: 'filter', filter: { server } });
+        void this.sendTrail();
       } else if (message.type === 'rendered') {
-        this.lastReport = { shown: message.shown, total: message.total, filterMs: message.filterMs };
+        this.firstRowsMs ??= performance.now() - this.openedAt;
+        this.lastReport = { shown: message.shown, total: message.total, filterMs: message.filterMs, firstRowsMs: this.firstRowsMs };
       } else {
         void this.exportWithDialog(message.format, message.filter);
       }
@@ -105,6 +116,22 @@ export class AuditPanel implements vscode.Disposable {
     }
   }
 
+  /** The whole trail, newest first in chunks; each chunk waits for the webview to take the one before. */
+  private async sendTrail(): Promise<void> {
+    const panel = this.panel;
+    if (!panel) return;
+    const generation = ++this.generation;
+    this.pending = [];
+    const snapshot = this.trail.events.slice();
+    let end = Math.max(0, snapshot.length - FIRST_CHUNK);
+    await panel.webview.postMessage({ type: 'reset', events: snapshot.slice(end), olderToCome: end } satisfies AuditHostMessage);
+    while (end > 0 && this.panel === panel && this.generation === generation) {
+      const start = Math.max(0, end - OLDER_CHUNK);
+      await panel.webview.postMessage({ type: 'older', events: snapshot.slice(start, end), olderToCome: start } satisfies AuditHostMessage);
+      end = start;
+    }
+  }
+
   private queue(events: AuditEvent[]): void {
     if (!this.panel) return;
     this.pending.push(...events);
@@ -126,21 +153,25 @@ const AUDIT_PAGE = {
   script: 'audit.js',
   style: `
   body { padding: 0 1rem; display: flex; flex-direction: column; height: 100vh; margin: 0; box-sizing: border-box; }
-  #toolbar { display: flex; flex-wrap: wrap; gap: 0.5rem; align-items: center; padding: 0.6rem 0; }
-  #toolbar vscode-textfield { min-width: 14rem; flex: 1; }
+  #toolbar { display: flex; flex-wrap: wrap; gap: 0.4rem; align-items: center; padding: 0.6rem 0; }
+  #toolbar vscode-textfield { flex: 1 1 14rem; }
+  #toolbar vscode-single-select { width: 10.5rem; }
   #main { display: flex; flex: 1; min-height: 0; gap: 0.75rem; }
-  #list { flex: 3; overflow-y: auto; position: relative; border: 1px solid var(--vscode-panel-border); }
-  #rows { position: relative; }
-  .row, .head { display: grid; grid-template-columns: 11em 8em 10em 9em 9em 7em 5em 4em; gap: 0.5em; padding: 0 0.5em; white-space: nowrap; }
+  #list { flex: 1 1 auto; overflow: auto; position: relative; border: 1px solid var(--vscode-panel-border); }
+  #rows { position: relative; min-width: 56em; }
+  .row, .head { display: grid; grid-template-columns: 8.5em 6em 8em 10em 9em 6em 4.5em 3em; gap: 0.5em; padding: 0 0.5em; white-space: nowrap; min-width: 56em; }
   .row { position: absolute; left: 0; right: 0; height: 22px; line-height: 22px; cursor: pointer; }
   .row > span, .head > span { overflow: hidden; text-overflow: ellipsis; }
+  .row > span.num, .head > span.num { text-align: right; }
   .row:hover { background: var(--vscode-list-hoverBackground); }
   .row.selected { background: var(--vscode-list-activeSelectionBackground); color: var(--vscode-list-activeSelectionForeground); }
   .head { position: sticky; top: 0; z-index: 1; background: var(--vscode-editor-background); font-weight: 600; line-height: 24px; border-bottom: 1px solid var(--vscode-panel-border); }
   .deny, .confirm-denied, .confirm-timeout { color: var(--vscode-errorForeground); }
   .confirm-approved { color: var(--vscode-charts-yellow); }
-  #detail { flex: 2; overflow: auto; border: 1px solid var(--vscode-panel-border); padding: 0.5rem; }
-  #detail pre { white-space: pre-wrap; word-break: break-all; margin: 0; }
+  #detail[hidden] { display: none; }
+  #detail { flex: 0 0 18rem; overflow: auto; border: 1px solid var(--vscode-panel-border); padding: 0.5rem; }
+  #detail h3 { margin-top: 0; font-size: 1em; }
+  #detail pre { white-space: pre-wrap; word-break: break-all; margin: 0; font-family: var(--vscode-editor-font-family); font-size: 0.9em; }
   #status { padding: 0.4rem 0; }`,
   body: `
 <div id="toolbar" role="search">
@@ -154,10 +185,10 @@ const AUDIT_PAGE = {
 </div>
 <div id="main">
   <div id="list" tabindex="0" role="grid" aria-label="Audit events">
-    <div class="head" role="row"><span>Time</span><span>Server</span><span>Tool</span><span>Decision</span><span>Rule</span><span>Reviewer</span><span>Latency</span><span>Redact.</span></div>
+    <div class="head" role="row"><span>Time</span><span>Server</span><span>Tool</span><span>Decision</span><span>Rule</span><span>Reviewer</span><span class="num">Latency</span><span class="num" title="Values redacted from the result">Red.</span></div>
     <div id="rows"></div>
   </div>
-  <aside id="detail" aria-label="Event detail"><p class="muted">Select an event to see all of it.</p></aside>
+  <aside id="detail" aria-label="Event detail" hidden></aside>
 </div>
 <div id="status" class="muted" role="status">Waiting for the trail…</div>`,
 };

@@ -31,6 +31,17 @@ export interface GatewayLaunch {
   runtimeDir: string;
 }
 
+/**
+ * VS Code's MCP client reaches HTTP servers on unix sockets (`unix:` URIs) since 1.105. A
+ * 0600 socket in a 0700 folder is reachable by this user only, where loopback TCP is
+ * reachable by every local process (which then still needs the launch secret).
+ */
+export function hostReachesUnixSockets(): boolean {
+  if (process.platform === 'win32') return false;
+  const [major = 0, minor = 0] = vscode.version.split('.').map(Number);
+  return major > 1 || (major === 1 && minor >= 105);
+}
+
 const RESTART_MIN_MS = 1_000;
 const RESTART_MAX_MS = 30_000;
 const STOP_GRACE_MS = 3_000;
@@ -97,7 +108,7 @@ export class GatewaySupervisor implements vscode.Disposable {
     this.tools.clear();
     const secret = randomBytes(32).toString('base64url');
     const args = [this.cliPath, 'gateway', ...launch.modeArgs, '--control', 'stdio', '--launch-secret-stdin',
-      '--listen', '127.0.0.1:0', '--state-dir', launch.stateDir, '--runtime-dir', launch.runtimeDir];
+      '--listen', hostReachesUnixSockets() ? 'unix' : '127.0.0.1:0', '--state-dir', launch.stateDir, '--runtime-dir', launch.runtimeDir];
     const child = spawn(process.execPath, args, {
       detached: true, // its own process group: upstream servers end with it
       stdio: ['pipe', 'pipe', 'pipe'],

@@ -2,10 +2,12 @@
  * VS Code's MCP client reaches Gatehouse servers through this provider: one
  * `McpHttpServerDefinition` per server the running gateway serves and the developer enabled. `provide` never prompts
  * and carries no secret; `resolve` (called when VS Code starts a server) adds the
- * per-launch `Authorization` header. The definition `version` changes with the policy
+ * per-launch `Authorization` header. The gateway listens on a unix socket where VS Code
+ * can reach one, loopback TCP otherwise. The definition `version` changes with the policy
  * version and each gateway launch, so VS Code reconnects after either.
  */
 import * as vscode from 'vscode';
+import type { GatewayReadyLine, GatewayReadyServer } from '../../common/gatewayReady';
 import type { EnabledServers } from '../catalog/enabledServers';
 import type { GatewayState, GatewaySupervisor } from '../gateway/gatewaySupervisor';
 
@@ -22,8 +24,8 @@ export class GatehouseMcpProvider implements vscode.McpServerDefinitionProvider<
     const state = this.gateway.state;
     if (state.kind !== 'ready') return [];
     return state.ready.servers
-      .filter((server) => server.url !== undefined && this.enabled.has(server.id))
-      .map((server) => new vscode.McpHttpServerDefinition(server.id, vscode.Uri.parse(server.url!), {}, definitionVersion(state)));
+      .filter((server) => this.enabled.has(server.id))
+      .map((server) => new vscode.McpHttpServerDefinition(server.id, serverUri(state.ready, server), {}, definitionVersion(state)));
   }
 
   resolveMcpServerDefinition(definition: vscode.McpHttpServerDefinition): vscode.McpHttpServerDefinition | undefined {
@@ -38,6 +40,15 @@ export class GatehouseMcpProvider implements vscode.McpServerDefinitionProvider<
     for (const subscription of this.subscriptions) subscription.dispose();
     this.changed.dispose();
   }
+}
+
+/**
+ * Where VS Code's MCP client reaches a server: the gateway's unix socket (socket path as the
+ * URI path, request path as the fragment, VS Code's convention) or its loopback TCP URL.
+ */
+function serverUri(ready: GatewayReadyLine, server: GatewayReadyServer): vscode.Uri {
+  if (ready.listen.type === 'unix') return vscode.Uri.from({ scheme: 'unix', path: ready.listen.socketPath, fragment: server.path });
+  return vscode.Uri.parse(server.url ?? `http://${ready.listen.host}:${ready.listen.port}${server.path}`);
 }
 
 function definitionVersion(state: GatewayState & { kind: 'ready' }): string {

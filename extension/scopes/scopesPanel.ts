@@ -94,22 +94,19 @@ const SCOPES_PAGE = {
   script: 'scopes.js',
   style: `
   body { padding: 0.5rem 1.5rem; }
-  h1 { font-size: 1.3em; font-weight: 600; }
-  vscode-table { margin-top: 0.5rem; }
-  vscode-table-row.focus { outline: 1px solid var(--vscode-focusBorder); }`,
+  h1 { font-size: 1.3em; font-weight: 600; display: flex; gap: 0.4em; align-items: center; }
+  table { border-collapse: collapse; width: 100%; margin-top: 0.5rem; }
+  th, td { text-align: left; vertical-align: top; padding: 0.45em 0.6em; border-bottom: 1px solid var(--vscode-panel-border); }
+  th { font-weight: 600; color: var(--vscode-descriptionForeground); }
+  tr.focus td { background: var(--vscode-list-inactiveSelectionBackground); }
+  td.scopes { font-family: var(--vscode-editor-font-family); }
+  vscode-badge { margin-left: 0.4em; }`,
   body: `
 <h1><vscode-icon name="key"></vscode-icon> Credentials and scopes</h1>
 <p class="muted">What Gatehouse holds for each approved server. Credentials themselves are never shown, here or to VS Code and its models.</p>
-<vscode-table zebra bordered-rows resizable columns='["22%", "14%", "14%", "26%", "12%", "12%"]'>
-  <vscode-table-header slot="header">
-    <vscode-table-header-cell>Server</vscode-table-header-cell>
-    <vscode-table-header-cell>Credential</vscode-table-header-cell>
-    <vscode-table-header-cell>Scopes</vscode-table-header-cell>
-    <vscode-table-header-cell>Held by</vscode-table-header-cell>
-    <vscode-table-header-cell>Token expires</vscode-table-header-cell>
-    <vscode-table-header-cell>Last use</vscode-table-header-cell>
-  </vscode-table-header>
-  <vscode-table-body slot="body" id="rows"></vscode-table-body>
-</vscode-table>
+<table aria-label="Credentials per server">
+  <thead><tr><th>Server</th><th>Credential</th><th>Scopes</th><th>Held by</th><th>Token expires</th><th>Last use</th></tr></thead>
+  <tbody id="rows"></tbody>
+</table>
 <p id="empty" class="muted" hidden>No approved servers: the gateway is not running or the policy approves none for you.</p>`,
 };

@@ -1,5 +1,6 @@
 /**
- * The "Approved servers" tree in the Gatehouse sidebar: one item per server the gateway
+ * The "Approved servers" tree in the Gatehouse sidebar: the catalog servers the policy
+ * blocks for this user (with the reason), and one item per server the gateway
  * serves, with its state (enabled, available to enable, or unavailable with the reason) and
  * inline actions (enable, disable, scopes, audit), expandable to its
  * tools once a client has listed them through the gateway, each with badges: destructive,
@@ -12,7 +13,11 @@ import type { EnabledServers } from '../catalog/enabledServers';
 import type { GatewayState, GatewaySupervisor } from '../gateway/gatewaySupervisor';
 
 type ServerStatus = Extract<GatewayState, { kind: 'ready' }>['ready']['servers'][number];
-export type CatalogNode = { kind: 'server'; server: ServerStatus } | { kind: 'tool'; serverId: string; tool: ToolSummary };
+type BlockedServer = NonNullable<Extract<GatewayState, { kind: 'ready' }>['ready']['blocked']>[number];
+export type CatalogNode =
+  | { kind: 'server'; server: ServerStatus }
+  | { kind: 'tool'; serverId: string; tool: ToolSummary }
+  | { kind: 'blocked'; server: BlockedServer };
 
 export class CatalogView implements vscode.TreeDataProvider<CatalogNode>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();
@@ -27,12 +32,18 @@ export class CatalogView implements vscode.TreeDataProvider<CatalogNode>, vscode
   getChildren(element?: CatalogNode): CatalogNode[] {
     const state = this.gateway.state;
     if (state.kind !== 'ready') return [];
-    if (!element) return state.ready.servers.map((server) => ({ kind: 'server', server }));
-    if (element.kind === 'tool') return [];
+    if (!element) {
+      return [
+        ...state.ready.servers.map((server): CatalogNode => ({ kind: 'server', server })),
+        ...(state.ready.blocked ?? []).map((server): CatalogNode => ({ kind: 'blocked', server })),
+      ];
+    }
+    if (element.kind !== 'server') return [];
     return (this.gateway.toolsOf(element.server.id) ?? []).map((tool) => ({ kind: 'tool', serverId: element.server.id, tool }));
   }
 
   getTreeItem(node: CatalogNode): vscode.TreeItem {
+    if (node.kind === 'blocked') return blockedItem(node.server);
     return node.kind === 'server' ? this.serverItem(node.server) : toolItem(node.serverId, node.tool);
   }
 
@@ -64,6 +75,16 @@ export class CatalogView implements vscode.TreeDataProvider<CatalogNode>, vscode
     item.contextValue = `gatehouse.server.${state}`;
     return item;
   }
+}
+
+function blockedItem(server: BlockedServer): vscode.TreeItem {
+  const item = new vscode.TreeItem(server.title, vscode.TreeItemCollapsibleState.None);
+  item.id = `blocked:${server.id}`;
+  item.description = `blocked: ${server.reason}`;
+  item.tooltip = `${server.id}: ${server.reason}`;
+  item.iconPath = new vscode.ThemeIcon('circle-slash');
+  item.contextValue = 'gatehouse.blocked';
+  return item;
 }
 
 function toolItem(serverId: string, tool: ToolSummary): vscode.TreeItem {

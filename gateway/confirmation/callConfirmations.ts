@@ -20,6 +20,8 @@ export interface ConfirmationRequest {
   /** Group whose members review the call; absent means the caller confirms it. */
   reviewers?: string;
   timeoutMs: number;
+  /** For a tool call: the risk the gateway believes the tool has. */
+  risk?: 'read' | 'write' | 'destructive';
 }
 
 export interface ConfirmationAnswer {

@@ -94,6 +94,7 @@ export class ControlChannel implements Confirmer {
         rule: request.ruleId,
         message: request.message,
         timeoutMs: request.timeoutMs,
+        ...(request.risk ? { risk: request.risk } : {}),
       }, cancellation.token));
       if (!answer.success) {
         this.log.warn('the extension answered a confirmation with something else than approve or deny; denying');

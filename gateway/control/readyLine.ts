@@ -33,6 +33,7 @@ export function readyLine(facts: ReadyFacts, statuses: readonly UpstreamStatus[]
       ? { mode: 'managed', ...(policy.state.version !== undefined ? { version: policy.state.version } : {}), ...(policy.state.denial ? { denial: policy.state.denial } : {}) }
       : { mode: 'unmanaged' },
     servers: statuses.map((status) => readyServer(facts, status)),
+    ...(policy?.state.decider?.policy.blocked?.length ? { blocked: policy.state.decider.policy.blocked } : {}),
     startupMs: facts.startupMs,
   };
 }

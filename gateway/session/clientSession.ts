@@ -251,6 +251,7 @@ export class ClientSession {
         ruleId: decision.ruleId,
         message: decision.message,
         ...(decision.reviewers !== undefined ? { reviewers: decision.reviewers } : {}),
+        ...(request.method === 'tools/call' ? { risk: this.toolListing.riskOf(decision.subject) } : {}),
         timeoutMs: decision.timeoutMs,
       }, cancel.signal);
       return cancel.signal.aborted && answer.outcome !== 'approved' ? { ...answer, cancelled: true } : answer;

@@ -8,7 +8,7 @@
 import type { ToolSummary } from '../../common/control/controlProtocol';
 import type { PinnableTool } from '../../common/policy/toolPins';
 import type { Logger } from '../../common/log/logger';
-import { presentTool, riskOf, type RiskSource } from '../guardrails/risk/toolRisk';
+import { presentTool, riskOf, type RiskSource, type ToolRisk } from '../guardrails/risk/toolRisk';
 import type { ToolGuard } from '../guardrails/toolGuard';
 import type { CallGate } from '../policy/callGate';
 
@@ -22,6 +22,9 @@ export interface DefinitionNotice {
 }
 
 export class ToolListing {
+  /** Each tool's risk as last listed, for confirmation prompts. */
+  private readonly risks = new Map<string, ToolRisk>();
+
   constructor(
     private readonly serverId: string,
     private readonly risk: RiskSource,
@@ -34,6 +37,8 @@ export class ToolListing {
   /** `listed`: the tools the policy lets this user see, as the upstream defined them. */
   present(listed: ListedTool[]): { tools: ListedTool[]; notices: DefinitionNotice[] } {
     const review = this.tools.review(this.serverId, listed);
+    this.risks.clear();
+    for (const tool of listed) this.risks.set(tool.name, riskOf(tool, this.risk));
     const block = this.gate.injectionMode() === 'block';
     const flagsOf = new Map(review.flagged.map((entry) => [entry.tool, entry.flags]));
     const notices: DefinitionNotice[] = review.newlyChanged.map((tool) => ({ tool, flags: ['tool-definition-changed'], hidden: true }));
@@ -48,6 +53,11 @@ export class ToolListing {
     ]);
     const shown = block ? review.approved.filter((tool) => !flagsOf.has(tool)) : review.approved;
     return { tools: shown.map((tool) => presentTool(tool, this.risk)), notices };
+  }
+
+  /** The risk the gateway believes for a tool: as listed, else from the policy alone (destructive when it says nothing). */
+  riskOf(toolName: string): ToolRisk {
+    return this.risks.get(toolName) ?? riskOf({ name: toolName }, { ...this.risk, trusted: false });
   }
 
   private summary(tool: ListedTool, changed: boolean, flags: string[]): ToolSummary {

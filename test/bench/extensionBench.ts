@@ -27,7 +27,8 @@ export async function runExtensionBench(): Promise<void> {
     ['gateway_ready_ms (spawn to ready)', round(metrics.gateway_ready_ms ?? NaN, 1), '-', '-'],
     ['bundle_kb (dist/extension.js)', round(bundleKb, 1), `<= ${TARGETS.bundle_kb}`, met.bundle_kb ? 'yes' : 'NO'],
     ['vsix_kb', vsix.vsix_kb, '-', '-'],
-    ['audit_view_open_ms (100,000 events: command to first rendering)', round(metrics.audit_view_open_ms ?? NaN, 0), '-', '-'],
+    ['audit_view_first_rows_ms (Audit view: command to first rows)', round(metrics.audit_view_first_rows_ms ?? NaN, 0), '-', '-'],
+    ['audit_view_open_ms (Audit view: command to all 100,000 events listed)', round(metrics.audit_view_open_ms ?? NaN, 0), '-', '-'],
     ['audit_filter_ms (100,000 events, in the webview)', round(metrics.audit_filter_ms ?? NaN, 1), '-', '-'],
   ]));
   console.log(JSON.stringify({
@@ -36,6 +37,7 @@ export async function runExtensionBench(): Promise<void> {
     bundle_kb: round(bundleKb, 1),
     vsix_kb: vsix.vsix_kb,
     gateway_ready_ms: round(metrics.gateway_ready_ms ?? NaN, 1),
+    audit_view_first_rows_ms: round(metrics.audit_view_first_rows_ms ?? NaN, 0),
     audit_view_open_ms: round(metrics.audit_view_open_ms ?? NaN, 0),
     audit_filter_ms: round(metrics.audit_filter_ms ?? NaN, 1),
     bench_seconds: round((performance.now() - began) / 1000, 1),

@@ -221,6 +221,7 @@ describe('second-person review of confirm calls', function () {
       assert.equal(prompt.subject, 'env');
       assert.equal(prompt.rule, 'env-confirmed');
       assert.equal(prompt.timeoutMs, TIMEOUT_SECONDS * 1000);
+      assert.equal(prompt.risk, 'destructive', 'the prompt says what the gateway believes: an untrusted server without hints is destructive');
       let event = spoolEvents(join(controlled.dir, 'state')).findLast((e) => e.tool === 'env')!;
       assert.equal(event.decision, 'confirm-approved');
       assert.equal(event.reviewer, 'alice');

@@ -37,7 +37,7 @@ const EXPECTED: Record<string, { selector: string; text: RegExp; inWebview?: tru
   sidebar: { selector: '.part.sidebar .monaco-list-row', text: /needs confirmation/ },
   confirm: { selector: 'h1', text: /Run "env" on probe\?/, inWebview: true },
   audit: { selector: '#status', text: /of 100,000 events/, inWebview: true },
-  scopes: { selector: 'vscode-table-row', text: /Probe \(probe\)/, inWebview: true },
+  scopes: { selector: 'tr', text: /Probe \(probe\)/, inWebview: true },
   reviews: { selector: '.part.sidebar .monaco-list-row', text: /bob@example\.com: pid on probe/ },
 };
 
@@ -48,6 +48,9 @@ servers:
   - id: probe
     title: Probe
     transport: { type: stdio, command: ${process.execPath}, args: [${join(REPO, 'dist/fixtures/probe-upstream.mjs')}] }
+  - id: vault
+    title: Secrets vault
+    transport: { type: streamable-http, url: "http://127.0.0.1:9/mcp" }
 groups:
   - { id: engineers, match: [{ user: alice }] }
   - { id: admins, match: [{ user: alice }] }

@@ -35,6 +35,9 @@ const search = $<HTMLElement & { value: string }>('search');
 const selects = { server: $<Select>('server'), tool: $<Select>('tool'), decision: $<Select>('decision'), since: $<Select>('since') };
 
 let all: AuditEvent[] = [];
+/** Older events the host is still sending. */
+let olderToCome = 0;
+let lastFilterAt = 0;
 let shown: AuditEvent[] = [];
 let selected: AuditEvent | undefined;
 let servers = new Set<string>();
@@ -81,7 +84,8 @@ function applyFilter(): void {
   const filterMs = performance.now() - started;
   rows.style.height = `${shown.length * ROW_HEIGHT}px`;
   renderRows();
-  status.textContent = `${shown.length.toLocaleString()} of ${all.length.toLocaleString()} events`;
+  lastFilterAt = performance.now();
+  status.textContent = `${shown.length.toLocaleString()} of ${all.length.toLocaleString()} events${olderToCome > 0 ? ` (loading ${olderToCome.toLocaleString()} older…)` : ''}${selected ? '' : ' · select one (or use the arrow keys) to see all of it'}`;
   vscode.postMessage({ type: 'rendered', shown: shown.length, total: all.length, filterMs });
 }
 
@@ -91,6 +95,13 @@ function cell(text: string, className?: string): HTMLSpanElement {
   span.title = text;
   if (className) span.className = className;
   return span;
+}
+
+const pad = (n: number) => String(n).padStart(2, '0');
+/** `MM-DD hh:mm:ss` in local time: short enough for the column, the full time is in the tooltip. */
+function shortTime(iso: string): string {
+  const at = new Date(iso);
+  return `${pad(at.getMonth() + 1)}-${pad(at.getDate())} ${pad(at.getHours())}:${pad(at.getMinutes())}:${pad(at.getSeconds())}`;
 }
 
 function renderRows(): void {
@@ -105,10 +116,12 @@ function renderRows(): void {
     row.style.top = `${i * ROW_HEIGHT}px`;
     row.dataset.index = String(i);
     const redactions = redactionCount(event);
+    const time = cell(shortTime(event.time));
+    time.title = new Date(event.time).toLocaleString();
     row.append(
-      cell(new Date(event.time).toLocaleString()), cell(event.server), cell(event.tool ?? event.method),
+      time, cell(event.server), cell(event.tool ?? event.method),
       cell(event.decision, event.decision), cell(event.rule ?? '—'), cell(event.reviewer ?? ''),
-      cell(`${event.latencyMs.toFixed(1)} ms`), cell(redactions > 0 ? String(redactions) : ''),
+      cell(event.latencyMs >= 1000 ? `${(event.latencyMs / 1000).toFixed(1)} s` : `${event.latencyMs.toFixed(1)} ms`, 'num'), cell(redactions > 0 ? String(redactions) : '', 'num'),
     );
     fragment.append(row);
   }
@@ -122,6 +135,7 @@ function showDetail(event: AuditEvent): void {
   const heading = document.createElement('h3');
   heading.textContent = `${event.tool ?? event.method} on ${event.server}: ${event.decision}`;
   detail.replaceChildren(heading, pre);
+  detail.hidden = false;
   renderRows();
 }
 
@@ -166,8 +180,18 @@ window.addEventListener('message', (event: MessageEvent<AuditHostMessage>) => {
   switch (message.type) {
     case 'reset':
       all = message.events;
+      olderToCome = message.olderToCome;
       refreshChoices();
       applyFilter();
+      break;
+    case 'older':
+      all = message.events.concat(all);
+      olderToCome = message.olderToCome;
+      // While chunks arrive, refilter a few times a second, not per chunk; always on the last.
+      if (olderToCome === 0 || performance.now() - lastFilterAt > 300) {
+        refreshChoices();
+        applyFilter();
+      }
       break;
     case 'append':
       for (const appended of message.events) all.push(appended);

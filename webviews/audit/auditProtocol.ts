@@ -1,7 +1,9 @@
 /**
  * Messages between the Audit webview and its host (extension/audit/auditPanel.ts). The
- * webview says `ready` once it listens; the host answers with the whole trail it holds
- * (`reset`), then streams new events as the gateway makes them durable (`append`). The
+ * webview says `ready` once it listens; the host answers with the trail it holds, the
+ * newest events first (`reset`, then `older` chunks, so the first screen does not wait for
+ * 100,000 events to cross), and streams new events as the gateway makes them durable
+ * (`append`). The
  * webview reports what it rendered (for the status line and the tests) and asks the host
  * to export the rows its filter shows.
  */
@@ -12,7 +14,9 @@ import type { AuditFilter } from './auditFilter';
 export type AuditExportFormat = 'jsonl' | 'csv';
 
 export type AuditHostMessage =
-  | { type: 'reset'; events: AuditEvent[] }
+  /** The newest events; `olderToCome` more follow in `older` messages, newest chunk first. */
+  | { type: 'reset'; events: AuditEvent[]; olderToCome: number }
+  | { type: 'older'; events: AuditEvent[]; olderToCome: number }
   | { type: 'append'; events: AuditEvent[] }
   /** Narrow the view, e.g. to one server when opened from the sidebar. */
   | { type: 'filter'; filter: AuditFilter }

@@ -12,6 +12,7 @@ declare function acquireVsCodeApi(): { postMessage(message: ConfirmViewMessage):
 
 const vscode = acquireVsCodeApi();
 const LONG_VALUE = 200;
+const RISK_WORDS = { read: 'reads only', write: 'writes', destructive: 'destructive (may delete or overwrite)' } as const;
 let answered = false;
 
 function answer(decision: 'approve' | 'deny'): void {
@@ -57,7 +58,7 @@ function show(message: ConfirmHostMessage): void {
   main.replaceChildren(
     text('h1', `Run "${call.subject}" on ${call.server}?`),
     text('p', call.message, 'reason'),
-    text('p', `Rule: ${call.rule}`, 'muted'),
+    text('p', `Rule: ${call.rule}${call.risk ? ` · Risk: ${RISK_WORDS[call.risk]}` : ''}`, 'muted'),
     text('h2', 'Arguments'),
     renderArguments(call.arguments),
   );

@@ -4,12 +4,6 @@
  */
 import '@vscode-elements/elements/dist/vscode-badge/index.js';
 import '@vscode-elements/elements/dist/vscode-icon/index.js';
-import '@vscode-elements/elements/dist/vscode-table/index.js';
-import '@vscode-elements/elements/dist/vscode-table-body/index.js';
-import '@vscode-elements/elements/dist/vscode-table-cell/index.js';
-import '@vscode-elements/elements/dist/vscode-table-header/index.js';
-import '@vscode-elements/elements/dist/vscode-table-header-cell/index.js';
-import '@vscode-elements/elements/dist/vscode-table-row/index.js';
 import type { ScopeRow, ScopesHostMessage, ScopesViewMessage } from './scopesProtocol';
 
 declare function acquireVsCodeApi(): { postMessage(message: ScopesViewMessage): void };
@@ -24,7 +18,7 @@ const CREDENTIAL_WORDS: Record<ScopeRow['credential'], string> = {
 };
 
 function cell(text: string, className?: string): HTMLElement {
-  const element = document.createElement('vscode-table-cell');
+  const element = document.createElement('td');
   element.textContent = text;
   if (className) element.className = className;
   return element;
@@ -33,7 +27,7 @@ function cell(text: string, className?: string): HTMLElement {
 function show(rows: ScopeRow[], focus?: string): void {
   empty.hidden = rows.length > 0;
   body.replaceChildren(...rows.map((row) => {
-    const tr = document.createElement('vscode-table-row');
+    const tr = document.createElement('tr');
     tr.id = `server-${row.server}`;
     if (row.server === focus) tr.classList.add('focus');
     const name = cell(row.title ? `${row.title} (${row.server})` : row.server);
@@ -43,7 +37,7 @@ function show(rows: ScopeRow[], focus?: string): void {
     tr.append(
       name,
       cell(CREDENTIAL_WORDS[row.credential]),
-      cell(row.scopes.length > 0 ? row.scopes.join(' ') : '—'),
+      cell(row.scopes.length > 0 ? row.scopes.join(' ') : '—', 'scopes'),
       cell(row.heldBy, 'muted'),
       cell(row.tokenExpires ? new Date(row.tokenExpires).toLocaleString() : 'no token held here'),
       cell(row.lastUse ? `${new Date(row.lastUse).toLocaleString()} (${row.calls} call${row.calls === 1 ? '' : 's'})` : 'never'),

@@ -155,6 +155,15 @@ describe('effective policy', () => {
     assert.equal(contractor.servers[0]!.transport.type, 'streamable-http');
   });
 
+  it('names the rest of the catalog as blocked, with the reason and without its transport', () => {
+    const contractor = compileEffectivePolicy(POLICY, 7, identity({ claims: { groups: ['contractors'] } }));
+    assert.deepEqual(contractor.blocked?.map((s) => s.id), ['files', 'memory', 'prod-db']);
+    assert.deepEqual(Object.keys(contractor.blocked![0]!).sort(), ['id', 'reason', 'title']);
+    assert.match(contractor.blocked![0]!.reason, /No rule in the org policy lets you use it/);
+    const admin = compileEffectivePolicy(POLICY, 7, identity({ sub: 'alice-sub', email: 'alice@example.com' }));
+    assert.deepEqual(admin.blocked, [], 'a rule naming server `*` blocks nothing');
+  });
+
   it('reaches every catalog server through a rule naming server `*`, and flags admins', () => {
     const admin = compileEffectivePolicy(POLICY, 7, identity({ sub: 'alice-sub', email: 'alice@example.com' }));
     assert.equal(admin.admin, true);

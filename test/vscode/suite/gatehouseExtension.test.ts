@@ -7,7 +7,7 @@
  * for, and answers the Confirm webview as a person would when told to.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
@@ -46,6 +46,8 @@ describe('Gatehouse inside VS Code', () => {
   let echoTool: vscode.LanguageModelToolInformation;
 
   before(async () => {
+    // The Chat view would take a third of the screenshots' width.
+    await vscode.commands.executeCommand('workbench.action.closeAuxiliaryBar').then(undefined, () => undefined);
     const extension = vscode.extensions.getExtension<GatehouseApi>('gatehouse.gatehouse');
     assert.ok(extension, 'the Gatehouse extension is installed');
     api = await extension.activate();
@@ -59,7 +61,11 @@ describe('Gatehouse inside VS Code', () => {
     assert.equal(ready.policy.mode, 'managed');
     assert.equal(ready.policy.version, 1);
     assert.deepEqual(ready.servers.map((server) => [server.id, server.state]), [[SERVER, 'ready']]);
+    assert.deepEqual(ready.blocked?.map((server) => [server.id, server.title]), [['vault', 'Secrets vault']], 'what the policy does not let alice use is named, with why');
+    assert.match(ready.blocked![0]!.reason, /No rule in the org policy lets you use it/);
     assert.equal(ready.launchSecret.delivery, 'stdin', 'the launch secret travelled over the control channel');
+    assert.equal(ready.listen.type, 'unix', 'VS Code 1.117 reaches servers on unix sockets, so the gateway listens on one');
+    if (ready.listen.type === 'unix') assert.equal(statSync(ready.listen.socketPath).mode & 0o777, 0o600, 'the socket is the user\'s alone');
   });
 
   it('offers a server to VS Code only once the developer enables it', async () => {
@@ -168,6 +174,7 @@ describe('Gatehouse inside VS Code', () => {
       return seen && seen.total === api.auditEvents().length ? seen : undefined;
     });
     console.log(`GATEHOUSE_METRIC audit_view_open_ms ${(performance.now() - opened).toFixed(0)}`);
+    console.log(`GATEHOUSE_METRIC audit_view_first_rows_ms ${report.firstRowsMs?.toFixed(0)}`);
     console.log(`GATEHOUSE_METRIC audit_filter_ms ${report.filterMs.toFixed(1)}`);
     assert.equal(api.auditEvents().length, SEEDED_EVENTS, 'the newest 100,000 events are kept');
     assert.ok(live().length >= 4, 'this run\'s calls are there beside the history');
