@@ -16,7 +16,8 @@ import { callToolFromSidebar } from './catalog/callTool';
 import { EnabledServers } from './catalog/enabledServers';
 import { confirmWithPanel } from './confirm/confirmPanel';
 import { GatewaySupervisor, type GatewayLaunch, type GatewayState } from './gateway/gatewaySupervisor';
-import { COMMANDS, MCP_PROVIDER_ID, mcpDefinitionId, SETTINGS, VIEWS } from './ids';
+import { StateSlot } from './gateway/stateSlot';
+import { COMMANDS, CONTEXT_KEYS, MCP_PROVIDER_ID, mcpDefinitionId, SETTINGS, VIEWS } from './ids';
 import { GatehouseMcpProvider } from './mcp/gatehouseMcpProvider';
 import { ScopesPanel } from './scopes/scopesPanel';
 import { CatalogView, type CatalogNode } from './views/catalogView';
@@ -28,11 +29,12 @@ import type { AuditExportFormat } from '../webviews/audit/auditProtocol';
 export function activate(context: vscode.ExtensionContext): GatehouseApi {
   const activationStarted = performance.now();
   const log = vscode.window.createOutputChannel('Gatehouse', { log: true });
-  context.subscriptions.push(log);
+  const slot = StateSlot.acquire(context.globalStorageUri.fsPath);
+  context.subscriptions.push(log, slot);
 
   const gateway = new GatewaySupervisor(
     join(context.extensionUri.fsPath, 'dist', 'gatehouse.js'),
-    () => gatewayLaunch(context),
+    () => gatewayLaunch(slot.dir),
     (call, cancelled) => confirmWithPanel(context.extensionUri, call, cancelled),
     log,
   );
@@ -49,6 +51,7 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
   status.name = 'Gatehouse';
   status.command = COMMANDS.showLog;
   const showStatus = (state: GatewayState) => {
+    void vscode.commands.executeCommand('setContext', CONTEXT_KEYS.gatewayState, state.kind);
     status.text = statusText(state);
     status.tooltip = state.kind === 'failed' || state.kind === 'not-configured' ? state.reason : 'Gatehouse gateway';
     status.show();
@@ -92,7 +95,7 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
     auditEvents: () => trail.events,
     auditView: () => audit.report,
     scopes: () => scopes.rows(),
-    stateDir: stateDirOf(context),
+    stateDir: slot.dir,
     gatewayReady: () => new Promise((resolve) => {
       if (gateway.state.kind === 'ready') return resolve(gateway.state.ready);
       const subscription = gateway.onDidChange((state) => {
@@ -139,19 +142,15 @@ async function startServer(gateway: GatewaySupervisor, serverId: string): Promis
   }
 }
 
-function stateDirOf(context: vscode.ExtensionContext): string {
-  return join(context.globalStorageUri.fsPath, 'state');
-}
-
 export function deactivate(): void {
   // Everything, the gateway's process group included, is disposed through context.subscriptions.
 }
 
 /** The gateway's mode from the settings: managed by a policy server, or a local config file. */
-function gatewayLaunch(context: vscode.ExtensionContext): GatewayLaunch | { notConfigured: string } {
+function gatewayLaunch(stateDir: string): GatewayLaunch | { notConfigured: string } {
   const settings = vscode.workspace.getConfiguration(SETTINGS.section);
   const dirs = {
-    stateDir: stateDirOf(context),
+    stateDir,
     runtimeDir: join(tmpdir(), `gatehouse-vscode-${process.getuid?.() ?? 'user'}`),
   };
   const url = settings.get<string>(SETTINGS.policyServerUrl)?.trim();

@@ -28,6 +28,12 @@ export const COMMANDS = {
   callTool: 'gatehouse.tool.call',
 } as const;
 
+/** Context keys for `when` clauses in package.json. */
+export const CONTEXT_KEYS = {
+  /** The gateway's state kind: not-configured, starting, ready, failed (welcome content). */
+  gatewayState: 'gatehouse.gatewayState',
+} as const;
+
 /** Keys in the extension's global state (not secrets: those go to SecretStorage). */
 export const STATE_KEYS = {
   enabledServers: 'gatehouse.enabledServers',

@@ -16,7 +16,8 @@ import { installCodeServer } from '../test/vscode/codeServerInstall';
 import { endGroup, startCodeServer, waitForHttp, writeUserSettings } from '../test/vscode/codeServer';
 
 const REPO = resolve(__dirname, '..');
-const STATE = join(REPO, '.gatehouse/demo');
+// GATEHOUSE_DEMO_DIR: a fresh folder for a scripted walkthrough (test/vscode/demoWalkthrough.ts).
+const STATE = process.env.GATEHOUSE_DEMO_DIR ?? join(REPO, '.gatehouse/demo');
 const children: ChildProcess[] = [];
 
 function start(name: string, args: string[]): Promise<Record<string, unknown>> {

@@ -61,7 +61,8 @@ export class CatalogView implements vscode.TreeDataProvider<CatalogNode>, vscode
     const enabled = this.enabled.has(server.id);
     const label = server.title ? `${server.title}` : server.id;
     const item = new vscode.TreeItem(label, tools && tools.length > 0 ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.None);
-    item.id = `server:${server.id}`;
+    // A new id once tools are known: VS Code keeps an id's collapse state, and a leaf it saw first would stay collapsed.
+    item.id = `server:${server.id}${tools ? ':tools' : ''}`;
     const state = server.state !== 'ready' ? 'unavailable' : enabled ? 'enabled' : 'available';
     item.description = state === 'unavailable'
       ? `unavailable: ${server.error ?? server.state}`

@@ -41,6 +41,7 @@ let lastFilterAt = 0;
 let shown: AuditEvent[] = [];
 let selected: AuditEvent | undefined;
 let servers = new Set<string>();
+let wantedServer: string | undefined;
 let tools = new Set<string>();
 
 function currentFilter(): AuditFilter {
@@ -68,6 +69,7 @@ function setOptions(select: Select, all: string, values: Iterable<[string, strin
 
 function refreshChoices(): void {
   const nextServers = new Set(all.map((event) => event.server));
+  if (wantedServer) nextServers.add(wantedServer); // asked for by the host before its events arrived
   const nextTools = new Set(all.flatMap((event) => (event.tool ? [event.tool] : [])));
   if (nextServers.size !== servers.size) setOptions(selects.server, 'All servers', [...nextServers].sort().map((s) => [s, s]));
   if (nextTools.size !== tools.size) setOptions(selects.tool, 'All tools', [...nextTools].sort().map((t) => [t, t]));
@@ -200,7 +202,11 @@ window.addEventListener('message', (event: MessageEvent<AuditHostMessage>) => {
       applyFilter();
       break;
     case 'filter':
-      if (message.filter.server !== undefined) selects.server.value = message.filter.server;
+      if (message.filter.server !== undefined) {
+        wantedServer = message.filter.server;
+        refreshChoices();
+        selects.server.value = message.filter.server;
+      }
       applyFilter();
       break;
     case 'exported':
