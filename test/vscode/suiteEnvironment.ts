@@ -1,0 +1,98 @@
+/**
+ * What the real-VS-Code suite runs against, whichever VS Code hosts it (code-server here,
+ * desktop VS Code through @vscode/test-electron where it can be downloaded): a real local
+ * IdP (oidc-provider) and the real policy server with a test org policy, so the extension's
+ * gateway is managed for alice (the token file stands in for VS Code sign-in until issue
+ * #4); bob's call queued for alice's review; a week of older calls (100,000 events) in
+ * alice's gateway spool for the Audit view; the user settings pointing at all of it.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { writeUserSettings } from './codeServer';
+import { seedAuditTrail } from './seedAuditTrail';
+import { startLocalIdp } from '../support/localIdp';
+import { removeDir, startPolicyServer, tokenFile } from '../support/policyHarness';
+
+const REPO = resolve(__dirname, '../..');
+
+const ORG_POLICY = `version: 1
+org: vscode-test
+admins: [admins]
+servers:
+  - id: probe
+    title: Probe
+    transport: { type: stdio, command: ${process.execPath}, args: [${join(REPO, 'dist/fixtures/probe-upstream.mjs')}] }
+  - id: vault
+    title: Secrets vault
+    transport: { type: streamable-http, url: "http://127.0.0.1:9/mcp" }
+groups:
+  - { id: engineers, match: [{ user: alice }] }
+  - { id: admins, match: [{ user: alice }] }
+  - { id: leads, match: [{ user: alice }] }
+  - { id: requesters, match: [{ user: bob }] }
+rules:
+  - { id: engineers-probe, effect: allow, principals: [group:engineers], servers: [probe], tools: [echo, weather, pid] }
+  - { id: env-needs-confirmation, effect: confirm, principals: [group:engineers], servers: [probe], tools: [env], reason: it reveals the environment }
+  - { id: no-crashes, effect: deny, principals: ["*"], servers: [probe], tools: [crash], reason: crashing upstreams is not allowed }
+  - { id: pid-reviewed, effect: confirm, principals: [group:requesters], servers: [probe], tools: [pid], reviewers: leads, reason: a lead looks first }
+guardrails:
+  confirmationTimeoutSeconds: 300
+`;
+
+export interface SuiteEnvironment {
+  scratch: string;
+  workspace: string;
+  userData: string;
+  /** After the suite: whether the policy server saw alice approve bob's review from VS Code. */
+  reviewApproved(): Promise<boolean>;
+  dispose(): Promise<void>;
+}
+
+export async function prepareSuiteEnvironment(): Promise<SuiteEnvironment> {
+  const scratch = mkdtempSync(join(tmpdir(), 'gatehouse-vscode-'));
+  const workspace = join(scratch, 'workspace');
+  const userData = join(scratch, 'user-data');
+  mkdirSync(workspace, { recursive: true });
+  const idp = await startLocalIdp();
+  const policyServer = await startPolicyServer(idp, { policyYaml: ORG_POLICY });
+  const tokenPath = tokenFile(scratch, 'alice', await idp.tokenFor('alice'));
+  // Bob's call waits for a lead's review; alice, in VS Code, is that lead.
+  const bobToken = await idp.tokenFor('bob');
+  const queued = await fetch(`${policyServer.url}/v1/reviews`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${bobToken}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ server: 'probe', method: 'tools/call', tool: 'pid', arguments: { why: 'debugging a hang' } }),
+  });
+  if (queued.status !== 201) throw new Error(`could not queue bob's review: HTTP ${queued.status} ${await queued.text()}`);
+  const review = ((await queued.json()) as { review: { id: string } }).review;
+  // The first window's state slot, where VS Code keeps the extension's global storage (extension/gateway/stateSlot.ts).
+  const seeding = performance.now();
+  await seedAuditTrail(join(userData, 'User', 'globalStorage', 'gatehouse.gatehouse', 'state', 'audit'), 100_000, 'alice');
+  process.stdout.write(`audit: seeded 100,000 events in ${Math.round(performance.now() - seeding)} ms\n`);
+  writeUserSettings(userData, {
+    'gatehouse.policyServer.url': policyServer.url,
+    'gatehouse.policyServer.keysFile': policyServer.keysPath,
+    'gatehouse.policyServer.tokenFile': tokenPath,
+  });
+  return {
+    scratch,
+    workspace,
+    userData,
+    async reviewApproved() {
+      const decided = await (await fetch(`${policyServer.url}/v1/reviews/${review.id}`, { headers: { Authorization: `Bearer ${bobToken}` } })).json() as { review?: { state: string; reviewer?: { sub: string } } };
+      if (decided.review?.state === 'approved' && decided.review.reviewer?.sub === 'alice') {
+        process.stdout.write('review: approved by alice from the Pending reviews view\n');
+        return true;
+      }
+      process.stderr.write(`bob's review was not approved by alice from VS Code: ${JSON.stringify(decided)}\n`);
+      return false;
+    },
+    async dispose() {
+      await policyServer.stop();
+      await idp.stop();
+      removeDir(policyServer.dir);
+      if (!process.env.GATEHOUSE_KEEP_VSCODE_SCRATCH) rmSync(scratch, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,110 @@
+/**
+ * The person at the keyboard for the real-VS-Code suite, whichever VS Code hosts it. The
+ * suite (test/vscode/suite/) prints console lines; the host's runner hands each line here:
+ * `GATEHOUSE_SCREENSHOT <name>` (screenshot, checked: the expected element visible, not
+ * blank; kept in test-output/vscode/), `GATEHOUSE_CONFIRM <approve|deny>` (wait for the
+ * Confirm webview, screenshot it, press that button as a person would), `GATEHOUSE_METRIC
+ * <name> <value>` (kept for `npm run bench -- extension`).
+ */
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Frame, Page } from 'playwright-core';
+
+const REPO = resolve(__dirname, '../..');
+export const OUTPUT = join(REPO, 'test-output/vscode');
+
+/** What each screenshot must show, as a selector in the workbench. */
+const EXPECTED: Record<string, { selector: string; text: RegExp; inWebview?: true }> = {
+  // The view's own header is hidden while it is the container's only view; its rows are not.
+  sidebar: { selector: '.part.sidebar .monaco-list-row', text: /needs confirmation/ },
+  confirm: { selector: 'h1', text: /Run "env" on probe\?/, inWebview: true },
+  audit: { selector: '#status', text: /of 100,000 events/, inWebview: true },
+  scopes: { selector: 'tr', text: /Probe \(probe\)/, inWebview: true },
+  reviews: { selector: '.part.sidebar .monaco-list-row', text: /bob@example\.com: pid on probe/ },
+};
+
+export class WorkbenchDriver {
+  private readonly pending: Array<Promise<void>> = [];
+  private readonly metrics: Record<string, number> = {};
+
+  constructor(private readonly page: Page) {
+    mkdirSync(OUTPUT, { recursive: true });
+  }
+
+  /** One line the suite printed inside VS Code. */
+  consoleLine(line: string): void {
+    process.stdout.write(`${line}\n`);
+    const shot = /GATEHOUSE_SCREENSHOT (\w+)/.exec(line);
+    if (shot) this.pending.push(takeScreenshot(this.page, shot[1]!));
+    const metric = /GATEHOUSE_METRIC (\w+) ([0-9.]+)/.exec(line);
+    if (metric) this.metrics[metric[1]!] = Number(metric[2]);
+    const confirm = /GATEHOUSE_CONFIRM (approve|deny)/.exec(line);
+    if (confirm) this.pending.push(answerConfirm(this.page, confirm[1] as 'approve' | 'deny'));
+  }
+
+  /** After the suite: writes the metrics and says whether every screenshot was taken and passed its check. */
+  async finish(): Promise<boolean> {
+    writeFileSync(join(OUTPUT, 'metrics.json'), JSON.stringify(this.metrics, null, 2));
+    const problems = (await Promise.allSettled(this.pending)).flatMap((step) => (step.status === 'rejected' ? [String(step.reason)] : []));
+    for (const problem of problems) process.stderr.write(`screenshot check failed: ${problem}\n`);
+    const missing = Object.keys(EXPECTED).filter((name) => !safeExists(join(OUTPUT, `${name}.png`)));
+    for (const name of missing) process.stderr.write(`screenshot ${name} was never taken\n`);
+    return problems.length === 0 && missing.length === 0;
+  }
+}
+
+/** The frame of the Confirm webview once its question is shown (webviews are nested iframes). */
+async function confirmFrame(page: Page): Promise<Frame> {
+  const started = Date.now();
+  while (Date.now() - started < 30_000) {
+    for (const frame of page.frames()) {
+      if (await frame.locator('#approve:not([disabled])').count().catch(() => 0) && await frame.locator('#actions:not([hidden])').count().catch(() => 0)) return frame;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error('the Confirm webview did not show a call within 30 s');
+}
+
+/** The webview frame showing `selector` with `text` (each webview is its own nested iframe). */
+async function webviewFrame(page: Page, selector: string, text: RegExp): Promise<Frame> {
+  const started = Date.now();
+  while (Date.now() - started < 30_000) {
+    for (const frame of page.frames()) {
+      if (await frame.locator(selector).filter({ hasText: text }).count().catch(() => 0)) return frame;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`no webview showed ${selector} with ${text} within 30 s`);
+}
+
+/** Waits for the Confirm prompt, screenshots the first one, and presses the button a person would. */
+async function answerConfirm(page: Page, decision: 'approve' | 'deny'): Promise<void> {
+  const frame = await confirmFrame(page);
+  if (!safeExists(join(OUTPUT, 'confirm.png'))) await takeScreenshot(page, 'confirm', frame);
+  // Deny by keyboard (it has the focus), Approve by mouse: both ways a person answers.
+  if (decision === 'deny') await frame.locator('#deny').press('Enter');
+  else await frame.locator('#approve').click();
+  process.stdout.write(`confirm: pressed ${decision}\n`);
+}
+
+/** Saves the screenshot and checks it: the expected element is on screen and the image is not blank. */
+async function takeScreenshot(page: Page, name: string, frame?: Frame): Promise<void> {
+  const expected = EXPECTED[name];
+  if (!expected) throw new Error(`no expectation for screenshot "${name}"`);
+  const scope = expected.inWebview ? (frame ?? await webviewFrame(page, expected.selector, expected.text)) : page;
+  await scope.locator(expected.selector).filter({ hasText: expected.text }).first().waitFor({ state: 'visible', timeout: 15_000 });
+  const path = join(OUTPUT, `${name}.png`);
+  const png = await page.screenshot({ path });
+  // A blank (single-colour) 1400x900 PNG compresses to a few KB; the workbench is far larger.
+  if (png.length < 20_000) throw new Error(`${path} looks blank (${png.length} bytes)`);
+  process.stdout.write(`screenshot ${name}: ${path} (${Math.round(png.length / 1024)} KB)\n`);
+}
+
+function safeExists(path: string): boolean {
+  try {
+    return statSync(path).size > 0;
+  } catch {
+    return false;
+  }
+}
+
