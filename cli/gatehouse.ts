@@ -10,6 +10,7 @@ Commands:
   gateway          run the local MCP gateway (gatehouse gateway --help)
   policy-server    run the org policy server (gatehouse policy-server --help)
   policy           validate, publish, history, diff, rollback, revoke (gatehouse policy --help)
+  secret           the relay's shared service keys: init-key, set (value on stdin), list
   pins             print the tool pins of a catalog server, to approve them in the policy
   audit verify     check a gateway's audit spool; names the first bad record
 `;
@@ -28,6 +29,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('../policy-server/main')).runPolicyServer(rest);
     case 'policy':
       return (await import('../policy-server/cli/policyCommands')).runPolicyCommand(rest);
+    case 'secret':
+      return (await import('../policy-server/cli/secretCommand')).runSecretCommand(rest);
     case 'audit':
       return (await import('../gateway/audit/auditCommand')).runAuditCommand(rest);
     case 'pins':

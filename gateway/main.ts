@@ -11,7 +11,7 @@ import { ensureDirectory, ensurePrivateDirectory, GatewayHttpServer } from './ht
 import { LaunchSecret, readSecretLine, writeSecretFile } from './http/launchSecret';
 import { createLogger, describeError, type Logger } from '../common/log/logger';
 import { OPEN_GATE, PolicyGate, type CallGate } from './policy/callGate';
-import { catalogServers, createPolicySource, readUserToken } from './policy/managedPolicy';
+import { catalogServers, createPolicySource, readUserToken, type RelayAccess } from './policy/managedPolicy';
 import { CallConfirmations } from './confirmation/callConfirmations';
 import { ReviewQueueConfirmer } from './confirmation/reviewQueueConfirmer';
 import { ControlChannel } from './control/controlChannel';
@@ -69,7 +69,7 @@ export async function runGateway(argv: string[]): Promise<number> {
     await policy.start();
     gate = new PolicyGate(policy);
     const decider = policy.state.decider;
-    servers = decider ? catalogServers(decider.policy, args.policy.workDir) : [];
+    servers = decider ? catalogServers(decider.policy, args.policy.workDir, relayAccess(args.policy)) : [];
   } else {
     log.warn('unmanaged mode: no policy server, every server in the local config may be used');
   }
@@ -116,7 +116,7 @@ export async function runGateway(argv: string[]): Promise<number> {
   });
   // After a policy update, the extension hears the new catalog as a new ready notification.
   let announce: () => void = () => undefined;
-  if (policy && args.policy) followPolicy(policy, args.policy.workDir, pool, http, gate, log, () => announce());
+  if (policy && args.policy) followPolicy(policy, args.policy.workDir, relayAccess(args.policy), pool, http, gate, log, () => announce());
 
   let shuttingDown = false;
   const shutdown = async (signal: string) => {
@@ -150,6 +150,11 @@ export async function runGateway(argv: string[]): Promise<number> {
   return new Promise<number>(() => { /* runs until a signal ends the process */ });
 }
 
+/** The relay of the policy server this gateway follows, with the user's IdP token (read fresh for each request). */
+function relayAccess(policyArgs: NonNullable<GatewayArgs['policy']>): RelayAccess {
+  return { policyServerUrl: policyArgs.url, token: async () => readUserToken(policyArgs.tokenPath) };
+}
+
 async function launchSecret(args: GatewayArgs, control: ControlChannel | undefined): Promise<LaunchSecret> {
   if (args.secretSource.type === 'stdin') return control ? control.launchSecret() : new LaunchSecret(await readSecretLine(process.stdin));
   ensureDirectory(dirname(args.secretSource.path));
@@ -165,7 +170,7 @@ function orgPin(policy: PolicySource | undefined, serverId: string, tool: string
 }
 
 /** New policy versions change the catalog and the lists open sessions see; revocation ends them. */
-function followPolicy(policy: PolicySource, workDir: string, pool: UpstreamPool, http: GatewayHttpServer, gate: CallGate, log: Logger, applied: () => void): void {
+function followPolicy(policy: PolicySource, workDir: string, relay: RelayAccess, pool: UpstreamPool, http: GatewayHttpServer, gate: CallGate, log: Logger, applied: () => void): void {
   let applying = Promise.resolve();
   let seen = { version: policy.state.version, denial: policy.state.denial };
   policy.onChange((state) => {
@@ -173,7 +178,7 @@ function followPolicy(policy: PolicySource, workDir: string, pool: UpstreamPool,
     if (state.version === seen.version && state.denial === seen.denial) return;
     seen = { version: state.version, denial: state.denial };
     applying = applying.then(async () => {
-      if (state.decider) await pool.reconcile(catalogServers(state.decider.policy, workDir));
+      if (state.decider) await pool.reconcile(catalogServers(state.decider.policy, workDir, relay));
       http.policyChanged((serverId) => gate.serverRefusal(serverId));
       applied();
     }).catch((error: unknown) => log.error('applying the new policy failed', { error: describeError(error) }));

@@ -21,6 +21,7 @@ import { createLogger, describeError } from '../common/log/logger';
 import { PolicyService } from './policies/policyService';
 import { RevocationList } from './revocations/revocationList';
 import { ReviewQueue } from './reviews/reviewQueue';
+import { SecretStore } from './secrets/secretStore';
 import { LowdbPolicyStore } from './store/lowdbPolicyStore';
 import { ensurePrivateDirectory } from './store/privateFiles';
 
@@ -92,6 +93,13 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   // Central audit: append-only files in the data dir (a PostgreSQL AuditStore comes with issue #7).
   const audit = await FileAuditStore.open(join(args.dataDir, 'audit'), { log: log.child({ component: 'audit' }) });
   const reviews = new ReviewQueue(policies, log.child({ component: 'reviews' }));
+  let secrets: SecretStore | undefined;
+  try {
+    secrets = args.secretsKeyFile ? SecretStore.open(args.dataDir, args.secretsKeyFile) : undefined;
+  } catch (error) {
+    process.stderr.write(`gatehouse policy-server: ${describeError(error)}\n`);
+    return 2;
+  }
 
   const http = new PolicyServerHttp();
   let address;
@@ -104,7 +112,7 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   const issuer = args.issuerUrl ?? url;
   http.serve(createPolicyServerApp({
-    authenticator, policies, revocations, events, keys, audit, reviews,
+    authenticator, policies, revocations, events, keys, audit, reviews, secrets,
     bundles: new EffectivePolicyBundles(policies, keys, issuer),
     maxPolicyBytes: MAX_POLICY_BYTES,
     log: log.child({ component: 'http' }),

@@ -41,6 +41,8 @@ export const POLICY_SERVER_PATHS = {
   audit: '/v1/audit',
   auditExport: '/v1/audit/export',
   reviews: '/v1/reviews',
+  /** `/relay/<serverId>/mcp`: Streamable HTTP to a shared-key server, the key added here. */
+  relay: '/relay',
 } as const;
 
 /** Content type of `GET /v1/effective-policy`: the body is the compact JWS (see common/policy/policyBundle.ts). */

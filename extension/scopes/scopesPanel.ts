@@ -17,7 +17,7 @@ export const SCOPES_VIEW_TYPE = 'gatehouse.scopes';
 const HELD_BY: Record<ScopeRow['credential'], string> = {
   none: 'Nothing to hold: the server needs no credential.',
   'user-oauth': 'Per-user sign-in to this server is not available in this version; no token is stored.',
-  'shared-key': 'The org\'s policy server holds the key; it never reaches this machine (the relay is not available in this version).',
+  'shared-key': 'The org\'s policy server holds the key and adds it in its relay; it never reaches this machine.',
 };
 
 export class ScopesPanel implements vscode.Disposable {

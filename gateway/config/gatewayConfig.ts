@@ -43,7 +43,13 @@ export const GatewayConfigSchema = z.strictObject({
 });
 
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
-export type ServerConfig = GatewayConfig['servers'][number];
+export type ServerConfig = GatewayConfig['servers'][number] & {
+  /**
+   * Managed mode, `shared-key` servers: the user's IdP token for the policy server's relay,
+   * read when each request is sent (never part of the config or its comparison).
+   */
+  bearer?: () => Promise<string>;
+};
 export type { HttpTransportConfig, StdioTransportConfig } from '../../common/serverTransport';
 
 /** A config file that cannot be used; `problems` are `file:line:col: path: message` lines. */

@@ -5,6 +5,7 @@
  * and prompts are named `resource:<uri>` and `prompt:<name>`, so `*` covers all three.
  */
 import type { JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
+import { isRecord, subjectOf } from '../../common/policy/callSubject';
 import type { PolicySource } from './policySource';
 
 /** JSON-RPC error code for calls the policy refuses (server-defined range). */
@@ -49,29 +50,6 @@ export const OPEN_GATE: CallGate = {
   toolEffect: () => 'allow',
   filterResult: (_serverId, _method, result) => result,
 };
-
-/** The name a rule's `tools` patterns match for each kind of request. */
-function subjectOf(request: JSONRPCRequest): { name: string; args: Record<string, unknown> } | undefined {
-  const params = (request.params ?? {}) as Record<string, unknown>;
-  switch (request.method) {
-    case 'tools/call':
-      return { name: String(params.name ?? ''), args: isRecord(params.arguments) ? params.arguments : {} };
-    case 'resources/read':
-    case 'resources/subscribe':
-    case 'resources/unsubscribe':
-      return { name: `resource:${String(params.uri ?? '')}`, args: { uri: params.uri } };
-    case 'prompts/get':
-      return { name: `prompt:${String(params.name ?? '')}`, args: isRecord(params.arguments) ? params.arguments : {} };
-    case 'completion/complete': {
-      const ref = isRecord(params.ref) ? params.ref : {};
-      return ref.type === 'ref/prompt'
-        ? { name: `prompt:${String(ref.name ?? '')}`, args: {} }
-        : { name: `resource:${String(ref.uri ?? '')}`, args: {} };
-    }
-    default:
-      return undefined;
-  }
-}
 
 export class PolicyGate implements CallGate {
   constructor(private readonly source: PolicySource) {}
@@ -152,6 +130,3 @@ function ambiguousName(method: string, name: string): string | undefined {
   return undefined;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}

@@ -34,14 +34,25 @@ export function createPolicySource(args: PolicyServerArgs, runtimeDir: string, l
   });
 }
 
-/** The verified catalog as upstream configs; relative commands resolve against `workDir`. */
-export function catalogServers(policy: EffectivePolicy, workDir: string): ServerConfig[] {
-  return policy.servers.map((entry) => catalogServer(entry, workDir));
+/** How `shared-key` servers are reached: the policy server's relay, with the user's IdP token. */
+export interface RelayAccess {
+  policyServerUrl: URL;
+  token: () => Promise<string>;
 }
 
-export function catalogServer(entry: CatalogServerEntry, workDir: string): ServerConfig {
+/** The verified catalog as upstream configs; relative commands resolve against `workDir`. */
+export function catalogServers(policy: EffectivePolicy, workDir: string, relay: RelayAccess): ServerConfig[] {
+  return policy.servers.map((entry) => catalogServer(entry, workDir, relay));
+}
+
+export function catalogServer(entry: CatalogServerEntry, workDir: string, relay?: RelayAccess): ServerConfig {
   {
-    const transport = structuredClone(entry.transport);
+    // A shared service key never reaches this machine: such a server is reached through the
+    // policy server's relay, which adds the key there (policy-server/relay/).
+    const viaRelay = entry.credential.mode === 'shared-key' && relay !== undefined;
+    const transport: ServerConfig['transport'] = viaRelay
+      ? { type: 'streamable-http', url: new URL(`relay/${entry.id}/mcp`, withSlash(relay.policyServerUrl)).href }
+      : structuredClone(entry.transport);
     if (transport.type === 'stdio') {
       if (!isAbsolute(transport.command) && (transport.command.includes('/') || transport.command.startsWith('.'))) {
         transport.command = resolve(workDir, transport.command);
@@ -57,8 +68,14 @@ export function catalogServer(entry: CatalogServerEntry, workDir: string): Serve
       redaction: entry.redaction,
       trusted: entry.trusted,
       tools: Object.fromEntries(Object.entries(entry.tools).map(([name, settings]) => [name, settings.risk ? { risk: settings.risk } : {}])),
+      ...(viaRelay ? { bearer: relay.token } : {}),
     };
   }
+}
+
+/** A base URL that keeps its path when a relative path is resolved against it. */
+function withSlash(url: URL): URL {
+  return url.pathname.endsWith('/') ? url : new URL(`${url.href}/`);
 }
 
 function readKeys(path: string): JSONWebKeySet {

@@ -36,7 +36,12 @@ export class HttpUpstreamTransport implements Transport {
   private retryMs = 1_000;
   private standaloneStarted = false;
 
-  constructor(private readonly url: URL, private readonly dispatcher: Dispatcher = sharedAgent) {}
+  constructor(
+    private readonly url: URL,
+    private readonly dispatcher: Dispatcher = sharedAgent,
+    /** A bearer token for each request (the policy server's relay); absent for upstreams that need none. */
+    private readonly bearer?: () => Promise<string>,
+  ) {}
 
   async start(): Promise<void> {
     // Nothing to connect up front: every message is its own HTTP request.
@@ -50,7 +55,7 @@ export class HttpUpstreamTransport implements Transport {
     if (this.closed) throw new Error('transport closed');
     const response = await request(this.url, {
       method: 'POST',
-      headers: this.headers({ 'content-type': 'application/json', accept: 'application/json, text/event-stream' }),
+      headers: await this.headers({ 'content-type': 'application/json', accept: 'application/json, text/event-stream' }),
       body: JSON.stringify(message),
       dispatcher: this.dispatcher,
       signal: this.aborter.signal,
@@ -91,15 +96,16 @@ export class HttpUpstreamTransport implements Transport {
     this.aborter.abort();
     if (this.sessionId) {
       // Best effort: tell the upstream the session is over so it can free it.
-      await request(this.url, { method: 'DELETE', headers: this.headers({}), dispatcher: this.dispatcher, signal: AbortSignal.timeout(2_000) })
+      await request(this.url, { method: 'DELETE', headers: await this.headers({}), dispatcher: this.dispatcher, signal: AbortSignal.timeout(2_000) })
         .then((r) => r.body.dump())
         .catch(() => undefined);
     }
     this.onclose?.();
   }
 
-  private headers(extra: Record<string, string>): Record<string, string> {
+  private async headers(extra: Record<string, string>): Promise<Record<string, string>> {
     const headers = { ...extra };
+    if (this.bearer) headers.authorization = `Bearer ${await this.bearer()}`;
     if (this.sessionId) headers['mcp-session-id'] = this.sessionId;
     if (this.protocolVersion) headers['mcp-protocol-version'] = this.protocolVersion;
     return headers;
@@ -138,7 +144,7 @@ export class HttpUpstreamTransport implements Transport {
       await delay(this.retryMs, this.aborter.signal);
       const response = await request(this.url, {
         method: 'GET',
-        headers: this.headers({ accept: 'text/event-stream', 'last-event-id': cursor }),
+        headers: await this.headers({ accept: 'text/event-stream', 'last-event-id': cursor }),
         dispatcher: this.dispatcher,
         signal: this.aborter.signal,
       });
@@ -162,7 +168,7 @@ export class HttpUpstreamTransport implements Transport {
       while (!this.closed) {
         const response = await request(this.url, {
           method: 'GET',
-          headers: this.headers({ accept: 'text/event-stream', ...(lastEventId ? { 'last-event-id': lastEventId } : {}) }),
+          headers: await this.headers({ accept: 'text/event-stream', ...(lastEventId ? { 'last-event-id': lastEventId } : {}) }),
           dispatcher: this.dispatcher,
           signal: this.aborter.signal,
         });

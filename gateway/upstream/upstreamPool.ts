@@ -208,7 +208,7 @@ function createTransport(config: ServerConfig, log: Logger): { transport: Transp
       return { transport, describeClose: () => transport.exit?.message ?? 'process ended' };
     }
     case 'streamable-http': {
-      const transport = new HttpUpstreamTransport(new URL(t.url));
+      const transport = new HttpUpstreamTransport(new URL(t.url), undefined, config.bearer);
       return { transport, describeClose: () => 'the upstream ended the HTTP session' };
     }
     case 'sse': {

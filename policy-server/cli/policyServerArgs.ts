@@ -28,6 +28,8 @@ Options:
   --github-client-id <id>    ...issued to this Gatehouse GitHub OAuth app only...
   --github-client-secret-file <path>  ...whose secret is in this 0600 file
   --bootstrap-policy <file>  publish this policy as version 1 if nothing was published yet
+  --secrets-key-file <path>  0600 file with the key of the shared-key secret store; turns
+                             on the relay (/relay/<server>/mcp). Keep it outside the data dir
   --log-level <level>        debug | info | warn | error (default info); logs go to stderr
 
 rotate-key makes a new signing key current. The running server picks it up at once; the
@@ -44,6 +46,7 @@ export interface PolicyServerArgs {
   oidc: { issuer: string; audience: string } | undefined;
   github: { apiBaseUrl: string; clientId: string; clientSecretFile: string } | undefined;
   bootstrapPolicy: string | undefined;
+  secretsKeyFile: string | undefined;
   logLevel: LogLevel;
 }
 
@@ -67,6 +70,7 @@ export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | Rotate
     'github-client-id': { type: 'string' },
     'github-client-secret-file': { type: 'string' },
     'bootstrap-policy': { type: 'string' },
+    'secrets-key-file': { type: 'string' },
     'log-level': { type: 'string' },
   });
   if (Boolean(values['oidc-issuer']) !== Boolean(values['oidc-audience'])) {
@@ -88,6 +92,7 @@ export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | Rotate
       ? { apiBaseUrl: values['github-api'], clientId: values['github-client-id'], clientSecretFile: resolve(values['github-client-secret-file']) }
       : undefined,
     bootstrapPolicy: values['bootstrap-policy'] === undefined ? undefined : resolve(values['bootstrap-policy']),
+    secretsKeyFile: values['secrets-key-file'] === undefined ? undefined : resolve(values['secrets-key-file']),
     logLevel: parseLogLevel(values['log-level']),
   };
 }

@@ -21,10 +21,15 @@ import type { PolicyService } from '../policies/policyService';
 import { revocationRoutes } from '../revocations/revocationRoutes';
 import type { ReviewQueue } from '../reviews/reviewQueue';
 import { reviewRoutes } from '../reviews/reviewRoutes';
+import { relayRoutes } from '../relay/relayRoute';
+import type { SecretStore } from '../secrets/secretStore';
 import type { RevocationList } from '../revocations/revocationList';
 import { errorHandler, notFound } from './apiErrors';
 import { authenticateCaller, requireAdmin } from './callerAuthentication';
 import { POLICY_SERVER_PATHS as PATHS } from '../../common/policy/policyServerApi';
+
+/** The gateway's own body limit for MCP messages. */
+const RELAY_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 export interface PolicyServerAppDeps {
   authenticator: BearerAuthenticator;
@@ -35,6 +40,8 @@ export interface PolicyServerAppDeps {
   keys: SigningKeyRing;
   audit: AuditStore;
   reviews: ReviewQueue;
+  /** The shared-key store; without it the relay refuses every call. */
+  secrets: SecretStore | undefined;
   maxPolicyBytes: number;
   log: Logger;
 }
@@ -66,6 +73,7 @@ export function createPolicyServerApp(deps: PolicyServerAppDeps): Express {
   const ingest = authenticateCaller(deps.authenticator, deps.revocations, { acceptRevoked: true });
   app.use(PATHS.audit, auditRoutes(deps.audit, { ingest, read: [authenticated, requireAdmin(deps.policies)] }));
   app.use(PATHS.reviews, authenticated, reviewRoutes(deps.reviews));
+  app.use(PATHS.relay, authenticated, relayRoutes({ policies: deps.policies, secrets: deps.secrets, audit: deps.audit, maxBodyBytes: RELAY_MAX_BODY_BYTES, log: deps.log.child({ component: 'relay' }) }));
 
   app.use(notFound);
   app.use(errorHandler(deps.log));

@@ -17,11 +17,16 @@ export interface RunningPolicyServer {
   child: ChildProcess;
   /** Pinned key set for gateways, written to a file. */
   keysPath: string;
+  /** What the server logged so far. */
+  stderr(): string;
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
 /** `policyYaml`: the first policy as text (written into the server's folder); `bootstrapPolicy`: a file with it. */
-export async function startPolicyServer(idp: LocalIdp, options: { dataDir?: string; bootstrapPolicy?: string; policyYaml?: string; port?: number } = {}): Promise<RunningPolicyServer> {
+export async function startPolicyServer(
+  idp: LocalIdp,
+  options: { dataDir?: string; bootstrapPolicy?: string; policyYaml?: string; port?: number; extraArgs?: string[] } = {},
+): Promise<RunningPolicyServer> {
   const dir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'gatehouse-policy-'));
   if (options.policyYaml !== undefined) {
     options = { ...options, bootstrapPolicy: join(dir, 'org-policy.yaml') };
@@ -30,6 +35,7 @@ export async function startPolicyServer(idp: LocalIdp, options: { dataDir?: stri
   const args = [join(REPO, 'dist/gatehouse.js'), 'policy-server', '--data-dir', join(dir, 'data'), '--listen', `127.0.0.1:${options.port ?? 0}`,
     '--oidc-issuer', idp.issuer, '--oidc-audience', idp.audience];
   if (options.bootstrapPolicy) args.push('--bootstrap-policy', options.bootstrapPolicy);
+  args.push(...(options.extraArgs ?? []));
   const child = spawn(NODE, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH, HOME: process.env.HOME } });
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
@@ -54,6 +60,7 @@ export async function startPolicyServer(idp: LocalIdp, options: { dataDir?: stri
     dir,
     child,
     keysPath,
+    stderr: () => stderr,
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((r) => child.once('exit', r));

@@ -1,0 +1,70 @@
+/**
+ * `gatehouse secret`: the shared service keys the relay adds for `shared-key` servers.
+ * Values are read from stdin, never from argv (shell history, `ps`) or the environment, and
+ * never printed. The running policy server reads the store on every relayed call, so a
+ * `set` is a rotation that takes effect on the next call, without a restart.
+ */
+import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import { describeError } from '../../common/log/logger';
+import { DEFAULT_DATA_DIR } from './policyServerArgs';
+import { SecretStore, SecretStoreError } from '../secrets/secretStore';
+import { ensurePrivateDirectory } from '../store/privateFiles';
+
+export const SECRET_USAGE = `Usage: gatehouse secret init-key <path>
+       gatehouse secret set <id> --key-file <path> [--data-dir <dir>]   (the value on stdin)
+       gatehouse secret list --key-file <path> [--data-dir <dir>]
+
+init-key  writes a new random key for the secret store to <path> (0600); keep it outside
+          the data dir and give it to the policy server with --secrets-key-file
+set       stores (or rotates) the secret <id> (a catalog server's credential.secretRef),
+          encrypted with that key; the running server uses it from the next call on
+list      the ids and when each was last set, never the values
+`;
+
+export async function runSecretCommand(argv: string[], stdin: NodeJS.ReadableStream = process.stdin): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === 'init-key') {
+      const [path] = rest;
+      if (!path || rest.length !== 1) return usage('init-key takes one path');
+      SecretStore.open(resolve('.'), resolve(path), { create: true });
+      process.stdout.write(`wrote a new secret store key to ${resolve(path)} (0600)\n`);
+      return 0;
+    }
+    if (command !== 'set' && command !== 'list') return usage(command ? `unknown secret command "${command}"` : 'which secret command?');
+    const { values, positionals } = parseArgs({ args: rest, strict: true, allowPositionals: true, options: { 'data-dir': { type: 'string' }, 'key-file': { type: 'string' } } });
+    if (!values['key-file']) return usage('--key-file is required');
+    const dataDir = resolve(values['data-dir'] ?? DEFAULT_DATA_DIR);
+    ensurePrivateDirectory(dataDir);
+    const store = SecretStore.open(dataDir, resolve(values['key-file']));
+    if (command === 'list') {
+      for (const { id, updatedAt } of store.list()) process.stdout.write(`${id}\t${updatedAt}\n`);
+      return 0;
+    }
+    const [id] = positionals;
+    if (!id || positionals.length !== 1) return usage('set takes one secret id');
+    const value = (await readAll(stdin)).replace(/\r?\n$/, '');
+    await store.set(id, value);
+    process.stdout.write(`secret ${id} set; the policy server uses it from the next relayed call\n`);
+    return 0;
+  } catch (error) {
+    if (error instanceof SecretStoreError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`gatehouse secret: ${(error as Error).message}\n`);
+      return 2;
+    }
+    process.stderr.write(`gatehouse secret: ${describeError(error)}\n`);
+    return 1;
+  }
+}
+
+function usage(problem: string): number {
+  process.stderr.write(`gatehouse secret: ${problem}\n\n${SECRET_USAGE}`);
+  return 2;
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+  return Buffer.concat(chunks).toString('utf8');
+}
