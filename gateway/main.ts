@@ -64,12 +64,19 @@ export async function runGateway(argv: string[]): Promise<number> {
 
   let gate: CallGate = OPEN_GATE;
   let servers = config.servers;
-  if (args.policy) {
-    policy = createPolicySource(args.policy, args.runtimeDir, log.child({ component: 'policy' }));
+  // The user's IdP token, wherever it comes from, read fresh for each use (policy, audit shipping, reviews, relay).
+  const userToken = args.policy ? userTokenSource(args.policy, control) : undefined;
+  if (args.policy && userToken) {
+    try {
+      policy = await createPolicySource(args.policy, userToken, args.runtimeDir, log.child({ component: 'policy' }));
+    } catch (error) {
+      process.stderr.write(`gatehouse gateway: ${describeError(error)}\n`);
+      return 3;
+    }
     await policy.start();
     gate = new PolicyGate(policy);
     const decider = policy.state.decider;
-    servers = decider ? catalogServers(decider.policy, args.policy.workDir, relayAccess(args.policy)) : [];
+    servers = decider ? catalogServers(decider.policy, args.policy.workDir, { policyServerUrl: args.policy.url, token: userToken }) : [];
   } else {
     log.warn('unmanaged mode: no policy server, every server in the local config may be used');
   }
@@ -78,7 +85,7 @@ export async function runGateway(argv: string[]): Promise<number> {
   const spoolDir = join(args.stateDir, 'audit');
   const spool = await AuditSpool.open({ dir: spoolDir, logger: log.child({ component: 'audit' }) });
   // --- audit shipping (managed mode): spool -> policy server, woken by each append ---
-  const shipper = policy && args.policy ? createAuditShipper(args.policy, spool, spoolDir, policy.subject, log.child({ component: 'audit-shipper' })) : undefined;
+  const shipper = policy && args.policy && userToken ? createAuditShipper(args.policy, userToken, spool, spoolDir, policy.subject, log.child({ component: 'audit-shipper' })) : undefined;
   shipper?.start();
   // --- end audit shipping ---
   const auditor = new CallAuditor(spool, () => policy?.subject ?? 'local', log.child({ component: 'audit' }), (event) => {
@@ -94,7 +101,7 @@ export async function runGateway(argv: string[]): Promise<number> {
   const redactors = { secrets: new SecretRedactor(), withPii: new SecretRedactor({ pii: true }) };
   // Confirm rules: a named reviewer group goes to the policy server's queue; the developer's own prompt needs the extension.
   const confirmations = new CallConfirmations(
-    args.policy ? new ReviewQueueConfirmer({ serverUrl: args.policy.url, token: async () => readUserToken(args.policy!.tokenPath), log: log.child({ component: 'reviews' }) }) : undefined,
+    args.policy && userToken ? new ReviewQueueConfirmer({ serverUrl: args.policy.url, token: userToken, log: log.child({ component: 'reviews' }) }) : undefined,
     () => (control?.isOpen ? control : undefined),
     log.child({ component: 'confirmations' }),
   );
@@ -116,7 +123,7 @@ export async function runGateway(argv: string[]): Promise<number> {
   });
   // After a policy update, the extension hears the new catalog as a new ready notification.
   let announce: () => void = () => undefined;
-  if (policy && args.policy) followPolicy(policy, args.policy.workDir, relayAccess(args.policy), pool, http, gate, log, () => announce());
+  if (policy && args.policy && userToken) followPolicy(policy, args.policy.workDir, { policyServerUrl: args.policy.url, token: userToken }, pool, http, gate, log, () => announce());
 
   let shuttingDown = false;
   const shutdown = async (signal: string) => {
@@ -150,9 +157,12 @@ export async function runGateway(argv: string[]): Promise<number> {
   return new Promise<number>(() => { /* runs until a signal ends the process */ });
 }
 
-/** The relay of the policy server this gateway follows, with the user's IdP token (read fresh for each request). */
-function relayAccess(policyArgs: NonNullable<GatewayArgs['policy']>): RelayAccess {
-  return { policyServerUrl: policyArgs.url, token: async () => readUserToken(policyArgs.tokenPath) };
+/** The user's IdP token: re-read from its 0600 file, or asked of the extension's sign-in, on every use. */
+function userTokenSource(policyArgs: NonNullable<GatewayArgs['policy']>, control: ControlChannel | undefined): () => Promise<string> {
+  const source = policyArgs.token;
+  if (source.type === 'file') return async () => readUserToken(source.path);
+  if (!control) throw new Error('--policy-token control needs the control channel');
+  return () => control.userToken();
 }
 
 async function launchSecret(args: GatewayArgs, control: ControlChannel | undefined): Promise<LaunchSecret> {

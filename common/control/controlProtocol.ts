@@ -89,3 +89,18 @@ export interface AuditHistoryResult {
   events: AuditEvent[];
 }
 export const AuditHistoryRequest = new RequestType<AuditHistoryParams, AuditHistoryResult, void>('gatehouse/auditHistory');
+
+/**
+ * gateway -> extension: the signed-in user's IdP access token for the policy server (with
+ * `--policy-token control`), asked for each time the gateway needs it; the token never
+ * touches argv, env or a file. The extension answers from VS Code's sign-in (refreshing it
+ * as needed) and answers an error when nobody is signed in.
+ */
+export interface TokenParams {
+  /** The policy server refused the last token (401): get a fresh one, not the cached one. */
+  forceRefresh?: boolean;
+}
+export interface TokenResult {
+  token: string;
+}
+export const TokenRequest = new RequestType<TokenParams, TokenResult, void>('gatehouse/token');

@@ -26,7 +26,6 @@ import { request } from 'undici';
 import { AUDIT_BATCH_MAX_BYTES, AUDIT_BATCH_MAX_EVENTS, POLICY_SERVER_PATHS, type AuditBatchResponse } from '../../common/policy/policyServerApi';
 import { describeError, type Logger } from '../../common/log/logger';
 import type { PolicyServerArgs } from '../cli/gatewayArgs';
-import { readUserToken } from '../policy/managedPolicy';
 import type { AuditSpool, AuditStoredRecord } from './auditSpool';
 
 export type ShippingSpool = Pick<AuditSpool, 'readSince' | 'shippedThrough' | 'markShipped' | 'stats'>;
@@ -291,14 +290,14 @@ export class AuditShipper {
   }
 }
 
-/** A managed gateway's shipper: the token is read from the user's token file on every request. */
-export function createAuditShipper(args: PolicyServerArgs, spool: ShippingSpool, spoolDir: string, user: string, log: Logger): AuditShipper {
+/** A managed gateway's shipper: the user's token is asked for on every request. */
+export function createAuditShipper(args: PolicyServerArgs, token: () => Promise<string>, spool: ShippingSpool, spoolDir: string, user: string, log: Logger): AuditShipper {
   return new AuditShipper({
     spool,
     serverUrl: args.url,
     user,
     log,
-    token: async () => readUserToken(args.tokenPath),
+    token,
     deadLetterPath: join(spoolDir, 'dead-letter.jsonl'),
   });
 }

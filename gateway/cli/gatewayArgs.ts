@@ -12,7 +12,8 @@ export interface PolicyServerArgs {
   url: URL;
   issuer: string;
   keysPath: string;
-  tokenPath: string;
+  /** Where the user's IdP token comes from: a 0600 file (re-read on every use) or the extension's sign-in. */
+  token: { type: 'file'; path: string } | { type: 'control' };
   sub?: string;
   workDir: string;
 }
@@ -40,6 +41,7 @@ Options:
                                from this user's signed policy bundle (managed mode)
   --policy-keys <jwks.json>    pinned public keys the bundles must be signed with
   --policy-token-file <path>   file holding the user's IdP token (re-read on every request)
+  --policy-token control       ask the launching extension for it (gatehouse/token; needs --control stdio)
   --policy-issuer <url>        the bundles' issuer (default: the policy server URL's origin)
   --policy-sub <sub>           the signed-in user (default: the token's own sub claim)
   --workdir <dir>              where relative commands in the policy's catalog resolve (default: cwd)
@@ -71,6 +73,7 @@ export function parseGatewayArgs(argv: string[], env: NodeJS.ProcessEnv = proces
         'policy-server': { type: 'string' },
         'policy-keys': { type: 'string' },
         'policy-token-file': { type: 'string' },
+        'policy-token': { type: 'string' },
         'policy-issuer': { type: 'string' },
         'policy-sub': { type: 'string' },
         workdir: { type: 'string' },
@@ -97,12 +100,16 @@ export function parseGatewayArgs(argv: string[], env: NodeJS.ProcessEnv = proces
     }
     const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
     if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) throw new UsageError('--policy-server must be https (http only on loopback)');
-    if (!values['policy-keys'] || !values['policy-token-file']) throw new UsageError('--policy-server needs --policy-keys and --policy-token-file');
+    if (values['policy-token'] !== undefined && values['policy-token'] !== 'control') throw new UsageError('--policy-token takes one value: control');
+    if (values['policy-token'] === 'control' && values.control !== 'stdio') throw new UsageError('--policy-token control needs --control stdio');
+    if (!values['policy-keys'] || Boolean(values['policy-token-file']) === Boolean(values['policy-token'])) {
+      throw new UsageError('--policy-server needs --policy-keys and one of --policy-token-file and --policy-token control');
+    }
     policy = {
       url,
       issuer: values['policy-issuer'] ?? url.origin,
       keysPath: resolve(values['policy-keys']),
-      tokenPath: resolve(values['policy-token-file']),
+      token: values['policy-token-file'] ? { type: 'file', path: resolve(values['policy-token-file']) } : { type: 'control' },
       ...(values['policy-sub'] ? { sub: values['policy-sub'] } : {}),
       workDir: resolve(values.workdir ?? '.'),
     };

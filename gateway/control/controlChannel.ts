@@ -8,7 +8,7 @@ import { CancellationTokenSource, createMessageConnection, StreamMessageReader, 
 import { z } from 'zod';
 import type { AuditEvent } from '../../common/audit/auditEvent';
 import {
-  AuditHistoryRequest, AuditNotification, ConfirmRequest, MAX_AUDIT_HISTORY, ReadyNotification, StartRequest, ToolsNotification, type ToolSummary,
+  AuditHistoryRequest, AuditNotification, ConfirmRequest, MAX_AUDIT_HISTORY, ReadyNotification, StartRequest, TokenRequest, ToolsNotification, type ToolSummary,
 } from '../../common/control/controlProtocol';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
 import { describeError, type Logger } from '../../common/log/logger';
@@ -17,6 +17,7 @@ import type { ConfirmationAnswer, ConfirmationRequest, Confirmer } from '../conf
 
 const START_TIMEOUT_MS = 30_000;
 const ConfirmAnswer = z.object({ decision: z.enum(['approve', 'deny']) });
+const TokenAnswer = z.object({ token: z.string().min(1).max(64 * 1024) });
 const StartParamsSchema = z.strictObject({ launchSecret: z.string().max(4096) });
 const AuditHistoryParamsSchema = z.strictObject({ limit: z.number().int().min(0).max(MAX_AUDIT_HISTORY) });
 
@@ -63,6 +64,20 @@ export class ControlChannel implements Confirmer {
   /** A server's tools as a client just listed them, for the sidebar. */
   toolsListed(server: string, tools: ToolSummary[]): void {
     if (this.open) void this.connection.sendNotification(ToolsNotification, { server, tools });
+  }
+
+  /** The user's IdP token from the extension's sign-in; throws when nobody is signed in or the extension is gone. */
+  async userToken(forceRefresh = false): Promise<string> {
+    if (!this.open) throw new Error('the Gatehouse extension is gone, so there is no sign-in to use');
+    let answer: unknown;
+    try {
+      answer = await this.connection.sendRequest(TokenRequest, forceRefresh ? { forceRefresh } : {});
+    } catch (error) {
+      throw new Error(`no sign-in: ${(error as Error).message}`);
+    }
+    const parsed = TokenAnswer.safeParse(answer);
+    if (!parsed.success) throw new Error('the extension answered gatehouse/token without a token');
+    return parsed.data.token;
   }
 
   /** An audit event that just became durable, for the Audit view's live stream. */

@@ -1,6 +1,6 @@
 /**
  * Managed mode: builds the gateway's policy source from the command line (policy server,
- * pinned keys, token file) and turns the verified policy's catalog into the server list
+ * pinned keys) and the user's token source and turns the verified policy's catalog into the server list
  * the upstream pool runs.
  */
 import { readFileSync } from 'node:fs';
@@ -14,10 +14,9 @@ import type { ServerConfig } from '../config/gatewayConfig';
 import type { Logger } from '../../common/log/logger';
 import { PolicySource } from './policySource';
 
-export function createPolicySource(args: PolicyServerArgs, runtimeDir: string, log: Logger): PolicySource {
+export async function createPolicySource(args: PolicyServerArgs, token: () => Promise<string>, runtimeDir: string, log: Logger): Promise<PolicySource> {
   const keys = readKeys(args.keysPath);
-  const token = async () => readUserToken(args.tokenPath);
-  const initialToken = readUserToken(args.tokenPath);
+  const initialToken = await token();
   const sub = args.sub ?? subjectOfToken(initialToken);
   const sessionId = claimOfToken(initialToken, 'sid');
   // One cache file per user and server, so a shared machine never mixes bundles.

@@ -18,7 +18,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
 import type { ReviewListResponse, ReviewRecord } from '../../common/policy/policyServerApi';
 import {
-  AuditHistoryRequest, AuditNotification, ConfirmRequest, ReadyNotification, ToolsNotification, type AuditParams, type ConfirmParams, type ConfirmResult, type ToolsParams,
+  AuditHistoryRequest, AuditNotification, ConfirmRequest, ReadyNotification, TokenRequest, ToolsNotification, type AuditParams, type ConfirmParams, type ConfirmResult, type ToolsParams,
 } from '../../common/control/controlProtocol';
 import { FIXTURES, NODE, REPO, spoolEvents, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
 import { startLocalIdp, type LocalIdp } from '../support/localIdp';
@@ -311,6 +311,38 @@ describe('second-person review of confirm calls', function () {
       assert.equal(ready.policy.mode === 'managed' && ready.policy.version, 2);
       assert.deepEqual(ready.servers.map((s) => [s.id, s.title, s.state]), [['probe', 'Probe, renamed', 'ready']]);
       assert.equal(ready.pid, controlled.ready.pid, 'the same gateway, not a restart');
+    });
+
+    it('takes the user\'s token from the extension\'s sign-in (--policy-token control): never argv, env or a file', async () => {
+      let asked = 0;
+      let signedIn = true;
+      const signedInGateway = await startGateway(null, {
+        control: true,
+        extraArgs: ['--policy-server', server.url, '--policy-keys', server.keysPath, '--policy-token', 'control'],
+        onControl: (connection) => connection.onRequest(TokenRequest, () => {
+          asked++;
+          if (!signedIn) throw new Error('nobody is signed in');
+          return { token: tokens.alice! };
+        }),
+      });
+      try {
+        assert.ok(signedInGateway.ready.policy.mode === 'managed' && signedInGateway.ready.policy.version !== undefined, 'managed, with the user\'s policy');
+        const signedInClient = await signedInGateway.connect('probe');
+        assert.equal(textOf(await signedInClient.callTool({ name: 'echo', arguments: { text: 'signed in' } })), 'signed in');
+        assert.ok(asked >= 1, 'the gateway asked the extension for the token');
+        assert.ok(!signedInGateway.child.spawnargs.join(' ').includes(tokens.alice!), 'not in argv');
+        assert.ok(!signedInGateway.stderr().includes(tokens.alice!), 'not in the log');
+        signedIn = false;
+        await signedInClient.close();
+      } finally {
+        await signedInGateway.stop();
+      }
+      // Nobody signed in: the gateway cannot start managed, and says why.
+      await assert.rejects(startGateway(null, {
+        control: true,
+        extraArgs: ['--policy-server', server.url, '--policy-keys', server.keysPath, '--policy-token', 'control'],
+        onControl: (connection) => connection.onRequest(TokenRequest, () => { throw new Error('nobody is signed in'); }),
+      }), /exited with 3 before ready.*no sign-in: .*nobody is signed in/s);
     });
 
     it('stops the gateway when the extension closes the channel', async () => {

@@ -64,6 +64,8 @@ export interface GatewayOptions {
   dir?: string;
   /** Act as the extension: speak the control channel on the child's stdio and send the launch secret over it. */
   control?: boolean;
+  /** With `control`: set up handlers (e.g. `gatehouse/token`) before the gateway starts asking. */
+  onControl?: (connection: MessageConnection) => void;
 }
 
 export async function startGateway(servers: ServerSpec[] | null, options: GatewayOptions = {}): Promise<RunningGateway> {
@@ -128,6 +130,7 @@ async function startControlledGateway(servers: ServerSpec[] | null, options: Gat
   child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
   const control = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
   const readyNotice = new Promise<GatewayReadyLine>((resolve) => control.onNotification(ReadyNotification, resolve));
+  options.onControl?.(control);
   control.listen();
   const secret = randomBytes(32).toString('base64url');
   const exited = new Promise<never>((_resolve, reject) => child.once('exit', (code) => reject(new Error(`gateway exited with ${code} before ready; stderr:\n${stderr}`))));

@@ -32,6 +32,8 @@ export const RESOURCE_SCOPE = 'policy:read';
 
 const CLIENT_ID = 'gatehouse-test-client';
 const REDIRECT_URI = 'http://127.0.0.1/callback';
+/** The client the extension signs in with: native, public, loopback redirect on any port (RFC 8252), refresh tokens. */
+export const VSCODE_CLIENT_ID = 'gatehouse-vscode';
 
 const KNOWN_ACCOUNTS: Record<string, { groups: string[] }> = {
   alice: { groups: ['engineers'] },
@@ -130,6 +132,13 @@ export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<Loca
       redirect_uris: [REDIRECT_URI],
       grant_types: ['authorization_code'],
       response_types: ['code'],
+    }, {
+      client_id: VSCODE_CLIENT_ID,
+      application_type: 'native',
+      token_endpoint_auth_method: 'none',
+      redirect_uris: [REDIRECT_URI],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
     }],
     // Own keys and cookie secrets, so oidc-provider does not warn about development defaults.
     jwks: { keys: [signingKey] },
@@ -168,6 +177,7 @@ export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<Loca
       Interaction: 600,
       Session: 3600,
       Grant: 3600,
+      RefreshToken: 86_400,
     },
   });
   const handleOidc = provider.callback();
@@ -196,7 +206,20 @@ export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<Loca
  * consents to whatever the client asked for.
  */
 async function completeInteraction(provider: Provider, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const { prompt, params, grantId, session } = await provider.interactionDetails(req, res);
+  const { prompt, params, grantId, session, uid } = await provider.interactionDetails(req, res) as Interaction & { uid: string };
+  if (prompt.name === 'login' && params.login_hint === undefined) {
+    // A person signing in: a login form (GET), then its answer (POST .../login).
+    if (req.method === 'POST' && req.url?.endsWith('/login')) {
+      const form = new URLSearchParams(await readBody(req));
+      const accountId = form.get('login') ?? '';
+      if (!/^[a-z][a-z0-9-]{0,30}$/.test(accountId)) throw new Error('enter a user name');
+      await provider.interactionFinished(req, res, { login: { accountId } }, { mergeWithLastSubmission: false });
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(`<!DOCTYPE html><title>Local IdP: sign in</title>
+<form method="post" action="/interaction/${uid}/login"><label>User <input name="login" id="login" autofocus></label> <button type="submit" id="sign-in">Sign in</button></form>`);
+    return;
+  }
   if (prompt.name === 'login') {
     const accountId = params.login_hint;
     if (typeof accountId !== 'string' || accountId === '') {
@@ -271,6 +294,50 @@ async function authorizationCodeFlow(issuer: string, audience: string, user: str
   const body = await tokenResponse.json() as { access_token?: string; error?: string; error_description?: string };
   if (!tokenResponse.ok || !body.access_token) throw new Error(`local IdP token request failed: ${body.error ?? tokenResponse.status} ${body.error_description ?? ''}`);
   return body.access_token;
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * What a browser does with an authorization URL when `user` signs in at the local IdP:
+ * follows redirects with cookies, fills in the login form, and finally loads the client's
+ * loopback redirect (any URL whose path is /callback on another origin), whose response it
+ * returns. Refusals by the IdP come back as that redirect's `error` parameters.
+ */
+export async function signInInBrowser(authorizationUrl: URL, user: string): Promise<Response> {
+  const cookies = new Map<string, string>();
+  const send = async (url: URL, init: RequestInit = {}) => {
+    const response = await fetch(url, { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string> | undefined), cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') } });
+    for (const setCookie of response.headers.getSetCookie()) {
+      const [pair = ''] = setCookie.split(';');
+      const eq = pair.indexOf('=');
+      const value = pair.slice(eq + 1).trim();
+      if (value === '' || /max-age=0|expires=thu, 01 jan 1970/i.test(setCookie)) cookies.delete(pair.slice(0, eq).trim());
+      else cookies.set(pair.slice(0, eq).trim(), value);
+    }
+    return response;
+  };
+  let url = authorizationUrl;
+  let response = await send(url);
+  for (let hop = 0; hop < 12; hop++) {
+    if (url.pathname === '/callback' && url.origin !== authorizationUrl.origin) return response;
+    const location = response.headers.get('location');
+    if (response.status === 200 && url.pathname.startsWith('/interaction/')) {
+      await response.body?.cancel();
+      url = new URL(`${url.pathname}/login`, url);
+      response = await send(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ login: user }).toString() });
+      continue;
+    }
+    if (response.status < 300 || response.status >= 400 || !location) throw new Error(`the browser stopped at ${url.pathname} with HTTP ${response.status}: ${(await response.text()).slice(0, 300)}`);
+    await response.body?.cancel();
+    url = new URL(location, url);
+    response = await send(url);
+  }
+  throw new Error('the browser never reached the client\'s redirect');
 }
 
 function closeServer(server: Server): Promise<void> {

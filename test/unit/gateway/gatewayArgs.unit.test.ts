@@ -22,4 +22,14 @@ describe('gateway command line', () => {
     assert.throws(() => parseGatewayArgs(['--config', 'g.yaml', '--launch-secret-file', 'a', '--launch-secret-stdin']), /choose one/);
     assert.throws(() => parseGatewayArgs([]), /--config/);
   });
+
+  it('takes the user\'s token from a file or from the extension\'s sign-in, never from an argument', () => {
+    const managed = ['--policy-server', 'https://policy.example.com', '--policy-keys', 'k.json'];
+    assert.deepEqual(parseGatewayArgs([...managed, '--policy-token-file', '/t/token']).policy?.token, { type: 'file', path: '/t/token' });
+    assert.deepEqual(parseGatewayArgs([...managed, '--policy-token', 'control', '--control', 'stdio']).policy?.token, { type: 'control' });
+    assert.throws(() => parseGatewayArgs([...managed, '--policy-token', 'control']), /needs --control stdio/);
+    assert.throws(() => parseGatewayArgs([...managed, '--policy-token', 'eyJhbGciOi...', '--control', 'stdio']), /one value: control/);
+    assert.throws(() => parseGatewayArgs([...managed, '--policy-token-file', 't', '--policy-token', 'control', '--control', 'stdio']), /one of/);
+    assert.throws(() => parseGatewayArgs(managed), /one of --policy-token-file and --policy-token control/);
+  });
 });

@@ -1,0 +1,186 @@
+/**
+ * Signing in to the org's OpenID Provider from VS Code, without `vscode` (so it is tested
+ * against a real provider outside VS Code): authorization code + PKCE S256 + state + nonce
+ * through `openid-client`, the browser sent to the authorization URL, the answer taken on a
+ * loopback redirect (127.0.0.1, a random port, one path, one answer: RFC 8252). The
+ * library checks state, nonce, the ID token and the RFC 9207 `iss` parameter where the
+ * provider supports it; this module adds: the issuer must be https (http only on loopback,
+ * for local providers), the authorization URL is checked before any browser sees it, the
+ * loopback server takes exactly one answer and closes, and a sign-in not finished in time
+ * is abandoned. Tokens are returned to the caller (the extension keeps them in
+ * SecretStorage) and are never logged.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as client from 'openid-client';
+
+export interface OidcSettings {
+  issuer: string;
+  clientId: string;
+  scopes: string[];
+  /** RFC 8707 resource indicator: the audience of the access token (the policy server). */
+  resource?: string;
+}
+
+export interface OidcTokens {
+  accessToken: string;
+  refreshToken?: string;
+  /** Seconds since the epoch. */
+  expiresAt?: number;
+  idTokenClaims: { sub: string; email?: string; name?: string; preferred_username?: string };
+}
+
+const SIGN_IN_TIMEOUT_MS = 5 * 60_000;
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+export class SignInError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SignInError';
+  }
+}
+
+/** The provider's metadata, by OIDC discovery (https; http only on loopback). */
+export async function discoverProvider(settings: OidcSettings): Promise<client.Configuration> {
+  const issuer = safeUrl(settings.issuer, 'The sign-in issuer');
+  const loopback = issuer.protocol === 'http:' && LOOPBACK_HOSTS.has(issuer.hostname);
+  if (issuer.protocol !== 'https:' && !loopback) throw new SignInError(`The sign-in issuer must be https (http only on this machine), not ${issuer.protocol}`);
+  try {
+    return await client.discovery(issuer, settings.clientId, undefined, client.None(), loopback ? { execute: [client.allowInsecureRequests] } : undefined);
+  } catch (error) {
+    throw new SignInError(`Cannot reach the sign-in provider ${issuer.origin}: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * The interactive sign-in: `openBrowser` gets the checked authorization URL (the extension
+ * passes `vscode.env.openExternal`). Resolves when the provider has answered on the
+ * loopback redirect and the code was exchanged.
+ */
+export async function signInWithBrowser(settings: OidcSettings, openBrowser: (url: URL) => Promise<void>, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<OidcTokens> {
+  const config = await discoverProvider(settings);
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const loopback = await listenOnce();
+  try {
+    const redirectUri = `http://127.0.0.1:${loopback.port}/callback`;
+    const authorizationUrl = client.buildAuthorizationUrl(config, {
+      redirect_uri: redirectUri,
+      scope: settings.scopes.join(' '),
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+      nonce,
+      ...(settings.scopes.includes('offline_access') ? { prompt: 'consent' } : {}),
+      ...(settings.resource ? { resource: settings.resource } : {}),
+    });
+    checkAuthorizationUrl(authorizationUrl, config);
+    const answered = loopback.answer(options.timeoutMs ?? SIGN_IN_TIMEOUT_MS, options.signal);
+    await openBrowser(authorizationUrl);
+    const callbackUrl = await answered;
+    let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
+    try {
+      tokens = await client.authorizationCodeGrant(config, callbackUrl, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true },
+        settings.resource ? { resource: settings.resource } : undefined);
+    } catch (error) {
+      throw new SignInError(`The sign-in was refused: ${(error as Error).message}`);
+    }
+    return toTokens(tokens);
+  } finally {
+    loopback.close();
+  }
+}
+
+/** A new access token from a refresh token; throws SignInError when the provider refuses (sign in again). */
+export async function refreshTokens(settings: OidcSettings, refreshToken: string, previous: OidcTokens['idTokenClaims']): Promise<OidcTokens> {
+  const config = await discoverProvider(settings);
+  try {
+    const tokens = await client.refreshTokenGrant(config, refreshToken, settings.resource ? { resource: settings.resource } : undefined);
+    const next = toTokens(tokens, previous);
+    if (next.idTokenClaims.sub !== previous.sub) throw new SignInError('The provider answered the refresh for another user.');
+    return { ...next, refreshToken: next.refreshToken ?? refreshToken };
+  } catch (error) {
+    if (error instanceof SignInError) throw error;
+    throw new SignInError(`Your sign-in expired and could not be renewed (${(error as Error).message}); sign in again.`);
+  }
+}
+
+function toTokens(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers, previous?: OidcTokens['idTokenClaims']): OidcTokens {
+  const claims = tokens.claims() ?? previous;
+  if (!claims?.sub) throw new SignInError('The provider returned no ID token.');
+  const expiresIn = tokens.expiresIn();
+  return {
+    accessToken: tokens.access_token,
+    ...(tokens.refresh_token ? { refreshToken: tokens.refresh_token } : {}),
+    ...(expiresIn !== undefined ? { expiresAt: Math.floor(Date.now() / 1000) + expiresIn } : {}),
+    idTokenClaims: {
+      sub: claims.sub,
+      ...(typeof claims.email === 'string' ? { email: claims.email } : {}),
+      ...(typeof claims.name === 'string' ? { name: claims.name } : {}),
+      ...(typeof claims.preferred_username === 'string' ? { preferred_username: claims.preferred_username } : {}),
+    },
+  };
+}
+
+/**
+ * The URL a browser is sent to must be the provider's own authorization endpoint over https
+ * (http only on loopback): never `javascript:`, `file:`, `data:` or anything a shell could
+ * read as more than a URL (the CVE-2025-6514 class). It is only ever opened, never run.
+ */
+export function checkAuthorizationUrl(url: URL, config: client.Configuration): void {
+  const endpoint = config.serverMetadata().authorization_endpoint;
+  const loopback = url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname);
+  if (url.protocol !== 'https:' && !loopback) throw new SignInError(`The provider's authorization endpoint is not https (${url.protocol}); refusing to open it.`);
+  if (!endpoint || `${url.origin}${url.pathname}` !== `${new URL(endpoint).origin}${new URL(endpoint).pathname}`) {
+    throw new SignInError('The authorization URL is not the provider\'s authorization endpoint; refusing to open it.');
+  }
+  if (/[\s"'`$;|&<>\\]/.test(`${url.origin}${url.pathname}`)) throw new SignInError('The authorization URL has characters no endpoint has; refusing to open it.');
+}
+
+function safeUrl(value: string, what: string): URL {
+  try {
+    return new URL(value);
+  } catch {
+    throw new SignInError(`${what} is not a URL.`);
+  }
+}
+
+/** A loopback server for exactly one redirect to /callback, then closed. */
+async function listenOnce(): Promise<{ port: number; answer(timeoutMs: number, signal?: AbortSignal): Promise<URL>; close(): void }> {
+  let deliver: (url: URL) => void = () => undefined;
+  let fail: (error: Error) => void = () => undefined;
+  const answered = new Promise<URL>((resolve, reject) => { deliver = resolve; fail = reject; });
+  answered.catch(() => undefined);
+  let done = false;
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    if (req.method !== 'GET' || url.pathname !== '/callback' || done) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found.');
+      return;
+    }
+    done = true;
+    const failed = url.searchParams.has('error');
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'none'" })
+      .end(`<!DOCTYPE html><title>Gatehouse</title><p>${failed ? 'Sign-in was not completed.' : 'You are signed in to Gatehouse.'} You can close this tab and return to VS Code.</p>`);
+    deliver(url);
+    server.close();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    answer(timeoutMs, signal) {
+      const timer = setTimeout(() => fail(new SignInError('The sign-in was not finished in the browser in time.')), timeoutMs);
+      signal?.addEventListener('abort', () => fail(new SignInError('The sign-in was cancelled.')), { once: true });
+      return answered.finally(() => clearTimeout(timer));
+    },
+    close() {
+      done = true;
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}

@@ -1,0 +1,85 @@
+/**
+ * The extension's sign-in to the org's OpenID Provider (extension/auth/oidcSignIn.ts),
+ * outside VS Code, against the real local IdP (oidc-provider): a person signs in in the
+ * browser (the login form filled in), the answer arrives on the loopback redirect, and the
+ * access token is one the real policy server accepts; refresh works; and the classic
+ * mistakes are refused: a forged or replayed redirect, a mismatched state, an issuer that
+ * is not https, an authorization URL that is not the provider's endpoint.
+ */
+import assert from 'node:assert/strict';
+import type { Configuration } from 'openid-client';
+import { checkAuthorizationUrl, discoverProvider, refreshTokens, signInWithBrowser, type OidcSettings } from '../../extension/auth/oidcSignIn';
+import { RESOURCE_SCOPE, signInInBrowser, startLocalIdp, VSCODE_CLIENT_ID, type LocalIdp } from '../support/localIdp';
+import { removeDir, startPolicyServer, type RunningPolicyServer } from '../support/policyHarness';
+
+const POLICY = `version: 1
+org: test
+admins: [admins]
+groups:
+  - { id: admins, match: [{ user: carol }] }
+`;
+
+describe('signing in to the org\'s OpenID Provider (the extension\'s flow, outside VS Code)', function () {
+  this.timeout(60_000);
+  let idp: LocalIdp;
+  let server: RunningPolicyServer;
+  let settings: OidcSettings;
+
+  before(async () => {
+    idp = await startLocalIdp();
+    server = await startPolicyServer(idp, { policyYaml: POLICY });
+    settings = { issuer: idp.issuer, clientId: VSCODE_CLIENT_ID, scopes: ['openid', 'email', 'profile', 'offline_access', RESOURCE_SCOPE], resource: idp.audience };
+  });
+
+  after(async () => {
+    await server?.stop();
+    await idp?.stop();
+    if (server) removeDir(server.dir);
+  });
+
+  it('signs a person in through the browser and the loopback redirect; the policy server accepts the token; refresh works', async () => {
+    let page: string | undefined;
+    const tokens = await signInWithBrowser(settings, async (url) => {
+      assert.equal(url.searchParams.get('code_challenge_method'), 'S256');
+      assert.ok(url.searchParams.get('state') && url.searchParams.get('nonce'));
+      assert.match(url.searchParams.get('redirect_uri') ?? '', /^http:\/\/127\.0\.0\.1:\d+\/callback$/);
+      // The browser runs on its own; the flow waits for its redirect.
+      void signInInBrowser(url, 'alice').then(async (response) => { page = await response.text(); });
+    });
+    assert.equal(tokens.idTokenClaims.sub, 'alice');
+    assert.ok(tokens.refreshToken, 'offline_access gives a refresh token');
+    const policy = await fetch(`${server.url}/v1/effective-policy`, { headers: { Authorization: `Bearer ${tokens.accessToken}` } });
+    assert.equal(policy.status, 200, 'the access token is for the policy server');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.match(page ?? '', /You are signed in to Gatehouse/);
+
+    const renewed = await refreshTokens(settings, tokens.refreshToken!, tokens.idTokenClaims);
+    assert.notEqual(renewed.accessToken, tokens.accessToken);
+    assert.equal(renewed.idTokenClaims.sub, 'alice');
+    assert.equal((await fetch(`${server.url}/v1/effective-policy`, { headers: { Authorization: `Bearer ${renewed.accessToken}` } })).status, 200);
+    await assert.rejects(refreshTokens(settings, 'not-a-refresh-token', tokens.idTokenClaims), /sign in again/);
+  });
+
+  it('refuses a redirect with another state, and takes only one answer (no replay)', async () => {
+    let replay: (() => Promise<Response>) | undefined;
+    await assert.rejects(signInWithBrowser(settings, async (url) => {
+      const redirect = new URL(url.searchParams.get('redirect_uri')!);
+      redirect.search = new URLSearchParams({ code: 'stolen-code', state: 'not-the-state', iss: idp.issuer }).toString();
+      replay = () => fetch(redirect);
+      void fetch(redirect);
+    }), /refused/);
+    // The loopback server closed after its one answer.
+    await assert.rejects(replay!(), /fetch failed/);
+  });
+
+  it('refuses an issuer that is not https off this machine, and an authorization URL that is not the provider\'s endpoint', async () => {
+    await assert.rejects(discoverProvider({ ...settings, issuer: 'http://idp.example.com' }), /must be https/);
+    await assert.rejects(discoverProvider({ ...settings, issuer: 'javascript:alert(1)' }), /must be https/);
+    const config: Configuration = await discoverProvider(settings);
+    const endpoint = new URL(config.serverMetadata().authorization_endpoint!);
+    assert.doesNotThrow(() => checkAuthorizationUrl(new URL(`${endpoint.href}?client_id=x`), config));
+    for (const bad of ['javascript:alert(1)//', 'file:///etc/passwd', 'data:text/html,hi', `${endpoint.origin}/elsewhere`, 'https://evil.example.com/auth']) {
+      assert.throws(() => checkAuthorizationUrl(new URL(bad), config), /refusing to open it/, bad);
+    }
+  });
+});
