@@ -18,6 +18,10 @@ export interface GatehouseApi {
   toolsOf(serverId: string): readonly ToolSummary[] | undefined;
   /** Reviews shown in "Pending reviews" (as last fetched). */
   pendingReviews(): readonly ReviewRecord[];
+  /** Interactive sign-in with the configured provider (what the Sign In command does); rejects with why it failed. */
+  signIn(): Promise<void>;
+  /** Who is signed in (VS Code sign-in), as the account's label; undefined when nobody is or sign-in is not set up. */
+  account(): string | undefined;
   /** Whether the developer enabled the server (only enabled servers are offered to VS Code's MCP client). */
   isEnabled(serverId: string): boolean;
   /** The audit trail the Audit view shows, oldest first. */

@@ -10,7 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { GatehouseApi } from './api';
+import { readFile } from 'node:fs/promises';
 import { AuditPanel } from './audit/auditPanel';
+import { OIDC_PROVIDER_ID, OidcAuthProvider } from './auth/oidcAuthProvider';
+import { oidcSettings, SignIn } from './auth/signIn';
 import { AuditTrail } from './audit/auditTrail';
 import { callToolFromSidebar } from './catalog/callTool';
 import { EnabledServers } from './catalog/enabledServers';
@@ -32,11 +35,14 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
   const slot = StateSlot.acquire(context.globalStorageUri.fsPath);
   context.subscriptions.push(log, slot);
 
+  const oidc = new OidcAuthProvider(context.secrets, oidcSettings, log);
+  const signIn = new SignIn(oidc);
   const gateway = new GatewaySupervisor(
     join(context.extensionUri.fsPath, 'dist', 'gatehouse.js'),
-    () => gatewayLaunch(slot.dir),
+    () => gatewayLaunch(slot.dir, signIn),
     (call, cancelled) => confirmWithPanel(context.extensionUri, call, cancelled),
     log,
+    () => signIn.token(),
   );
   const enabled = new EnabledServers(context.globalState);
   const provider = new GatehouseMcpProvider(gateway, enabled);
@@ -46,18 +52,26 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
   const scopes = new ScopesPanel(context.extensionUri, gateway, enabled, trail);
   /** The server a sidebar command was invoked on (a server or tool item), if any. */
   const serverOf = (node?: CatalogNode) => (node?.kind === 'server' ? node.server.id : node?.kind === 'tool' ? node.serverId : undefined);
-  const reviews = new PendingReviewsView(() => reviewServer(), log);
+  const reviews = new PendingReviewsView(() => reviewServer(signIn), log);
   const status = vscode.window.createStatusBarItem('gatehouse.status', vscode.StatusBarAlignment.Left, 10);
   status.name = 'Gatehouse';
   status.command = COMMANDS.showLog;
   const showStatus = (state: GatewayState) => {
     void vscode.commands.executeCommand('setContext', CONTEXT_KEYS.gatewayState, state.kind);
     status.text = statusText(state);
-    status.tooltip = state.kind === 'failed' || state.kind === 'not-configured' ? state.reason : 'Gatehouse gateway';
+    status.tooltip = state.kind === 'failed' || state.kind === 'not-configured' || state.kind === 'signed-out'
+      ? state.reason
+      : `Gatehouse gateway${signIn.account ? `, signed in as ${signIn.account}` : ''}`;
     status.show();
   };
   context.subscriptions.push(
-    gateway, enabled, provider, catalog, trail, audit, scopes, reviews, status,
+    oidc, signIn, gateway, enabled, provider, catalog, trail, audit, scopes, reviews, status,
+    vscode.authentication.registerAuthenticationProvider(OIDC_PROVIDER_ID, 'Gatehouse (your organization)', oidc),
+    vscode.commands.registerCommand(COMMANDS.signIn, () => signIn.signIn().catch((error: unknown) => {
+      log.warn(`sign-in failed: ${(error as Error).message}`);
+      void vscode.window.showErrorMessage(`Gatehouse: sign-in failed: ${(error as Error).message}`);
+    })),
+    vscode.commands.registerCommand(COMMANDS.signOut, () => signIn.signOut()),
     vscode.lm.registerMcpServerDefinitionProvider(MCP_PROVIDER_ID, provider),
     vscode.window.registerTreeDataProvider(VIEWS.catalog, catalog),
     gateway.onDidChange(showStatus),
@@ -84,7 +98,15 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
   context.subscriptions.push(gateway.onDidChange((state) => {
     if (state.kind === 'starting') showStartProgress(gateway);
   }));
-  gateway.restart();
+  // A stored sign-in is looked up (SecretStorage, no network, no prompt) before the gateway
+  // starts; signing in or out later restarts it as that user (or stops it).
+  void signIn.restore().finally(() => {
+    context.subscriptions.push(signIn.onDidChange(() => {
+      gateway.restart();
+      void reviews.refresh();
+    }));
+    gateway.restart();
+  });
   const activationMs = performance.now() - activationStarted;
   log.info(`activated in ${activationMs.toFixed(1)} ms`);
   return {
@@ -92,6 +114,8 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
     pendingReviews: () => reviews.pending,
     toolsOf: (serverId) => gateway.toolsOf(serverId),
     isEnabled: (serverId) => enabled.has(serverId),
+    account: () => signIn.account,
+    signIn: () => signIn.signIn(),
     auditEvents: () => trail.events,
     auditView: () => audit.report,
     scopes: () => scopes.rows(),
@@ -147,7 +171,7 @@ export function deactivate(): void {
 }
 
 /** The gateway's mode from the settings: managed by a policy server, or a local config file. */
-function gatewayLaunch(stateDir: string): GatewayLaunch | { notConfigured: string } {
+function gatewayLaunch(stateDir: string, signIn: SignIn): GatewayLaunch | { notConfigured: string } | { signedOut: string } {
   const settings = vscode.workspace.getConfiguration(SETTINGS.section);
   const dirs = {
     stateDir,
@@ -156,8 +180,13 @@ function gatewayLaunch(stateDir: string): GatewayLaunch | { notConfigured: strin
   const url = settings.get<string>(SETTINGS.policyServerUrl)?.trim();
   if (url) {
     const keys = settings.get<string>(SETTINGS.policyServerKeysFile)?.trim();
+    if (!keys) return { notConfigured: 'Set gatehouse.policyServer.keysFile (the policy server\'s public keys) to use the policy server.' };
+    if (signIn.provider()) {
+      if (!signIn.account) return { signedOut: 'Sign in with your organization to use Gatehouse.' };
+      return { modeArgs: ['--policy-server', url, '--policy-keys', keys, '--policy-token', 'control'], ...dirs };
+    }
     const token = settings.get<string>(SETTINGS.policyServerTokenFile)?.trim();
-    if (!keys || !token) return { notConfigured: 'Set gatehouse.policyServer.keysFile and gatehouse.policyServer.tokenFile to use the policy server.' };
+    if (!token) return { notConfigured: 'Choose how you sign in (gatehouse.signIn.provider), or set gatehouse.policyServer.tokenFile.' };
     return { modeArgs: ['--policy-server', url, '--policy-keys', keys, '--policy-token-file', token], ...dirs };
   }
   const config = settings.get<string>(SETTINGS.gatewayConfig)?.trim();
@@ -166,11 +195,13 @@ function gatewayLaunch(stateDir: string): GatewayLaunch | { notConfigured: strin
 }
 
 /** The policy server that queues second-person reviews, when the gateway is managed. */
-function reviewServer(): ReviewServer | undefined {
+function reviewServer(signIn: SignIn): ReviewServer | undefined {
   const settings = vscode.workspace.getConfiguration(SETTINGS.section);
   const url = settings.get<string>(SETTINGS.policyServerUrl)?.trim();
+  if (!url) return undefined;
+  if (signIn.provider()) return signIn.account ? { url, token: () => signIn.token() } : undefined;
   const tokenFile = settings.get<string>(SETTINGS.policyServerTokenFile)?.trim();
-  return url && tokenFile ? { url, tokenFile } : undefined;
+  return tokenFile ? { url, token: async () => (await readFile(tokenFile, 'utf8')).trim() } : undefined;
 }
 
 function statusText(state: GatewayState): string {
@@ -185,5 +216,7 @@ function statusText(state: GatewayState): string {
       return '$(error) Gatehouse: gateway down';
     case 'not-configured':
       return '$(shield) Gatehouse: not configured';
+    case 'signed-out':
+      return '$(account) Gatehouse: sign in';
   }
 }

@@ -26,6 +26,14 @@ export const COMMANDS = {
   /** (format, target uri, filter): writes the trail without a save dialog, for scripts and tests. */
   exportAudit: 'gatehouse.audit.export',
   callTool: 'gatehouse.tool.call',
+  signIn: 'gatehouse.signIn',
+  signOut: 'gatehouse.signOut',
+} as const;
+
+/** Keys in SecretStorage: tokens live only there. */
+export const SECRET_KEYS = {
+  /** The `gatehouse-oidc` session: access, refresh and ID token claims. */
+  oidcSession: 'gatehouse.oidc.session',
 } as const;
 
 /** Context keys for `when` clauses in package.json. */
@@ -51,6 +59,15 @@ export const SETTINGS = {
   /** Managed mode: the org policy server and the keys its bundles must be signed with. */
   policyServerUrl: 'policyServer.url',
   policyServerKeysFile: 'policyServer.keysFile',
-  /** Managed mode until VS Code sign-in lands (issue #4): a 0600 file holding the user's IdP token. */
+  /** Managed mode without VS Code sign-in (scripts, tests): a 0600 file holding the user's IdP token. */
   policyServerTokenFile: 'policyServer.tokenFile',
+  /** How the org signs developers in: oidc | microsoft | github (empty: the token file). */
+  signInProvider: 'signIn.provider',
+  signInScopes: 'signIn.scopes',
+  signInOidcIssuer: 'signIn.oidc.issuer',
+  signInOidcClientId: 'signIn.oidc.clientId',
+  /** RFC 8707 resource (the policy server's audience) for the access token. */
+  signInOidcResource: 'signIn.oidc.resource',
+  signInMicrosoftTenant: 'signIn.microsoft.tenant',
+  signInMicrosoftClientId: 'signIn.microsoft.clientId',
 } as const;

@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { startLocalIdp } from '../test/support/localIdp';
+import { RESOURCE_SCOPE, startLocalIdp, VSCODE_CLIENT_ID, type LocalIdp } from '../test/support/localIdp';
 import { installCodeServer } from '../test/vscode/codeServerInstall';
 import { endGroup, startCodeServer, waitForHttp, writeUserSettings } from '../test/vscode/codeServer';
 
@@ -37,7 +37,9 @@ function start(name: string, args: string[]): Promise<Record<string, unknown>> {
 
 async function main(): Promise<void> {
   mkdirSync(STATE, { recursive: true, mode: 0o700 });
-  const idp = await startLocalIdp();
+  const withVsCode = !process.argv.includes('--no-vscode');
+  // In VS Code the IdP is on 127.0.0.2: code-server turns links to 127.0.0.1 into its port proxy, which drops their path.
+  const idp = await startLocalIdp(withVsCode ? { host: '127.0.0.2' } : {});
   // The example's commands are relative to the repository; the extension's gateway runs elsewhere.
   const policyFile = join(STATE, 'org-policy.yaml');
   writeFileSync(policyFile, readFileSync(join(REPO, 'examples/org-policy.yaml'), 'utf8')
@@ -55,7 +57,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void stop());
   process.on('SIGTERM', () => void stop());
-  if (!process.argv.includes('--no-vscode')) return startVsCode(idp.issuer, url);
+  if (withVsCode) return startVsCode(idp, url);
   const gateway = await start('gateway', ['gateway', '--policy-server', url, '--policy-keys', join(STATE, 'pinned-jwks.json'),
     '--policy-token-file', join(STATE, 'alice.token'), '--listen', '127.0.0.1:7420', '--runtime-dir', join(STATE, 'gateway'), '--state-dir', join(STATE, 'gateway-state'),
     '--launch-secret-file', join(STATE, 'launch-secret'), '--workdir', REPO]);
@@ -71,7 +73,7 @@ Ctrl-C stops everything.\n`);
 }
 
 /** VS Code in the browser with the extension loaded (as a development extension) and signed in as alice. */
-async function startVsCode(issuer: string, policyServerUrl: string): Promise<void> {
+async function startVsCode(idp: LocalIdp, policyServerUrl: string): Promise<void> {
   let install;
   try {
     install = installCodeServer((line) => process.stderr.write(`[code-server install] ${line}\n`));
@@ -82,10 +84,15 @@ async function startVsCode(issuer: string, policyServerUrl: string): Promise<voi
   const userData = join(scratch, 'user-data');
   const workspace = join(scratch, 'workspace');
   mkdirSync(workspace, { recursive: true });
+  // The developer signs in from VS Code with the (local) org IdP: no token file.
   writeUserSettings(userData, {
     'gatehouse.policyServer.url': policyServerUrl,
     'gatehouse.policyServer.keysFile': join(STATE, 'pinned-jwks.json'),
-    'gatehouse.policyServer.tokenFile': join(STATE, 'alice.token'),
+    'gatehouse.signIn.provider': 'oidc',
+    'gatehouse.signIn.oidc.issuer': idp.issuer,
+    'gatehouse.signIn.oidc.clientId': VSCODE_CLIENT_ID,
+    'gatehouse.signIn.oidc.resource': idp.audience,
+    'gatehouse.signIn.scopes': ['email', 'profile', 'offline_access', RESOURCE_SCOPE],
   });
   const port = 7430;
   const server = startCodeServer({ entry: install.entry, port, scratch, userData, workspace });
@@ -93,13 +100,14 @@ async function startVsCode(issuer: string, policyServerUrl: string): Promise<voi
   await waitForHttp(`http://127.0.0.1:${port}/healthz`, 60_000, server);
   const payload = JSON.stringify([['extensionDevelopmentPath', `vscode-remote://127.0.0.1:${port}${REPO}`]]);
   process.stdout.write(`\nGatehouse demo is running.
-  IdP (local, for the demo):  ${issuer}   (signed in as alice, engineers group)
+  IdP (local, for the demo):  ${idp.issuer}   (sign in as alice: engineers group)
   Policy server:              ${policyServerUrl}   (policy: examples/org-policy.yaml, version 1)
 
 Open VS Code in your browser:
   http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}&payload=${encodeURIComponent(payload)}
 
 Then, in the Gatehouse sidebar (the shield in the activity bar):
+  0. Sign In: VS Code opens the IdP's page in a new tab (say Open); type alice, Sign in.
   1. Enable "memory" (the play icon on its row): VS Code starts it and its tools appear.
   2. On a tool, "Call Tool…" (the run icon) asks for arguments as JSON and runs it through
      VS Code's MCP client and the gateway (Chat works too where a model is available).

@@ -96,10 +96,7 @@ export const AuditHistoryRequest = new RequestType<AuditHistoryParams, AuditHist
  * touches argv, env or a file. The extension answers from VS Code's sign-in (refreshing it
  * as needed) and answers an error when nobody is signed in.
  */
-export interface TokenParams {
-  /** The policy server refused the last token (401): get a fresh one, not the cached one. */
-  forceRefresh?: boolean;
-}
+export type TokenParams = Record<string, never>;
 export interface TokenResult {
   token: string;
 }

@@ -13,6 +13,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as client from 'openid-client';
+import { isLoopbackHost, isSecureOrLoopback } from '../../common/net/loopback';
 
 export interface OidcSettings {
   issuer: string;
@@ -31,7 +32,6 @@ export interface OidcTokens {
 }
 
 const SIGN_IN_TIMEOUT_MS = 5 * 60_000;
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 export class SignInError extends Error {
   constructor(message: string) {
@@ -43,8 +43,8 @@ export class SignInError extends Error {
 /** The provider's metadata, by OIDC discovery (https; http only on loopback). */
 export async function discoverProvider(settings: OidcSettings): Promise<client.Configuration> {
   const issuer = safeUrl(settings.issuer, 'The sign-in issuer');
-  const loopback = issuer.protocol === 'http:' && LOOPBACK_HOSTS.has(issuer.hostname);
-  if (issuer.protocol !== 'https:' && !loopback) throw new SignInError(`The sign-in issuer must be https (http only on this machine), not ${issuer.protocol}`);
+  const loopback = issuer.protocol === 'http:' && isLoopbackHost(issuer.hostname);
+  if (!isSecureOrLoopback(issuer)) throw new SignInError(`The sign-in issuer must be https (http only on this machine), not ${issuer.protocol}`);
   try {
     return await client.discovery(issuer, settings.clientId, undefined, client.None(), loopback ? { execute: [client.allowInsecureRequests] } : undefined);
   } catch (error) {
@@ -130,8 +130,7 @@ function toTokens(tokens: client.TokenEndpointResponse & client.TokenEndpointRes
  */
 export function checkAuthorizationUrl(url: URL, config: client.Configuration): void {
   const endpoint = config.serverMetadata().authorization_endpoint;
-  const loopback = url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname);
-  if (url.protocol !== 'https:' && !loopback) throw new SignInError(`The provider's authorization endpoint is not https (${url.protocol}); refusing to open it.`);
+  if (!isSecureOrLoopback(url)) throw new SignInError(`The provider's authorization endpoint is not https (${url.protocol}); refusing to open it.`);
   if (!endpoint || `${url.origin}${url.pathname}` !== `${new URL(endpoint).origin}${new URL(endpoint).pathname}`) {
     throw new SignInError('The authorization URL is not the provider\'s authorization endpoint; refusing to open it.');
   }

@@ -13,13 +13,14 @@ import * as vscode from 'vscode';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import type { AuditEvent } from '../../common/audit/auditEvent';
 import {
-  AuditHistoryRequest, AuditNotification, ConfirmRequest, ReadyNotification, StartRequest, ToolsNotification,
+  AuditHistoryRequest, AuditNotification, ConfirmRequest, ReadyNotification, StartRequest, TokenRequest, ToolsNotification,
   type ConfirmParams, type ConfirmResult, type ToolSummary,
 } from '../../common/control/controlProtocol';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
 
 export type GatewayState =
   | { kind: 'not-configured'; reason: string }
+  | { kind: 'signed-out'; reason: string }
   | { kind: 'starting' }
   | { kind: 'ready'; ready: GatewayReadyLine; secret: string }
   | { kind: 'failed'; reason: string; retryInMs: number };
@@ -65,9 +66,11 @@ export class GatewaySupervisor implements vscode.Disposable {
 
   constructor(
     private readonly cliPath: string,
-    private readonly launch: () => GatewayLaunch | { notConfigured: string },
+    private readonly launch: () => GatewayLaunch | { notConfigured: string } | { signedOut: string },
     private readonly confirm: (params: ConfirmParams, cancelled: vscode.CancellationToken) => Promise<ConfirmResult>,
     private readonly log: vscode.LogOutputChannel,
+    /** The user's IdP token for `--policy-token control` gateways (from VS Code sign-in). */
+    private readonly userToken: () => Promise<string> = () => Promise.reject(new Error('sign-in is not configured')),
   ) {}
 
   get state(): GatewayState {
@@ -104,6 +107,7 @@ export class GatewaySupervisor implements vscode.Disposable {
     if (this.disposed) return;
     const launch = this.launch();
     if ('notConfigured' in launch) return this.set({ kind: 'not-configured', reason: launch.notConfigured });
+    if ('signedOut' in launch) return this.set({ kind: 'signed-out', reason: launch.signedOut });
     this.set({ kind: 'starting' });
     this.tools.clear();
     const secret = randomBytes(32).toString('base64url');
@@ -127,6 +131,8 @@ export class GatewaySupervisor implements vscode.Disposable {
         cancelled.dispose();
       }
     });
+    // The token goes over the channel only; an error answer (nobody signed in) makes the gateway fail closed.
+    connection.onRequest(TokenRequest, async () => ({ token: await this.userToken() }));
     connection.onNotification(ToolsNotification, ({ server, tools }) => {
       this.tools.set(server, tools);
       this.toolsChanged.fire(server);

@@ -4,7 +4,6 @@
  * a requester never sees their own). Approve and Deny are inline actions. Refreshed every
  * 15 s while managed, and on demand; nothing is fetched during activation itself.
  */
-import { readFile } from 'node:fs/promises';
 import * as vscode from 'vscode';
 import { POLICY_SERVER_PATHS, type ReviewListResponse, type ReviewRecord, type ReviewResponse } from '../../common/policy/policyServerApi';
 
@@ -13,7 +12,8 @@ const REQUEST_TIMEOUT_MS = 10_000;
 
 export interface ReviewServer {
   url: string;
-  tokenFile: string;
+  /** The user's IdP token (VS Code sign-in, or the token file). */
+  token: () => Promise<string>;
 }
 
 export class PendingReviewsView implements vscode.TreeDataProvider<ReviewRecord>, vscode.Disposable {
@@ -83,7 +83,7 @@ export class PendingReviewsView implements vscode.TreeDataProvider<ReviewRecord>
   }
 
   private async call<T>(server: ReviewServer, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-    const token = (await readFile(server.tokenFile, 'utf8')).trim();
+    const token = await server.token();
     const response = await fetch(new URL(path.replace(/^\//, ''), server.url.endsWith('/') ? server.url : `${server.url}/`), {
       method,
       headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(body ? { 'content-type': 'application/json' } : {}) },

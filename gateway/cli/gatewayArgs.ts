@@ -7,6 +7,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ListenAddress } from '../http/originGuard';
 import { parseLogLevel, type LogLevel } from '../../common/log/logger';
+import { isSecureOrLoopback } from '../../common/net/loopback';
 
 export interface PolicyServerArgs {
   url: URL;
@@ -98,8 +99,7 @@ export function parseGatewayArgs(argv: string[], env: NodeJS.ProcessEnv = proces
     } catch {
       throw new UsageError('--policy-server must be a URL');
     }
-    const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
-    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) throw new UsageError('--policy-server must be https (http only on loopback)');
+    if (!isSecureOrLoopback(url)) throw new UsageError('--policy-server must be https (http only on loopback)');
     if (values['policy-token'] !== undefined && values['policy-token'] !== 'control') throw new UsageError('--policy-token takes one value: control');
     if (values['policy-token'] === 'control' && values.control !== 'stdio') throw new UsageError('--policy-token control needs --control stdio');
     if (!values['policy-keys'] || Boolean(values['policy-token-file']) === Boolean(values['policy-token'])) {

@@ -5,6 +5,7 @@
  */
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { allowInsecureRequests, discovery } from 'openid-client';
+import { isLoopbackHost } from '../../common/net/loopback';
 import type { CallerIdentity } from '../../common/policy/identity';
 
 export interface OidcVerifierConfig {
@@ -22,13 +23,12 @@ export const ACCEPTED_ALGORITHMS: readonly string[] = ['RS256', 'PS256', 'ES256'
 
 const DEFAULT_CLOCK_TOLERANCE_SECONDS = 30;
 const IDP_TIMEOUT_SECONDS = 5;
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 // Discovery wants a client id although a resource server is not a client; it is never sent.
 const DISCOVERY_CLIENT_ID = 'gatehouse-policy-server';
 
 export function isLoopbackUrl(url: URL): boolean {
-  return LOOPBACK_HOSTS.has(url.hostname);
+  return isLoopbackHost(url.hostname);
 }
 
 /**
@@ -44,7 +44,7 @@ export function requireSecureUrl(value: string, what: string): URL {
   }
   if (url.protocol === 'https:') return url;
   if (url.protocol === 'http:' && isLoopbackUrl(url)) return url;
-  throw new Error(`${what} must use https (plain http is allowed only for 127.0.0.1, localhost or [::1]): ${value}`);
+  throw new Error(`${what} must use https (plain http is allowed only for loopback: 127.0.0.0/8, localhost or [::1]): ${value}`);
 }
 
 export class OidcVerifier {

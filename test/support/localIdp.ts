@@ -25,6 +25,8 @@ export interface LocalIdpOptions {
   audience?: string;
   /** Listen on this port instead of a random one (to bring an IdP back at the same issuer). */
   port?: number;
+  /** A loopback address other than 127.0.0.1 (the VS Code suite: code-server rewrites 127.0.0.1 links through its proxy). */
+  host?: string;
 }
 
 export const DEFAULT_AUDIENCE = 'https://policy.gatehouse.test';
@@ -115,9 +117,9 @@ export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<Loca
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', resolve);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve);
   });
-  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const issuer = `http://${options.host ?? '127.0.0.1'}:${(server.address() as AddressInfo).port}`;
 
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
   const signingKey = { ...(await exportJWK(privateKey)), kid: `local-idp-${randomBytes(4).toString('hex')}`, alg: 'RS256', use: 'sig' };

@@ -1,8 +1,9 @@
 /**
  * The newcomer's walkthrough of `npm run demo`, driven as a person would drive it: the
  * real demo command (local IdP, policy server with examples/org-policy.yaml, code-server
- * with the extension signed in as alice), then headless Chromium through playwright-core
- * clicking in VS Code's own UI: open the Gatehouse sidebar, enable "memory" with its row's
+ * with the extension pointed at them), then headless Chromium through playwright-core
+ * clicking in VS Code's own UI: open the Gatehouse sidebar, Sign In (VS Code asks to open
+ * the IdP's page; at the IdP, type alice), enable "memory" with its row's
  * icon, see its tools appear, "Call Tool…" on delete_entities, type the arguments, accept
  * VS Code's own prompt, approve in the Gatehouse Confirm webview, see the result, open
  * Audit from the server's row and find the call there, approved by alice. Screenshots of
@@ -61,8 +62,22 @@ async function walkthrough(page: Page, url: string): Promise<void> {
   const sidebarRow = (text: string) => page.locator('.part.sidebar .monaco-list-row', { hasText: text }).first();
 
   await page.goto(url);
-  await step('1-sidebar', async () => {
+  await step('0-signed-out', async () => {
     await page.locator('.activitybar [aria-label*="Gatehouse"]').first().click({ timeout: 60_000 });
+    await page.locator('.part.sidebar').getByRole('button', { name: 'Sign In' }).waitFor({ timeout: 60_000 });
+  });
+  await step('0-signed-in', async () => {
+    const tab = page.context().waitForEvent('page', { timeout: 30_000 });
+    await page.locator('.part.sidebar').getByRole('button', { name: 'Sign In' }).click();
+    // VS Code asks before it opens a website; the person says Open.
+    await page.getByRole('button', { name: 'Open', exact: true }).click({ timeout: 30_000 });
+    const login = await tab;
+    await login.locator('#login').fill('alice');
+    await login.locator('#sign-in').click();
+    await login.getByText('You are signed in to Gatehouse').waitFor({ timeout: 30_000 });
+    await login.close();
+  });
+  await step('1-sidebar', async () => {
     await sidebarRow('Memory (knowledge graph)').waitFor({ timeout: 60_000 });
     await sidebarRow('Everything').waitFor();
   });

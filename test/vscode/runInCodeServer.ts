@@ -10,7 +10,7 @@
  * option, the payload URL, the automation callbacks).
  */
 import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
+import { chromium, type Page } from 'playwright-core';
 import { installCodeServer } from './codeServerInstall';
 import { endGroup, startCodeServer, waitForHttp } from './codeServer';
 import { prepareSuiteEnvironment } from './suiteEnvironment';
@@ -27,7 +27,7 @@ async function main(): Promise<number> {
   const server = startCodeServer({ entry: install.entry, port, scratch: env.scratch, userData: env.userData, workspace: env.workspace });
   try {
     await waitForHttp(`http://127.0.0.1:${port}/healthz`, 60_000, server);
-    const code = await runSuite(port, env.workspace, env.scratch);
+    const code = await runSuite(port, env.workspace, env.scratch, env.idpIssuer);
     return (await env.reviewApproved()) ? code : 1;
   } finally {
     await endGroup(server);
@@ -35,7 +35,7 @@ async function main(): Promise<number> {
   }
 }
 
-async function runSuite(port: number, workspace: string, scratch: string): Promise<number> {
+async function runSuite(port: number, workspace: string, scratch: string, idpIssuer: string): Promise<number> {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -52,6 +52,7 @@ async function runSuite(port: number, workspace: string, scratch: string): Promi
       driver.consoleLine((Array.isArray(args) ? args : [args]).map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' '));
     });
     await page.exposeFunction('codeAutomationExit', (code: number) => finish(code));
+    await trustLinkTarget(page, port, idpIssuer);
     const remote = (path: string) => `vscode-remote://127.0.0.1:${port}${path}`;
     const payload = JSON.stringify([['extensionDevelopmentPath', remote(REPO)], ['extensionTestsPath', remote(join(REPO, 'dist/vscode-test/suite.js'))]]);
     await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}&payload=${encodeURIComponent(payload)}`);
@@ -64,6 +65,29 @@ async function runSuite(port: number, workspace: string, scratch: string): Promi
   } finally {
     await browser.close();
   }
+}
+
+/**
+ * The workbench asks before an extension opens a website, and in test mode it refuses to
+ * ask (the sign-in would fail). A person would answer "Open" once and VS Code would remember
+ * the IdP as a trusted domain; this records that same answer where the browser workbench
+ * keeps it (its application storage in IndexedDB) before the workbench loads.
+ */
+async function trustLinkTarget(page: Page, port: number, origin: string): Promise<void> {
+  await page.goto(`http://127.0.0.1:${port}/healthz`);
+  await page.evaluate(async (trusted) => {
+    await new Promise<void>((resolve, reject) => {
+      const open = indexedDB.open('vscode-web-state-db-global');
+      open.onupgradeneeded = () => open.result.createObjectStore('ItemTable');
+      open.onerror = () => reject(open.error);
+      open.onsuccess = () => {
+        const transaction = open.result.transaction('ItemTable', 'readwrite');
+        transaction.objectStore('ItemTable').put(JSON.stringify([trusted]), 'http.linkProtectionTrustedDomains');
+        transaction.oncomplete = () => { open.result.close(); resolve(); };
+        transaction.onerror = () => reject(transaction.error);
+      };
+    });
+  }, origin);
 }
 
 main().then((code) => process.exit(code), (error: unknown) => {

@@ -1,9 +1,9 @@
 /**
  * What the real-VS-Code suite runs against, whichever VS Code hosts it (code-server here,
  * desktop VS Code through @vscode/test-electron where it can be downloaded): a real local
- * IdP (oidc-provider) and the real policy server with a test org policy, so the extension's
- * gateway is managed for alice (the token file stands in for VS Code sign-in until issue
- * #4); bob's call queued for alice's review; a week of older calls (100,000 events) in
+ * IdP (oidc-provider) and the real policy server with a test org policy; the extension set to
+ * sign in with that IdP (alice signs in as the suite's first step), so its gateway is
+ * managed for her; bob's call queued for alice's review; a week of older calls (100,000 events) in
  * alice's gateway spool for the Audit view; the user settings pointing at all of it.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeUserSettings } from './codeServer';
 import { seedAuditTrail } from './seedAuditTrail';
-import { startLocalIdp } from '../support/localIdp';
-import { removeDir, startPolicyServer, tokenFile } from '../support/policyHarness';
+import { RESOURCE_SCOPE, startLocalIdp, VSCODE_CLIENT_ID } from '../support/localIdp';
+import { removeDir, startPolicyServer } from '../support/policyHarness';
 
 const REPO = resolve(__dirname, '../..');
 
@@ -44,6 +44,8 @@ export interface SuiteEnvironment {
   scratch: string;
   workspace: string;
   userData: string;
+  /** Where alice signs in (the local IdP's issuer). */
+  idpIssuer: string;
   /** After the suite: whether the policy server saw alice approve bob's review from VS Code. */
   reviewApproved(): Promise<boolean>;
   dispose(): Promise<void>;
@@ -54,9 +56,9 @@ export async function prepareSuiteEnvironment(): Promise<SuiteEnvironment> {
   const workspace = join(scratch, 'workspace');
   const userData = join(scratch, 'user-data');
   mkdirSync(workspace, { recursive: true });
-  const idp = await startLocalIdp();
+  // On 127.0.0.2: code-server turns links to 127.0.0.1 and localhost into its port proxy, which drops their path.
+  const idp = await startLocalIdp({ host: '127.0.0.2' });
   const policyServer = await startPolicyServer(idp, { policyYaml: ORG_POLICY });
-  const tokenPath = tokenFile(scratch, 'alice', await idp.tokenFor('alice'));
   // Bob's call waits for a lead's review; alice, in VS Code, is that lead.
   const bobToken = await idp.tokenFor('bob');
   const queued = await fetch(`${policyServer.url}/v1/reviews`, {
@@ -70,15 +72,21 @@ export async function prepareSuiteEnvironment(): Promise<SuiteEnvironment> {
   const seeding = performance.now();
   await seedAuditTrail(join(userData, 'User', 'globalStorage', 'gatehouse.gatehouse', 'state', 'audit'), 100_000, 'alice');
   process.stdout.write(`audit: seeded 100,000 events in ${Math.round(performance.now() - seeding)} ms\n`);
+  // Alice signs in from VS Code with the org's IdP (the suite's first step; the runner types her name in the IdP's login page).
   writeUserSettings(userData, {
     'gatehouse.policyServer.url': policyServer.url,
     'gatehouse.policyServer.keysFile': policyServer.keysPath,
-    'gatehouse.policyServer.tokenFile': tokenPath,
+    'gatehouse.signIn.provider': 'oidc',
+    'gatehouse.signIn.oidc.issuer': idp.issuer,
+    'gatehouse.signIn.oidc.clientId': VSCODE_CLIENT_ID,
+    'gatehouse.signIn.oidc.resource': idp.audience,
+    'gatehouse.signIn.scopes': ['email', 'profile', 'offline_access', RESOURCE_SCOPE],
   });
   return {
     scratch,
     workspace,
     userData,
+    idpIssuer: idp.issuer,
     async reviewApproved() {
       const decided = await (await fetch(`${policyServer.url}/v1/reviews/${review.id}`, { headers: { Authorization: `Bearer ${bobToken}` } })).json() as { review?: { state: string; reviewer?: { sub: string } } };
       if (decided.review?.state === 'approved' && decided.review.reviewer?.sub === 'alice') {

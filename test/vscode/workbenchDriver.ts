@@ -35,11 +35,19 @@ export class WorkbenchDriver {
   consoleLine(line: string): void {
     process.stdout.write(`${line}\n`);
     const shot = /GATEHOUSE_SCREENSHOT (\w+)/.exec(line);
-    if (shot) this.pending.push(takeScreenshot(this.page, shot[1]!));
+    if (shot) this.track(takeScreenshot(this.page, shot[1]!));
     const metric = /GATEHOUSE_METRIC (\w+) ([0-9.]+)/.exec(line);
     if (metric) this.metrics[metric[1]!] = Number(metric[2]);
     const confirm = /GATEHOUSE_CONFIRM (approve|deny)/.exec(line);
-    if (confirm) this.pending.push(answerConfirm(this.page, confirm[1] as 'approve' | 'deny'));
+    if (confirm) this.track(answerConfirm(this.page, confirm[1] as 'approve' | 'deny'));
+    const signIn = /GATEHOUSE_SIGNIN (\w+)/.exec(line);
+    if (signIn) this.track(signInAtIdp(this.page, signIn[1]!));
+  }
+
+  /** A step whose failure is reported by `finish()`, not as an unhandled rejection now. */
+  private track(step: Promise<void>): void {
+    step.catch((error: unknown) => process.stderr.write(`driver step failed: ${String(error)}\n`));
+    this.pending.push(step);
   }
 
   /** After the suite: writes the metrics and says whether every screenshot was taken and passed its check. */
@@ -75,6 +83,42 @@ async function webviewFrame(page: Page, selector: string, text: RegExp): Promise
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`no webview showed ${selector} with ${text} within 30 s`);
+}
+
+/**
+ * The person at the IdP: VS Code asks whether Gatehouse may sign in and whether to open the
+ * browser (buttons answered as they appear), the IdP's login page opens in a new tab, the
+ * user name is typed and sent, and the tab lands on the extension's loopback page.
+ */
+async function signInAtIdp(page: Page, user: string): Promise<void> {
+  const tab = page.context().waitForEvent('page', { timeout: 60_000 });
+  let answering = true;
+  const answerPrompts = (async () => {
+    while (answering) {
+      for (const name of ['Allow', 'Open']) {
+        const button = page.getByRole('button', { name, exact: true });
+        if (await button.count().catch(() => 0)) await button.first().click().catch(() => undefined);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  })();
+  try {
+    const login = await tab;
+    try {
+      await login.locator('#login').fill(user, { timeout: 30_000 });
+    } catch (error) {
+      await login.screenshot({ path: join(OUTPUT, 'sign-in-failed.png') }).catch(() => undefined);
+      throw new Error(`the IdP's login page did not show (the tab is at ${login.url()}): ${(error as Error).message}`);
+    }
+    await login.screenshot({ path: join(OUTPUT, 'sign-in.png') });
+    await login.locator('#sign-in').click();
+    await login.getByText('You are signed in to Gatehouse').waitFor({ timeout: 30_000 });
+    process.stdout.write(`sign-in: ${user} signed in at the IdP (${new URL(login.url()).origin})\n`);
+    await login.close();
+  } finally {
+    answering = false;
+    await answerPrompts;
+  }
 }
 
 /** Waits for the Confirm prompt, screenshots the first one, and presses the button a person would. */

@@ -52,9 +52,20 @@ describe('Gatehouse inside VS Code', () => {
     assert.ok(extension, 'the Gatehouse extension is installed');
     api = await extension.activate();
     console.log(`GATEHOUSE_METRIC activation_ms ${api.activationMs.toFixed(2)}`);
+    // Nobody is signed in yet: alice signs in with the org's IdP in the browser (the runner types her name there).
+    const signInStarted = performance.now();
+    console.log('GATEHOUSE_SIGNIN alice');
+    await api.signIn();
+    console.log(`GATEHOUSE_METRIC sign_in_ms ${(performance.now() - signInStarted).toFixed(0)}`);
     const started = performance.now();
     ready = await api.gatewayReady();
     console.log(`GATEHOUSE_METRIC gateway_ready_ms ${(performance.now() - started).toFixed(1)}`);
+  });
+
+  it('signs alice in with the org\'s IdP in the browser; her gateway takes the token from that sign-in', () => {
+    assert.equal(api.account(), 'alice@example.com');
+    assert.equal(ready.policy.mode, 'managed', 'the policy server accepted the token from VS Code sign-in');
+    assert.equal(vscode.workspace.getConfiguration('gatehouse').get('policyServer.tokenFile'), '', 'no token file is involved');
   });
 
   it('spawns the gateway with VS Code\'s runtime and serves the user\'s policy catalog', () => {
