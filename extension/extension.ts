@@ -58,7 +58,7 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
   status.command = COMMANDS.showLog;
   const showStatus = (state: GatewayState) => {
     void vscode.commands.executeCommand('setContext', CONTEXT_KEYS.gatewayState, state.kind);
-    status.text = statusText(state);
+    status.text = statusText(state, signIn.account);
     status.tooltip = state.kind === 'failed' || state.kind === 'not-configured' || state.kind === 'signed-out'
       ? state.reason
       : `Gatehouse gateway${signIn.account ? `, signed in as ${signIn.account}` : ''}`;
@@ -72,6 +72,11 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
       void vscode.window.showErrorMessage(`Gatehouse: sign-in failed: ${(error as Error).message}`);
     })),
     vscode.commands.registerCommand(COMMANDS.signOut, () => signIn.signOut()),
+    // Revoked by an admin: the tokens this machine holds for the user go, at once.
+    gateway.onDidRevoke((message) => {
+      log.warn(`access revoked: ${message}`);
+      void signIn.forget().then(() => vscode.window.showWarningMessage(`Gatehouse: ${message}`));
+    }),
     vscode.lm.registerMcpServerDefinitionProvider(MCP_PROVIDER_ID, provider),
     vscode.window.registerTreeDataProvider(VIEWS.catalog, catalog),
     gateway.onDidChange(showStatus),
@@ -204,11 +209,11 @@ function reviewServer(signIn: SignIn): ReviewServer | undefined {
   return tokenFile ? { url, token: async () => (await readFile(tokenFile, 'utf8')).trim() } : undefined;
 }
 
-function statusText(state: GatewayState): string {
+function statusText(state: GatewayState, account: string | undefined): string {
   switch (state.kind) {
     case 'ready': {
       const policy = state.ready.policy.mode === 'managed' ? `policy v${state.ready.policy.version ?? '?'}` : 'unmanaged';
-      return `$(shield) Gatehouse: ${policy}, ${state.ready.servers.filter((s) => s.state === 'ready').length} server(s)`;
+      return `$(shield) Gatehouse: ${account ? `${account}, ` : ''}${policy}, ${state.ready.servers.filter((s) => s.state === 'ready').length} server(s)`;
     }
     case 'starting':
       return '$(sync~spin) Gatehouse: starting';

@@ -123,7 +123,7 @@ export async function runGateway(argv: string[]): Promise<number> {
   });
   // After a policy update, the extension hears the new catalog as a new ready notification.
   let announce: () => void = () => undefined;
-  if (policy && args.policy && userToken) followPolicy(policy, args.policy.workDir, { policyServerUrl: args.policy.url, token: userToken }, pool, http, gate, log, () => announce());
+  if (policy && args.policy && userToken) followPolicy(policy, args.policy.workDir, { policyServerUrl: args.policy.url, token: userToken }, pool, http, gate, log, () => announce(), (message) => control?.revoked(message));
 
   let shuttingDown = false;
   const shutdown = async (signal: string) => {
@@ -180,7 +180,10 @@ function orgPin(policy: PolicySource | undefined, serverId: string, tool: string
 }
 
 /** New policy versions change the catalog and the lists open sessions see; revocation ends them. */
-function followPolicy(policy: PolicySource, workDir: string, relay: RelayAccess, pool: UpstreamPool, http: GatewayHttpServer, gate: CallGate, log: Logger, applied: () => void): void {
+function followPolicy(
+  policy: PolicySource, workDir: string, relay: RelayAccess, pool: UpstreamPool, http: GatewayHttpServer, gate: CallGate, log: Logger,
+  applied: () => void, revoked: (message: string) => void,
+): void {
   let applying = Promise.resolve();
   let seen = { version: policy.state.version, denial: policy.state.denial };
   policy.onChange((state) => {
@@ -195,6 +198,8 @@ function followPolicy(policy: PolicySource, workDir: string, relay: RelayAccess,
   });
   policy.onRevoked(() => {
     log.warn('access revoked: closing every session');
-    http.closeAllSessions('Your access was revoked by an admin; Gatehouse ended this session. Ask your admin to restore it.');
+    const message = 'Your access was revoked by an admin; Gatehouse ended this session. Ask your admin to restore it.';
+    http.closeAllSessions(message);
+    revoked(message);
   });
 }

@@ -101,3 +101,13 @@ export interface TokenResult {
   token: string;
 }
 export const TokenRequest = new RequestType<TokenParams, TokenResult, void>('gatehouse/token');
+
+/**
+ * gateway -> extension: an admin revoked this user's access (or this session). The gateway
+ * has ended every session; the extension deletes the sign-in it holds (SecretStorage), so
+ * no token of a revoked user stays on the machine, and tells the developer.
+ */
+export interface RevokedParams {
+  message: string;
+}
+export const RevokedNotification = new NotificationType<RevokedParams>('gatehouse/revoked');

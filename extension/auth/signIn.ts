@@ -57,6 +57,13 @@ export class SignIn implements vscode.Disposable {
     this.changed.fire();
   }
 
+  /** Deletes the stored sign-in without asking (access was revoked); VS Code's own accounts are the user's to remove. */
+  async forget(): Promise<void> {
+    if (this.provider() === 'oidc' && this.session) await this.oidc.removeSession(this.session.id);
+    this.session = undefined;
+    this.changed.fire();
+  }
+
   /** Interactive sign-in (a user action). */
   async signIn(): Promise<void> {
     const provider = this.provider();

@@ -13,7 +13,7 @@ import * as vscode from 'vscode';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import type { AuditEvent } from '../../common/audit/auditEvent';
 import {
-  AuditHistoryRequest, AuditNotification, ConfirmRequest, ReadyNotification, StartRequest, TokenRequest, ToolsNotification,
+  AuditHistoryRequest, AuditNotification, ConfirmRequest, ReadyNotification, RevokedNotification, StartRequest, TokenRequest, ToolsNotification,
   type ConfirmParams, type ConfirmResult, type ToolSummary,
 } from '../../common/control/controlProtocol';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
@@ -56,6 +56,9 @@ export class GatewaySupervisor implements vscode.Disposable {
   private readonly audited = new vscode.EventEmitter<AuditEvent>();
   /** An audit event the gateway just made durable. */
   readonly onDidAudit = this.audited.event;
+  private readonly revokedEmitter = new vscode.EventEmitter<string>();
+  /** An admin revoked this user's access (the gateway has ended every session). */
+  readonly onDidRevoke = this.revokedEmitter.event;
   private readonly tools = new Map<string, ToolSummary[]>();
   private current: GatewayState = { kind: 'starting' };
   private child: ChildProcess | undefined;
@@ -101,6 +104,7 @@ export class GatewaySupervisor implements vscode.Disposable {
     this.changed.dispose();
     this.toolsChanged.dispose();
     this.audited.dispose();
+    this.revokedEmitter.dispose();
   }
 
   private start(): void {
@@ -136,6 +140,9 @@ export class GatewaySupervisor implements vscode.Disposable {
     connection.onNotification(ToolsNotification, ({ server, tools }) => {
       this.tools.set(server, tools);
       this.toolsChanged.fire(server);
+    });
+    connection.onNotification(RevokedNotification, ({ message }) => {
+      if (!this.disposed && typeof message === 'string') this.revokedEmitter.fire(message);
     });
     connection.onNotification(AuditNotification, ({ event }) => {
       if (!this.disposed) this.audited.fire(event);

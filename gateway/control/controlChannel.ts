@@ -8,7 +8,7 @@ import { CancellationTokenSource, createMessageConnection, StreamMessageReader, 
 import { z } from 'zod';
 import type { AuditEvent } from '../../common/audit/auditEvent';
 import {
-  AuditHistoryRequest, AuditNotification, ConfirmRequest, MAX_AUDIT_HISTORY, ReadyNotification, StartRequest, TokenRequest, ToolsNotification, type ToolSummary,
+  AuditHistoryRequest, AuditNotification, ConfirmRequest, MAX_AUDIT_HISTORY, ReadyNotification, RevokedNotification, StartRequest, TokenRequest, ToolsNotification, type ToolSummary,
 } from '../../common/control/controlProtocol';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
 import { describeError, type Logger } from '../../common/log/logger';
@@ -78,6 +78,11 @@ export class ControlChannel implements Confirmer {
     const parsed = TokenAnswer.safeParse(answer);
     if (!parsed.success) throw new Error('the extension answered gatehouse/token without a token');
     return parsed.data.token;
+  }
+
+  /** Access was revoked: the extension deletes the sign-in it holds. */
+  revoked(message: string): void {
+    if (this.open) void this.connection.sendNotification(RevokedNotification, { message });
   }
 
   /** An audit event that just became durable, for the Audit view's live stream. */

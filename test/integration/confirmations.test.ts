@@ -18,7 +18,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
 import type { ReviewListResponse, ReviewRecord } from '../../common/policy/policyServerApi';
 import {
-  AuditHistoryRequest, AuditNotification, ConfirmRequest, ReadyNotification, TokenRequest, ToolsNotification, type AuditParams, type ConfirmParams, type ConfirmResult, type ToolsParams,
+  AuditHistoryRequest, AuditNotification, ConfirmRequest, ReadyNotification, RevokedNotification, TokenRequest, ToolsNotification, type AuditParams, type ConfirmParams, type ConfirmResult, type ToolsParams,
 } from '../../common/control/controlProtocol';
 import { FIXTURES, NODE, REPO, spoolEvents, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
 import { startLocalIdp, type LocalIdp } from '../support/localIdp';
@@ -343,6 +343,24 @@ describe('second-person review of confirm calls', function () {
         extraArgs: ['--policy-server', server.url, '--policy-keys', server.keysPath, '--policy-token', 'control'],
         onControl: (connection) => connection.onRequest(TokenRequest, () => { throw new Error('nobody is signed in'); }),
       }), /exited with 3 before ready.*no sign-in: .*nobody is signed in/s);
+    });
+
+    it('tells the extension when an admin revokes the user, so it deletes the sign-in it holds (time to effect measured)', async () => {
+      const told = new Promise<string>((resolve) => controlled.control!.onNotification(RevokedNotification, ({ message }) => resolve(message)));
+      const started = performance.now();
+      const revoked = await fetch(`${server.url}/v1/revocations`, {
+        method: 'POST', headers: { Authorization: `Bearer ${tokens.carol}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ sub: 'alice' }),
+      });
+      assert.ok(revoked.status === 200 || revoked.status === 201, await revoked.text());
+      const message = await Promise.race([told, new Promise<string>((_resolve, reject) => setTimeout(() => reject(new Error('not told within 5 s')), 5_000))]);
+      const tookMs = performance.now() - started;
+      console.log(`      revocation -> extension told (deletes its sign-in): ${tookMs.toFixed(0)} ms`);
+      assert.match(message, /revoked by an admin/);
+      await assert.rejects(controlledClient.callTool({ name: 'echo', arguments: { text: 'after revocation' } }));
+      const lifted = await fetch(`${server.url}/v1/revocations`, {
+        method: 'DELETE', headers: { Authorization: `Bearer ${tokens.carol}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ sub: 'alice' }),
+      });
+      assert.ok(lifted.status < 300, 'restored for the tests after this one');
     });
 
     it('stops the gateway when the extension closes the channel', async () => {
