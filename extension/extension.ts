@@ -1,20 +1,21 @@
 /**
- * Extension entry point and its one composition root: settings -> gateway supervisor
- * (the gateway child process and its control channel) -> the developer's enabled servers
+ * Extension entry point and its one composition root: settings -> sign-in (the user's IdP
+ * token, kept in SecretStorage) -> gateway supervisor (the gateway child process and its
+ * control channel) -> the developer's enabled servers
  * -> MCP server definition provider, sidebar catalog, status bar, Confirm prompts, the
  * audit trail with its Audit view, and the Scopes view. Everything is registered on
- * `context.subscriptions`. Activation does no network I/O: the gateway is spawned and
- * reports back asynchronously.
+ * `context.subscriptions`. Activation does no network I/O: the stored sign-in is read,
+ * then the gateway is spawned and reports back asynchronously.
  */
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { GatehouseApi } from './api';
-import { readFile } from 'node:fs/promises';
 import { AuditPanel } from './audit/auditPanel';
+import { AuditTrail } from './audit/auditTrail';
 import { OIDC_PROVIDER_ID, OidcAuthProvider } from './auth/oidcAuthProvider';
 import { oidcSettings, SignIn } from './auth/signIn';
-import { AuditTrail } from './audit/auditTrail';
 import { callToolFromSidebar } from './catalog/callTool';
 import { EnabledServers } from './catalog/enabledServers';
 import { confirmWithPanel } from './confirm/confirmPanel';
