@@ -24,7 +24,8 @@ export async function runExtensionBench(): Promise<void> {
   const met = { activation_ms: metrics.activation_ms <= TARGETS.activation_ms, bundle_kb: bundleKb <= TARGETS.bundle_kb };
   console.log(markdownTable(['measure', 'value', 'target', 'met'], [
     ['activation_ms (inside VS Code)', round(metrics.activation_ms, 2), `<= ${TARGETS.activation_ms}`, met.activation_ms ? 'yes' : 'NO'],
-    ['gateway_ready_ms (spawn to ready)', round(metrics.gateway_ready_ms ?? NaN, 1), '-', '-'],
+    ['sign_in_ms (Sign In to signed in, the IdP page filled by the runner)', round(metrics.sign_in_ms ?? NaN, 0), '-', '-'],
+    ['gateway_ready_ms (signed in to the gateway ready, 100,000-event spool)', round(metrics.gateway_ready_ms ?? NaN, 1), '-', '-'],
     ['bundle_kb (dist/extension.js)', round(bundleKb, 1), `<= ${TARGETS.bundle_kb}`, met.bundle_kb ? 'yes' : 'NO'],
     ['vsix_kb', vsix.vsix_kb, '-', '-'],
     ['audit_view_first_rows_ms (Audit view: command to first rows)', round(metrics.audit_view_first_rows_ms ?? NaN, 0), '-', '-'],
@@ -36,6 +37,7 @@ export async function runExtensionBench(): Promise<void> {
     activation_ms: round(metrics.activation_ms, 2),
     bundle_kb: round(bundleKb, 1),
     vsix_kb: vsix.vsix_kb,
+    sign_in_ms: round(metrics.sign_in_ms ?? NaN, 0),
     gateway_ready_ms: round(metrics.gateway_ready_ms ?? NaN, 1),
     audit_view_first_rows_ms: round(metrics.audit_view_first_rows_ms ?? NaN, 0),
     audit_view_open_ms: round(metrics.audit_view_open_ms ?? NaN, 0),
