@@ -35,3 +35,26 @@ export function subjectOf(request: { method: string; params?: unknown }): CallSu
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
+
+/**
+ * Names the policy cannot judge safely: a tool named like a resource or prompt (it would
+ * borrow their rules), and resource URIs with dot segments or encoded separators, which
+ * could step outside a prefix a rule allows.
+ */
+export function ambiguousName(method: string, name: string): string | undefined {
+  if ((method === 'tools/call' || method === 'tools/list') && /^(resource|prompt):/.test(name)) {
+    return `Gatehouse refuses tool "${name}": tool names may not start with "resource:" or "prompt:".`;
+  }
+  if (name.startsWith('resource:')) {
+    const uri = name.slice('resource:'.length);
+    if (/(^|\/)\.\.?(\/|$)|%2e|%2f|%5c|\\/i.test(uri)) return `Gatehouse refuses resource "${uri}": it contains dot segments or encoded separators.`;
+  }
+  return undefined;
+}
+
+/** Client-to-server methods a governed client may send (the gateway and the relay refuse anything else). */
+export const RELAYED_CLIENT_METHODS: ReadonlySet<string> = new Set([
+  'ping', 'tools/list', 'tools/call', 'resources/list', 'resources/read', 'resources/templates/list',
+  'resources/subscribe', 'resources/unsubscribe', 'prompts/list', 'prompts/get', 'completion/complete',
+  'logging/setLevel',
+]);

@@ -74,7 +74,7 @@ export class OidcAuthProvider implements vscode.AuthenticationProvider, vscode.D
       const settings = this.settings();
       try {
         if (!settings || !stored.refreshToken) throw new SignInError('Your sign-in expired; sign in again.');
-        const tokens = await refreshTokens(settings, stored.refreshToken, stored.idTokenClaims);
+        const tokens = await refreshTokens(settings, { issuer: stored.issuer, idTokenClaims: stored.idTokenClaims, refreshToken: stored.refreshToken });
         const renewed: StoredSession = { ...stored, ...tokens };
         await this.write(renewed);
         this.changed.fire({ added: [], removed: [], changed: [toSession(renewed)] });

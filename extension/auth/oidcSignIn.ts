@@ -24,6 +24,8 @@ export interface OidcSettings {
 }
 
 export interface OidcTokens {
+  /** The issuer that issued them: a refresh token goes back to it only. */
+  issuer: string;
   accessToken: string;
   refreshToken?: string;
   /** Seconds since the epoch. */
@@ -62,7 +64,7 @@ export async function signInWithBrowser(settings: OidcSettings, openBrowser: (ur
   const verifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
   const nonce = client.randomNonce();
-  const loopback = await listenOnce();
+  const loopback = await listenOnce(state);
   try {
     const redirectUri = `http://127.0.0.1:${loopback.port}/callback`;
     const authorizationUrl = client.buildAuthorizationUrl(config, {
@@ -86,18 +88,21 @@ export async function signInWithBrowser(settings: OidcSettings, openBrowser: (ur
     } catch (error) {
       throw new SignInError(`The sign-in was refused: ${(error as Error).message}`);
     }
-    return toTokens(tokens);
+    return toTokens(settings.issuer, tokens);
   } finally {
     loopback.close();
   }
 }
 
 /** A new access token from a refresh token; throws SignInError when the provider refuses (sign in again). */
-export async function refreshTokens(settings: OidcSettings, refreshToken: string, previous: OidcTokens['idTokenClaims']): Promise<OidcTokens> {
+export async function refreshTokens(settings: OidcSettings, session: Pick<OidcTokens, 'issuer' | 'idTokenClaims'> & { refreshToken: string }): Promise<OidcTokens> {
+  if (session.issuer !== settings.issuer) throw new SignInError('The sign-in provider changed since you signed in; sign in again.');
+  const previous = session.idTokenClaims;
+  const refreshToken = session.refreshToken;
   const config = await discoverProvider(settings);
   try {
     const tokens = await client.refreshTokenGrant(config, refreshToken, settings.resource ? { resource: settings.resource } : undefined);
-    const next = toTokens(tokens, previous);
+    const next = toTokens(settings.issuer, tokens, previous);
     if (next.idTokenClaims.sub !== previous.sub) throw new SignInError('The provider answered the refresh for another user.');
     return { ...next, refreshToken: next.refreshToken ?? refreshToken };
   } catch (error) {
@@ -106,11 +111,12 @@ export async function refreshTokens(settings: OidcSettings, refreshToken: string
   }
 }
 
-function toTokens(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers, previous?: OidcTokens['idTokenClaims']): OidcTokens {
+function toTokens(issuer: string, tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers, previous?: OidcTokens['idTokenClaims']): OidcTokens {
   const claims = tokens.claims() ?? previous;
   if (!claims?.sub) throw new SignInError('The provider returned no ID token.');
   const expiresIn = tokens.expiresIn();
   return {
+    issuer,
     accessToken: tokens.access_token,
     ...(tokens.refresh_token ? { refreshToken: tokens.refresh_token } : {}),
     ...(expiresIn !== undefined ? { expiresAt: Math.floor(Date.now() / 1000) + expiresIn } : {}),
@@ -145,8 +151,12 @@ function safeUrl(value: string, what: string): URL {
   }
 }
 
-/** A loopback server for exactly one redirect to /callback, then closed. */
-async function listenOnce(): Promise<{ port: number; answer(timeoutMs: number, signal?: AbortSignal): Promise<URL>; close(): void }> {
+/**
+ * A loopback server for exactly one redirect to /callback carrying this flow's `state`, then
+ * closed. Requests without it (a local program or web page guessing the port) get a 404 and
+ * cannot end the sign-in.
+ */
+async function listenOnce(state: string): Promise<{ port: number; answer(timeoutMs: number, signal?: AbortSignal): Promise<URL>; close(): void }> {
   let deliver: (url: URL) => void = () => undefined;
   let fail: (error: Error) => void = () => undefined;
   const answered = new Promise<URL>((resolve, reject) => { deliver = resolve; fail = reject; });
@@ -154,7 +164,7 @@ async function listenOnce(): Promise<{ port: number; answer(timeoutMs: number, s
   let done = false;
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-    if (req.method !== 'GET' || url.pathname !== '/callback' || done) {
+    if (req.method !== 'GET' || url.pathname !== '/callback' || url.searchParams.get('state') !== state || done) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found.');
       return;
     }

@@ -5,7 +5,7 @@
  * and prompts are named `resource:<uri>` and `prompt:<name>`, so `*` covers all three.
  */
 import type { JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
-import { isRecord, subjectOf } from '../../common/policy/callSubject';
+import { ambiguousName, isRecord, subjectOf } from '../../common/policy/callSubject';
 import type { PolicySource } from './policySource';
 
 /** JSON-RPC error code for calls the policy refuses (server-defined range). */
@@ -114,19 +114,4 @@ export class PolicyGate implements CallGate {
 
 }
 
-/**
- * Names the policy cannot judge safely: a tool named like a resource or prompt (it would
- * borrow their rules), and resource URIs with dot segments or encoded separators, which
- * could step outside a prefix a rule allows.
- */
-function ambiguousName(method: string, name: string): string | undefined {
-  if ((method === 'tools/call' || method === 'tools/list') && /^(resource|prompt):/.test(name)) {
-    return `Gatehouse refuses tool "${name}": tool names may not start with "resource:" or "prompt:".`;
-  }
-  if (name.startsWith('resource:')) {
-    const uri = name.slice('resource:'.length);
-    if (/(^|\/)\.\.?(\/|$)|%2e|%2f|%5c|\\/i.test(uri)) return `Gatehouse refuses resource "${uri}": it contains dot segments or encoded separators.`;
-  }
-  return undefined;
-}
 

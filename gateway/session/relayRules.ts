@@ -7,12 +7,8 @@ import type { ClientCapabilities, ServerCapabilities } from '@modelcontextprotoc
 import { describeError } from '../../common/log/logger';
 import { UpstreamBackoffError, UpstreamGoneError } from '../upstream/upstreamConnection';
 
-/** Client-to-server methods the gateway relays. Anything else is refused (deny when unsure). */
-export const RELAYED_CLIENT_METHODS = new Set([
-  'ping', 'tools/list', 'tools/call', 'resources/list', 'resources/read', 'resources/templates/list',
-  'resources/subscribe', 'resources/unsubscribe', 'prompts/list', 'prompts/get', 'completion/complete',
-  'logging/setLevel',
-]);
+/** Client-to-server methods the gateway relays (shared with the policy server's relay). Anything else is refused. */
+export { RELAYED_CLIENT_METHODS } from '../../common/policy/callSubject';
 
 /** Server-to-client requests and the client capability each needs. */
 export const RELAYED_SERVER_REQUESTS: Record<string, keyof ClientCapabilities> = {

@@ -3,14 +3,18 @@
  * service key (credential mode `shared-key`), so the key stays on this server. For each
  * request the caller is authenticated (revoked users and sessions are refused at once, by
  * `authenticateCaller` in front), the server must be one the caller's own effective policy
- * reaches with mode `shared-key`, and every call (`tools/call`, `resources/read`,
- * `prompts/get`...) is decided again here: `allow` and the developer's own `confirm` (their
- * gateway asked them) pass; `deny` and reviewer-group confirmations (the relay cannot see
- * that review) are refused with the policy's words. The upstream gets the service key and
- * the MCP headers, never the caller's token (no token passthrough); the answer comes back
- * streamed, with any echo of the key scrubbed. Each call is audited centrally with the
- * caller's identity (flag `via-relay`) before its answer leaves. Upstream session ids are
- * bound to the user who opened them.
+ * reaches with mode `shared-key`, only the methods a governed client may send pass, and
+ * every one with a subject (`tools/call`, `resources/read`, `prompts/get`, subscriptions,
+ * completions) is decided again here as the gateway decides it: only `allow` passes. A
+ * `confirm` is refused too: the relay cannot tell whether anyone confirmed, and a caller
+ * going around the gateway (any local program holding the user's IdP token) must not get
+ * the service key's power unasked. Messages are parsed strictly (one JSON-RPC message, no
+ * keys equal but for case, which some upstream JSON decoders merge) and the upstream gets
+ * the re-serialised message it was decided on, the service key and the MCP headers, never
+ * the caller's token. The answer comes back streamed, any echo of the key scrubbed. Calls
+ * are audited centrally with the caller's identity (flag `via-relay`) before the answer
+ * leaves. Upstream sessions belong to the user who opened them: any other session id is a
+ * 404, and the client starts a new session.
  */
 import { createHash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
@@ -19,7 +23,8 @@ import { request, type Dispatcher } from 'undici';
 import { createAuditEventId, type AuditEvent } from '../../common/audit/auditEvent';
 import { compileEffectivePolicy } from '../../common/policy/effectivePolicy';
 import type { CallerIdentity } from '../../common/policy/identity';
-import { subjectOf } from '../../common/policy/callSubject';
+import { ambiguousName, RELAYED_CLIENT_METHODS, subjectOf } from '../../common/policy/callSubject';
+import { isSecureOrLoopback } from '../../common/net/loopback';
 import { PolicyDecider } from '../../common/policy/policyDecider';
 import { describeError, type Logger } from '../../common/log/logger';
 import type { AuditStore } from '../audit/auditStore';
@@ -35,8 +40,11 @@ const AUDITED = new Set(['tools/call', 'resources/read', 'prompts/get']);
 /** Headers a client may send on to the upstream; everything else (Authorization, cookies...) stays here. */
 const FORWARDED_REQUEST_HEADERS = ['content-type', 'accept', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id'];
 const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'cache-control'];
-const MAX_SESSIONS = 50_000;
+/** Sessions one user may hold through the relay; the oldest of theirs is forgotten first. */
+const MAX_SESSIONS_PER_USER = 50;
 const MAX_DECIDERS = 1_000;
+const MESSAGE_KEYS = new Set(['jsonrpc', 'id', 'method', 'params', 'result', 'error']);
+const CLIENT_NOTIFICATIONS = new Set(['notifications/initialized', 'notifications/cancelled', 'notifications/progress', 'notifications/roots/list_changed']);
 
 export interface RelayDeps {
   policies: PolicyService;
@@ -55,6 +63,19 @@ export function relayRoutes(deps: RelayDeps): Router {
   const deciders = new Map<string, PolicyDecider>();
   /** Upstream session id -> the user who opened it (in memory: a restart makes clients start new sessions). */
   const sessionOwners = new Map<string, string>();
+  const sessionsOf = new Map<string, string[]>();
+  const bindSession = (id: string, sub: string) => {
+    if (sessionOwners.get(id) === sub) return;
+    const mine = sessionsOf.get(sub) ?? [];
+    mine.push(id);
+    if (mine.length > MAX_SESSIONS_PER_USER) sessionOwners.delete(mine.shift()!);
+    sessionsOf.set(sub, mine);
+    sessionOwners.set(id, sub);
+  };
+  const forgetSession = (id: string, sub: string) => {
+    sessionOwners.delete(id);
+    sessionsOf.set(sub, (sessionsOf.get(sub) ?? []).filter((known) => known !== id));
+  };
 
   const deciderFor = async (caller: CallerIdentity): Promise<PolicyDecider> => {
     const current = await deps.policies.current();
@@ -78,32 +99,44 @@ export function relayRoutes(deps: RelayDeps): Router {
       throw new ApiError(404, 'not_found', `No server "${serverId}" that your policy lets you reach through the relay.`);
     }
     if (entry.transport.type !== 'streamable-http') throw new ApiError(501, 'not_relayable', `"${serverId}" is not a Streamable HTTP server; the relay serves only those.`);
+    if (!isSecureOrLoopback(new URL(entry.transport.url))) throw new ApiError(501, 'not_relayable', `"${serverId}" is not served over https; the relay does not send a service key in clear text.`);
     if (!deps.secrets) throw new ApiError(503, 'no_secret_store', 'This policy server has no secret store (--secrets-key-file), so it cannot relay.');
     const key = await deps.secrets.get(entry.credential.secretRef);
     if (!key) throw new ApiError(503, 'no_service_key', `The service key for "${serverId}" is not set; an admin sets it with: gatehouse secret set ${entry.credential.secretRef}`);
 
     const sessionId = req.get('mcp-session-id');
-    if (sessionId !== undefined && sessionOwners.has(sessionId) && sessionOwners.get(sessionId) !== caller.sub) {
-      throw new ApiError(404, 'not_found', 'No such session.'); // another user's session: reveal nothing
+    if (sessionId !== undefined && sessionOwners.get(sessionId) !== caller.sub) {
+      throw new ApiError(404, 'not_found', 'No such session.'); // unknown, or another user's: reveal nothing
     }
 
-    let call: { message: JsonRpcMessage; subject: string; rule?: string; decision: 'allow' | 'confirm-approved' } | undefined;
+    let call: { message: JsonRpcMessage; subject: string; rule?: string; decision: 'allow' } | undefined;
+    let body: string | undefined;
     if (req.method === 'POST') {
       const message = parseMessage(req.body);
-      if (message.method && message.id !== undefined && AUDITED.has(message.method)) {
+      body = JSON.stringify(message); // what was decided is exactly what is sent
+      if (message.method !== undefined) {
+        const allowed = message.method === 'initialize' || RELAYED_CLIENT_METHODS.has(message.method) || (message.id === undefined && CLIENT_NOTIFICATIONS.has(message.method));
+        if (!allowed) throw new ApiError(400, 'method_not_relayed', `The relay does not pass "${message.method.slice(0, 100)}".`);
         const subject = subjectOf({ method: message.method, params: message.params });
-        const decision = decider.decide(serverId, subject?.name ?? '', subject?.args ?? {});
-        const refusal = decision.effect === 'deny'
-          ? decision.message
-          : decision.effect === 'confirm' && decision.reviewers !== undefined
-            ? `${decision.message} A reviewer from "${decision.reviewers}" must approve it, which the relay cannot check; the call is refused.`
-            : undefined;
-        if (refusal !== undefined) {
-          await record(deps.audit, caller, serverId, message, subject?.name, 'deny', decision.ruleId, 'denied', performance.now());
-          res.status(200).set('Cache-Control', 'no-store').json({ jsonrpc: '2.0', id: message.id, error: { code: POLICY_DENIED, message: refusal } });
-          return;
+        if (subject) {
+          const ambiguous = ambiguousName(message.method, subject.name);
+          const decision = ambiguous === undefined ? decider.decide(serverId, subject.name, subject.args) : { effect: 'deny' as const, message: ambiguous, ruleId: undefined };
+          const refusal = decision.effect === 'deny'
+            ? decision.message
+            : decision.effect === 'confirm'
+              ? `${decision.message} The relay cannot tell whether anyone confirmed it, so it is refused here.`
+              : undefined;
+          if (refusal !== undefined) {
+            await record(deps.audit, caller, serverId, message, subject.name, 'deny', decision.ruleId, 'denied', performance.now());
+            if (message.id === undefined) {
+              res.status(202).end();
+              return;
+            }
+            res.status(200).set('Cache-Control', 'no-store').json({ jsonrpc: '2.0', id: message.id, error: { code: POLICY_DENIED, message: refusal } });
+            return;
+          }
+          if (AUDITED.has(message.method)) call = { message, subject: subject.name, ...(decision.ruleId ? { rule: decision.ruleId } : {}), decision: 'allow' };
         }
-        call = { message, subject: subject?.name ?? '', ...(decision.ruleId ? { rule: decision.ruleId } : {}), decision: decision.effect === 'confirm' ? 'confirm-approved' : 'allow' };
       }
     }
 
@@ -120,7 +153,7 @@ export function relayRoutes(deps: RelayDeps): Router {
       upstream = await request(entry.transport.url, {
         method: req.method as Dispatcher.HttpMethod,
         headers,
-        ...(req.method === 'POST' ? { body: req.body as Buffer } : {}),
+        ...(body !== undefined ? { body } : {}),
         signal: aborter.signal,
         ...(deps.dispatcher ? { dispatcher: deps.dispatcher } : {}),
       });
@@ -130,11 +163,9 @@ export function relayRoutes(deps: RelayDeps): Router {
       throw new ApiError(502, 'upstream_unreachable', `The relay could not reach "${serverId}".`);
     }
     const upstreamSession = upstream.headers['mcp-session-id'];
-    if (typeof upstreamSession === 'string') {
-      if (sessionOwners.size >= MAX_SESSIONS) sessionOwners.delete(sessionOwners.keys().next().value!);
-      sessionOwners.set(upstreamSession, caller.sub);
-    }
-    if (req.method === 'DELETE' && sessionId !== undefined && upstream.statusCode < 300) sessionOwners.delete(sessionId);
+    // A new session is the caller's only when it starts here (no session id sent); an upstream cannot hand over another's.
+    if (typeof upstreamSession === 'string' && (sessionId === undefined || upstreamSession === sessionId)) bindSession(upstreamSession, caller.sub);
+    if (req.method === 'DELETE' && sessionId !== undefined && upstream.statusCode < 300) forgetSession(sessionId, caller.sub);
     // Durable before the answer leaves, like the gateway's own audit.
     if (call) await record(deps.audit, caller, serverId, call.message, call.subject, call.decision, call.rule, upstream.statusCode < 400 ? 'ok' : 'upstream-error', started);
     res.status(upstream.statusCode);
@@ -154,7 +185,12 @@ export function relayRoutes(deps: RelayDeps): Router {
   return router;
 }
 
-/** One JSON-RPC message (MCP has no batches since 2025-06-18); anything else is a 400. */
+/**
+ * One JSON-RPC message (MCP has no batches since 2025-06-18), parsed strictly: only the
+ * JSON-RPC members at the top, and nowhere two keys that are equal but for case or
+ * compatibility form (`name` / `Name`, `s` / `ſ`), which some upstream JSON decoders merge:
+ * the relay must decide the same message the upstream runs. Anything else is a 400.
+ */
 function parseMessage(body: unknown): JsonRpcMessage {
   let parsed: unknown;
   try {
@@ -165,11 +201,29 @@ function parseMessage(body: unknown): JsonRpcMessage {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed) || (parsed as { jsonrpc?: unknown }).jsonrpc !== '2.0') {
     throw new ApiError(400, 'invalid_request', 'The body is not one JSON-RPC 2.0 message.');
   }
-  return parsed as JsonRpcMessage;
+  if (Object.keys(parsed).some((key) => !MESSAGE_KEYS.has(key))) throw new ApiError(400, 'invalid_request', 'The message has members JSON-RPC does not define.');
+  if (!keysAreUnambiguous(parsed, 0)) throw new ApiError(400, 'invalid_request', 'The message has keys that differ only in case or form.');
+  const message = parsed as JsonRpcMessage;
+  if (message.method !== undefined && typeof message.method !== 'string') throw new ApiError(400, 'invalid_request', 'The method is not a string.');
+  return message;
+}
+
+function keysAreUnambiguous(value: unknown, depth: number): boolean {
+  if (depth > 64) return false;
+  if (Array.isArray(value)) return value.every((item) => keysAreUnambiguous(item, depth + 1));
+  if (typeof value !== 'object' || value === null) return true;
+  const seen = new Set<string>();
+  for (const [key, child] of Object.entries(value)) {
+    const folded = key.normalize('NFKC').toLowerCase();
+    if (seen.has(folded) || key.includes('\u0000')) return false;
+    seen.add(folded);
+    if (!keysAreUnambiguous(child, depth + 1)) return false;
+  }
+  return true;
 }
 
 async function record(
-  audit: AuditStore, caller: CallerIdentity, server: string, message: JsonRpcMessage, subject: string | undefined,
+  audit: AuditStore, caller: CallerIdentity, server: string, message: JsonRpcMessage & { method?: string }, subject: string | undefined,
   decision: AuditEvent['decision'], rule: string | undefined, status: AuditEvent['status'], started: number,
 ): Promise<void> {
   const event: AuditEvent = {

@@ -53,23 +53,30 @@ describe('signing in to the org\'s OpenID Provider (the extension\'s flow, outsi
     await new Promise((r) => setTimeout(r, 50));
     assert.match(page ?? '', /You are signed in to Gatehouse/);
 
-    const renewed = await refreshTokens(settings, tokens.refreshToken!, tokens.idTokenClaims);
+    const renewed = await refreshTokens(settings, { ...tokens, refreshToken: tokens.refreshToken! });
     assert.notEqual(renewed.accessToken, tokens.accessToken);
     assert.equal(renewed.idTokenClaims.sub, 'alice');
     assert.equal((await fetch(`${server.url}/v1/effective-policy`, { headers: { Authorization: `Bearer ${renewed.accessToken}` } })).status, 200);
-    await assert.rejects(refreshTokens(settings, 'not-a-refresh-token', tokens.idTokenClaims), /sign in again/);
+    await assert.rejects(refreshTokens(settings, { ...tokens, refreshToken: 'not-a-refresh-token' }), /sign in again/);
+    await assert.rejects(refreshTokens({ ...settings, issuer: 'https://other-idp.example.com' }, { ...tokens, refreshToken: tokens.refreshToken! }), /provider changed/, 'a refresh token goes back only to its issuer');
   });
 
-  it('refuses a redirect with another state, and takes only one answer (no replay)', async () => {
-    let replay: (() => Promise<Response>) | undefined;
+  it('ignores redirects without the flow\'s state (a port-guessing page cannot end the sign-in), takes one answer, refuses a forged code', async () => {
+    let redirectUri: URL | undefined;
+    let stateParam = '';
     await assert.rejects(signInWithBrowser(settings, async (url) => {
-      const redirect = new URL(url.searchParams.get('redirect_uri')!);
-      redirect.search = new URLSearchParams({ code: 'stolen-code', state: 'not-the-state', iss: idp.issuer }).toString();
-      replay = () => fetch(redirect);
-      void fetch(redirect);
-    }), /refused/);
-    // The loopback server closed after its one answer.
-    await assert.rejects(replay!(), /fetch failed/);
+      redirectUri = new URL(url.searchParams.get('redirect_uri')!);
+      stateParam = url.searchParams.get('state')!;
+      const guess = new URL(redirectUri);
+      guess.search = new URLSearchParams({ code: 'x', state: 'not-the-state', iss: idp.issuer }).toString();
+      assert.equal((await fetch(guess)).status, 404, 'another state is not an answer');
+      const forged = new URL(redirectUri);
+      forged.search = new URLSearchParams({ code: 'stolen-code', state: stateParam, iss: idp.issuer }).toString();
+      void fetch(forged);
+    }), /refused/, 'a code the provider never issued for this flow is refused at the exchange');
+    const replay = new URL(redirectUri!);
+    replay.search = new URLSearchParams({ code: 'stolen-code', state: stateParam }).toString();
+    await assert.rejects(fetch(replay), /fetch failed/, 'the loopback server closed after its one answer');
   });
 
   it('refuses an issuer that is not https off this machine, and an authorization URL that is not the provider\'s endpoint', async () => {

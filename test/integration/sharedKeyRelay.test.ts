@@ -42,6 +42,12 @@ groups:
 rules:
   - { id: engineers-vault, effect: allow, principals: [group:engineers], servers: [vault], tools: [echo, leak] }
   - { id: no-drops, effect: deny, principals: ["*"], servers: [vault], tools: [drop_table], reason: tables stay }
+  - id: deploys-confirmed
+    effect: confirm
+    principals: [group:engineers]
+    servers: [vault]
+    tools: [echo]
+    when: args.text.startsWith("deploy")
 `;
 }
 
@@ -136,6 +142,21 @@ describe('shared service keys behind the policy server\'s relay', function () {
     const body = await refused.json() as { error?: { code: number; message: string } };
     assert.equal(body.error?.code, -32003);
     assert.match(body.error!.message, /no-drops/);
+    // The relay cannot see a confirmation, so a confirm rule refuses there.
+    const unconfirmed = await (await relay(tokens.alice, { jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'echo', arguments: { text: 'deploy prod' } } }, sessionId)).json() as { error?: { message: string } };
+    assert.match(unconfirmed.error?.message ?? '', /deploys-confirmed.*cannot tell whether anyone confirmed/);
+    // What the relay decides is what the upstream gets: keys equal but for case or form, and unknown members or methods, are refused.
+    for (const tricky of [
+      { jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'echo', Name: 'drop_table', arguments: { text: 'x' } } },
+      { jsonrpc: '2.0', id: 6, method: 'tools/call', params: { name: 'echo', arguments: { text: 'x' }, 'argument\u017f': { table: 'users' } } },
+      { jsonrpc: '2.0', ID: 7, method: 'tools/call', params: { name: 'drop_table', arguments: { table: 'users' } } },
+      { jsonrpc: '2.0', id: 8, method: 'debug/exec', params: {} },
+    ]) {
+      const refusedTrick = await relay(tokens.alice, tricky, sessionId);
+      assert.equal(refusedTrick.status, 400, JSON.stringify(tricky));
+      await refusedTrick.text();
+    }
+    assert.equal((await relay(tokens.alice, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, 'a-session-nobody-opened')).status, 404, 'unknown sessions are refused, not passed on');
     // Bob cannot use another user's upstream session, and has no rule for the server at all.
     assert.equal((await relay(tokens.bob, initialize)).status, 404);
     assert.equal((await relay(tokens.bob, { jsonrpc: '2.0', id: 3, method: 'tools/list' }, sessionId)).status, 404);
@@ -152,6 +173,7 @@ describe('shared service keys behind the policy server\'s relay', function () {
     assert.ok(summary.includes('alice echo allow'), summary.join('; '));
     assert.ok(summary.includes('alice leak allow'));
     assert.ok(summary.includes('alice drop_table deny'));
+    assert.ok(summary.includes('alice echo deny'), 'the unconfirmed deploy was refused and audited');
     for (const [what, text] of [
       ['the policy server\'s log', server.stderr()], ['the gateway\'s log', gateway.stderr()],
       ['the gateway\'s files', filesUnder(gateway.dir)], ['the central audit', JSON.stringify(events)],
