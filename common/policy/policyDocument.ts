@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { isSecureOrLoopback } from '../net/loopback';
 import { ServerIdSchema, ServerRedactionSchema, ServerTransportSchema } from '../serverTransport';
 import { DocumentError, parseYamlDocument } from '../yamlDocument';
 import { compileCondition } from './conditions';
@@ -110,6 +111,15 @@ export const PolicyDocumentSchema = z.strictObject({
   unique('servers');
   unique('groups');
   unique('rules');
+  // A shared service key is added by the policy server's relay, which speaks Streamable HTTP and never sends a key in clear text.
+  policy.servers.forEach((server, index) => {
+    if (server.credential.mode !== 'shared-key') return;
+    if (server.transport.type !== 'streamable-http') {
+      ctx.addIssue({ code: 'custom', path: ['servers', index, 'transport', 'type'], message: 'a shared-key server must be streamable-http (the relay speaks only that)' });
+    } else if (!isSecureOrLoopback(new URL(server.transport.url))) {
+      ctx.addIssue({ code: 'custom', path: ['servers', index, 'transport', 'url'], message: 'a shared-key server must be https (http only on loopback): the service key must not travel in clear text' });
+    }
+  });
   const groups = new Set(policy.groups.map((g) => g.id));
   const servers = new Set(policy.servers.map((s) => s.id));
   policy.admins.forEach((group, index) => {

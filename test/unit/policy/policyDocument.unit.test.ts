@@ -99,6 +99,19 @@ describe('policy document', () => {
     )), `${FILE}:17:32: rules.0.principals.1: unknown group "ghosts"`);
   });
 
+  it('refuses a shared-key server the relay cannot serve safely: not Streamable HTTP, or a key in clear text', () => {
+    const base = ['version: 1', 'org: acme', 'admins: [admins]', 'groups: [{ id: admins, match: [{ user: alice }] }]', 'servers:'];
+    const problems = problemsOf([...base,
+      '  - { id: a, title: A, transport: { type: stdio, command: /bin/a }, credential: { mode: shared-key, secretRef: k } }', // 6
+      '  - { id: b, title: B, transport: { type: streamable-http, url: "http://api.example.com/mcp" }, credential: { mode: shared-key, secretRef: k } }', // 7
+      '  - { id: c, title: C, transport: { type: streamable-http, url: "https://api.example.com/mcp" }, credential: { mode: shared-key, secretRef: k } }', // 8
+      '  - { id: d, title: D, transport: { type: streamable-http, url: "http://127.0.0.1:9/mcp" }, credential: { mode: shared-key, secretRef: k } }', // 9
+    ].join('\n') + '\n');
+    assert.equal(problems.length, 2, problems.join('\n'));
+    assert.match(problems[0]!, /:6:.*servers\.0\.transport\.type: a shared-key server must be streamable-http/);
+    assert.match(problems[1]!, /:7:.*servers\.1\.transport\.url: a shared-key server must be https/);
+  });
+
   it('reports rule reviewers that name an unknown group or sit on a rule that is not confirm', () => {
     const problems = problemsOf(policyText(
       'rules:', //                                        14
