@@ -33,6 +33,7 @@ import { callerOf } from '../http/callerAuthentication';
 import type { PolicyService } from '../policies/policyService';
 import type { SecretStore } from '../secrets/secretStore';
 import { KeyScrubber } from './keyScrubber';
+import { PerUserLimit } from './perUserLimit';
 
 /** JSON-RPC error code for calls the policy refuses (the gateway's too). */
 const POLICY_DENIED = -32003;
@@ -43,6 +44,8 @@ const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'cache-con
 /** Sessions one user may hold through the relay; the oldest of theirs is forgotten first. */
 const MAX_SESSIONS_PER_USER = 50;
 const MAX_DECIDERS = 1_000;
+/** Requests (and open streams) one user may have in flight through the relay at once. */
+const MAX_IN_FLIGHT_PER_USER = 32;
 const MESSAGE_KEYS = new Set(['jsonrpc', 'id', 'method', 'params', 'result', 'error']);
 const CLIENT_NOTIFICATIONS = new Set(['notifications/initialized', 'notifications/cancelled', 'notifications/progress', 'notifications/roots/list_changed']);
 
@@ -64,6 +67,7 @@ export function relayRoutes(deps: RelayDeps): Router {
   /** Upstream session id -> the user who opened it (in memory: a restart makes clients start new sessions). */
   const sessionOwners = new Map<string, string>();
   const sessionsOf = new Map<string, string[]>();
+  const inFlight = new PerUserLimit(MAX_IN_FLIGHT_PER_USER);
   const bindSession = (id: string, sub: string) => {
     if (sessionOwners.get(id) === sub) return;
     const mine = sessionsOf.get(sub) ?? [];
@@ -140,6 +144,9 @@ export function relayRoutes(deps: RelayDeps): Router {
       }
     }
 
+    const release = inFlight.take(caller.sub);
+    if (!release) throw new ApiError(429, 'too_many_requests', `You have ${MAX_IN_FLIGHT_PER_USER} requests or streams open through the relay; close some first.`, {}, { 'Retry-After': '1' });
+    res.on('close', release);
     const started = performance.now();
     const headers: Record<string, string> = { authorization: `Bearer ${key}` };
     for (const name of FORWARDED_REQUEST_HEADERS) {

@@ -1,7 +1,7 @@
 /**
- * The relay's two small guards, outside any server: the key scrubber (an echoed key is
- * replaced wherever the stream splits it) and the secret store (encrypted at rest, bound to
- * its id, refused under another key, key file private).
+ * The relay's small guards, outside any server: the key scrubber (an echoed key is
+ * replaced wherever the stream splits it), the per-user limit, and the secret store
+ * (encrypted at rest, bound to its id, refused under another key, key file private).
  */
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { KeyScrubber, SCRUBBED } from '../../../policy-server/relay/keyScrubber';
+import { PerUserLimit } from '../../../policy-server/relay/perUserLimit';
 import { SecretStore } from '../../../policy-server/secrets/secretStore';
 
 const KEY = 'sk-live-0123456789abcdef';
@@ -61,5 +62,20 @@ describe('relay: secret store', () => {
     assert.throws(() => SecretStore.open(dir, join(dir, 'missing')), /does not exist/);
     await assert.rejects(store.set('../etc', 'x'), /secret id/);
     await assert.rejects(store.set('ok', ''), /1 byte/);
+  });
+});
+
+describe('relay: per-user limit', () => {
+  it('lets each user have at most N in flight, counts releases once, and keeps users apart', () => {
+    const limit = new PerUserLimit(2);
+    const a1 = limit.take('alice')!;
+    const a2 = limit.take('alice')!;
+    assert.equal(limit.take('alice'), undefined, 'alice is at her limit');
+    assert.ok(limit.take('bob'), 'bob is not affected');
+    a1();
+    a1();
+    assert.ok(limit.take('alice'), 'one released (twice counts once)');
+    assert.equal(limit.take('alice'), undefined);
+    a2();
   });
 });
