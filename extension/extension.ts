@@ -43,7 +43,7 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
     () => gatewayLaunch(slot.dir, signIn),
     (call, cancelled) => confirmWithPanel(context.extensionUri, call, cancelled),
     log,
-    () => signIn.token(),
+    (refused) => signIn.token(refused),
   );
   const enabled = new EnabledServers(context.globalState);
   const provider = new GatehouseMcpProvider(gateway, enabled);

@@ -158,11 +158,11 @@ export async function runGateway(argv: string[]): Promise<number> {
 }
 
 /** The user's IdP token: re-read from its 0600 file, or asked of the extension's sign-in, on every use. */
-function userTokenSource(policyArgs: NonNullable<GatewayArgs['policy']>, control: ControlChannel | undefined): () => Promise<string> {
+function userTokenSource(policyArgs: NonNullable<GatewayArgs['policy']>, control: ControlChannel | undefined): (options?: { refused?: boolean }) => Promise<string> {
   const source = policyArgs.token;
-  if (source.type === 'file') return async () => readUserToken(source.path);
+  if (source.type === 'file') return async () => readUserToken(source.path); // re-read: whoever writes the file renews it
   if (!control) throw new Error('--policy-token control needs the control channel');
-  return () => control.userToken();
+  return (options) => control.userToken(options);
 }
 
 async function launchSecret(args: GatewayArgs, control: ControlChannel | undefined): Promise<LaunchSecret> {

@@ -96,7 +96,10 @@ export const AuditHistoryRequest = new RequestType<AuditHistoryParams, AuditHist
  * touches argv, env or a file. The extension answers from VS Code's sign-in (refreshing it
  * as needed) and answers an error when nobody is signed in.
  */
-export type TokenParams = Record<string, never>;
+export interface TokenParams {
+  /** The policy server refused the last token (401): renew it, or have the developer sign in again. */
+  refused?: boolean;
+}
 export interface TokenResult {
   token: string;
 }

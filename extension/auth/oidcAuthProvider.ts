@@ -69,6 +69,12 @@ export class OidcAuthProvider implements vscode.AuthenticationProvider, vscode.D
     this.changed.dispose();
   }
 
+  /** Renews the stored session now (its access token was refused), or drops it when the provider will not. */
+  async renewNow(): Promise<void> {
+    const stored = await this.read();
+    if (stored) await this.renew(stored);
+  }
+
   private renew(stored: StoredSession): Promise<StoredSession | undefined> {
     this.renewing ??= (async () => {
       const settings = this.settings();

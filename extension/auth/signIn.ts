@@ -79,10 +79,15 @@ export class SignIn implements vscode.Disposable {
     this.changed.fire();
   }
 
-  /** The access token for the policy server, renewed as needed; throws when nobody is signed in. */
-  async token(): Promise<string> {
+  /**
+   * The access token for the policy server, renewed as needed; throws when nobody is signed
+   * in. `refused`: the policy server refused the current one (401), so renew it now (ours;
+   * VS Code's own providers renew on their schedule) or drop it and ask to sign in again.
+   */
+  async token(refused = false): Promise<string> {
     const provider = this.provider();
     if (!provider) throw new Error('sign-in is not configured');
+    if (refused && provider === 'oidc') await this.oidc.renewNow();
     const session = await this.sessionOf(provider);
     if (!session) throw new Error('nobody is signed in to Gatehouse');
     this.session = session;

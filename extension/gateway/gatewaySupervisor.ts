@@ -72,8 +72,8 @@ export class GatewaySupervisor implements vscode.Disposable {
     private readonly launch: () => GatewayLaunch | { notConfigured: string } | { signedOut: string },
     private readonly confirm: (params: ConfirmParams, cancelled: vscode.CancellationToken) => Promise<ConfirmResult>,
     private readonly log: vscode.LogOutputChannel,
-    /** The user's IdP token for `--policy-token control` gateways (from VS Code sign-in). */
-    private readonly userToken: () => Promise<string> = () => Promise.reject(new Error('sign-in is not configured')),
+    /** The user's IdP token for `--policy-token control` gateways (from VS Code sign-in); `refused`: renew it. */
+    private readonly userToken: (refused: boolean) => Promise<string> = () => Promise.reject(new Error('sign-in is not configured')),
   ) {}
 
   get state(): GatewayState {
@@ -136,7 +136,7 @@ export class GatewaySupervisor implements vscode.Disposable {
       }
     });
     // The token goes over the channel only; an error answer (nobody signed in) makes the gateway fail closed.
-    connection.onRequest(TokenRequest, async () => ({ token: await this.userToken() }));
+    connection.onRequest(TokenRequest, async (params) => ({ token: await this.userToken(params?.refused === true) }));
     connection.onNotification(ToolsNotification, ({ server, tools }) => {
       this.tools.set(server, tools);
       this.toolsChanged.fire(server);

@@ -67,11 +67,11 @@ export class ControlChannel implements Confirmer {
   }
 
   /** The user's IdP token from the extension's sign-in; throws when nobody is signed in or the extension is gone. */
-  async userToken(): Promise<string> {
+  async userToken(options: { refused?: boolean } = {}): Promise<string> {
     if (!this.open) throw new Error('the Gatehouse extension is gone, so there is no sign-in to use');
     let answer: unknown;
     try {
-      answer = await this.connection.sendRequest(TokenRequest, {});
+      answer = await this.connection.sendRequest(TokenRequest, options.refused ? { refused: true } : {});
     } catch (error) {
       throw new Error(`no sign-in: ${(error as Error).message}`);
     }

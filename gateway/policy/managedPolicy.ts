@@ -14,7 +14,7 @@ import type { ServerConfig } from '../config/gatewayConfig';
 import type { Logger } from '../../common/log/logger';
 import { PolicySource } from './policySource';
 
-export async function createPolicySource(args: PolicyServerArgs, token: () => Promise<string>, runtimeDir: string, log: Logger): Promise<PolicySource> {
+export async function createPolicySource(args: PolicyServerArgs, token: (options?: { refused?: boolean }) => Promise<string>, runtimeDir: string, log: Logger): Promise<PolicySource> {
   const keys = readKeys(args.keysPath);
   const initialToken = await token();
   const sub = args.sub ?? subjectOfToken(initialToken);

@@ -25,8 +25,11 @@ export interface PolicySourceOptions {
   expectedSub: string;
   /** The IdP session (`sid`) of the token, so revoking another session of the same user leaves this one alone. */
   sessionId?: string;
-  /** The user's IdP token, asked for on every request so a refreshed token is used. */
-  token: () => Promise<string>;
+  /**
+   * The user's IdP token, asked for on every request so a refreshed token is used;
+   * `refused` when the policy server just answered 401 to the last one (renew it).
+   */
+  token: (options?: { refused?: boolean }) => Promise<string>;
   /** Last good bundle, kept for when the policy server is unreachable. */
   cachePath: string;
   log: Logger;
@@ -100,16 +103,26 @@ export class PolicySource {
     clearTimeout(this.renewTimer);
   }
 
-  /** Fetches the bundle (revalidating with ETag) and applies it if it verifies. */
+  /**
+   * Fetches the bundle (revalidating with ETag) and applies it if it verifies. A 401 (the
+   * token expired or the IdP withdrew it) asks for a renewed token once and tries again;
+   * with VS Code sign-in that renews the session, or asks the developer to sign in again.
+   */
   async refresh(): Promise<void> {
-    const response = await request(this.endpoint(POLICY_SERVER_PATHS.effectivePolicy), {
+    const fetchBundle = async (refused: boolean) => request(this.endpoint(POLICY_SERVER_PATHS.effectivePolicy), {
       headers: {
-        authorization: `Bearer ${await this.options.token()}`,
+        authorization: `Bearer ${await this.options.token(refused ? { refused } : undefined)}`,
         accept: BUNDLE_CONTENT_TYPE,
         ...(this.etag ? { 'if-none-match': this.etag } : {}),
       },
       signal: AbortSignal.any([this.aborter.signal, AbortSignal.timeout(10_000)]),
     });
+    let response = await fetchBundle(false);
+    if (response.statusCode === 401) {
+      await response.body.dump();
+      this.options.log.warn('the policy server refused the token (401); asking for a renewed one');
+      response = await fetchBundle(true);
+    }
     if (response.statusCode === 304) {
       await response.body.dump();
       // Unchanged, but if ours is past half-life keep asking: the server's ETag moves on soon.

@@ -21,7 +21,7 @@ import {
   AuditHistoryRequest, AuditNotification, ConfirmRequest, ReadyNotification, RevokedNotification, TokenRequest, ToolsNotification, type AuditParams, type ConfirmParams, type ConfirmResult, type ToolsParams,
 } from '../../common/control/controlProtocol';
 import { FIXTURES, NODE, REPO, spoolEvents, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
-import { startLocalIdp, type LocalIdp } from '../support/localIdp';
+import { foreignSignedToken, startLocalIdp, type LocalIdp } from '../support/localIdp';
 import { managedArgs, removeDir, startPolicyServer, tokenFile, type RunningPolicyServer } from '../support/policyHarness';
 
 const PROBE = join(FIXTURES, 'probe-upstream.mjs');
@@ -313,7 +313,9 @@ describe('second-person review of confirm calls', function () {
       assert.equal(ready.pid, controlled.ready.pid, 'the same gateway, not a restart');
     });
 
-    it('takes the user\'s token from the extension\'s sign-in (--policy-token control): never argv, env or a file', async () => {
+    it('takes the user\'s token from the extension\'s sign-in (--policy-token control): never argv, env or a file; renews it after a 401', async () => {
+      // alice's claims, signed by a key no IdP publishes: readable, refused by the policy server.
+      const staleAliceToken = await foreignSignedToken({ sub: 'alice', iss: 'x', aud: 'y', exp: Math.floor(Date.now() / 1000) + 60 });
       let asked = 0;
       let signedIn = true;
       const signedInGateway = await startGateway(null, {
@@ -336,6 +338,23 @@ describe('second-person review of confirm calls', function () {
         await signedInClient.close();
       } finally {
         await signedInGateway.stop();
+      }
+      // A token the policy server refuses (401): the gateway asks for a renewed one once, and goes on with it.
+      const asks: Array<{ refused?: boolean }> = [];
+      const renewedGateway = await startGateway(null, {
+        control: true,
+        extraArgs: ['--policy-server', server.url, '--policy-keys', server.keysPath, '--policy-token', 'control'],
+        onControl: (connection) => connection.onRequest(TokenRequest, (params) => {
+          asks.push(params ?? {});
+          // The first answers are an expired token (sub still readable); once refused, a fresh one.
+          return { token: asks.some((ask) => ask.refused) ? tokens.alice! : staleAliceToken };
+        }),
+      });
+      try {
+        assert.ok(renewedGateway.ready.policy.mode === 'managed' && renewedGateway.ready.policy.version !== undefined, 'managed after the renewal');
+        assert.ok(asks.some((ask) => ask.refused === true), 'the gateway said the last token was refused');
+      } finally {
+        await renewedGateway.stop();
       }
       // Nobody signed in: the gateway cannot start managed, and says why.
       await assert.rejects(startGateway(null, {
