@@ -41,7 +41,7 @@ describe('org policy JSON Schema', () => {
         'version: 1',
         'org: acme',
         'admins: [admins]',
-        'servers: [{ id: jira, title: Jira, transport: { type: sse, url: "https://jira.example.com/sse" }, credential: { mode: shared-key, secretRef: jira.key } }]',
+        'servers: [{ id: jira, title: Jira, transport: { type: streamable-http, url: "https://jira.example.com/mcp" }, credential: { mode: shared-key, secretRef: jira.key } }]',
         'groups: [{ id: admins, match: [{ githubTeam: acme/ops }, { emailDomain: example.com }] }]',
         'rules: [{ id: r, effect: confirm, principals: ["*"], servers: ["*"], tools: [get_*], when: "true" }]',
         'guardrails: { reviewers: admins }',
