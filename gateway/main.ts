@@ -66,6 +66,8 @@ export async function runGateway(argv: string[]): Promise<number> {
   let servers = config.servers;
   // The user's IdP token, wherever it comes from, read fresh for each use (policy, audit shipping, reviews, relay).
   const userToken = args.policy ? userTokenSource(args.policy, control) : undefined;
+  // shared-key servers are reached through the policy server's relay, with the same token
+  const relay: RelayAccess | undefined = args.policy && userToken ? { policyServerUrl: args.policy.url, token: userToken } : undefined;
   if (args.policy && userToken) {
     try {
       policy = await createPolicySource(args.policy, userToken, args.runtimeDir, log.child({ component: 'policy' }));
@@ -76,7 +78,7 @@ export async function runGateway(argv: string[]): Promise<number> {
     await policy.start();
     gate = new PolicyGate(policy);
     const decider = policy.state.decider;
-    servers = decider ? catalogServers(decider.policy, args.policy.workDir, { policyServerUrl: args.policy.url, token: userToken }) : [];
+    servers = decider && relay ? catalogServers(decider.policy, args.policy.workDir, relay) : [];
   } else {
     log.warn('unmanaged mode: no policy server, every server in the local config may be used');
   }
@@ -123,7 +125,7 @@ export async function runGateway(argv: string[]): Promise<number> {
   });
   // After a policy update, the extension hears the new catalog as a new ready notification.
   let announce: () => void = () => undefined;
-  if (policy && args.policy && userToken) followPolicy(policy, args.policy.workDir, { policyServerUrl: args.policy.url, token: userToken }, pool, http, gate, log, () => announce(), (message) => control?.revoked(message));
+  if (policy && args.policy && relay) followPolicy(policy, args.policy.workDir, relay, pool, http, gate, log, () => announce(), (message) => control?.revoked(message));
 
   let shuttingDown = false;
   const shutdown = async (signal: string) => {

@@ -52,6 +52,12 @@ export function ambiguousName(method: string, name: string): string | undefined 
   return undefined;
 }
 
+/** JSON-RPC error code for calls the policy refuses (server-defined range), from the gateway and the relay alike. */
+export const POLICY_DENIED = -32003;
+
+/** Methods that act or read, so each call is audited (refusals of anything are audited too). */
+export const AUDITED_METHODS: ReadonlySet<string> = new Set(['tools/call', 'resources/read', 'prompts/get']);
+
 /** Client-to-server methods a governed client may send (the gateway and the relay refuse anything else). */
 export const RELAYED_CLIENT_METHODS: ReadonlySet<string> = new Set([
   'ping', 'tools/list', 'tools/call', 'resources/list', 'resources/read', 'resources/templates/list',

@@ -7,9 +7,9 @@
 import type { JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 import { createAuditEventId, type AuditDecision, type AuditEvent, type AuditResultStatus } from '../../common/audit/auditEvent';
 import { describeError, type Logger } from '../../common/log/logger';
+import { AUDITED_METHODS } from '../../common/policy/callSubject';
 import type { AuditSpool } from './auditSpool';
 
-const AUDITED_METHODS = new Set(['tools/call', 'resources/read', 'prompts/get']);
 
 export interface CallOutcome {
   serverId: string;

@@ -8,8 +8,7 @@ import type { JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 import { ambiguousName, isRecord, subjectOf } from '../../common/policy/callSubject';
 import type { PolicySource } from './policySource';
 
-/** JSON-RPC error code for calls the policy refuses (server-defined range). */
-export const POLICY_DENIED = -32003;
+export { POLICY_DENIED } from '../../common/policy/callSubject';
 
 /**
  * What the gate says about one request. `confirm` carries what a reviewer needs: the

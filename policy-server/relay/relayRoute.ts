@@ -23,7 +23,7 @@ import { request, type Dispatcher } from 'undici';
 import { createAuditEventId, type AuditEvent } from '../../common/audit/auditEvent';
 import { compileEffectivePolicy } from '../../common/policy/effectivePolicy';
 import type { CallerIdentity } from '../../common/policy/identity';
-import { ambiguousName, RELAYED_CLIENT_METHODS, subjectOf } from '../../common/policy/callSubject';
+import { ambiguousName, AUDITED_METHODS, POLICY_DENIED, RELAYED_CLIENT_METHODS, subjectOf } from '../../common/policy/callSubject';
 import { isSecureOrLoopback } from '../../common/net/loopback';
 import { PolicyDecider } from '../../common/policy/policyDecider';
 import { describeError, type Logger } from '../../common/log/logger';
@@ -35,9 +35,6 @@ import type { SecretStore } from '../secrets/secretStore';
 import { KeyScrubber } from './keyScrubber';
 import { PerUserLimit } from './perUserLimit';
 
-/** JSON-RPC error code for calls the policy refuses (the gateway's too). */
-const POLICY_DENIED = -32003;
-const AUDITED = new Set(['tools/call', 'resources/read', 'prompts/get']);
 /** Headers a client may send on to the upstream; everything else (Authorization, cookies...) stays here. */
 const FORWARDED_REQUEST_HEADERS = ['content-type', 'accept', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id'];
 const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'cache-control'];
@@ -139,7 +136,7 @@ export function relayRoutes(deps: RelayDeps): Router {
             res.status(200).set('Cache-Control', 'no-store').json({ jsonrpc: '2.0', id: message.id, error: { code: POLICY_DENIED, message: refusal } });
             return;
           }
-          if (AUDITED.has(message.method)) call = { message, subject: subject.name, ...(decision.ruleId ? { rule: decision.ruleId } : {}), decision: 'allow' };
+          if (AUDITED_METHODS.has(message.method)) call = { message, subject: subject.name, ...(decision.ruleId ? { rule: decision.ruleId } : {}), decision: 'allow' };
         }
       }
     }

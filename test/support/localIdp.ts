@@ -259,19 +259,11 @@ async function authorizationCodeFlow(issuer: string, audience: string, user: str
     login_hint: user,
   }).toString();
 
-  const cookies = new Map<string, string>();
+  const send = browserSession();
   let url = authorize;
   let callback: URL | undefined;
   for (let hop = 0; hop < 10 && !callback; hop++) {
-    const response = await fetch(url, { redirect: 'manual', headers: { cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') } });
-    for (const setCookie of response.headers.getSetCookie()) {
-      const [pair = ''] = setCookie.split(';');
-      const eq = pair.indexOf('=');
-      const name = pair.slice(0, eq).trim();
-      const value = pair.slice(eq + 1).trim();
-      if (value === '' || /max-age=0|expires=thu, 01 jan 1970/i.test(setCookie)) cookies.delete(name);
-      else cookies.set(name, value);
-    }
+    const response = await send(url);
     const location = response.headers.get('location');
     if (response.status < 300 || response.status >= 400 || !location) {
       throw new Error(`local IdP flow stopped at ${url.pathname} with HTTP ${response.status}: ${(await response.text()).slice(0, 300)}`);
@@ -304,15 +296,10 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/**
- * What a browser does with an authorization URL when `user` signs in at the local IdP:
- * follows redirects with cookies, fills in the login form, and finally loads the client's
- * loopback redirect (any URL whose path is /callback on another origin), whose response it
- * returns. Refusals by the IdP come back as that redirect's `error` parameters.
- */
-export async function signInInBrowser(authorizationUrl: URL, user: string): Promise<Response> {
+/** A browser's requests: redirects not followed (the caller follows them), cookies kept between requests. */
+function browserSession(): (url: URL, init?: RequestInit) => Promise<Response> {
   const cookies = new Map<string, string>();
-  const send = async (url: URL, init: RequestInit = {}) => {
+  return async (url, init = {}) => {
     const response = await fetch(url, { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string> | undefined), cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') } });
     for (const setCookie of response.headers.getSetCookie()) {
       const [pair = ''] = setCookie.split(';');
@@ -323,6 +310,16 @@ export async function signInInBrowser(authorizationUrl: URL, user: string): Prom
     }
     return response;
   };
+}
+
+/**
+ * What a browser does with an authorization URL when `user` signs in at the local IdP:
+ * follows redirects with cookies, fills in the login form, and finally loads the client's
+ * loopback redirect (any URL whose path is /callback on another origin), whose response it
+ * returns. Refusals by the IdP come back as that redirect's `error` parameters.
+ */
+export async function signInInBrowser(authorizationUrl: URL, user: string): Promise<Response> {
+  const send = browserSession();
   let url = authorizationUrl;
   let response = await send(url);
   for (let hop = 0; hop < 12; hop++) {

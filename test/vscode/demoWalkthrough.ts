@@ -14,7 +14,8 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { chromium, type Frame, type Page } from 'playwright-core';
+import { chromium, type Page } from 'playwright-core';
+import { loginAtIdp, webviewFrame } from './workbenchDriver';
 
 const REPO = resolve(__dirname, '../..');
 const OUTPUT = join(REPO, 'test-output/demo');
@@ -71,11 +72,7 @@ async function walkthrough(page: Page, url: string): Promise<void> {
     await page.locator('.part.sidebar').getByRole('button', { name: 'Sign In' }).click();
     // VS Code asks before it opens a website; the person says Open.
     await page.getByRole('button', { name: 'Open', exact: true }).click({ timeout: 30_000 });
-    const login = await tab;
-    await login.locator('#login').fill('alice');
-    await login.locator('#sign-in').click();
-    await login.getByText('You are signed in to Gatehouse').waitFor({ timeout: 30_000 });
-    await login.close();
+    await loginAtIdp(await tab, 'alice');
   });
   await step('1-sidebar', async () => {
     await sidebarRow('Memory (knowledge graph)').waitFor({ timeout: 60_000 });
@@ -111,18 +108,6 @@ async function walkthrough(page: Page, url: string): Promise<void> {
     const audit = await webviewFrame(page, '#rows .row');
     await audit.locator('#rows .row', { hasText: 'delete_entities' }).filter({ hasText: 'confirm-approved' }).filter({ hasText: 'alice' }).first().waitFor();
   });
-}
-
-/** The webview frame (each is a nested iframe) in which `selector` shows up. */
-async function webviewFrame(page: Page, selector: string): Promise<Frame> {
-  const started = Date.now();
-  while (Date.now() - started < 30_000) {
-    for (const frame of page.frames()) {
-      if (await frame.locator(selector).count().catch(() => 0)) return frame;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`no webview showed ${selector} within 30 s`);
 }
 
 main().then((code) => process.exit(code), (error: unknown) => {

@@ -62,27 +62,35 @@ export class WorkbenchDriver {
 }
 
 /** The frame of the Confirm webview once its question is shown (webviews are nested iframes). */
-async function confirmFrame(page: Page): Promise<Frame> {
-  const started = Date.now();
-  while (Date.now() - started < 30_000) {
-    for (const frame of page.frames()) {
-      if (await frame.locator('#approve:not([disabled])').count().catch(() => 0) && await frame.locator('#actions:not([hidden])').count().catch(() => 0)) return frame;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error('the Confirm webview did not show a call within 30 s');
+function confirmFrame(page: Page): Promise<Frame> {
+  return webviewFrame(page, '#actions:not([hidden]) #approve:not([disabled])');
 }
 
 /** The webview frame showing `selector` with `text` (each webview is its own nested iframe). */
-async function webviewFrame(page: Page, selector: string, text: RegExp): Promise<Frame> {
+export async function webviewFrame(page: Page, selector: string, text?: RegExp): Promise<Frame> {
   const started = Date.now();
   while (Date.now() - started < 30_000) {
     for (const frame of page.frames()) {
-      if (await frame.locator(selector).filter({ hasText: text }).count().catch(() => 0)) return frame;
+      const found = frame.locator(selector);
+      if (await (text ? found.filter({ hasText: text }) : found).count().catch(() => 0)) return frame;
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`no webview showed ${selector} with ${text} within 30 s`);
+  throw new Error(`no webview showed ${selector}${text ? ` with ${text}` : ''} within 30 s`);
+}
+
+/** At the local IdP's login page (a browser tab): types the user name, signs in, waits for the extension's "signed in" page. */
+export async function loginAtIdp(login: Page, user: string, screenshot?: string): Promise<void> {
+  try {
+    await login.locator('#login').fill(user, { timeout: 30_000 });
+  } catch (error) {
+    await login.screenshot({ path: join(OUTPUT, 'sign-in-failed.png') }).catch(() => undefined);
+    throw new Error(`the IdP's login page did not show (the tab is at ${login.url()}): ${(error as Error).message}`);
+  }
+  if (screenshot) await login.screenshot({ path: screenshot });
+  await login.locator('#sign-in').click();
+  await login.getByText('You are signed in to Gatehouse').waitFor({ timeout: 30_000 });
+  await login.close();
 }
 
 /**
@@ -103,18 +111,8 @@ async function signInAtIdp(page: Page, user: string): Promise<void> {
     }
   })();
   try {
-    const login = await tab;
-    try {
-      await login.locator('#login').fill(user, { timeout: 30_000 });
-    } catch (error) {
-      await login.screenshot({ path: join(OUTPUT, 'sign-in-failed.png') }).catch(() => undefined);
-      throw new Error(`the IdP's login page did not show (the tab is at ${login.url()}): ${(error as Error).message}`);
-    }
-    await login.screenshot({ path: join(OUTPUT, 'sign-in.png') });
-    await login.locator('#sign-in').click();
-    await login.getByText('You are signed in to Gatehouse').waitFor({ timeout: 30_000 });
-    process.stdout.write(`sign-in: ${user} signed in at the IdP (${new URL(login.url()).origin})\n`);
-    await login.close();
+    await loginAtIdp(await tab, user, join(OUTPUT, 'sign-in.png'));
+    process.stdout.write(`sign-in: ${user} signed in at the IdP\n`);
   } finally {
     answering = false;
     await answerPrompts;
