@@ -27,6 +27,11 @@ import { ToolPinRegistry } from './guardrails/pinning/toolPinRegistry';
 import { ToolArgumentValidator } from './guardrails/arguments/toolArgumentValidator';
 import { ToolGuard } from './guardrails/toolGuard';
 import type { Pin } from '../common/policy/toolPins';
+import type { EffectivePolicy } from '../common/policy/effectivePolicy';
+import type { ServerConfig } from './config/gatewayConfig';
+import { HeadlessOpener, type AuthorizationOpener } from './upstreamAuth/authorizationOpener';
+import { MemoryCredentialStore } from './upstreamAuth/credentialStore';
+import { UserOAuthServers } from './upstreamAuth/userOAuthServers';
 
 export async function runGateway(argv: string[]): Promise<number> {
   const startedAt = performance.now();
@@ -64,6 +69,13 @@ export async function runGateway(argv: string[]): Promise<number> {
 
   let gate: CallGate = OPEN_GATE;
   let servers = config.servers;
+  // user-oauth servers: the user's own sign-in at each server's authorization server
+  const userOAuth = new UserOAuthServers({
+    user: () => policy?.subject ?? 'local',
+    store: control ? control.credentialStore() : new MemoryCredentialStore(),
+    opener: upstreamOpener(args, control),
+    log: log.child({ component: 'upstream-oauth' }),
+  });
   // The user's IdP token, wherever it comes from, read fresh for each use (policy, audit shipping, reviews, relay).
   const userToken = args.policy ? userTokenSource(args.policy, control) : undefined;
   // shared-key servers are reached through the policy server's relay, with the same token
@@ -80,6 +92,7 @@ export async function runGateway(argv: string[]): Promise<number> {
     const decider = policy.state.decider;
     servers = decider && relay ? catalogServers(decider.policy, args.policy.workDir, relay) : [];
   } else {
+    if (args.testHeadlessOAuth) log.warn('TEST MODE: user-oauth sign-ins follow redirects without a browser (--test-headless-oauth)');
     log.warn('unmanaged mode: no policy server, every server in the local config may be used');
   }
 
@@ -107,6 +120,12 @@ export async function runGateway(argv: string[]): Promise<number> {
     () => (control?.isOpen ? control : undefined),
     log.child({ component: 'confirmations' }),
   );
+  try {
+    servers = userOAuth.attach(servers);
+  } catch (error) {
+    process.stderr.write(`gatehouse gateway: ${describeError(error)}\n`);
+    return 2;
+  }
   const pool = new UpstreamPool(servers, config.gateway.upstreamInitializeTimeoutMs, log.child({ component: 'upstream' }));
   const http = new GatewayHttpServer({
     listen: args.listen,
@@ -125,7 +144,13 @@ export async function runGateway(argv: string[]): Promise<number> {
   });
   // After a policy update, the extension hears the new catalog as a new ready notification.
   let announce: () => void = () => undefined;
-  if (policy && args.policy && relay) followPolicy(policy, args.policy.workDir, relay, pool, http, gate, log, () => announce(), (message) => control?.revoked(message));
+  if (policy && args.policy && relay) {
+    const catalog = (next: EffectivePolicy) => userOAuth.attach(catalogServers(next, args.policy!.workDir, relay));
+    followPolicy(policy, catalog, pool, http, gate, log, () => announce(), (message) => {
+      void userOAuth.forget().catch((error: unknown) => log.warn('forgetting upstream credentials failed', { error: describeError(error) }));
+      control?.revoked(message);
+    });
+  }
 
   let shuttingDown = false;
   const shutdown = async (signal: string) => {
@@ -175,6 +200,13 @@ async function launchSecret(args: GatewayArgs, control: ControlChannel | undefin
   return generated.secret;
 }
 
+/** Who takes the user to an upstream's sign-in page: the extension, or (tests only) nobody. */
+function upstreamOpener(args: GatewayArgs, control: ControlChannel | undefined): AuthorizationOpener {
+  if (args.testHeadlessOAuth) return new HeadlessOpener();
+  if (control) return { open: (request) => control.authorize(request) };
+  return { open: async (request) => { throw new Error(`${request.serverTitle} needs you to sign in, which needs the Gatehouse extension (this gateway has no control channel)`); } };
+}
+
 /** The pin the org approved for a tool, from the policy in force (managed mode only). */
 function orgPin(policy: PolicySource | undefined, serverId: string, tool: string): Pin | undefined {
   const entry = policy?.state.decider?.policy.servers.find((server) => server.id === serverId);
@@ -183,7 +215,7 @@ function orgPin(policy: PolicySource | undefined, serverId: string, tool: string
 
 /** New policy versions change the catalog and the lists open sessions see; revocation ends them. */
 function followPolicy(
-  policy: PolicySource, workDir: string, relay: RelayAccess, pool: UpstreamPool, http: GatewayHttpServer, gate: CallGate, log: Logger,
+  policy: PolicySource, catalog: (policy: EffectivePolicy) => ServerConfig[], pool: UpstreamPool, http: GatewayHttpServer, gate: CallGate, log: Logger,
   applied: () => void, revoked: (message: string) => void,
 ): void {
   let applying = Promise.resolve();
@@ -193,7 +225,7 @@ function followPolicy(
     if (state.version === seen.version && state.denial === seen.denial) return;
     seen = { version: state.version, denial: state.denial };
     applying = applying.then(async () => {
-      if (state.decider) await pool.reconcile(catalogServers(state.decider.policy, workDir, relay));
+      if (state.decider) await pool.reconcile(catalog(state.decider.policy));
       http.policyChanged((serverId) => gate.serverRefusal(serverId));
       applied();
     }).catch((error: unknown) => log.error('applying the new policy failed', { error: describeError(error) }));

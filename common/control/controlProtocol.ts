@@ -114,3 +114,37 @@ export interface RevokedParams {
   message: string;
 }
 export const RevokedNotification = new NotificationType<RevokedParams>('gatehouse/revoked');
+
+/**
+ * gateway -> extension: a `user-oauth` server needs the developer to sign in at its
+ * authorization server. The gateway already checked `url` (https or loopback, the server's
+ * own authorization endpoint); the extension asks in words ("<title> needs you to sign in
+ * at <issuer host>") and opens it with `vscode.env.openExternal` only if the developer
+ * agrees. Answered once the browser was sent there; an error answer means declined. The
+ * gateway's loopback redirect takes the answer, so no code or token comes back this way.
+ */
+export interface AuthorizeParams {
+  server: string;
+  title: string;
+  url: string;
+  issuer: string;
+  reason: 'sign-in' | 'expired' | 'step-up';
+}
+export const AuthorizeRequest = new RequestType<AuthorizeParams, Record<string, never>, void>('gatehouse/authorize');
+
+/**
+ * gateway -> extension: the developer's upstream OAuth credentials, kept in VS Code's
+ * SecretStorage under `key` (one per user and server). `get` answers `{ value }` (a JSON
+ * string, absent when none is kept); `set` and `delete` answer `{}`. The extension keeps
+ * only keys that start with `upstream-oauth/`.
+ */
+export interface CredentialParams {
+  op: 'get' | 'set' | 'delete';
+  key: string;
+  value?: string;
+}
+export interface CredentialResult {
+  value?: string;
+}
+export const CredentialRequest = new RequestType<CredentialParams, CredentialResult, void>('gatehouse/credential');
+export const CREDENTIAL_KEY_PREFIX = 'upstream-oauth/';

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { isSecureOrLoopback } from '../net/loopback';
-import { ServerIdSchema, ServerRedactionSchema, ServerTransportSchema } from '../serverTransport';
+import { ServerIdSchema, ServerRedactionSchema, ServerTransportSchema, UserOAuthSettingsSchema, userOAuthTransportProblem } from '../serverTransport';
 import { DocumentError, parseYamlDocument } from '../yamlDocument';
 import { compileCondition } from './conditions';
 
@@ -22,12 +22,7 @@ const ToolPattern = z.string().regex(/^(\*|[A-Za-z0-9_./:-]+\*?)$/, 'must be a t
 
 const Credential = z.discriminatedUnion('mode', [
   z.strictObject({ mode: z.literal('none') }),
-  z.strictObject({
-    mode: z.literal('user-oauth'),
-    scopes: z.array(z.string()).optional(),
-    /** A client registered with the server's authorization server ahead of time. */
-    clientId: z.string().optional(),
-  }),
+  UserOAuthSettingsSchema,
   z.strictObject({
     mode: z.literal('shared-key'),
     /** Name of the key in the policy server's secret store; the key itself never appears here. */
@@ -113,6 +108,10 @@ export const PolicyDocumentSchema = z.strictObject({
   unique('rules');
   // A shared service key is added by the policy server's relay, which speaks Streamable HTTP and never sends a key in clear text.
   policy.servers.forEach((server, index) => {
+    if (server.credential.mode === 'user-oauth') {
+      const problem = userOAuthTransportProblem(server.transport);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['servers', index, 'transport', problem.field], message: problem.message });
+    }
     if (server.credential.mode !== 'shared-key') return;
     if (server.transport.type !== 'streamable-http') {
       ctx.addIssue({ code: 'custom', path: ['servers', index, 'transport', 'type'], message: 'a shared-key server must be streamable-http (the relay speaks only that)' });

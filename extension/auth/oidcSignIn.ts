@@ -10,10 +10,10 @@
  * is abandoned. Tokens are returned to the caller (the extension keeps them in
  * SecretStorage) and are never logged.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as client from 'openid-client';
+import { checkAuthorizationUrl as checkUrl } from '../../common/net/authorizationUrl';
 import { isLoopbackHost, isSecureOrLoopback } from '../../common/net/loopback';
+import { listenForRedirect } from '../../common/net/loopbackRedirect';
 
 export interface OidcSettings {
   issuer: string;
@@ -64,9 +64,14 @@ export async function signInWithBrowser(settings: OidcSettings, openBrowser: (ur
   const verifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
   const nonce = client.randomNonce();
-  const loopback = await listenOnce(state);
+  const loopback = await listenForRedirect(state, {
+    done: 'You are signed in to Gatehouse.',
+    failed: 'Sign-in was not completed.',
+    timedOut: () => new SignInError('The sign-in was not finished in the browser in time.'),
+    cancelled: () => new SignInError('The sign-in was cancelled.'),
+  });
   try {
-    const redirectUri = `http://127.0.0.1:${loopback.port}/callback`;
+    const redirectUri = loopback.redirectUri;
     const authorizationUrl = client.buildAuthorizationUrl(config, {
       redirect_uri: redirectUri,
       scope: settings.scopes.join(' '),
@@ -129,18 +134,13 @@ function toTokens(issuer: string, tokens: client.TokenEndpointResponse & client.
   };
 }
 
-/**
- * The URL a browser is sent to must be the provider's own authorization endpoint over https
- * (http only on loopback): never `javascript:`, `file:`, `data:` or anything a shell could
- * read as more than a URL (the CVE-2025-6514 class). It is only ever opened, never run.
- */
+/** The authorization URL must be the provider's own endpoint (common/net/authorizationUrl.ts). */
 export function checkAuthorizationUrl(url: URL, config: client.Configuration): void {
-  const endpoint = config.serverMetadata().authorization_endpoint;
-  if (!isSecureOrLoopback(url)) throw new SignInError(`The provider's authorization endpoint is not https (${url.protocol}); refusing to open it.`);
-  if (!endpoint || `${url.origin}${url.pathname}` !== `${new URL(endpoint).origin}${new URL(endpoint).pathname}`) {
-    throw new SignInError('The authorization URL is not the provider\'s authorization endpoint; refusing to open it.');
+  try {
+    checkUrl(url, config.serverMetadata().authorization_endpoint);
+  } catch (error) {
+    throw new SignInError((error as Error).message);
   }
-  if (/[\s"'`$;|&<>\\]/.test(`${url.origin}${url.pathname}`)) throw new SignInError('The authorization URL has characters no endpoint has; refusing to open it.');
 }
 
 function safeUrl(value: string, what: string): URL {
@@ -149,47 +149,4 @@ function safeUrl(value: string, what: string): URL {
   } catch {
     throw new SignInError(`${what} is not a URL.`);
   }
-}
-
-/**
- * A loopback server for exactly one redirect to /callback carrying this flow's `state`, then
- * closed. Requests without it (a local program or web page guessing the port) get a 404 and
- * cannot end the sign-in.
- */
-async function listenOnce(state: string): Promise<{ port: number; answer(timeoutMs: number, signal?: AbortSignal): Promise<URL>; close(): void }> {
-  let deliver: (url: URL) => void = () => undefined;
-  let fail: (error: Error) => void = () => undefined;
-  const answered = new Promise<URL>((resolve, reject) => { deliver = resolve; fail = reject; });
-  answered.catch(() => undefined);
-  let done = false;
-  const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-    if (req.method !== 'GET' || url.pathname !== '/callback' || url.searchParams.get('state') !== state || done) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found.');
-      return;
-    }
-    done = true;
-    const failed = url.searchParams.has('error');
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'none'" })
-      .end(`<!DOCTYPE html><title>Gatehouse</title><p>${failed ? 'Sign-in was not completed.' : 'You are signed in to Gatehouse.'} You can close this tab and return to VS Code.</p>`);
-    deliver(url);
-    server.close();
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    answer(timeoutMs, signal) {
-      const timer = setTimeout(() => fail(new SignInError('The sign-in was not finished in the browser in time.')), timeoutMs);
-      signal?.addEventListener('abort', () => fail(new SignInError('The sign-in was cancelled.')), { once: true });
-      return answered.finally(() => clearTimeout(timer));
-    },
-    close() {
-      done = true;
-      server.closeAllConnections();
-      server.close();
-    },
-  };
 }

@@ -31,6 +31,8 @@ export interface GatewayArgs {
   /** `stdio`: speak the control channel (common/control/controlProtocol.ts) on stdin/stdout. */
   control?: 'stdio';
   logLevel: LogLevel;
+  /** Tests only: upstream OAuth follows the authorization server's redirects itself (no person, no browser). */
+  testHeadlessOAuth?: true;
 }
 
 export const GATEWAY_USAGE = `Usage: gatehouse gateway (--config <file.yaml> | --policy-server <url> ...) [options]
@@ -58,6 +60,9 @@ Options:
   --control stdio              talk to the launching extension over JSON-RPC on stdin/stdout
                                (confirmations, ready); stdout then carries nothing else
   --log-level <level>          debug | info | warn | error (default info); logs go to stderr
+  --test-headless-oauth        TESTS ONLY: user-oauth servers are signed in to without a
+                               browser, by following the authorization server's redirects
+                               (needs --config, refused with --policy-server)
 `;
 
 export class UsageError extends Error {}
@@ -85,6 +90,7 @@ export function parseGatewayArgs(argv: string[], env: NodeJS.ProcessEnv = proces
         'launch-secret-stdin': { type: 'boolean' },
         control: { type: 'string' },
         'log-level': { type: 'string' },
+        'test-headless-oauth': { type: 'boolean' },
       },
     }));
   } catch (error) {
@@ -118,6 +124,9 @@ export function parseGatewayArgs(argv: string[], env: NodeJS.ProcessEnv = proces
     throw new UsageError('choose one of --launch-secret-file and --launch-secret-stdin');
   }
   if (values.control !== undefined && values.control !== 'stdio') throw new UsageError('--control takes one value: stdio');
+  // A gateway that signs in without a person would consent on the user's behalf to whatever
+  // a server asks: never with a real org's policy.
+  if (values['test-headless-oauth'] && policy) throw new UsageError('--test-headless-oauth is for tests and refused with --policy-server');
   const uid = typeof process.getuid === 'function' ? process.getuid() : 'user';
   const runtimeDir = resolve(values['runtime-dir'] ?? (env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, 'gatehouse') : join(tmpdir(), `gatehouse-${uid}`)));
   return {
@@ -131,6 +140,7 @@ export function parseGatewayArgs(argv: string[], env: NodeJS.ProcessEnv = proces
       : { type: 'file', path: resolve(values['launch-secret-file'] ?? join(runtimeDir, 'launch-secret')) },
     ...(values.control === 'stdio' ? { control: 'stdio' as const } : {}),
     logLevel: parseLogLevel(values['log-level']),
+    ...(values['test-headless-oauth'] ? { testHeadlessOAuth: true as const } : {}),
   };
 }
 

@@ -6,8 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { ServerIdSchema, ServerRedactionSchema, ServerTransportSchema } from '../../common/serverTransport';
+import { ServerIdSchema, ServerRedactionSchema, ServerTransportSchema, UserOAuthSettingsSchema, userOAuthTransportProblem } from '../../common/serverTransport';
 import { DocumentError, parseYamlDocument } from '../../common/yamlDocument';
+import type { UpstreamAuthorization } from '../upstream/upstreamAuthorization';
 
 const ServerEntry = z.strictObject({
   id: ServerIdSchema,
@@ -20,6 +21,13 @@ const ServerEntry = z.strictObject({
   trusted: z.boolean().default(false),
   /** Per-tool risk; wins over the server's annotations (see guardrails/risk). */
   tools: z.record(z.string().min(1), z.strictObject({ risk: z.enum(['read', 'write', 'destructive']).optional() })).default({}),
+  credential: z.discriminatedUnion('mode', [
+    z.strictObject({ mode: z.literal('none') }),
+    UserOAuthSettingsSchema.extend({
+      /** A file (0600) holding the pre-registered client's secret: confidential clients on this machine only. */
+      clientSecretFile: z.string().min(1).optional(),
+    }),
+  ]).default({ mode: 'none' }),
 });
 
 export const GatewaySettingsSchema = z.strictObject({
@@ -35,6 +43,13 @@ export const GatewayConfigSchema = z.strictObject({
 }).superRefine((config, ctx) => {
   const seen = new Set<string>();
   config.servers.forEach((server, index) => {
+    if (server.credential.mode === 'user-oauth') {
+      const problem = userOAuthTransportProblem(server.transport);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['servers', index, 'transport', problem.field], message: problem.message });
+      if (server.credential.clientSecretFile && !server.credential.clientId) {
+        ctx.addIssue({ code: 'custom', path: ['servers', index, 'credential', 'clientSecretFile'], message: 'a client secret needs the clientId it belongs to' });
+      }
+    }
     if (seen.has(server.id)) {
       ctx.addIssue({ code: 'custom', path: ['servers', index, 'id'], message: `duplicate server id "${server.id}"` });
     }
@@ -45,10 +60,11 @@ export const GatewayConfigSchema = z.strictObject({
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
 export type ServerConfig = GatewayConfig['servers'][number] & {
   /**
-   * Managed mode, `shared-key` servers: the user's IdP token for the policy server's relay,
-   * read when each request is sent (never part of the config or its comparison).
+   * Credentials for HTTP upstreams, asked for each request (never part of the config or its
+   * comparison): the relay's IdP token for `shared-key` servers, the user's own OAuth tokens
+   * for `user-oauth` servers.
    */
-  bearer?: () => Promise<string>;
+  authorization?: UpstreamAuthorization;
 };
 export type { HttpTransportConfig, StdioTransportConfig } from '../../common/serverTransport';
 
@@ -79,6 +95,9 @@ export function loadGatewayConfig(file: string): GatewayConfig {
 /** Relative commands and working directories are pinned to the config file's folder, not the caller's cwd. */
 function resolvePaths(config: GatewayConfig, baseDir: string): GatewayConfig {
   for (const server of config.servers) {
+    if (server.credential.mode === 'user-oauth' && server.credential.clientSecretFile) {
+      server.credential.clientSecretFile = resolve(baseDir, server.credential.clientSecretFile);
+    }
     const t = server.transport;
     if (t.type !== 'stdio') continue;
     if (!isAbsolute(t.command) && (t.command.includes('/') || t.command.startsWith('.'))) {

@@ -8,17 +8,20 @@ import { CancellationTokenSource, createMessageConnection, StreamMessageReader, 
 import { z } from 'zod';
 import type { AuditEvent } from '../../common/audit/auditEvent';
 import {
-  AuditHistoryRequest, AuditNotification, ConfirmRequest, MAX_AUDIT_HISTORY, ReadyNotification, RevokedNotification, StartRequest, TokenRequest, ToolsNotification, type ToolSummary,
+  AuditHistoryRequest, AuditNotification, AuthorizeRequest, ConfirmRequest, CredentialRequest, MAX_AUDIT_HISTORY, ReadyNotification, RevokedNotification, StartRequest, TokenRequest, ToolsNotification, type ToolSummary,
 } from '../../common/control/controlProtocol';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
 import { describeError, type Logger } from '../../common/log/logger';
 import { LaunchSecret } from '../http/launchSecret';
 import type { ConfirmationAnswer, ConfirmationRequest, Confirmer } from '../confirmation/callConfirmations';
+import type { AuthorizationRequest } from '../upstreamAuth/authorizationOpener';
+import type { StoredUpstreamCredentials, UpstreamCredentialStore } from '../upstreamAuth/credentialStore';
 
 const START_TIMEOUT_MS = 30_000;
 const ConfirmAnswer = z.object({ decision: z.enum(['approve', 'deny']) });
 const TokenAnswer = z.object({ token: z.string().min(1).max(64 * 1024) });
 const StartParamsSchema = z.strictObject({ launchSecret: z.string().max(4096) });
+const CredentialAnswer = z.object({ value: z.string().max(256 * 1024).optional() });
 const AuditHistoryParamsSchema = z.strictObject({ limit: z.number().int().min(0).max(MAX_AUDIT_HISTORY) });
 
 export class ControlChannel implements Confirmer {
@@ -127,6 +130,39 @@ export class ControlChannel implements Confirmer {
       signal.removeEventListener('abort', cancel);
       cancellation.dispose();
     }
+  }
+
+  /** Asks the developer to sign in to an upstream (the extension opens the checked URL if they agree). */
+  async authorize(request: AuthorizationRequest): Promise<void> {
+    if (!this.open) throw new Error(`${request.serverTitle} needs you to sign in, but the Gatehouse extension is gone`);
+    try {
+      await this.connection.sendRequest(AuthorizeRequest, {
+        server: request.serverId, title: request.serverTitle, url: request.url.href, issuer: request.issuer, reason: request.reason,
+      });
+    } catch (error) {
+      throw new Error(`signing in to ${request.serverTitle} was not started: ${(error as Error).message}`);
+    }
+  }
+
+  /** The developer's upstream credentials in the extension's SecretStorage. */
+  credentialStore(): UpstreamCredentialStore {
+    const call = async (params: { op: 'get' | 'set' | 'delete'; key: string; value?: string }): Promise<unknown> => {
+      if (!this.open) throw new Error('the Gatehouse extension is gone, so no credential can be kept');
+      return this.connection.sendRequest(CredentialRequest, params);
+    };
+    return {
+      get: async (key) => {
+        const answer = CredentialAnswer.safeParse(await call({ op: 'get', key }));
+        if (!answer.success || answer.data.value === undefined) return undefined;
+        try {
+          return JSON.parse(answer.data.value) as StoredUpstreamCredentials;
+        } catch {
+          return undefined; // unreadable: as if nothing were kept, the user signs in again
+        }
+      },
+      set: async (key, value) => { await call({ op: 'set', key, value: JSON.stringify(value) }); },
+      delete: async (key) => { await call({ op: 'delete', key }); },
+    };
   }
 
   dispose(): void {

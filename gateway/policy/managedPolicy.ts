@@ -13,6 +13,7 @@ import type { PolicyServerArgs } from '../cli/gatewayArgs';
 import type { ServerConfig } from '../config/gatewayConfig';
 import type { Logger } from '../../common/log/logger';
 import { PolicySource } from './policySource';
+import { bearerAuthorization } from '../upstream/upstreamAuthorization';
 
 export async function createPolicySource(args: PolicyServerArgs, token: (options?: { refused?: boolean }) => Promise<string>, runtimeDir: string, log: Logger): Promise<PolicySource> {
   const keys = readKeys(args.keysPath);
@@ -67,7 +68,9 @@ export function catalogServer(entry: CatalogServerEntry, workDir: string, relay?
       redaction: entry.redaction,
       trusted: entry.trusted,
       tools: Object.fromEntries(Object.entries(entry.tools).map(([name, settings]) => [name, settings.risk ? { risk: settings.risk } : {}])),
-      ...(viaRelay ? { bearer: relay.token } : {}),
+      // user-oauth servers get the user's own sign-in (gateway/upstreamAuth/); a relayed server's key is the relay's business
+      credential: entry.credential.mode === 'user-oauth' ? structuredClone(entry.credential) : { mode: 'none' },
+      ...(viaRelay ? { authorization: bearerAuthorization(relay.token) } : {}),
     };
   }
 }

@@ -17,12 +17,15 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { createParser } from 'eventsource-parser';
 import { Agent, request, type Dispatcher } from 'undici';
+import type { UpstreamAuthorization } from './upstreamAuthorization';
 
 /** One keep-alive pool per upstream origin, shared by every session of the gateway. */
 const sharedAgent = new Agent({ keepAliveTimeout: 30_000, connections: 128, pipelining: 1 });
 
 const MAX_RESUME_ATTEMPTS = 3;
 const MAX_ERROR_BODY = 300;
+/** A request refused for its credentials is sent again at most this often (new sign-in, step-up). */
+const MAX_AUTHORIZATION_RETRIES = 3;
 
 export class HttpUpstreamTransport implements Transport {
   onclose?: () => void;
@@ -39,8 +42,10 @@ export class HttpUpstreamTransport implements Transport {
   constructor(
     private readonly url: URL,
     private readonly dispatcher: Dispatcher = sharedAgent,
-    /** A bearer token for each request (the policy server's relay); absent for upstreams that need none. */
-    private readonly bearer?: () => Promise<string>,
+    /** Credentials for each request (the relay's IdP token, the user's OAuth token); absent for upstreams that need none. */
+    private readonly authorization?: UpstreamAuthorization,
+    /** Whether the authorization may ask a person to sign in (not for launch-time connections). */
+    private readonly interactive = true,
   ) {}
 
   async start(): Promise<void> {
@@ -53,13 +58,7 @@ export class HttpUpstreamTransport implements Transport {
 
   async send(message: JSONRPCMessage): Promise<void> {
     if (this.closed) throw new Error('transport closed');
-    const response = await request(this.url, {
-      method: 'POST',
-      headers: await this.headers({ 'content-type': 'application/json', accept: 'application/json, text/event-stream' }),
-      body: JSON.stringify(message),
-      dispatcher: this.dispatcher,
-      signal: this.aborter.signal,
-    });
+    const response = await this.post(message);
     const sessionHeader = response.headers['mcp-session-id'];
     if (typeof sessionHeader === 'string' && !this.sessionId) this.sessionId = sessionHeader;
 
@@ -90,6 +89,37 @@ export class HttpUpstreamTransport implements Transport {
     for (const item of Array.isArray(parsed) ? parsed : [parsed]) this.deliver(item);
   }
 
+  /** POSTs `message`; a 401/403 goes to the authorization, and the message is sent again while it says so. */
+  private async post(message: JSONRPCMessage): Promise<Dispatcher.ResponseData> {
+    const body = JSON.stringify(message);
+    for (let attempt = 0; ; attempt++) {
+      const headers = await this.headers({ 'content-type': 'application/json', accept: 'application/json, text/event-stream' });
+      const response = await request(this.url, {
+        method: 'POST',
+        headers,
+        body,
+        dispatcher: this.dispatcher,
+        signal: this.aborter.signal,
+      });
+      const refused = response.statusCode === 401 || response.statusCode === 403;
+      if (!this.authorization) return response;
+      if (!refused) {
+        if (response.statusCode < 300) this.authorization.accepted();
+        return response;
+      }
+      if (attempt >= MAX_AUTHORIZATION_RETRIES) return response;
+      const wwwAuthenticate = response.headers['www-authenticate'];
+      const challenge = {
+        status: response.statusCode,
+        wwwAuthenticate: Array.isArray(wwwAuthenticate) ? wwwAuthenticate.join(', ') : wwwAuthenticate,
+        sentAuthorization: headers.authorization,
+        interactive: this.interactive,
+      };
+      const text = (await response.body.text()).slice(0, MAX_ERROR_BODY);
+      if (!(await this.authorization.challenged(challenge))) throw new Error(`HTTP ${challenge.status} from upstream${text ? `: ${text}` : ''}`);
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -105,7 +135,8 @@ export class HttpUpstreamTransport implements Transport {
 
   private async headers(extra: Record<string, string>): Promise<Record<string, string>> {
     const headers = { ...extra };
-    if (this.bearer) headers.authorization = `Bearer ${await this.bearer()}`;
+    const authorization = await this.authorization?.header();
+    if (authorization) headers.authorization = authorization;
     if (this.sessionId) headers['mcp-session-id'] = this.sessionId;
     if (this.protocolVersion) headers['mcp-protocol-version'] = this.protocolVersion;
     return headers;
@@ -178,8 +209,11 @@ export class HttpUpstreamTransport implements Transport {
           return this.expire();
         }
         if (response.statusCode !== 200) {
+          // Requests still work without it (stateless servers often answer 404 here); only
+          // server-initiated messages cannot arrive, so this is a warning, not a dead connection.
           await response.body.dump();
-          throw new Error(`standalone SSE stream refused with HTTP ${response.statusCode}`);
+          this.onerror?.(new Error(`the upstream offers no stream for server-initiated messages (HTTP ${response.statusCode})`));
+          return;
         }
         const outcome = await this.readEvents(response.body, undefined);
         lastEventId = outcome.lastEventId ?? lastEventId;

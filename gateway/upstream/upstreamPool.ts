@@ -121,7 +121,7 @@ export class UpstreamPool {
   private async warmUp(slot: ServerSlot): Promise<void> {
     const started = performance.now();
     try {
-      const connection = await this.open(slot, LAUNCH_INITIALIZE_PARAMS);
+      const connection = await this.open(slot, LAUNCH_INITIALIZE_PARAMS, false);
       if (this.slots.get(slot.config.id) !== slot) {
         await connection.close(); // removed from the catalog while it was starting
         return;
@@ -172,9 +172,10 @@ export class UpstreamPool {
     await Promise.all([...this.live].map((connection) => connection.close()));
   }
 
-  private async open(slot: ServerSlot, params: InitializeParams): Promise<UpstreamConnection> {
+  /** `interactive`: whether the upstream's sign-in may ask the user (a client asked; not at launch). */
+  private async open(slot: ServerSlot, params: InitializeParams, interactive = true): Promise<UpstreamConnection> {
     const log = this.log.child({ server: slot.config.id });
-    const { transport, describeClose } = createTransport(slot.config, log);
+    const { transport, describeClose } = createTransport(slot.config, log, interactive);
     const connection = new UpstreamConnection(slot.config.id, transport, describeClose);
     if (slot.config.transport.type !== 'stdio') {
       // HTTP transports report a dropped stream as an error, not a close; a request waiting
@@ -187,7 +188,9 @@ export class UpstreamPool {
     this.live.add(connection);
     connection.whenGone(() => this.live.delete(connection));
     try {
-      await connection.open(params, this.initializeTimeoutMs);
+      // A handshake that waits for the user to sign in gets the sign-in's time, not a handshake's.
+      const flowTimeoutMs = interactive ? slot.config.authorization?.flowTimeoutMs : undefined;
+      await connection.open(params, Math.max(this.initializeTimeoutMs, flowTimeoutMs ?? 0));
       log.info('upstream connected', { serverInfo: connection.initialized?.serverInfo, protocolVersion: connection.initialized?.protocolVersion });
       return connection;
     } catch (error) {
@@ -199,7 +202,7 @@ export class UpstreamPool {
   }
 }
 
-function createTransport(config: ServerConfig, log: Logger): { transport: Transport; describeClose: () => string } {
+function createTransport(config: ServerConfig, log: Logger, interactive: boolean): { transport: Transport; describeClose: () => string } {
   const t = config.transport;
   switch (t.type) {
     case 'stdio': {
@@ -208,7 +211,7 @@ function createTransport(config: ServerConfig, log: Logger): { transport: Transp
       return { transport, describeClose: () => transport.exit?.message ?? 'process ended' };
     }
     case 'streamable-http': {
-      const transport = new HttpUpstreamTransport(new URL(t.url), undefined, config.bearer);
+      const transport = new HttpUpstreamTransport(new URL(t.url), undefined, config.authorization, interactive);
       return { transport, describeClose: () => 'the upstream ended the HTTP session' };
     }
     case 'sse': {

@@ -29,6 +29,7 @@ export interface ServerSpec {
   redaction?: { pii: boolean };
   trusted?: boolean;
   tools?: Record<string, { risk?: 'read' | 'write' | 'destructive' }>;
+  credential?: Record<string, unknown>;
 }
 
 export interface RunningGateway {

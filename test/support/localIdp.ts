@@ -27,6 +27,11 @@ export interface LocalIdpOptions {
   port?: number;
   /** A loopback address other than 127.0.0.1 (the VS Code suite: code-server rewrites 127.0.0.1 links through its proxy). */
   host?: string;
+  /**
+   * An MCP server this IdP also authorizes for (upstream OAuth tests): JWT access tokens
+   * with `aud` = its URL and only these scopes; clients may register themselves (RFC 7591).
+   */
+  mcpResource?: { url: string; scopes: string[] };
 }
 
 export const DEFAULT_AUDIENCE = 'https://policy.gatehouse.test';
@@ -145,6 +150,8 @@ export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<Loca
     // Own keys and cookie secrets, so oidc-provider does not warn about development defaults.
     jwks: { keys: [signingKey] },
     cookies: { keys: [randomBytes(32).toString('hex')] },
+    // Scopes a self-registered client may ask for (oidc-provider checks registrations against them).
+    ...(options.mcpResource ? { scopes: ['openid', 'offline_access', ...options.mcpResource.scopes] } : {}),
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['preferred_username'], groups: ['groups'] },
     findAccount: async (_ctx: unknown, accountId: string) => ({
       accountId,
@@ -158,12 +165,17 @@ export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<Loca
     },
     features: {
       devInteractions: { enabled: false },
+      registration: { enabled: options.mcpResource !== undefined },
       resourceIndicators: {
         enabled: true,
         defaultResource: async () => audience,
         // Without this the code exchange (scope includes openid) yields an opaque userinfo token.
         useGrantedResource: async () => true,
         getResourceServerInfo: async (_ctx: unknown, resourceIndicator: string) => {
+          const mcp = options.mcpResource;
+          if (mcp && resourceIndicator === mcp.url) {
+            return { scope: mcp.scopes.join(' '), audience: mcp.url, accessTokenFormat: 'jwt', accessTokenTTL: accessTokenTtl, jwt: { sign: { alg: 'RS256' } } };
+          }
           if (resourceIndicator !== audience) throw new Error(`unknown resource indicator ${resourceIndicator}`);
           return { scope: RESOURCE_SCOPE, audience, accessTokenFormat: 'jwt', accessTokenTTL: accessTokenTtl, jwt: { sign: { alg: 'RS256' } } };
         },

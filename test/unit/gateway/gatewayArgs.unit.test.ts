@@ -23,6 +23,12 @@ describe('gateway command line', () => {
     assert.throws(() => parseGatewayArgs([]), /--config/);
   });
 
+  it('allows headless upstream sign-in only for tests, never with an org policy', () => {
+    assert.equal(parseGatewayArgs(['--config', 'g.yaml']).testHeadlessOAuth, undefined);
+    assert.equal(parseGatewayArgs(['--config', 'g.yaml', '--test-headless-oauth']).testHeadlessOAuth, true);
+    assert.throws(() => parseGatewayArgs(['--policy-server', 'https://policy.example.com', '--policy-keys', 'k.json', '--policy-token-file', 't', '--test-headless-oauth']), /refused with --policy-server/);
+  });
+
   it('takes the user\'s token from a file or from the extension\'s sign-in, never from an argument', () => {
     const managed = ['--policy-server', 'https://policy.example.com', '--policy-keys', 'k.json'];
     assert.deepEqual(parseGatewayArgs([...managed, '--policy-token-file', '/t/token']).policy?.token, { type: 'file', path: '/t/token' });

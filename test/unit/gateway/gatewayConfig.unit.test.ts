@@ -70,4 +70,17 @@ describe('gateway config: credentials', () => {
       (error: Error) => /must not carry credentials/.test(error.message) && !error.message.includes('hunter2'),
     );
   });
+
+  it('keeps user-oauth tokens off clear-text transports and pairs a client secret with its client', () => {
+    const server = (transport: string, credential: string) => `servers:\n  - id: a\n    transport: ${transport}\n    credential: ${credential}\n`;
+    const https = '{ type: streamable-http, url: "https://mcp.example.com/mcp" }';
+    const parsed = parseGatewayConfig(server(https, '{ mode: user-oauth, scopes: [notes:read], clientId: gh, clientSecretFile: secret.txt }'), '/etc/g/g.yaml');
+    assert.deepEqual(parsed.servers[0]!.credential, { mode: 'user-oauth', scopes: ['notes:read'], clientId: 'gh', clientSecretFile: '/etc/g/secret.txt' });
+    assert.equal(parseGatewayConfig(server('{ type: streamable-http, url: "http://127.0.0.1:9/mcp" }', '{ mode: user-oauth }'), '/g.yaml').servers[0]!.credential.mode, 'user-oauth');
+    assert.throws(() => parseGatewayConfig(server('{ type: streamable-http, url: "http://mcp.example.com/mcp" }', '{ mode: user-oauth }'), '/g.yaml'), /must be https/);
+    assert.throws(() => parseGatewayConfig(server('{ type: sse, url: "https://mcp.example.com/sse" }', '{ mode: user-oauth }'), '/g.yaml'), /must be streamable-http/);
+    assert.throws(() => parseGatewayConfig(server(https, '{ mode: user-oauth, clientSecretFile: s.txt }'), '/g.yaml'), /needs the clientId/);
+    assert.throws(() => parseGatewayConfig(server(https, '{ mode: user-oauth, clientMetadataUrl: "http://example.com/client.json" }'), '/g.yaml'), /clientMetadataUrl/);
+    assert.throws(() => parseGatewayConfig(server(https, '{ mode: user-oauth, clientSecret: hunter2 }'), '/g.yaml'), (error: Error) => !error.message.includes('hunter2'));
+  });
 });

@@ -1,0 +1,42 @@
+/**
+ * What an HTTP upstream transport asks about credentials, whatever holds them: the
+ * policy server's relay (the user's IdP token) or the user's own OAuth tokens for that
+ * server (gateway/upstreamAuth/). The transport never sees how a token was obtained.
+ */
+export interface UpstreamChallenge {
+  /** 401 (no or bad token) or 403 (e.g. `insufficient_scope`). */
+  status: number;
+  /** The response's WWW-Authenticate header, if any. */
+  wwwAuthenticate: string | undefined;
+  /** The Authorization header the refused request carried (to tell a stale token from a bad one). */
+  sentAuthorization: string | undefined;
+  /**
+   * Whether a person may be asked to sign in now: false for the connection the gateway opens
+   * by itself at launch, true for one a client's request opened.
+   */
+  interactive: boolean;
+}
+
+export interface UpstreamAuthorization {
+  /** The Authorization header for the next request, or undefined to send none. */
+  header(): Promise<string | undefined>;
+  /**
+   * The upstream refused a request. Resolves true when new credentials were obtained and
+   * the request is worth sending again; false when nothing can be done (the refusal is
+   * then reported as it is); throws with words for the user when obtaining them failed.
+   */
+  challenged(challenge: UpstreamChallenge): Promise<boolean>;
+  /** A request with the current credentials was accepted. */
+  accepted(): void;
+  /** How long a request may wait while a person signs in (longer than a handshake normally takes). */
+  readonly flowTimeoutMs?: number;
+}
+
+/** A fixed bearer from a source read on each request (the relay's IdP token); a refusal is final. */
+export function bearerAuthorization(token: () => Promise<string>): UpstreamAuthorization {
+  return {
+    header: async () => `Bearer ${await token()}`,
+    challenged: async () => false,
+    accepted: () => undefined,
+  };
+}

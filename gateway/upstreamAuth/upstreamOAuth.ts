@@ -1,0 +1,159 @@
+/**
+ * Credential mode `user-oauth`: the gateway is the OAuth client of one upstream, on the
+ * user's behalf. It presents the user's stored access token; on a 401 it refreshes it or,
+ * if it must, runs an authorization (code + PKCE S256, loopback redirect) in which the
+ * user signs in at the server's authorization server; on a 403 `insufficient_scope` it
+ * asks for the scopes already granted plus the challenge's (step-up). Concurrent requests
+ * that meet the same refusal share one flow; a server that keeps refusing after three
+ * flows with no request accepted in between gets no fourth until the user signs in again.
+ * The token goes only to this upstream: VS Code, the model and the audit never see it,
+ * and no client token is ever forwarded (the transport sends only what `header()` gives).
+ */
+import { randomBytes } from 'node:crypto';
+import { auth, extractWWWAuthenticateParams } from '@modelcontextprotocol/sdk/client/auth.js';
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { isSecureOrLoopback } from '../../common/net/loopback';
+import { listenForRedirect } from '../../common/net/loopbackRedirect';
+import type { Logger } from '../../common/log/logger';
+import type { UpstreamAuthorization, UpstreamChallenge } from '../upstream/upstreamAuthorization';
+import type { AuthorizationOpener, AuthorizationRequest } from './authorizationOpener';
+import type { StoredUpstreamCredentials, UpstreamCredentialStore } from './credentialStore';
+import { FlowProvider, UpstreamOAuthError, type PreRegisteredClient } from './flowProvider';
+
+/** Flows without an accepted request in between before the gateway stops asking. */
+export const MAX_FLOWS_WITHOUT_SUCCESS = 3;
+const DEFAULT_FLOW_TIMEOUT_MS = 5 * 60_000;
+
+export interface UpstreamOAuthSettings {
+  serverId: string;
+  serverTitle: string;
+  /** The MCP endpoint: the protected resource. */
+  serverUrl: URL;
+  scopes?: string[];
+  preRegistered?: PreRegisteredClient;
+  clientMetadataUrl?: string;
+  store: UpstreamCredentialStore;
+  storeKey: string;
+  opener: AuthorizationOpener;
+  log: Logger;
+  flowTimeoutMs?: number;
+}
+
+export class UpstreamOAuth implements UpstreamAuthorization {
+  private record: StoredUpstreamCredentials | undefined;
+  private flow: Promise<void> | undefined;
+  private flowsWithoutSuccess = 0;
+
+  constructor(private readonly settings: UpstreamOAuthSettings) {}
+
+  /** How long a request may wait for the user to finish signing in. */
+  get flowTimeoutMs(): number {
+    return this.settings.flowTimeoutMs ?? DEFAULT_FLOW_TIMEOUT_MS;
+  }
+
+  async header(): Promise<string | undefined> {
+    const token = (await this.load()).tokens?.access_token;
+    return token ? `Bearer ${token}` : undefined;
+  }
+
+  accepted(): void {
+    this.flowsWithoutSuccess = 0;
+  }
+
+  async challenged(challenge: UpstreamChallenge): Promise<boolean> {
+    const params = extractWWWAuthenticateParams(new Response(null, { headers: challenge.wwwAuthenticate ? { 'www-authenticate': challenge.wwwAuthenticate } : {} }));
+    if (challenge.status === 403 && params.error !== 'insufficient_scope') return false;
+    // Another request's flow finished (or is running) since this one was sent: use its result.
+    if (this.flow) return this.flow.then(() => true);
+    if (challenge.sentAuthorization !== undefined && challenge.sentAuthorization !== (await this.header())) return true;
+    if (this.flowsWithoutSuccess >= MAX_FLOWS_WITHOUT_SUCCESS) {
+      throw new UpstreamOAuthError(`${this.settings.serverTitle} still refuses access after ${MAX_FLOWS_WITHOUT_SUCCESS} sign-ins; ask its owner for the access you need, then sign in to it again`);
+    }
+    this.flow = this.authorize(challenge.status, params, challenge.interactive).finally(() => { this.flow = undefined; });
+    await this.flow;
+    return true;
+  }
+
+  /** The user signs out of this server (or an admin revoked it): tokens and registration are forgotten. */
+  async forget(): Promise<void> {
+    this.record = {};
+    this.flowsWithoutSuccess = 0;
+    await this.settings.store.delete(this.settings.storeKey);
+  }
+
+  private async load(): Promise<StoredUpstreamCredentials> {
+    this.record ??= (await this.settings.store.get(this.settings.storeKey)) ?? {};
+    return this.record;
+  }
+
+  private async authorize(status: number, params: ReturnType<typeof extractWWWAuthenticateParams>, interactive: boolean): Promise<void> {
+    const { settings } = this;
+    const stored = await this.load();
+    const stepUp = status === 403;
+    let scope = params.scope;
+    let reason: AuthorizationRequest['reason'] = stored.tokens ? 'expired' : 'sign-in';
+    if (stepUp) {
+      // More access: what was granted plus what the server asks for. A refresh cannot widen
+      // scopes, so the old tokens make way for a new authorization.
+      scope = union(stored.tokens?.scope, params.scope);
+      delete stored.tokens;
+      reason = 'step-up';
+    }
+    const state = randomBytes(32).toString('base64url');
+    const redirect = await listenForRedirect(state, {
+      done: `You are signed in to ${settings.serverTitle}.`,
+      failed: `Signing in to ${settings.serverTitle} was not completed.`,
+      timedOut: () => new UpstreamOAuthError(`Signing in to ${settings.serverTitle} was not finished in the browser in time.`),
+      cancelled: () => new UpstreamOAuthError(`Signing in to ${settings.serverTitle} was cancelled.`),
+    });
+    try {
+      const provider = new FlowProvider({
+        serverTitle: settings.serverTitle,
+        redirectUri: redirect.redirectUri,
+        state,
+        ...(settings.scopes ? { scopes: settings.scopes } : {}),
+        ...(settings.preRegistered ? { preRegistered: settings.preRegistered } : {}),
+        ...(settings.clientMetadataUrl ? { clientMetadataUrl: settings.clientMetadataUrl } : {}),
+        stored,
+        save: (record) => this.save(record),
+        redirect: async (url, metadata) => {
+          if (!interactive) throw new UpstreamOAuthError(`${settings.serverTitle} needs you to sign in; you will be asked when you first use it`);
+          this.flowsWithoutSuccess++;
+          await settings.opener.open({ serverId: settings.serverId, serverTitle: settings.serverTitle, url, issuer: metadata.issuer, reason, redirectUri: redirect.redirectUri });
+        },
+      });
+      const options = {
+        serverUrl: settings.serverUrl,
+        ...(scope ? { scope } : {}),
+        ...(params.resourceMetadataUrl ? { resourceMetadataUrl: params.resourceMetadataUrl } : {}),
+        fetchFn: secureFetch,
+      };
+      if ((await auth(provider, options)) === 'AUTHORIZED') {
+        settings.log.info('upstream token refreshed', { server: settings.serverId });
+        return;
+      }
+      const code = provider.codeFrom(await redirect.answer(this.flowTimeoutMs));
+      await auth(provider, { ...options, authorizationCode: code });
+      settings.log.info('signed in to upstream', { server: settings.serverId, issuer: provider.metadata?.issuer, ...(scope ? { scope } : {}) });
+    } finally {
+      redirect.close();
+    }
+  }
+
+  private async save(record: StoredUpstreamCredentials): Promise<void> {
+    this.record = record;
+    await this.settings.store.set(this.settings.storeKey, record);
+  }
+}
+
+/** Every OAuth request of the flow (metadata, registration, token) goes over https, or http to this machine. */
+const secureFetch: FetchLike = async (url, init) => {
+  const target = new URL(String(url instanceof Request ? url.url : url));
+  if (!isSecureOrLoopback(target)) throw new UpstreamOAuthError(`refusing to send an OAuth request over ${target.protocol} to ${target.host}`);
+  return fetch(url, { ...init, redirect: 'error' });
+};
+
+function union(...lists: Array<string | undefined>): string | undefined {
+  const scopes = new Set(lists.flatMap((list) => (list ? list.split(' ').filter(Boolean) : [])));
+  return scopes.size ? [...scopes].join(' ') : undefined;
+}

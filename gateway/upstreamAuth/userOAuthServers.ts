@@ -1,0 +1,73 @@
+/**
+ * Gives every `user-oauth` server in the catalog its sign-in (UpstreamOAuth), and keeps
+ * the same one across policy versions while the server's URL and OAuth settings stay the
+ * same, so a new policy version does not make anyone sign in again.
+ */
+import { readFileSync } from 'node:fs';
+import type { Logger } from '../../common/log/logger';
+import type { ServerConfig } from '../config/gatewayConfig';
+import type { AuthorizationOpener } from './authorizationOpener';
+import { credentialKey, type UpstreamCredentialStore } from './credentialStore';
+import { UpstreamOAuth } from './upstreamOAuth';
+
+export interface UserOAuthDeps {
+  /** The signed-in user ('local' in unmanaged mode): credentials are kept per user. */
+  user: () => string;
+  store: UpstreamCredentialStore;
+  opener: AuthorizationOpener;
+  log: Logger;
+}
+
+export class UserOAuthServers {
+  private readonly signIns = new Map<string, { settings: string; oauth: UpstreamOAuth }>();
+
+  constructor(private readonly deps: UserOAuthDeps) {}
+
+  /** `servers` with each user-oauth server's sign-in attached. */
+  attach(servers: readonly ServerConfig[]): ServerConfig[] {
+    return servers.map((server) => {
+      const credential = server.credential;
+      if (credential.mode !== 'user-oauth' || server.transport.type !== 'streamable-http') return server;
+      const settings = JSON.stringify([server.transport.url, credential, this.deps.user()]);
+      let entry = this.signIns.get(server.id);
+      if (!entry || entry.settings !== settings) {
+        entry = {
+          settings,
+          oauth: new UpstreamOAuth({
+            serverId: server.id,
+            serverTitle: server.title ?? server.id,
+            serverUrl: new URL(server.transport.url),
+            ...(credential.scopes ? { scopes: credential.scopes } : {}),
+            ...(credential.clientId ? { preRegistered: { clientId: credential.clientId, ...clientSecret(credential) } } : {}),
+            ...(credential.clientMetadataUrl ? { clientMetadataUrl: credential.clientMetadataUrl } : {}),
+            store: this.deps.store,
+            storeKey: credentialKey(this.deps.user(), server.id),
+            opener: this.deps.opener,
+            log: this.deps.log,
+          }),
+        };
+        this.signIns.set(server.id, entry);
+      }
+      return { ...server, authorization: entry.oauth };
+    });
+  }
+
+  /** Forgets one server's (or every server's) upstream credentials: signing out, or revoked. */
+  async forget(serverId?: string): Promise<void> {
+    const entries = serverId ? [this.signIns.get(serverId)].filter((e) => e !== undefined) : [...this.signIns.values()];
+    await Promise.all(entries.map((entry) => entry.oauth.forget()));
+  }
+}
+
+/** A confidential pre-registered client's secret, from its file (local config only; never in a policy). */
+function clientSecret(credential: { clientSecretFile?: string }): { clientSecret?: string } {
+  if (!credential.clientSecretFile) return {};
+  let secret: string;
+  try {
+    secret = readFileSync(credential.clientSecretFile, 'utf8').trim();
+  } catch (error) {
+    throw new Error(`cannot read the client secret file ${credential.clientSecretFile}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  if (!secret) throw new Error(`the client secret file ${credential.clientSecretFile} is empty`);
+  return { clientSecret: secret };
+}

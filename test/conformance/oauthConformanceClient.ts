@@ -1,0 +1,57 @@
+/**
+ * The client the official conformance suite drives for `client --suite auth`
+ * (test/conformance/authSuite.test.ts): the real gateway, started unmanaged with one
+ * `user-oauth` server at the scenario's URL and `--test-headless-oauth` (the suite's
+ * authorization server redirects without a login page), and a real SDK client that
+ * initialises through the gateway, lists tools and calls the first one. Every OAuth step
+ * the suite checks is the gateway's: discovery, registration, PKCE, token, step-up.
+ *
+ * Inputs as the suite gives them: the server URL as the last argument, the scenario in
+ * MCP_CONFORMANCE_SCENARIO, pre-registered client credentials in MCP_CONFORMANCE_CONTEXT.
+ * The client secret goes to the gateway in a 0600 file, as an operator would give it.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { startGateway, type RunningGateway } from '../support/gatewayHarness';
+
+/** The client ID metadata document URL the suite's CIMD scenario expects a client to present. */
+const CONFORMANCE_CLIENT_METADATA_URL = 'https://conformance-test.local/client-metadata.json';
+
+async function main(): Promise<number> {
+  const serverUrl = process.argv.at(-1);
+  if (!serverUrl?.startsWith('http')) throw new Error('usage: oauthConformanceClient <server-url>');
+  const context = JSON.parse(process.env.MCP_CONFORMANCE_CONTEXT ?? '{}') as { client_id?: string; client_secret?: string };
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-oauth-conformance-'));
+  const credential: Record<string, unknown> = { mode: 'user-oauth', clientMetadataUrl: CONFORMANCE_CLIENT_METADATA_URL };
+  if (context.client_id) {
+    credential.clientId = context.client_id;
+    if (context.client_secret) {
+      const secretFile = join(dir, 'client-secret');
+      writeFileSync(secretFile, context.client_secret, { mode: 0o600 });
+      credential.clientSecretFile = secretFile;
+    }
+  }
+  let gateway: RunningGateway | undefined;
+  try {
+    gateway = await startGateway([{ id: 'conformance', transport: { type: 'streamable-http', url: serverUrl }, credential }], { dir, extraArgs: ['--test-headless-oauth'] });
+    const client = await gateway.connect('conformance');
+    const { tools } = await client.listTools();
+    const first = tools[0];
+    if (first) await client.callTool({ name: first.name, arguments: {} });
+    await client.close();
+    return 0;
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n${gateway?.stderr() ?? ''}`);
+    return 1;
+  } finally {
+    await gateway?.stop(true);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().then((code) => process.exit(code), (error: unknown) => {
+  process.stderr.write(`${(error as Error).message}\n`);
+  process.exit(1);
+});
