@@ -29,6 +29,7 @@ import { PendingReviewsView, type ReviewServer } from './reviews/pendingReviews'
 import type { ReviewRecord } from '../common/policy/policyServerApi';
 import type { AuditFilter } from '../webviews/audit/auditFilter';
 import type { AuditExportFormat } from '../webviews/audit/auditProtocol';
+import { UpstreamSignIn } from './auth/upstreamSignIn';
 
 export function activate(context: vscode.ExtensionContext): GatehouseApi {
   const activationStarted = performance.now();
@@ -44,6 +45,7 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
     (call, cancelled) => confirmWithPanel(context.extensionUri, call, cancelled),
     log,
     (refused) => signIn.token(refused),
+    new UpstreamSignIn(context.secrets, log),
   );
   const enabled = new EnabledServers(context.globalState);
   const provider = new GatehouseMcpProvider(gateway, enabled);

@@ -13,8 +13,8 @@ import * as vscode from 'vscode';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import type { AuditEvent } from '../../common/audit/auditEvent';
 import {
-  AuditHistoryRequest, AuditNotification, ConfirmRequest, ReadyNotification, RevokedNotification, StartRequest, TokenRequest, ToolsNotification,
-  type ConfirmParams, type ConfirmResult, type ToolSummary,
+  AuditHistoryRequest, AuditNotification, AuthorizeRequest, ConfirmRequest, CredentialRequest, ReadyNotification, RevokedNotification, StartRequest, TokenRequest, ToolsNotification,
+  type AuthorizeParams, type ConfirmParams, type ConfirmResult, type CredentialParams, type CredentialResult, type ToolSummary,
 } from '../../common/control/controlProtocol';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
 
@@ -24,6 +24,12 @@ export type GatewayState =
   | { kind: 'starting' }
   | { kind: 'ready'; ready: GatewayReadyLine; secret: string }
   | { kind: 'failed'; reason: string; retryInMs: number };
+
+/** The extension's side of per-user upstream OAuth (extension/auth/upstreamSignIn.ts). */
+export interface UpstreamSignInHandlers {
+  authorize(params: AuthorizeParams): Promise<Record<string, never>>;
+  credential(params: CredentialParams): Promise<CredentialResult>;
+}
 
 export interface GatewayLaunch {
   /** `gatehouse gateway` arguments that choose the mode (config file, or policy server). */
@@ -74,6 +80,7 @@ export class GatewaySupervisor implements vscode.Disposable {
     private readonly log: vscode.LogOutputChannel,
     /** The user's IdP token for `--policy-token control` gateways (from VS Code sign-in); `refused`: renew it. */
     private readonly userToken: (refused: boolean) => Promise<string> = () => Promise.reject(new Error('sign-in is not configured')),
+    private readonly upstreamSignIn?: UpstreamSignInHandlers,
   ) {}
 
   get state(): GatewayState {
@@ -137,6 +144,11 @@ export class GatewaySupervisor implements vscode.Disposable {
     });
     // The token goes over the channel only; an error answer (nobody signed in) makes the gateway fail closed.
     connection.onRequest(TokenRequest, async (params) => ({ token: await this.userToken(params?.refused === true) }));
+    if (this.upstreamSignIn) {
+      const handlers = this.upstreamSignIn;
+      connection.onRequest(AuthorizeRequest, (params) => handlers.authorize(params));
+      connection.onRequest(CredentialRequest, (params) => handlers.credential(params));
+    }
     connection.onNotification(ToolsNotification, ({ server, tools }) => {
       this.tools.set(server, tools);
       this.toolsChanged.fire(server);
