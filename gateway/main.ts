@@ -146,6 +146,12 @@ export async function runGateway(argv: string[]): Promise<number> {
   let announce: () => void = () => undefined;
   if (policy && args.policy && relay) {
     const catalog = (next: EffectivePolicy) => userOAuth.attach(catalogServers(next, args.policy!.workDir, relay));
+    // Credentials an admin revoked are deleted as soon as a bundle lists them (pushed, or at the next fetch).
+    const applyRevocations = (next: EffectivePolicy | undefined) => void userOAuth.applyRevocations(next?.credentialRevocations ?? [])
+      .then((servers) => { if (servers.length) log.warn('stored upstream credentials revoked by an admin were deleted', { servers }); })
+      .catch((error: unknown) => log.warn('deleting revoked upstream credentials failed', { error: describeError(error) }));
+    applyRevocations(policy.state.decider?.policy);
+    policy.onChange((state) => applyRevocations(state.decider?.policy));
     followPolicy(policy, catalog, pool, http, gate, log, () => announce(), (message) => {
       void userOAuth.forget().catch((error: unknown) => log.warn('forgetting upstream credentials failed', { error: describeError(error) }));
       control?.revoked(message);

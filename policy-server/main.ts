@@ -113,7 +113,7 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   const issuer = args.issuerUrl ?? url;
   http.serve(createPolicyServerApp({
     authenticator, policies, revocations, events, keys, audit, reviews, secrets,
-    bundles: new EffectivePolicyBundles(policies, keys, issuer),
+    bundles: new EffectivePolicyBundles(policies, keys, issuer, (sub) => revocations.credentialsOf(sub)),
     maxPolicyBytes: MAX_POLICY_BYTES,
     log: log.child({ component: 'http' }),
   }));

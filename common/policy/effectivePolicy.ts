@@ -31,6 +31,8 @@ export interface EffectivePolicy {
   blocked?: BlockedServer[];
   rules: EffectiveRule[];
   guardrails: PolicyDocument['guardrails'];
+  /** Stored upstream credentials an admin revoked: the gateway deletes tokens obtained before `revokedAt`. */
+  credentialRevocations?: Array<{ serverId: string; revokedAt: string }>;
 }
 
 export function resolveGroups(policy: PolicyDocument, identity: CallerIdentity): string[] {

@@ -23,6 +23,11 @@ export interface RevocationRecord {
   sub: string;
   /** When present only that session (the IdP's `sid` claim) is revoked, not the whole user. */
   sessionId?: string;
+  /**
+   * When present, not the user's access but their stored credential for this `user-oauth`
+   * server: gateways delete tokens obtained before `revokedAt`; the user may sign in again.
+   */
+  serverId?: string;
   revokedAt: string;
   revokedBy: string;
   reason?: string;
@@ -79,7 +84,7 @@ export interface RollbackResponse {
   sha256: string;
 }
 
-/** `GET /v1/revocations`, `POST /v1/revocations` body `{sub, sessionId?, reason?}` -> 201 `{revocation}`. */
+/** `GET /v1/revocations`, `POST /v1/revocations` body `{sub, sessionId? | serverId?, reason?}` -> 201 `{revocation}`. */
 export interface RevocationsResponse {
   revocations: RevocationRecord[];
 }
@@ -99,7 +104,9 @@ export interface RotateKeyResponse {
  */
 export type PolicyServerEvent =
   | { event: 'policy'; data: { version: number } }
-  | { event: 'revoked'; data: { sub: string; sessionId?: string } };
+  | { event: 'revoked'; data: { sub: string; sessionId?: string } }
+  /** The user's stored credential for one server was revoked: fetch the effective policy again (it lists the revocation). */
+  | { event: 'credential-revoked'; data: { sub: string; serverId: string } };
 
 export interface PolicyServerReadyLine {
   event: 'ready';

@@ -287,7 +287,9 @@ export class PolicySource {
       if (payload.sessionId !== undefined && payload.sessionId !== this.options.sessionId) return;
       return this.revoke();
     }
-    if (type === 'policy' && (payload.version === undefined || payload.version !== this.current.version)) {
+    // A revoked stored credential is listed in the user's next bundle: fetch it now.
+    const credentialRevoked = type === 'credential-revoked' && payload.sub === this.options.expectedSub;
+    if (credentialRevoked || (type === 'policy' && (payload.version === undefined || payload.version !== this.current.version))) {
       void this.refresh().catch((error: unknown) => this.options.log.warn('policy refresh failed', { error: describeError(error) }));
     }
   }

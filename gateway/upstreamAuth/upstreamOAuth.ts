@@ -81,6 +81,15 @@ export class UpstreamOAuth implements UpstreamAuthorization {
     await this.settings.store.delete(this.settings.storeKey);
   }
 
+  /** Forgets the credentials if their tokens were obtained before `time` (ms); true when something was deleted. */
+  async forgetIfObtainedBefore(time: number): Promise<boolean> {
+    const tokens = (await this.load()).tokens;
+    // No time on record, or an unreadable revocation time: deny when unsure, delete.
+    if (!tokens || (tokens.obtainedAt !== undefined && Number.isFinite(time) && tokens.obtainedAt > time)) return false;
+    await this.forget();
+    return true;
+  }
+
   private async load(): Promise<StoredUpstreamCredentials> {
     this.record ??= (await this.settings.store.get(this.settings.storeKey)) ?? {};
     return this.record;

@@ -20,6 +20,8 @@ export interface UserOAuthDeps {
 
 export class UserOAuthServers {
   private readonly signIns = new Map<string, { settings: string; oauth: UpstreamOAuth }>();
+  /** Revocations already applied: a later sign-in is never undone by the same revocation (clocks differ). */
+  private readonly applied = new Set<string>();
 
   constructor(private readonly deps: UserOAuthDeps) {}
 
@@ -50,6 +52,23 @@ export class UserOAuthServers {
       }
       return { ...server, authorization: entry.oauth };
     });
+  }
+
+  /**
+   * An admin revoked stored credentials (listed in the effective policy): tokens obtained
+   * before the revocation are deleted, here and in the extension's SecretStorage. Resolves
+   * with the servers whose credentials were deleted.
+   */
+  async applyRevocations(revocations: ReadonlyArray<{ serverId: string; revokedAt: string }>): Promise<string[]> {
+    const deleted: string[] = [];
+    for (const { serverId, revokedAt } of revocations) {
+      const key = `${serverId} ${revokedAt}`;
+      if (this.applied.has(key)) continue;
+      this.applied.add(key);
+      const entry = this.signIns.get(serverId);
+      if (entry && (await entry.oauth.forgetIfObtainedBefore(Date.parse(revokedAt)))) deleted.push(serverId);
+    }
+    return deleted;
   }
 
   /** Forgets one server's (or every server's) upstream credentials: signing out, or revoked. */

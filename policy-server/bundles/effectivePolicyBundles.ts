@@ -27,14 +27,22 @@ export class NoPolicyError extends Error {
 }
 
 export class EffectivePolicyBundles {
-  constructor(private readonly policies: PolicyService, private readonly keys: SigningKeyRing, private readonly issuer: string) {}
+  constructor(
+    private readonly policies: PolicyService,
+    private readonly keys: SigningKeyRing,
+    private readonly issuer: string,
+    /** The caller's revoked upstream credentials (policy-server/revocations/). */
+    private readonly revokedCredentials: (sub: string) => Promise<Array<{ serverId: string; revokedAt: string }>> = async () => [],
+  ) {}
 
   async forCaller(caller: CallerIdentity, ifNoneMatch: string | undefined, now = Date.now()): Promise<BundleAnswer> {
     const current = await this.policies.current();
     if (!current) throw new NoPolicyError();
     await this.keys.refresh();
     const key = this.keys.current();
-    const effective = compileEffectivePolicy(current.document, current.version, caller);
+    const effective: EffectivePolicy = compileEffectivePolicy(current.document, current.version, caller);
+    const credentialRevocations = await this.revokedCredentials(caller.sub);
+    if (credentialRevocations.length > 0) effective.credentialRevocations = credentialRevocations;
     const ttlSeconds = current.document.guardrails.bundleTtlSeconds;
     const etag = bundleEtag(effective, key.kid, ttlSeconds, now);
     if (ifNoneMatch !== undefined && etagMatches(ifNoneMatch, etag)) return { status: 304, etag, version: current.version };

@@ -23,8 +23,10 @@ Commands:
   history                      list published versions
   diff <from> <to>             unified diff between two versions
   rollback <version>           republish an old version as the next version
-  revoke <sub>                 revoke a user (--session <id>: only that session; --reason <text>)
-  unrevoke <sub>               lift a revocation (--session <id> for a session revocation)
+  revoke <sub>                 revoke a user (--session <id>: only that session; --credential
+                               <server id>: only their stored credential for that server,
+                               which their gateway deletes; --reason <text>)
+  unrevoke <sub>               lift a revocation (--session / --credential as it was made)
   revocations                  list revocations
   reviews                      calls waiting for your review (you are in their reviewer group)
   approve <review id>          approve a call waiting for review (--note <text> for the requester)
@@ -82,9 +84,9 @@ export async function runPolicyCommand(argv: string[], io: Output = STDIO, env: 
       case 'rollback':
         return await rollback(versionNumber(one(positionals, '<version>')), client(values, env), io);
       case 'revoke':
-        return await revoke(one(positionals, '<sub>'), values.session, values.reason, client(values, env), io);
+        return await revoke(one(positionals, '<sub>'), { sessionId: values.session, serverId: values.credential }, values.reason, client(values, env), io);
       case 'unrevoke':
-        return await unrevoke(one(positionals, '<sub>'), values.session, client(values, env), io);
+        return await unrevoke(one(positionals, '<sub>'), { sessionId: values.session, serverId: values.credential }, client(values, env), io);
       case 'revocations':
         none(positionals);
         return await listRevocations(client(values, env), io);
@@ -131,6 +133,7 @@ function parseOptions(argv: string[]) {
         'token-file': { type: 'string' },
         'server-url': { type: 'string' },
         session: { type: 'string' },
+        credential: { type: 'string' },
         reason: { type: 'string' },
         user: { type: 'string' },
         tool: { type: 'string' },
@@ -236,15 +239,28 @@ async function rollback(version: number, server: PolicyServerClient, io: Output)
   return 0;
 }
 
-async function revoke(sub: string, sessionId: string | undefined, reason: string | undefined, server: PolicyServerClient, io: Output): Promise<number> {
-  const { body } = await server.json<{ streamsTold: number }>('POST', PATHS.revocations, { sub, ...(sessionId ? { sessionId } : {}), ...(reason ? { reason } : {}) });
-  io.out(`revoked ${sessionId ? `session ${sessionId} of ` : ''}${sub}; ${body.streamsTold} open gateway stream(s) told`);
+interface RevocationTarget {
+  sessionId: string | undefined;
+  serverId: string | undefined;
+}
+
+function describeTarget(sub: string, { sessionId, serverId }: RevocationTarget): string {
+  return `${sessionId ? `session ${sessionId} of ` : ''}${serverId ? `the stored ${serverId} credential of ` : ''}${sub}`;
+}
+
+function targetFields({ sessionId, serverId }: RevocationTarget): Record<string, string> {
+  return { ...(sessionId ? { sessionId } : {}), ...(serverId ? { serverId } : {}) };
+}
+
+async function revoke(sub: string, target: RevocationTarget, reason: string | undefined, server: PolicyServerClient, io: Output): Promise<number> {
+  const { body } = await server.json<{ streamsTold: number }>('POST', PATHS.revocations, { sub, ...targetFields(target), ...(reason ? { reason } : {}) });
+  io.out(`revoked ${describeTarget(sub, target)}; ${body.streamsTold} open gateway stream(s) told`);
   return 0;
 }
 
-async function unrevoke(sub: string, sessionId: string | undefined, server: PolicyServerClient, io: Output): Promise<number> {
-  await server.text('DELETE', PATHS.revocations, { type: 'application/json', text: JSON.stringify({ sub, ...(sessionId ? { sessionId } : {}) }) });
-  io.out(`restored ${sessionId ? `session ${sessionId} of ` : ''}${sub}`);
+async function unrevoke(sub: string, target: RevocationTarget, server: PolicyServerClient, io: Output): Promise<number> {
+  await server.text('DELETE', PATHS.revocations, { type: 'application/json', text: JSON.stringify({ sub, ...targetFields(target) }) });
+  io.out(`restored ${describeTarget(sub, target)}`);
   return 0;
 }
 
@@ -252,7 +268,7 @@ async function listRevocations(server: PolicyServerClient, io: Output): Promise<
   const { body } = await server.json<RevocationsResponse>('GET', PATHS.revocations);
   if (body.revocations.length === 0) io.out('no revocations');
   for (const r of body.revocations) {
-    io.out(`${r.sub}${r.sessionId ? ` session ${r.sessionId}` : ''}  revoked ${r.revokedAt} by ${r.revokedBy}${r.reason ? `: ${r.reason}` : ''}`);
+    io.out(`${r.sub}${r.sessionId ? ` session ${r.sessionId}` : ''}${r.serverId ? ` credential for ${r.serverId}` : ''}  revoked ${r.revokedAt} by ${r.revokedBy}${r.reason ? `: ${r.reason}` : ''}`);
   }
   return 0;
 }

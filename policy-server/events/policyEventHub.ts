@@ -65,6 +65,18 @@ export class PolicyEventHub {
     this.broadcast(format({ event: 'policy', data: { version } }));
   }
 
+  /** Tells every stream of the user that their credential for `serverId` was revoked; the streams stay open. */
+  credentialRevoked(sub: string, serverId: string): number {
+    const text = format({ event: 'credential-revoked', data: { sub, serverId } });
+    let told = 0;
+    for (const stream of this.streams) {
+      if (stream.sub !== sub) continue;
+      stream.res.write(text);
+      told++;
+    }
+    return told;
+  }
+
   /** Tells the user's streams (all of them, or that session's) and closes those streams. */
   revoked(sub: string, sessionId: string | undefined): number {
     const text = format({ event: 'revoked', data: { sub, ...(sessionId !== undefined ? { sessionId } : {}) } });

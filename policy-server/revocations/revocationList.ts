@@ -1,8 +1,11 @@
 /**
- * Revoked users and sessions. A revocation of a `sub` shuts that user out of every
- * endpoint; one with a `sessionId` shuts out only tokens whose `sid` claim names that
- * session. Revoking pushes `revoked` to the user's open event streams at once; bundles the
- * user's gateway already holds stop working at their expiry at the latest.
+ * Revoked users, sessions and stored upstream credentials. A revocation of a `sub` shuts
+ * that user out of every endpoint; one with a `sessionId` shuts out only tokens whose `sid`
+ * claim names that session. Revoking pushes `revoked` to the user's open event streams at
+ * once; bundles the user's gateway already holds stop working at their expiry at the latest.
+ * One with a `serverId` leaves the user in: it revokes the credential their gateway holds
+ * for that `user-oauth` server. It is pushed (`credential-revoked`) and listed in the
+ * user's effective policy, so a gateway that was offline deletes the token when it is back.
  */
 import type { CallerIdentity } from '../../common/policy/identity';
 import type { PolicyEventHub } from '../events/policyEventHub';
@@ -12,21 +15,24 @@ import type { PolicyStore, RevocationRecord } from '../store/policyStore';
 export class RevocationList {
   constructor(private readonly store: PolicyStore, private readonly events: PolicyEventHub, private readonly log: Logger) {}
 
-  async revoke(entry: { sub: string; sessionId?: string; reason?: string }, revokedBy: string): Promise<{ revocation: RevocationRecord; streamsTold: number }> {
+  async revoke(entry: { sub: string; sessionId?: string; serverId?: string; reason?: string }, revokedBy: string): Promise<{ revocation: RevocationRecord; streamsTold: number }> {
     const revocation = await this.store.addRevocation({
       sub: entry.sub,
       ...(entry.sessionId !== undefined ? { sessionId: entry.sessionId } : {}),
+      ...(entry.serverId !== undefined ? { serverId: entry.serverId } : {}),
       revokedAt: new Date().toISOString(),
       revokedBy,
       ...(entry.reason !== undefined ? { reason: entry.reason } : {}),
     });
-    const streamsTold = this.events.revoked(entry.sub, entry.sessionId);
-    this.log.info('revoked', { sub: entry.sub, sessionId: entry.sessionId, by: revokedBy, streamsTold });
+    const streamsTold = entry.serverId !== undefined
+      ? this.events.credentialRevoked(entry.sub, entry.serverId)
+      : this.events.revoked(entry.sub, entry.sessionId);
+    this.log.info('revoked', { sub: entry.sub, sessionId: entry.sessionId, serverId: entry.serverId, by: revokedBy, streamsTold });
     return { revocation, streamsTold };
   }
 
-  async lift(sub: string, sessionId: string | undefined, liftedBy: string): Promise<boolean> {
-    const lifted = await this.store.removeRevocation(sub, sessionId);
+  async lift(sub: string, sessionId: string | undefined, liftedBy: string, serverId?: string): Promise<boolean> {
+    const lifted = await this.store.removeRevocation(sub, sessionId, serverId);
     if (lifted) this.log.info('revocation lifted', { sub, sessionId, by: liftedBy });
     return lifted;
   }
@@ -35,10 +41,16 @@ export class RevocationList {
     return this.store.listRevocations();
   }
 
-  /** The revocation that shuts this caller out, if any. */
+  /** The revocation that shuts this caller out, if any (a revoked credential does not). */
   async find(caller: CallerIdentity): Promise<RevocationRecord | undefined> {
     const sid = typeof caller.claims.sid === 'string' ? caller.claims.sid : undefined;
     const all = await this.store.listRevocations();
-    return all.find((r) => r.sub === caller.sub && (r.sessionId === undefined || r.sessionId === sid));
+    return all.find((r) => r.sub === caller.sub && r.serverId === undefined && (r.sessionId === undefined || r.sessionId === sid));
+  }
+
+  /** This user's revoked upstream credentials, for their effective policy. */
+  async credentialsOf(sub: string): Promise<Array<{ serverId: string; revokedAt: string }>> {
+    const all = await this.store.listRevocations();
+    return all.filter((r) => r.sub === sub && r.serverId !== undefined).map((r) => ({ serverId: r.serverId!, revokedAt: r.revokedAt }));
   }
 }

@@ -73,7 +73,13 @@ export class LowdbPolicyStore implements PolicyStore {
 
   addRevocation(entry: NewRevocation): Promise<RevocationRecord> {
     return this.exclusive(async () => {
-      const existing = this.db.data.revocations.find((r) => r.sub === entry.sub && r.sessionId === entry.sessionId);
+      const existing = this.db.data.revocations.find((r) => r.sub === entry.sub && r.sessionId === entry.sessionId && r.serverId === entry.serverId);
+      // A stored credential revoked again (the user signed in since): the new time counts.
+      if (existing && entry.serverId !== undefined) {
+        const updated: RevocationRecord = { ...existing, ...entry };
+        await this.commit(() => { this.db.data.revocations = this.db.data.revocations.map((r) => (r === existing ? updated : r)); });
+        return updated;
+      }
       if (existing) return existing;
       const record: RevocationRecord = { id: randomUUID(), ...entry };
       await this.commit(() => this.db.data.revocations.push(record));
@@ -81,9 +87,9 @@ export class LowdbPolicyStore implements PolicyStore {
     });
   }
 
-  removeRevocation(sub: string, sessionId: string | undefined): Promise<boolean> {
+  removeRevocation(sub: string, sessionId: string | undefined, serverId?: string): Promise<boolean> {
     return this.exclusive(async () => {
-      const remaining = this.db.data.revocations.filter((r) => !(r.sub === sub && r.sessionId === sessionId));
+      const remaining = this.db.data.revocations.filter((r) => !(r.sub === sub && r.sessionId === sessionId && r.serverId === serverId));
       if (remaining.length === this.db.data.revocations.length) return false;
       await this.commit(() => { this.db.data.revocations = remaining; });
       return true;

@@ -33,7 +33,7 @@ export interface PolicyStore {
   /** Adds a revocation unless the same (sub, sessionId) is already revoked; returns the one in force. */
   addRevocation(entry: NewRevocation): Promise<RevocationRecord>;
   /** Lifts a revocation of exactly (sub, sessionId); false when there was none. */
-  removeRevocation(sub: string, sessionId: string | undefined): Promise<boolean>;
+  removeRevocation(sub: string, sessionId: string | undefined, serverId?: string): Promise<boolean>;
   listRevocations(): Promise<RevocationRecord[]>;
   close(): Promise<void>;
 }

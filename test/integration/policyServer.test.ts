@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createParser } from 'eventsource-parser';
-import { decodeProtectedHeader, type JSONWebKeySet } from 'jose';
+import { decodeJwt, decodeProtectedHeader, type JSONWebKeySet } from 'jose';
 import { request } from 'undici';
 import { createAuditEventId, type AuditEvent } from '../../common/audit/auditEvent';
 import { verifyPolicyBundle } from '../../common/policy/policyBundle';
@@ -374,6 +374,32 @@ describe('policy server', function () {
     // bob's token carries no such session, so bob is still in.
     assert.equal((await call('GET', '/v1/effective-policy', { token: bob })).status, 200);
     assert.equal((await call('DELETE', '/v1/revocations', { token: alice, json: { sub: 'bob', sessionId: 'some-other-session' } })).status, 204);
+  });
+
+  it('revokes a stored upstream credential: pushed on the user\'s open stream (kept open), listed in their bundle, the user stays in', async () => {
+    const bobStream = await openEvents(server.ready.url, bob);
+    try {
+      await bobStream.next((e) => e.event === 'policy');
+      assert.equal((await call('POST', '/v1/revocations', { token: alice, json: { sub: 'bob', serverId: 'github', sessionId: 's' } })).status, 400, 'one target per revocation');
+      const revoked = await call('POST', '/v1/revocations', { token: alice, json: { sub: 'bob', serverId: 'github' } });
+      assert.equal(revoked.status, 201, revoked.text);
+      const event = await bobStream.next((e) => e.event === 'credential-revoked');
+      assert.deepEqual(event.data, { sub: 'bob', serverId: 'github' });
+      assert.equal(bobStream.ended, false, 'the stream stays open: the user keeps access');
+      const bundle = await call('GET', '/v1/effective-policy', { token: bob });
+      assert.equal(bundle.status, 200, 'bob is still in');
+      const listed = (decodeJwt(bundle.text).policy as { credentialRevocations?: Array<{ serverId: string; revokedAt: string }> }).credentialRevocations;
+      assert.deepEqual(listed?.map((r) => r.serverId), ['github']);
+      // Revoked again later (bob signed in since): the new time counts.
+      await new Promise((r) => setTimeout(r, 5));
+      await call('POST', '/v1/revocations', { token: alice, json: { sub: 'bob', serverId: 'github' } });
+      const again = (decodeJwt((await call('GET', '/v1/effective-policy', { token: bob })).text).policy as { credentialRevocations?: Array<{ revokedAt: string }> }).credentialRevocations;
+      assert.ok(again?.[0] && Date.parse(again[0].revokedAt) > Date.parse(listed![0]!.revokedAt));
+      assert.equal((await call('DELETE', '/v1/revocations', { token: alice, json: { sub: 'bob' } })).status, 404, 'lifting bob\'s access is not lifting the credential revocation');
+      assert.equal((await call('DELETE', '/v1/revocations', { token: alice, json: { sub: 'bob', serverId: 'github' } })).status, 204);
+    } finally {
+      bobStream.close();
+    }
   });
 
   it('rotates the signing key with overlap: old bundles keep verifying', async () => {

@@ -11,8 +11,8 @@
  * is in no response, log line, audit record or file on the laptop side.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -21,7 +21,7 @@ import type { AuditQueryResponse } from '../../common/policy/policyServerApi';
 import { NODE, REPO, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
 import { startKeyedUpstream, type KeyedUpstream } from '../support/keyedUpstream';
 import { startLocalIdp, type LocalIdp } from '../support/localIdp';
-import { managedArgs, removeDir, startPolicyServer, tokenFile, type RunningPolicyServer } from '../support/policyHarness';
+import { filesUnder, managedArgs, removeDir, setSecret, startPolicyServer, tokenFile, type RunningPolicyServer } from '../support/policyHarness';
 
 const CLI = join(REPO, 'dist/gatehouse.js');
 const FIRST_KEY = `sk-live-${'a1b2c3d4'.repeat(4)}`;
@@ -49,28 +49,6 @@ rules:
     tools: [echo]
     when: args.text.startsWith("deploy")
 `;
-}
-
-/** The real CLI, the secret value on stdin. */
-function setSecret(dataDir: string, keyFile: string, id: string, value: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [CLI, 'secret', 'set', id, '--data-dir', dataDir, '--key-file', keyFile], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
-    child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`secret set exited ${code}: ${out}`))));
-    child.stdin.end(`${value}\n`);
-  });
-}
-
-/** Every file under `dir`, as text. */
-function filesUnder(dir: string): string {
-  let text = '';
-  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
-    const path = join(dir, name);
-    if (statSync(path).isFile()) text += readFileSync(path, 'latin1');
-  }
-  return text;
 }
 
 describe('shared service keys behind the policy server\'s relay', function () {

@@ -4,7 +4,7 @@
  * code flow and are handed over in 0600 files, as the product does.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -85,4 +85,26 @@ export function tokenFile(dir: string, name: string, token: string): string {
 
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** The real CLI, the secret value on stdin. */
+export function setSecret(dataDir: string, keyFile: string, id: string, value: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(NODE, [join(REPO, 'dist/gatehouse.js'), 'secret', 'set', id, '--data-dir', dataDir, '--key-file', keyFile], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+    child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
+    child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`secret set exited ${code}: ${out}`))));
+    child.stdin.end(`${value}\n`);
+  });
+}
+
+/** Every file under `dir`, as text (to show a secret is on no disk). */
+export function filesUnder(dir: string): string {
+  let text = '';
+  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
+    const path = join(dir, name);
+    if (statSync(path).isFile()) text += readFileSync(path, 'latin1');
+  }
+  return text;
 }
