@@ -26,7 +26,11 @@ export interface RedirectWords {
   cancelled: () => Error;
 }
 
-export async function listenForRedirect(state: string, words: RedirectWords): Promise<LoopbackRedirect> {
+/**
+ * `preferredPort`: listen there if it is free (a client registered with that redirect URI
+ * keeps working where servers compare redirect URIs exactly), else on a random port.
+ */
+export async function listenForRedirect(state: string, words: RedirectWords, preferredPort = 0): Promise<LoopbackRedirect> {
   let deliver: (url: URL) => void = () => undefined;
   let fail: (error: Error) => void = () => undefined;
   const answered = new Promise<URL>((resolve, reject) => { deliver = resolve; fail = reject; });
@@ -45,10 +49,16 @@ export async function listenForRedirect(state: string, words: RedirectWords): Pr
     deliver(url);
     server.close();
   });
-  await new Promise<void>((resolve, reject) => {
+  const listen = (port: number) => new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
+    server.listen(port, '127.0.0.1', () => { server.off('error', reject); resolve(); });
   });
+  try {
+    await listen(preferredPort);
+  } catch (error) {
+    if (preferredPort === 0) throw error;
+    await listen(0);
+  }
   return {
     redirectUri: `http://127.0.0.1:${(server.address() as AddressInfo).port}/callback`,
     answer(timeoutMs, signal) {

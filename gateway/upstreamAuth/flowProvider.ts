@@ -38,6 +38,8 @@ export interface FlowProviderOptions {
   state: string;
   /** Scopes the org asks for when neither the challenge nor the server names any. */
   scopes?: string[];
+  /** The scopes this flow asks for (from the challenge, or a step-up), if known. */
+  requestedScope?: string;
   preRegistered?: PreRegisteredClient;
   clientMetadataUrl?: string;
   /** The stored record, read once at the start of the flow and written back through `save`. */
@@ -85,9 +87,13 @@ export class FlowProvider implements OAuthClientProvider {
     const pre = this.options.preRegistered;
     if (pre) return { client_id: pre.clientId, ...(pre.clientSecret ? { client_secret: pre.clientSecret } : {}) };
     const client = this.options.stored.client;
-    // A registration made for another loopback port would fail at the authorization
-    // endpoint of servers that compare redirect URIs exactly: register again instead.
-    if (client && 'redirect_uris' in client && Array.isArray(client.redirect_uris) && !client.redirect_uris.includes(this.options.redirectUri)) return undefined;
+    if (!client || !('redirect_uris' in client)) return client;
+    // A registration made for another loopback port (that port was taken) would fail where
+    // servers compare redirect URIs exactly, and one registered for fewer scopes than a
+    // step-up asks for would be refused them: register again instead.
+    if (Array.isArray(client.redirect_uris) && !client.redirect_uris.includes(this.options.redirectUri)) return undefined;
+    const registered = typeof client.scope === 'string' ? new Set(client.scope.split(' ')) : undefined;
+    if (registered && this.options.requestedScope?.split(' ').some((scope) => scope && !registered.has(scope))) return undefined;
     return client;
   }
 

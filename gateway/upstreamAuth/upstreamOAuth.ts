@@ -114,13 +114,14 @@ export class UpstreamOAuth implements UpstreamAuthorization {
       failed: `Signing in to ${settings.serverTitle} was not completed.`,
       timedOut: () => new UpstreamOAuthError(`Signing in to ${settings.serverTitle} was not finished in the browser in time.`),
       cancelled: () => new UpstreamOAuthError(`Signing in to ${settings.serverTitle} was cancelled.`),
-    });
+    }, registeredPort(stored));
     try {
       const provider = new FlowProvider({
         serverTitle: settings.serverTitle,
         redirectUri: redirect.redirectUri,
         state,
         ...(settings.scopes ? { scopes: settings.scopes } : {}),
+        ...(scope ? { requestedScope: scope } : {}),
         ...(settings.preRegistered ? { preRegistered: settings.preRegistered } : {}),
         ...(settings.clientMetadataUrl ? { clientMetadataUrl: settings.clientMetadataUrl } : {}),
         stored,
@@ -161,6 +162,16 @@ const secureFetch: FetchLike = async (url, init) => {
   if (!isSecureOrLoopback(target)) throw new UpstreamOAuthError(`refusing to send an OAuth request over ${target.protocol} to ${target.host}`);
   return fetch(url, { ...init, redirect: 'error' });
 };
+
+/** The loopback port a registered client's redirect URI names, so the same URI is used again (refresh and sign-in). */
+function registeredPort(stored: StoredUpstreamCredentials): number {
+  const uris = stored.client && 'redirect_uris' in stored.client && Array.isArray(stored.client.redirect_uris) ? stored.client.redirect_uris : [];
+  for (const uri of uris) {
+    const match = /^http:\/\/127\.0\.0\.1:(\d{2,5})\/callback$/.exec(String(uri));
+    if (match && Number(match[1]) >= 1024 && Number(match[1]) <= 65535) return Number(match[1]);
+  }
+  return 0;
+}
 
 function union(...lists: Array<string | undefined>): string | undefined {
   const scopes = new Set(lists.flatMap((list) => (list ? list.split(' ').filter(Boolean) : [])));

@@ -113,6 +113,33 @@ describe('per-user upstream OAuth through the gateway', function () {
     assert.equal(extension.asked.length, 1, 'no second sign-in');
   });
 
+  it('renews an expired token with one refresh shared by concurrent calls, without asking the user', async () => {
+    const shortUpstream = await startOAuthUpstream();
+    const shortIdp = await startLocalIdp({ accessTokenTtlSeconds: 2, mcpResource: { url: shortUpstream.url, scopes: [READ_SCOPE, WRITE_SCOPE] } });
+    shortUpstream.trust(shortIdp.issuer);
+    try {
+      const extension: Extension = { asked: [], secrets: new Map(), answer: 'sign-in' };
+      gateway = await startGateway([{ ...server, transport: { type: 'streamable-http', url: shortUpstream.url } }], { control: true, onControl: actAsExtension(extension) });
+      const client = await gateway.connect('notes');
+      await client.callTool({ name: 'read_note', arguments: { id: '1' } });
+      const firstToken = (JSON.parse(extension.secrets.get('upstream-oauth/local/notes')!) as { tokens: { access_token: string; refresh_token?: string } }).tokens;
+      assert.ok(firstToken.refresh_token, 'the authorization server gave a refresh token');
+      await new Promise((r) => setTimeout(r, 2_500)); // the access token expires
+      const results = await Promise.all([1, 2, 3, 4].map((id) => client.callTool({ name: 'read_note', arguments: { id: String(id) } })));
+      assert.deepEqual(results.map((r) => textOf(r)), [1, 2, 3, 4].map((id) => `note ${id}: hello`));
+      assert.equal(extension.asked.length, 1, 'no new browser sign-in');
+      assert.equal(gateway.stderr().match(/upstream token refreshed/g)?.length, 1, 'one refresh for the four calls');
+      const renewed = (JSON.parse(extension.secrets.get('upstream-oauth/local/notes')!) as { tokens: { access_token: string } }).tokens;
+      assert.notEqual(renewed.access_token, firstToken.access_token);
+      assert.ok(!gateway.stderr().includes(firstToken.refresh_token), 'no refresh token in the log');
+    } finally {
+      await gateway?.stop();
+      gateway = undefined;
+      await shortUpstream.stop();
+      await shortIdp.stop();
+    }
+  });
+
   it('answers with words when the developer declines, and the upstream never saw a token', async () => {
     const extension: Extension = { asked: [], secrets: new Map(), answer: 'decline' };
     const before = upstream.authorizations.length;

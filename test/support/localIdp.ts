@@ -182,6 +182,8 @@ export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<Loca
       },
     },
     interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
+    // Refresh tokens for clients allowed the grant (oidc-provider's default also wants offline_access).
+    ...(options.mcpResource ? { issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(grant: string): boolean }) => client.grantTypeAllowed('refresh_token') } : {}),
     pkce: { required: () => true },
     clientBasedCORS: () => false,
     ttl: {
