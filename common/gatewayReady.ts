@@ -5,7 +5,8 @@
  */
 export interface GatewayReadyServer {
   id: string;
-  state: 'ready' | 'failed' | 'starting';
+  /** `sign-in`: a user-oauth server that asks the user to sign in when first used. */
+  state: 'ready' | 'failed' | 'starting' | 'sign-in';
   /** Request path on the gateway, e.g. `/mcp/everything`. */
   path: string;
   /** Full URL for TCP listeners; for unix sockets, use `socketPath` with `path`. */

@@ -28,8 +28,10 @@ export interface GatehouseApi {
   auditEvents(): readonly AuditEvent[];
   /** What the open Audit view last rendered; undefined when it is closed or not yet rendered. */
   auditView(): AuditViewReport | undefined;
-  /** The rows of the Scopes view. */
+  /** The rows of the Scopes view (sign-in facts as of the last `refreshScopes`). */
   scopes(): ScopeRow[];
+  /** Asks the gateway for the current sign-in facts of `user-oauth` servers, for `scopes()`. */
+  refreshScopes(): Promise<void>;
   /** Where the gateway keeps lasting state (tool pins, the audit spool). */
   readonly stateDir: string;
 }

@@ -127,6 +127,7 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
     auditEvents: () => trail.events,
     auditView: () => audit.report,
     scopes: () => scopes.rows(),
+    refreshScopes: () => scopes.refreshSignIns(),
     stateDir: slot.dir,
     gatewayReady: () => new Promise((resolve) => {
       if (gateway.state.kind === 'ready') return resolve(gateway.state.ready);
@@ -216,7 +217,7 @@ function statusText(state: GatewayState, account: string | undefined): string {
   switch (state.kind) {
     case 'ready': {
       const policy = state.ready.policy.mode === 'managed' ? `policy v${state.ready.policy.version ?? '?'}` : 'unmanaged';
-      return `$(shield) Gatehouse: ${account ? `${account}, ` : ''}${policy}, ${state.ready.servers.filter((s) => s.state === 'ready').length} server(s)`;
+      return `$(shield) Gatehouse: ${account ? `${account}, ` : ''}${policy}, ${state.ready.servers.filter((s) => s.state === 'ready' || s.state === 'sign-in').length} server(s)`;
     }
     case 'starting':
       return '$(sync~spin) Gatehouse: starting';

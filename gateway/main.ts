@@ -108,6 +108,7 @@ export async function runGateway(argv: string[]): Promise<number> {
     control?.auditAppended(event);
   });
   control?.serveAuditHistory((limit) => spool.recentEvents(limit));
+  control?.serveSignIns({ status: () => userOAuth.status(), signOut: (serverId) => userOAuth.forget(serverId) });
   const tools = new ToolGuard(
     new ToolPinRegistry(args.stateDir, (serverId, tool) => orgPin(policy, serverId, tool), log.child({ component: 'pins' })),
     new ToolArgumentValidator(log.child({ component: 'arguments' })),

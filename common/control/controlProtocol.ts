@@ -148,3 +148,19 @@ export interface CredentialResult {
 }
 export const CredentialRequest = new RequestType<CredentialParams, CredentialResult, void>('gatehouse/credential');
 export const CREDENTIAL_KEY_PREFIX = 'upstream-oauth/';
+
+/** One `user-oauth` server's sign-in, as facts (never a token). */
+export interface UpstreamSignInStatus {
+  server: string;
+  signedIn: boolean;
+  /** The authorization server that issued the token. */
+  issuer?: string;
+  /** The scopes granted, as the authorization server said. */
+  scopes?: string[];
+  /** When the access token expires (ISO), if the authorization server said. */
+  expiresAt?: string;
+}
+/** extension -> gateway: the sign-in facts of every `user-oauth` server (the Scopes view). */
+export const SignInStatusRequest = new RequestType<Record<string, never>, { servers: UpstreamSignInStatus[] }, void>('gatehouse/signInStatus');
+/** extension -> gateway: the developer signs out of one server; its tokens and registration are deleted. */
+export const SignOutServerRequest = new RequestType<{ server: string }, Record<string, never>, void>('gatehouse/signOutServer');

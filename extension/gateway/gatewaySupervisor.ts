@@ -13,8 +13,8 @@ import * as vscode from 'vscode';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import type { AuditEvent } from '../../common/audit/auditEvent';
 import {
-  AuditHistoryRequest, AuditNotification, AuthorizeRequest, ConfirmRequest, CredentialRequest, ReadyNotification, RevokedNotification, StartRequest, TokenRequest, ToolsNotification,
-  type AuthorizeParams, type ConfirmParams, type ConfirmResult, type CredentialParams, type CredentialResult, type ToolSummary,
+  AuditHistoryRequest, AuditNotification, AuthorizeRequest, ConfirmRequest, CredentialRequest, ReadyNotification, RevokedNotification, SignInStatusRequest, SignOutServerRequest, StartRequest, TokenRequest, ToolsNotification,
+  type AuthorizeParams, type UpstreamSignInStatus, type ConfirmParams, type ConfirmResult, type CredentialParams, type CredentialResult, type ToolSummary,
 } from '../../common/control/controlProtocol';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
 
@@ -96,6 +96,18 @@ export class GatewaySupervisor implements vscode.Disposable {
   async auditHistory(limit: number): Promise<AuditEvent[]> {
     if (this.current.kind !== 'ready' || !this.connection) return [];
     return (await this.connection.sendRequest(AuditHistoryRequest, { limit })).events;
+  }
+
+  /** The developer's sign-ins to `user-oauth` servers, as facts; empty while the gateway is not ready. */
+  async signInStatus(): Promise<UpstreamSignInStatus[]> {
+    if (this.current.kind !== 'ready' || !this.connection) return [];
+    return (await this.connection.sendRequest(SignInStatusRequest, {})).servers;
+  }
+
+  /** Signs the developer out of one server: the gateway deletes its tokens (here and in SecretStorage). */
+  async signOutServer(server: string): Promise<void> {
+    if (!this.connection) throw new Error('the gateway is not running');
+    await this.connection.sendRequest(SignOutServerRequest, { server });
   }
 
   /** Starts the gateway (or restarts it, e.g. after the settings changed). */

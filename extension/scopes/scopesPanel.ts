@@ -1,11 +1,13 @@
 /**
  * The Scopes webview: for each approved server, how its credential is held (facts only, never
- * a credential), the scopes the policy grants, token expiry and last use (from the audit
- * trail). Re-sent whenever the gateway, the enabled set or the trail changes.
+ * a credential), the scopes the policy grants (or, once signed in, the server granted), token
+ * expiry, last use (from the audit trail), and Sign Out for servers the developer signed in
+ * to. Re-sent whenever the gateway, the enabled set or the trail changes.
  */
 import * as vscode from 'vscode';
 import type { GatewayReadyServer } from '../../common/gatewayReady';
 import { isScopesViewMessage, type ScopeRow, type ScopesHostMessage } from '../../webviews/scopes/scopesProtocol';
+import type { UpstreamSignInStatus } from '../../common/control/controlProtocol';
 import type { AuditTrail } from '../audit/auditTrail';
 import type { EnabledServers } from '../catalog/enabledServers';
 import type { GatewaySupervisor } from '../gateway/gatewaySupervisor';
@@ -16,13 +18,14 @@ export const SCOPES_VIEW_TYPE = 'gatehouse.scopes';
 /** Where each kind of credential lives, in the words the view shows. */
 const HELD_BY: Record<ScopeRow['credential'], string> = {
   none: 'Nothing to hold: the server needs no credential.',
-  'user-oauth': 'Per-user sign-in to this server is not available in this version; no token is stored.',
+  'user-oauth': 'Not signed in: using the server asks you to sign in at its authorization server.',
   'shared-key': 'The org\'s policy server holds the key and adds it in its relay; it never reaches this machine.',
 };
 
 export class ScopesPanel implements vscode.Disposable {
   private panel: vscode.WebviewPanel | undefined;
   private focus: string | undefined;
+  private signIns = new Map<string, UpstreamSignInStatus>();
   private readonly subscriptions: vscode.Disposable[];
 
   constructor(
@@ -44,7 +47,7 @@ export class ScopesPanel implements vscode.Disposable {
       const seen = lastUse.get(event.server);
       lastUse.set(event.server, { time: event.time, calls: (seen?.calls ?? 0) + 1 });
     }
-    return state.ready.servers.map((server) => scopeRow(server, this.enabled.has(server.id), lastUse.get(server.id)));
+    return state.ready.servers.map((server) => scopeRow(server, this.enabled.has(server.id), lastUse.get(server.id), this.signIns.get(server.id)));
   }
 
   show(server?: string): void {
@@ -59,7 +62,9 @@ export class ScopesPanel implements vscode.Disposable {
     panel.webview.html = webviewHtml(panel.webview, this.extensionUri, SCOPES_PAGE);
     panel.onDidDispose(() => { this.panel = undefined; });
     panel.webview.onDidReceiveMessage((message: unknown) => {
-      if (isScopesViewMessage(message)) this.update();
+      if (!isScopesViewMessage(message)) return;
+      if (message.type === 'signOut') void this.signOut(message.server);
+      else this.update();
     });
   }
 
@@ -68,25 +73,59 @@ export class ScopesPanel implements vscode.Disposable {
     this.panel?.dispose();
   }
 
+  /** Refreshes the sign-in facts from the gateway; the view and `rows()` use them. */
+  async refreshSignIns(): Promise<void> {
+    const statuses = await this.gateway.signInStatus().catch(() => []);
+    this.signIns = new Map(statuses.map((status) => [status.server, status]));
+  }
+
+  private async signOut(server: string): Promise<void> {
+    try {
+      await this.gateway.signOutServer(server);
+      void vscode.window.showInformationMessage(`Signed out of ${server}. Its tokens were deleted; using it again asks you to sign in.`);
+    } catch (error) {
+      void vscode.window.showErrorMessage(`Could not sign out of ${server}: ${(error as Error).message}`);
+    }
+    this.update();
+  }
+
   private update(): void {
+    if (!this.panel) return;
+    void this.refreshSignIns().then(() => this.post());
+  }
+
+  private post(): void {
     if (!this.panel) return;
     const message: ScopesHostMessage = { type: 'show', rows: this.rows(), ...(this.focus ? { focus: this.focus } : {}) };
     void this.panel.webview.postMessage(message);
   }
 }
 
-function scopeRow(server: GatewayReadyServer, enabled: boolean, use: { time: string; calls: number } | undefined): ScopeRow {
+function scopeRow(server: GatewayReadyServer, enabled: boolean, use: { time: string; calls: number } | undefined, signIn: UpstreamSignInStatus | undefined): ScopeRow {
   const credential = server.credential ?? { mode: 'none' as const };
+  const signedIn = credential.mode === 'user-oauth' && signIn?.signedIn === true;
   return {
     server: server.id,
     ...(server.title ? { title: server.title } : {}),
     enabled,
     credential: credential.mode,
-    scopes: credential.mode === 'user-oauth' ? credential.scopes ?? [] : [],
-    heldBy: HELD_BY[credential.mode],
+    scopes: signedIn && signIn.scopes ? signIn.scopes : credential.mode === 'user-oauth' ? credential.scopes ?? [] : [],
+    heldBy: signedIn
+      ? `Your sign-in at ${hostOf(signIn.issuer)}, kept in VS Code's SecretStorage; the gateway sends it to this server only.`
+      : HELD_BY[credential.mode],
+    ...(credential.mode === 'user-oauth' ? { signedIn } : {}),
+    ...(signedIn && signIn.expiresAt ? { tokenExpires: signIn.expiresAt } : {}),
     ...(use ? { lastUse: use.time } : {}),
     calls: use?.calls ?? 0,
   };
+}
+
+function hostOf(issuer: string | undefined): string {
+  try {
+    return issuer ? new URL(issuer).host : 'its authorization server';
+  } catch {
+    return 'its authorization server';
+  }
 }
 
 const SCOPES_PAGE = {
@@ -105,7 +144,7 @@ const SCOPES_PAGE = {
 <h1><vscode-icon name="key"></vscode-icon> Credentials and scopes</h1>
 <p class="muted">What Gatehouse holds for each approved server. Credentials themselves are never shown, here or to VS Code and its models.</p>
 <table aria-label="Credentials per server">
-  <thead><tr><th>Server</th><th>Credential</th><th>Scopes</th><th>Held by</th><th>Token expires</th><th>Last use</th></tr></thead>
+  <thead><tr><th>Server</th><th>Credential</th><th>Scopes</th><th>Held by</th><th>Token expires</th><th>Last use</th><th></th></tr></thead>
   <tbody id="rows"></tbody>
 </table>
 <p id="empty" class="muted" hidden>No approved servers: the gateway is not running or the policy approves none for you.</p>`,

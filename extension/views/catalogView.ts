@@ -63,10 +63,12 @@ export class CatalogView implements vscode.TreeDataProvider<CatalogNode>, vscode
     const item = new vscode.TreeItem(label, tools && tools.length > 0 ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.None);
     // A new id once tools are known: VS Code keeps an id's collapse state, and a leaf it saw first would stay collapsed.
     item.id = `server:${server.id}${tools ? ':tools' : ''}`;
-    const state = server.state !== 'ready' ? 'unavailable' : enabled ? 'enabled' : 'available';
+    // A server that waits for a sign-in can be enabled: starting it is what asks the user.
+    const usable = server.state === 'ready' || server.state === 'sign-in';
+    const state = !usable ? 'unavailable' : enabled ? 'enabled' : 'available';
     item.description = state === 'unavailable'
       ? `unavailable: ${server.error ?? server.state}`
-      : `${state}${tools ? `, ${tools.length} tool(s)` : ''}`;
+      : `${state}${server.state === 'sign-in' && !tools ? ', asks you to sign in' : ''}${tools ? `, ${tools.length} tool(s)` : ''}`;
     item.tooltip = server.error
       ? `${server.id}: ${server.error}`
       : enabled

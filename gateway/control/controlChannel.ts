@@ -8,10 +8,11 @@ import { CancellationTokenSource, createMessageConnection, StreamMessageReader, 
 import { z } from 'zod';
 import type { AuditEvent } from '../../common/audit/auditEvent';
 import {
-  AuditHistoryRequest, AuditNotification, AuthorizeRequest, ConfirmRequest, CredentialRequest, MAX_AUDIT_HISTORY, ReadyNotification, RevokedNotification, StartRequest, TokenRequest, ToolsNotification, type ToolSummary,
+  AuditHistoryRequest, AuditNotification, AuthorizeRequest, ConfirmRequest, CredentialRequest, SignInStatusRequest, SignOutServerRequest, type UpstreamSignInStatus, MAX_AUDIT_HISTORY, ReadyNotification, RevokedNotification, StartRequest, TokenRequest, ToolsNotification, type ToolSummary,
 } from '../../common/control/controlProtocol';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
 import { describeError, type Logger } from '../../common/log/logger';
+import { ServerIdSchema } from '../../common/serverTransport';
 import { LaunchSecret } from '../http/launchSecret';
 import type { ConfirmationAnswer, ConfirmationRequest, Confirmer } from '../confirmation/callConfirmations';
 import type { AuthorizationRequest } from '../upstreamAuth/authorizationOpener';
@@ -21,6 +22,7 @@ const START_TIMEOUT_MS = 30_000;
 const ConfirmAnswer = z.object({ decision: z.enum(['approve', 'deny']) });
 const TokenAnswer = z.object({ token: z.string().min(1).max(64 * 1024) });
 const StartParamsSchema = z.strictObject({ launchSecret: z.string().max(4096) });
+const SignOutParamsSchema = z.strictObject({ server: ServerIdSchema });
 const CredentialAnswer = z.object({ value: z.string().max(256 * 1024).optional() });
 const AuditHistoryParamsSchema = z.strictObject({ limit: z.number().int().min(0).max(MAX_AUDIT_HISTORY) });
 
@@ -142,6 +144,17 @@ export class ControlChannel implements Confirmer {
     } catch (error) {
       throw new Error(`signing in to ${request.serverTitle} was not started: ${(error as Error).message}`);
     }
+  }
+
+  /** Answers the Scopes view's questions about upstream sign-ins, and signs out of one server. */
+  serveSignIns(signIns: { status(): Promise<UpstreamSignInStatus[]>; signOut(serverId: string): Promise<void> }): void {
+    this.connection.onRequest(SignInStatusRequest, async () => ({ servers: await signIns.status() }));
+    this.connection.onRequest(SignOutServerRequest, async (params) => {
+      const parsed = SignOutParamsSchema.safeParse(params);
+      if (!parsed.success) throw new Error('gatehouse/signOutServer needs { server }');
+      await signIns.signOut(parsed.data.server);
+      return {};
+    });
   }
 
   /** The developer's upstream credentials in the extension's SecretStorage. */

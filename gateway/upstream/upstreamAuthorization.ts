@@ -3,6 +3,14 @@
  * policy server's relay (the user's IdP token) or the user's own OAuth tokens for that
  * server (gateway/upstreamAuth/). The transport never sees how a token was obtained.
  */
+/** The server needs the user to sign in and nobody may be asked now (the gateway's own launch-time connection). */
+export class SignInRequiredError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SignInRequiredError';
+  }
+}
+
 export interface UpstreamChallenge {
   /** 401 (no or bad token) or 403 (e.g. `insufficient_scope`). */
   status: number;

@@ -17,8 +17,8 @@ export type UpstreamReply = JSONRPCResponse | JSONRPCErrorResponse;
 
 /** The upstream can no longer answer: it exited, its connection dropped, or it never started. */
 export class UpstreamGoneError extends Error {
-  constructor(readonly serverId: string, readonly reason: string) {
-    super(`Upstream server "${serverId}" is unavailable: ${reason}`);
+  constructor(readonly serverId: string, readonly reason: string, options?: { cause?: unknown }) {
+    super(`Upstream server "${serverId}" is unavailable: ${reason}`, options);
     this.name = 'UpstreamGoneError';
   }
 }
@@ -100,7 +100,7 @@ export class UpstreamConnection {
       return this.initializeResult;
     } catch (error) {
       await this.close();
-      throw error instanceof UpstreamGoneError ? error : new UpstreamGoneError(this.serverId, describeError(error));
+      throw error instanceof UpstreamGoneError ? error : new UpstreamGoneError(this.serverId, describeError(error), { cause: error });
     } finally {
       clearTimeout(timer);
     }
@@ -166,7 +166,7 @@ export class UpstreamConnection {
     const entry = this.waiting.get(upstreamId);
     if (!entry) return;
     this.waiting.delete(upstreamId);
-    entry.reject(new UpstreamGoneError(this.serverId, describeError(error)));
+    entry.reject(new UpstreamGoneError(this.serverId, describeError(error), { cause: error }));
   }
 
   private markGone(reason: string): void {

@@ -10,6 +10,7 @@ import { LATEST_PROTOCOL_VERSION, type InitializeRequest, type InitializeResult 
 import type { ServerConfig } from '../config/gatewayConfig';
 import { describeError, type Logger } from '../../common/log/logger';
 import { HttpUpstreamTransport } from './httpUpstreamTransport';
+import { SignInRequiredError } from './upstreamAuthorization';
 import { StdioUpstreamTransport } from './stdioUpstreamTransport';
 import { UpstreamBackoffError, UpstreamConnection, UpstreamGoneError } from './upstreamConnection';
 import { GATEWAY_VERSION } from '../version';
@@ -35,7 +36,8 @@ export const LAUNCH_INITIALIZE_PARAMS: InitializeParams = {
 
 export interface UpstreamStatus {
   id: string;
-  state: 'starting' | 'ready' | 'failed';
+  /** `sign-in`: a user-oauth server that will ask the user to sign in when first used. */
+  state: 'starting' | 'ready' | 'failed' | 'sign-in';
   error?: string;
   startupMs?: number;
   serverInfo?: InitializeResult['serverInfo'];
@@ -130,6 +132,13 @@ export class UpstreamPool {
       slot.status = { id: slot.config.id, state: 'ready', startupMs: round(performance.now() - started), serverInfo: connection.initialized?.serverInfo };
       slot.spareUnsubscribe = connection.whenGone(() => { if (slot.spare === connection) slot.spare = undefined; });
     } catch (error) {
+      if (causedBy(error, SignInRequiredError)) {
+        // Not a failure: the first request from a client will ask the user to sign in.
+        slot.consecutiveFailures = 0;
+        slot.status = { id: slot.config.id, state: 'sign-in', error: causedBy(error, SignInRequiredError)!.message, startupMs: round(performance.now() - started) };
+        this.log.info('upstream waits for the user to sign in', { server: slot.config.id });
+        return;
+      }
       slot.status = { id: slot.config.id, state: 'failed', error: describeError(error), startupMs: round(performance.now() - started) };
       this.log.error('upstream failed to start', { server: slot.config.id, error: slot.status.error });
     }
@@ -224,6 +233,14 @@ function createTransport(config: ServerConfig, log: Logger, interactive: boolean
 /** Errors after which the HTTP connection cannot deliver pending answers. */
 function isFatalHttpError(error: Error): boolean {
   return /SSE stream disconnected|fetch failed|ECONNREFUSED|ECONNRESET|socket hang up|terminated|other side closed/i.test(error.message);
+}
+
+/** `error` or one of its causes, if it is a `type`. */
+function causedBy<T extends Error>(error: unknown, type: new (...args: never[]) => T): T | undefined {
+  for (let current = error, depth = 0; current && depth < 5; current = (current as { cause?: unknown }).cause, depth++) {
+    if (current instanceof type) return current;
+  }
+  return undefined;
 }
 
 function sameHandshake(a: InitializeParams, b: InitializeParams): boolean {

@@ -15,7 +15,8 @@ import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { isSecureOrLoopback } from '../../common/net/loopback';
 import { listenForRedirect } from '../../common/net/loopbackRedirect';
 import type { Logger } from '../../common/log/logger';
-import type { UpstreamAuthorization, UpstreamChallenge } from '../upstream/upstreamAuthorization';
+import type { UpstreamSignInStatus } from '../../common/control/controlProtocol';
+import { SignInRequiredError, type UpstreamAuthorization, type UpstreamChallenge } from '../upstream/upstreamAuthorization';
 import type { AuthorizationOpener, AuthorizationRequest } from './authorizationOpener';
 import type { StoredUpstreamCredentials, UpstreamCredentialStore } from './credentialStore';
 import { FlowProvider, UpstreamOAuthError, type PreRegisteredClient } from './flowProvider';
@@ -74,6 +75,19 @@ export class UpstreamOAuth implements UpstreamAuthorization {
     return true;
   }
 
+  /** Facts about the kept sign-in, for the Scopes view (never the token). */
+  async status(): Promise<UpstreamSignInStatus> {
+    const tokens = (await this.load()).tokens;
+    const expiresAt = tokens?.expires_in !== undefined && tokens.obtainedAt !== undefined ? new Date(tokens.obtainedAt + tokens.expires_in * 1000).toISOString() : undefined;
+    return {
+      server: this.settings.serverId,
+      signedIn: Boolean(tokens?.access_token),
+      ...(tokens?.issuer ? { issuer: tokens.issuer } : {}),
+      ...(tokens?.scope ? { scopes: tokens.scope.split(' ').filter(Boolean) } : {}),
+      ...(expiresAt ? { expiresAt } : {}),
+    };
+  }
+
   /** The user signs out of this server (or an admin revoked it): tokens and registration are forgotten. */
   async forget(): Promise<void> {
     this.record = {};
@@ -127,7 +141,7 @@ export class UpstreamOAuth implements UpstreamAuthorization {
         stored,
         save: (record) => this.save(record),
         redirect: async (url, metadata) => {
-          if (!interactive) throw new UpstreamOAuthError(`${settings.serverTitle} needs you to sign in; you will be asked when you first use it`);
+          if (!interactive) throw new SignInRequiredError(`${settings.serverTitle} needs you to sign in; you will be asked when you first use it`);
           this.flowsWithoutSuccess++;
           await settings.opener.open({ serverId: settings.serverId, serverTitle: settings.serverTitle, url, issuer: metadata.issuer, reason, redirectUri: redirect.redirectUri });
         },

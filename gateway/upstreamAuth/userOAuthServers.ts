@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../../common/log/logger';
+import type { UpstreamSignInStatus } from '../../common/control/controlProtocol';
 import type { ServerConfig } from '../config/gatewayConfig';
 import type { AuthorizationOpener } from './authorizationOpener';
 import { credentialKey, type UpstreamCredentialStore } from './credentialStore';
@@ -69,6 +70,11 @@ export class UserOAuthServers {
       if (entry && (await entry.oauth.forgetIfObtainedBefore(Date.parse(revokedAt)))) deleted.push(serverId);
     }
     return deleted;
+  }
+
+  /** Sign-in facts of every user-oauth server (the Scopes view). */
+  status(): Promise<UpstreamSignInStatus[]> {
+    return Promise.all([...this.signIns.values()].map((entry) => entry.oauth.status()));
   }
 
   /** Forgets one server's (or every server's) upstream credentials: signing out, or revoked. */

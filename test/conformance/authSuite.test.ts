@@ -6,12 +6,11 @@
  * `--test-headless-oauth` mode plus an SDK client through it.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { BIN, NODE, REPO } from '../support/gatewayHarness';
+import { BIN, NODE, REPO, runProcess } from '../support/gatewayHarness';
 
 describe('MCP conformance client auth suite against the gateway', function () {
   this.timeout(300_000);
@@ -21,7 +20,7 @@ describe('MCP conformance client auth suite against the gateway', function () {
     const command = `${NODE} --import ${tsx} ${join(REPO, 'test/conformance/oauthConformanceClient.ts')}`;
     const workDir = mkdtempSync(join(tmpdir(), 'gatehouse-auth-conformance-'));
     try {
-      const { code, output } = await run(NODE, [join(BIN, 'conformance'), 'client', '--suite', 'auth', '--command', command], workDir);
+      const { code, output } = await runProcess(NODE, [join(BIN, 'conformance'), 'client', '--suite', 'auth', '--command', command], workDir);
       const total = /Total: (\d+) passed, (\d+) failed, (\d+) warnings/.exec(output);
       // The suite's own summary line, kept in the test output as the issue asks.
       console.log(`      conformance client auth suite (gateway as the OAuth client): ${total?.[0] ?? 'no Total line'}`);
@@ -38,13 +37,3 @@ describe('MCP conformance client auth suite against the gateway', function () {
     }
   });
 });
-
-function run(command: string, args: string[], cwd: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => { output += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { output += c.toString(); });
-    child.on('close', (code) => resolve({ code, output }));
-  });
-}

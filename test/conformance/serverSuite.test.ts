@@ -13,7 +13,7 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN, FIXTURES, fixtureServer, NODE, startGateway, type RunningGateway, type ServerSpec } from '../support/gatewayHarness';
+import { BIN, FIXTURES, fixtureServer, NODE, runProcess, startGateway, type RunningGateway, type ServerSpec } from '../support/gatewayHarness';
 
 describe('MCP conformance server suite through the gateway', function () {
   this.timeout(300_000);
@@ -47,7 +47,7 @@ async function runSuiteThroughGateway(server: ServerSpec, label: string): Promis
   try {
     const port = (forwarder.address() as AddressInfo).port;
     const workDir = mkdtempSync(join(tmpdir(), 'gatehouse-conformance-'));
-    const { code, output } = await run(NODE, [join(BIN, 'conformance'), 'server', '--url', `http://localhost:${port}/mcp/conformance`], workDir);
+    const { code, output } = await runProcess(NODE, [join(BIN, 'conformance'), 'server', '--url', `http://localhost:${port}/mcp/conformance`], workDir);
     rmSync(workDir, { recursive: true, force: true });
     const total = /Total: (\d+) passed, (\d+) failed/.exec(output);
     // The suite's own summary line, kept in the test output as the issue asks.
@@ -81,14 +81,4 @@ function startAuthForwarder(gateway: RunningGateway): Promise<Server> {
     req.pipe(upstream);
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
-
-function run(command: string, args: string[], cwd: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => { output += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { output += c.toString(); });
-    child.on('close', (code) => resolve({ code, output }));
-  });
 }

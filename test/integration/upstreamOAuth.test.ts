@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import type { MessageConnection } from 'vscode-jsonrpc/node';
-import { AuthorizeRequest, CredentialRequest, type AuthorizeParams, type CredentialParams } from '../../common/control/controlProtocol';
+import { AuthorizeRequest, CredentialRequest, SignInStatusRequest, SignOutServerRequest, type AuthorizeParams, type CredentialParams } from '../../common/control/controlProtocol';
 import { startGateway, textOf, type RunningGateway, type ServerSpec } from '../support/gatewayHarness';
 import { signInInBrowser, startLocalIdp, type LocalIdp } from '../support/localIdp';
 import { READ_SCOPE, startOAuthUpstream, WRITE_SCOPE, type OAuthUpstream } from '../support/oauthUpstream';
@@ -63,6 +63,9 @@ describe('per-user upstream OAuth through the gateway', function () {
     gateway = await startGateway([server], { control: true, onControl: actAsExtension(extension) });
     // Nothing is asked at launch: the launch-time connection may not bring up a browser.
     assert.equal(extension.asked.length, 0);
+    const status = gateway.ready.servers.find((s) => s.id === 'notes');
+    assert.equal(status?.state, 'sign-in', 'listed as waiting for a sign-in, not failed');
+    assert.match(status?.error ?? '', /Notes needs you to sign in/);
 
     const client = await gateway.connect('notes');
     assert.equal(extension.asked.length, 1);
@@ -98,6 +101,21 @@ describe('per-user upstream OAuth through the gateway', function () {
     assert.ok(!upstream.authorizations.some((a) => a.includes(gateway!.secret)), 'the client\'s own credential never went upstream');
     assert.ok(!gateway.stderr().includes(token), 'no token in the gateway log');
     assert.ok(!gateway.stderr().includes(token.split('.')[2]!), 'not even its signature');
+
+    // The Scopes view's facts (never the token), then Sign Out from it.
+    const { servers } = await gateway.control!.sendRequest(SignInStatusRequest, {});
+    assert.equal(servers.length, 1);
+    assert.equal(servers[0]!.signedIn, true);
+    assert.equal(servers[0]!.issuer, idp.issuer);
+    assert.deepEqual(servers[0]!.scopes?.sort(), [READ_SCOPE, WRITE_SCOPE]);
+    assert.ok(Date.parse(servers[0]!.expiresAt ?? '') > Date.now());
+    assert.ok(!JSON.stringify(servers).includes(token));
+    await gateway.control!.sendRequest(SignOutServerRequest, { server: 'notes' });
+    assert.equal(extension.secrets.has('upstream-oauth/local/notes'), false, 'deleted from SecretStorage');
+    assert.equal((await gateway.control!.sendRequest(SignInStatusRequest, {})).servers[0]!.signedIn, false);
+    await client.callTool({ name: 'read_note', arguments: { id: '2' } });
+    assert.equal(extension.asked.length, 3, 'the next use asks to sign in again');
+    assert.equal(extension.asked[2]!.reason, 'sign-in');
   });
 
   it('uses the kept credentials after a restart without asking again', async () => {

@@ -240,4 +240,15 @@ export function textOf(result: unknown): string {
   return content.filter((c) => c.type === 'text').map((c) => c.text).join('');
 }
 
+/** Runs a command to its end with only PATH and HOME, collecting stdout and stderr together. */
+export function runProcess(command: string, args: string[], cwd: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolveRun) => {
+    const child = spawn(command, args, { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout!.on('data', (c: Buffer) => { output += c.toString(); });
+    child.stderr!.on('data', (c: Buffer) => { output += c.toString(); });
+    child.on('close', (code) => resolveRun({ code, output }));
+  });
+}
+
 export { spoolEvents } from './spoolEvents';

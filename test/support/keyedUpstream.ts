@@ -6,13 +6,11 @@
  * Authorization header it received (an upstream that echoes its credential); `drop_table`,
  * which the tests' policy denies. The key can be changed while it runs (rotation).
  */
-import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { McpSessions } from './mcpSessions';
 
 export interface KeyedUpstream {
   url: string;
@@ -25,7 +23,7 @@ export interface KeyedUpstream {
 export async function startKeyedUpstream(initialKey: string): Promise<KeyedUpstream> {
   let key = initialKey;
   const authorizations: string[] = [];
-  const sessions = new Map<string, StreamableHTTPServerTransport>();
+  const sessions = new McpSessions();
 
   const serverFor = (request: IncomingMessage) => {
     const mcp = new McpServer({ name: 'keyed-upstream', version: '1.0.0' });
@@ -45,19 +43,8 @@ export async function startKeyedUpstream(initialKey: string): Promise<KeyedUpstr
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = chunks.length > 0 ? JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown : undefined;
-    const sessionId = req.headers['mcp-session-id'];
-    let transport = typeof sessionId === 'string' ? sessions.get(sessionId) : undefined;
-    if (!transport) {
-      if (req.method !== 'POST' || !isInitializeRequest(body)) {
-        res.writeHead(404).end();
-        return;
-      }
-      const created = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID(), onsessioninitialized: (id) => { sessions.set(id, created); } });
-      transport = created;
-      // The tools see the headers of the request that opened the session (enough for `leak`).
-      await serverFor(req).connect(created);
-    }
-    await transport.handleRequest(req, res, body);
+    // The tools see the headers of the request that opened the session (enough for `leak`).
+    await sessions.handle(req, res, body, () => serverFor(req));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
@@ -65,7 +52,7 @@ export async function startKeyedUpstream(initialKey: string): Promise<KeyedUpstr
     authorizations,
     setKey: (next) => { key = next; },
     stop: async () => {
-      for (const transport of sessions.values()) await transport.close().catch(() => undefined);
+      await sessions.closeAll();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

@@ -7,14 +7,12 @@
  * Authorization header it was sent. Tools: `read_note`, `write_note`, `whoami` (the token's
  * subject, to show whose token arrived).
  */
-import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { z } from 'zod';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { McpSessions } from './mcpSessions';
 
 export const READ_SCOPE = 'notes:read';
 export const WRITE_SCOPE = 'notes:write';
@@ -31,7 +29,7 @@ export interface OAuthUpstream {
 /** Listens first (so the IdP can name this URL as a resource); call `trust` before use. */
 export async function startOAuthUpstream(): Promise<OAuthUpstream> {
   const authorizations: string[] = [];
-  const sessions = new Map<string, StreamableHTTPServerTransport>();
+  const sessions = new McpSessions();
   let issuer = '';
   let jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
   const server: Server = createServer();
@@ -82,18 +80,7 @@ export async function startOAuthUpstream(): Promise<OAuthUpstream> {
     if (calls.some((m) => m?.method === 'tools/call' && m.params?.name === 'write_note') && !scopes.includes(WRITE_SCOPE)) {
       return challenge(res, 403, `${READ_SCOPE} ${WRITE_SCOPE}`, 'insufficient_scope');
     }
-    const sessionId = req.headers['mcp-session-id'];
-    let transport = typeof sessionId === 'string' ? sessions.get(sessionId) : undefined;
-    if (!transport) {
-      if (req.method !== 'POST' || !isInitializeRequest(body)) {
-        res.writeHead(404).end();
-        return;
-      }
-      const created = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID(), onsessioninitialized: (id) => { sessions.set(id, created); } });
-      transport = created;
-      await serverFor(subject).connect(created);
-    }
-    await transport.handleRequest(req, res, body);
+    await sessions.handle(req, res, body, () => serverFor(subject));
   });
 
   return {
@@ -104,7 +91,7 @@ export async function startOAuthUpstream(): Promise<OAuthUpstream> {
       jwks = createRemoteJWKSet(new URL(`${next}/jwks`));
     },
     stop: async () => {
-      for (const transport of sessions.values()) await transport.close().catch(() => undefined);
+      await sessions.closeAll();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

@@ -13,6 +13,7 @@ import { writeUserSettings } from './codeServer';
 import { seedAuditTrail } from './seedAuditTrail';
 import { RESOURCE_SCOPE, startLocalIdp, VSCODE_CLIENT_ID } from '../support/localIdp';
 import { removeDir, startPolicyServer } from '../support/policyHarness';
+import { READ_SCOPE, startOAuthUpstream } from '../support/oauthUpstream';
 
 const REPO = resolve(__dirname, '../..');
 
@@ -26,6 +27,10 @@ servers:
   - id: vault
     title: Secrets vault
     transport: { type: streamable-http, url: "http://127.0.0.1:9/mcp" }
+  - id: notes
+    title: Notes
+    transport: { type: streamable-http, url: "NOTES_URL" }
+    credential: { mode: user-oauth }
 groups:
   - { id: engineers, match: [{ user: alice }] }
   - { id: admins, match: [{ user: alice }] }
@@ -33,6 +38,7 @@ groups:
   - { id: requesters, match: [{ user: bob }] }
 rules:
   - { id: engineers-probe, effect: allow, principals: [group:engineers], servers: [probe], tools: [echo, weather, pid] }
+  - { id: engineers-notes, effect: allow, principals: [group:engineers], servers: [notes], tools: ["*"] }
   - { id: env-needs-confirmation, effect: confirm, principals: [group:engineers], servers: [probe], tools: [env], reason: it reveals the environment }
   - { id: no-crashes, effect: deny, principals: ["*"], servers: [probe], tools: [crash], reason: crashing upstreams is not allowed }
   - { id: pid-reviewed, effect: confirm, principals: [group:requesters], servers: [probe], tools: [pid], reviewers: leads, reason: a lead looks first }
@@ -56,9 +62,12 @@ export async function prepareSuiteEnvironment(): Promise<SuiteEnvironment> {
   const workspace = join(scratch, 'workspace');
   const userData = join(scratch, 'user-data');
   mkdirSync(workspace, { recursive: true });
+  // An MCP server that wants the user's own OAuth sign-in, at the same IdP (its authorization server).
+  const notes = await startOAuthUpstream();
   // On 127.0.0.2: code-server turns links to 127.0.0.1 and localhost into its port proxy, which drops their path.
-  const idp = await startLocalIdp({ host: '127.0.0.2' });
-  const policyServer = await startPolicyServer(idp, { policyYaml: ORG_POLICY });
+  const idp = await startLocalIdp({ host: '127.0.0.2', mcpResource: { url: notes.url, scopes: [READ_SCOPE] } });
+  notes.trust(idp.issuer);
+  const policyServer = await startPolicyServer(idp, { policyYaml: ORG_POLICY.replace('NOTES_URL', notes.url) });
   // Bob's call waits for a lead's review; alice, in VS Code, is that lead.
   const bobToken = await idp.tokenFor('bob');
   const queued = await fetch(`${policyServer.url}/v1/reviews`, {
@@ -99,6 +108,7 @@ export async function prepareSuiteEnvironment(): Promise<SuiteEnvironment> {
     async dispose() {
       await policyServer.stop();
       await idp.stop();
+      await notes.stop();
       removeDir(policyServer.dir);
       if (!process.env.GATEHOUSE_KEEP_VSCODE_SCRATCH) rmSync(scratch, { recursive: true, force: true });
     },

@@ -42,6 +42,8 @@ export class WorkbenchDriver {
     if (confirm) this.track(answerConfirm(this.page, confirm[1] as 'approve' | 'deny'));
     const signIn = /GATEHOUSE_SIGNIN (\w+)/.exec(line);
     if (signIn) this.track(signInAtIdp(this.page, signIn[1]!));
+    const upstream = /GATEHOUSE_UPSTREAM_SIGNIN (\w+) (\w+)/.exec(line);
+    if (upstream) this.track(signInToUpstream(this.page, upstream[1]!, upstream[2]!));
   }
 
   /** A step whose failure is reported by `finish()`, not as an unhandled rejection now. */
@@ -117,6 +119,31 @@ async function signInAtIdp(page: Page, user: string): Promise<void> {
     answering = false;
     await answerPrompts;
   }
+}
+
+/**
+ * The person asked to sign in to an OAuth-protected server: the extension's notification
+ * ("<title> needs you to sign in at <host>") is answered Sign In, the IdP opens in a new tab
+ * (already signed in there, or the login page when not), and the tab lands on the gateway's
+ * loopback page.
+ */
+async function signInToUpstream(page: Page, user: string, title: string): Promise<void> {
+  const toast = page.locator('.notification-toast').filter({ hasText: new RegExp(`${title} needs you to sign in at`) });
+  await toast.first().waitFor({ state: 'visible', timeout: 60_000 });
+  const tab = page.context().waitForEvent('page', { timeout: 60_000 });
+  await page.screenshot({ path: join(OUTPUT, 'upstream-sign-in.png') });
+  await toast.first().getByRole('button', { name: 'Sign In', exact: true }).click();
+  const opened = await tab;
+  const done = opened.getByText(`You are signed in to ${title}`);
+  const login = opened.locator('#login');
+  await Promise.race([done.waitFor({ timeout: 60_000 }), login.waitFor({ timeout: 60_000 })]);
+  if (await login.count()) {
+    await login.fill(user);
+    await opened.locator('#sign-in').click();
+    await done.waitFor({ timeout: 30_000 });
+  }
+  await opened.close();
+  process.stdout.write(`upstream sign-in: ${user} signed in to ${title}\n`);
 }
 
 /** Waits for the Confirm prompt, screenshots the first one, and presses the button a person would. */

@@ -3,6 +3,7 @@
  * org's policy grants, token expiry, last use. Text only, never HTML from the host.
  */
 import '@vscode-elements/elements/dist/vscode-badge/index.js';
+import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-icon/index.js';
 import type { ScopeRow, ScopesHostMessage, ScopesViewMessage } from './scopesProtocol';
 
@@ -24,6 +25,19 @@ function cell(text: string, className?: string): HTMLElement {
   return element;
 }
 
+/** Sign Out for a server the developer signed in to: the gateway deletes its tokens. */
+function signOutCell(row: ScopeRow): HTMLElement {
+  const element = document.createElement('td');
+  if (!row.signedIn) return element;
+  const button = document.createElement('vscode-button');
+  button.setAttribute('secondary', '');
+  button.id = `sign-out-${row.server}`;
+  button.textContent = 'Sign Out';
+  button.addEventListener('click', () => vscode.postMessage({ type: 'signOut', server: row.server }));
+  element.append(button);
+  return element;
+}
+
 function show(rows: ScopeRow[], focus?: string): void {
   empty.hidden = rows.length > 0;
   body.replaceChildren(...rows.map((row) => {
@@ -41,6 +55,7 @@ function show(rows: ScopeRow[], focus?: string): void {
       cell(row.heldBy, 'muted'),
       cell(row.tokenExpires ? new Date(row.tokenExpires).toLocaleString() : 'no token held here'),
       cell(row.lastUse ? `${new Date(row.lastUse).toLocaleString()} (${row.calls} call${row.calls === 1 ? '' : 's'})` : 'never'),
+      signOutCell(row),
     );
     return tr;
   }));

@@ -14,14 +14,19 @@ export interface ScopeRow {
   heldBy: string;
   /** When this machine's token for it expires; absent when none is held here. */
   tokenExpires?: string;
+  /** user-oauth: whether the developer is signed in to it (a token is kept in SecretStorage). */
+  signedIn?: boolean;
   /** The newest audited call to it (ISO time). */
   lastUse?: string;
   calls: number;
 }
 
 export type ScopesHostMessage = { type: 'show'; rows: ScopeRow[]; focus?: string };
-export type ScopesViewMessage = { type: 'ready' };
+export type ScopesViewMessage = { type: 'ready' } | { type: 'signOut'; server: string };
 
 export function isScopesViewMessage(value: unknown): value is ScopesViewMessage {
-  return typeof value === 'object' && value !== null && (value as { type?: unknown }).type === 'ready';
+  if (typeof value !== 'object' || value === null) return false;
+  const message = value as { type?: unknown; server?: unknown };
+  if (message.type === 'ready') return Object.keys(value).length === 1;
+  return message.type === 'signOut' && typeof message.server === 'string' && /^[a-z0-9][a-z0-9-]{0,62}$/.test(message.server) && Object.keys(value).length === 2;
 }

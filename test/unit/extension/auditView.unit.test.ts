@@ -87,6 +87,10 @@ describe('Audit view', () => {
       ]) assert.equal(isAuditViewMessage(bad), false, JSON.stringify(bad));
       assert.ok(isScopesViewMessage({ type: 'ready' }));
       assert.equal(isScopesViewMessage({ type: 'revoke' }), false);
+      assert.ok(isScopesViewMessage({ type: 'signOut', server: 'notes' }));
+      for (const bad of [{ type: 'signOut' }, { type: 'signOut', server: '../notes' }, { type: 'signOut', server: 'notes', all: true }, { type: 'ready', extra: 1 }]) {
+        assert.equal(isScopesViewMessage(bad), false, JSON.stringify(bad));
+      }
     });
   });
 });

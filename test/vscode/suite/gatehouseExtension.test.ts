@@ -71,7 +71,7 @@ describe('Gatehouse inside VS Code', () => {
   it('spawns the gateway with VS Code\'s runtime and serves the user\'s policy catalog', () => {
     assert.equal(ready.policy.mode, 'managed');
     assert.equal(ready.policy.version, 1);
-    assert.deepEqual(ready.servers.map((server) => [server.id, server.state]), [[SERVER, 'ready']]);
+    assert.deepEqual(ready.servers.map((server) => [server.id, server.state]), [[SERVER, 'ready'], ['notes', 'sign-in']], 'the OAuth server waits for alice to sign in when she first uses it');
     assert.deepEqual(ready.blocked?.map((server) => [server.id, server.title]), [['vault', 'Secrets vault']], 'what the policy does not let alice use is named, with why');
     assert.match(ready.blocked![0]!.reason, /No rule in the org policy lets you use it/);
     assert.equal(ready.launchSecret.delivery, 'stdin', 'the launch secret travelled over the control channel');
@@ -219,6 +219,24 @@ describe('Gatehouse inside VS Code', () => {
     assert.deepEqual([row.enabled, row.credential, row.title], [true, 'none', 'Probe']);
     assert.ok(row.calls > 0 && row.lastUse, 'last use comes from the audit trail');
     await screenshot('scopes');
+  });
+
+  it('signs alice in to an OAuth-protected server when VS Code first starts it: asked in words, the IdP opened in the browser', async () => {
+    const notesNode = { kind: 'server', server: { id: 'notes' } };
+    await vscode.commands.executeCommand('gatehouse.server.enable', notesNode);
+    console.log('GATEHOUSE_UPSTREAM_SIGNIN alice Notes');
+    const whoami = await waitFor('the notes tools in vscode.lm.tools', async () => {
+      await vscode.commands.executeCommand('workbench.mcp.startServer', 'gatehouse.gatehouse/notes', { waitForLiveTools: true });
+      return vscode.lm.tools.find((tool) => tool.tags.includes('mcp') && tool.name.endsWith('_whoami'));
+    }, 120_000);
+    const result = await vscode.lm.invokeTool(whoami.name, { input: {}, toolInvocationToken: undefined });
+    assert.match(textOf(result), /token subject: alice/, 'the server got alice\'s own token, from the gateway');
+    await api.refreshScopes();
+    const row = api.scopes().find((r) => r.server === 'notes');
+    assert.deepEqual([row?.credential, row?.signedIn], ['user-oauth', true], 'Scopes shows the sign-in (kept in SecretStorage)');
+    assert.ok(row?.tokenExpires && Date.parse(row.tokenExpires) > Date.now(), 'with its expiry');
+    assert.match(row?.heldBy ?? '', /SecretStorage/);
+    assert.ok(!JSON.stringify(api.scopes()).match(/eyJ[\w-]+\.eyJ/), 'no token in what the view gets');
   });
 
   it('withdraws a server from VS Code when the developer disables it', async () => {
