@@ -66,9 +66,9 @@ export class UpstreamOAuth implements UpstreamAuthorization {
     if (challenge.status === 403 && params.error !== 'insufficient_scope') return false;
     // Another request's flow finished (or is running) since this one was sent: use its result.
     if (this.flow) return this.flow.then(() => true);
-    if (challenge.sentAuthorization !== undefined && challenge.sentAuthorization !== (await this.header())) return true;
+    if (challenge.sentAuthorization !== (await this.header())) return true;
     if (this.flowsWithoutSuccess >= MAX_FLOWS_WITHOUT_SUCCESS) {
-      throw new UpstreamOAuthError(`${this.settings.serverTitle} still refuses access after ${MAX_FLOWS_WITHOUT_SUCCESS} sign-ins; ask its owner for the access you need, then sign in to it again`);
+      throw new UpstreamOAuthError(`${this.settings.serverTitle} still refuses access after ${MAX_FLOWS_WITHOUT_SUCCESS} sign-ins; ask its owner for the access you need, then sign out of it in Gatehouse Scopes and use it again`);
     }
     this.flow = this.authorize(challenge.status, params, challenge.interactive).finally(() => { this.flow = undefined; });
     await this.flow;
@@ -111,14 +111,15 @@ export class UpstreamOAuth implements UpstreamAuthorization {
 
   private async authorize(status: number, params: ReturnType<typeof extractWWWAuthenticateParams>, interactive: boolean): Promise<void> {
     const { settings } = this;
-    const stored = await this.load();
-    const stepUp = status === 403;
+    const kept = await this.load();
+    // The flow works on a copy: a flow that fails (declined, refused) leaves the kept tokens as they were.
+    const stored: StoredUpstreamCredentials = { ...kept };
     let scope = params.scope;
-    let reason: AuthorizationRequest['reason'] = stored.tokens ? 'expired' : 'sign-in';
-    if (stepUp) {
+    let reason: AuthorizationRequest['reason'] = kept.tokens ? 'expired' : 'sign-in';
+    if (status === 403) {
       // More access: what was granted plus what the server asks for. A refresh cannot widen
-      // scopes, so the old tokens make way for a new authorization.
-      scope = union(stored.tokens?.scope, params.scope);
+      // scopes, so the new authorization does not start from the old tokens.
+      scope = union(kept.tokens?.scope, params.scope);
       delete stored.tokens;
       reason = 'step-up';
     }
