@@ -5,7 +5,8 @@
  * and prompts are named `resource:<uri>` and `prompt:<name>`, so `*` covers all three.
  */
 import type { JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
-import { ambiguousName, isRecord, subjectOf } from '../../common/policy/callSubject';
+import { ambiguousName, subjectOf } from '../../common/policy/callSubject';
+import { filterListResult } from '../../common/policy/listFilter';
 import type { PolicySource } from './policySource';
 
 export { POLICY_DENIED } from '../../common/policy/callSubject';
@@ -96,19 +97,7 @@ export class PolicyGate implements CallGate {
   }
 
   filterResult(serverId: string, method: string, result: Record<string, unknown>): Record<string, unknown> {
-    const decider = this.source.state.decider;
-    const keep = (name: string) => decider !== undefined && ambiguousName(method, name) === undefined && decider.isToolListed(serverId, name);
-    const filtered = (key: string, nameOf: (item: Record<string, unknown>) => string) => {
-      const items = Array.isArray(result[key]) ? (result[key] as Array<Record<string, unknown>>) : [];
-      return { ...result, [key]: items.filter((item) => isRecord(item) && keep(nameOf(item))) };
-    };
-    switch (method) {
-      case 'tools/list': return filtered('tools', (t) => String(t.name));
-      case 'resources/list': return filtered('resources', (r) => `resource:${String(r.uri)}`);
-      case 'resources/templates/list': return filtered('resourceTemplates', (r) => `resource:${String(r.uriTemplate)}`);
-      case 'prompts/list': return filtered('prompts', (p) => `prompt:${String(p.name)}`);
-      default: return result;
-    }
+    return filterListResult(this.source.state.decider, serverId, method, result);
   }
 
 }

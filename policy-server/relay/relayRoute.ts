@@ -17,6 +17,7 @@
  * 404, and the client starts a new session.
  */
 import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import express, { type Request, type Response, type Router } from 'express';
 import { request, type Dispatcher } from 'undici';
@@ -33,6 +34,8 @@ import { callerOf } from '../http/callerAuthentication';
 import type { PolicyService } from '../policies/policyService';
 import type { SecretStore } from '../secrets/secretStore';
 import { KeyScrubber } from './keyScrubber';
+import { filterListAnswer, readBounded } from './listAnswer';
+import { filterListResult, isFilteredList } from '../../common/policy/listFilter';
 import { PerUserLimit } from './perUserLimit';
 
 /** Headers a client may send on to the upstream; everything else (Authorization, cookies...) stays here. */
@@ -111,6 +114,8 @@ export function relayRoutes(deps: RelayDeps): Router {
     }
 
     let call: { message: JsonRpcMessage; subject: string; rule?: string; decision: 'allow' } | undefined;
+    /** A list request: its answer is filtered to what the caller's policy lists. */
+    let listed: { id: string | number; method: string } | undefined;
     let body: string | undefined;
     if (req.method === 'POST') {
       const message = parseMessage(req.body);
@@ -118,6 +123,7 @@ export function relayRoutes(deps: RelayDeps): Router {
       if (message.method !== undefined) {
         const allowed = message.method === 'initialize' || RELAYED_CLIENT_METHODS.has(message.method) || (message.id === undefined && CLIENT_NOTIFICATIONS.has(message.method));
         if (!allowed) throw new ApiError(400, 'method_not_relayed', `The relay does not pass "${message.method.slice(0, 100)}".`);
+        if (message.id !== undefined && isFilteredList(message.method)) listed = { id: message.id, method: message.method };
         const subject = subjectOf({ method: message.method, params: message.params });
         if (subject) {
           const ambiguous = ambiguousName(message.method, subject.name);
@@ -181,6 +187,21 @@ export function relayRoutes(deps: RelayDeps): Router {
       deps.log.warn('the upstream refused the service key', { server: serverId, status: upstream.statusCode, secretRef: entry.credential.secretRef });
     }
     try {
+      if (listed && upstream.statusCode === 200) {
+        const { id, method } = listed;
+        let filtered: string;
+        try {
+          const text = await readBounded(upstream.body);
+          filtered = filterListAnswer(text, String(upstream.headers['content-type'] ?? ''), id, (result) => filterListResult(decider, serverId, method, result));
+        } catch (error) {
+          // Deny when unsure: an answer the relay cannot filter shows nothing.
+          deps.log.warn('relay could not filter a list answer', { server: serverId, error: describeError(error).replaceAll(key, '[REDACTED]') });
+          res.status(502).json({ jsonrpc: '2.0', id, error: { code: -32603, message: `The relay could not read the list "${serverId}" answered, so it shows nothing.` } });
+          return;
+        }
+        await pipeline(Readable.from([Buffer.from(filtered)]), new KeyScrubber(key), res);
+        return;
+      }
       await pipeline(upstream.body, new KeyScrubber(key), res);
     } catch (error) {
       if (!aborter.signal.aborted) deps.log.warn('relay stream ended early', { server: serverId, error: describeError(error).replaceAll(key, '[REDACTED]') });

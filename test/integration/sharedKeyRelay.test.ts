@@ -134,6 +134,13 @@ describe('shared service keys behind the policy server\'s relay', function () {
       assert.equal(refusedTrick.status, 400, JSON.stringify(tricky));
       await refusedTrick.text();
     }
+    // Lists are filtered at the relay as at the gateway: the denied tool's name does not leave either.
+    const listed = await relay(tokens.alice, { jsonrpc: '2.0', id: 10, method: 'tools/list' }, sessionId);
+    assert.equal(listed.status, 200);
+    const listText = await listed.text();
+    assert.ok(!listText.includes('drop_table'), 'a denied tool is not listed to a client going around the gateway');
+    const listedNames = [...listText.matchAll(/"name":"(\w+)"/g)].map((m) => m[1]).sort();
+    assert.deepEqual(listedNames, ['echo', 'leak']);
     assert.equal((await relay(tokens.alice, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, 'a-session-nobody-opened')).status, 404, 'unknown sessions are refused, not passed on');
     // Bob cannot use another user's upstream session, and has no rule for the server at all.
     assert.equal((await relay(tokens.bob, initialize)).status, 404);
