@@ -7,15 +7,19 @@
  * and only keys under `upstream-oauth/` can be read or written.
  */
 import * as vscode from 'vscode';
-import { z } from 'zod';
 import { CREDENTIAL_KEY_PREFIX, type AuthorizeParams, type CredentialParams, type CredentialResult } from '../../common/control/controlProtocol';
 import { authorizationPrompt } from './upstreamSignInPrompt';
 
-const CredentialSchema = z.strictObject({
-  op: z.enum(['get', 'set', 'delete']),
-  key: z.string().startsWith(CREDENTIAL_KEY_PREFIX).max(400),
-  value: z.string().max(256 * 1024).optional(),
-});
+const OPS = new Set(['get', 'set', 'delete']);
+
+function isCredentialParams(value: unknown): value is CredentialParams {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const p = value as Record<string, unknown>;
+  return Object.keys(p).every((key) => key === 'op' || key === 'key' || key === 'value')
+    && typeof p.op === 'string' && OPS.has(p.op)
+    && typeof p.key === 'string' && p.key.startsWith(CREDENTIAL_KEY_PREFIX) && p.key.length <= 400
+    && (p.value === undefined || (typeof p.value === 'string' && p.value.length <= 256 * 1024));
+}
 
 export class UpstreamSignIn {
   constructor(private readonly secrets: vscode.SecretStorage, private readonly log: vscode.LogOutputChannel) {}
@@ -33,9 +37,8 @@ export class UpstreamSignIn {
 
   /** Answers `gatehouse/credential` from SecretStorage. */
   async credential(params: CredentialParams): Promise<CredentialResult> {
-    const parsed = CredentialSchema.safeParse(params);
-    if (!parsed.success) throw new Error('gatehouse/credential: malformed request or a key outside upstream-oauth/');
-    const { op, key, value } = parsed.data;
+    if (!isCredentialParams(params)) throw new Error('gatehouse/credential: malformed request or a key outside upstream-oauth/');
+    const { op, key, value } = params;
     if (op === 'get') {
       const kept = await this.secrets.get(key);
       return kept === undefined ? {} : { value: kept };
