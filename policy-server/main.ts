@@ -9,6 +9,9 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PolicyError } from '../common/policy/policyDocument';
 import { FileAuditStore } from './audit/fileAuditStore';
+import { ExportingAuditStore, type AuditSink } from './audit/export/auditExport';
+import { OtlpSink } from './audit/export/otlpSink';
+import { SyslogSink } from './audit/export/syslogSink';
 import { BearerAuthenticator } from './auth/bearerAuthenticator';
 import { EffectivePolicyBundles } from './bundles/effectivePolicyBundles';
 import { parsePolicyServerArgs, POLICY_SERVER_USAGE, UsageError, type PolicyServerArgs, type RotateKeyArgs } from './cli/policyServerArgs';
@@ -91,7 +94,14 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   }
   const revocations = new RevocationList(store, events, log.child({ component: 'revocations' }));
   // Central audit: append-only files in the data dir (a PostgreSQL AuditStore comes with issue #7).
-  const audit = await FileAuditStore.open(join(args.dataDir, 'audit'), { log: log.child({ component: 'audit' }) });
+  const stored = await FileAuditStore.open(join(args.dataDir, 'audit'), { log: log.child({ component: 'audit' }) });
+  // Audit export for security teams, when asked for: what the store accepts also goes to syslog and/or OTLP.
+  const sinks: AuditSink[] = [
+    ...(args.auditSyslog ? [new SyslogSink(args.auditSyslog)] : []),
+    ...(args.auditOtlp ? [new OtlpSink(args.auditOtlp)] : []),
+  ];
+  const audit = sinks.length > 0 ? new ExportingAuditStore(stored, sinks, log.child({ component: 'audit-export' })) : stored;
+  for (const sink of sinks) log.info('audit export on', { sink: sink.name });
   const reviews = new ReviewQueue(policies, log.child({ component: 'reviews' }));
   let secrets: SecretStore | undefined;
   try {

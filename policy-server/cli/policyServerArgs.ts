@@ -6,6 +6,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseLogLevel, type LogLevel } from '../../common/log/logger';
+import { isSecureOrLoopback } from '../../common/net/loopback';
 
 export const DEFAULT_DATA_DIR = '.gatehouse/policy-server';
 export const DEFAULT_LISTEN = '127.0.0.1:7430';
@@ -30,6 +31,11 @@ Options:
   --bootstrap-policy <file>  publish this policy as version 1 if nothing was published yet
   --secrets-key-file <path>  0600 file with the key of the shared-key secret store; turns
                              on the relay (/relay/<server>/mcp). Keep it outside the data dir
+  --audit-syslog <url>       also send each audit event as RFC 5424 syslog to
+                             udp://<host>:<port> or tcp://<host>:<port> (off by default)
+  --audit-otlp <url>         also send each audit event as an OpenTelemetry log record to
+                             this OTLP/HTTP endpoint, e.g. https://collector:4318/v1/logs
+                             (https; http only on loopback; off by default)
   --log-level <level>        debug | info | warn | error (default info); logs go to stderr
 
 rotate-key makes a new signing key current. The running server picks it up at once; the
@@ -47,6 +53,9 @@ export interface PolicyServerArgs {
   github: { apiBaseUrl: string; clientId: string; clientSecretFile: string } | undefined;
   bootstrapPolicy: string | undefined;
   secretsKeyFile: string | undefined;
+  /** Audit export (off unless given). */
+  auditSyslog: URL | undefined;
+  auditOtlp: URL | undefined;
   logLevel: LogLevel;
 }
 
@@ -71,6 +80,8 @@ export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | Rotate
     'github-client-secret-file': { type: 'string' },
     'bootstrap-policy': { type: 'string' },
     'secrets-key-file': { type: 'string' },
+    'audit-syslog': { type: 'string' },
+    'audit-otlp': { type: 'string' },
     'log-level': { type: 'string' },
   });
   if (Boolean(values['oidc-issuer']) !== Boolean(values['oidc-audience'])) {
@@ -93,8 +104,34 @@ export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | Rotate
       : undefined,
     bootstrapPolicy: values['bootstrap-policy'] === undefined ? undefined : resolve(values['bootstrap-policy']),
     secretsKeyFile: values['secrets-key-file'] === undefined ? undefined : resolve(values['secrets-key-file']),
+    auditSyslog: values['audit-syslog'] === undefined ? undefined : parseSyslogTarget(values['audit-syslog']),
+    auditOtlp: values['audit-otlp'] === undefined ? undefined : parseOtlpEndpoint(values['audit-otlp']),
     logLevel: parseLogLevel(values['log-level']),
   };
+}
+
+function parseSyslogTarget(value: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError('--audit-syslog must be udp://<host>:<port> or tcp://<host>:<port>');
+  }
+  if ((url.protocol !== 'udp:' && url.protocol !== 'tcp:') || !url.hostname || !url.port || url.pathname.replace(/^\/$/, '') || url.username) {
+    throw new UsageError('--audit-syslog must be udp://<host>:<port> or tcp://<host>:<port>');
+  }
+  return url;
+}
+
+function parseOtlpEndpoint(value: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError('--audit-otlp must be a URL such as https://collector:4318/v1/logs');
+  }
+  if (!isSecureOrLoopback(url) || url.username || url.password) throw new UsageError('--audit-otlp must be https (http only on loopback), without credentials in the URL');
+  return url;
 }
 
 type StringOptions = Record<string, { type: 'string' }>;
