@@ -9,6 +9,13 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PolicyError } from '../common/policy/policyDocument';
 import { FileAuditStore } from './audit/fileAuditStore';
+import type { AuditStore } from './audit/auditStore';
+import { PostgresAuditStore } from './audit/postgresAuditStore';
+import { PostgresEventFanout, type EventFanout } from './events/clusterEvents';
+import type { PolicyStore } from './store/policyStore';
+import { openDatabase } from './store/postgres/postgresDatabase';
+import { PostgresPolicyStore } from './store/postgres/postgresPolicyStore';
+import pg from 'pg';
 import { ExportingAuditStore, type AuditSink } from './audit/export/auditExport';
 import { OtlpSink } from './audit/export/otlpSink';
 import { SyslogSink } from './audit/export/syslogSink';
@@ -54,7 +61,9 @@ export async function runPolicyServer(argv: string[]): Promise<number> {
 
 async function rotateKey(args: RotateKeyArgs): Promise<number> {
   const log = createLogger(undefined, 'info', { component: 'policy-server' });
-  const store = await LowdbPolicyStore.open(args.dataDir);
+  const password = args.store?.passwordFile ? readSecretFile(args.store.passwordFile) : undefined;
+  const database = args.store ? await openDatabase({ url: args.store.url, max: 2, ...(password !== undefined ? { password } : {}) }) : undefined;
+  const store: PolicyStore = database ? new PostgresPolicyStore(database) : await LowdbPolicyStore.open(args.dataDir);
   try {
     const keys = await SigningKeyRing.openOrCreate(args.dataDir);
     const rotation = await rotateSigningKey(keys, new PolicyService(store, log));
@@ -62,6 +71,7 @@ async function rotateKey(args: RotateKeyArgs): Promise<number> {
     return 0;
   } finally {
     await store.close();
+    await database?.end();
   }
 }
 
@@ -78,9 +88,27 @@ async function serve(args: PolicyServerArgs): Promise<number> {
     return 2;
   }
 
-  const store = await LowdbPolicyStore.open(args.dataDir);
+  // --- storage: PostgreSQL shared by replicas, or the data dir's files for one server ---
+  let database: pg.Pool | undefined;
+  let databaseClient: (() => pg.Client) | undefined;
+  if (args.store) {
+    try {
+      const password = args.store.passwordFile ? readSecretFile(args.store.passwordFile) : undefined;
+      database = await openDatabase({ url: args.store.url, ...(password !== undefined ? { password } : {}) });
+      const { url: storeUrl } = args.store;
+      databaseClient = () => new pg.Client({ connectionString: storeUrl, ...(password !== undefined ? { password } : {}) });
+    } catch (error) {
+      process.stderr.write(`gatehouse policy-server: ${describeError(error)}\n`);
+      return 2;
+    }
+  }
+  const store: PolicyStore = database ? new PostgresPolicyStore(database) : await LowdbPolicyStore.open(args.dataDir);
+  // Signing keys stay in the data dir: replicas share them by sharing that folder's key file.
   const keys = await SigningKeyRing.openOrCreate(args.dataDir);
-  const events = new PolicyEventHub({ heartbeatMs: HEARTBEAT_MS, maxStreamsPerUser: 20, maxStreams: 10_000, log: log.child({ component: 'events' }) });
+  const hub = new PolicyEventHub({ heartbeatMs: HEARTBEAT_MS, maxStreamsPerUser: 20, maxStreams: 10_000, log: log.child({ component: 'events' }) });
+  // Publishes and revocations reach the gateways on every replica (NOTIFY), or this one's alone.
+  const clusterEvents = database && databaseClient ? await PostgresEventFanout.start(hub, database, databaseClient, log.child({ component: 'cluster-events' })) : undefined;
+  const events: EventFanout = clusterEvents ?? hub;
   const policies = new PolicyService(store, log.child({ component: 'policies' }), (version) => events.publishedVersion(version));
   if (args.bootstrapPolicy) {
     try {
@@ -94,7 +122,7 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   }
   const revocations = new RevocationList(store, events, log.child({ component: 'revocations' }));
   // Central audit: append-only files in the data dir (a PostgreSQL AuditStore comes with issue #7).
-  const stored = await FileAuditStore.open(join(args.dataDir, 'audit'), { log: log.child({ component: 'audit' }) });
+  const stored: AuditStore = database ? new PostgresAuditStore(database) : await FileAuditStore.open(join(args.dataDir, 'audit'), { log: log.child({ component: 'audit' }) });
   // Audit export for security teams, when asked for: what the store accepts also goes to syslog and/or OTLP.
   const sinks: AuditSink[] = [
     ...(args.auditSyslog ? [new SyslogSink(args.auditSyslog)] : []),
@@ -122,7 +150,7 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   const issuer = args.issuerUrl ?? url;
   http.serve(createPolicyServerApp({
-    authenticator, policies, revocations, events, keys, audit, reviews, secrets,
+    authenticator, policies, revocations, events: hub, keys, audit, reviews, secrets,
     bundles: new EffectivePolicyBundles(policies, keys, issuer, (sub) => revocations.credentialsOf(sub)),
     maxPolicyBytes: MAX_POLICY_BYTES,
     log: log.child({ component: 'http' }),
@@ -133,11 +161,13 @@ async function serve(args: PolicyServerArgs): Promise<number> {
     if (shuttingDown) return;
     shuttingDown = true;
     log.info('shutting down', { signal });
-    events.close();
+    hub.close();
     reviews.close();
     await http.close().catch((error: unknown) => log.warn('http close failed', { error: describeError(error) }));
     await audit.close().catch((error: unknown) => log.warn('audit store close failed', { error: describeError(error) }));
     await store.close();
+    await clusterEvents?.close();
+    await database?.end().catch(() => undefined);
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));

@@ -12,7 +12,7 @@ export const DEFAULT_DATA_DIR = '.gatehouse/policy-server';
 export const DEFAULT_LISTEN = '127.0.0.1:7430';
 
 export const POLICY_SERVER_USAGE = `Usage: gatehouse policy-server [options]
-       gatehouse policy-server rotate-key [--data-dir <dir>]
+       gatehouse policy-server rotate-key [--data-dir <dir>] [--store postgres://... [--store-password-file <path>]]
 
 Serves the org policy: publish, history, per-user signed bundles, revocation, push.
 
@@ -31,6 +31,11 @@ Options:
   --bootstrap-policy <file>  publish this policy as version 1 if nothing was published yet
   --secrets-key-file <path>  0600 file with the key of the shared-key secret store; turns
                              on the relay (/relay/<server>/mcp). Keep it outside the data dir
+  --store postgres://<user>@<host>:<port>/<db>
+                             keep policy versions, revocations and the central audit in
+                             PostgreSQL (migrated on start), for several replicas; default:
+                             lowdb and files in the data dir
+  --store-password-file <path>  0600 file with the database password (never in the URL)
   --audit-syslog <url>       also send each audit event as RFC 5424 syslog to
                              udp://<host>:<port> or tcp://<host>:<port> (off by default)
   --audit-otlp <url>         also send each audit event as an OpenTelemetry log record to
@@ -53,6 +58,8 @@ export interface PolicyServerArgs {
   github: { apiBaseUrl: string; clientId: string; clientSecretFile: string } | undefined;
   bootstrapPolicy: string | undefined;
   secretsKeyFile: string | undefined;
+  /** PostgreSQL instead of the data dir's files; the password from a 0600 file. */
+  store: { url: string; passwordFile?: string } | undefined;
   /** Audit export (off unless given). */
   auditSyslog: URL | undefined;
   auditOtlp: URL | undefined;
@@ -62,12 +69,18 @@ export interface PolicyServerArgs {
 export interface RotateKeyArgs {
   command: 'rotate-key';
   dataDir: string;
+  /** Where the policy versions are (their bundle lifetimes set the overlap). */
+  store: { url: string; passwordFile?: string } | undefined;
 }
 
 export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | RotateKeyArgs {
   if (argv[0] === 'rotate-key') {
-    const { values } = parseStrict(argv.slice(1), { 'data-dir': { type: 'string' } });
-    return { command: 'rotate-key', dataDir: resolve(values['data-dir'] ?? DEFAULT_DATA_DIR) };
+    const { values } = parseStrict(argv.slice(1), { 'data-dir': { type: 'string' }, store: { type: 'string' }, 'store-password-file': { type: 'string' } });
+    return {
+      command: 'rotate-key',
+      dataDir: resolve(values['data-dir'] ?? DEFAULT_DATA_DIR),
+      store: values.store === undefined ? undefined : { url: parseStoreUrl(values.store), ...(values['store-password-file'] ? { passwordFile: resolve(values['store-password-file']) } : {}) },
+    };
   }
   const { values } = parseStrict(argv, {
     'data-dir': { type: 'string' },
@@ -82,8 +95,11 @@ export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | Rotate
     'secrets-key-file': { type: 'string' },
     'audit-syslog': { type: 'string' },
     'audit-otlp': { type: 'string' },
+    store: { type: 'string' },
+    'store-password-file': { type: 'string' },
     'log-level': { type: 'string' },
   });
+  if (values['store-password-file'] && !values.store) throw new UsageError('--store-password-file goes with --store postgres://...');
   if (Boolean(values['oidc-issuer']) !== Boolean(values['oidc-audience'])) {
     throw new UsageError('--oidc-issuer and --oidc-audience go together: give both or neither');
   }
@@ -104,10 +120,24 @@ export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | Rotate
       : undefined,
     bootstrapPolicy: values['bootstrap-policy'] === undefined ? undefined : resolve(values['bootstrap-policy']),
     secretsKeyFile: values['secrets-key-file'] === undefined ? undefined : resolve(values['secrets-key-file']),
+    store: values.store === undefined ? undefined : { url: parseStoreUrl(values.store), ...(values['store-password-file'] ? { passwordFile: resolve(values['store-password-file']) } : {}) },
     auditSyslog: values['audit-syslog'] === undefined ? undefined : parseSyslogTarget(values['audit-syslog']),
     auditOtlp: values['audit-otlp'] === undefined ? undefined : parseOtlpEndpoint(values['audit-otlp']),
     logLevel: parseLogLevel(values['log-level']),
   };
+}
+
+function parseStoreUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError('--store must be postgres://<user>@<host>:<port>/<database>');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new UsageError('--store must be postgres://<user>@<host>:<port>/<database>');
+  // Said without echoing the URL: it may hold the very password it must not hold.
+  if (url.password) throw new UsageError('--store must not carry a password (argv is visible to other local users): give it with --store-password-file');
+  return value;
 }
 
 function parseSyslogTarget(value: string): URL {

@@ -8,12 +8,12 @@
  * user's effective policy, so a gateway that was offline deletes the token when it is back.
  */
 import type { CallerIdentity } from '../../common/policy/identity';
-import type { PolicyEventHub } from '../events/policyEventHub';
+import type { EventFanout } from '../events/clusterEvents';
 import type { Logger } from '../../common/log/logger';
 import type { PolicyStore, RevocationRecord } from '../store/policyStore';
 
 export class RevocationList {
-  constructor(private readonly store: PolicyStore, private readonly events: PolicyEventHub, private readonly log: Logger) {}
+  constructor(private readonly store: PolicyStore, private readonly events: EventFanout, private readonly log: Logger) {}
 
   async revoke(entry: { sub: string; sessionId?: string; serverId?: string; reason?: string }, revokedBy: string): Promise<{ revocation: RevocationRecord; streamsTold: number }> {
     const revocation = await this.store.addRevocation({
