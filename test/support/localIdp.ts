@@ -45,6 +45,7 @@ export const VSCODE_CLIENT_ID = 'gatehouse-vscode';
 const KNOWN_ACCOUNTS: Record<string, { groups: string[] }> = {
   alice: { groups: ['engineers'] },
   bob: { groups: ['contractors'] },
+  dave: { groups: ['engineers'] },
 };
 
 function accountClaims(accountId: string): Record<string, unknown> {
