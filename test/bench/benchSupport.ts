@@ -281,7 +281,7 @@ interface AutocannonTracker {
 type Autocannon = (options: Record<string, unknown>, done: (error: Error | null, result: AutocannonResult) => void) => AutocannonTracker;
 // autocannon ships no types; this is the slice of its API used here.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const autocannon = require('autocannon') as Autocannon;
+export const autocannon = require('autocannon') as Autocannon;
 
 export interface LoadResult {
   connections: number;

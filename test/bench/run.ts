@@ -8,6 +8,7 @@ import { runExtensionBench } from './extensionBench';
 import { runGatewayBench } from './gatewayBench';
 import { runGuardrailsBench } from './guardrailsBench';
 import { runPolicyBench } from './policyBench';
+import { runScaleBench } from './scaleBench';
 import { stopAll } from './benchSupport';
 
 const GROUPS: Record<string, () => Promise<void>> = {
@@ -15,6 +16,7 @@ const GROUPS: Record<string, () => Promise<void>> = {
   policy: runPolicyBench,
   guardrails: runGuardrailsBench,
   extension: runExtensionBench,
+  scale: runScaleBench,
 };
 
 /** Hard stop, so a hung run never outlives its budget. */
