@@ -15,6 +15,7 @@ import { PostgresEventFanout, type EventFanout } from './events/clusterEvents';
 import type { PolicyStore } from './store/policyStore';
 import { openDatabase } from './store/postgres/postgresDatabase';
 import { PostgresPolicyStore } from './store/postgres/postgresPolicyStore';
+import { CachedPolicyStore } from './store/cachedPolicyStore';
 import pg from 'pg';
 import { ExportingAuditStore, type AuditSink } from './audit/export/auditExport';
 import { OtlpSink } from './audit/export/otlpSink';
@@ -102,12 +103,14 @@ async function serve(args: PolicyServerArgs): Promise<number> {
       return 2;
     }
   }
-  const store: PolicyStore = database ? new PostgresPolicyStore(database) : await LowdbPolicyStore.open(args.dataDir);
+  // Other replicas write the database too: reads are cached briefly and dropped on every event (store/cachedPolicyStore.ts).
+  const cachedStore = database ? new CachedPolicyStore(new PostgresPolicyStore(database)) : undefined;
+  const store: PolicyStore = cachedStore ?? await LowdbPolicyStore.open(args.dataDir);
   // Signing keys stay in the data dir: replicas share them by sharing that folder's key file.
   const keys = await SigningKeyRing.openOrCreate(args.dataDir);
   const hub = new PolicyEventHub({ heartbeatMs: HEARTBEAT_MS, maxStreamsPerUser: 20, maxStreams: 10_000, log: log.child({ component: 'events' }) });
   // Publishes and revocations reach the gateways on every replica (NOTIFY), or this one's alone.
-  const clusterEvents = database && databaseClient ? await PostgresEventFanout.start(hub, database, databaseClient, log.child({ component: 'cluster-events' })) : undefined;
+  const clusterEvents = database && databaseClient ? await PostgresEventFanout.start(hub, database, databaseClient, log.child({ component: 'cluster-events' }), () => cachedStore?.invalidate()) : undefined;
   const events: EventFanout = clusterEvents ?? hub;
   const policies = new PolicyService(store, log.child({ component: 'policies' }), (version) => events.publishedVersion(version));
   if (args.bootstrapPolicy) {

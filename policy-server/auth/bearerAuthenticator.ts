@@ -3,6 +3,7 @@
  * CallerIdentity, using the org's OIDC IdP for JWTs and the GitHub API for GitHub tokens.
  * Refusals become RFC 6750 challenges. The token never appears in an error or a log line.
  */
+import { createHash } from 'node:crypto';
 import type { CallerIdentity } from '../../common/policy/identity';
 import { GithubVerifier } from './githubVerifier';
 import { OidcVerifier, type TokenVerdict } from './oidcVerifier';
@@ -18,6 +19,15 @@ const REALM = 'gatehouse';
 const MAX_TOKEN_LENGTH = 16 * 1024;
 // RFC 6750 b64token, which every JWT and every GitHub token matches.
 const BEARER_CREDENTIALS = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+/**
+ * A token verified once is trusted for at most this long (and never past its own `exp`):
+ * gateways send the same token many times, and a signature check per request costs more
+ * than the rest of a revalidation. Revocation does not wait for this: the revocation list
+ * is checked on every request. Keyed by the token's SHA-256, so no token is kept.
+ */
+const VERIFIED_TTL_MS = 60_000;
+const MAX_VERIFIED = 10_000;
 
 export type BearerErrorCode = 'invalid_request' | 'invalid_token';
 
@@ -60,6 +70,7 @@ export class IdentityProviderUnavailableError extends Error {
 export class BearerAuthenticator {
   private readonly oidc: OidcVerifier | undefined;
   private readonly github: GithubVerifier | undefined;
+  private readonly verified = new Map<string, { identity: CallerIdentity; until: number }>();
 
   constructor(config: AuthenticatorConfig) {
     if (!config.oidc && !config.github) throw new Error('AuthenticatorConfig needs oidc, github or both');
@@ -73,8 +84,15 @@ export class BearerAuthenticator {
    */
   async authenticate(authorization: string | undefined): Promise<CallerIdentity> {
     const token = bearerToken(authorization);
+    const key = createHash('sha256').update(token).digest('base64url');
+    const known = this.verified.get(key);
+    if (known && known.until > Date.now()) return known.identity;
     const verdict = await this.verify(token);
     if (!verdict.ok) throw AuthenticationError.invalidToken(verdict.reason);
+    const exp = verdict.identity.claims.exp;
+    const until = Math.min(Date.now() + VERIFIED_TTL_MS, typeof exp === 'number' ? exp * 1000 : Number.POSITIVE_INFINITY);
+    if (this.verified.size >= MAX_VERIFIED) this.verified.delete(this.verified.keys().next().value!);
+    this.verified.set(key, { identity: verdict.identity, until });
     return verdict.identity;
   }
 

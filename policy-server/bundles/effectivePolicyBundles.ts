@@ -26,7 +26,12 @@ export class NoPolicyError extends Error {
   }
 }
 
+/** Compiled effective policies kept (per version, caller and revoked credentials): a revalidation is then a few hashes. */
+const MAX_COMPILED = 2_000;
+
 export class EffectivePolicyBundles {
+  private readonly compiled = new Map<string, { effective: EffectivePolicy; digest: string }>();
+
   constructor(
     private readonly policies: PolicyService,
     private readonly keys: SigningKeyRing,
@@ -40,24 +45,39 @@ export class EffectivePolicyBundles {
     if (!current) throw new NoPolicyError();
     await this.keys.refresh();
     const key = this.keys.current();
-    const effective: EffectivePolicy = compileEffectivePolicy(current.document, current.version, caller);
     const credentialRevocations = await this.revokedCredentials(caller.sub);
-    if (credentialRevocations.length > 0) effective.credentialRevocations = credentialRevocations;
+    const { effective, digest } = this.compile(current, caller, credentialRevocations);
     const ttlSeconds = current.document.guardrails.bundleTtlSeconds;
-    const etag = bundleEtag(effective, key.kid, ttlSeconds, now);
+    const etag = bundleEtag(effective.ver, digest, key.kid, ttlSeconds, now);
     if (ifNoneMatch !== undefined && etagMatches(ifNoneMatch, etag)) return { status: 304, etag, version: current.version };
     const jws = await signPolicyBundle(effective, key, this.issuer, ttlSeconds, now);
     return { status: 200, etag, jws, version: current.version, expiresAt: Math.floor(now / 1000) + ttlSeconds };
   }
+
+  /** The caller's effective policy and its digest, compiled once per (version, caller, revoked credentials). */
+  private compile(current: { version: number; document: Parameters<typeof compileEffectivePolicy>[0] }, caller: CallerIdentity, credentialRevocations: Array<{ serverId: string; revokedAt: string }>): { effective: EffectivePolicy; digest: string } {
+    const key = sha256(JSON.stringify([current.version, caller, credentialRevocations]));
+    const known = this.compiled.get(key);
+    if (known) return known;
+    const effective: EffectivePolicy = compileEffectivePolicy(current.document, current.version, caller);
+    if (credentialRevocations.length > 0) effective.credentialRevocations = credentialRevocations;
+    const entry = { effective, digest: sha256(JSON.stringify(effective)).slice(0, 22) };
+    if (this.compiled.size >= MAX_COMPILED) this.compiled.delete(this.compiled.keys().next().value!);
+    this.compiled.set(key, entry);
+    return entry;
+  }
 }
 
-function bundleEtag(effective: EffectivePolicy, kid: string, ttlSeconds: number, now: number): string {
-  const digest = createHash('sha256').update(JSON.stringify(effective)).digest('base64url').slice(0, 22);
+function bundleEtag(version: number, digest: string, kid: string, ttlSeconds: number, now: number): string {
   const epoch = Math.floor(now / ((ttlSeconds * 1000) / 2));
-  return `"v${effective.ver}.${digest}.${kid.slice(0, 12)}.${epoch}"`;
+  return `"v${version}.${digest}.${kid.slice(0, 12)}.${epoch}"`;
 }
 
 /** RFC 9110 If-None-Match: `*` or a list of entity tags compared weakly. */
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('base64url');
+}
+
 function etagMatches(header: string, etag: string): boolean {
   if (header.trim() === '*') return true;
   const opaque = (tag: string) => tag.trim().replace(/^W\//, '');

@@ -34,11 +34,18 @@ export class PostgresEventFanout implements EventFanout {
   private listener: pg.Client | undefined;
   private closed = false;
 
-  private constructor(private readonly hub: PolicyEventHub, private readonly pool: pg.Pool, private readonly connect: () => pg.Client, private readonly log: Logger) {}
+  private constructor(
+    private readonly hub: PolicyEventHub,
+    private readonly pool: pg.Pool,
+    private readonly connect: () => pg.Client,
+    private readonly log: Logger,
+    /** Called before another replica's event is applied here: cached reads must be dropped first. */
+    private readonly changedElsewhere: () => void,
+  ) {}
 
   /** Starts listening; resolves once the first LISTEN is in place. */
-  static async start(hub: PolicyEventHub, pool: pg.Pool, connect: () => pg.Client, log: Logger): Promise<PostgresEventFanout> {
-    const fanout = new PostgresEventFanout(hub, pool, connect, log);
+  static async start(hub: PolicyEventHub, pool: pg.Pool, connect: () => pg.Client, log: Logger, changedElsewhere: () => void = () => undefined): Promise<PostgresEventFanout> {
+    const fanout = new PostgresEventFanout(hub, pool, connect, log, changedElsewhere);
     await fanout.listen();
     return fanout;
   }
@@ -95,6 +102,7 @@ export class PostgresEventFanout implements EventFanout {
     }
     const event = parsed.event;
     if (parsed.origin === this.origin || !event) return;
+    this.changedElsewhere();
     if (event.type === 'policy' && Number.isInteger(event.version)) this.hub.publishedVersion(event.version);
     else if (event.type === 'revoked' && typeof event.sub === 'string') this.hub.revoked(event.sub, typeof event.sessionId === 'string' ? event.sessionId : undefined);
     else if (event.type === 'credential-revoked' && typeof event.sub === 'string' && typeof event.serverId === 'string') this.hub.credentialRevoked(event.sub, event.serverId);
