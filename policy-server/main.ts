@@ -16,6 +16,7 @@ import type { PolicyStore } from './store/policyStore';
 import { openDatabase } from './store/postgres/postgresDatabase';
 import { PostgresPolicyStore } from './store/postgres/postgresPolicyStore';
 import { CachedPolicyStore } from './store/cachedPolicyStore';
+import { MemoryReviewStore, PostgresReviewStore } from './reviews/reviewStore';
 import pg from 'pg';
 import { ExportingAuditStore, type AuditSink } from './audit/export/auditExport';
 import { OtlpSink } from './audit/export/otlpSink';
@@ -133,7 +134,9 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   ];
   const audit = sinks.length > 0 ? new ExportingAuditStore(stored, sinks, log.child({ component: 'audit-export' })) : stored;
   for (const sink of sinks) log.info('audit export on', { sink: sink.name });
-  const reviews = new ReviewQueue(policies, log.child({ component: 'reviews' }));
+  // Reviews in the database are seen and decided through any replica; a decision wakes long-polls on all of them.
+  const reviews = new ReviewQueue(policies, log.child({ component: 'reviews' }), {}, database ? new PostgresReviewStore(database) : new MemoryReviewStore(), (id) => clusterEvents?.reviewDecided(id));
+  clusterEvents?.onReviewDecided((id) => reviews.decidedElsewhere(id));
   let secrets: SecretStore | undefined;
   try {
     secrets = args.secretsKeyFile ? SecretStore.open(args.dataDir, args.secretsKeyFile) : undefined;

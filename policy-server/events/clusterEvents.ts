@@ -23,7 +23,8 @@ export interface EventFanout {
 type ClusterEvent =
   | { type: 'policy'; version: number }
   | { type: 'revoked'; sub: string; sessionId?: string }
-  | { type: 'credential-revoked'; sub: string; serverId: string };
+  | { type: 'credential-revoked'; sub: string; serverId: string }
+  | { type: 'review-decided'; id: string };
 
 const CHANNEL = 'gatehouse_events';
 const RECONNECT_MS = 1_000;
@@ -33,6 +34,7 @@ export class PostgresEventFanout implements EventFanout {
   private readonly origin = randomUUID();
   private listener: pg.Client | undefined;
   private closed = false;
+  private reviewDecidedHere: (id: string) => void = () => undefined;
 
   private constructor(
     private readonly hub: PolicyEventHub,
@@ -65,6 +67,16 @@ export class PostgresEventFanout implements EventFanout {
     const told = this.hub.credentialRevoked(sub, serverId);
     this.notify({ type: 'credential-revoked', sub, serverId });
     return told;
+  }
+
+  /** Tells the other replicas a review was decided, so gateways long-polling them hear it now. */
+  reviewDecided(id: string): void {
+    this.notify({ type: 'review-decided', id });
+  }
+
+  /** Where another replica's `review-decided` goes (the review queue's long-polls). */
+  onReviewDecided(handler: (id: string) => void): void {
+    this.reviewDecidedHere = handler;
   }
 
   async close(): Promise<void> {
@@ -106,5 +118,6 @@ export class PostgresEventFanout implements EventFanout {
     if (event.type === 'policy' && Number.isInteger(event.version)) this.hub.publishedVersion(event.version);
     else if (event.type === 'revoked' && typeof event.sub === 'string') this.hub.revoked(event.sub, typeof event.sessionId === 'string' ? event.sessionId : undefined);
     else if (event.type === 'credential-revoked' && typeof event.sub === 'string' && typeof event.serverId === 'string') this.hub.credentialRevoked(event.sub, event.serverId);
+    else if (event.type === 'review-decided' && typeof event.id === 'string') this.reviewDecidedHere(event.id);
   }
 }

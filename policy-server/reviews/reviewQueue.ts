@@ -7,8 +7,11 @@
  * the call again against the requester's effective policy, and it checks the reviewer's
  * membership against the policy current at decision time.
  *
- * Reviews live in memory: they last minutes, and a lost review fails closed (the waiting
- * call is denied). Bounded per requester and in total, so a user cannot flood reviewers.
+ * Reviews are kept in a ReviewStore (memory for one server, PostgreSQL shared by replicas);
+ * they last minutes, and a lost review fails closed (the waiting call is denied). A gateway
+ * long-polling one replica is woken when the review is decided on another (`decidedElsewhere`,
+ * from the cluster's events). Bounded per requester and in total, so a user cannot flood
+ * reviewers.
  */
 import { randomUUID } from 'node:crypto';
 import { compileEffectivePolicy, resolveGroups, trustedEmail } from '../../common/policy/effectivePolicy';
@@ -18,6 +21,7 @@ import type { ReviewDecisionBody, ReviewParty, ReviewRecord, ReviewRequestBody }
 import type { Logger } from '../../common/log/logger';
 import { ApiError } from '../http/apiErrors';
 import type { PolicyService } from '../policies/policyService';
+import { MemoryReviewStore, withExpiry, type ReviewStore } from './reviewStore';
 
 export interface ReviewQueueLimits {
   maxPendingPerUser: number;
@@ -28,18 +32,26 @@ export interface ReviewQueueLimits {
 
 const DEFAULT_LIMITS: ReviewQueueLimits = { maxPendingPerUser: 20, maxPending: 10_000, keepDecidedMs: 10 * 60_000 };
 
-interface Entry {
-  record: ReviewRecord;
-  expiry: NodeJS.Timeout;
-  waiters: Set<() => void>;
-}
-
 export class ReviewQueue {
-  private readonly entries = new Map<string, Entry>();
+  /** Long-polls waiting here, by review id. */
+  private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly timers = new Set<NodeJS.Timeout>();
   private readonly limits: ReviewQueueLimits;
 
-  constructor(private readonly policies: PolicyService, private readonly log: Logger, limits: Partial<ReviewQueueLimits> = {}) {
+  constructor(
+    private readonly policies: PolicyService,
+    private readonly log: Logger,
+    limits: Partial<ReviewQueueLimits> = {},
+    private readonly store: ReviewStore = new MemoryReviewStore(),
+    /** Tells the other replicas a review was decided (their long-polls wake). */
+    private readonly announceDecided: (id: string) => void = () => undefined,
+  ) {
     this.limits = { ...DEFAULT_LIMITS, ...limits };
+  }
+
+  /** A review was decided on another replica: wake the long-polls waiting here. */
+  decidedElsewhere(id: string): void {
+    this.wake(id);
   }
 
   /** Queues a call for review if, and only if, the requester's policy asks a reviewer group for it. */
@@ -54,8 +66,9 @@ export class ReviewQueue {
     if (decision.effect !== 'confirm' || decision.reviewers === undefined || decision.ruleId === undefined) {
       throw new ApiError(409, 'not_reviewable', `Policy version ${current.version} does not ask a reviewer group to confirm "${body.tool}" on "${body.server}" with these arguments (its decision: ${decision.effect}).`);
     }
-    const pending = [...this.entries.values()].filter((entry) => entry.record.state === 'pending');
-    if (pending.length >= this.limits.maxPending || pending.filter((entry) => entry.record.requester.sub === caller.sub).length >= this.limits.maxPendingPerUser) {
+    await this.store.purge(now - this.limits.keepDecidedMs);
+    const pending = await this.store.pending(now);
+    if (pending.length >= this.limits.maxPending || pending.filter((record) => record.requester.sub === caller.sub).length >= this.limits.maxPendingPerUser) {
       throw new ApiError(429, 'too_many_reviews', 'Too many of your calls are already waiting for review. Wait for reviewers to answer, then try again.');
     }
     const rule = current.document.rules.find((candidate) => candidate.id === decision.ruleId);
@@ -74,9 +87,14 @@ export class ReviewQueue {
       requestedAt: new Date(now).toISOString(),
       expiresAt: new Date(now + timeoutMs).toISOString(),
     };
-    const entry: Entry = { record, waiters: new Set(), expiry: setTimeout(() => this.settle(entry, 'expired'), timeoutMs) };
-    entry.expiry.unref();
-    this.entries.set(record.id, entry);
+    await this.store.insert(record);
+    // Long-polls here end at the deadline; the store reads an undecided review as expired from then on.
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      this.wake(record.id);
+    }, timeoutMs);
+    timer.unref();
+    this.timers.add(timer);
     this.log.info('review requested', { id: record.id, requester: record.requester.sub, server: record.server, tool: record.tool, rule: record.rule, reviewers: record.reviewers });
     return record;
   }
@@ -84,9 +102,7 @@ export class ReviewQueue {
   /** Pending reviews the caller may decide: in the reviewer group, and not their own. */
   async pendingFor(caller: CallerIdentity): Promise<ReviewRecord[]> {
     const groups = await this.groupsOf(caller);
-    return [...this.entries.values()]
-      .map((entry) => entry.record)
-      .filter((record) => record.state === 'pending' && record.requester.sub !== caller.sub && groups.has(record.reviewers));
+    return (await this.store.pending(Date.now())).filter((record) => record.requester.sub !== caller.sub && groups.has(record.reviewers));
   }
 
   /**
@@ -95,33 +111,34 @@ export class ReviewQueue {
    * expires, or after `waitMs`, whichever comes first.
    */
   async get(caller: CallerIdentity, id: string, waitMs = 0, signal?: AbortSignal): Promise<ReviewRecord> {
-    const entry = this.entries.get(id);
-    if (!entry || !(entry.record.requester.sub === caller.sub || (await this.groupsOf(caller)).has(entry.record.reviewers))) {
-      throw new ApiError(404, 'not_found', `No review ${id} that you can see. Reviews are kept in memory; after a policy-server restart a waiting call is denied.`);
+    const first = await this.read(id);
+    if (!first || !(first.requester.sub === caller.sub || (await this.groupsOf(caller)).has(first.reviewers))) {
+      throw new ApiError(404, 'not_found', `No review ${id} that you can see. Reviews that ended long ago, or (with the embedded store) before a policy-server restart, are gone; a waiting call is then denied.`);
     }
-    if (entry.record.state === 'pending' && waitMs > 0 && !signal?.aborted) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          entry.waiters.delete(done);
-          signal?.removeEventListener('abort', done);
-          resolve();
-        };
-        const timer = setTimeout(done, waitMs);
-        entry.waiters.add(done);
-        signal?.addEventListener('abort', done, { once: true });
-      });
-    }
-    return entry.record;
+    if (first.state !== 'pending' || waitMs <= 0 || signal?.aborted) return first;
+    await new Promise<void>((resolve) => {
+      const waiting = this.waiters.get(id) ?? new Set<() => void>();
+      this.waiters.set(id, waiting);
+      const done = () => {
+        clearTimeout(timer);
+        waiting.delete(done);
+        if (waiting.size === 0) this.waiters.delete(id);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.min(waitMs, Math.max(0, Date.parse(first.expiresAt) - Date.now()) + 50));
+      waiting.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+    return (await this.read(id)) ?? first;
   }
 
   async decide(caller: CallerIdentity, id: string, body: ReviewDecisionBody): Promise<ReviewRecord> {
-    const entry = this.entries.get(id);
+    const record = await this.read(id);
     const groups = await this.groupsOf(caller);
-    if (!entry || !(entry.record.requester.sub === caller.sub || groups.has(entry.record.reviewers))) {
+    if (!record || !(record.requester.sub === caller.sub || groups.has(record.reviewers))) {
       throw new ApiError(404, 'not_found', `No review ${id} that you can decide.`);
     }
-    const record = entry.record;
     if (record.requester.sub === caller.sub) {
       throw new ApiError(403, 'self_review', 'You cannot decide your own request: the policy asks a second person to review it.');
     }
@@ -131,31 +148,40 @@ export class ReviewQueue {
     if (record.state !== 'pending') {
       throw new ApiError(409, 'already_decided', `Review ${id} is already ${record.state}${record.reviewer ? ` by ${record.reviewer.email ?? record.reviewer.sub}` : ''}.`);
     }
-    record.reviewer = party(caller);
-    if (body.note) record.note = body.note;
-    this.settle(entry, body.decision === 'approve' ? 'approved' : 'denied');
-    this.log.info('review decided', { id, state: record.state, reviewer: caller.sub, requester: record.requester.sub });
-    return record;
-  }
-
-  /** Pending reviews end (their waiting calls are denied); used on shutdown. */
-  close(): void {
-    for (const entry of this.entries.values()) {
-      clearTimeout(entry.expiry);
-      for (const wake of [...entry.waiters]) wake();
+    const settled: ReviewRecord = {
+      ...record,
+      state: body.decision === 'approve' ? 'approved' : 'denied',
+      reviewer: party(caller),
+      ...(body.note ? { note: body.note } : {}),
+      decidedAt: new Date().toISOString(),
+    };
+    // Compare-and-set: a second reviewer (here or on another replica) answering at once loses.
+    const { won, record: stored } = await this.store.settle(settled);
+    if (!won) {
+      const now = stored ? withExpiry(stored, Date.now()) : undefined;
+      throw new ApiError(409, 'already_decided', `Review ${id} is already ${now?.state ?? 'gone'}${now?.reviewer ? ` by ${now.reviewer.email ?? now.reviewer.sub}` : ''}.`);
     }
-    this.entries.clear();
+    this.wake(id);
+    this.announceDecided(id);
+    this.log.info('review decided', { id, state: settled.state, reviewer: caller.sub, requester: record.requester.sub });
+    return stored ?? settled;
   }
 
-  private settle(entry: Entry, state: 'approved' | 'denied' | 'expired'): void {
-    clearTimeout(entry.expiry);
-    if (entry.record.state !== 'pending') return;
-    entry.record.state = state;
-    entry.record.decidedAt = new Date().toISOString();
-    if (state === 'expired') this.log.info('review expired', { id: entry.record.id, requester: entry.record.requester.sub });
-    for (const wake of [...entry.waiters]) wake();
-    const forget = setTimeout(() => this.entries.delete(entry.record.id), this.limits.keepDecidedMs);
-    forget.unref();
+  /** Long-polls end (their waiting calls see the review as it is); used on shutdown. */
+  close(): void {
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    for (const id of [...this.waiters.keys()]) this.wake(id);
+  }
+
+  /** The review as it stands now: a pending one past its deadline reads as expired. */
+  private async read(id: string): Promise<ReviewRecord | undefined> {
+    const record = await this.store.get(id);
+    return record ? withExpiry(record, Date.now()) : undefined;
+  }
+
+  private wake(id: string): void {
+    for (const wake of [...(this.waiters.get(id) ?? [])]) wake();
   }
 
   /** The caller's groups under the policy in force now (not when the review was requested). */

@@ -30,8 +30,10 @@ servers:
 groups:
   - { id: engineers, match: [{ claim: groups, equals: engineers }] }
   - { id: admins, match: [{ user: carol@example.com }] }
+  - { id: leads, match: [{ user: carol@example.com }] }
 rules:
   - { id: engineers-probe, effect: allow, principals: [group:engineers], servers: [probe], tools: [echo] }
+  - { id: env-reviewed, effect: confirm, principals: [group:engineers], servers: [probe], tools: [env], reviewers: leads, reason: a lead looks first }
 `;
 
 function auditEvent(user: string): AuditEvent {
@@ -131,6 +133,26 @@ describe('three policy-server replicas on PostgreSQL', function () {
     assert.equal(Number(stored.rows[0]!.n), acknowledged.length, 'no acknowledged audit event is lost');
     // The gateway behind the balancer keeps working (policy fetches and audit shipping fail over).
     assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'after' } })), 'after');
+  });
+
+  it('shares the review queue: requested and decided through one replica, listed and long-polled through another, answered at once', async () => {
+    const auth = (user: string) => ({ Authorization: `Bearer ${tokens[user]}`, 'Content-Type': 'application/json' });
+    const requested = await fetch(`${replicas[0]!.url}/v1/reviews`, { method: 'POST', headers: auth('alice'), body: JSON.stringify({ server: 'probe', method: 'tools/call', tool: 'env', arguments: {} }) });
+    assert.equal(requested.status, 201, await requested.clone().text());
+    const { review } = await requested.json() as { review: { id: string } };
+    const waiting = fetch(`${replicas[2]!.url}/v1/reviews/${review.id}?wait=20`, { headers: auth('alice') }).then(async (r) => ({ at: performance.now(), body: await r.json() as { review: { state: string } } }));
+    await new Promise((r) => setTimeout(r, 200)); // the long-poll is waiting
+    const listed = await (await fetch(`${replicas[2]!.url}/v1/reviews`, { headers: auth('carol') })).json() as { reviews: Array<{ id: string }> };
+    assert.ok(listed.reviews.some((r) => r.id === review.id), 'the reviewer sees it through another replica');
+    const decidedAt = performance.now();
+    const decided = await fetch(`${replicas[0]!.url}/v1/reviews/${review.id}/decision`, { method: 'POST', headers: auth('carol'), body: JSON.stringify({ decision: 'approve' }) });
+    assert.equal(decided.status, 200, await decided.clone().text());
+    const answer = await waiting;
+    assert.equal(answer.body.review.state, 'approved');
+    console.log(`      review decided on replica 1 -> long-poll on replica 3 answered: ${(answer.at - decidedAt).toFixed(0)} ms`);
+    assert.ok(answer.at - decidedAt < 2_000, 'woken by the decision, not by the poll timing out');
+    const again = await fetch(`${replicas[2]!.url}/v1/reviews/${review.id}/decision`, { method: 'POST', headers: auth('carol'), body: JSON.stringify({ decision: 'deny' }) });
+    assert.equal(again.status, 409, 'decided once, whichever replica is asked');
   });
 
   it('makes a revocation published on one replica effective at a gateway connected to another within 5 s', async () => {

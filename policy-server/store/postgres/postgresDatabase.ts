@@ -37,6 +37,13 @@ const MIGRATIONS: string[] = [
      event jsonb not null
    );
    create index audit_events_order on audit_events (time_ms, id);`,
+  `create table reviews (
+     id uuid primary key,
+     state text not null,
+     expires_ms bigint not null,
+     record jsonb not null
+   );
+   create index reviews_pending on reviews (state, expires_ms);`,
 ];
 
 /** Any number: it only has to be the same for every replica. */
