@@ -5,7 +5,6 @@
  * stdout (PolicyServerReadyLine); logs go to stderr. `rotate-key` rotates the signing key
  * in the data dir and exits; a running server picks the new key up by itself.
  */
-import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PolicyError } from '../common/policy/policyDocument';
 import { FileAuditStore } from './audit/fileAuditStore';
@@ -35,7 +34,7 @@ import { RevocationList } from './revocations/revocationList';
 import { ReviewQueue } from './reviews/reviewQueue';
 import { SecretStore } from './secrets/secretStore';
 import { LowdbPolicyStore } from './store/lowdbPolicyStore';
-import { ensurePrivateDirectory } from './store/privateFiles';
+import { ensurePrivateDirectory, readSecretFile } from './store/privateFiles';
 
 const MAX_POLICY_BYTES = 1024 * 1024;
 const HEARTBEAT_MS = 15_000;
@@ -139,7 +138,7 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   clusterEvents?.onReviewDecided((id) => reviews.decidedElsewhere(id));
   let secrets: SecretStore | undefined;
   try {
-    secrets = args.secretsKeyFile ? SecretStore.open(args.dataDir, args.secretsKeyFile) : undefined;
+    secrets = args.secretsKeyFile ? SecretStore.open(args.dataDir, args.secretsKeyFile, database ? { database } : {}) : undefined;
   } catch (error) {
     process.stderr.write(`gatehouse policy-server: ${describeError(error)}\n`);
     return 2;
@@ -186,11 +185,3 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   return new Promise<number>(() => { /* runs until a signal ends the process */ });
 }
 
-/** A secret from a file only its owner can read; never from argv or env. */
-function readSecretFile(path: string): string {
-  const stats = statSync(path);
-  if ((stats.mode & 0o077) !== 0) throw new Error(`${path} must not be readable by others (chmod 600)`);
-  const value = readFileSync(path, 'utf8').trim();
-  if (!value) throw new Error(`${path} is empty`);
-  return value;
-}

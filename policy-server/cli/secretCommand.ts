@@ -5,15 +5,16 @@
  * `set` is a rotation that takes effect on the next call, without a restart.
  */
 import { parseArgs } from 'node:util';
+import { openDatabase } from '../store/postgres/postgresDatabase';
 import { resolve } from 'node:path';
 import { describeError } from '../../common/log/logger';
 import { DEFAULT_DATA_DIR } from './policyServerArgs';
 import { SecretStore, SecretStoreError } from '../secrets/secretStore';
-import { ensurePrivateDirectory } from '../store/privateFiles';
+import { ensurePrivateDirectory, readSecretFile } from '../store/privateFiles';
 
 export const SECRET_USAGE = `Usage: gatehouse secret init-key <path>
-       gatehouse secret set <id> --key-file <path> [--data-dir <dir>]   (the value on stdin)
-       gatehouse secret list --key-file <path> [--data-dir <dir>]
+       gatehouse secret set <id> --key-file <path> [--data-dir <dir> | --store postgres://...]   (the value on stdin)
+       gatehouse secret list --key-file <path> [--data-dir <dir> | --store postgres://...]
 
 init-key  writes a new random key for the secret store to <path> (0600); keep it outside
           the data dir and give it to the policy server with --secrets-key-file
@@ -33,21 +34,30 @@ export async function runSecretCommand(argv: string[], stdin: NodeJS.ReadableStr
       return 0;
     }
     if (command !== 'set' && command !== 'list') return usage(command ? `unknown secret command "${command}"` : 'which secret command?');
-    const { values, positionals } = parseArgs({ args: rest, strict: true, allowPositionals: true, options: { 'data-dir': { type: 'string' }, 'key-file': { type: 'string' } } });
+    const { values, positionals } = parseArgs({
+      args: rest, strict: true, allowPositionals: true,
+      options: { 'data-dir': { type: 'string' }, 'key-file': { type: 'string' }, store: { type: 'string' }, 'store-password-file': { type: 'string' } },
+    });
     if (!values['key-file']) return usage('--key-file is required');
     const dataDir = resolve(values['data-dir'] ?? DEFAULT_DATA_DIR);
     ensurePrivateDirectory(dataDir);
-    const store = SecretStore.open(dataDir, resolve(values['key-file']));
-    if (command === 'list') {
-      for (const { id, updatedAt } of store.list()) process.stdout.write(`${id}\t${updatedAt}\n`);
+    // With --store, the ciphertexts go to the database every replica reads.
+    const database = values.store ? await openDatabase({ url: values.store, max: 1, ...(values['store-password-file'] ? { password: readSecretFile(resolve(values['store-password-file'])) } : {}) }) : undefined;
+    try {
+      const store = SecretStore.open(dataDir, resolve(values['key-file']), database ? { database } : {});
+      if (command === 'list') {
+        for (const { id, updatedAt } of await store.list()) process.stdout.write(`${id}\t${updatedAt}\n`);
+        return 0;
+      }
+      const [id] = positionals;
+      if (!id || positionals.length !== 1) return usage('set takes one secret id');
+      const value = (await readAll(stdin)).replace(/\r?\n$/, '');
+      await store.set(id, value);
+      process.stdout.write(`secret ${id} set; the policy server uses it from the next relayed call\n`);
       return 0;
+    } finally {
+      await database?.end();
     }
-    const [id] = positionals;
-    if (!id || positionals.length !== 1) return usage('set takes one secret id');
-    const value = (await readAll(stdin)).replace(/\r?\n$/, '');
-    await store.set(id, value);
-    process.stdout.write(`secret ${id} set; the policy server uses it from the next relayed call\n`);
-    return 0;
   } catch (error) {
     if (error instanceof SecretStoreError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`gatehouse secret: ${(error as Error).message}\n`);

@@ -4,7 +4,7 @@
  * files are replaced atomically (temp file + fsync + rename) so a crash never leaves half
  * a key or half a database.
  */
-import { chmodSync, closeSync, constants as fsConstants, fsyncSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants as fsConstants, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 export function ensurePrivateDirectory(path: string): void {
@@ -35,4 +35,13 @@ export function writePrivateFileAtomic(path: string, text: string): void {
     closeSync(fd);
   }
   renameSync(temporary, path);
+}
+
+/** A secret from a file only its owner can read (a password, a client secret); never from argv or env. */
+export function readSecretFile(path: string): string {
+  const stats = statSync(path);
+  if ((stats.mode & 0o077) !== 0) throw new Error(`${path} must not be readable by others (chmod 600)`);
+  const value = readFileSync(path, 'utf8').trim();
+  if (!value) throw new Error(`${path} is empty`);
+  return value;
 }

@@ -8,18 +8,22 @@
  * replica is effective at a gateway connected to another within 5 s (measured).
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { createAuditEventId, type AuditEvent } from '../../common/audit/auditEvent';
-import { FIXTURES, NODE, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
+import { FIXTURES, NODE, REPO, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
 import { startLocalIdp, type LocalIdp } from '../support/localIdp';
-import { removeDir, startPolicyServer, tokenFile, type RunningPolicyServer } from '../support/policyHarness';
+import { removeDir, setSecret, startPolicyServer, tokenFile, type RunningPolicyServer } from '../support/policyHarness';
+import { startKeyedUpstream, type KeyedUpstream } from '../support/keyedUpstream';
 import { startPostgres, type RunningPostgres } from '../support/postgres';
 import { startRoundRobinBalancer, type RoundRobinBalancer } from '../support/roundRobinBalancer';
 
 const ISSUER = 'https://policy.gatehouse.test';
+const SERVICE_KEY = `sk-live-${'4d3c2b1a'.repeat(4)}`;
 const POLICY = `version: 1
 org: test
 admins: [admins]
@@ -27,12 +31,17 @@ servers:
   - id: probe
     title: Probe
     transport: { type: stdio, command: ${NODE}, args: [${join(FIXTURES, 'probe-upstream.mjs')}] }
+  - id: vault
+    title: Vault API
+    transport: { type: streamable-http, url: "VAULT_URL" }
+    credential: { mode: shared-key, secretRef: vault-key }
 groups:
   - { id: engineers, match: [{ claim: groups, equals: engineers }] }
   - { id: admins, match: [{ user: carol@example.com }] }
   - { id: leads, match: [{ user: carol@example.com }] }
 rules:
   - { id: engineers-probe, effect: allow, principals: [group:engineers], servers: [probe], tools: [echo] }
+  - { id: engineers-vault, effect: allow, principals: [group:engineers], servers: [vault], tools: [echo] }
   - { id: env-reviewed, effect: confirm, principals: [group:engineers], servers: [probe], tools: [env], reviewers: leads, reason: a lead looks first }
 `;
 
@@ -50,6 +59,8 @@ describe('three policy-server replicas on PostgreSQL', function () {
   let scratch: string;
   const replicas: RunningPolicyServer[] = [];
   let balancer: RoundRobinBalancer;
+  let vault: KeyedUpstream;
+  let keyFile: string;
   const tokens: Record<string, string> = {};
   const gateways: RunningGateway[] = [];
 
@@ -58,10 +69,14 @@ describe('three policy-server replicas on PostgreSQL', function () {
     idp = await startLocalIdp();
     for (const user of ['alice', 'dave', 'carol']) tokens[user] = await idp.tokenFor(user);
     scratch = mkdtempSync(join(tmpdir(), 'gatehouse-replicas-'));
+    vault = await startKeyedUpstream(SERVICE_KEY);
+    keyFile = join(scratch, 'secrets.key');
+    await promisify(execFile)(NODE, [join(REPO, 'dist/gatehouse.js'), 'secret', 'init-key', keyFile]);
     const policyFile = join(scratch, 'org-policy.yaml');
-    writeFileSync(policyFile, POLICY);
+    writeFileSync(policyFile, POLICY.replace('VAULT_URL', vault.url));
     // One data dir for all three: the signing keys are shared through its key file. The first makes them.
-    const shared = { dataDir: scratch, extraArgs: ['--store', postgres.url, '--issuer-url', ISSUER] };
+    // Every replica gets the same secrets key file; the ciphertexts are in the database.
+    const shared = { dataDir: scratch, extraArgs: ['--store', postgres.url, '--issuer-url', ISSUER, '--secrets-key-file', keyFile] };
     replicas.push(await startPolicyServer(idp, { ...shared, bootstrapPolicy: policyFile }));
     replicas.push(...await Promise.all([startPolicyServer(idp, shared), startPolicyServer(idp, shared)]));
     balancer = await startRoundRobinBalancer(replicas.map((r) => r.url));
@@ -72,6 +87,7 @@ describe('three policy-server replicas on PostgreSQL', function () {
     await balancer?.stop();
     await Promise.all(replicas.map((r) => r.stop()));
     await idp?.stop();
+    await vault?.stop();
     await postgres?.stop();
     if (scratch) removeDir(scratch);
   });
@@ -133,6 +149,24 @@ describe('three policy-server replicas on PostgreSQL', function () {
     assert.equal(Number(stored.rows[0]!.n), acknowledged.length, 'no acknowledged audit event is lost');
     // The gateway behind the balancer keeps working (policy fetches and audit shipping fail over).
     assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'after' } })), 'after');
+  });
+
+  it('relays with a service key set once in the database, through any replica', async () => {
+    // Set after the replicas started, with the CLI pointed at the database: every replica uses it at its next call.
+    await setSecret(join(scratch, 'data'), keyFile, 'vault-key', SERVICE_KEY, ['--store', postgres.url]);
+    for (const replica of [replicas[0]!, replicas[2]!]) {
+      const opened = await fetch(`${replica.url}/relay/vault/mcp`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${tokens.alice}`, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'direct', version: '1' } } }),
+      });
+      assert.equal(opened.status, 200, await opened.clone().text());
+      await opened.text();
+    }
+    assert.ok(vault.authorizations.filter((a) => a === `Bearer ${SERVICE_KEY}`).length >= 2, 'both replicas added the key from the database');
+    const rows = await postgres.query<{ jwe: string }>('select jwe from relay_secrets');
+    assert.equal(rows.rows.length, 1);
+    assert.ok(!rows.rows[0]!.jwe.includes(SERVICE_KEY), 'only the ciphertext is in the database');
   });
 
   it('shares the review queue: requested and decided through one replica, listed and long-polled through another, answered at once', async () => {

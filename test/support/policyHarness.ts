@@ -88,9 +88,9 @@ export function removeDir(dir: string): void {
 }
 
 /** The real CLI, the secret value on stdin. */
-export function setSecret(dataDir: string, keyFile: string, id: string, value: string): Promise<string> {
+export function setSecret(dataDir: string, keyFile: string, id: string, value: string, extraArgs: string[] = []): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [join(REPO, 'dist/gatehouse.js'), 'secret', 'set', id, '--data-dir', dataDir, '--key-file', keyFile], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(NODE, [join(REPO, 'dist/gatehouse.js'), 'secret', 'set', id, '--data-dir', dataDir, '--key-file', keyFile, ...extraArgs], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
     child.stderr.on('data', (c: Buffer) => { out += c.toString(); });

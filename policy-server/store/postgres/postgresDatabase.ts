@@ -44,6 +44,11 @@ const MIGRATIONS: string[] = [
      record jsonb not null
    );
    create index reviews_pending on reviews (state, expires_ms);`,
+  `create table relay_secrets (
+     id text primary key,
+     jwe text not null,
+     updated_at text not null
+   );`,
 ];
 
 /** Any number: it only has to be the same for every replica. */

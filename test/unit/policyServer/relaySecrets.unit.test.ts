@@ -44,7 +44,7 @@ describe('relay: secret store', () => {
     assert.equal(await store.get('vault-key'), KEY);
     assert.equal(await store.get('other'), undefined);
     assert.ok(!readFileSync(join(dir, 'secrets.json'), 'utf8').includes(KEY));
-    assert.deepEqual(store.list().map((s) => s.id), ['vault-key']);
+    assert.deepEqual((await store.list()).map((s) => s.id), ['vault-key']);
   });
 
   it('refuses a ciphertext moved to another id, another key, a readable key file, and bad ids', async () => {
