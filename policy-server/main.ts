@@ -158,6 +158,7 @@ async function serve(args: PolicyServerArgs): Promise<number> {
     authenticator, policies, revocations, events: hub, keys, audit, reviews, secrets,
     bundles: new EffectivePolicyBundles(policies, keys, issuer, (sub) => revocations.credentialsOf(sub)),
     maxPolicyBytes: MAX_POLICY_BYTES,
+    publicUrl: issuer,
     log: log.child({ component: 'http' }),
   }));
 

@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { REGISTRY_PATH, registryCors, registryRoutes } from '../registry/registryRoutes';
 import express, { type Express } from 'express';
 import { auditRoutes } from '../audit/auditRoutes';
 import type { AuditStore } from '../audit/auditStore';
@@ -43,6 +44,8 @@ export interface PolicyServerAppDeps {
   /** The shared-key store; without it the relay refuses every call. */
   secrets: SecretStore | undefined;
   maxPolicyBytes: number;
+  /** This server's public base URL (the bundles' issuer), for URLs it hands out. */
+  publicUrl: string;
   log: Logger;
 }
 
@@ -74,6 +77,9 @@ export function createPolicyServerApp(deps: PolicyServerAppDeps): Express {
   app.use(PATHS.audit, auditRoutes(deps.audit, { ingest, read: [authenticated, requireAdmin(deps.policies)] }));
   app.use(PATHS.reviews, authenticated, reviewRoutes(deps.reviews));
   app.use(PATHS.relay, authenticated, relayRoutes({ policies: deps.policies, secrets: deps.secrets, audit: deps.audit, maxBodyBytes: RELAY_MAX_BODY_BYTES, log: deps.log.child({ component: 'relay' }) }));
+
+  // The catalog as an MCP Registry for VS Code's gallery: CORS first (preflights carry no token), then the caller's own catalog.
+  app.use(REGISTRY_PATH, registryCors, authenticated, registryRoutes(deps.policies, deps.publicUrl));
 
   app.use(notFound);
   app.use(errorHandler(deps.log));
