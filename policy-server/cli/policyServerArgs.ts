@@ -127,41 +127,32 @@ export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | Rotate
   };
 }
 
-function parseStoreUrl(value: string): string {
+/** `value` as a URL, or a UsageError with `expected` (never the value: it may hold a secret). */
+function urlOption(value: string, expected: string, valid: (url: URL) => boolean): URL {
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    throw new UsageError('--store must be postgres://<user>@<host>:<port>/<database>');
+    throw new UsageError(expected);
   }
-  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new UsageError('--store must be postgres://<user>@<host>:<port>/<database>');
-  // Said without echoing the URL: it may hold the very password it must not hold.
+  if (!valid(url)) throw new UsageError(expected);
+  return url;
+}
+
+function parseStoreUrl(value: string): string {
+  const url = urlOption(value, '--store must be postgres://<user>@<host>:<port>/<database>', (u) => u.protocol === 'postgres:' || u.protocol === 'postgresql:');
   if (url.password) throw new UsageError('--store must not carry a password (argv is visible to other local users): give it with --store-password-file');
   return value;
 }
 
 function parseSyslogTarget(value: string): URL {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new UsageError('--audit-syslog must be udp://<host>:<port> or tcp://<host>:<port>');
-  }
-  if ((url.protocol !== 'udp:' && url.protocol !== 'tcp:') || !url.hostname || !url.port || url.pathname.replace(/^\/$/, '') || url.username) {
-    throw new UsageError('--audit-syslog must be udp://<host>:<port> or tcp://<host>:<port>');
-  }
-  return url;
+  return urlOption(value, '--audit-syslog must be udp://<host>:<port> or tcp://<host>:<port>',
+    (u) => (u.protocol === 'udp:' || u.protocol === 'tcp:') && Boolean(u.hostname) && Boolean(u.port) && !u.pathname.replace(/^\/$/, '') && !u.username);
 }
 
 function parseOtlpEndpoint(value: string): URL {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new UsageError('--audit-otlp must be a URL such as https://collector:4318/v1/logs');
-  }
-  if (!isSecureOrLoopback(url) || url.username || url.password) throw new UsageError('--audit-otlp must be https (http only on loopback), without credentials in the URL');
-  return url;
+  return urlOption(value, '--audit-otlp must be https (http only on loopback), without credentials in the URL, such as https://collector:4318/v1/logs',
+    (u) => isSecureOrLoopback(u) && !u.username && !u.password);
 }
 
 type StringOptions = Record<string, { type: 'string' }>;
