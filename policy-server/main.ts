@@ -159,6 +159,7 @@ async function serve(args: PolicyServerArgs): Promise<number> {
     bundles: new EffectivePolicyBundles(policies, keys, issuer, (sub) => revocations.credentialsOf(sub)),
     maxPolicyBytes: MAX_POLICY_BYTES,
     publicUrl: issuer,
+    registryAnonymous: args.registryAnonymous,
     log: log.child({ component: 'http' }),
   }));
 

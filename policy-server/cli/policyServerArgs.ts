@@ -36,6 +36,9 @@ Options:
                              PostgreSQL (migrated on start), for several replicas; default:
                              lowdb and files in the data dir
   --store-password-file <path>  0600 file with the database password (never in the URL)
+  --registry-anonymous       let /v0.1/servers (the catalog as an MCP Registry) answer callers
+                             without a token (VS Code's gallery sends none) with the servers
+                             the policy gives to everyone ("*"); off: a token is required
   --audit-syslog <url>       also send each audit event as RFC 5424 syslog to
                              udp://<host>:<port> or tcp://<host>:<port> (off by default)
   --audit-otlp <url>         also send each audit event as an OpenTelemetry log record to
@@ -60,6 +63,7 @@ export interface PolicyServerArgs {
   secretsKeyFile: string | undefined;
   /** PostgreSQL instead of the data dir's files; the password from a 0600 file. */
   store: { url: string; passwordFile?: string } | undefined;
+  registryAnonymous: boolean;
   /** Audit export (off unless given). */
   auditSyslog: URL | undefined;
   auditOtlp: URL | undefined;
@@ -95,6 +99,7 @@ export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | Rotate
     'secrets-key-file': { type: 'string' },
     'audit-syslog': { type: 'string' },
     'audit-otlp': { type: 'string' },
+    'registry-anonymous': { type: 'boolean' },
     store: { type: 'string' },
     'store-password-file': { type: 'string' },
     'log-level': { type: 'string' },
@@ -121,6 +126,7 @@ export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | Rotate
     bootstrapPolicy: values['bootstrap-policy'] === undefined ? undefined : resolve(values['bootstrap-policy']),
     secretsKeyFile: values['secrets-key-file'] === undefined ? undefined : resolve(values['secrets-key-file']),
     store: values.store === undefined ? undefined : { url: parseStoreUrl(values.store), ...(values['store-password-file'] ? { passwordFile: resolve(values['store-password-file']) } : {}) },
+    registryAnonymous: values['registry-anonymous'] === true,
     auditSyslog: values['audit-syslog'] === undefined ? undefined : parseSyslogTarget(values['audit-syslog']),
     auditOtlp: values['audit-otlp'] === undefined ? undefined : parseOtlpEndpoint(values['audit-otlp']),
     logLevel: parseLogLevel(values['log-level']),
@@ -155,7 +161,7 @@ function parseOtlpEndpoint(value: string): URL {
     (u) => isSecureOrLoopback(u) && !u.username && !u.password);
 }
 
-type StringOptions = Record<string, { type: 'string' }>;
+type StringOptions = Record<string, { type: 'string' } | { type: 'boolean' }>;
 
 function parseStrict<O extends StringOptions>(argv: string[], options: O) {
   try {

@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { REGISTRY_PATH, registryCors, registryRoutes } from '../registry/registryRoutes';
+import { REGISTRY_PATH, registryCaller, registryCors, registryRoutes } from '../registry/registryRoutes';
 import express, { type Express } from 'express';
 import { auditRoutes } from '../audit/auditRoutes';
 import type { AuditStore } from '../audit/auditStore';
@@ -46,6 +46,8 @@ export interface PolicyServerAppDeps {
   maxPolicyBytes: number;
   /** This server's public base URL (the bundles' issuer), for URLs it hands out. */
   publicUrl: string;
+  /** `--registry-anonymous`: the registry answers callers without a token with what `*` rules give. */
+  registryAnonymous?: boolean;
   log: Logger;
 }
 
@@ -79,7 +81,7 @@ export function createPolicyServerApp(deps: PolicyServerAppDeps): Express {
   app.use(PATHS.relay, authenticated, relayRoutes({ policies: deps.policies, secrets: deps.secrets, audit: deps.audit, maxBodyBytes: RELAY_MAX_BODY_BYTES, log: deps.log.child({ component: 'relay' }) }));
 
   // The catalog as an MCP Registry for VS Code's gallery: CORS first (preflights carry no token), then the caller's own catalog.
-  app.use(REGISTRY_PATH, registryCors, authenticated, registryRoutes(deps.policies, deps.publicUrl));
+  app.use(REGISTRY_PATH, registryCors, registryCaller(authenticated, deps.registryAnonymous === true), registryRoutes(deps.policies, deps.publicUrl));
 
   app.use(notFound);
   app.use(errorHandler(deps.log));

@@ -2,16 +2,19 @@
  * The approved catalog as an MCP Registry (`/v0.1/servers`, the registry API's read side),
  * filtered to the caller's effective policy: an org can point VS Code's MCP gallery
  * (`chat.mcp.gallery.serviceUrl`) at the policy server, and a developer sees exactly the
- * servers the policy lets them use. Every request needs the caller's IdP token (no
- * anonymous catalog: names and URLs are the org's business); CORS allows any origin because
- * the token travels in a header, never a cookie, so no ambient credential is exposed.
+ * servers the policy lets them use. A request needs the caller's IdP token; a gallery that
+ * cannot send one (VS Code's sends none) gets an anonymous caller's catalog only when the
+ * server runs with `--registry-anonymous`: the servers the policy gives to `*`, nothing a
+ * group or user rule gives. CORS allows any origin because a token travels in a header,
+ * never a cookie, so no ambient credential is exposed.
  *
  * Each entry is a server.json: `name` `<namespace>/<id>` (namespace `com.gatehouse.<org>`),
  * `version` `1.0.<policy version>` (it moves with the policy), `remotes` for Streamable
  * HTTP and SSE servers (a `shared-key` server's remote is its relay URL here), nothing to
  * install for stdio servers (they run through the Gatehouse gateway, not from a package).
  */
-import { Router, type Request, type Response } from 'express';
+import { Router, type Request, type RequestHandler, type Response } from 'express';
+import type { CallerIdentity } from '../../common/policy/identity';
 import { compileEffectivePolicy } from '../../common/policy/effectivePolicy';
 import type { CatalogServerEntry } from '../../common/policy/policyDocument';
 import { POLICY_SERVER_PATHS } from '../../common/policy/policyServerApi';
@@ -48,6 +51,20 @@ export function registryCors(req: Request, res: Response, next: () => void): voi
   });
   if (req.method === 'OPTIONS') return void res.status(204).end();
   next();
+}
+
+/** Nobody in particular: no sub, no groups, no email; only `*` rules reach it. */
+const ANONYMOUS: CallerIdentity = { sub: '', issuer: 'anonymous', claims: {} };
+
+/** The caller: authenticated when a token is sent (or always, unless anonymous reads are allowed). */
+export function registryCaller(authenticated: RequestHandler, allowAnonymous: boolean): RequestHandler {
+  return (req, res, next) => {
+    if (allowAnonymous && req.get('authorization') === undefined) {
+      res.locals.caller = ANONYMOUS;
+      return next();
+    }
+    return authenticated(req, res, next);
+  };
 }
 
 export function registryRoutes(policies: PolicyService, publicUrl: string): Router {

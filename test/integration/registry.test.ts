@@ -25,6 +25,7 @@ groups:
 rules:
   - { id: engineers, effect: allow, principals: [group:engineers], servers: [files, github, vault] }
   - { id: contractors, effect: allow, principals: [group:contractors], servers: [files] }
+  - { id: everyone-reads, effect: allow, principals: ["*"], servers: [files], tools: [read_file] }
 `;
 
 interface ServerList {
@@ -104,5 +105,21 @@ describe('the catalog as an MCP Registry (/v0.1/servers)', function () {
     assert.equal(preflight.status, 204);
     assert.match(preflight.headers.get('access-control-allow-headers') ?? '', /Authorization/);
     assert.match(preflight.headers.get('access-control-allow-methods') ?? '', /GET/);
+  });
+
+  it('answers a gallery without a token only when asked to, with what the policy gives everyone', async () => {
+    const open = await startPolicyServer(idp, { policyYaml: POLICY, extraArgs: ['--registry-anonymous'] });
+    try {
+      const anonymous = await fetch(`${open.url}/v0.1/servers`);
+      assert.equal(anonymous.status, 200);
+      const list = await anonymous.json() as ServerList;
+      assert.deepEqual(list.servers.map((s) => s.server.name), ['com.gatehouse.example-corp/files'], 'only what a "*" rule gives');
+      const alice = await (await fetch(`${open.url}/v0.1/servers`, { headers: { Authorization: `Bearer ${tokens.alice}` } })).json() as ServerList;
+      assert.equal(alice.servers.length, 3, 'a caller with a token still gets their own catalog');
+      assert.equal((await fetch(`${open.url}/v0.1/servers`, { headers: { Authorization: 'Bearer not-a-token' } })).status, 401, 'a bad token is refused, not treated as anonymous');
+    } finally {
+      await open.stop();
+      removeDir(open.dir);
+    }
   });
 });
