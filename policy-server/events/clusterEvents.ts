@@ -97,12 +97,30 @@ export class PostgresEventFanout implements EventFanout {
       void client.end().catch(() => undefined);
     });
     client.on('end', () => {
-      if (this.listener === client) this.listener = undefined;
-      if (!this.closed) setTimeout(() => void this.listen().catch((error: unknown) => this.log.warn('reconnecting the event connection failed', { error: describeError(error) })), RECONNECT_MS).unref();
+      if (this.listener === client) {
+        this.listener = undefined;
+        this.reconnectLater();
+      }
     });
-    await client.connect();
-    await client.query(`listen ${CHANNEL}`);
+    try {
+      await client.connect();
+      await client.query(`listen ${CHANNEL}`);
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
     this.listener = client;
+  }
+
+  /** Tries again every second until LISTEN is back (events sent meanwhile are missed; caches expire within 1 s anyway). */
+  private reconnectLater(): void {
+    if (this.closed) return;
+    setTimeout(() => {
+      void this.listen().catch((error: unknown) => {
+        this.log.warn('reconnecting the event connection failed; trying again', { error: describeError(error) });
+        this.reconnectLater();
+      });
+    }, RECONNECT_MS).unref();
   }
 
   private received(payload: string | undefined): void {
