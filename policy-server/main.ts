@@ -16,6 +16,7 @@ import { openDatabase } from './store/postgres/postgresDatabase';
 import { PostgresPolicyStore } from './store/postgres/postgresPolicyStore';
 import { CachedPolicyStore } from './store/cachedPolicyStore';
 import { MemoryReviewStore, PostgresReviewStore } from './reviews/reviewStore';
+import { PostgresRelaySessions } from './relay/relaySessions';
 import pg from 'pg';
 import { ExportingAuditStore, type AuditSink } from './audit/export/auditExport';
 import { OtlpSink } from './audit/export/otlpSink';
@@ -160,6 +161,7 @@ async function serve(args: PolicyServerArgs): Promise<number> {
     maxPolicyBytes: MAX_POLICY_BYTES,
     publicUrl: issuer,
     registryAnonymous: args.registryAnonymous,
+    ...(database ? { relaySessions: new PostgresRelaySessions(database) } : {}),
     log: log.child({ component: 'http' }),
   }));
 

@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { RelaySessions } from '../relay/relaySessions';
 import { REGISTRY_PATH, registryCaller, registryCors, registryRoutes } from '../registry/registryRoutes';
 import express, { type Express } from 'express';
 import { auditRoutes } from '../audit/auditRoutes';
@@ -46,6 +47,8 @@ export interface PolicyServerAppDeps {
   maxPolicyBytes: number;
   /** This server's public base URL (the bundles' issuer), for URLs it hands out. */
   publicUrl: string;
+  /** Relay session owners shared by replicas (PostgreSQL); in memory when absent. */
+  relaySessions?: RelaySessions;
   /** `--registry-anonymous`: the registry answers callers without a token with what `*` rules give. */
   registryAnonymous?: boolean;
   log: Logger;
@@ -78,7 +81,10 @@ export function createPolicyServerApp(deps: PolicyServerAppDeps): Express {
   const ingest = authenticateCaller(deps.authenticator, deps.revocations, { acceptRevoked: true });
   app.use(PATHS.audit, auditRoutes(deps.audit, { ingest, read: [authenticated, requireAdmin(deps.policies)] }));
   app.use(PATHS.reviews, authenticated, reviewRoutes(deps.reviews));
-  app.use(PATHS.relay, authenticated, relayRoutes({ policies: deps.policies, secrets: deps.secrets, audit: deps.audit, maxBodyBytes: RELAY_MAX_BODY_BYTES, log: deps.log.child({ component: 'relay' }) }));
+  app.use(PATHS.relay, authenticated, relayRoutes({
+    policies: deps.policies, secrets: deps.secrets, audit: deps.audit, maxBodyBytes: RELAY_MAX_BODY_BYTES, log: deps.log.child({ component: 'relay' }),
+    ...(deps.relaySessions ? { sessions: deps.relaySessions } : {}),
+  }));
 
   // The catalog as an MCP Registry for VS Code's gallery: CORS first (preflights carry no token), then the caller's own catalog.
   app.use(REGISTRY_PATH, registryCors, registryCaller(authenticated, deps.registryAnonymous === true), registryRoutes(deps.policies, deps.publicUrl));

@@ -37,12 +37,11 @@ import { KeyScrubber } from './keyScrubber';
 import { filterListAnswer, readBounded } from './listAnswer';
 import { filterListResult, isFilteredList } from '../../common/policy/listFilter';
 import { PerUserLimit } from './perUserLimit';
+import { MemoryRelaySessions, type RelaySessions } from './relaySessions';
 
 /** Headers a client may send on to the upstream; everything else (Authorization, cookies...) stays here. */
 const FORWARDED_REQUEST_HEADERS = ['content-type', 'accept', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id'];
 const FORWARDED_RESPONSE_HEADERS = ['content-type', 'mcp-session-id', 'cache-control'];
-/** Sessions one user may hold through the relay; the oldest of theirs is forgotten first. */
-const MAX_SESSIONS_PER_USER = 50;
 const MAX_DECIDERS = 1_000;
 /** Requests (and open streams) one user may have in flight through the relay at once. */
 const MAX_IN_FLIGHT_PER_USER = 32;
@@ -57,6 +56,8 @@ export interface RelayDeps {
   maxBodyBytes: number;
   log: Logger;
   dispatcher?: Dispatcher;
+  /** Session owners shared by replicas (PostgreSQL); in memory when absent. */
+  sessions?: RelaySessions;
 }
 
 type JsonRpcMessage = { jsonrpc: '2.0'; id?: string | number; method?: string; params?: unknown };
@@ -64,22 +65,9 @@ type JsonRpcMessage = { jsonrpc: '2.0'; id?: string | number; method?: string; p
 export function relayRoutes(deps: RelayDeps): Router {
   const router = express.Router();
   const deciders = new Map<string, PolicyDecider>();
-  /** Upstream session id -> the user who opened it (in memory: a restart makes clients start new sessions). */
-  const sessionOwners = new Map<string, string>();
-  const sessionsOf = new Map<string, string[]>();
+  // Which user opened each upstream session: memory for one server, the database for replicas.
+  const sessions = deps.sessions ?? new MemoryRelaySessions();
   const inFlight = new PerUserLimit(MAX_IN_FLIGHT_PER_USER);
-  const bindSession = (id: string, sub: string) => {
-    if (sessionOwners.get(id) === sub) return;
-    const mine = sessionsOf.get(sub) ?? [];
-    mine.push(id);
-    if (mine.length > MAX_SESSIONS_PER_USER) sessionOwners.delete(mine.shift()!);
-    sessionsOf.set(sub, mine);
-    sessionOwners.set(id, sub);
-  };
-  const forgetSession = (id: string, sub: string) => {
-    sessionOwners.delete(id);
-    sessionsOf.set(sub, (sessionsOf.get(sub) ?? []).filter((known) => known !== id));
-  };
 
   const deciderFor = async (caller: CallerIdentity): Promise<PolicyDecider> => {
     const current = await deps.policies.current();
@@ -109,7 +97,7 @@ export function relayRoutes(deps: RelayDeps): Router {
     if (!key) throw new ApiError(503, 'no_service_key', `The service key for "${serverId}" is not set; an admin sets it with: gatehouse secret set ${entry.credential.secretRef}`);
 
     const sessionId = req.get('mcp-session-id');
-    if (sessionId !== undefined && sessionOwners.get(sessionId) !== caller.sub) {
+    if (sessionId !== undefined && (await sessions.ownerOf(serverId, sessionId)) !== caller.sub) {
       throw new ApiError(404, 'not_found', 'No such session.'); // unknown, or another user's: reveal nothing
     }
 
@@ -174,8 +162,8 @@ export function relayRoutes(deps: RelayDeps): Router {
     }
     const upstreamSession = upstream.headers['mcp-session-id'];
     // A new session is the caller's only when it starts here (no session id sent); an upstream cannot hand over another's.
-    if (typeof upstreamSession === 'string' && (sessionId === undefined || upstreamSession === sessionId)) bindSession(upstreamSession, caller.sub);
-    if (req.method === 'DELETE' && sessionId !== undefined && upstream.statusCode < 300) forgetSession(sessionId, caller.sub);
+    if (typeof upstreamSession === 'string' && (sessionId === undefined || upstreamSession === sessionId)) await sessions.bind(serverId, upstreamSession, caller.sub);
+    if (req.method === 'DELETE' && sessionId !== undefined && upstream.statusCode < 300) await sessions.forget(serverId, sessionId);
     // Durable before the answer leaves, like the gateway's own audit.
     if (call) await record(deps.audit, caller, serverId, call.message, call.subject, call.decision, call.rule, upstream.statusCode < 400 ? 'ok' : 'upstream-error', started);
     res.status(upstream.statusCode);

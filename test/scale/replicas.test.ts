@@ -154,16 +154,25 @@ describe('three policy-server replicas on PostgreSQL', function () {
   it('relays with a service key set once in the database, through any replica', async () => {
     // Set after the replicas started, with the CLI pointed at the database: every replica uses it at its next call.
     await setSecret(join(scratch, 'data'), keyFile, 'vault-key', SERVICE_KEY, ['--store', postgres.url]);
-    for (const replica of [replicas[0]!, replicas[2]!]) {
-      const opened = await fetch(`${replica.url}/relay/vault/mcp`, {
-        method: 'POST',
-        headers: { Authorization: `Bearer ${tokens.alice}`, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'direct', version: '1' } } }),
-      });
-      assert.equal(opened.status, 200, await opened.clone().text());
-      await opened.text();
-    }
-    assert.ok(vault.authorizations.filter((a) => a === `Bearer ${SERVICE_KEY}`).length >= 2, 'both replicas added the key from the database');
+    const relay = (replica: RunningPolicyServer, user: string, body: unknown, sessionId?: string) => fetch(`${replica.url}/relay/vault/mcp`, {
+      method: 'POST',
+      headers: {
+        Authorization: `Bearer ${tokens[user]}`, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream',
+        ...(sessionId ? { 'Mcp-Session-Id': sessionId } : {}),
+      },
+      body: JSON.stringify(body),
+    });
+    // The session is opened through replica 1 and used through replica 3: its owner is in the database.
+    const opened = await relay(replicas[0]!, 'alice', { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'direct', version: '1' } } });
+    assert.equal(opened.status, 200, await opened.clone().text());
+    const sessionId = opened.headers.get('mcp-session-id')!;
+    await opened.text();
+    assert.equal((await relay(replicas[2]!, 'alice', { jsonrpc: '2.0', method: 'notifications/initialized' }, sessionId)).status, 202);
+    const called = await relay(replicas[2]!, 'alice', { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { text: 'across replicas' } } }, sessionId);
+    assert.equal(called.status, 200);
+    assert.match(await called.text(), /across replicas/);
+    assert.equal((await relay(replicas[2]!, 'dave', { jsonrpc: '2.0', id: 3, method: 'tools/list' }, sessionId)).status, 404, 'another user cannot use it on any replica');
+    assert.ok(vault.authorizations.filter((a) => a === `Bearer ${SERVICE_KEY}`).length >= 3, 'both replicas added the key from the database');
     const rows = await postgres.query<{ jwe: string }>('select jwe from relay_secrets');
     assert.equal(rows.rows.length, 1);
     assert.ok(!rows.rows[0]!.jwe.includes(SERVICE_KEY), 'only the ciphertext is in the database');

@@ -49,6 +49,14 @@ const MIGRATIONS: string[] = [
      jwe text not null,
      updated_at text not null
    );`,
+  `create table relay_sessions (
+     server_id text not null,
+     session_id text not null,
+     sub text not null,
+     opened_at bigint not null,
+     primary key (server_id, session_id)
+   );
+   create index relay_sessions_by_user on relay_sessions (sub, opened_at);`,
 ];
 
 /** Any number: it only has to be the same for every replica. */
