@@ -248,12 +248,25 @@ export interface ReviewRecord {
   note?: string;
 }
 
+/**
+ * Where a gateway puts an approved review's id on the call it sends through the relay
+ * (`params._meta`), so the relay can let a reviewer-confirmed call pass: once, for exactly
+ * the call that was approved (server, method, name, and the digest of its arguments).
+ */
+export const REVIEW_PROOF_META_KEY = 'io.gatehouse/review';
+
 /** `POST /v1/reviews` (the requester's gateway) -> 201 `{review}`; 409 `not_reviewable` when policy does not ask for review. */
 export interface ReviewRequestBody {
   server: string;
   method: string;
   tool: string;
   arguments: Record<string, unknown>;
+  /**
+   * SHA-256 (base64url) of the canonical JSON of the call's arguments before redaction
+   * (`argumentsDigest` in common/policy/reviewProof.ts): kept by the server, never shown,
+   * compared by the relay with the call it is asked to pass.
+   */
+  argumentsDigest?: string;
 }
 
 /** `GET /v1/reviews`: pending reviews the caller may decide (never their own). */

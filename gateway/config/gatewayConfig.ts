@@ -65,6 +65,8 @@ export type ServerConfig = GatewayConfig['servers'][number] & {
    * for `user-oauth` servers.
    */
   authorization?: UpstreamAuthorization;
+  /** Reached through the policy server's relay (a `shared-key` server): reviewer approvals travel with the call. */
+  viaRelay?: true;
 };
 export type { HttpTransportConfig, StdioTransportConfig } from '../../common/serverTransport';
 

@@ -22,6 +22,8 @@ export interface ConfirmationRequest {
   timeoutMs: number;
   /** For a tool call: the risk the gateway believes the tool has. */
   risk?: 'read' | 'write' | 'destructive';
+  /** Digest of the arguments before redaction (common/policy/reviewProof.ts): binds a review to this exact call. */
+  argumentsDigest?: string;
 }
 
 export interface ConfirmationAnswer {
@@ -30,6 +32,8 @@ export interface ConfirmationAnswer {
   reviewer?: string;
   /** For the caller when the call is not approved. */
   message: string;
+  /** The policy server's review that approved it: the relay lets the call pass on it (once). */
+  reviewId?: string;
 }
 
 /** One way of asking a reviewer. It may resolve early on `signal` (timeout or cancellation); the answer is then ignored. */

@@ -36,7 +36,10 @@ export class ReviewQueueConfirmer implements Confirmer {
   }
 
   async confirm(request: ConfirmationRequest, signal: AbortSignal): Promise<ConfirmationAnswer> {
-    const body: ReviewRequestBody = { server: request.serverId, method: request.method, tool: request.subject, arguments: boundedArguments(request.arguments) };
+    const body: ReviewRequestBody = {
+      server: request.serverId, method: request.method, tool: request.subject, arguments: boundedArguments(request.arguments),
+      ...(request.argumentsDigest ? { argumentsDigest: request.argumentsDigest } : {}),
+    };
     let review: ReviewRecord;
     try {
       review = (await this.call<ReviewResponse>('POST', '', body, signal)).review;
@@ -95,7 +98,7 @@ function answerOf(review: ReviewRecord, request: ConfirmationRequest): Confirmat
     case 'pending':
       return undefined;
     case 'approved':
-      return { outcome: 'approved', reviewer: review.reviewer?.sub ?? 'unknown', message: `Approved by ${who}${note}.` };
+      return { outcome: 'approved', reviewer: review.reviewer?.sub ?? 'unknown', message: `Approved by ${who}${note}.`, reviewId: review.id };
     case 'denied':
       return { outcome: 'denied', reviewer: review.reviewer?.sub ?? 'unknown', message: `${request.message} Reviewer ${who} denied it${note}.` };
     case 'expired':

@@ -70,7 +70,7 @@ export function catalogServer(entry: CatalogServerEntry, workDir: string, relay?
       tools: Object.fromEntries(Object.entries(entry.tools).map(([name, settings]) => [name, settings.risk ? { risk: settings.risk } : {}])),
       // user-oauth servers get the user's own sign-in (gateway/upstreamAuth/); a relayed server's key is the relay's business
       credential: entry.credential.mode === 'user-oauth' ? structuredClone(entry.credential) : { mode: 'none' },
-      ...(viaRelay ? { authorization: bearerAuthorization(relay.token) } : {}),
+      ...(viaRelay ? { authorization: bearerAuthorization(relay.token), viaRelay: true as const } : {}),
     };
   }
 }

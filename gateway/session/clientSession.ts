@@ -23,6 +23,8 @@ import { ToolListing, type DefinitionNotice, type ListedTool } from './toolListi
 import type { ToolGuard } from '../guardrails/toolGuard';
 import { POLICY_DENIED, type CallGate, type GateDecision } from '../policy/callGate';
 import type { CallConfirmations, ConfirmationAnswer } from '../confirmation/callConfirmations';
+import { argumentsDigest } from '../../common/policy/reviewProof';
+import { REVIEW_PROOF_META_KEY } from '../../common/policy/policyServerApi';
 import { describeError, type Logger } from '../../common/log/logger';
 import type { UpstreamConnection, UpstreamReply } from '../upstream/upstreamConnection';
 import {
@@ -205,6 +207,8 @@ export class ClientSession {
         return this.replyError(request.id, POLICY_DENIED, answer.message);
       }
       outcome = { ...outcome, ...reviewer, decision: 'confirm-approved' };
+      // Through the policy server's relay the approval must be shown: the review's id, which the relay checks and strips.
+      if (answer.reviewId !== undefined && this.server.viaRelay) request = withReviewProof(request, answer.reviewId);
     }
     const audit = (this.deps.auditor.audits(request.method) || decision.effect === 'confirm') ? outcome : undefined;
     let connection: UpstreamConnection;
@@ -252,6 +256,7 @@ export class ClientSession {
         message: decision.message,
         ...(decision.reviewers !== undefined ? { reviewers: decision.reviewers } : {}),
         ...(request.method === 'tools/call' ? { risk: this.toolListing.riskOf(decision.subject) } : {}),
+        argumentsDigest: argumentsDigest(decision.args),
         timeoutMs: decision.timeoutMs,
       }, cancel.signal);
       return cancel.signal.aborted && answer.outcome !== 'approved' ? { ...answer, cancelled: true } : answer;
@@ -447,4 +452,11 @@ export class ClientSession {
       this.log.debug('could not deliver to client', { error: describeError(error) });
     }
   }
+}
+
+/** `request` with an approved review's id in `params._meta`, for the relay. */
+function withReviewProof(request: JSONRPCRequest, reviewId: string): JSONRPCRequest {
+  const params = request.params ?? {};
+  const meta = (params._meta ?? {}) as Record<string, unknown>;
+  return { ...request, params: { ...params, _meta: { ...meta, [REVIEW_PROOF_META_KEY]: reviewId } } };
 }

@@ -84,6 +84,7 @@ export function createPolicyServerApp(deps: PolicyServerAppDeps): Express {
   app.use(PATHS.relay, authenticated, relayRoutes({
     policies: deps.policies, secrets: deps.secrets, audit: deps.audit, maxBodyBytes: RELAY_MAX_BODY_BYTES, log: deps.log.child({ component: 'relay' }),
     ...(deps.relaySessions ? { sessions: deps.relaySessions } : {}),
+    reviews: deps.reviews,
   }));
 
   // The catalog as an MCP Registry for VS Code's gallery: CORS first (preflights carry no token), then the caller's own catalog.

@@ -5,10 +5,13 @@
  * `authenticateCaller` in front), the server must be one the caller's own effective policy
  * reaches with mode `shared-key`, only the methods a governed client may send pass, and
  * every one with a subject (`tools/call`, `resources/read`, `prompts/get`, subscriptions,
- * completions) is decided again here as the gateway decides it: only `allow` passes. A
- * `confirm` is refused too: the relay cannot tell whether anyone confirmed, and a caller
- * going around the gateway (any local program holding the user's IdP token) must not get
- * the service key's power unasked. Messages are parsed strictly (one JSON-RPC message, no
+ * completions) is decided again here as the gateway decides it: `allow` passes; a `confirm`
+ * with a reviewer group passes only with the id of a review approved for exactly this call
+ * (server, method, name, digest of the arguments), used once (`REVIEW_PROOF_META_KEY` in
+ * `params._meta`, stripped before the upstream sees the call); a self-confirmation is
+ * refused, since the relay cannot tell whether anyone confirmed, and a caller going around
+ * the gateway (any local program holding the user's IdP token) must not get the service
+ * key's power unasked. Messages are parsed strictly (one JSON-RPC message, no
  * keys equal but for case, which some upstream JSON decoders merge) and the upstream gets
  * the re-serialised message it was decided on, the service key and the MCP headers, never
  * the caller's token. The answer comes back streamed, any echo of the key scrubbed. Calls
@@ -38,6 +41,9 @@ import { filterListAnswer, readBounded } from './listAnswer';
 import { filterListResult, isFilteredList } from '../../common/policy/listFilter';
 import { PerUserLimit } from './perUserLimit';
 import { MemoryRelaySessions, type RelaySessions } from './relaySessions';
+import type { ReviewQueue } from '../reviews/reviewQueue';
+import { argumentsDigest } from '../../common/policy/reviewProof';
+import { REVIEW_PROOF_META_KEY } from '../../common/policy/policyServerApi';
 
 /** Headers a client may send on to the upstream; everything else (Authorization, cookies...) stays here. */
 const FORWARDED_REQUEST_HEADERS = ['content-type', 'accept', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id'];
@@ -58,6 +64,8 @@ export interface RelayDeps {
   dispatcher?: Dispatcher;
   /** Session owners shared by replicas (PostgreSQL); in memory when absent. */
   sessions?: RelaySessions;
+  /** The review queue: a reviewer-confirmed call passes with proof of its approved review. */
+  reviews?: Pick<ReviewQueue, 'redeem'>;
 }
 
 type JsonRpcMessage = { jsonrpc: '2.0'; id?: string | number; method?: string; params?: unknown };
@@ -101,12 +109,13 @@ export function relayRoutes(deps: RelayDeps): Router {
       throw new ApiError(404, 'not_found', 'No such session.'); // unknown, or another user's: reveal nothing
     }
 
-    let call: { message: JsonRpcMessage; subject: string; rule?: string; decision: 'allow' } | undefined;
+    let call: { message: JsonRpcMessage; subject: string; rule?: string; decision: 'allow' | 'confirm-approved'; reviewer?: string } | undefined;
     /** A list request: its answer is filtered to what the caller's policy lists. */
     let listed: { id: string | number; method: string } | undefined;
     let body: string | undefined;
     if (req.method === 'POST') {
       const message = parseMessage(req.body);
+      const reviewProof = takeReviewProof(message); // never forwarded upstream
       body = JSON.stringify(message); // what was decided is exactly what is sent
       if (message.method !== undefined) {
         const allowed = message.method === 'initialize' || RELAYED_CLIENT_METHODS.has(message.method) || (message.id === undefined && CLIENT_NOTIFICATIONS.has(message.method));
@@ -115,14 +124,20 @@ export function relayRoutes(deps: RelayDeps): Router {
         const subject = subjectOf({ method: message.method, params: message.params });
         if (subject) {
           const ambiguous = ambiguousName(message.method, subject.name);
-          const decision = ambiguous === undefined ? decider.decide(serverId, subject.name, subject.args) : { effect: 'deny' as const, message: ambiguous, ruleId: undefined };
+          const decision = ambiguous === undefined ? decider.decide(serverId, subject.name, subject.args) : { effect: 'deny' as const, message: ambiguous, ruleId: undefined, reviewers: undefined };
+          // A reviewer group's approval can be shown (a review approved for exactly this call, used once); a self-confirmation cannot.
+          const reviewer = decision.effect === 'confirm' && decision.reviewers !== undefined && reviewProof !== undefined && deps.reviews
+            ? await deps.reviews.redeem(caller, reviewProof, { server: serverId, method: message.method, tool: subject.name, argumentsDigest: argumentsDigest(subject.args) })
+            : undefined;
           const refusal = decision.effect === 'deny'
             ? decision.message
-            : decision.effect === 'confirm'
-              ? `${decision.message} The relay cannot tell whether anyone confirmed it, so it is refused here.`
+            : decision.effect === 'confirm' && !reviewer
+              ? decision.reviewers !== undefined
+                ? `${decision.message} No review approved for exactly this call came with it, so the relay refuses it.`
+                : `${decision.message} The relay cannot tell whether anyone confirmed it, so it is refused here.`
               : undefined;
           if (refusal !== undefined) {
-            await record(deps.audit, caller, serverId, message, subject.name, 'deny', decision.ruleId, 'denied', performance.now());
+            await record(deps.audit, caller, serverId, { message, subject: subject.name, decision: 'deny', ...(decision.ruleId ? { rule: decision.ruleId } : {}) }, 'denied', performance.now());
             if (message.id === undefined) {
               res.status(202).end();
               return;
@@ -130,7 +145,12 @@ export function relayRoutes(deps: RelayDeps): Router {
             res.status(200).set('Cache-Control', 'no-store').json({ jsonrpc: '2.0', id: message.id, error: { code: POLICY_DENIED, message: refusal } });
             return;
           }
-          if (AUDITED_METHODS.has(message.method)) call = { message, subject: subject.name, ...(decision.ruleId ? { rule: decision.ruleId } : {}), decision: 'allow' };
+          if (AUDITED_METHODS.has(message.method) || reviewer) {
+            call = {
+              message, subject: subject.name, ...(decision.ruleId ? { rule: decision.ruleId } : {}),
+              ...(reviewer ? { decision: 'confirm-approved' as const, reviewer: reviewer.email ?? reviewer.sub } : { decision: 'allow' as const }),
+            };
+          }
         }
       }
     }
@@ -157,7 +177,7 @@ export function relayRoutes(deps: RelayDeps): Router {
       });
     } catch (error) {
       deps.log.warn('relay upstream unreachable', { server: serverId, error: describeError(error).replaceAll(key, '[REDACTED]') });
-      if (call) await record(deps.audit, caller, serverId, call.message, call.subject, call.decision, call.rule, 'upstream-error', started);
+      if (call) await record(deps.audit, caller, serverId, call, 'upstream-error', started);
       throw new ApiError(502, 'upstream_unreachable', `The relay could not reach "${serverId}".`);
     }
     const upstreamSession = upstream.headers['mcp-session-id'];
@@ -165,7 +185,7 @@ export function relayRoutes(deps: RelayDeps): Router {
     if (typeof upstreamSession === 'string' && (sessionId === undefined || upstreamSession === sessionId)) await sessions.bind(serverId, upstreamSession, caller.sub);
     if (req.method === 'DELETE' && sessionId !== undefined && upstream.statusCode < 300) await sessions.forget(serverId, sessionId);
     // Durable before the answer leaves, like the gateway's own audit.
-    if (call) await record(deps.audit, caller, serverId, call.message, call.subject, call.decision, call.rule, upstream.statusCode < 400 ? 'ok' : 'upstream-error', started);
+    if (call) await record(deps.audit, caller, serverId, call, upstream.statusCode < 400 ? 'ok' : 'upstream-error', started);
     res.status(upstream.statusCode);
     for (const name of FORWARDED_RESPONSE_HEADERS) {
       const value = upstream.headers[name];
@@ -235,10 +255,24 @@ function keysAreUnambiguous(value: unknown, depth: number): boolean {
   return true;
 }
 
+/** The review id a gateway put in `params._meta`, removed from the message (the upstream never sees it). */
+function takeReviewProof(message: JsonRpcMessage): string | undefined {
+  const params = message.params;
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) return undefined;
+  const meta = (params as { _meta?: unknown })._meta;
+  if (typeof meta !== 'object' || meta === null || Array.isArray(meta) || !(REVIEW_PROOF_META_KEY in meta)) return undefined;
+  const proof = (meta as Record<string, unknown>)[REVIEW_PROOF_META_KEY];
+  delete (meta as Record<string, unknown>)[REVIEW_PROOF_META_KEY];
+  if (Object.keys(meta).length === 0) delete (params as { _meta?: unknown })._meta;
+  return typeof proof === 'string' && /^[0-9a-f-]{36}$/.test(proof) ? proof : undefined;
+}
+
 async function record(
-  audit: AuditStore, caller: CallerIdentity, server: string, message: JsonRpcMessage & { method?: string }, subject: string | undefined,
-  decision: AuditEvent['decision'], rule: string | undefined, status: AuditEvent['status'], started: number,
+  audit: AuditStore, caller: CallerIdentity, server: string,
+  call: { message: JsonRpcMessage & { method?: string }; subject: string | undefined; decision: AuditEvent['decision']; rule?: string; reviewer?: string },
+  status: AuditEvent['status'], started: number,
 ): Promise<void> {
+  const { message, subject, decision, rule, reviewer } = call;
   const event: AuditEvent = {
     id: createAuditEventId(),
     time: new Date().toISOString(),
@@ -249,6 +283,7 @@ async function record(
     ...(subject ? { tool: subject.slice(0, 1024) } : {}),
     decision,
     ...(rule ? { rule } : {}),
+    ...(reviewer ? { reviewer } : {}),
     status,
     redactions: {},
     flags: ['via-relay'],

@@ -21,7 +21,7 @@ import type { ReviewDecisionBody, ReviewParty, ReviewRecord, ReviewRequestBody }
 import type { Logger } from '../../common/log/logger';
 import { ApiError } from '../http/apiErrors';
 import type { PolicyService } from '../policies/policyService';
-import { MemoryReviewStore, withExpiry, type ReviewStore } from './reviewStore';
+import { MemoryReviewStore, withExpiry, type ReviewStore, type StoredReview } from './reviewStore';
 
 export interface ReviewQueueLimits {
   maxPendingPerUser: number;
@@ -73,7 +73,7 @@ export class ReviewQueue {
     }
     const rule = current.document.rules.find((candidate) => candidate.id === decision.ruleId);
     const timeoutMs = current.document.guardrails.confirmationTimeoutSeconds * 1000;
-    const record: ReviewRecord = {
+    const record: StoredReview = {
       id: randomUUID(),
       state: 'pending',
       requester: party(caller),
@@ -86,6 +86,7 @@ export class ReviewQueue {
       reviewers: decision.reviewers,
       requestedAt: new Date(now).toISOString(),
       expiresAt: new Date(now + timeoutMs).toISOString(),
+      ...(body.argumentsDigest ? { argumentsDigest: body.argumentsDigest } : {}),
     };
     await this.store.insert(record);
     // Long-polls here end at the deadline; the store reads an undecided review as expired from then on.
@@ -165,6 +166,21 @@ export class ReviewQueue {
     this.announceDecided(id);
     this.log.info('review decided', { id, state: settled.state, reviewer: caller.sub, requester: record.requester.sub });
     return stored ?? settled;
+  }
+
+  /**
+   * The relay's check before it lets a reviewer-confirmed call pass: the review is approved,
+   * was requested by this caller for exactly this call (server, method, name, and the digest
+   * of the arguments it carries), and has not been used before. Uses it up; resolves with
+   * the reviewer, or undefined (the call is refused).
+   */
+  async redeem(caller: CallerIdentity, id: string, call: { server: string; method: string; tool: string; argumentsDigest: string }): Promise<ReviewParty | undefined> {
+    const record = await this.read(id) as StoredReview | undefined;
+    if (!record || record.state !== 'approved' || record.requester.sub !== caller.sub) return undefined;
+    if (record.server !== call.server || record.method !== call.method || record.tool !== call.tool || record.argumentsDigest !== call.argumentsDigest) return undefined;
+    if (!(await this.store.consume(id))) return undefined; // already used for a call
+    this.log.info('review redeemed at the relay', { id, requester: caller.sub, server: call.server, tool: call.tool });
+    return record.reviewer;
   }
 
   /** Long-polls end (their waiting calls see the review as it is); used on shutdown. */

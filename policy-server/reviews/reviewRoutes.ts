@@ -10,8 +10,9 @@ import express, { Router } from 'express';
 import { z } from 'zod';
 import {
   REVIEW_MAX_ARGUMENT_BYTES, REVIEW_MAX_WAIT_SECONDS,
-  type ReviewListResponse, type ReviewResponse,
+  type ReviewListResponse, type ReviewRecord, type ReviewResponse,
 } from '../../common/policy/policyServerApi';
+import { ARGUMENTS_DIGEST } from '../../common/policy/reviewProof';
 import { ApiError } from '../http/apiErrors';
 import { callerOf } from '../http/callerAuthentication';
 import { parseJsonBody } from '../http/requestValidation';
@@ -25,7 +26,14 @@ const RequestBody = z.strictObject({
   tool: Name,
   arguments: z.record(z.string(), z.unknown())
     .refine((args) => JSON.stringify(args).length <= REVIEW_MAX_ARGUMENT_BYTES, `arguments must be at most ${REVIEW_MAX_ARGUMENT_BYTES} bytes of JSON`),
+  argumentsDigest: z.string().regex(ARGUMENTS_DIGEST).optional(),
 });
+
+/** What the API shows of a review: never the digest of the unredacted arguments. */
+function shown(review: ReviewRecord & { argumentsDigest?: string }): ReviewRecord {
+  const { argumentsDigest: _hidden, ...rest } = review;
+  return rest;
+}
 
 const DecisionBody = z.strictObject({
   decision: z.enum(['approve', 'deny']),
@@ -40,12 +48,12 @@ export function reviewRoutes(queue: ReviewQueue): Router {
 
   router.post('/', json, async (req, res) => {
     const review = await queue.request(callerOf(res), parseJsonBody(req, RequestBody));
-    const body: ReviewResponse = { review };
+    const body: ReviewResponse = { review: shown(review) };
     res.status(201).set('Cache-Control', 'no-store').json(body);
   });
 
   router.get('/', async (_req, res) => {
-    const body: ReviewListResponse = { reviews: await queue.pendingFor(callerOf(res)) };
+    const body: ReviewListResponse = { reviews: (await queue.pendingFor(callerOf(res))).map(shown) };
     res.set('Cache-Control', 'no-store').json(body);
   });
 
@@ -59,13 +67,13 @@ export function reviewRoutes(queue: ReviewQueue): Router {
     const gone = new AbortController();
     res.on('close', () => gone.abort());
     const review = await queue.get(callerOf(res), id, wait === undefined ? 0 : Number(wait) * 1000, gone.signal);
-    const body: ReviewResponse = { review };
+    const body: ReviewResponse = { review: shown(review) };
     res.set('Cache-Control', 'no-store').json(body);
   });
 
   router.post('/:id/decision', json, async (req, res) => {
     const review = await queue.decide(callerOf(res), reviewId(req.params.id), parseJsonBody(req, DecisionBody));
-    const body: ReviewResponse = { review };
+    const body: ReviewResponse = { review: shown(review) };
     res.set('Cache-Control', 'no-store').json(body);
   });
 

@@ -7,8 +7,11 @@
 import type pg from 'pg';
 import type { ReviewRecord } from '../../common/policy/policyServerApi';
 
+/** A review as kept: with the digest of the unredacted arguments, which the API never shows. */
+export type StoredReview = ReviewRecord & { argumentsDigest?: string };
+
 export interface ReviewStore {
-  insert(record: ReviewRecord): Promise<void>;
+  insert(record: StoredReview): Promise<void>;
   get(id: string): Promise<ReviewRecord | undefined>;
   /** Pending and not expired, oldest first. */
   pending(now: number): Promise<ReviewRecord[]>;
@@ -16,6 +19,8 @@ export interface ReviewStore {
   settle(settled: ReviewRecord): Promise<{ won: boolean; record: ReviewRecord | undefined }>;
   /** Forgets reviews decided or expired before `before` (ms). */
   purge(before: number): Promise<void>;
+  /** Marks an approved review used by the call it approved; false when it was used already. */
+  consume(id: string): Promise<boolean>;
 }
 
 /** Expired in fact: still `pending` in the store, but past its deadline. */
@@ -25,6 +30,13 @@ export function withExpiry(record: ReviewRecord, now: number): ReviewRecord {
 
 export class MemoryReviewStore implements ReviewStore {
   private readonly records = new Map<string, ReviewRecord>();
+  private readonly consumed = new Set<string>();
+
+  async consume(id: string): Promise<boolean> {
+    if (this.consumed.has(id) || !this.records.has(id)) return false;
+    this.consumed.add(id);
+    return true;
+  }
 
   async insert(record: ReviewRecord): Promise<void> {
     this.records.set(record.id, structuredClone(record));
@@ -49,13 +61,21 @@ export class MemoryReviewStore implements ReviewStore {
   async purge(before: number): Promise<void> {
     for (const [id, record] of this.records) {
       const ended = record.state !== 'pending' ? Date.parse(record.decidedAt ?? record.expiresAt) : Date.parse(record.expiresAt);
-      if (ended < before) this.records.delete(id);
+      if (ended < before) {
+        this.records.delete(id);
+        this.consumed.delete(id);
+      }
     }
   }
 }
 
 export class PostgresReviewStore implements ReviewStore {
   constructor(private readonly pool: pg.Pool) {}
+
+  async consume(id: string): Promise<boolean> {
+    const result = await this.pool.query('update reviews set consumed = true where id = $1 and not consumed', [id]);
+    return (result.rowCount ?? 0) === 1;
+  }
 
   async insert(record: ReviewRecord): Promise<void> {
     await this.pool.query('insert into reviews (id, state, expires_ms, record) values ($1, $2, $3, $4)', [record.id, record.state, Date.parse(record.expiresAt), JSON.stringify(record)]);

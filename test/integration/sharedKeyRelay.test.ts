@@ -39,6 +39,7 @@ servers:
 groups:
   - { id: engineers, match: [{ user: alice }] }
   - { id: admins, match: [{ user: carol }] }
+  - { id: leads, match: [{ user: carol }] }
 rules:
   - { id: engineers-vault, effect: allow, principals: [group:engineers], servers: [vault], tools: [echo, leak] }
   - { id: no-drops, effect: deny, principals: ["*"], servers: [vault], tools: [drop_table], reason: tables stay }
@@ -48,6 +49,14 @@ rules:
     servers: [vault]
     tools: [echo]
     when: args.text.startsWith("deploy")
+  - id: releases-reviewed
+    effect: confirm
+    principals: [group:engineers]
+    servers: [vault]
+    tools: [echo]
+    when: args.text.startsWith("release")
+    reviewers: leads
+    reason: a lead signs releases
 `;
 }
 
@@ -150,6 +159,35 @@ describe('shared service keys behind the policy server\'s relay', function () {
     assert.match(anonymous.headers.get('www-authenticate') ?? '', /^Bearer/);
   });
 
+  it('lets a call a reviewer approved pass the relay: once, and only that call', async () => {
+    const asCarol = { Authorization: `Bearer ${tokens.carol}`, 'Content-Type': 'application/json' };
+    const call = client.callTool({ name: 'echo', arguments: { text: 'release 1.2' } });
+    let reviewId = '';
+    await waitUntil(async () => {
+      const pending = await (await fetch(`${server.url}/v1/reviews`, { headers: asCarol })).json() as { reviews: Array<{ id: string; tool: string; arguments: Record<string, unknown> }> };
+      reviewId = pending.reviews.find((r) => r.tool === 'echo')?.id ?? '';
+      return reviewId !== '';
+    }, 10_000);
+    const listed = await (await fetch(`${server.url}/v1/reviews/${reviewId}`, { headers: asCarol })).json() as { review: Record<string, unknown> };
+    assert.equal(listed.review.argumentsDigest, undefined, 'the digest of the unredacted arguments is never shown');
+    const approved = await fetch(`${server.url}/v1/reviews/${reviewId}/decision`, { method: 'POST', headers: asCarol, body: JSON.stringify({ decision: 'approve' }) });
+    assert.equal(approved.status, 200);
+    assert.equal(textOf(await call), 'release 1.2', 'the approved call went through the relay');
+    assert.ok(!upstream.bodies.some((b) => b.includes('io.gatehouse/review')), 'the review id is not passed to the upstream');
+
+    // Around the gateway: the same review id cannot be used again, nor for other arguments.
+    const opened = await relay(tokens.alice, initialize);
+    const sessionId = opened.headers.get('mcp-session-id')!;
+    await opened.text();
+    const withProof = (text: string, id: number) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { text }, _meta: { 'io.gatehouse/review': reviewId } } });
+    for (const attempt of [withProof('release 1.2', 20), withProof('release 9.9', 21)]) {
+      const refused = await (await relay(tokens.alice, attempt, sessionId)).json() as { error?: { message: string } };
+      assert.match(refused.error?.message ?? '', /No review approved for exactly this call/, JSON.stringify(attempt));
+    }
+    const bobTries = await relay(tokens.bob, withProof('release 1.2', 22));
+    assert.equal(bobTries.status, 404, 'bob has no way to the server at all');
+  });
+
   it('audits every relayed call centrally with the caller\'s identity, and the key in nothing', async () => {
     const response = await fetch(`${server.url}/v1/audit?server=vault&limit=100`, { headers: { Authorization: `Bearer ${tokens.carol}` } });
     assert.equal(response.status, 200);
@@ -159,6 +197,8 @@ describe('shared service keys behind the policy server\'s relay', function () {
     assert.ok(summary.includes('alice leak allow'));
     assert.ok(summary.includes('alice drop_table deny'));
     assert.ok(summary.includes('alice echo deny'), 'the unconfirmed deploy was refused and audited');
+    const reviewed = events.find((event) => event.decision === 'confirm-approved');
+    assert.equal(reviewed?.reviewer, 'carol@example.com', 'the reviewer-approved call is audited at the relay with who approved it');
     for (const [what, text] of [
       ['the policy server\'s log', server.stderr()], ['the gateway\'s log', gateway.stderr()],
       ['the gateway\'s files', filesUnder(gateway.dir)], ['the central audit', JSON.stringify(events)],

@@ -16,6 +16,8 @@ export interface KeyedUpstream {
   url: string;
   /** Every Authorization header received, in order. */
   authorizations: string[];
+  /** Every request body received, as text. */
+  bodies: string[];
   setKey(key: string): void;
   stop(): Promise<void>;
 }
@@ -23,6 +25,7 @@ export interface KeyedUpstream {
 export async function startKeyedUpstream(initialKey: string): Promise<KeyedUpstream> {
   let key = initialKey;
   const authorizations: string[] = [];
+  const bodies: string[] = [];
   const sessions = new McpSessions();
 
   const serverFor = (request: IncomingMessage) => {
@@ -42,6 +45,7 @@ export async function startKeyedUpstream(initialKey: string): Promise<KeyedUpstr
     }
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
+    if (chunks.length > 0) bodies.push(Buffer.concat(chunks).toString('utf8'));
     const body = chunks.length > 0 ? JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown : undefined;
     // The tools see the headers of the request that opened the session (enough for `leak`).
     await sessions.handle(req, res, body, () => serverFor(req));
@@ -50,6 +54,7 @@ export async function startKeyedUpstream(initialKey: string): Promise<KeyedUpstr
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
     authorizations,
+    bodies,
     setKey: (next) => { key = next; },
     stop: async () => {
       await sessions.closeAll();

@@ -57,6 +57,7 @@ const MIGRATIONS: string[] = [
      primary key (server_id, session_id)
    );
    create index relay_sessions_by_user on relay_sessions (sub, opened_at);`,
+  `alter table reviews add column consumed boolean not null default false;`,
 ];
 
 /** Any number: it only has to be the same for every replica. */
