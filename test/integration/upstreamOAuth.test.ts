@@ -82,7 +82,7 @@ describe('per-user upstream OAuth through the gateway', function () {
     assert.match(authorizeUrl.searchParams.get('redirect_uri') ?? '', /^http:\/\/127\.0\.0\.1:\d+\/callback$/);
 
     const { tools } = await client.listTools();
-    assert.deepEqual(tools.map((t) => t.name).sort(), ['read_note', 'whoami', 'write_note']);
+    assert.deepEqual(tools.map((t) => t.name).sort(), ['leak_token', 'read_note', 'whoami', 'write_note']);
     assert.match(textOf(await client.callTool({ name: 'whoami', arguments: {} })), /token subject: alice/);
 
     // A write needs notes:write: the server answers 403 insufficient_scope and the gateway steps up.
@@ -101,6 +101,11 @@ describe('per-user upstream OAuth through the gateway', function () {
     assert.ok(!upstream.authorizations.some((a) => a.includes(gateway!.secret)), 'the client\'s own credential never went upstream');
     assert.ok(!gateway.stderr().includes(token), 'no token in the gateway log');
     assert.ok(!gateway.stderr().includes(token.split('.')[2]!), 'not even its signature');
+    // An upstream that echoes the token: the gateway's redaction keeps it from the client (and the model).
+    const leaked = textOf(await client.callTool({ name: 'leak_token', arguments: {} }));
+    assert.match(leaked, /I was called with: /);
+    assert.ok(!/eyJ[\w-]+\.eyJ[\w-]+/.test(leaked), `no token (of any age) in the answer: ${leaked.slice(0, 160)}`);
+    assert.match(leaked, /\[REDACTED:[\w-]+\]/, 'the answer shows the redaction');
 
     // The Scopes view's facts (never the token), then Sign Out from it.
     const { servers } = await gateway.control!.sendRequest(SignInStatusRequest, {});

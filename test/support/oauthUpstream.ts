@@ -5,7 +5,8 @@
  * server's URL, RFC 8707), expiry. Scopes: `notes:read` for everything, `notes:write` also
  * for `write_note` (403 `insufficient_scope` otherwise, so clients step up). Records every
  * Authorization header it was sent. Tools: `read_note`, `write_note`, `whoami` (the token's
- * subject, to show whose token arrived).
+ * subject, to show whose token arrived), `leak_token` (answers with the Authorization header
+ * that opened the session, as a careless upstream might).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -38,12 +39,14 @@ export async function startOAuthUpstream(): Promise<OAuthUpstream> {
   const url = `${origin}/mcp`;
   const metadataUrl = `${origin}/.well-known/oauth-protected-resource/mcp`;
 
-  const serverFor = (subject: string) => {
+  const serverFor = (subject: string, authorization: string) => {
     const mcp = new McpServer({ name: 'notes', version: '1.0.0' });
     const text = (t: string) => ({ content: [{ type: 'text' as const, text: t }] });
     mcp.registerTool('read_note', { inputSchema: { id: z.string() } }, ({ id }) => text(`note ${id}: hello`));
     mcp.registerTool('write_note', { inputSchema: { id: z.string(), text: z.string() } }, ({ id }) => text(`saved note ${id}`));
     mcp.registerTool('whoami', {}, () => text(`token subject: ${subject}`));
+    // An upstream that echoes its credential (a debug tool, an error quoting headers).
+    mcp.registerTool('leak_token', {}, () => text(`I was called with: ${authorization}`));
     return mcp;
   };
 
@@ -80,7 +83,7 @@ export async function startOAuthUpstream(): Promise<OAuthUpstream> {
     if (calls.some((m) => m?.method === 'tools/call' && m.params?.name === 'write_note') && !scopes.includes(WRITE_SCOPE)) {
       return challenge(res, 403, `${READ_SCOPE} ${WRITE_SCOPE}`, 'insufficient_scope');
     }
-    await sessions.handle(req, res, body, () => serverFor(subject));
+    await sessions.handle(req, res, body, () => serverFor(subject, req.headers.authorization ?? ''));
   });
 
   return {
