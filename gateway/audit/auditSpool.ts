@@ -26,7 +26,7 @@
  * answering calls it cannot audit. Reopening recovers from what is on disk.
  */
 import { open, readFile, type FileHandle } from 'node:fs/promises';
-import { existsSync, constants as fsConstants, statSync, unlinkSync } from 'node:fs';
+import { existsSync, constants as fsConstants, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { AuditEventSchema, digestArguments, type AuditEvent } from '../../common/audit/auditEvent';
 import { describeError, type Logger } from '../../common/log/logger';
@@ -34,10 +34,12 @@ import { signCheckpoint, type CheckpointReason } from './auditCheckpoint';
 import { ensurePrivateDirectory, fsyncDirectory, readPrivateFile, SpoolLock, writePrivateFileAtomicAsync } from './auditFiles';
 import { loadOrCreateArgsDigestKey, loadOrCreateCheckpointKey, type CheckpointSigningKey } from './auditKeys';
 import {
-  DEFAULT_MAX_SEGMENT_BYTES, GENESIS_HASH, MAX_RECORD_BYTES, encodeRecord, listSegments, segmentFileName, splitSegment,
-  type AuditRecord, type SegmentFile, type SegmentLine,
+  DEFAULT_MAX_SEGMENT_BYTES, GENESIS_HASH, MAX_RECORD_BYTES, encodeRecord, segmentFileName,
+  type AuditRecord, type SegmentFile,
 } from './auditSegment';
-import { AuditChainWalker } from './auditVerifier';
+import { recoverSpool, type AuditSpoolRecovery } from './auditRecovery';
+
+export { AuditSpoolDamagedError, type AuditSpoolRecovery } from './auditRecovery';
 
 export const SHIPPED_CURSOR_FILE = 'shipped.json';
 
@@ -56,21 +58,6 @@ export interface AuditSpoolOptions {
   now?: () => number;
 }
 
-/** What opening the spool found and repaired. */
-export interface AuditSpoolRecovery {
-  /** Bytes cut from the end of the last segment: an interrupted write (never an acknowledged record). */
-  truncatedBytes: number;
-  /** The segment they were cut from. */
-  truncatedSegment?: string;
-  /** Segments that held nothing but an interrupted write, removed. */
-  removedSegments: string[];
-  /** The chain was re-checked from this seq (the last checkpoint; 0 for a new spool) to the end. */
-  verifiedFromSeq: number;
-  verifiedRecords: number;
-  /** The last record on disk when the spool was opened (0 for a new spool). */
-  lastSeq: number;
-}
-
 export interface AuditSpoolStats {
   /** Last durable seq and its hash: the head of the chain. */
   lastSeq: number;
@@ -86,14 +73,6 @@ export interface AuditSpoolStats {
 
 /** One record as `readSince` returns it, with its exact line so a shipper can forward what was hashed. */
 export type AuditStoredRecord = AuditRecord & { line: string };
-
-export class AuditSpoolDamagedError extends Error {
-  constructor(readonly segment: string, readonly line: number, readonly seq: number, readonly problem: string, dir: string) {
-    super(`The audit spool ${dir} is damaged at ${segment} line ${line} (seq ${seq}): ${problem}. ` +
-      `Run \`gatehouse audit verify ${dir}\` for details; to start a new trail, move the folder aside (keep it as evidence).`);
-    this.name = 'AuditSpoolDamagedError';
-  }
-}
 
 export class AuditSpoolFailedError extends Error {
   constructor(cause: unknown) {
@@ -117,7 +96,6 @@ interface OpenSegment {
 
 /** Below this many characters an event cannot reach half the record limit in UTF-8 (3 bytes a character at most). */
 const MAX_EVENT_CHARS = Math.floor(MAX_RECORD_BYTES / 6);
-const CHECKPOINT_PREFIX = /^\{"seq":(\d+),"prev":"([0-9a-f]{64})","kind":"checkpoint",/;
 
 export class AuditSpool {
   private readonly maxSegmentBytes: number;
@@ -456,64 +434,18 @@ export class AuditSpool {
   // -------------------------------------------------------------------------------------
   // Recovery
 
+  /** Crash recovery (auditRecovery.ts), then the open segment to append to. */
   private async recover(): Promise<void> {
-    const report: AuditSpoolRecovery = { truncatedBytes: 0, removedSegments: [], verifiedFromSeq: 0, verifiedRecords: 0, lastSeq: 0 };
+    const { report, segments, tail } = await recoverSpool(this.dir, this.signingKey);
     this.recoveryReport = report;
-    const segments = listSegments(this.dir);
-    let content: Buffer | undefined;
-    let lines: SegmentLine[] = [];
-    while (segments.length > 0) {
-      const last = segments[segments.length - 1]!;
-      content = readPrivateFile(last.path);
-      const split = splitSegment(content);
-      if (split.tailOffset < content.length) {
-        // An interrupted write: it was never acknowledged (acknowledged records are whole, synced lines).
-        const handle = await open(last.path, 'r+');
-        try {
-          await handle.truncate(split.tailOffset);
-          await handle.sync();
-        } finally {
-          await handle.close();
-        }
-        report.truncatedBytes += content.length - split.tailOffset;
-        report.truncatedSegment = last.name;
-        content = content.subarray(0, split.tailOffset);
-      }
-      if (split.lines.length > 0) {
-        lines = split.lines;
-        break;
-      }
-      unlinkSync(last.path);
-      fsyncDirectory(this.dir);
-      report.removedSegments.push(last.name);
-      segments.pop();
-      content = undefined;
-    }
     this.segments = segments;
-    const last = segments[segments.length - 1];
-    if (!last || !content) return; // a new spool: the first write creates segment 1
-
-    // Trust the history up to the last checkpoint (its signature is checked below), re-check what follows.
-    let from = lines.length - 1;
-    while (from > 0 && !CHECKPOINT_PREFIX.test(lines[from]!.bytes.toString('latin1', 0, 160))) from--;
-    const start = CHECKPOINT_PREFIX.exec(lines[from]!.bytes.toString('latin1', 0, 160));
-    if (!start) {
-      throw new AuditSpoolDamagedError(last.name, lines[0]!.number, last.firstSeq, 'the segment does not start with a checkpoint', this.dir);
-    }
-    const walker = new AuditChainWalker(this.signingKey, { seq: Number(start[1]), prev: start[2]! });
-    report.verifiedFromSeq = Number(start[1]);
-    for (const line of lines.slice(from)) {
-      const seq = walker.expected.seq;
-      const checked = await walker.check(line.bytes);
-      if (!checked.ok) throw new AuditSpoolDamagedError(last.name, line.number, seq, checked.problem, this.dir);
-      report.verifiedRecords++;
-      this.lastKind = checked.record.kind;
-      this.eventsSinceCheckpoint = checked.record.kind === 'event' ? this.eventsSinceCheckpoint + 1 : 0;
-    }
-    this.seq = this.durableSeq = report.lastSeq = walker.expected.seq - 1;
-    this.head = this.durableHash = walker.expected.prev;
-    const handle = await open(last.path, fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_NOFOLLOW);
-    this.segment = { file: last, handle, size: content.length };
+    if (!tail) return; // a new spool: the first write creates segment 1
+    this.lastKind = tail.lastKind;
+    this.eventsSinceCheckpoint = tail.eventsSinceCheckpoint;
+    this.seq = this.durableSeq = tail.seq;
+    this.head = this.durableHash = tail.head;
+    const handle = await open(tail.segment.path, fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_NOFOLLOW);
+    this.segment = { file: tail.segment, handle, size: tail.size };
   }
 
   private readShippedCursor(): number {
