@@ -1,8 +1,8 @@
 /**
  * The central audit trail behind one small interface: gateways append the events they
  * spooled, admins query and export them. The embedded implementation keeps append-only
- * JSONL segment files in the data dir (`fileAuditStore.ts`); a PostgreSQL one for several
- * replicas comes with issue #7, so everything here is async, and paging is by a keyset
+ * JSONL segment files in the data dir (`fileAuditStore.ts`); replicas share the PostgreSQL
+ * one (`postgresAuditStore.ts`), so everything here is async, and paging is by a keyset
  * cursor ((time, id) of the last event returned), which both can serve without offsets.
  */
 import type { AuditEvent } from '../../common/audit/auditEvent';

@@ -11,7 +11,7 @@
  *
  * Layout: `<data-dir>/audit/` (0700) holds `events-<8 digits>.jsonl` (0600), one event JSON
  * per line; a new segment starts once one reaches `maxSegmentBytes` (64 MiB). `store.lock`
- * holds the owning pid: one process writes the store (replicas need PostgreSQL, issue #7).
+ * holds the owning pid: one process writes the store (replicas share the PostgreSQL store, `--store`).
  *
  * Durability: `append` resolves after its lines are written and fdatasync'ed. Appends are
  * group-committed: while one write + fdatasync runs, new batches queue, and the next round

@@ -2,7 +2,7 @@
  * The embedded PolicyStore: one lowdb JSON file (`policy-store.json`) in the private data
  * directory. lowdb's writer (steno) replaces the file atomically through a temp file; the
  * process umask (set in main.ts) and a chmod after each write keep it 0600. One process
- * owns the file; several replicas need the PostgreSQL store (issue #7).
+ * owns the file; several replicas share the PostgreSQL store (`--store`).
  */
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';

@@ -1,8 +1,9 @@
 /**
  * Durable state of the policy server behind one small interface: published policy versions
  * (append-only; a rollback is a new version) and revocations. The embedded implementation
- * is lowdb (`lowdbPolicyStore.ts`); a PostgreSQL one for several replicas comes with issue
- * #7, so everything here is async and no caller keeps state the store does not have.
+ * is lowdb (`lowdbPolicyStore.ts`); replicas share `postgres/postgresPolicyStore.ts`, so
+ * everything here is async and no caller keeps state the store does not have (a short-lived
+ * cache aside: `cachedPolicyStore.ts`).
  */
 import type { PolicyVersionSummary, RevocationRecord } from '../../common/policy/policyServerApi';
 
