@@ -261,12 +261,6 @@ export interface ReviewRequestBody {
   method: string;
   tool: string;
   arguments: Record<string, unknown>;
-  /**
-   * SHA-256 (base64url) of the canonical JSON of the call's arguments before redaction
-   * (`argumentsDigest` in common/policy/reviewProof.ts): kept by the server, never shown,
-   * compared by the relay with the call it is asked to pass.
-   */
-  argumentsDigest?: string;
 }
 
 /** `GET /v1/reviews`: pending reviews the caller may decide (never their own). */

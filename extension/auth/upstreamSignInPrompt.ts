@@ -34,7 +34,9 @@ export function authorizationPrompt(params: unknown): { message: string; url: UR
   }
   // The gateway matched it to the server's advertised endpoint; here: scheme and characters again.
   checkAuthorizationUrl(url, `${url.origin}${url.pathname}`);
-  const host = new URL(params.issuer).host;
+  // Name the host the browser will open; say the issuer too when it is another one.
+  const issuerHost = new URL(params.issuer).host;
+  const host = url.host === issuerHost ? url.host : `${url.host} (for ${issuerHost})`;
   const shownTitle = title.replace(/[^\p{L}\p{N}\p{P}\p{Zs}]/gu, '');
   const message = reason === 'step-up'
     ? `${shownTitle} needs more access than you gave it. Sign in at ${host} to allow it?`

@@ -22,8 +22,6 @@ export interface ConfirmationRequest {
   timeoutMs: number;
   /** For a tool call: the risk the gateway believes the tool has. */
   risk?: 'read' | 'write' | 'destructive';
-  /** Digest of the arguments before redaction (common/policy/reviewProof.ts): binds a review to this exact call. */
-  argumentsDigest?: string;
 }
 
 export interface ConfirmationAnswer {

@@ -36,10 +36,7 @@ export class ReviewQueueConfirmer implements Confirmer {
   }
 
   async confirm(request: ConfirmationRequest, signal: AbortSignal): Promise<ConfirmationAnswer> {
-    const body: ReviewRequestBody = {
-      server: request.serverId, method: request.method, tool: request.subject, arguments: boundedArguments(request.arguments),
-      ...(request.argumentsDigest ? { argumentsDigest: request.argumentsDigest } : {}),
-    };
+    const body: ReviewRequestBody = { server: request.serverId, method: request.method, tool: request.subject, arguments: boundedArguments(request.arguments) };
     let review: ReviewRecord;
     try {
       review = (await this.call<ReviewResponse>('POST', '', body, signal)).review;

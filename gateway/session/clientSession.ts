@@ -23,7 +23,6 @@ import { ToolListing, type DefinitionNotice, type ListedTool } from './toolListi
 import type { ToolGuard } from '../guardrails/toolGuard';
 import { POLICY_DENIED, type CallGate, type GateDecision } from '../policy/callGate';
 import type { CallConfirmations, ConfirmationAnswer } from '../confirmation/callConfirmations';
-import { argumentsDigest } from '../../common/policy/reviewProof';
 import { REVIEW_PROOF_META_KEY } from '../../common/policy/policyServerApi';
 import { describeError, type Logger } from '../../common/log/logger';
 import type { UpstreamConnection, UpstreamReply } from '../upstream/upstreamConnection';
@@ -256,7 +255,6 @@ export class ClientSession {
         message: decision.message,
         ...(decision.reviewers !== undefined ? { reviewers: decision.reviewers } : {}),
         ...(request.method === 'tools/call' ? { risk: this.toolListing.riskOf(decision.subject) } : {}),
-        argumentsDigest: argumentsDigest(decision.args),
         timeoutMs: decision.timeoutMs,
       }, cancel.signal);
       return cancel.signal.aborted && answer.outcome !== 'approved' ? { ...answer, cancelled: true } : answer;

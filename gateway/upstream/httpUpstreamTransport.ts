@@ -73,7 +73,7 @@ export class HttpUpstreamTransport implements Transport {
       throw new Error('the upstream no longer knows this session (HTTP 404)');
     }
     if (response.statusCode >= 300) {
-      const text = (await response.body.text()).slice(0, MAX_ERROR_BODY);
+      const text = scrubbed((await response.body.text()).slice(0, MAX_ERROR_BODY), await this.authorization?.header());
       throw new Error(`HTTP ${response.statusCode} from upstream${text ? `: ${text}` : ''}`);
     }
     const requestId = 'id' in message && 'method' in message ? message.id : undefined;
@@ -115,7 +115,7 @@ export class HttpUpstreamTransport implements Transport {
         sentAuthorization: headers.authorization,
         interactive: this.interactive,
       };
-      const text = (await response.body.text()).slice(0, MAX_ERROR_BODY);
+      const text = scrubbed((await response.body.text()).slice(0, MAX_ERROR_BODY), headers.authorization);
       if (!(await this.authorization.challenged(challenge))) throw new Error(`HTTP ${challenge.status} from upstream${text ? `: ${text}` : ''}`);
     }
   }
@@ -235,6 +235,12 @@ export class HttpUpstreamTransport implements Transport {
     this.aborter.abort();
     this.onclose?.();
   }
+}
+
+/** An upstream's error text without the credential it was sent (an echoed header must not reach the client or the model). */
+function scrubbed(text: string, authorization: string | undefined): string {
+  const credential = authorization?.replace(/^Bearer\s+/i, '');
+  return credential && credential.length >= 8 ? text.replaceAll(credential, '[REDACTED:credential]') : text;
 }
 
 function delay(ms: number, signal: AbortSignal): Promise<void> {

@@ -12,8 +12,13 @@ import { CREDENTIAL_KEY_PREFIX } from '../../common/control/controlProtocol';
 export interface StoredUpstreamCredentials {
   /** A client registered for us (DCR) or the CIMD client id, stamped with its issuer. */
   client?: OAuthClientInformationMixed & { issuer?: string };
-  /** The last tokens, stamped with their issuer; `obtainedAt` in ms since the epoch. */
-  tokens?: OAuthTokens & { issuer?: string; obtainedAt?: number };
+  /**
+   * The last tokens, stamped with their issuer and the server URL they were obtained for
+   * (`resourceUrl`: never sent to another URL, should the catalog entry change);
+   * `obtainedAt` (ms) is the last refresh, `signedInAt` the authorization they came from
+   * (kept across refreshes, so a revocation of that sign-in is not dodged by a refresh).
+   */
+  tokens?: OAuthTokens & { issuer?: string; obtainedAt?: number; signedInAt?: number; resourceUrl?: string };
 }
 
 export interface UpstreamCredentialStore {

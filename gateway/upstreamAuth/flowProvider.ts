@@ -34,6 +34,8 @@ export interface PreRegisteredClient {
 
 export interface FlowProviderOptions {
   serverTitle: string;
+  /** The MCP endpoint the tokens are for: stored tokens for another URL are not used. */
+  serverUrl: string;
   redirectUri: string;
   state: string;
   /** Scopes the org asks for when neither the challenge nor the server names any. */
@@ -104,11 +106,16 @@ export class FlowProvider implements OAuthClientProvider {
   }
 
   tokens(): OAuthTokens | undefined {
-    return this.options.stored.tokens;
+    const tokens = this.options.stored.tokens;
+    return tokens?.resourceUrl === this.options.serverUrl ? tokens : undefined;
   }
 
   async saveTokens(tokens: OAuthTokens): Promise<void> {
-    this.options.stored.tokens = { ...tokens, obtainedAt: Date.now() };
+    const now = Date.now();
+    // A refresh (no code verifier in this flow) keeps the time of the sign-in it extends; a new authorization starts a new one.
+    const previous = this.options.stored.tokens?.resourceUrl === this.options.serverUrl ? this.options.stored.tokens : undefined;
+    const signedInAt = this.verifier === undefined && previous ? previous.signedInAt ?? previous.obtainedAt ?? now : now;
+    this.options.stored.tokens = { ...tokens, obtainedAt: now, signedInAt, resourceUrl: this.options.serverUrl };
     await this.options.save(this.options.stored);
   }
 

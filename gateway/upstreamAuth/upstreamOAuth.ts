@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { auth, extractWWWAuthenticateParams } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { isSecureOrLoopback } from '../../common/net/loopback';
+import { isLoopbackHost, isSecureOrLoopback } from '../../common/net/loopback';
 import { listenForRedirect } from '../../common/net/loopbackRedirect';
 import type { Logger } from '../../common/log/logger';
 import type { UpstreamSignInStatus } from '../../common/control/controlProtocol';
@@ -42,10 +42,26 @@ export interface UpstreamOAuthSettings {
 
 export class UpstreamOAuth implements UpstreamAuthorization {
   private record: StoredUpstreamCredentials | undefined;
+  /** Bumped by `forget`: what a flow started before it obtains is not kept. */
+  private generation = 0;
   private flow: Promise<void> | undefined;
   private flowsWithoutSuccess = 0;
 
   constructor(private readonly settings: UpstreamOAuthSettings) {}
+
+  /**
+   * Every OAuth request of a flow (metadata, registration, token) goes over https; plain http
+   * only to this machine, and only when the MCP server itself is on this machine (so a remote
+   * server cannot point the gateway at local services). No redirects are followed.
+   */
+  private readonly oauthFetch: FetchLike = async (url, init) => {
+    const target = new URL(String(url instanceof Request ? url.url : url));
+    const loopbackAllowed = isLoopbackHost(this.settings.serverUrl.hostname);
+    if (target.protocol !== 'https:' && !(loopbackAllowed && isSecureOrLoopback(target))) {
+      throw new UpstreamOAuthError(`refusing to send an OAuth request over ${target.protocol} to ${target.host}`);
+    }
+    return fetch(url, { ...init, redirect: 'error' });
+  };
 
   /** How long a request may wait for the user to finish signing in. */
   get flowTimeoutMs(): number {
@@ -53,8 +69,10 @@ export class UpstreamOAuth implements UpstreamAuthorization {
   }
 
   async header(): Promise<string | undefined> {
-    const token = (await this.load()).tokens?.access_token;
-    return token ? `Bearer ${token}` : undefined;
+    const tokens = (await this.load()).tokens;
+    // Only to the URL it was obtained for: a catalog entry moved elsewhere signs in again.
+    if (!tokens?.access_token || tokens.resourceUrl !== this.settings.serverUrl.href) return undefined;
+    return `Bearer ${tokens.access_token}`;
   }
 
   accepted(): void {
@@ -67,11 +85,14 @@ export class UpstreamOAuth implements UpstreamAuthorization {
     // Another request's flow finished (or is running) since this one was sent: use its result.
     if (this.flow) return this.flow.then(() => true);
     if (challenge.sentAuthorization !== (await this.header())) return true;
+    const started = this.flow as Promise<void> | undefined; // one may have started while this one read the store
+    if (started) return started.then(() => true);
     if (this.flowsWithoutSuccess >= MAX_FLOWS_WITHOUT_SUCCESS) {
       throw new UpstreamOAuthError(`${this.settings.serverTitle} still refuses access after ${MAX_FLOWS_WITHOUT_SUCCESS} sign-ins; ask its owner for the access you need, then sign out of it in Gatehouse Scopes and use it again`);
     }
-    this.flow = this.authorize(challenge.status, params, challenge.interactive).finally(() => { this.flow = undefined; });
-    await this.flow;
+    const flow: Promise<void> = this.authorize(challenge.status, params, challenge.interactive).finally(() => { if (this.flow === flow) this.flow = undefined; });
+    this.flow = flow;
+    await flow;
     return true;
   }
 
@@ -91,6 +112,7 @@ export class UpstreamOAuth implements UpstreamAuthorization {
   /** The user signs out of this server (or an admin revoked it): tokens and registration are forgotten. */
   async forget(): Promise<void> {
     this.record = {};
+    this.generation++; // a flow still running must not write its result back
     this.flowsWithoutSuccess = 0;
     await this.settings.store.delete(this.settings.storeKey);
   }
@@ -99,7 +121,8 @@ export class UpstreamOAuth implements UpstreamAuthorization {
   async forgetIfObtainedBefore(time: number): Promise<boolean> {
     const tokens = (await this.load()).tokens;
     // No time on record, or an unreadable revocation time: deny when unsure, delete.
-    if (!tokens || (tokens.obtainedAt !== undefined && Number.isFinite(time) && tokens.obtainedAt > time)) return false;
+    const signedInAt = tokens?.signedInAt ?? tokens?.obtainedAt;
+    if (!tokens || (signedInAt !== undefined && Number.isFinite(time) && signedInAt > time)) return false;
     await this.forget();
     return true;
   }
@@ -112,6 +135,7 @@ export class UpstreamOAuth implements UpstreamAuthorization {
   private async authorize(status: number, params: ReturnType<typeof extractWWWAuthenticateParams>, interactive: boolean): Promise<void> {
     const { settings } = this;
     const kept = await this.load();
+    const generation = this.generation;
     // The flow works on a copy: a flow that fails (declined, refused) leaves the kept tokens as they were.
     const stored: StoredUpstreamCredentials = { ...kept };
     let scope = params.scope;
@@ -140,18 +164,26 @@ export class UpstreamOAuth implements UpstreamAuthorization {
         ...(settings.preRegistered ? { preRegistered: settings.preRegistered } : {}),
         ...(settings.clientMetadataUrl ? { clientMetadataUrl: settings.clientMetadataUrl } : {}),
         stored,
-        save: (record) => this.save(record),
+        serverUrl: settings.serverUrl.href,
+        save: async (record) => {
+          if (generation !== this.generation) throw new UpstreamOAuthError(`You were signed out of ${settings.serverTitle} while signing in; sign in again.`);
+          // Until the new tokens arrive the kept ones stay: a declined step-up loses nothing.
+          await this.save(record.tokens === undefined && kept.tokens !== undefined ? { ...record, tokens: kept.tokens } : record);
+        },
         redirect: async (url, metadata) => {
           if (!interactive) throw new SignInRequiredError(`${settings.serverTitle} needs you to sign in; you will be asked when you first use it`);
           this.flowsWithoutSuccess++;
           await settings.opener.open({ serverId: settings.serverId, serverTitle: settings.serverTitle, url, issuer: metadata.issuer, reason, redirectUri: redirect.redirectUri });
         },
       });
+      // The challenge may only point at metadata on the server's own origin (else the well-known paths are used):
+      // an upstream must not make the gateway fetch arbitrary URLs.
+      const metadataUrl = params.resourceMetadataUrl?.origin === settings.serverUrl.origin ? params.resourceMetadataUrl : undefined;
       const options = {
         serverUrl: settings.serverUrl,
         ...(scope ? { scope } : {}),
-        ...(params.resourceMetadataUrl ? { resourceMetadataUrl: params.resourceMetadataUrl } : {}),
-        fetchFn: secureFetch,
+        ...(metadataUrl ? { resourceMetadataUrl: metadataUrl } : {}),
+        fetchFn: this.oauthFetch,
       };
       if ((await auth(provider, options)) === 'AUTHORIZED') {
         settings.log.info('upstream token refreshed', { server: settings.serverId });
@@ -171,12 +203,7 @@ export class UpstreamOAuth implements UpstreamAuthorization {
   }
 }
 
-/** Every OAuth request of the flow (metadata, registration, token) goes over https, or http to this machine. */
-const secureFetch: FetchLike = async (url, init) => {
-  const target = new URL(String(url instanceof Request ? url.url : url));
-  if (!isSecureOrLoopback(target)) throw new UpstreamOAuthError(`refusing to send an OAuth request over ${target.protocol} to ${target.host}`);
-  return fetch(url, { ...init, redirect: 'error' });
-};
+
 
 /** The loopback port a registered client's redirect URI names, so the same URI is used again (refresh and sign-in). */
 function registeredPort(stored: StoredUpstreamCredentials): number {

@@ -64,10 +64,10 @@ export class UserOAuthServers {
     const deleted: string[] = [];
     for (const { serverId, revokedAt } of revocations) {
       const key = `${serverId} ${revokedAt}`;
-      if (this.applied.has(key)) continue;
-      this.applied.add(key);
       const entry = this.signIns.get(serverId);
-      if (entry && (await entry.oauth.forgetIfObtainedBefore(Date.parse(revokedAt)))) deleted.push(serverId);
+      if (this.applied.has(key) || !entry) continue; // applied once, or for a server not in this catalog (yet)
+      this.applied.add(key);
+      if (await entry.oauth.forgetIfObtainedBefore(Date.parse(revokedAt))) deleted.push(serverId);
     }
     return deleted;
   }

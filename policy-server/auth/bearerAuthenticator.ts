@@ -84,11 +84,14 @@ export class BearerAuthenticator {
    */
   async authenticate(authorization: string | undefined): Promise<CallerIdentity> {
     const token = bearerToken(authorization);
+    // Only JWTs (checked offline against the IdP's keys); GitHub tokens keep the GitHub verifier's own short cache.
+    const cacheable = token.split('.').length === 3;
     const key = createHash('sha256').update(token).digest('base64url');
-    const known = this.verified.get(key);
+    const known = cacheable ? this.verified.get(key) : undefined;
     if (known && known.until > Date.now()) return known.identity;
     const verdict = await this.verify(token);
     if (!verdict.ok) throw AuthenticationError.invalidToken(verdict.reason);
+    if (!cacheable) return verdict.identity;
     const exp = verdict.identity.claims.exp;
     const until = Math.min(Date.now() + VERIFIED_TTL_MS, typeof exp === 'number' ? exp * 1000 : Number.POSITIVE_INFINITY);
     if (this.verified.size >= MAX_VERIFIED) this.verified.delete(this.verified.keys().next().value!);

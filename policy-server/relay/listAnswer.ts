@@ -32,8 +32,13 @@ export function filterListAnswer(text: string, contentType: string, id: string |
   return JSON.stringify(filterMessage(JSON.parse(text) as unknown, id, filter));
 }
 
-function filterMessage(message: unknown, id: string | number, filter: Filter): unknown {
-  if (!isRecord(message) || message.id !== id || !isRecord(message.result)) return message;
+/**
+ * Every result in the answer is filtered, whatever its id says (an upstream answering `"1"`
+ * for `1`, or a batch, must not slip a list past the filter); `id` is kept for the reader.
+ */
+function filterMessage(message: unknown, _id: string | number, filter: Filter): unknown {
+  if (Array.isArray(message)) return message.map((item) => filterMessage(item, _id, filter));
+  if (!isRecord(message) || !isRecord(message.result)) return message;
   return { ...message, result: filter(message.result) };
 }
 

@@ -127,7 +127,9 @@ export function relayRoutes(deps: RelayDeps): Router {
           const decision = ambiguous === undefined ? decider.decide(serverId, subject.name, subject.args) : { effect: 'deny' as const, message: ambiguous, ruleId: undefined, reviewers: undefined };
           // A reviewer group's approval can be shown (a review approved for exactly this call, used once); a self-confirmation cannot.
           const reviewer = decision.effect === 'confirm' && decision.reviewers !== undefined && reviewProof !== undefined && deps.reviews
-            ? await deps.reviews.redeem(caller, reviewProof, { server: serverId, method: message.method, tool: subject.name, argumentsDigest: argumentsDigest(subject.args) })
+            ? await deps.reviews.redeem(caller, reviewProof, {
+              server: serverId, method: message.method, tool: subject.name, argumentsDigest: argumentsDigest(subject.args), rule: decision.ruleId, reviewers: decision.reviewers,
+            })
             : undefined;
           const refusal = decision.effect === 'deny'
             ? decision.message

@@ -21,6 +21,7 @@ import type { ReviewDecisionBody, ReviewParty, ReviewRecord, ReviewRequestBody }
 import type { Logger } from '../../common/log/logger';
 import { ApiError } from '../http/apiErrors';
 import type { PolicyService } from '../policies/policyService';
+import { argumentsDigest } from '../../common/policy/reviewProof';
 import { MemoryReviewStore, withExpiry, type ReviewStore, type StoredReview } from './reviewStore';
 
 export interface ReviewQueueLimits {
@@ -86,7 +87,7 @@ export class ReviewQueue {
       reviewers: decision.reviewers,
       requestedAt: new Date(now).toISOString(),
       expiresAt: new Date(now + timeoutMs).toISOString(),
-      ...(body.argumentsDigest ? { argumentsDigest: body.argumentsDigest } : {}),
+      argumentsDigest: argumentsDigest(body.arguments),
     };
     await this.store.insert(record);
     // Long-polls here end at the deadline; the store reads an undecided review as expired from then on.
@@ -174,10 +175,12 @@ export class ReviewQueue {
    * of the arguments it carries), and has not been used before. Uses it up; resolves with
    * the reviewer, or undefined (the call is refused).
    */
-  async redeem(caller: CallerIdentity, id: string, call: { server: string; method: string; tool: string; argumentsDigest: string }): Promise<ReviewParty | undefined> {
+  async redeem(caller: CallerIdentity, id: string, call: { server: string; method: string; tool: string; argumentsDigest: string; rule: string | undefined; reviewers: string }): Promise<ReviewParty | undefined> {
     const record = await this.read(id) as StoredReview | undefined;
     if (!record || record.state !== 'approved' || record.requester.sub !== caller.sub) return undefined;
     if (record.server !== call.server || record.method !== call.method || record.tool !== call.tool || record.argumentsDigest !== call.argumentsDigest) return undefined;
+    // Approved under the rule and reviewer group that ask for it now, not an older policy's.
+    if (record.rule !== call.rule || record.reviewers !== call.reviewers) return undefined;
     if (!(await this.store.consume(id))) return undefined; // already used for a call
     this.log.info('review redeemed at the relay', { id, requester: caller.sub, server: call.server, tool: call.tool });
     return record.reviewer;

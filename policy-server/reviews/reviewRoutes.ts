@@ -12,7 +12,6 @@ import {
   REVIEW_MAX_ARGUMENT_BYTES, REVIEW_MAX_WAIT_SECONDS,
   type ReviewListResponse, type ReviewRecord, type ReviewResponse,
 } from '../../common/policy/policyServerApi';
-import { ARGUMENTS_DIGEST } from '../../common/policy/reviewProof';
 import { ApiError } from '../http/apiErrors';
 import { callerOf } from '../http/callerAuthentication';
 import { parseJsonBody } from '../http/requestValidation';
@@ -26,7 +25,6 @@ const RequestBody = z.strictObject({
   tool: Name,
   arguments: z.record(z.string(), z.unknown())
     .refine((args) => JSON.stringify(args).length <= REVIEW_MAX_ARGUMENT_BYTES, `arguments must be at most ${REVIEW_MAX_ARGUMENT_BYTES} bytes of JSON`),
-  argumentsDigest: z.string().regex(ARGUMENTS_DIGEST).optional(),
 });
 
 /** What the API shows of a review: never the digest of the unredacted arguments. */

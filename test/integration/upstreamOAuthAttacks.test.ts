@@ -162,7 +162,7 @@ describe('upstream OAuth attacks', function () {
 
   it('checks iss and error in the answer itself, before any code is used', () => {
     const metadata = { ...goodMetadata('https://as.example.com'), authorization_response_iss_parameter_supported: true };
-    const provider = new FlowProvider({ serverTitle: 'Target', redirectUri: 'http://127.0.0.1:1/callback', state: 's', stored: {}, save: async () => undefined, redirect: async () => undefined });
+    const provider = new FlowProvider({ serverTitle: 'Target', serverUrl: 'https://target.example.com/mcp', redirectUri: 'http://127.0.0.1:1/callback', state: 's', stored: {}, save: async () => undefined, redirect: async () => undefined });
     provider.saveDiscoveryState({ authorizationServerUrl: 'https://as.example.com', authorizationServerMetadata: metadata as never });
     const answer = (query: string) => new URL(`http://127.0.0.1:1/callback?state=s&${query}`);
     assert.equal(provider.codeFrom(answer('code=c&iss=https%3A%2F%2Fas.example.com')), 'c');
