@@ -12,7 +12,7 @@ import type { AuditStore } from './audit/auditStore';
 import { PostgresAuditStore } from './audit/postgresAuditStore';
 import { PostgresEventFanout, type EventFanout } from './events/clusterEvents';
 import type { PolicyStore } from './store/policyStore';
-import { openDatabase } from './store/postgres/postgresDatabase';
+import { openStoreDatabase } from './store/postgres/postgresDatabase';
 import { PostgresPolicyStore } from './store/postgres/postgresPolicyStore';
 import { CachedPolicyStore } from './store/cachedPolicyStore';
 import { MemoryReviewStore, PostgresReviewStore } from './reviews/reviewStore';
@@ -63,8 +63,7 @@ export async function runPolicyServer(argv: string[]): Promise<number> {
 
 async function rotateKey(args: RotateKeyArgs): Promise<number> {
   const log = createLogger(undefined, 'info', { component: 'policy-server' });
-  const password = args.store?.passwordFile ? readSecretFile(args.store.passwordFile) : undefined;
-  const database = args.store ? await openDatabase({ url: args.store.url, max: 2, ...(password !== undefined ? { password } : {}) }) : undefined;
+  const database = args.store ? (await openStoreDatabase(args.store, 2)).pool : undefined;
   const store: PolicyStore = database ? new PostgresPolicyStore(database) : await LowdbPolicyStore.open(args.dataDir);
   try {
     const keys = await SigningKeyRing.openOrCreate(args.dataDir);
@@ -95,10 +94,7 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   let databaseClient: (() => pg.Client) | undefined;
   if (args.store) {
     try {
-      const password = args.store.passwordFile ? readSecretFile(args.store.passwordFile) : undefined;
-      database = await openDatabase({ url: args.store.url, ...(password !== undefined ? { password } : {}) });
-      const { url: storeUrl } = args.store;
-      databaseClient = () => new pg.Client({ connectionString: storeUrl, ...(password !== undefined ? { password } : {}) });
+      ({ pool: database, newClient: databaseClient } = await openStoreDatabase(args.store));
     } catch (error) {
       process.stderr.write(`gatehouse policy-server: ${describeError(error)}\n`);
       return 2;
@@ -125,7 +121,7 @@ async function serve(args: PolicyServerArgs): Promise<number> {
     }
   }
   const revocations = new RevocationList(store, events, log.child({ component: 'revocations' }));
-  // Central audit: append-only files in the data dir (a PostgreSQL AuditStore comes with issue #7).
+  // Central audit: append-only files in the data dir, or the shared database.
   const stored: AuditStore = database ? new PostgresAuditStore(database) : await FileAuditStore.open(join(args.dataDir, 'audit'), { log: log.child({ component: 'audit' }) });
   // Audit export for security teams, when asked for: what the store accepts also goes to syslog and/or OTLP.
   const sinks: AuditSink[] = [

@@ -21,6 +21,11 @@ export interface StoredUpstreamCredentials {
   tokens?: OAuthTokens & { issuer?: string; obtainedAt?: number; signedInAt?: number; resourceUrl?: string };
 }
 
+/** The kept tokens if they were obtained for `serverUrl` (the one place that rule lives). */
+export function tokensFor(record: StoredUpstreamCredentials, serverUrl: string): StoredUpstreamCredentials['tokens'] {
+  return record.tokens?.resourceUrl === serverUrl ? record.tokens : undefined;
+}
+
 export interface UpstreamCredentialStore {
   get(key: string): Promise<StoredUpstreamCredentials | undefined>;
   set(key: string, value: StoredUpstreamCredentials): Promise<void>;

@@ -17,7 +17,7 @@ import type { OAuthClientProvider, OAuthDiscoveryState } from '@modelcontextprot
 import type { AuthorizationServerMetadata, OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { checkAuthorizationUrl } from '../../common/net/authorizationUrl';
 import { isSecureOrLoopback } from '../../common/net/loopback';
-import type { StoredUpstreamCredentials } from './credentialStore';
+import { tokensFor, type StoredUpstreamCredentials } from './credentialStore';
 
 /** Something in the flow an attacker or a broken server could be behind: the flow stops, nothing is sent on. */
 export class UpstreamOAuthError extends Error {
@@ -106,14 +106,13 @@ export class FlowProvider implements OAuthClientProvider {
   }
 
   tokens(): OAuthTokens | undefined {
-    const tokens = this.options.stored.tokens;
-    return tokens?.resourceUrl === this.options.serverUrl ? tokens : undefined;
+    return tokensFor(this.options.stored, this.options.serverUrl);
   }
 
   async saveTokens(tokens: OAuthTokens): Promise<void> {
     const now = Date.now();
     // A refresh (no code verifier in this flow) keeps the time of the sign-in it extends; a new authorization starts a new one.
-    const previous = this.options.stored.tokens?.resourceUrl === this.options.serverUrl ? this.options.stored.tokens : undefined;
+    const previous = tokensFor(this.options.stored, this.options.serverUrl);
     const signedInAt = this.verifier === undefined && previous ? previous.signedInAt ?? previous.obtainedAt ?? now : now;
     this.options.stored.tokens = { ...tokens, obtainedAt: now, signedInAt, resourceUrl: this.options.serverUrl };
     await this.options.save(this.options.stored);

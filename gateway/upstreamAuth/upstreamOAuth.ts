@@ -18,7 +18,7 @@ import type { Logger } from '../../common/log/logger';
 import type { UpstreamSignInStatus } from '../../common/control/controlProtocol';
 import { SignInRequiredError, type UpstreamAuthorization, type UpstreamChallenge } from '../upstream/upstreamAuthorization';
 import type { AuthorizationOpener, AuthorizationRequest } from './authorizationOpener';
-import type { StoredUpstreamCredentials, UpstreamCredentialStore } from './credentialStore';
+import { tokensFor, type StoredUpstreamCredentials, type UpstreamCredentialStore } from './credentialStore';
 import { FlowProvider, UpstreamOAuthError, type PreRegisteredClient } from './flowProvider';
 
 /** Flows without an accepted request in between before the gateway stops asking. */
@@ -69,10 +69,9 @@ export class UpstreamOAuth implements UpstreamAuthorization {
   }
 
   async header(): Promise<string | undefined> {
-    const tokens = (await this.load()).tokens;
     // Only to the URL it was obtained for: a catalog entry moved elsewhere signs in again.
-    if (!tokens?.access_token || tokens.resourceUrl !== this.settings.serverUrl.href) return undefined;
-    return `Bearer ${tokens.access_token}`;
+    const token = tokensFor(await this.load(), this.settings.serverUrl.href)?.access_token;
+    return token ? `Bearer ${token}` : undefined;
   }
 
   accepted(): void {
@@ -98,7 +97,7 @@ export class UpstreamOAuth implements UpstreamAuthorization {
 
   /** Facts about the kept sign-in, for the Scopes view (never the token). */
   async status(): Promise<UpstreamSignInStatus> {
-    const tokens = (await this.load()).tokens;
+    const tokens = tokensFor(await this.load(), this.settings.serverUrl.href);
     const expiresAt = tokens?.expires_in !== undefined && tokens.obtainedAt !== undefined ? new Date(tokens.obtainedAt + tokens.expires_in * 1000).toISOString() : undefined;
     return {
       server: this.settings.serverId,

@@ -5,12 +5,12 @@
  * `set` is a rotation that takes effect on the next call, without a restart.
  */
 import { parseArgs } from 'node:util';
-import { openDatabase } from '../store/postgres/postgresDatabase';
+import { openStoreDatabase } from '../store/postgres/postgresDatabase';
 import { resolve } from 'node:path';
 import { describeError } from '../../common/log/logger';
 import { DEFAULT_DATA_DIR } from './policyServerArgs';
 import { SecretStore, SecretStoreError } from '../secrets/secretStore';
-import { ensurePrivateDirectory, readSecretFile } from '../store/privateFiles';
+import { ensurePrivateDirectory } from '../store/privateFiles';
 
 export const SECRET_USAGE = `Usage: gatehouse secret init-key <path>
        gatehouse secret set <id> --key-file <path> [--data-dir <dir> | --store postgres://...]   (the value on stdin)
@@ -42,7 +42,9 @@ export async function runSecretCommand(argv: string[], stdin: NodeJS.ReadableStr
     const dataDir = resolve(values['data-dir'] ?? DEFAULT_DATA_DIR);
     ensurePrivateDirectory(dataDir);
     // With --store, the ciphertexts go to the database every replica reads.
-    const database = values.store ? await openDatabase({ url: values.store, max: 1, ...(values['store-password-file'] ? { password: readSecretFile(resolve(values['store-password-file'])) } : {}) }) : undefined;
+    const database = values.store
+      ? (await openStoreDatabase({ url: values.store, ...(values['store-password-file'] ? { passwordFile: resolve(values['store-password-file']) } : {}) }, 1)).pool
+      : undefined;
     try {
       const store = SecretStore.open(dataDir, resolve(values['key-file']), database ? { database } : {});
       if (command === 'list') {

@@ -6,6 +6,7 @@
  * one is needed, comes from a 0600 file (`--store-password-file`), never the URL or argv.
  */
 import pg from 'pg';
+import { readSecretFile } from '../privateFiles';
 
 /** Each entry is one migration; never edit one that has shipped, add the next. */
 const MIGRATIONS: string[] = [
@@ -88,6 +89,14 @@ export async function openDatabase(options: DatabaseOptions): Promise<pg.Pool> {
     throw new Error(`cannot prepare the PostgreSQL store: ${(error as Error).message}`);
   }
   return pool;
+}
+
+/** `--store` and `--store-password-file` as every command takes them: the pool, and a way to open one more connection (LISTEN). */
+export async function openStoreDatabase(store: { url: string; passwordFile?: string }, max?: number): Promise<{ pool: pg.Pool; newClient: () => pg.Client }> {
+  const password = store.passwordFile ? readSecretFile(store.passwordFile) : undefined;
+  const withPassword = password !== undefined ? { password } : {};
+  const pool = await openDatabase({ url: store.url, ...withPassword, ...(max !== undefined ? { max } : {}) });
+  return { pool, newClient: () => new pg.Client({ connectionString: store.url, ...withPassword }) };
 }
 
 async function migrate(pool: pg.Pool): Promise<void> {
