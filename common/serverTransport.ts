@@ -6,7 +6,9 @@ import { z } from 'zod';
 import { isSecureOrLoopback } from './net/loopback';
 
 /** Ids appear in URLs (`/mcp/<id>`) and become VS Code's `serverInfo.name`, so keep them plain. */
-export const ServerIdSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lowercase letters, digits and dashes (max 63), starting with a letter or digit');
+export const ServerIdSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lowercase letters, digits and dashes (max 63), starting with a letter or digit');
 
 /** Environment variable names only; values come from the gateway's own environment. */
 const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
@@ -53,12 +55,16 @@ export const UserOAuthSettingsSchema = z.strictObject({
   /** Asked for when neither the server's challenge nor its metadata names scopes. */
   scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'must be an OAuth scope token')).optional(),
   clientId: z.string().min(1).optional(),
-  clientMetadataUrl: z.url({ protocol: /^https$/ }).refine((url) => new URL(url).pathname !== '/', { message: 'must be an https URL with a path' }).optional(),
+  clientMetadataUrl: z
+    .url({ protocol: /^https$/ })
+    .refine((url) => new URL(url).pathname !== '/', { message: 'must be an https URL with a path' })
+    .optional(),
 });
 
 /** Why a `user-oauth` server cannot be reached as configured, or undefined: its tokens travel only over https Streamable HTTP (http only on loopback). */
 export function userOAuthTransportProblem(transport: ServerTransportConfig): { field: 'type' | 'url'; message: string } | undefined {
   if (transport.type !== 'streamable-http') return { field: 'type', message: 'a user-oauth server must be streamable-http' };
-  if (!isSecureOrLoopback(new URL(transport.url))) return { field: 'url', message: 'a user-oauth server must be https (http only on loopback): its tokens must not travel in clear text' };
+  if (!isSecureOrLoopback(new URL(transport.url)))
+    return { field: 'url', message: 'a user-oauth server must be https (http only on loopback): its tokens must not travel in clear text' };
   return undefined;
 }

@@ -7,7 +7,11 @@ import { isMap, isSeq, LineCounter, parseDocument, type Document, type Node } fr
 import type { z } from 'zod';
 
 export class DocumentError extends Error {
-  constructor(readonly file: string, readonly problems: string[], kind = 'document') {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+    kind = 'document',
+  ) {
     super(`Invalid ${kind} ${file}:\n  ${problems.join('\n  ')}`);
     this.name = 'DocumentError';
   }
@@ -33,10 +37,14 @@ export function parseYamlDocument<S extends z.ZodType>(
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    throw new DocumentError(file, doc.errors.map((e) => {
-      const pos = lineCounter.linePos(e.pos[0]);
-      return `${file}:${pos.line}:${pos.col}: ${e.message.split('\n')[0]}`;
-    }), kind);
+    throw new DocumentError(
+      file,
+      doc.errors.map((e) => {
+        const pos = lineCounter.linePos(e.pos[0]);
+        return `${file}:${pos.line}:${pos.col}: ${e.message.split('\n')[0]}`;
+      }),
+      kind,
+    );
   }
   const locate = (path: readonly PropertyKey[], atKey = false) => {
     const node = nodeAt(doc, path, atKey);
@@ -47,11 +55,18 @@ export function parseYamlDocument<S extends z.ZodType>(
   const result = schema.safeParse(raw);
   const extra = extraChecks?.(raw, locate) ?? [];
   if (!result.success) {
-    throw new DocumentError(file, [...result.error.issues.map((issue) => {
-      // Point an unknown key at the key itself, not at the start of its map.
-      const where = issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined ? [...issue.path, issue.keys[0]] : issue.path;
-      return `${locate(where, issue.code === 'unrecognized_keys')}: ${issue.path.length > 0 ? issue.path.join('.') : '(root)'}: ${issue.message}`;
-    }), ...extra], kind);
+    throw new DocumentError(
+      file,
+      [
+        ...result.error.issues.map((issue) => {
+          // Point an unknown key at the key itself, not at the start of its map.
+          const where = issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined ? [...issue.path, issue.keys[0]] : issue.path;
+          return `${locate(where, issue.code === 'unrecognized_keys')}: ${issue.path.length > 0 ? issue.path.join('.') : '(root)'}: ${issue.message}`;
+        }),
+        ...extra,
+      ],
+      kind,
+    );
   }
   if (extra.length > 0) throw new DocumentError(file, extra, kind);
   return { value: result.data, locate };

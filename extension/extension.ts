@@ -62,18 +62,31 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
   const showStatus = (state: GatewayState) => {
     void vscode.commands.executeCommand('setContext', CONTEXT_KEYS.gatewayState, state.kind);
     status.text = statusText(state, signIn.account);
-    status.tooltip = state.kind === 'failed' || state.kind === 'not-configured' || state.kind === 'signed-out'
-      ? state.reason
-      : `Gatehouse gateway${signIn.account ? `, signed in as ${signIn.account}` : ''}`;
+    status.tooltip =
+      state.kind === 'failed' || state.kind === 'not-configured' || state.kind === 'signed-out'
+        ? state.reason
+        : `Gatehouse gateway${signIn.account ? `, signed in as ${signIn.account}` : ''}`;
     status.show();
   };
   context.subscriptions.push(
-    oidc, signIn, gateway, enabled, provider, catalog, trail, audit, scopes, reviews, status,
+    oidc,
+    signIn,
+    gateway,
+    enabled,
+    provider,
+    catalog,
+    trail,
+    audit,
+    scopes,
+    reviews,
+    status,
     vscode.authentication.registerAuthenticationProvider(OIDC_PROVIDER_ID, 'Gatehouse (your organization)', oidc),
-    vscode.commands.registerCommand(COMMANDS.signIn, () => signIn.signIn().catch((error: unknown) => {
-      log.warn(`sign-in failed: ${(error as Error).message}`);
-      void vscode.window.showErrorMessage(`Gatehouse: sign-in failed: ${(error as Error).message}`);
-    })),
+    vscode.commands.registerCommand(COMMANDS.signIn, () =>
+      signIn.signIn().catch((error: unknown) => {
+        log.warn(`sign-in failed: ${(error as Error).message}`);
+        void vscode.window.showErrorMessage(`Gatehouse: sign-in failed: ${(error as Error).message}`);
+      }),
+    ),
     vscode.commands.registerCommand(COMMANDS.signOut, () => signIn.signOut()),
     // Revoked by an admin: the tokens this machine holds for the user go, at once.
     gateway.onDidRevoke((message) => {
@@ -90,8 +103,12 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
     vscode.commands.registerCommand(COMMANDS.disableServer, (node?: CatalogNode) => setEnabled(enabled, gateway, serverOf(node), false)),
     vscode.commands.registerCommand(COMMANDS.showAudit, (node?: CatalogNode) => audit.show(serverOf(node))),
     vscode.commands.registerCommand(COMMANDS.showScopes, (node?: CatalogNode) => scopes.show(serverOf(node))),
-    vscode.commands.registerCommand(COMMANDS.exportAudit, (format: AuditExportFormat, target: vscode.Uri, filter?: AuditFilter) => audit.export(target, format, filter)),
-    vscode.commands.registerCommand(COMMANDS.callTool, (node?: CatalogNode) => callToolFromSidebar(node?.kind === 'tool' ? node : undefined, log)),
+    vscode.commands.registerCommand(COMMANDS.exportAudit, (format: AuditExportFormat, target: vscode.Uri, filter?: AuditFilter) =>
+      audit.export(target, format, filter),
+    ),
+    vscode.commands.registerCommand(COMMANDS.callTool, (node?: CatalogNode) =>
+      callToolFromSidebar(node?.kind === 'tool' ? node : undefined, log),
+    ),
     vscode.window.registerTreeDataProvider(VIEWS.reviews, reviews),
     vscode.commands.registerCommand(COMMANDS.refreshReviews, () => reviews.refresh()),
     vscode.commands.registerCommand(COMMANDS.approveReview, (review?: ReviewRecord) => reviews.decide(review, 'approve')),
@@ -103,16 +120,20 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
     }),
   );
   showStatus(gateway.state);
-  context.subscriptions.push(gateway.onDidChange((state) => {
-    if (state.kind === 'starting') showStartProgress(gateway);
-  }));
+  context.subscriptions.push(
+    gateway.onDidChange((state) => {
+      if (state.kind === 'starting') showStartProgress(gateway);
+    }),
+  );
   // A stored sign-in is looked up (SecretStorage, no network, no prompt) before the gateway
   // starts; signing in or out later restarts it as that user (or stops it).
   void signIn.restore().finally(() => {
-    context.subscriptions.push(signIn.onDidChange(() => {
-      gateway.restart();
-      void reviews.refresh();
-    }));
+    context.subscriptions.push(
+      signIn.onDidChange(() => {
+        gateway.restart();
+        void reviews.refresh();
+      }),
+    );
     gateway.restart();
   });
   const activationMs = performance.now() - activationStarted;
@@ -129,14 +150,15 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
     scopes: () => scopes.rows(),
     refreshScopes: () => scopes.refreshSignIns(),
     stateDir: slot.dir,
-    gatewayReady: () => new Promise((resolve) => {
-      if (gateway.state.kind === 'ready') return resolve(gateway.state.ready);
-      const subscription = gateway.onDidChange((state) => {
-        if (state.kind !== 'ready') return;
-        subscription.dispose();
-        resolve(state.ready);
-      });
-    }),
+    gatewayReady: () =>
+      new Promise((resolve) => {
+        if (gateway.state.kind === 'ready') return resolve(gateway.state.ready);
+        const subscription = gateway.onDidChange((state) => {
+          if (state.kind !== 'ready') return;
+          subscription.dispose();
+          resolve(state.ready);
+        });
+      }),
   };
 }
 
@@ -145,19 +167,24 @@ function showStartProgress(gateway: GatewaySupervisor): void {
   const title = vscode.workspace.getConfiguration(SETTINGS.section).get<string>(SETTINGS.policyServerUrl)?.trim()
     ? 'Gatehouse: fetching your policy and starting approved servers…'
     : 'Gatehouse: starting the gateway…';
-  void vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title }, () => new Promise<void>((resolve) => {
-    const subscription = gateway.onDidChange((state) => {
-      if (state.kind === 'starting') return;
-      subscription.dispose();
-      resolve();
-    });
-  }));
+  void vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title },
+    () =>
+      new Promise<void>((resolve) => {
+        const subscription = gateway.onDidChange((state) => {
+          if (state.kind === 'starting') return;
+          subscription.dispose();
+          resolve();
+        });
+      }),
+  );
 }
 
 /** Enables or disables a server, asking which when the command came from the palette. */
 async function setEnabled(enabled: EnabledServers, gateway: GatewaySupervisor, serverId: string | undefined, on: boolean): Promise<void> {
-  const choices = gateway.state.kind === 'ready' ? gateway.state.ready.servers.map((server) => server.id).filter((id) => enabled.has(id) !== on) : [];
-  const id = serverId ?? await vscode.window.showQuickPick(choices, { title: `${on ? 'Enable' : 'Disable'} a Gatehouse server` });
+  const choices =
+    gateway.state.kind === 'ready' ? gateway.state.ready.servers.map((server) => server.id).filter((id) => enabled.has(id) !== on) : [];
+  const id = serverId ?? (await vscode.window.showQuickPick(choices, { title: `${on ? 'Enable' : 'Disable'} a Gatehouse server` }));
   if (!id) return;
   await enabled.set(id, on);
   if (on) void startServer(gateway, id);
@@ -170,7 +197,9 @@ async function setEnabled(enabled: EnabledServers, gateway: GatewaySupervisor, s
  */
 async function startServer(gateway: GatewaySupervisor, serverId: string): Promise<void> {
   for (let attempt = 0; attempt < 20 && gateway.toolsOf(serverId) === undefined; attempt++) {
-    await vscode.commands.executeCommand('workbench.mcp.startServer', mcpDefinitionId(serverId), { waitForLiveTools: true }).then(undefined, () => undefined);
+    await vscode.commands
+      .executeCommand('workbench.mcp.startServer', mcpDefinitionId(serverId), { waitForLiveTools: true })
+      .then(undefined, () => undefined);
     if (gateway.toolsOf(serverId) === undefined) await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }
@@ -189,7 +218,7 @@ function gatewayLaunch(stateDir: string, signIn: SignIn): GatewayLaunch | { notC
   const url = settings.get<string>(SETTINGS.policyServerUrl)?.trim();
   if (url) {
     const keys = settings.get<string>(SETTINGS.policyServerKeysFile)?.trim();
-    if (!keys) return { notConfigured: 'Set gatehouse.policyServer.keysFile (the policy server\'s public keys) to use the policy server.' };
+    if (!keys) return { notConfigured: "Set gatehouse.policyServer.keysFile (the policy server's public keys) to use the policy server." };
     if (signIn.provider()) {
       if (!signIn.account) return { signedOut: 'Sign in with your organization to use Gatehouse.' };
       return { modeArgs: ['--policy-server', url, '--policy-keys', keys, '--policy-token', 'control'], ...dirs };

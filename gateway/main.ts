@@ -64,7 +64,10 @@ export async function runGateway(argv: string[]): Promise<number> {
   if (args.listen.type === 'unix') ensureDirectory(dirname(args.listen.path));
   let policy: PolicySource | undefined;
   // With --control stdio, stdin/stdout carry the extension's JSON-RPC and nothing else.
-  const control = args.control === 'stdio' ? new ControlChannel(process.stdin, process.stdout, () => policy?.subject ?? 'local', log.child({ component: 'control' })) : undefined;
+  const control =
+    args.control === 'stdio'
+      ? new ControlChannel(process.stdin, process.stdout, () => policy?.subject ?? 'local', log.child({ component: 'control' }))
+      : undefined;
   const secret = await launchSecret(args, control);
 
   let gate: CallGate = OPEN_GATE;
@@ -100,13 +103,21 @@ export async function runGateway(argv: string[]): Promise<number> {
   const spoolDir = join(args.stateDir, 'audit');
   const spool = await AuditSpool.open({ dir: spoolDir, logger: log.child({ component: 'audit' }) });
   // --- audit shipping (managed mode): spool -> policy server, woken by each append ---
-  const shipper = policy && args.policy && userToken ? createAuditShipper(args.policy, userToken, spool, spoolDir, policy.subject, log.child({ component: 'audit-shipper' })) : undefined;
+  const shipper =
+    policy && args.policy && userToken
+      ? createAuditShipper(args.policy, userToken, spool, spoolDir, policy.subject, log.child({ component: 'audit-shipper' }))
+      : undefined;
   shipper?.start();
   // --- end audit shipping ---
-  const auditor = new CallAuditor(spool, () => policy?.subject ?? 'local', log.child({ component: 'audit' }), (event) => {
-    shipper?.notify();
-    control?.auditAppended(event);
-  });
+  const auditor = new CallAuditor(
+    spool,
+    () => policy?.subject ?? 'local',
+    log.child({ component: 'audit' }),
+    (event) => {
+      shipper?.notify();
+      control?.auditAppended(event);
+    },
+  );
   control?.serveAuditHistory((limit) => spool.recentEvents(limit));
   control?.serveSignIns({ status: () => userOAuth.status(), signOut: (serverId) => userOAuth.forget(serverId) });
   const tools = new ToolGuard(
@@ -117,7 +128,9 @@ export async function runGateway(argv: string[]): Promise<number> {
   const redactors = { secrets: new SecretRedactor(), withPii: new SecretRedactor({ pii: true }) };
   // Confirm rules: a named reviewer group goes to the policy server's queue; the developer's own prompt needs the extension.
   const confirmations = new CallConfirmations(
-    args.policy && userToken ? new ReviewQueueConfirmer({ serverUrl: args.policy.url, token: userToken, log: log.child({ component: 'reviews' }) }) : undefined,
+    args.policy && userToken
+      ? new ReviewQueueConfirmer({ serverUrl: args.policy.url, token: userToken, log: log.child({ component: 'reviews' }) })
+      : undefined,
     () => (control?.isOpen ? control : undefined),
     log.child({ component: 'confirmations' }),
   );
@@ -148,15 +161,30 @@ export async function runGateway(argv: string[]): Promise<number> {
   if (policy && args.policy && relay) {
     const catalog = (next: EffectivePolicy) => userOAuth.attach(catalogServers(next, args.policy!.workDir, relay));
     // Credentials an admin revoked are deleted as soon as a bundle lists them (pushed, or at the next fetch).
-    const applyRevocations = (next: EffectivePolicy | undefined) => void userOAuth.applyRevocations(next?.credentialRevocations ?? [])
-      .then((servers) => { if (servers.length) log.warn('stored upstream credentials revoked by an admin were deleted', { servers }); })
-      .catch((error: unknown) => log.warn('deleting revoked upstream credentials failed', { error: describeError(error) }));
+    const applyRevocations = (next: EffectivePolicy | undefined) =>
+      void userOAuth
+        .applyRevocations(next?.credentialRevocations ?? [])
+        .then((servers) => {
+          if (servers.length) log.warn('stored upstream credentials revoked by an admin were deleted', { servers });
+        })
+        .catch((error: unknown) => log.warn('deleting revoked upstream credentials failed', { error: describeError(error) }));
     applyRevocations(policy.state.decider?.policy);
     policy.onChange((state) => applyRevocations(state.decider?.policy));
-    followPolicy(policy, catalog, pool, http, gate, log, () => announce(), (message) => {
-      void userOAuth.forget().catch((error: unknown) => log.warn('forgetting upstream credentials failed', { error: describeError(error) }));
-      control?.revoked(message);
-    });
+    followPolicy(
+      policy,
+      catalog,
+      pool,
+      http,
+      gate,
+      log,
+      () => announce(),
+      (message) => {
+        void userOAuth
+          .forget()
+          .catch((error: unknown) => log.warn('forgetting upstream credentials failed', { error: describeError(error) }));
+        control?.revoked(message);
+      },
+    );
   }
 
   let shuttingDown = false;
@@ -188,11 +216,16 @@ export async function runGateway(argv: string[]): Promise<number> {
   } else {
     process.stdout.write(JSON.stringify(ready) + '\n');
   }
-  return new Promise<number>(() => { /* runs until a signal ends the process */ });
+  return new Promise<number>(() => {
+    /* runs until a signal ends the process */
+  });
 }
 
 /** The user's IdP token: re-read from its 0600 file, or asked of the extension's sign-in, on every use. */
-function userTokenSource(policyArgs: NonNullable<GatewayArgs['policy']>, control: ControlChannel | undefined): (options?: { refused?: boolean }) => Promise<string> {
+function userTokenSource(
+  policyArgs: NonNullable<GatewayArgs['policy']>,
+  control: ControlChannel | undefined,
+): (options?: { refused?: boolean }) => Promise<string> {
   const source = policyArgs.token;
   if (source.type === 'file') return async () => readUserToken(source.path); // re-read: whoever writes the file renews it
   if (!control) throw new Error('--policy-token control needs the control channel');
@@ -211,7 +244,13 @@ async function launchSecret(args: GatewayArgs, control: ControlChannel | undefin
 function upstreamOpener(args: GatewayArgs, control: ControlChannel | undefined): AuthorizationOpener {
   if (args.testHeadlessOAuth) return new HeadlessOpener();
   if (control) return { open: (request) => control.authorize(request) };
-  return { open: async (request) => { throw new Error(`${request.serverTitle} needs you to sign in, which needs the Gatehouse extension (this gateway has no control channel)`); } };
+  return {
+    open: async (request) => {
+      throw new Error(
+        `${request.serverTitle} needs you to sign in, which needs the Gatehouse extension (this gateway has no control channel)`,
+      );
+    },
+  };
 }
 
 /** The pin the org approved for a tool, from the policy in force (managed mode only). */
@@ -222,8 +261,14 @@ function orgPin(policy: PolicySource | undefined, serverId: string, tool: string
 
 /** New policy versions change the catalog and the lists open sessions see; revocation ends them. */
 function followPolicy(
-  policy: PolicySource, catalog: (policy: EffectivePolicy) => ServerConfig[], pool: UpstreamPool, http: GatewayHttpServer, gate: CallGate, log: Logger,
-  applied: () => void, revoked: (message: string) => void,
+  policy: PolicySource,
+  catalog: (policy: EffectivePolicy) => ServerConfig[],
+  pool: UpstreamPool,
+  http: GatewayHttpServer,
+  gate: CallGate,
+  log: Logger,
+  applied: () => void,
+  revoked: (message: string) => void,
 ): void {
   let applying = Promise.resolve();
   let seen = { version: policy.state.version, denial: policy.state.denial };
@@ -231,11 +276,13 @@ function followPolicy(
     // A renewed bundle of the same version changes nothing a client can see.
     if (state.version === seen.version && state.denial === seen.denial) return;
     seen = { version: state.version, denial: state.denial };
-    applying = applying.then(async () => {
-      if (state.decider) await pool.reconcile(catalog(state.decider.policy));
-      http.policyChanged((serverId) => gate.serverRefusal(serverId));
-      applied();
-    }).catch((error: unknown) => log.error('applying the new policy failed', { error: describeError(error) }));
+    applying = applying
+      .then(async () => {
+        if (state.decider) await pool.reconcile(catalog(state.decider.policy));
+        http.policyChanged((serverId) => gate.serverRefusal(serverId));
+        applied();
+      })
+      .catch((error: unknown) => log.error('applying the new policy failed', { error: describeError(error) }));
   });
   policy.onRevoked(() => {
     log.warn('access revoked: closing every session');

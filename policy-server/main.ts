@@ -82,7 +82,15 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   try {
     authenticator = new BearerAuthenticator({
       ...(args.oidc ? { oidc: args.oidc } : {}),
-      ...(args.github ? { github: { apiBaseUrl: args.github.apiBaseUrl, clientId: args.github.clientId, clientSecret: readSecretFile(args.github.clientSecretFile) } } : {}),
+      ...(args.github
+        ? {
+            github: {
+              apiBaseUrl: args.github.apiBaseUrl,
+              clientId: args.github.clientId,
+              clientSecret: readSecretFile(args.github.clientSecretFile),
+            },
+          }
+        : {}),
     });
   } catch (error) {
     process.stderr.write(`gatehouse policy-server: ${describeError(error)}\n`);
@@ -102,12 +110,22 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   }
   // Other replicas write the database too: reads are cached briefly and dropped on every event (store/cachedPolicyStore.ts).
   const cachedStore = database ? new CachedPolicyStore(new PostgresPolicyStore(database)) : undefined;
-  const store: PolicyStore = cachedStore ?? await LowdbPolicyStore.open(args.dataDir);
+  const store: PolicyStore = cachedStore ?? (await LowdbPolicyStore.open(args.dataDir));
   // Signing keys stay in the data dir: replicas share them by sharing that folder's key file.
   const keys = await SigningKeyRing.openOrCreate(args.dataDir);
-  const hub = new PolicyEventHub({ heartbeatMs: HEARTBEAT_MS, maxStreamsPerUser: 20, maxStreams: 10_000, log: log.child({ component: 'events' }) });
+  const hub = new PolicyEventHub({
+    heartbeatMs: HEARTBEAT_MS,
+    maxStreamsPerUser: 20,
+    maxStreams: 10_000,
+    log: log.child({ component: 'events' }),
+  });
   // Publishes and revocations reach the gateways on every replica (NOTIFY), or this one's alone.
-  const clusterEvents = database && databaseClient ? await PostgresEventFanout.start(hub, database, databaseClient, log.child({ component: 'cluster-events' }), () => cachedStore?.invalidate()) : undefined;
+  const clusterEvents =
+    database && databaseClient
+      ? await PostgresEventFanout.start(hub, database, databaseClient, log.child({ component: 'cluster-events' }), () =>
+          cachedStore?.invalidate(),
+        )
+      : undefined;
   const events: EventFanout = clusterEvents ?? hub;
   const policies = new PolicyService(store, log.child({ component: 'policies' }), (version) => events.publishedVersion(version));
   if (args.bootstrapPolicy) {
@@ -122,7 +140,9 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   }
   const revocations = new RevocationList(store, events, log.child({ component: 'revocations' }));
   // Central audit: append-only files in the data dir, or the shared database.
-  const stored: AuditStore = database ? new PostgresAuditStore(database) : await FileAuditStore.open(join(args.dataDir, 'audit'), { log: log.child({ component: 'audit' }) });
+  const stored: AuditStore = database
+    ? new PostgresAuditStore(database)
+    : await FileAuditStore.open(join(args.dataDir, 'audit'), { log: log.child({ component: 'audit' }) });
   // Audit export for security teams, when asked for: what the store accepts also goes to syslog and/or OTLP.
   const sinks: AuditSink[] = [
     ...(args.auditSyslog ? [new SyslogSink(args.auditSyslog)] : []),
@@ -131,7 +151,13 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   const audit = sinks.length > 0 ? new ExportingAuditStore(stored, sinks, log.child({ component: 'audit-export' })) : stored;
   for (const sink of sinks) log.info('audit export on', { sink: sink.name });
   // Reviews in the database are seen and decided through any replica; a decision wakes long-polls on all of them.
-  const reviews = new ReviewQueue(policies, log.child({ component: 'reviews' }), {}, database ? new PostgresReviewStore(database) : new MemoryReviewStore(), (id) => clusterEvents?.reviewDecided(id));
+  const reviews = new ReviewQueue(
+    policies,
+    log.child({ component: 'reviews' }),
+    {},
+    database ? new PostgresReviewStore(database) : new MemoryReviewStore(),
+    (id) => clusterEvents?.reviewDecided(id),
+  );
   clusterEvents?.onReviewDecided((id) => reviews.decidedElsewhere(id));
   let secrets: SecretStore | undefined;
   try {
@@ -151,15 +177,24 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   }
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   const issuer = args.issuerUrl ?? url;
-  http.serve(createPolicyServerApp({
-    authenticator, policies, revocations, events: hub, keys, audit, reviews, secrets,
-    bundles: new EffectivePolicyBundles(policies, keys, issuer, (sub) => revocations.credentialsOf(sub)),
-    maxPolicyBytes: MAX_POLICY_BYTES,
-    publicUrl: issuer,
-    registryAnonymous: args.registryAnonymous,
-    ...(database ? { relaySessions: new PostgresRelaySessions(database) } : {}),
-    log: log.child({ component: 'http' }),
-  }));
+  http.serve(
+    createPolicyServerApp({
+      authenticator,
+      policies,
+      revocations,
+      events: hub,
+      keys,
+      audit,
+      reviews,
+      secrets,
+      bundles: new EffectivePolicyBundles(policies, keys, issuer, (sub) => revocations.credentialsOf(sub)),
+      maxPolicyBytes: MAX_POLICY_BYTES,
+      publicUrl: issuer,
+      registryAnonymous: args.registryAnonymous,
+      ...(database ? { relaySessions: new PostgresRelaySessions(database) } : {}),
+      log: log.child({ component: 'http' }),
+    }),
+  );
 
   let shuttingDown = false;
   const shutdown = async (signal: string) => {
@@ -179,9 +214,17 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
   const current = await policies.current();
-  const ready: PolicyServerReadyLine = { event: 'ready', url, issuer, kid: keys.current().kid, version: current?.version ?? null, pid: process.pid };
+  const ready: PolicyServerReadyLine = {
+    event: 'ready',
+    url,
+    issuer,
+    kid: keys.current().kid,
+    version: current?.version ?? null,
+    pid: process.pid,
+  };
   log.info('policy server ready', { url, issuer, kid: ready.kid, version: ready.version, dataDir: args.dataDir });
   process.stdout.write(JSON.stringify(ready) + '\n');
-  return new Promise<number>(() => { /* runs until a signal ends the process */ });
+  return new Promise<number>(() => {
+    /* runs until a signal ends the process */
+  });
 }
-

@@ -7,7 +7,13 @@ import { chmodSync, copyFileSync, mkdirSync, readdirSync } from 'node:fs';
 const common = { bundle: true, platform: 'node', target: 'node20', sourcemap: true, logLevel: 'warning', legalComments: 'none' };
 
 await Promise.all([
-  build({ ...common, entryPoints: ['cli/gatehouse.ts'], outfile: 'dist/gatehouse.js', format: 'cjs', banner: { js: '#!/usr/bin/env node' } }),
+  build({
+    ...common,
+    entryPoints: ['cli/gatehouse.ts'],
+    outfile: 'dist/gatehouse.js',
+    format: 'cjs',
+    banner: { js: '#!/usr/bin/env node' },
+  }),
   build({ ...common, entryPoints: ['extension/extension.ts'], outfile: 'dist/extension.js', format: 'cjs', external: ['vscode'] }),
   // Webview apps run in the browser sandbox of a webview, one script each.
   build({
@@ -20,15 +26,25 @@ await Promise.all([
     outdir: 'dist/webviews',
   }),
   // The suite that runs inside a real VS Code (test/vscode/); mocha comes from node_modules at run time.
-  build({ ...common, entryPoints: ['test/vscode/suite/index.ts'], outfile: 'dist/vscode-test/suite.js', format: 'cjs', external: ['vscode', 'mocha'] }),
+  build({
+    ...common,
+    entryPoints: ['test/vscode/suite/index.ts'],
+    outfile: 'dist/vscode-test/suite.js',
+    format: 'cjs',
+    external: ['vscode', 'mocha'],
+  }),
   // Test fixture servers (test/fixtures/*-upstream.ts) start faster bundled than through tsx.
   build({
     ...common,
-    entryPoints: readdirSync('test/fixtures').filter((f) => f.endsWith('-upstream.ts')).map((f) => `test/fixtures/${f}`),
+    entryPoints: readdirSync('test/fixtures')
+      .filter((f) => f.endsWith('-upstream.ts'))
+      .map((f) => `test/fixtures/${f}`),
     outdir: 'dist/fixtures',
     format: 'esm',
     outExtension: { '.js': '.mjs' },
-    banner: { js: "import { createRequire as __gatehouseCreateRequire } from 'node:module'; const require = __gatehouseCreateRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __gatehouseCreateRequire } from 'node:module'; const require = __gatehouseCreateRequire(import.meta.url);",
+    },
   }),
 ]);
 chmodSync('dist/gatehouse.js', 0o755);

@@ -29,7 +29,9 @@ function start(name: string, args: string[]): Promise<Record<string, unknown>> {
       try {
         const parsed = JSON.parse(line) as Record<string, unknown>;
         if (parsed.event === 'ready') resolveReady(parsed);
-      } catch { /* not the ready line */ }
+      } catch {
+        /* not the ready line */
+      }
     });
     child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
   });
@@ -42,11 +44,25 @@ async function main(): Promise<void> {
   const idp = await startLocalIdp(withVsCode ? { host: '127.0.0.2' } : {});
   // The example's commands are relative to the repository; the extension's gateway runs elsewhere.
   const policyFile = join(STATE, 'org-policy.yaml');
-  writeFileSync(policyFile, readFileSync(join(REPO, 'examples/org-policy.yaml'), 'utf8')
-    .replaceAll('command: node_modules/.bin/', `command: ${REPO}/node_modules/.bin/`)
-    .replace('args: [examples]', `args: [${REPO}/examples]`));
-  const policyServer = await start('policy-server', ['policy-server', '--data-dir', join(STATE, 'policy-server'), '--listen', '127.0.0.1:7410',
-    '--oidc-issuer', idp.issuer, '--oidc-audience', idp.audience, '--bootstrap-policy', policyFile]);
+  writeFileSync(
+    policyFile,
+    readFileSync(join(REPO, 'examples/org-policy.yaml'), 'utf8')
+      .replaceAll('command: node_modules/.bin/', `command: ${REPO}/node_modules/.bin/`)
+      .replace('args: [examples]', `args: [${REPO}/examples]`),
+  );
+  const policyServer = await start('policy-server', [
+    'policy-server',
+    '--data-dir',
+    join(STATE, 'policy-server'),
+    '--listen',
+    '127.0.0.1:7410',
+    '--oidc-issuer',
+    idp.issuer,
+    '--oidc-audience',
+    idp.audience,
+    '--bootstrap-policy',
+    policyFile,
+  ]);
   const url = String(policyServer.url);
   writeFileSync(join(STATE, 'pinned-jwks.json'), await (await fetch(`${url}/.well-known/jwks.json`)).text());
   writeFileSync(join(STATE, 'alice.token'), await idp.tokenFor('alice'), { mode: 0o600 });
@@ -58,9 +74,25 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop());
   process.on('SIGTERM', () => void stop());
   if (withVsCode) return startVsCode(idp, url);
-  const gateway = await start('gateway', ['gateway', '--policy-server', url, '--policy-keys', join(STATE, 'pinned-jwks.json'),
-    '--policy-token-file', join(STATE, 'alice.token'), '--listen', '127.0.0.1:7420', '--runtime-dir', join(STATE, 'gateway'), '--state-dir', join(STATE, 'gateway-state'),
-    '--launch-secret-file', join(STATE, 'launch-secret'), '--workdir', REPO]);
+  const gateway = await start('gateway', [
+    'gateway',
+    '--policy-server',
+    url,
+    '--policy-keys',
+    join(STATE, 'pinned-jwks.json'),
+    '--policy-token-file',
+    join(STATE, 'alice.token'),
+    '--listen',
+    '127.0.0.1:7420',
+    '--runtime-dir',
+    join(STATE, 'gateway'),
+    '--state-dir',
+    join(STATE, 'gateway-state'),
+    '--launch-secret-file',
+    join(STATE, 'launch-secret'),
+    '--workdir',
+    REPO,
+  ]);
   process.stdout.write(`\nGatehouse demo is running.
   IdP (local, for the demo):  ${idp.issuer}
   Policy server:              ${url}   (policy: examples/org-policy.yaml, version 1)
@@ -78,7 +110,10 @@ async function startVsCode(idp: LocalIdp, policyServerUrl: string): Promise<void
   try {
     install = installCodeServer((line) => process.stderr.write(`[code-server install] ${line}\n`));
   } catch (error) {
-    throw new Error(`${(error as Error).message}\ncode-server could not be installed (it needs g++, make, python3, ripgrep and libkrb5-dev); run "npm run demo -- --no-vscode" for the headless gateway.`);
+    throw new Error(
+      `${(error as Error).message}\ncode-server could not be installed (it needs g++, make, python3, ripgrep and libkrb5-dev); run "npm run demo -- --no-vscode" for the headless gateway.`,
+      { cause: error },
+    );
   }
   const scratch = join(STATE, 'vscode');
   const userData = join(scratch, 'user-data');

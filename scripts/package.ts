@@ -19,7 +19,10 @@ function vsce(): string {
   if (!existsSync(bin)) {
     mkdirSync(home, { recursive: true });
     writeFileSync(join(home, 'package.json'), JSON.stringify({ name: 'gatehouse-vsce', private: true }));
-    execFileSync('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--no-save', `@vscode/vsce@${VSCE_VERSION}`], { cwd: home, stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--no-save', `@vscode/vsce@${VSCE_VERSION}`], {
+      cwd: home,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
   }
   return bin;
 }
@@ -31,7 +34,10 @@ function checkSelfContained(): void {
     copyFileSync(join(REPO, 'dist/gatehouse.js'), join(alone, 'gatehouse.js'));
     const help = execFileSync(process.execPath, [join(alone, 'gatehouse.js'), 'gateway', '--help'], { cwd: alone, encoding: 'utf8' });
     if (!help.includes('--control stdio')) throw new Error('the gateway bundle did not print its usage');
-    execFileSync(process.execPath, [join(alone, 'gatehouse.js'), 'policy', 'validate', join(REPO, 'examples/org-policy.yaml')], { cwd: alone, stdio: 'ignore' });
+    execFileSync(process.execPath, [join(alone, 'gatehouse.js'), 'policy', 'validate', join(REPO, 'examples/org-policy.yaml')], {
+      cwd: alone,
+      stdio: 'ignore',
+    });
   } finally {
     rmSync(alone, { recursive: true, force: true });
   }
@@ -39,6 +45,10 @@ function checkSelfContained(): void {
 
 checkSelfContained();
 const out = join(REPO, 'dist', 'gatehouse.vsix');
-execFileSync(process.execPath, [vsce(), 'package', '--no-dependencies', '--allow-missing-repository', '--skip-license', '--no-rewrite-relative-links', '--out', out], { cwd: REPO, stdio: 'inherit' });
+execFileSync(
+  process.execPath,
+  [vsce(), 'package', '--no-dependencies', '--allow-missing-repository', '--skip-license', '--no-rewrite-relative-links', '--out', out],
+  { cwd: REPO, stdio: 'inherit' },
+);
 const kb = Math.round(statSync(out).size / 1024);
 process.stdout.write(`${JSON.stringify({ vsix: out, vsix_kb: kb })}\n`);

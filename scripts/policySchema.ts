@@ -24,23 +24,20 @@ const VALIDATE = 'Checked by `gatehouse policy validate`, not by this schema';
 const REFINEMENTS: Record<string, string> = {
   '/properties/admins/items': `Id of a group defined under \`groups\`. ${VALIDATE}.`,
   '/properties/servers/items/properties/id': `Unique among servers. ${VALIDATE}.`,
-  '/properties/servers/items/properties/transport/oneOf/1/properties/url':
-    `An http or https URL without credentials (user:password@). ${VALIDATE}.`,
+  '/properties/servers/items/properties/transport/oneOf/1/properties/url': `An http or https URL without credentials (user:password@). ${VALIDATE}.`,
   '/properties/groups/items/properties/id': `Unique among groups. ${VALIDATE}.`,
   '/properties/rules/items/properties/id': `Unique among rules. ${VALIDATE}.`,
-  '/properties/rules/items/properties/principals/items':
-    `"*", "group:<id>" of a group defined under \`groups\`, or "user:<sub or email>". ${VALIDATE} that the group exists.`,
+  '/properties/rules/items/properties/principals/items': `"*", "group:<id>" of a group defined under \`groups\`, or "user:<sub or email>". ${VALIDATE} that the group exists.`,
   '/properties/rules/items/properties/servers/items': `Id of a server in the \`servers\` catalog, or "*". ${VALIDATE} that the server exists.`,
   '/properties/rules/items/properties/tools/items': 'A tool name, "*", or a prefix ending in "*" such as "get_*".',
-  '/properties/rules/items/properties/when':
-    `CEL condition over \`args\`, \`user\` {sub, email, groups}, \`server\` and \`tool\`; must be boolean. ${VALIDATE} (syntax, variables and type).`,
+  '/properties/rules/items/properties/when': `CEL condition over \`args\`, \`user\` {sub, email, groups}, \`server\` and \`tool\`; must be boolean. ${VALIDATE} (syntax, variables and type).`,
   '/properties/guardrails/properties/reviewers': `Id of a group defined under \`groups\`. ${VALIDATE}.`,
   '/properties/rules/items/properties/reviewers': `Id of a group defined under \`groups\`; confirm rules only. ${VALIDATE}.`,
 };
 
 const DESCRIPTION = [
   'Gatehouse org policy: the approved server catalog, IdP-to-group mapping, allow / deny / confirm rules and guardrails.',
-  'Generated from the policy server\'s zod schema (npm run schema); do not edit by hand.',
+  "Generated from the policy server's zod schema (npm run schema); do not edit by hand.",
   'Not expressible here and checked only by `gatehouse policy validate`: unique server, group and rule ids;',
   'groups named in admins, guardrails.reviewers, rule reviewers and rule principals must exist; only confirm rules name reviewers; servers named in rules must be in the catalog;',
   'rule `when` conditions must be valid boolean CEL; transport URLs must be http(s) and carry no credentials.',
@@ -74,9 +71,11 @@ function nodeAt(root: Record<string, unknown>, pointer: string): Record<string, 
   let node: unknown = root;
   for (const segment of pointer.split('/').slice(1)) {
     node = typeof node === 'object' && node !== null ? (node as Record<string, unknown>)[segment] : undefined;
-    if (node === undefined) throw new Error(`policy schema has no node at ${pointer} (the zod schema changed; update REFINEMENTS in scripts/policySchema.ts)`);
+    if (node === undefined)
+      throw new Error(`policy schema has no node at ${pointer} (the zod schema changed; update REFINEMENTS in scripts/policySchema.ts)`);
   }
-  if (typeof node !== 'object' || node === null || Array.isArray(node)) throw new Error(`policy schema node at ${pointer} is not a schema object`);
+  if (typeof node !== 'object' || node === null || Array.isArray(node))
+    throw new Error(`policy schema node at ${pointer} is not a schema object`);
   return node as Record<string, unknown>;
 }
 

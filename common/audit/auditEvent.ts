@@ -43,10 +43,14 @@ export const AuditEventSchema = z.object({
   /** Who answered a confirmation; absent when none was asked. */
   reviewer: name.optional(),
   /** Hex HMAC-SHA256 of the canonical arguments (see `digestArguments`); absent when the request had none. */
-  argsDigest: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  argsDigest: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
   status: z.enum(AUDIT_RESULT_STATUSES),
   /** How many values of each kind were redacted from the result, e.g. `{ "aws-access-key": 1 }`. */
-  redactions: z.record(z.string().min(1).max(64), z.number().int().nonnegative())
+  redactions: z
+    .record(z.string().min(1).max(64), z.number().int().nonnegative())
     .refine((counts) => Object.keys(counts).length <= 256, 'at most 256 kinds of redaction'),
   /** Markers raised on the call, e.g. `injection-marker`, `tool-definition-changed`. */
   flags: z.array(z.string().min(1).max(64)).max(64),

@@ -161,6 +161,8 @@ export interface UpstreamSignInStatus {
   expiresAt?: string;
 }
 /** extension -> gateway: the sign-in facts of every `user-oauth` server (the Scopes view). */
-export const SignInStatusRequest = new RequestType<Record<string, never>, { servers: UpstreamSignInStatus[] }, void>('gatehouse/signInStatus');
+export const SignInStatusRequest = new RequestType<Record<string, never>, { servers: UpstreamSignInStatus[] }, void>(
+  'gatehouse/signInStatus',
+);
 /** extension -> gateway: the developer signs out of one server; its tokens and registration are deleted. */
 export const SignOutServerRequest = new RequestType<{ server: string }, Record<string, never>, void>('gatehouse/signOutServer');

@@ -17,7 +17,8 @@ export class AuthorizationUrlError extends Error {
 
 /** Throws AuthorizationUrlError unless `url` is a safe URL on `endpoint` (the metadata's authorization_endpoint). */
 export function checkAuthorizationUrl(url: URL, endpoint: string | undefined): void {
-  if (!isSecureOrLoopback(url)) throw new AuthorizationUrlError(`The authorization endpoint is not https (${url.protocol}); refusing to open it.`);
+  if (!isSecureOrLoopback(url))
+    throw new AuthorizationUrlError(`The authorization endpoint is not https (${url.protocol}); refusing to open it.`);
   let expected: URL;
   try {
     expected = new URL(endpoint ?? '');
@@ -25,8 +26,9 @@ export function checkAuthorizationUrl(url: URL, endpoint: string | undefined): v
     throw new AuthorizationUrlError('The authorization server advertises no valid authorization endpoint; refusing to open it.');
   }
   if (`${url.origin}${url.pathname}` !== `${expected.origin}${expected.pathname}`) {
-    throw new AuthorizationUrlError('The authorization URL is not the authorization server\'s endpoint; refusing to open it.');
+    throw new AuthorizationUrlError("The authorization URL is not the authorization server's endpoint; refusing to open it.");
   }
   if (url.username || url.password) throw new AuthorizationUrlError('The authorization URL carries credentials; refusing to open it.');
-  if (/[\s"'`$;|&<>\\]/.test(`${url.origin}${url.pathname}`)) throw new AuthorizationUrlError('The authorization URL has characters no endpoint has; refusing to open it.');
+  if (/[\s"'`$;|&<>\\]/.test(`${url.origin}${url.pathname}`))
+    throw new AuthorizationUrlError('The authorization URL has characters no endpoint has; refusing to open it.');
 }

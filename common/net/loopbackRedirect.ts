@@ -33,7 +33,10 @@ export interface RedirectWords {
 export async function listenForRedirect(state: string, words: RedirectWords, preferredPort = 0): Promise<LoopbackRedirect> {
   let deliver: (url: URL) => void = () => undefined;
   let fail: (error: Error) => void = () => undefined;
-  const answered = new Promise<URL>((resolve, reject) => { deliver = resolve; fail = reject; });
+  const answered = new Promise<URL>((resolve, reject) => {
+    deliver = resolve;
+    fail = reject;
+  });
   answered.catch(() => undefined);
   let done = false;
   const server: Server = createServer((req, res) => {
@@ -44,15 +47,26 @@ export async function listenForRedirect(state: string, words: RedirectWords, pre
     }
     done = true;
     const failed = url.searchParams.has('error');
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'none'" })
-      .end(`<!DOCTYPE html><title>Gatehouse</title><p>${failed ? words.failed : words.done} You can close this tab and return to VS Code.</p>`);
+    res
+      .writeHead(200, {
+        'content-type': 'text/html; charset=utf-8',
+        'cache-control': 'no-store',
+        'content-security-policy': "default-src 'none'",
+      })
+      .end(
+        `<!DOCTYPE html><title>Gatehouse</title><p>${failed ? words.failed : words.done} You can close this tab and return to VS Code.</p>`,
+      );
     deliver(url);
     server.close();
   });
-  const listen = (port: number) => new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => { server.off('error', reject); resolve(); });
-  });
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
   try {
     await listen(preferredPort);
   } catch (error) {

@@ -47,7 +47,8 @@ export function ambiguousName(method: string, name: string): string | undefined 
   }
   if (name.startsWith('resource:')) {
     const uri = name.slice('resource:'.length);
-    if (/(^|\/)\.\.?(\/|$)|%2e|%2f|%5c|\\/i.test(uri)) return `Gatehouse refuses resource "${uri}": it contains dot segments or encoded separators.`;
+    if (/(^|\/)\.\.?(\/|$)|%2e|%2f|%5c|\\/i.test(uri))
+      return `Gatehouse refuses resource "${uri}": it contains dot segments or encoded separators.`;
   }
   return undefined;
 }
@@ -60,7 +61,16 @@ export const AUDITED_METHODS: ReadonlySet<string> = new Set(['tools/call', 'reso
 
 /** Client-to-server methods a governed client may send (the gateway and the relay refuse anything else). */
 export const RELAYED_CLIENT_METHODS: ReadonlySet<string> = new Set([
-  'ping', 'tools/list', 'tools/call', 'resources/list', 'resources/read', 'resources/templates/list',
-  'resources/subscribe', 'resources/unsubscribe', 'prompts/list', 'prompts/get', 'completion/complete',
+  'ping',
+  'tools/list',
+  'tools/call',
+  'resources/list',
+  'resources/read',
+  'resources/templates/list',
+  'resources/subscribe',
+  'resources/unsubscribe',
+  'prompts/list',
+  'prompts/get',
+  'completion/complete',
   'logging/setLevel',
 ]);

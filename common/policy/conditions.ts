@@ -24,7 +24,8 @@ export type CompiledCondition = (context: ConditionContext) => boolean | undefin
 export function compileCondition(expression: string): { ok: true; evaluate: CompiledCondition } | { ok: false; error: string } {
   const checked = environment.check(expression);
   if (!checked.valid) return { ok: false, error: `CEL: ${firstLine(checked.error?.message)}` };
-  if (checked.type !== 'bool' && checked.type !== 'dyn') return { ok: false, error: `CEL: condition must be boolean, this one is ${checked.type}` };
+  if (checked.type !== 'bool' && checked.type !== 'dyn')
+    return { ok: false, error: `CEL: condition must be boolean, this one is ${checked.type}` };
   const program = environment.parse(expression);
   // The caller decides what "could not evaluate" means for its effect: deny rules apply
   // (fail closed), allow and confirm rules do not.

@@ -58,8 +58,10 @@ function groupMatches(group: PolicyGroup, identity: CallerIdentity): boolean {
       return Array.isArray(value) ? value.some((v) => String(v) === match.equals) : value !== undefined && String(value) === match.equals;
     }
     if ('emailDomain' in match) return email !== undefined && email.endsWith(`@${match.emailDomain.toLowerCase()}`);
-    if ('githubOrg' in match) return identity.issuer === 'github' && (identity.githubOrgs ?? []).some((o) => o.toLowerCase() === match.githubOrg.toLowerCase());
-    if ('githubTeam' in match) return identity.issuer === 'github' && (identity.githubTeams ?? []).some((t) => t.toLowerCase() === match.githubTeam.toLowerCase());
+    if ('githubOrg' in match)
+      return identity.issuer === 'github' && (identity.githubOrgs ?? []).some((o) => o.toLowerCase() === match.githubOrg.toLowerCase());
+    if ('githubTeam' in match)
+      return identity.issuer === 'github' && (identity.githubTeams ?? []).some((t) => t.toLowerCase() === match.githubTeam.toLowerCase());
     return match.user === identity.sub || (email !== undefined && match.user.toLowerCase() === email);
   });
 }

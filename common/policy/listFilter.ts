@@ -20,7 +20,12 @@ export function isFilteredList(method: string): boolean {
 }
 
 /** `result` with only what `decider` lists for the user; no decider (no policy) lists nothing. */
-export function filterListResult(decider: PolicyDecider | undefined, serverId: string, method: string, result: Record<string, unknown>): Record<string, unknown> {
+export function filterListResult(
+  decider: PolicyDecider | undefined,
+  serverId: string,
+  method: string,
+  result: Record<string, unknown>,
+): Record<string, unknown> {
   const listed = Object.hasOwn(LISTED, method) ? LISTED[method] : undefined;
   if (!listed) return result;
   const keep = (name: string) => decider !== undefined && ambiguousName(method, name) === undefined && decider.isToolListed(serverId, name);

@@ -23,7 +23,13 @@ export interface BundleClaims {
   policy: EffectivePolicy;
 }
 
-export async function signPolicyBundle(policy: EffectivePolicy, key: { privateKey: CryptoKey; kid: string }, issuer: string, ttlSeconds: number, now = Date.now()): Promise<string> {
+export async function signPolicyBundle(
+  policy: EffectivePolicy,
+  key: { privateKey: CryptoKey; kid: string },
+  issuer: string,
+  ttlSeconds: number,
+  now = Date.now(),
+): Promise<string> {
   const iat = Math.floor(now / 1000);
   return new SignJWT({ ver: policy.ver, groups: policy.groups, policy })
     .setProtectedHeader({ alg: BUNDLE_ALGORITHM, kid: key.kid, typ: BUNDLE_TYPE })
@@ -46,7 +52,12 @@ export class BundleRejectedError extends Error {
  * Verifies a bundle against the pinned key set. `now` lets a caller re-check expiry of a
  * cached bundle without the network. No clock skew is granted past `exp`: fail closed.
  */
-export async function verifyPolicyBundle(jws: string, keys: JSONWebKeySet, expected: { sub: string; issuer: string }, now = Date.now()): Promise<BundleClaims> {
+export async function verifyPolicyBundle(
+  jws: string,
+  keys: JSONWebKeySet,
+  expected: { sub: string; issuer: string },
+  now = Date.now(),
+): Promise<BundleClaims> {
   try {
     const { payload } = await jwtVerify(jws, createLocalJWKSet(keys), {
       algorithms: [BUNDLE_ALGORITHM],
@@ -58,8 +69,10 @@ export async function verifyPolicyBundle(jws: string, keys: JSONWebKeySet, expec
       currentDate: new Date(now),
     });
     // A bundle from the future (a policy server with a fast clock) would outlive its TTL here.
-    if (typeof payload.iat !== 'number' || payload.iat * 1000 > now + MAX_CLOCK_SKEW_MS) throw new BundleRejectedError('it was issued in the future (check the policy server clock)');
-    if (typeof payload.exp !== 'number' || payload.exp - payload.iat > MAX_BUNDLE_TTL_SECONDS) throw new BundleRejectedError('its lifetime is longer than any policy allows');
+    if (typeof payload.iat !== 'number' || payload.iat * 1000 > now + MAX_CLOCK_SKEW_MS)
+      throw new BundleRejectedError('it was issued in the future (check the policy server clock)');
+    if (typeof payload.exp !== 'number' || payload.exp - payload.iat > MAX_BUNDLE_TTL_SECONDS)
+      throw new BundleRejectedError('its lifetime is longer than any policy allows');
     const policy = payload.policy as EffectivePolicy | undefined;
     if (!policy || policy.sub !== payload.sub || typeof payload.ver !== 'number' || policy.ver !== payload.ver) {
       throw new BundleRejectedError('payload does not match its claims');
@@ -68,11 +81,16 @@ export async function verifyPolicyBundle(jws: string, keys: JSONWebKeySet, expec
   } catch (error) {
     if (error instanceof BundleRejectedError) throw error;
     const code = (error as { code?: string }).code ?? '';
-    const reason = code === 'ERR_JWT_EXPIRED' ? 'it has expired'
-      : code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' ? 'its signature does not verify (tampered, or signed by an unknown key)'
-      : code === 'ERR_JWKS_NO_MATCHING_KEY' ? 'it was signed by a key that is not pinned'
-      : code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' ? `claim check failed: ${(error as Error).message}`
-      : (error as Error).message;
+    const reason =
+      code === 'ERR_JWT_EXPIRED'
+        ? 'it has expired'
+        : code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED'
+          ? 'its signature does not verify (tampered, or signed by an unknown key)'
+          : code === 'ERR_JWKS_NO_MATCHING_KEY'
+            ? 'it was signed by a key that is not pinned'
+            : code === 'ERR_JWT_CLAIM_VALIDATION_FAILED'
+              ? `claim check failed: ${(error as Error).message}`
+              : (error as Error).message;
     throw new BundleRejectedError(reason);
   }
 }

@@ -69,9 +69,10 @@ export class PolicyDecider {
   /** The decision for a call, conditions evaluated against its arguments. */
   decide(server: string, tool: string, args: Record<string, unknown> = {}): PolicyDecision {
     const candidates = this.candidates(server, tool);
-    const context: ConditionContext | undefined = candidates.deny.length + candidates.confirm.length + candidates.allow.length > 0
-      ? { args, user: this.user, server, tool }
-      : undefined;
+    const context: ConditionContext | undefined =
+      candidates.deny.length + candidates.confirm.length + candidates.allow.length > 0
+        ? { args, user: this.user, server, tool }
+        : undefined;
     for (const entry of candidates.deny) {
       if (!entry.condition || entry.condition(context!) !== false) return this.denied(server, tool, entry.rule);
     }

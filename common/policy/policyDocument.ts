@@ -9,7 +9,13 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { isSecureOrLoopback } from '../net/loopback';
-import { ServerIdSchema, ServerRedactionSchema, ServerTransportSchema, UserOAuthSettingsSchema, userOAuthTransportProblem } from '../serverTransport';
+import {
+  ServerIdSchema,
+  ServerRedactionSchema,
+  ServerTransportSchema,
+  UserOAuthSettingsSchema,
+  userOAuthTransportProblem,
+} from '../serverTransport';
 import { DocumentError, parseYamlDocument } from '../yamlDocument';
 import { compileCondition } from './conditions';
 
@@ -33,7 +39,10 @@ const Credential = z.discriminatedUnion('mode', [
 const ToolSettings = z.strictObject({
   risk: z.enum(['read', 'write', 'destructive']).optional(),
   /** SHA-256 of the canonical tool definition the org approved. */
-  pin: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 hex digits>').optional(),
+  pin: z
+    .string()
+    .regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 hex digits>')
+    .optional(),
 });
 
 const CatalogServer = z.strictObject({
@@ -87,61 +96,74 @@ const Guardrails = z.strictObject({
   injection: z.enum(['advisory', 'block']).default('advisory'),
 });
 
-export const PolicyDocumentSchema = z.strictObject({
-  version: z.literal(1),
-  org: z.string().min(1),
-  admins: z.array(Id).min(1),
-  servers: z.array(CatalogServer).default([]),
-  groups: z.array(Group).default([]),
-  rules: z.array(Rule).default([]),
-  guardrails: Guardrails.default({ confirmationTimeoutSeconds: 120, bundleTtlSeconds: 3600, injection: 'advisory' }),
-}).superRefine((policy, ctx) => {
-  const unique = (section: 'servers' | 'groups' | 'rules') => {
-    const seen = new Set<string>();
-    policy[section].forEach((item, index) => {
-      if (seen.has(item.id)) ctx.addIssue({ code: 'custom', path: [section, index, 'id'], message: `duplicate id "${item.id}"` });
-      seen.add(item.id);
-    });
-  };
-  unique('servers');
-  unique('groups');
-  unique('rules');
-  // A shared service key is added by the policy server's relay, which speaks Streamable HTTP and never sends a key in clear text.
-  policy.servers.forEach((server, index) => {
-    if (server.credential.mode === 'user-oauth') {
-      const problem = userOAuthTransportProblem(server.transport);
-      if (problem) ctx.addIssue({ code: 'custom', path: ['servers', index, 'transport', problem.field], message: problem.message });
-    }
-    if (server.credential.mode !== 'shared-key') return;
-    if (server.transport.type !== 'streamable-http') {
-      ctx.addIssue({ code: 'custom', path: ['servers', index, 'transport', 'type'], message: 'a shared-key server must be streamable-http (the relay speaks only that)' });
-    } else if (!isSecureOrLoopback(new URL(server.transport.url))) {
-      ctx.addIssue({ code: 'custom', path: ['servers', index, 'transport', 'url'], message: 'a shared-key server must be https (http only on loopback): the service key must not travel in clear text' });
-    }
-  });
-  const groups = new Set(policy.groups.map((g) => g.id));
-  const servers = new Set(policy.servers.map((s) => s.id));
-  policy.admins.forEach((group, index) => {
-    if (!groups.has(group)) ctx.addIssue({ code: 'custom', path: ['admins', index], message: `unknown group "${group}"` });
-  });
-  if (policy.guardrails.reviewers && !groups.has(policy.guardrails.reviewers)) {
-    ctx.addIssue({ code: 'custom', path: ['guardrails', 'reviewers'], message: `unknown group "${policy.guardrails.reviewers}"` });
-  }
-  policy.rules.forEach((rule, index) => {
-    rule.principals.forEach((principal, p) => {
-      if (principal.startsWith('group:') && !groups.has(principal.slice(6))) {
-        ctx.addIssue({ code: 'custom', path: ['rules', index, 'principals', p], message: `unknown group "${principal.slice(6)}"` });
+export const PolicyDocumentSchema = z
+  .strictObject({
+    version: z.literal(1),
+    org: z.string().min(1),
+    admins: z.array(Id).min(1),
+    servers: z.array(CatalogServer).default([]),
+    groups: z.array(Group).default([]),
+    rules: z.array(Rule).default([]),
+    guardrails: Guardrails.default({ confirmationTimeoutSeconds: 120, bundleTtlSeconds: 3600, injection: 'advisory' }),
+  })
+  .superRefine((policy, ctx) => {
+    const unique = (section: 'servers' | 'groups' | 'rules') => {
+      const seen = new Set<string>();
+      policy[section].forEach((item, index) => {
+        if (seen.has(item.id)) ctx.addIssue({ code: 'custom', path: [section, index, 'id'], message: `duplicate id "${item.id}"` });
+        seen.add(item.id);
+      });
+    };
+    unique('servers');
+    unique('groups');
+    unique('rules');
+    // A shared service key is added by the policy server's relay, which speaks Streamable HTTP and never sends a key in clear text.
+    policy.servers.forEach((server, index) => {
+      if (server.credential.mode === 'user-oauth') {
+        const problem = userOAuthTransportProblem(server.transport);
+        if (problem) ctx.addIssue({ code: 'custom', path: ['servers', index, 'transport', problem.field], message: problem.message });
+      }
+      if (server.credential.mode !== 'shared-key') return;
+      if (server.transport.type !== 'streamable-http') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['servers', index, 'transport', 'type'],
+          message: 'a shared-key server must be streamable-http (the relay speaks only that)',
+        });
+      } else if (!isSecureOrLoopback(new URL(server.transport.url))) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['servers', index, 'transport', 'url'],
+          message: 'a shared-key server must be https (http only on loopback): the service key must not travel in clear text',
+        });
       }
     });
-    if (rule.reviewers !== undefined) {
-      if (!groups.has(rule.reviewers)) ctx.addIssue({ code: 'custom', path: ['rules', index, 'reviewers'], message: `unknown group "${rule.reviewers}"` });
-      if (rule.effect !== 'confirm') ctx.addIssue({ code: 'custom', path: ['rules', index, 'reviewers'], message: 'only confirm rules have reviewers' });
+    const groups = new Set(policy.groups.map((g) => g.id));
+    const servers = new Set(policy.servers.map((s) => s.id));
+    policy.admins.forEach((group, index) => {
+      if (!groups.has(group)) ctx.addIssue({ code: 'custom', path: ['admins', index], message: `unknown group "${group}"` });
+    });
+    if (policy.guardrails.reviewers && !groups.has(policy.guardrails.reviewers)) {
+      ctx.addIssue({ code: 'custom', path: ['guardrails', 'reviewers'], message: `unknown group "${policy.guardrails.reviewers}"` });
     }
-    rule.servers.forEach((server, s) => {
-      if (server !== '*' && !servers.has(server)) ctx.addIssue({ code: 'custom', path: ['rules', index, 'servers', s], message: `unknown server "${server}"` });
+    policy.rules.forEach((rule, index) => {
+      rule.principals.forEach((principal, p) => {
+        if (principal.startsWith('group:') && !groups.has(principal.slice(6))) {
+          ctx.addIssue({ code: 'custom', path: ['rules', index, 'principals', p], message: `unknown group "${principal.slice(6)}"` });
+        }
+      });
+      if (rule.reviewers !== undefined) {
+        if (!groups.has(rule.reviewers))
+          ctx.addIssue({ code: 'custom', path: ['rules', index, 'reviewers'], message: `unknown group "${rule.reviewers}"` });
+        if (rule.effect !== 'confirm')
+          ctx.addIssue({ code: 'custom', path: ['rules', index, 'reviewers'], message: 'only confirm rules have reviewers' });
+      }
+      rule.servers.forEach((server, s) => {
+        if (server !== '*' && !servers.has(server))
+          ctx.addIssue({ code: 'custom', path: ['rules', index, 'servers', s], message: `unknown server "${server}"` });
+      });
     });
   });
-});
 
 export type PolicyDocument = z.infer<typeof PolicyDocumentSchema>;
 export type PolicyRule = PolicyDocument['rules'][number];

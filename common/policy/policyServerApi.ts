@@ -198,7 +198,21 @@ export const AUDIT_EXPORT_CONTENT_TYPES: Record<AuditExportFormat, string> = {
  * so a spreadsheet never runs a tool name or URI an upstream or agent chose as a formula.
  */
 export const AUDIT_CSV_COLUMNS = [
-  'id', 'time', 'user', 'client', 'server', 'method', 'tool', 'decision', 'rule', 'reviewer', 'argsDigest', 'status', 'redactions', 'flags', 'latencyMs',
+  'id',
+  'time',
+  'user',
+  'client',
+  'server',
+  'method',
+  'tool',
+  'decision',
+  'rule',
+  'reviewer',
+  'argsDigest',
+  'status',
+  'redactions',
+  'flags',
+  'latencyMs',
 ] as const satisfies ReadonlyArray<keyof AuditEvent>;
 
 // ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 
 export function argumentsDigest(args: unknown): string {
-  return createHash('sha256').update(canonicalize(args ?? {}) ?? '').digest('base64url');
+  return createHash('sha256')
+    .update(canonicalize(args ?? {}) ?? '')
+    .digest('base64url');
 }
-

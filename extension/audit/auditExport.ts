@@ -23,7 +23,13 @@ const CSV_COLUMNS: ReadonlyArray<[string, (event: AuditEvent) => string | number
   ['reviewer', (e) => e.reviewer],
   ['status', (e) => e.status],
   ['latency_ms', (e) => e.latencyMs],
-  ['redactions', (e) => Object.entries(e.redactions).map(([kind, count]) => `${kind}=${count}`).join(' ')],
+  [
+    'redactions',
+    (e) =>
+      Object.entries(e.redactions)
+        .map(([kind, count]) => `${kind}=${count}`)
+        .join(' '),
+  ],
   ['flags', (e) => e.flags.join(' ')],
   ['client', (e) => `${e.client.name} ${e.client.version}`.trim()],
   ['args_digest', (e) => e.argsDigest],

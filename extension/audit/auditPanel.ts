@@ -38,11 +38,12 @@ export class AuditPanel implements vscode.Disposable {
   private generation = 0;
   private readonly subscriptions: vscode.Disposable[];
 
-  constructor(private readonly extensionUri: vscode.Uri, private readonly trail: AuditTrail, private readonly log: vscode.LogOutputChannel) {
-    this.subscriptions = [
-      trail.onDidAppend((events) => this.queue(events)),
-      trail.onDidReset(() => void this.sendTrail()),
-    ];
+  constructor(
+    private readonly extensionUri: vscode.Uri,
+    private readonly trail: AuditTrail,
+    private readonly log: vscode.LogOutputChannel,
+  ) {
+    this.subscriptions = [trail.onDidAppend((events) => this.queue(events)), trail.onDidReset(() => void this.sendTrail())];
   }
 
   get report(): AuditViewReport | undefined {

@@ -21,7 +21,10 @@ export class AuditTrail implements vscode.Disposable {
   /** The gateway process whose history was loaded. */
   private loadedFrom: number | undefined;
 
-  constructor(private readonly gateway: GatewaySupervisor, private readonly log: vscode.LogOutputChannel) {
+  constructor(
+    private readonly gateway: GatewaySupervisor,
+    private readonly log: vscode.LogOutputChannel,
+  ) {
     this.subscriptions = [
       gateway.onDidAudit((event) => this.add([event])),
       gateway.onDidChange((state) => {

@@ -25,7 +25,11 @@ export class OidcAuthProvider implements vscode.AuthenticationProvider, vscode.D
   /** One renewal at a time: concurrent asks share it. */
   private renewing: Promise<StoredSession | undefined> | undefined;
 
-  constructor(private readonly secrets: vscode.SecretStorage, private readonly settings: () => OidcSettings | undefined, private readonly log: vscode.LogOutputChannel) {}
+  constructor(
+    private readonly secrets: vscode.SecretStorage,
+    private readonly settings: () => OidcSettings | undefined,
+    private readonly log: vscode.LogOutputChannel,
+  ) {}
 
   async getSessions(scopes: readonly string[] | undefined): Promise<vscode.AuthenticationSession[]> {
     let stored = await this.read();
@@ -36,17 +40,26 @@ export class OidcAuthProvider implements vscode.AuthenticationProvider, vscode.D
 
   async createSession(scopes: readonly string[]): Promise<vscode.AuthenticationSession> {
     const settings = this.settings();
-    if (!settings) throw new Error('Set gatehouse.signIn.oidc.issuer and gatehouse.signIn.oidc.clientId to sign in with your organization.');
+    if (!settings)
+      throw new Error('Set gatehouse.signIn.oidc.issuer and gatehouse.signIn.oidc.clientId to sign in with your organization.');
     const wanted = { ...settings, scopes: [...new Set([...settings.scopes, ...scopes])] };
     const tokens = await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: 'Gatehouse: signing in with your organization in the browser…', cancellable: true },
+      {
+        location: vscode.ProgressLocation.Notification,
+        title: 'Gatehouse: signing in with your organization in the browser…',
+        cancellable: true,
+      },
       (_progress, token) => {
         const aborter = new AbortController();
         token.onCancellationRequested(() => aborter.abort());
-        return signInWithBrowser(wanted, async (url) => {
-          // Checked by signInWithBrowser (https or loopback, the provider's endpoint); only ever opened, never run.
-          if (!(await vscode.env.openExternal(vscode.Uri.parse(url.href, true)))) throw new SignInError('The browser was not opened.');
-        }, { signal: aborter.signal });
+        return signInWithBrowser(
+          wanted,
+          async (url) => {
+            // Checked by signInWithBrowser (https or loopback, the provider's endpoint); only ever opened, never run.
+            if (!(await vscode.env.openExternal(vscode.Uri.parse(url.href, true)))) throw new SignInError('The browser was not opened.');
+          },
+          { signal: aborter.signal },
+        );
       },
     );
     const previous = await this.read();
@@ -80,7 +93,11 @@ export class OidcAuthProvider implements vscode.AuthenticationProvider, vscode.D
       const settings = this.settings();
       try {
         if (!settings || !stored.refreshToken) throw new SignInError('Your sign-in expired; sign in again.');
-        const tokens = await refreshTokens(settings, { issuer: stored.issuer, idTokenClaims: stored.idTokenClaims, refreshToken: stored.refreshToken });
+        const tokens = await refreshTokens(settings, {
+          issuer: stored.issuer,
+          idTokenClaims: stored.idTokenClaims,
+          refreshToken: stored.refreshToken,
+        });
         const renewed: StoredSession = { ...stored, ...tokens };
         await this.write(renewed);
         this.changed.fire({ added: [], removed: [], changed: [toSession(renewed)] });
@@ -121,5 +138,10 @@ function accountLabel(session: StoredSession): string {
 }
 
 function toSession(stored: StoredSession): vscode.AuthenticationSession {
-  return { id: stored.id, accessToken: stored.accessToken, account: { id: stored.idTokenClaims.sub, label: accountLabel(stored) }, scopes: stored.scopes };
+  return {
+    id: stored.id,
+    accessToken: stored.accessToken,
+    account: { id: stored.idTokenClaims.sub, label: accountLabel(stored) },
+    scopes: stored.scopes,
+  };
 }

@@ -46,9 +46,16 @@ export class SignInError extends Error {
 export async function discoverProvider(settings: OidcSettings): Promise<client.Configuration> {
   const issuer = safeUrl(settings.issuer, 'The sign-in issuer');
   const loopback = issuer.protocol === 'http:' && isLoopbackHost(issuer.hostname);
-  if (!isSecureOrLoopback(issuer)) throw new SignInError(`The sign-in issuer must be https (http only on this machine), not ${issuer.protocol}`);
+  if (!isSecureOrLoopback(issuer))
+    throw new SignInError(`The sign-in issuer must be https (http only on this machine), not ${issuer.protocol}`);
   try {
-    return await client.discovery(issuer, settings.clientId, undefined, client.None(), loopback ? { execute: [client.allowInsecureRequests] } : undefined);
+    return await client.discovery(
+      issuer,
+      settings.clientId,
+      undefined,
+      client.None(),
+      loopback ? { execute: [client.allowInsecureRequests] } : undefined,
+    );
   } catch (error) {
     throw new SignInError(`Cannot reach the sign-in provider ${issuer.origin}: ${(error as Error).message}`);
   }
@@ -59,7 +66,11 @@ export async function discoverProvider(settings: OidcSettings): Promise<client.C
  * passes `vscode.env.openExternal`). Resolves when the provider has answered on the
  * loopback redirect and the code was exchanged.
  */
-export async function signInWithBrowser(settings: OidcSettings, openBrowser: (url: URL) => Promise<void>, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<OidcTokens> {
+export async function signInWithBrowser(
+  settings: OidcSettings,
+  openBrowser: (url: URL) => Promise<void>,
+  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<OidcTokens> {
   const config = await discoverProvider(settings);
   const verifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
@@ -88,8 +99,12 @@ export async function signInWithBrowser(settings: OidcSettings, openBrowser: (ur
     const callbackUrl = await answered;
     let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
     try {
-      tokens = await client.authorizationCodeGrant(config, callbackUrl, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true },
-        settings.resource ? { resource: settings.resource } : undefined);
+      tokens = await client.authorizationCodeGrant(
+        config,
+        callbackUrl,
+        { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true },
+        settings.resource ? { resource: settings.resource } : undefined,
+      );
     } catch (error) {
       throw new SignInError(`The sign-in was refused: ${(error as Error).message}`);
     }
@@ -100,7 +115,10 @@ export async function signInWithBrowser(settings: OidcSettings, openBrowser: (ur
 }
 
 /** A new access token from a refresh token; throws SignInError when the provider refuses (sign in again). */
-export async function refreshTokens(settings: OidcSettings, session: Pick<OidcTokens, 'issuer' | 'idTokenClaims'> & { refreshToken: string }): Promise<OidcTokens> {
+export async function refreshTokens(
+  settings: OidcSettings,
+  session: Pick<OidcTokens, 'issuer' | 'idTokenClaims'> & { refreshToken: string },
+): Promise<OidcTokens> {
   if (session.issuer !== settings.issuer) throw new SignInError('The sign-in provider changed since you signed in; sign in again.');
   const previous = session.idTokenClaims;
   const refreshToken = session.refreshToken;
@@ -116,7 +134,11 @@ export async function refreshTokens(settings: OidcSettings, session: Pick<OidcTo
   }
 }
 
-function toTokens(issuer: string, tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers, previous?: OidcTokens['idTokenClaims']): OidcTokens {
+function toTokens(
+  issuer: string,
+  tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers,
+  previous?: OidcTokens['idTokenClaims'],
+): OidcTokens {
   const claims = tokens.claims() ?? previous;
   if (!claims?.sub) throw new SignInError('The provider returned no ID token.');
   const expiresIn = tokens.expiresIn();

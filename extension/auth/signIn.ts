@@ -68,14 +68,17 @@ export class SignIn implements vscode.Disposable {
   async signIn(): Promise<void> {
     const provider = this.provider();
     if (!provider) {
-      void vscode.window.showInformationMessage('Gatehouse: choose how your organization signs in (gatehouse.signIn.provider) first.', 'Open Settings').then((choice) => {
-        if (choice) void vscode.commands.executeCommand('workbench.action.openSettings', 'gatehouse.signIn');
-      });
+      void vscode.window
+        .showInformationMessage('Gatehouse: choose how your organization signs in (gatehouse.signIn.provider) first.', 'Open Settings')
+        .then((choice) => {
+          if (choice) void vscode.commands.executeCommand('workbench.action.openSettings', 'gatehouse.signIn');
+        });
       return;
     }
-    this.session = provider === 'oidc'
-      ? await this.oidc.createSession(scopesOf(provider))
-      : await vscode.authentication.getSession(provider, scopesOf(provider), { createIfNone: true });
+    this.session =
+      provider === 'oidc'
+        ? await this.oidc.createSession(scopesOf(provider))
+        : await vscode.authentication.getSession(provider, scopesOf(provider), { createIfNone: true });
     this.changed.fire();
   }
 
@@ -129,5 +132,10 @@ export function oidcSettings(): OidcSettings | undefined {
   const clientId = settings.get<string>(SETTINGS.signInOidcClientId)?.trim();
   if (!issuer || !clientId) return undefined;
   const resource = settings.get<string>(SETTINGS.signInOidcResource)?.trim();
-  return { issuer, clientId, scopes: ['openid', ...(settings.get<string[]>(SETTINGS.signInScopes) ?? [])], ...(resource ? { resource } : {}) };
+  return {
+    issuer,
+    clientId,
+    scopes: ['openid', ...(settings.get<string[]>(SETTINGS.signInScopes) ?? [])],
+    ...(resource ? { resource } : {}),
+  };
 }

@@ -7,7 +7,12 @@
  * and only keys under `upstream-oauth/` can be read or written.
  */
 import * as vscode from 'vscode';
-import { CREDENTIAL_KEY_PREFIX, type AuthorizeParams, type CredentialParams, type CredentialResult } from '../../common/control/controlProtocol';
+import {
+  CREDENTIAL_KEY_PREFIX,
+  type AuthorizeParams,
+  type CredentialParams,
+  type CredentialResult,
+} from '../../common/control/controlProtocol';
 import { authorizationPrompt } from './upstreamSignInPrompt';
 
 const OPS = new Set(['get', 'set', 'delete']);
@@ -15,14 +20,22 @@ const OPS = new Set(['get', 'set', 'delete']);
 function isCredentialParams(value: unknown): value is CredentialParams {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const p = value as Record<string, unknown>;
-  return Object.keys(p).every((key) => key === 'op' || key === 'key' || key === 'value')
-    && typeof p.op === 'string' && OPS.has(p.op)
-    && typeof p.key === 'string' && p.key.startsWith(CREDENTIAL_KEY_PREFIX) && p.key.length <= 400
-    && (p.value === undefined || (typeof p.value === 'string' && p.value.length <= 256 * 1024));
+  return (
+    Object.keys(p).every((key) => key === 'op' || key === 'key' || key === 'value') &&
+    typeof p.op === 'string' &&
+    OPS.has(p.op) &&
+    typeof p.key === 'string' &&
+    p.key.startsWith(CREDENTIAL_KEY_PREFIX) &&
+    p.key.length <= 400 &&
+    (p.value === undefined || (typeof p.value === 'string' && p.value.length <= 256 * 1024))
+  );
 }
 
 export class UpstreamSignIn {
-  constructor(private readonly secrets: vscode.SecretStorage, private readonly log: vscode.LogOutputChannel) {}
+  constructor(
+    private readonly secrets: vscode.SecretStorage,
+    private readonly log: vscode.LogOutputChannel,
+  ) {}
 
   /** Answers `gatehouse/authorize`: resolves once the browser was sent, rejects if the developer declined. */
   async authorize(params: AuthorizeParams): Promise<Record<string, never>> {

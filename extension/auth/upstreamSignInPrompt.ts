@@ -14,12 +14,20 @@ const KEYS = new Set(['server', 'title', 'url', 'issuer', 'reason']);
 function isAuthorizeParams(value: unknown): value is AuthorizeParams {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const p = value as Record<string, unknown>;
-  return Object.keys(p).every((key) => KEYS.has(key))
-    && typeof p.server === 'string' && /^[a-z0-9][a-z0-9-]{0,62}$/.test(p.server)
-    && typeof p.title === 'string' && p.title.length >= 1 && p.title.length <= 200
-    && typeof p.url === 'string' && p.url.length <= 8192
-    && typeof p.issuer === 'string' && URL.canParse(p.issuer)
-    && typeof p.reason === 'string' && REASONS.has(p.reason);
+  return (
+    Object.keys(p).every((key) => KEYS.has(key)) &&
+    typeof p.server === 'string' &&
+    /^[a-z0-9][a-z0-9-]{0,62}$/.test(p.server) &&
+    typeof p.title === 'string' &&
+    p.title.length >= 1 &&
+    p.title.length <= 200 &&
+    typeof p.url === 'string' &&
+    p.url.length <= 8192 &&
+    typeof p.issuer === 'string' &&
+    URL.canParse(p.issuer) &&
+    typeof p.reason === 'string' &&
+    REASONS.has(p.reason)
+  );
 }
 
 /** What the developer is told and what would open, or an Error for a request to refuse. */
@@ -38,11 +46,11 @@ export function authorizationPrompt(params: unknown): { message: string; url: UR
   const issuerHost = new URL(params.issuer).host;
   const host = url.host === issuerHost ? url.host : `${url.host} (for ${issuerHost})`;
   const shownTitle = title.replace(/[^\p{L}\p{N}\p{P}\p{Zs}]/gu, '');
-  const message = reason === 'step-up'
-    ? `${shownTitle} needs more access than you gave it. Sign in at ${host} to allow it?`
-    : reason === 'expired'
-      ? `Your sign-in to ${shownTitle} has expired or was refused. Sign in again at ${host}?`
-      : `${shownTitle} needs you to sign in at ${host}.`;
+  const message =
+    reason === 'step-up'
+      ? `${shownTitle} needs more access than you gave it. Sign in at ${host} to allow it?`
+      : reason === 'expired'
+        ? `Your sign-in to ${shownTitle} has expired or was refused. Sign in again at ${host}?`
+        : `${shownTitle} needs you to sign in at ${host}.`;
   return { message, url };
 }
-

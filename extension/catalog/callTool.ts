@@ -17,7 +17,9 @@ export async function callToolFromSidebar(ref: ToolRef | undefined, log: vscode.
   if (!ref) return void vscode.window.showInformationMessage('Pick a tool under a server in the Gatehouse sidebar to call it.');
   const tool = await liveTool(ref);
   if (!tool) {
-    return void vscode.window.showWarningMessage(`${ref.tool.name} on ${ref.serverId} is not available to VS Code: enable the server and start it first.`);
+    return void vscode.window.showWarningMessage(
+      `${ref.tool.name} on ${ref.serverId} is not available to VS Code: enable the server and start it first.`,
+    );
   }
   const text = await vscode.window.showInputBox({
     title: `Call ${ref.tool.name} on ${ref.serverId}`,

@@ -11,8 +11,17 @@ import { webviewHtml, webviewOptions } from '../webview/webviewHtml';
 
 export const CONFIRM_VIEW_TYPE = 'gatehouse.confirm';
 
-export function confirmWithPanel(extensionUri: vscode.Uri, call: ConfirmParams, cancelled: vscode.CancellationToken): Promise<ConfirmResult> {
-  const panel = vscode.window.createWebviewPanel(CONFIRM_VIEW_TYPE, `Confirm: ${call.subject}`, { viewColumn: vscode.ViewColumn.Active, preserveFocus: false }, webviewOptions(extensionUri));
+export function confirmWithPanel(
+  extensionUri: vscode.Uri,
+  call: ConfirmParams,
+  cancelled: vscode.CancellationToken,
+): Promise<ConfirmResult> {
+  const panel = vscode.window.createWebviewPanel(
+    CONFIRM_VIEW_TYPE,
+    `Confirm: ${call.subject}`,
+    { viewColumn: vscode.ViewColumn.Active, preserveFocus: false },
+    webviewOptions(extensionUri),
+  );
   const deadline = Date.now() + call.timeoutMs;
   panel.webview.html = webviewHtml(panel.webview, extensionUri, CONFIRM_PAGE);
   return new Promise<ConfirmResult>((resolve) => {

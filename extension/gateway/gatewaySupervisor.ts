@@ -13,8 +13,25 @@ import * as vscode from 'vscode';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import type { AuditEvent } from '../../common/audit/auditEvent';
 import {
-  AuditHistoryRequest, AuditNotification, AuthorizeRequest, ConfirmRequest, CredentialRequest, ReadyNotification, RevokedNotification, SignInStatusRequest, SignOutServerRequest, StartRequest, TokenRequest, ToolsNotification,
-  type AuthorizeParams, type UpstreamSignInStatus, type ConfirmParams, type ConfirmResult, type CredentialParams, type CredentialResult, type ToolSummary,
+  AuditHistoryRequest,
+  AuditNotification,
+  AuthorizeRequest,
+  ConfirmRequest,
+  CredentialRequest,
+  ReadyNotification,
+  RevokedNotification,
+  SignInStatusRequest,
+  SignOutServerRequest,
+  StartRequest,
+  TokenRequest,
+  ToolsNotification,
+  type AuthorizeParams,
+  type UpstreamSignInStatus,
+  type ConfirmParams,
+  type ConfirmResult,
+  type CredentialParams,
+  type CredentialResult,
+  type ToolSummary,
 } from '../../common/control/controlProtocol';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
 
@@ -134,8 +151,20 @@ export class GatewaySupervisor implements vscode.Disposable {
     this.set({ kind: 'starting' });
     this.tools.clear();
     const secret = randomBytes(32).toString('base64url');
-    const args = [this.cliPath, 'gateway', ...launch.modeArgs, '--control', 'stdio', '--launch-secret-stdin',
-      '--listen', hostReachesUnixSockets() ? 'unix' : '127.0.0.1:0', '--state-dir', launch.stateDir, '--runtime-dir', launch.runtimeDir];
+    const args = [
+      this.cliPath,
+      'gateway',
+      ...launch.modeArgs,
+      '--control',
+      'stdio',
+      '--launch-secret-stdin',
+      '--listen',
+      hostReachesUnixSockets() ? 'unix' : '127.0.0.1:0',
+      '--state-dir',
+      launch.stateDir,
+      '--runtime-dir',
+      launch.runtimeDir,
+    ];
     const child = spawn(process.execPath, args, {
       detached: true, // its own process group: upstream servers end with it
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -211,7 +240,9 @@ export class GatewaySupervisor implements vscode.Disposable {
     const killer = setTimeout(() => {
       try {
         process.kill(group, 'SIGKILL');
-      } catch { /* gone */ }
+      } catch {
+        /* gone */
+      }
     }, STOP_GRACE_MS);
     killer.unref();
     child.once('exit', () => clearTimeout(killer));

@@ -14,14 +14,20 @@ import { ProcessLock } from '../../common/processLock';
 const MAX_SLOTS = 32;
 
 export class StateSlot {
-  private constructor(readonly dir: string, private readonly lock: ProcessLock) {}
+  private constructor(
+    readonly dir: string,
+    private readonly lock: ProcessLock,
+  ) {}
 
   static acquire(storageDir: string): StateSlot {
     for (let slot = 1; slot <= MAX_SLOTS; slot++) {
       const dir = join(storageDir, slot === 1 ? 'state' : `state-${slot}`);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       try {
-        return new StateSlot(dir, ProcessLock.acquire(join(dir, 'window.lock'), (pid) => `held by window ${pid}`));
+        return new StateSlot(
+          dir,
+          ProcessLock.acquire(join(dir, 'window.lock'), (pid) => `held by window ${pid}`),
+        );
       } catch {
         continue; // another open window has it
       }

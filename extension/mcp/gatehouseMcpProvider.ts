@@ -16,7 +16,10 @@ export class GatehouseMcpProvider implements vscode.McpServerDefinitionProvider<
   readonly onDidChangeMcpServerDefinitions = this.changed.event;
   private readonly subscriptions: vscode.Disposable[];
 
-  constructor(private readonly gateway: GatewaySupervisor, private readonly enabled: EnabledServers) {
+  constructor(
+    private readonly gateway: GatewaySupervisor,
+    private readonly enabled: EnabledServers,
+  ) {
     this.subscriptions = [gateway.onDidChange(() => this.changed.fire()), enabled.onDidChange(() => this.changed.fire())];
   }
 

@@ -22,7 +22,10 @@ export class PendingReviewsView implements vscode.TreeDataProvider<ReviewRecord>
   private reviews: ReviewRecord[] = [];
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly server: () => ReviewServer | undefined, private readonly log: vscode.LogOutputChannel) {
+  constructor(
+    private readonly server: () => ReviewServer | undefined,
+    private readonly log: vscode.LogOutputChannel,
+  ) {
     this.timer = setTimeout(() => void this.refresh(), 0);
   }
 
@@ -40,7 +43,9 @@ export class PendingReviewsView implements vscode.TreeDataProvider<ReviewRecord>
     item.id = review.id;
     item.description = `${review.rule}, until ${new Date(review.expiresAt).toLocaleTimeString()}`;
     const tooltip = new vscode.MarkdownString(undefined, true);
-    tooltip.appendText(`${who} asks to run ${review.tool} on ${review.server}.\nRule ${review.rule}${review.reason ? `: ${review.reason}` : ''}\n`);
+    tooltip.appendText(
+      `${who} asks to run ${review.tool} on ${review.server}.\nRule ${review.rule}${review.reason ? `: ${review.reason}` : ''}\n`,
+    );
     tooltip.appendCodeblock(JSON.stringify(review.arguments, null, 2), 'json');
     item.tooltip = tooltip;
     item.iconPath = new vscode.ThemeIcon('question');
@@ -69,8 +74,15 @@ export class PendingReviewsView implements vscode.TreeDataProvider<ReviewRecord>
     const server = this.server();
     if (!review || !server) return;
     try {
-      const { review: decided } = await this.call<ReviewResponse>(server, 'POST', `${POLICY_SERVER_PATHS.reviews}/${encodeURIComponent(review.id)}/decision`, { decision });
-      void vscode.window.showInformationMessage(`Gatehouse: ${decided.state} ${decided.tool} on ${decided.server} for ${decided.requester.email ?? decided.requester.sub}.`);
+      const { review: decided } = await this.call<ReviewResponse>(
+        server,
+        'POST',
+        `${POLICY_SERVER_PATHS.reviews}/${encodeURIComponent(review.id)}/decision`,
+        { decision },
+      );
+      void vscode.window.showInformationMessage(
+        `Gatehouse: ${decided.state} ${decided.tool} on ${decided.server} for ${decided.requester.email ?? decided.requester.sub}.`,
+      );
     } catch (error) {
       void vscode.window.showErrorMessage(`Gatehouse could not ${decision} the review: ${(error as Error).message}`);
     }

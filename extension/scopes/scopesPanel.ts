@@ -19,7 +19,7 @@ export const SCOPES_VIEW_TYPE = 'gatehouse.scopes';
 const HELD_BY: Record<ScopeRow['credential'], string> = {
   none: 'Nothing to hold: the server needs no credential.',
   'user-oauth': 'Not signed in: using the server asks you to sign in at its authorization server.',
-  'shared-key': 'The org\'s policy server holds the key and adds it in its relay; it never reaches this machine.',
+  'shared-key': "The org's policy server holds the key and adds it in its relay; it never reaches this machine.",
 };
 
 export class ScopesPanel implements vscode.Disposable {
@@ -47,7 +47,9 @@ export class ScopesPanel implements vscode.Disposable {
       const seen = lastUse.get(event.server);
       lastUse.set(event.server, { time: event.time, calls: (seen?.calls ?? 0) + 1 });
     }
-    return state.ready.servers.map((server) => scopeRow(server, this.enabled.has(server.id), lastUse.get(server.id), this.signIns.get(server.id)));
+    return state.ready.servers.map((server) =>
+      scopeRow(server, this.enabled.has(server.id), lastUse.get(server.id), this.signIns.get(server.id)),
+    );
   }
 
   show(server?: string): void {
@@ -57,10 +59,17 @@ export class ScopesPanel implements vscode.Disposable {
       this.update();
       return;
     }
-    const panel = vscode.window.createWebviewPanel(SCOPES_VIEW_TYPE, 'Gatehouse Scopes', vscode.ViewColumn.Active, webviewOptions(this.extensionUri));
+    const panel = vscode.window.createWebviewPanel(
+      SCOPES_VIEW_TYPE,
+      'Gatehouse Scopes',
+      vscode.ViewColumn.Active,
+      webviewOptions(this.extensionUri),
+    );
     this.panel = panel;
     panel.webview.html = webviewHtml(panel.webview, this.extensionUri, SCOPES_PAGE);
-    panel.onDidDispose(() => { this.panel = undefined; });
+    panel.onDidDispose(() => {
+      this.panel = undefined;
+    });
     panel.webview.onDidReceiveMessage((message: unknown) => {
       if (!isScopesViewMessage(message)) return;
       if (message.type === 'signOut') void this.signOut(message.server);
@@ -101,7 +110,12 @@ export class ScopesPanel implements vscode.Disposable {
   }
 }
 
-function scopeRow(server: GatewayReadyServer, enabled: boolean, use: { time: string; calls: number } | undefined, signIn: UpstreamSignInStatus | undefined): ScopeRow {
+function scopeRow(
+  server: GatewayReadyServer,
+  enabled: boolean,
+  use: { time: string; calls: number } | undefined,
+  signIn: UpstreamSignInStatus | undefined,
+): ScopeRow {
   const credential = server.credential ?? { mode: 'none' as const };
   const signedIn = credential.mode === 'user-oauth' && signIn?.signedIn === true;
   return {
@@ -109,7 +123,7 @@ function scopeRow(server: GatewayReadyServer, enabled: boolean, use: { time: str
     ...(server.title ? { title: server.title } : {}),
     enabled,
     credential: credential.mode,
-    scopes: signedIn && signIn.scopes ? signIn.scopes : credential.mode === 'user-oauth' ? credential.scopes ?? [] : [],
+    scopes: signedIn && signIn.scopes ? signIn.scopes : credential.mode === 'user-oauth' ? (credential.scopes ?? []) : [],
     heldBy: signedIn
       ? `Your sign-in at ${hostOf(signIn.issuer)}, kept in VS Code's SecretStorage; the gateway sends it to this server only.`
       : HELD_BY[credential.mode],

@@ -24,7 +24,10 @@ export class CatalogView implements vscode.TreeDataProvider<CatalogNode>, vscode
   readonly onDidChangeTreeData = this.changed.event;
   private readonly subscriptions: vscode.Disposable[];
 
-  constructor(private readonly gateway: GatewaySupervisor, private readonly enabled: EnabledServers) {
+  constructor(
+    private readonly gateway: GatewaySupervisor,
+    private readonly enabled: EnabledServers,
+  ) {
     const refresh = () => this.changed.fire();
     this.subscriptions = [gateway.onDidChange(refresh), gateway.onDidChangeTools(refresh), enabled.onDidChange(refresh)];
   }
@@ -60,15 +63,19 @@ export class CatalogView implements vscode.TreeDataProvider<CatalogNode>, vscode
     const tools = this.gateway.toolsOf(server.id);
     const enabled = this.enabled.has(server.id);
     const label = server.title ? `${server.title}` : server.id;
-    const item = new vscode.TreeItem(label, tools && tools.length > 0 ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.None);
+    const item = new vscode.TreeItem(
+      label,
+      tools && tools.length > 0 ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.None,
+    );
     // A new id once tools are known: VS Code keeps an id's collapse state, and a leaf it saw first would stay collapsed.
     item.id = `server:${server.id}${tools ? ':tools' : ''}`;
     // A server that waits for a sign-in can be enabled: starting it is what asks the user.
     const usable = server.state === 'ready' || server.state === 'sign-in';
     const state = !usable ? 'unavailable' : enabled ? 'enabled' : 'available';
-    item.description = state === 'unavailable'
-      ? `unavailable: ${server.error ?? server.state}`
-      : `${state}${server.state === 'sign-in' && !tools ? ', asks you to sign in' : ''}${tools ? `, ${tools.length} tool(s)` : ''}`;
+    item.description =
+      state === 'unavailable'
+        ? `unavailable: ${server.error ?? server.state}`
+        : `${state}${server.state === 'sign-in' && !tools ? ', asks you to sign in' : ''}${tools ? `, ${tools.length} tool(s)` : ''}`;
     item.tooltip = server.error
       ? `${server.id}: ${server.error}`
       : enabled
@@ -101,7 +108,9 @@ function toolItem(serverId: string, tool: ToolSummary): vscode.TreeItem {
   ].filter((badge): badge is string => badge !== undefined);
   item.description = badges.join(' · ');
   item.tooltip = `${tool.title ?? tool.name} on ${serverId}\n${badges.join('\n')}${tool.flags.length > 0 ? `\nflags: ${tool.flags.join(', ')}` : ''}`;
-  item.iconPath = new vscode.ThemeIcon(tool.changed ? 'diff-modified' : tool.policy !== 'allow' ? 'shield' : tool.risk === 'destructive' ? 'warning' : 'tools');
+  item.iconPath = new vscode.ThemeIcon(
+    tool.changed ? 'diff-modified' : tool.policy !== 'allow' ? 'shield' : tool.risk === 'destructive' ? 'warning' : 'tools',
+  );
   item.contextValue = 'gatehouse.tool';
   return item;
 }

@@ -55,7 +55,8 @@ export async function verifyCheckpoint(jws: string, key: CheckpointPublicKey): P
   let payload: Uint8Array;
   try {
     const verified = await compactVerify(jws, key.key, { algorithms: [CHECKPOINT_ALGORITHM] });
-    if (verified.protectedHeader.typ !== CHECKPOINT_TYPE) return { ok: false, problem: `the checkpoint has type ${String(verified.protectedHeader.typ)}` };
+    if (verified.protectedHeader.typ !== CHECKPOINT_TYPE)
+      return { ok: false, problem: `the checkpoint has type ${String(verified.protectedHeader.typ)}` };
     payload = verified.payload;
   } catch {
     return { ok: false, problem: 'the checkpoint signature does not verify: it was altered or signed with another key' };

@@ -74,10 +74,11 @@ export async function runAuditCommand(argv: string[], io: AuditCommandOutput = p
     const { bad, summary } = result;
     io.err(
       `audit spool ${dir}: FAILED\n` +
-      `  first bad record  ${bad.segment} line ${bad.line} (seq ${bad.seq})\n` +
-      `  problem           ${bad.problem}\n` +
-      `  verified before   ${summary.records} records (${summary.events} events, ${summary.checkpoints} checkpoints)` +
-      (summary.lastCheckpoint ? `, last good checkpoint seq ${summary.lastCheckpoint.seq} at ${summary.lastCheckpoint.time}` : '') + '\n',
+        `  first bad record  ${bad.segment} line ${bad.line} (seq ${bad.seq})\n` +
+        `  problem           ${bad.problem}\n` +
+        `  verified before   ${summary.records} records (${summary.events} events, ${summary.checkpoints} checkpoints)` +
+        (summary.lastCheckpoint ? `, last good checkpoint seq ${summary.lastCheckpoint.seq} at ${summary.lastCheckpoint.time}` : '') +
+        '\n',
     );
     return 1;
   }
@@ -91,8 +92,16 @@ function formatSummary(summary: AuditVerifySummary, pinnedKey: boolean): string 
     ['checkpoints', String(summary.checkpoints)],
     ['segments', String(summary.segments)],
     ['last seq', `${summary.lastSeq} (hash ${summary.lastHash.slice(0, 16)}…)`],
-    ['last checkpoint', summary.lastCheckpoint ? `seq ${summary.lastCheckpoint.seq} at ${summary.lastCheckpoint.time} (${summary.lastCheckpoint.reason})` : 'none'],
-    ['checkpoint key', `${summary.keyId} (${pinnedKey ? 'the key you gave' : "the spool's own key: whoever can read it can re-sign; the policy server's copy is the anchor"})`],
+    [
+      'last checkpoint',
+      summary.lastCheckpoint
+        ? `seq ${summary.lastCheckpoint.seq} at ${summary.lastCheckpoint.time} (${summary.lastCheckpoint.reason})`
+        : 'none',
+    ],
+    [
+      'checkpoint key',
+      `${summary.keyId} (${pinnedKey ? 'the key you gave' : "the spool's own key: whoever can read it can re-sign; the policy server's copy is the anchor"})`,
+    ],
   ];
   let text = rows.map(([label, value]) => `  ${label.padEnd(16)}  ${value}\n`).join('');
   if (summary.tornTailBytes > 0) {

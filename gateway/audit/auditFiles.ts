@@ -6,7 +6,17 @@
  * process that left it is gone).
  */
 import {
-  chmodSync, closeSync, constants as fsConstants, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync,
+  chmodSync,
+  closeSync,
+  constants as fsConstants,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
 } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { fsyncDirectory, ProcessLock } from '../../common/processLock';
@@ -84,7 +94,13 @@ export class SpoolLock {
 
   static acquire(dir: string): SpoolLock {
     const path = join(dir, LOCK_FILE);
-    return new SpoolLock(ProcessLock.acquire(path, (owner) => `the audit spool ${dir} is in use by process ${owner}; one gateway writes a spool at a time (if that process is not a gateway, delete ${path})`));
+    return new SpoolLock(
+      ProcessLock.acquire(
+        path,
+        (owner) =>
+          `the audit spool ${dir} is in use by process ${owner}; one gateway writes a spool at a time (if that process is not a gateway, delete ${path})`,
+      ),
+    );
   }
 
   release(): void {

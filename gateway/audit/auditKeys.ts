@@ -43,7 +43,12 @@ export async function loadOrCreateCheckpointKey(dir: string, now = Date.now()): 
     const jwk = await exportJWK(privateKey);
     if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || !jwk.x || !jwk.d) throw new Error('key generation did not produce an Ed25519 key');
     const publicJwk = { kty: 'OKP' as const, crv: 'Ed25519' as const, x: jwk.x };
-    const file = { schema: 1, kid: await calculateJwkThumbprint(publicJwk, 'sha256'), createdAt: new Date(now).toISOString(), privateJwk: { ...publicJwk, d: jwk.d } };
+    const file = {
+      schema: 1,
+      kid: await calculateJwkThumbprint(publicJwk, 'sha256'),
+      createdAt: new Date(now).toISOString(),
+      privateJwk: { ...publicJwk, d: jwk.d },
+    };
     writePrivateFileAtomic(path, JSON.stringify(file, null, 2) + '\n');
   }
   const stored = parseKeyFile(path, readPrivateFile(path).toString('utf8'));
@@ -64,12 +69,17 @@ export async function loadCheckpointPublicKey(spoolDir: string, jwkFile?: string
     try {
       parsed = PublicJwkSchema.parse(JSON.parse(readFileSync(jwkFile, 'utf8')));
     } catch (error) {
-      throw new Error(`${jwkFile} is not an Ed25519 public JWK ({"kty":"OKP","crv":"Ed25519","x":...}): ${(error as Error).message}`);
+      throw new Error(`${jwkFile} is not an Ed25519 public JWK ({"kty":"OKP","crv":"Ed25519","x":...}): ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     return importPublicKey({ kty: parsed.kty, crv: parsed.crv, x: parsed.x }, jwkFile);
   }
   const path = join(spoolDir, CHECKPOINT_KEY_FILE);
-  if (!existsSync(path)) throw new Error(`${path} is missing, so checkpoints cannot be checked; pass the installation's public key with --public-key <jwk-file>`);
+  if (!existsSync(path))
+    throw new Error(
+      `${path} is missing, so checkpoints cannot be checked; pass the installation's public key with --public-key <jwk-file>`,
+    );
   const { d: _private, ...publicJwk } = parseKeyFile(path, readFileSync(path, 'utf8')).privateJwk;
   return importPublicKey(publicJwk, path);
 }
@@ -84,7 +94,7 @@ function parseKeyFile(path: string, text: string): z.infer<typeof KeyFileSchema>
   try {
     return KeyFileSchema.parse(JSON.parse(text));
   } catch (error) {
-    throw new Error(`the audit checkpoint key file ${path} is unreadable or damaged: ${(error as Error).message}`);
+    throw new Error(`the audit checkpoint key file ${path} is unreadable or damaged: ${(error as Error).message}`, { cause: error });
   }
 }
 
@@ -92,6 +102,7 @@ export function loadOrCreateArgsDigestKey(dir: string): Buffer {
   const path = join(dir, ARGS_DIGEST_KEY_FILE);
   if (!existsSync(path)) writePrivateFileAtomic(path, randomBytes(ARGS_DIGEST_KEY_BYTES).toString('base64url') + '\n');
   const key = Buffer.from(readPrivateFile(path).toString('utf8').trim(), 'base64url');
-  if (key.length !== ARGS_DIGEST_KEY_BYTES) throw new Error(`the arguments digest key file ${path} is damaged (expected ${ARGS_DIGEST_KEY_BYTES} bytes of base64url)`);
+  if (key.length !== ARGS_DIGEST_KEY_BYTES)
+    throw new Error(`the arguments digest key file ${path} is damaged (expected ${ARGS_DIGEST_KEY_BYTES} bytes of base64url)`);
   return key;
 }

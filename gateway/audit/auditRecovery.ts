@@ -28,9 +28,17 @@ export interface AuditSpoolRecovery {
 }
 
 export class AuditSpoolDamagedError extends Error {
-  constructor(readonly segment: string, readonly line: number, readonly seq: number, readonly problem: string, dir: string) {
-    super(`The audit spool ${dir} is damaged at ${segment} line ${line} (seq ${seq}): ${problem}. ` +
-      `Run \`gatehouse audit verify ${dir}\` for details; to start a new trail, move the folder aside (keep it as evidence).`);
+  constructor(
+    readonly segment: string,
+    readonly line: number,
+    readonly seq: number,
+    readonly problem: string,
+    dir: string,
+  ) {
+    super(
+      `The audit spool ${dir} is damaged at ${segment} line ${line} (seq ${seq}): ${problem}. ` +
+        `Run \`gatehouse audit verify ${dir}\` for details; to start a new trail, move the folder aside (keep it as evidence).`,
+    );
     this.name = 'AuditSpoolDamagedError';
   }
 }
@@ -47,7 +55,10 @@ export interface RecoveredTail {
   eventsSinceCheckpoint: number;
 }
 
-export async function recoverSpool(dir: string, signingKey: CheckpointSigningKey): Promise<{ report: AuditSpoolRecovery; segments: SegmentFile[]; tail?: RecoveredTail }> {
+export async function recoverSpool(
+  dir: string,
+  signingKey: CheckpointSigningKey,
+): Promise<{ report: AuditSpoolRecovery; segments: SegmentFile[]; tail?: RecoveredTail }> {
   const report: AuditSpoolRecovery = { truncatedBytes: 0, removedSegments: [], verifiedFromSeq: 0, verifiedRecords: 0, lastSeq: 0 };
   const segments = listSegments(dir);
   let content: Buffer | undefined;
@@ -102,5 +113,9 @@ export async function recoverSpool(dir: string, signingKey: CheckpointSigningKey
     eventsSinceCheckpoint = checked.record.kind === 'event' ? eventsSinceCheckpoint + 1 : 0;
   }
   report.lastSeq = walker.expected.seq - 1;
-  return { report, segments, tail: { segment: last, size: content.length, seq: report.lastSeq, head: walker.expected.prev, lastKind, eventsSinceCheckpoint } };
+  return {
+    report,
+    segments,
+    tail: { segment: last, size: content.length, seq: report.lastSeq, head: walker.expected.prev, lastKind, eventsSinceCheckpoint },
+  };
 }

@@ -90,8 +90,12 @@ export function checkRecordLine(line: Buffer, expected: { seq: number; prev: str
   if (line.length > MAX_RECORD_BYTES) return { ok: false, problem: `the line is ${line.length} bytes, longer than any record` };
   const text = line.toString('utf8');
   const suffix = HASH_SUFFIX.exec(text);
-  if (!suffix || line.length <= HASH_SUFFIX_BYTES) return { ok: false, problem: 'the line does not end with a record hash: it was modified or is not a spool record' };
-  const computed = createHash('sha256').update(line.subarray(0, line.length - HASH_SUFFIX_BYTES)).update('}').digest('hex');
+  if (!suffix || line.length <= HASH_SUFFIX_BYTES)
+    return { ok: false, problem: 'the line does not end with a record hash: it was modified or is not a spool record' };
+  const computed = createHash('sha256')
+    .update(line.subarray(0, line.length - HASH_SUFFIX_BYTES))
+    .update('}')
+    .digest('hex');
   if (computed !== suffix[1]) return { ok: false, problem: 'its content does not match its hash: the record was modified' };
   let parsed: Record<string, unknown>;
   try {
@@ -106,12 +110,17 @@ export function checkRecordLine(line: Buffer, expected: { seq: number; prev: str
   if (seq !== expected.seq) {
     return {
       ok: false,
-      problem: seq > expected.seq
-        ? `seq ${seq} where ${expected.seq} was expected: ${seq - expected.seq === 1 ? `record ${expected.seq} is` : `records ${expected.seq}-${seq - 1} are`} missing or out of order`
-        : `seq ${seq} where ${expected.seq} was expected: records are out of order or duplicated`,
+      problem:
+        seq > expected.seq
+          ? `seq ${seq} where ${expected.seq} was expected: ${seq - expected.seq === 1 ? `record ${expected.seq} is` : `records ${expected.seq}-${seq - 1} are`} missing or out of order`
+          : `seq ${seq} where ${expected.seq} was expected: records are out of order or duplicated`,
     };
   }
-  if (prev !== expected.prev) return { ok: false, problem: 'it does not chain to the record before it (prev differs): a record before it was removed, replaced or reordered' };
+  if (prev !== expected.prev)
+    return {
+      ok: false,
+      problem: 'it does not chain to the record before it (prev differs): a record before it was removed, replaced or reordered',
+    };
   if (kind === 'event') {
     if (typeof parsed.event !== 'object' || parsed.event === null) return { ok: false, problem: 'event record without an event' };
     return { ok: true, record: { seq, prev, hash, kind, event: parsed.event as AuditEvent } };

@@ -23,7 +23,12 @@
 import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { AUDIT_BATCH_MAX_BYTES, AUDIT_BATCH_MAX_EVENTS, POLICY_SERVER_PATHS, type AuditBatchResponse } from '../../common/policy/policyServerApi';
+import {
+  AUDIT_BATCH_MAX_BYTES,
+  AUDIT_BATCH_MAX_EVENTS,
+  POLICY_SERVER_PATHS,
+  type AuditBatchResponse,
+} from '../../common/policy/policyServerApi';
 import { describeError, type Logger } from '../../common/log/logger';
 import type { PolicyServerArgs } from '../cli/gatewayArgs';
 import type { AuditSpool, AuditStoredRecord } from './auditSpool';
@@ -81,7 +86,10 @@ const EVENT_MEMBER = ',"event":';
 const MAX_RESPONSE_BYTES = 64 * 1024;
 
 class ShippingError extends Error {
-  constructor(message: string, readonly status?: number) {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
     super(message);
     this.name = 'ShippingError';
   }
@@ -149,7 +157,11 @@ export class AuditShipper {
   }
 
   status(): AuditShipperStatus {
-    return { shippedThrough: this.options.spool.shippedThrough(), ...this.counters, ...(this.lastError ? { lastError: this.lastError } : {}) };
+    return {
+      shippedThrough: this.options.spool.shippedThrough(),
+      ...this.counters,
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    };
   }
 
   private wake(): void {
@@ -162,14 +174,19 @@ export class AuditShipper {
   private async run(): Promise<void> {
     while (!this.stopped) {
       if (!this.wanted) {
-        await new Promise<void>((resolve) => { this.waiter = resolve; });
+        await new Promise<void>((resolve) => {
+          this.waiter = resolve;
+        });
         continue;
       }
       this.wanted = false;
       try {
         await this.shipPending();
         if (this.counters.failures > 0) {
-          this.options.log.info('audit shipping works again', { after: this.counters.failures, shippedThrough: this.options.spool.shippedThrough() });
+          this.options.log.info('audit shipping works again', {
+            after: this.counters.failures,
+            shippedThrough: this.options.spool.shippedThrough(),
+          });
         }
         this.counters.failures = 0;
         this.lastError = undefined;
@@ -180,8 +197,11 @@ export class AuditShipper {
         const delay = Math.min(this.retryMinMs * 2 ** Math.min(this.counters.failures - 1, 30), this.retryMaxMs);
         const { lastSeq } = this.options.spool.stats();
         this.options.log.warn('audit shipping failed; the events stay in the local spool and are retried', {
-          error: this.lastError, failures: this.counters.failures, retryInMs: delay,
-          shippedThrough: this.options.spool.shippedThrough(), spoolLastSeq: lastSeq,
+          error: this.lastError,
+          failures: this.counters.failures,
+          retryInMs: delay,
+          shippedThrough: this.options.spool.shippedThrough(),
+          spoolLastSeq: lastSeq,
         });
         await new Promise<void>((resolve) => {
           this.backoff = { timer: setTimeout(resolve, delay), resolve };
@@ -217,9 +237,14 @@ export class AuditShipper {
       }
       if (skipped > 0) {
         this.counters.skipped += skipped;
-        this.options.log.warn('audit events recorded for another user are not shipped (the policy server accepts only the signed-in user\'s); they stay in the local spool', {
-          events: skipped, user: this.options.user, throughSeq: lastSeq,
-        });
+        this.options.log.warn(
+          "audit events recorded for another user are not shipped (the policy server accepts only the signed-in user's); they stay in the local spool",
+          {
+            events: skipped,
+            user: this.options.user,
+            throughSeq: lastSeq,
+          },
+        );
       }
       if (events.length > 0) await this.deliver(events);
       await spool.markShipped(lastSeq);
@@ -242,10 +267,21 @@ export class AuditShipper {
         return;
       }
       const [entry] = batch as [{ seq: number; json: string }];
-      await appendFile(this.options.deadLetterPath, JSON.stringify({ seq: entry.seq, refusedAt: new Date().toISOString(), reason: error.message.slice(0, 1000), event: JSON.parse(entry.json) as unknown }) + '\n', { mode: 0o600 });
+      await appendFile(
+        this.options.deadLetterPath,
+        JSON.stringify({
+          seq: entry.seq,
+          refusedAt: new Date().toISOString(),
+          reason: error.message.slice(0, 1000),
+          event: JSON.parse(entry.json) as unknown,
+        }) + '\n',
+        { mode: 0o600 },
+      );
       this.counters.deadLettered++;
       this.options.log.error('the policy server refused an audit event as invalid; it is set aside and shipping goes on', {
-        seq: entry.seq, reason: error.message, deadLetter: this.options.deadLetterPath,
+        seq: entry.seq,
+        reason: error.message,
+        deadLetter: this.options.deadLetterPath,
       });
     }
   }
@@ -271,7 +307,9 @@ export class AuditShipper {
       let message = text.slice(0, 300);
       try {
         message = (JSON.parse(text) as { message?: string }).message ?? message;
-      } catch { /* not our error format */ }
+      } catch {
+        /* not our error format */
+      }
       throw new ShippingError(`the policy server answered HTTP ${response.statusCode}: ${message}`, response.statusCode);
     }
     let result: Partial<AuditBatchResponse>;
@@ -281,8 +319,14 @@ export class AuditShipper {
       throw new ShippingError('the policy server acknowledged the batch with something that is not JSON');
     }
     // Only an answer that accounts for every event moves the cursor.
-    if (typeof result.accepted !== 'number' || typeof result.duplicates !== 'number' || result.accepted + result.duplicates !== events.length) {
-      throw new ShippingError(`the policy server acknowledged ${String(result.accepted)} + ${String(result.duplicates)} of ${events.length} events`);
+    if (
+      typeof result.accepted !== 'number' ||
+      typeof result.duplicates !== 'number' ||
+      result.accepted + result.duplicates !== events.length
+    ) {
+      throw new ShippingError(
+        `the policy server acknowledged ${String(result.accepted)} + ${String(result.duplicates)} of ${events.length} events`,
+      );
     }
     this.counters.eventsShipped += events.length;
     this.counters.duplicates += result.duplicates;
@@ -291,7 +335,14 @@ export class AuditShipper {
 }
 
 /** A managed gateway's shipper: the user's token is asked for on every request. */
-export function createAuditShipper(args: PolicyServerArgs, token: () => Promise<string>, spool: ShippingSpool, spoolDir: string, user: string, log: Logger): AuditShipper {
+export function createAuditShipper(
+  args: PolicyServerArgs,
+  token: () => Promise<string>,
+  spool: ShippingSpool,
+  spoolDir: string,
+  user: string,
+  log: Logger,
+): AuditShipper {
   return new AuditShipper({
     spool,
     serverUrl: args.url,

@@ -34,8 +34,13 @@ import { signCheckpoint, type CheckpointReason } from './auditCheckpoint';
 import { ensurePrivateDirectory, fsyncDirectory, readPrivateFile, SpoolLock, writePrivateFileAtomicAsync } from './auditFiles';
 import { loadOrCreateArgsDigestKey, loadOrCreateCheckpointKey, type CheckpointSigningKey } from './auditKeys';
 import {
-  DEFAULT_MAX_SEGMENT_BYTES, GENESIS_HASH, MAX_RECORD_BYTES, encodeRecord, segmentFileName,
-  type AuditRecord, type SegmentFile,
+  DEFAULT_MAX_SEGMENT_BYTES,
+  GENESIS_HASH,
+  MAX_RECORD_BYTES,
+  encodeRecord,
+  segmentFileName,
+  type AuditRecord,
+  type SegmentFile,
 } from './auditSegment';
 import { recoverSpool, type AuditSpoolRecovery } from './auditRecovery';
 
@@ -135,7 +140,13 @@ export class AuditSpool {
     private readonly signingKey: CheckpointSigningKey,
     private readonly argsDigestKey: Buffer,
     options: AuditSpoolOptions,
-    private recoveryReport: AuditSpoolRecovery = { truncatedBytes: 0, removedSegments: [], verifiedFromSeq: 0, verifiedRecords: 0, lastSeq: 0 },
+    private recoveryReport: AuditSpoolRecovery = {
+      truncatedBytes: 0,
+      removedSegments: [],
+      verifiedFromSeq: 0,
+      verifiedRecords: 0,
+      lastSeq: 0,
+    },
   ) {
     this.maxSegmentBytes = options.maxSegmentBytes ?? DEFAULT_MAX_SEGMENT_BYTES;
     this.checkpointEveryEvents = Math.max(1, options.checkpointEveryEvents ?? 1000);
@@ -164,7 +175,10 @@ export class AuditSpool {
       const seconds = options.checkpointEverySeconds ?? 60;
       if (seconds > 0) {
         spool.timer = setInterval(() => {
-          if (spool!.eventsSinceCheckpoint > 0 || spool!.pending.length > 0) spool!.requestCheckpoint('interval').catch(() => { /* failure is reported by the spool */ });
+          if (spool!.eventsSinceCheckpoint > 0 || spool!.pending.length > 0)
+            spool!.requestCheckpoint('interval').catch(() => {
+              /* failure is reported by the spool */
+            });
         }, seconds * 1000);
         spool.timer.unref();
       }
@@ -205,7 +219,9 @@ export class AuditSpool {
     const parsed = AuditEventSchema.safeParse(event);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      return Promise.reject(new TypeError(`invalid audit event: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'does not match the schema'}`));
+      return Promise.reject(
+        new TypeError(`invalid audit event: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'does not match the schema'}`),
+      );
     }
     const json = JSON.stringify(parsed.data);
     // The schema bounds every field, so this only guards the line format's own limit.
@@ -289,7 +305,10 @@ export class AuditSpool {
     // One cursor write at a time, so a slow older write never lands after a newer one.
     const write = this.cursorWrite.then(async () => {
       if (seq <= this.shipped) return;
-      await writePrivateFileAtomicAsync(join(this.dir, SHIPPED_CURSOR_FILE), JSON.stringify({ seq, time: new Date(this.now()).toISOString() }) + '\n');
+      await writePrivateFileAtomicAsync(
+        join(this.dir, SHIPPED_CURSOR_FILE),
+        JSON.stringify({ seq, time: new Date(this.now()).toISOString() }) + '\n',
+      );
       this.shipped = seq;
     });
     this.cursorWrite = write.catch(() => undefined);
@@ -361,7 +380,8 @@ export class AuditSpool {
         }
         this.eventsSinceCheckpoint += batch.length;
         if (batch.length > 0) this.lastKind = 'event';
-        const reason = this.takeCheckpointWanted(waiters) ?? (this.eventsSinceCheckpoint >= this.checkpointEveryEvents ? 'count' : undefined);
+        const reason =
+          this.takeCheckpointWanted(waiters) ?? (this.eventsSinceCheckpoint >= this.checkpointEveryEvents ? 'count' : undefined);
         if (reason && !(reason !== 'open' && this.lastKind === 'checkpoint')) {
           text += await this.checkpointLine(reason);
           checkpoints++;
@@ -390,7 +410,10 @@ export class AuditSpool {
   }
 
   private async checkpointLine(reason: CheckpointReason): Promise<string> {
-    const jws = await signCheckpoint({ v: 1, seq: this.seq, hash: this.head, time: new Date(this.now()).toISOString(), reason }, this.signingKey);
+    const jws = await signCheckpoint(
+      { v: 1, seq: this.seq, hash: this.head, time: new Date(this.now()).toISOString(), reason },
+      this.signingKey,
+    );
     const { line, hash } = encodeRecord(++this.seq, this.head, 'checkpoint', JSON.stringify(jws));
     this.head = hash;
     this.lastKind = 'checkpoint';
@@ -413,8 +436,16 @@ export class AuditSpool {
 
   /** Closes the current segment (already durable) and creates the next, named after the seq it starts with. */
   private async startSegment(): Promise<void> {
-    const file: SegmentFile = { name: segmentFileName(this.seq + 1), path: join(this.dir, segmentFileName(this.seq + 1)), firstSeq: this.seq + 1 };
-    const handle = await open(file.path, fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+    const file: SegmentFile = {
+      name: segmentFileName(this.seq + 1),
+      path: join(this.dir, segmentFileName(this.seq + 1)),
+      firstSeq: this.seq + 1,
+    };
+    const handle = await open(
+      file.path,
+      fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW,
+      0o600,
+    );
     fsyncDirectory(this.dir);
     const previous = this.segment;
     this.segment = { file, handle, size: 0 };
@@ -454,7 +485,9 @@ export class AuditSpool {
     try {
       const { seq } = JSON.parse(readPrivateFile(path).toString('utf8')) as { seq?: unknown };
       if (typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0) return Math.min(seq, this.durableSeq);
-    } catch { /* damaged: ship again from the start; the server is idempotent by event id */ }
+    } catch {
+      /* damaged: ship again from the start; the server is idempotent by event id */
+    }
     this.logger?.warn('audit shipping cursor unreadable; events will be shipped again from the start', { path });
     return 0;
   }

@@ -10,7 +10,6 @@ import { describeError, type Logger } from '../../common/log/logger';
 import { AUDITED_METHODS } from '../../common/policy/callSubject';
 import type { AuditSpool } from './auditSpool';
 
-
 export interface CallOutcome {
   serverId: string;
   client: { name: string; version: string };
@@ -69,7 +68,11 @@ export class CallAuditor {
       };
       await this.spool.append(event);
     } catch (error) {
-      this.log.error('audit event could not be written; withholding the result', { server: outcome.serverId, method: outcome.request.method, error: describeError(error) });
+      this.log.error('audit event could not be written; withholding the result', {
+        server: outcome.serverId,
+        method: outcome.request.method,
+        error: describeError(error),
+      });
       return false;
     }
     try {

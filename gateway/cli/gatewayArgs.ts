@@ -106,8 +106,10 @@ export function parseGatewayArgs(argv: string[], env: NodeJS.ProcessEnv = proces
       throw new UsageError('--policy-server must be a URL');
     }
     if (!isSecureOrLoopback(url)) throw new UsageError('--policy-server must be https (http only on loopback)');
-    if (values['policy-token'] !== undefined && values['policy-token'] !== 'control') throw new UsageError('--policy-token takes one value: control');
-    if (values['policy-token'] === 'control' && values.control !== 'stdio') throw new UsageError('--policy-token control needs --control stdio');
+    if (values['policy-token'] !== undefined && values['policy-token'] !== 'control')
+      throw new UsageError('--policy-token takes one value: control');
+    if (values['policy-token'] === 'control' && values.control !== 'stdio')
+      throw new UsageError('--policy-token control needs --control stdio');
     if (!values['policy-keys'] || Boolean(values['policy-token-file']) === Boolean(values['policy-token'])) {
       throw new UsageError('--policy-server needs --policy-keys and one of --policy-token-file and --policy-token control');
     }
@@ -128,7 +130,9 @@ export function parseGatewayArgs(argv: string[], env: NodeJS.ProcessEnv = proces
   // a server asks: never with a real org's policy.
   if (values['test-headless-oauth'] && policy) throw new UsageError('--test-headless-oauth is for tests and refused with --policy-server');
   const uid = typeof process.getuid === 'function' ? process.getuid() : 'user';
-  const runtimeDir = resolve(values['runtime-dir'] ?? (env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, 'gatehouse') : join(tmpdir(), `gatehouse-${uid}`)));
+  const runtimeDir = resolve(
+    values['runtime-dir'] ?? (env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, 'gatehouse') : join(tmpdir(), `gatehouse-${uid}`)),
+  );
   return {
     ...(values.config ? { configPath: resolve(values.config) } : {}),
     ...(policy ? { policy } : {}),

@@ -6,7 +6,13 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { ServerIdSchema, ServerRedactionSchema, ServerTransportSchema, UserOAuthSettingsSchema, userOAuthTransportProblem } from '../../common/serverTransport';
+import {
+  ServerIdSchema,
+  ServerRedactionSchema,
+  ServerTransportSchema,
+  UserOAuthSettingsSchema,
+  userOAuthTransportProblem,
+} from '../../common/serverTransport';
 import { DocumentError, parseYamlDocument } from '../../common/yamlDocument';
 import type { UpstreamAuthorization } from '../upstream/upstreamAuthorization';
 
@@ -21,41 +27,53 @@ const ServerEntry = z.strictObject({
   trusted: z.boolean().default(false),
   /** Per-tool risk; wins over the server's annotations (see guardrails/risk). */
   tools: z.record(z.string().min(1), z.strictObject({ risk: z.enum(['read', 'write', 'destructive']).optional() })).default({}),
-  credential: z.discriminatedUnion('mode', [
-    z.strictObject({ mode: z.literal('none') }),
-    UserOAuthSettingsSchema.extend({
-      /** A file (0600) holding the pre-registered client's secret: confidential clients on this machine only. */
-      clientSecretFile: z.string().min(1).optional(),
-    }),
-  ]).default({ mode: 'none' }),
+  credential: z
+    .discriminatedUnion('mode', [
+      z.strictObject({ mode: z.literal('none') }),
+      UserOAuthSettingsSchema.extend({
+        /** A file (0600) holding the pre-registered client's secret: confidential clients on this machine only. */
+        clientSecretFile: z.string().min(1).optional(),
+      }),
+    ])
+    .default({ mode: 'none' }),
 });
 
 export const GatewaySettingsSchema = z.strictObject({
   /** Request bodies above this get 413 before they are parsed. */
-  maxBodyBytes: z.number().int().positive().default(4 * 1024 * 1024),
+  maxBodyBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(4 * 1024 * 1024),
   /** How long an upstream may take to answer `initialize` before it counts as failed. */
   upstreamInitializeTimeoutMs: z.number().int().positive().default(15_000),
 });
 
-export const GatewayConfigSchema = z.strictObject({
-  servers: z.array(ServerEntry).min(1),
-  gateway: GatewaySettingsSchema.default({ maxBodyBytes: 4 * 1024 * 1024, upstreamInitializeTimeoutMs: 15_000 }),
-}).superRefine((config, ctx) => {
-  const seen = new Set<string>();
-  config.servers.forEach((server, index) => {
-    if (server.credential.mode === 'user-oauth') {
-      const problem = userOAuthTransportProblem(server.transport);
-      if (problem) ctx.addIssue({ code: 'custom', path: ['servers', index, 'transport', problem.field], message: problem.message });
-      if (server.credential.clientSecretFile && !server.credential.clientId) {
-        ctx.addIssue({ code: 'custom', path: ['servers', index, 'credential', 'clientSecretFile'], message: 'a client secret needs the clientId it belongs to' });
+export const GatewayConfigSchema = z
+  .strictObject({
+    servers: z.array(ServerEntry).min(1),
+    gateway: GatewaySettingsSchema.default({ maxBodyBytes: 4 * 1024 * 1024, upstreamInitializeTimeoutMs: 15_000 }),
+  })
+  .superRefine((config, ctx) => {
+    const seen = new Set<string>();
+    config.servers.forEach((server, index) => {
+      if (server.credential.mode === 'user-oauth') {
+        const problem = userOAuthTransportProblem(server.transport);
+        if (problem) ctx.addIssue({ code: 'custom', path: ['servers', index, 'transport', problem.field], message: problem.message });
+        if (server.credential.clientSecretFile && !server.credential.clientId) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['servers', index, 'credential', 'clientSecretFile'],
+            message: 'a client secret needs the clientId it belongs to',
+          });
+        }
       }
-    }
-    if (seen.has(server.id)) {
-      ctx.addIssue({ code: 'custom', path: ['servers', index, 'id'], message: `duplicate server id "${server.id}"` });
-    }
-    seen.add(server.id);
+      if (seen.has(server.id)) {
+        ctx.addIssue({ code: 'custom', path: ['servers', index, 'id'], message: `duplicate server id "${server.id}"` });
+      }
+      seen.add(server.id);
+    });
   });
-});
 
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
 export type ServerConfig = GatewayConfig['servers'][number] & {
@@ -78,7 +96,8 @@ export function parseGatewayConfig(text: string, file: string): GatewayConfig {
   try {
     return resolvePaths(parseYamlDocument(text, file, GatewayConfigSchema, 'gateway config').value, dirname(file));
   } catch (error) {
-    if (error instanceof DocumentError && !(error instanceof ConfigError)) throw new ConfigError(error.file, error.problems, 'gateway config');
+    if (error instanceof DocumentError && !(error instanceof ConfigError))
+      throw new ConfigError(error.file, error.problems, 'gateway config');
     throw error;
   }
 }

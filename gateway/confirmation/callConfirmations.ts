@@ -59,16 +59,26 @@ export class CallConfirmations {
     const timedOut = new Promise<ConfirmationAnswer>((resolve) => {
       timer = setTimeout(() => {
         // Resolved before the abort below, so the race sees a timeout, not a cancellation.
-        resolve({ outcome: 'timeout', message: `${request.message} No reviewer answered within ${Math.round(request.timeoutMs / 1000)} s, so the call is denied.` });
+        resolve({
+          outcome: 'timeout',
+          message: `${request.message} No reviewer answered within ${Math.round(request.timeoutMs / 1000)} s, so the call is denied.`,
+        });
         stop.abort();
       }, request.timeoutMs);
     });
     const aborted = new Promise<ConfirmationAnswer>((resolve) => {
-      stop.signal.addEventListener('abort', () => resolve({ outcome: 'denied', message: 'The call was cancelled while it waited for a reviewer.' }), { once: true });
+      stop.signal.addEventListener(
+        'abort',
+        () => resolve({ outcome: 'denied', message: 'The call was cancelled while it waited for a reviewer.' }),
+        { once: true },
+      );
     });
     const asked = confirmer.confirm(request, stop.signal).catch((error: unknown): ConfirmationAnswer => {
       this.log.warn('asking for confirmation failed', { server: request.serverId, subject: request.subject, error: describeError(error) });
-      return { outcome: 'denied', message: `${request.message} Gatehouse could not ask a reviewer (${describeError(error)}), so the call is denied.` };
+      return {
+        outcome: 'denied',
+        message: `${request.message} Gatehouse could not ask a reviewer (${describeError(error)}), so the call is denied.`,
+      };
     });
     try {
       // The timeout wins ties: an approval that arrives after it must not run the call.

@@ -6,8 +6,13 @@
  * waiting are retried (the review stays queued); a lost review (404) denies the call.
  */
 import {
-  POLICY_SERVER_PATHS, REVIEW_MAX_ARGUMENT_BYTES, REVIEW_MAX_WAIT_SECONDS,
-  type ApiErrorBody, type ReviewRecord, type ReviewRequestBody, type ReviewResponse,
+  POLICY_SERVER_PATHS,
+  REVIEW_MAX_ARGUMENT_BYTES,
+  REVIEW_MAX_WAIT_SECONDS,
+  type ApiErrorBody,
+  type ReviewRecord,
+  type ReviewRequestBody,
+  type ReviewResponse,
 } from '../../common/policy/policyServerApi';
 import { describeError, type Logger } from '../../common/log/logger';
 import type { ConfirmationAnswer, ConfirmationRequest, Confirmer } from './callConfirmations';
@@ -23,7 +28,10 @@ export interface ReviewQueueConfirmerOptions {
 }
 
 class ReviewApiError extends Error {
-  constructor(readonly status: number, readonly body: Partial<ApiErrorBody>) {
+  constructor(
+    readonly status: number,
+    readonly body: Partial<ApiErrorBody>,
+  ) {
     super(body.message ?? `the policy server answered HTTP ${status}`);
   }
 }
@@ -36,22 +44,38 @@ export class ReviewQueueConfirmer implements Confirmer {
   }
 
   async confirm(request: ConfirmationRequest, signal: AbortSignal): Promise<ConfirmationAnswer> {
-    const body: ReviewRequestBody = { server: request.serverId, method: request.method, tool: request.subject, arguments: boundedArguments(request.arguments) };
+    const body: ReviewRequestBody = {
+      server: request.serverId,
+      method: request.method,
+      tool: request.subject,
+      arguments: boundedArguments(request.arguments),
+    };
     let review: ReviewRecord;
     try {
       review = (await this.call<ReviewResponse>('POST', '', body, signal)).review;
     } catch (error) {
       if (signal.aborted) throw error;
-      return { outcome: 'denied', message: `${request.message} Gatehouse could not queue it for review by group "${request.reviewers}": ${describeError(error)}. The call is denied.` };
+      return {
+        outcome: 'denied',
+        message: `${request.message} Gatehouse could not queue it for review by group "${request.reviewers}": ${describeError(error)}. The call is denied.`,
+      };
     }
-    this.options.log.info('call queued for review', { review: review.id, server: request.serverId, subject: request.subject, reviewers: review.reviewers });
+    this.options.log.info('call queued for review', {
+      review: review.id,
+      server: request.serverId,
+      subject: request.subject,
+      reviewers: review.reviewers,
+    });
     while (!signal.aborted) {
       try {
         review = (await this.call<ReviewResponse>('GET', `/${review.id}?wait=${REVIEW_MAX_WAIT_SECONDS}`, undefined, signal)).review;
       } catch (error) {
         if (signal.aborted) break;
         if (error instanceof ReviewApiError && error.status >= 400 && error.status < 500 && error.status !== 429) {
-          return { outcome: 'denied', message: `${request.message} The review could not be followed (${error.message}), so the call is denied.` };
+          return {
+            outcome: 'denied',
+            message: `${request.message} The review could not be followed (${error.message}), so the call is denied.`,
+          };
         }
         this.options.log.warn('waiting for review failed; retrying', { review: review.id, error: describeError(error) });
         await delay(RETRY_MS, signal);
@@ -74,7 +98,7 @@ export class ReviewQueueConfirmer implements Confirmer {
       },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       redirect: 'error',
-      signal: AbortSignal.any([signal, AbortSignal.timeout((REVIEW_MAX_WAIT_SECONDS * 1000) + REQUEST_TIMEOUT_MS)]),
+      signal: AbortSignal.any([signal, AbortSignal.timeout(REVIEW_MAX_WAIT_SECONDS * 1000 + REQUEST_TIMEOUT_MS)]),
     });
     const text = await response.text();
     let parsed: unknown;
@@ -83,7 +107,8 @@ export class ReviewQueueConfirmer implements Confirmer {
     } catch {
       parsed = {};
     }
-    if (!response.ok) throw new ReviewApiError(response.status, typeof parsed === 'object' && parsed !== null ? parsed as Partial<ApiErrorBody> : {});
+    if (!response.ok)
+      throw new ReviewApiError(response.status, typeof parsed === 'object' && parsed !== null ? (parsed as Partial<ApiErrorBody>) : {});
     return parsed as T;
   }
 }
@@ -95,17 +120,31 @@ function answerOf(review: ReviewRecord, request: ConfirmationRequest): Confirmat
     case 'pending':
       return undefined;
     case 'approved':
-      return { outcome: 'approved', reviewer: review.reviewer?.sub ?? 'unknown', message: `Approved by ${who}${note}.`, reviewId: review.id };
+      return {
+        outcome: 'approved',
+        reviewer: review.reviewer?.sub ?? 'unknown',
+        message: `Approved by ${who}${note}.`,
+        reviewId: review.id,
+      };
     case 'denied':
-      return { outcome: 'denied', reviewer: review.reviewer?.sub ?? 'unknown', message: `${request.message} Reviewer ${who} denied it${note}.` };
+      return {
+        outcome: 'denied',
+        reviewer: review.reviewer?.sub ?? 'unknown',
+        message: `${request.message} Reviewer ${who} denied it${note}.`,
+      };
     case 'expired':
-      return { outcome: 'timeout', message: `${request.message} No reviewer from group "${review.reviewers}" answered in time, so the call is denied.` };
+      return {
+        outcome: 'timeout',
+        message: `${request.message} No reviewer from group "${review.reviewers}" answered in time, so the call is denied.`,
+      };
   }
 }
 
 /** Arguments as reviewers see them; too large to show, they are replaced by a note (the policy server still re-decides on what it is sent). */
 function boundedArguments(args: Record<string, unknown>): Record<string, unknown> {
-  return JSON.stringify(args).length <= REVIEW_MAX_ARGUMENT_BYTES ? args : { note: `arguments too large to show (over ${REVIEW_MAX_ARGUMENT_BYTES} bytes)` };
+  return JSON.stringify(args).length <= REVIEW_MAX_ARGUMENT_BYTES
+    ? args
+    : { note: `arguments too large to show (over ${REVIEW_MAX_ARGUMENT_BYTES} bytes)` };
 }
 
 function delay(ms: number, signal: AbortSignal): Promise<void> {

@@ -4,11 +4,31 @@
  * to a confirmation denies the call.
  */
 import type { Readable, Writable } from 'node:stream';
-import { CancellationTokenSource, createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
+import {
+  CancellationTokenSource,
+  createMessageConnection,
+  StreamMessageReader,
+  StreamMessageWriter,
+  type MessageConnection,
+} from 'vscode-jsonrpc/node';
 import { z } from 'zod';
 import type { AuditEvent } from '../../common/audit/auditEvent';
 import {
-  AuditHistoryRequest, AuditNotification, AuthorizeRequest, ConfirmRequest, CredentialRequest, SignInStatusRequest, SignOutServerRequest, type UpstreamSignInStatus, MAX_AUDIT_HISTORY, ReadyNotification, RevokedNotification, StartRequest, TokenRequest, ToolsNotification, type ToolSummary,
+  AuditHistoryRequest,
+  AuditNotification,
+  AuthorizeRequest,
+  ConfirmRequest,
+  CredentialRequest,
+  SignInStatusRequest,
+  SignOutServerRequest,
+  type UpstreamSignInStatus,
+  MAX_AUDIT_HISTORY,
+  ReadyNotification,
+  RevokedNotification,
+  StartRequest,
+  TokenRequest,
+  ToolsNotification,
+  type ToolSummary,
 } from '../../common/control/controlProtocol';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
 import { describeError, type Logger } from '../../common/log/logger';
@@ -20,10 +40,20 @@ import type { StoredUpstreamCredentials, UpstreamCredentialStore } from '../upst
 
 const START_TIMEOUT_MS = 30_000;
 const ConfirmAnswer = z.object({ decision: z.enum(['approve', 'deny']) });
-const TokenAnswer = z.object({ token: z.string().min(1).max(64 * 1024) });
+const TokenAnswer = z.object({
+  token: z
+    .string()
+    .min(1)
+    .max(64 * 1024),
+});
 const StartParamsSchema = z.strictObject({ launchSecret: z.string().max(4096) });
 const SignOutParamsSchema = z.strictObject({ server: ServerIdSchema });
-const CredentialAnswer = z.object({ value: z.string().max(256 * 1024).optional() });
+const CredentialAnswer = z.object({
+  value: z
+    .string()
+    .max(256 * 1024)
+    .optional(),
+});
 const AuditHistoryParamsSchema = z.strictObject({ limit: z.number().int().min(0).max(MAX_AUDIT_HISTORY) });
 
 export class ControlChannel implements Confirmer {
@@ -31,17 +61,26 @@ export class ControlChannel implements Confirmer {
   private open = true;
   private readonly started: Promise<LaunchSecret>;
 
-  constructor(input: Readable, output: Writable, private readonly user: () => string, private readonly log: Logger) {
+  constructor(
+    input: Readable,
+    output: Writable,
+    private readonly user: () => string,
+    private readonly log: Logger,
+  ) {
     this.connection = createMessageConnection(new StreamMessageReader(input), new StreamMessageWriter(output));
     let deliver: (secret: LaunchSecret) => void = () => undefined;
-    this.started = new Promise((resolve) => { deliver = resolve; });
+    this.started = new Promise((resolve) => {
+      deliver = resolve;
+    });
     this.connection.onRequest(StartRequest, (params) => {
       const parsed = StartParamsSchema.safeParse(params);
       if (!parsed.success) throw new Error('gatehouse/start needs { launchSecret }');
       deliver(new LaunchSecret(parsed.data.launchSecret)); // throws (an error answer) for a weak secret
       return {};
     });
-    this.connection.onClose(() => { this.open = false; });
+    this.connection.onClose(() => {
+      this.open = false;
+    });
     this.connection.onError(([error]) => log.warn('control channel error', { error: describeError(error) }));
     this.connection.listen();
   }
@@ -58,7 +97,9 @@ export class ControlChannel implements Confirmer {
   launchSecret(): Promise<LaunchSecret> {
     return Promise.race([
       this.started,
-      new Promise<LaunchSecret>((_resolve, reject) => setTimeout(() => reject(new Error('no gatehouse/start from the extension within 30 s')), START_TIMEOUT_MS).unref()),
+      new Promise<LaunchSecret>((_resolve, reject) =>
+        setTimeout(() => reject(new Error('no gatehouse/start from the extension within 30 s')), START_TIMEOUT_MS).unref(),
+      ),
     ]);
   }
 
@@ -78,7 +119,7 @@ export class ControlChannel implements Confirmer {
     try {
       answer = await this.connection.sendRequest(TokenRequest, options.refused ? { refused: true } : {});
     } catch (error) {
-      throw new Error(`no sign-in: ${(error as Error).message}`);
+      throw new Error(`no sign-in: ${(error as Error).message}`, { cause: error });
     }
     const parsed = TokenAnswer.safeParse(answer);
     if (!parsed.success) throw new Error('the extension answered gatehouse/token without a token');
@@ -106,21 +147,31 @@ export class ControlChannel implements Confirmer {
 
   /** Asks the developer through the extension's Confirm prompt; the signal cancels the prompt. */
   async confirm(request: ConfirmationRequest, signal: AbortSignal): Promise<ConfirmationAnswer> {
-    if (!this.open) return { outcome: 'denied', message: `${request.message} The Gatehouse extension is gone, so nobody can confirm it; the call is denied.` };
+    if (!this.open)
+      return {
+        outcome: 'denied',
+        message: `${request.message} The Gatehouse extension is gone, so nobody can confirm it; the call is denied.`,
+      };
     const cancellation = new CancellationTokenSource();
     const cancel = () => cancellation.cancel();
     signal.addEventListener('abort', cancel, { once: true });
     try {
-      const answer = ConfirmAnswer.safeParse(await this.connection.sendRequest(ConfirmRequest, {
-        server: request.serverId,
-        method: request.method,
-        subject: request.subject,
-        arguments: request.arguments,
-        rule: request.ruleId,
-        message: request.message,
-        timeoutMs: request.timeoutMs,
-        ...(request.risk ? { risk: request.risk } : {}),
-      }, cancellation.token));
+      const answer = ConfirmAnswer.safeParse(
+        await this.connection.sendRequest(
+          ConfirmRequest,
+          {
+            server: request.serverId,
+            method: request.method,
+            subject: request.subject,
+            arguments: request.arguments,
+            rule: request.ruleId,
+            message: request.message,
+            timeoutMs: request.timeoutMs,
+            ...(request.risk ? { risk: request.risk } : {}),
+          },
+          cancellation.token,
+        ),
+      );
       if (!answer.success) {
         this.log.warn('the extension answered a confirmation with something else than approve or deny; denying');
         return { outcome: 'denied', message: `${request.message} The confirmation prompt gave no clear answer, so the call is denied.` };
@@ -139,10 +190,14 @@ export class ControlChannel implements Confirmer {
     if (!this.open) throw new Error(`${request.serverTitle} needs you to sign in, but the Gatehouse extension is gone`);
     try {
       await this.connection.sendRequest(AuthorizeRequest, {
-        server: request.serverId, title: request.serverTitle, url: request.url.href, issuer: request.issuer, reason: request.reason,
+        server: request.serverId,
+        title: request.serverTitle,
+        url: request.url.href,
+        issuer: request.issuer,
+        reason: request.reason,
       });
     } catch (error) {
-      throw new Error(`signing in to ${request.serverTitle} was not started: ${(error as Error).message}`);
+      throw new Error(`signing in to ${request.serverTitle} was not started: ${(error as Error).message}`, { cause: error });
     }
   }
 
@@ -173,8 +228,12 @@ export class ControlChannel implements Confirmer {
           return undefined; // unreadable: as if nothing were kept, the user signs in again
         }
       },
-      set: async (key, value) => { await call({ op: 'set', key, value: JSON.stringify(value) }); },
-      delete: async (key) => { await call({ op: 'delete', key }); },
+      set: async (key, value) => {
+        await call({ op: 'set', key, value: JSON.stringify(value) });
+      },
+      delete: async (key) => {
+        await call({ op: 'delete', key });
+      },
     };
   }
 

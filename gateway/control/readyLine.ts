@@ -30,7 +30,11 @@ export function readyLine(facts: ReadyFacts, statuses: readonly UpstreamStatus[]
     listen: address.type === 'unix' ? { type: 'unix', socketPath: address.path } : { type: 'tcp', host: address.host, port: address.port },
     launchSecret: args.secretSource.type === 'stdin' ? { delivery: 'stdin' } : { delivery: 'file', path: args.secretSource.path },
     policy: policy
-      ? { mode: 'managed', ...(policy.state.version !== undefined ? { version: policy.state.version } : {}), ...(policy.state.denial ? { denial: policy.state.denial } : {}) }
+      ? {
+          mode: 'managed',
+          ...(policy.state.version !== undefined ? { version: policy.state.version } : {}),
+          ...(policy.state.denial ? { denial: policy.state.denial } : {}),
+        }
       : { mode: 'unmanaged' },
     servers: statuses.map((status) => readyServer(facts, status)),
     ...(policy?.state.decider?.policy.blocked?.length ? { blocked: policy.state.decider.policy.blocked } : {}),
@@ -51,8 +55,9 @@ function readyServer({ address, policy, localServers }: ReadyFacts, status: Upst
     ...(status.error ? { error: status.error } : {}),
     ...(status.startupMs !== undefined ? { startupMs: status.startupMs } : {}),
     ...(title ? { title } : {}),
-    credential: entry?.credential.mode === 'user-oauth'
-      ? { mode: 'user-oauth', ...(entry.credential.scopes ? { scopes: entry.credential.scopes } : {}) }
-      : { mode: entry?.credential.mode ?? 'none' },
+    credential:
+      entry?.credential.mode === 'user-oauth'
+        ? { mode: 'user-oauth', ...(entry.credential.scopes ? { scopes: entry.credential.scopes } : {}) }
+        : { mode: entry?.credential.mode ?? 'none' },
   };
 }

@@ -47,12 +47,17 @@ export class ToolGuard {
     const before = new Map(tools.map((tool) => [tool.name, this.pins.verdict(serverId, tool.name)]));
     const verdicts = this.pins.review(serverId, tools);
     const approved = tools.filter((tool) => verdicts.get(tool.name)?.status === 'approved');
-    this.argumentsCheck.learn(serverId, approved.map((tool) => ({ name: tool.name, inputSchema: tool.inputSchema, pin: verdicts.get(tool.name)!.pin })));
-    const newlyChanged = tools.filter((tool) => {
-      const now = verdicts.get(tool.name);
-      const earlier = before.get(tool.name);
-      return now?.status === 'changed' && !(earlier?.status === 'changed' && earlier.pin === now.pin);
-    }).map((tool) => tool.name);
+    this.argumentsCheck.learn(
+      serverId,
+      approved.map((tool) => ({ name: tool.name, inputSchema: tool.inputSchema, pin: verdicts.get(tool.name)!.pin })),
+    );
+    const newlyChanged = tools
+      .filter((tool) => {
+        const now = verdicts.get(tool.name);
+        const earlier = before.get(tool.name);
+        return now?.status === 'changed' && !(earlier?.status === 'changed' && earlier.pin === now.pin);
+      })
+      .map((tool) => tool.name);
     const flagged = approved.flatMap((tool) => {
       const flags = [
         ...scanValue(tool).map((flag) => `injection:${flag}`),
@@ -91,7 +96,6 @@ export class ToolGuard {
     return false;
   }
 
-
   private flagCollisions(serverId: string, tools: readonly PinnableTool[]): void {
     for (const tool of tools) {
       let servers = this.offeredBy.get(tool.name);
@@ -109,11 +113,13 @@ export class ToolGuard {
     const name = String(params.name ?? '');
     const verdict = this.pins.verdict(serverId, name);
     if (verdict?.status === 'changed') {
-      return { flags: ['tool-definition-changed'], message: `Tool "${name}" on "${serverId}" changed since it was approved (${verdict.source === 'policy' ? 'by your org' : 'at first use'}), so Gatehouse hides it until the new definition is approved. Ask your policy admin.` };
+      return {
+        flags: ['tool-definition-changed'],
+        message: `Tool "${name}" on "${serverId}" changed since it was approved (${verdict.source === 'policy' ? 'by your org' : 'at first use'}), so Gatehouse hides it until the new definition is approved. Ask your policy admin.`,
+      };
     }
     const problem = this.argumentsCheck.problem(serverId, name, params.arguments);
     if (problem) return { message: `Arguments for "${name}" on "${serverId}" do not match the tool's approved input schema: ${problem}.` };
     return undefined;
   }
 }
-

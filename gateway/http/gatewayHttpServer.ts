@@ -94,7 +94,9 @@ export class GatewayHttpServer {
    */
   policyChanged(refusal: (serverId: string) => string | undefined): void {
     for (const [id, entry] of this.sessions) {
-      const reason = refusal(entry.serverId) ?? (this.options.sessions.pool.has(entry.serverId) ? undefined : `Server "${entry.serverId}" is no longer in your catalog.`);
+      const reason =
+        refusal(entry.serverId) ??
+        (this.options.sessions.pool.has(entry.serverId) ? undefined : `Server "${entry.serverId}" is no longer in your catalog.`);
       if (reason) {
         this.sessions.delete(id);
         void endSession(entry, reason);
@@ -114,14 +116,20 @@ export class GatewayHttpServer {
   async close(): Promise<void> {
     const entries = [...this.sessions.values()];
     this.sessions.clear();
-    await Promise.all(entries.map(async (entry) => {
-      await entry.transport.close().catch(() => undefined);
-      await entry.session.close();
-    }));
+    await Promise.all(
+      entries.map(async (entry) => {
+        await entry.transport.close().catch(() => undefined);
+        await entry.session.close();
+      }),
+    );
     this.http.closeAllConnections();
     await new Promise<void>((resolve) => this.http.close(() => resolve()));
     if (this.address.type === 'unix') {
-      try { unlinkSync(this.address.path); } catch { /* already gone */ }
+      try {
+        unlinkSync(this.address.path);
+      } catch {
+        /* already gone */
+      }
     }
   }
 
@@ -172,18 +180,18 @@ export class GatewayHttpServer {
 
   private async openSession(server: ServerConfig, req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
     const log = this.options.log.child({ server: server.id });
-    let entry: SessionEntry | undefined;
+    // The callback runs only once the request is being handled, after `entry` below is set.
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       eventStore: new SessionEventStore(),
       retryInterval: SSE_RETRY_MS,
       onsessioninitialized: (id) => {
-        if (entry) this.sessions.set(id, entry);
+        this.sessions.set(id, entry);
         log.info('client session opened', { session: id.slice(0, 8) });
       },
     });
     const session = new ClientSession(server, transport, this.options.sessions, log);
-    entry = { serverId: server.id, transport, session };
+    const entry: SessionEntry = { serverId: server.id, transport, session };
     transport.onmessage = (message: JSONRPCMessage) => session.handleClientMessage(message);
     transport.onclose = () => {
       const id = transport.sessionId;

@@ -37,7 +37,10 @@ export class SessionEventStore implements EventStore {
     return position === undefined ? undefined : this.events[position - this.dropped]?.streamId;
   }
 
-  async replayEventsAfter(lastEventId: string, { send }: { send: (eventId: string, message: JSONRPCMessage) => Promise<void> }): Promise<string> {
+  async replayEventsAfter(
+    lastEventId: string,
+    { send }: { send: (eventId: string, message: JSONRPCMessage) => Promise<void> },
+  ): Promise<string> {
     const position = this.index.get(lastEventId);
     const last = position === undefined ? undefined : this.events[position - this.dropped];
     if (!last) throw new Error('unknown or expired Last-Event-ID');

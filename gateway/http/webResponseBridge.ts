@@ -38,7 +38,9 @@ export async function serveWebTransport(
 ): Promise<void> {
   const response = await transport.handleRequest(requestView(req), parsedBody === undefined ? {} : { parsedBody });
   const headers: Record<string, string> = {};
-  response.headers.forEach((value, name) => { headers[name] = value; });
+  response.headers.forEach((value, name) => {
+    headers[name] = value;
+  });
   res.writeHead(response.status, headers);
   if (!response.body) {
     res.end();
@@ -46,7 +48,9 @@ export async function serveWebTransport(
   }
   const reader = response.body.getReader();
   // A client that goes away cancels the stream, so the transport forgets it.
-  res.once('close', () => { void reader.cancel().catch(() => undefined); });
+  res.once('close', () => {
+    void reader.cancel().catch(() => undefined);
+  });
   try {
     for (;;) {
       const { done, value } = await reader.read();

@@ -19,7 +19,15 @@ export { POLICY_DENIED } from '../../common/policy/callSubject';
 export type GateDecision =
   | { effect: 'allow'; ruleId?: string }
   | { effect: 'deny'; message: string; ruleId?: string; flags?: string[] }
-  | { effect: 'confirm'; message: string; ruleId: string; reviewers?: string; timeoutMs: number; subject: string; args: Record<string, unknown> };
+  | {
+      effect: 'confirm';
+      message: string;
+      ruleId: string;
+      reviewers?: string;
+      timeoutMs: number;
+      subject: string;
+      args: Record<string, unknown>;
+    };
 
 /** Why a request may not be relayed: the message the user reads, the deciding rule, audit flags. */
 export interface Refusal {
@@ -57,7 +65,8 @@ export class PolicyGate implements CallGate {
   serverRefusal(serverId: string): string | undefined {
     const { decider, denial } = this.source.state;
     if (!decider) return denial ?? 'No policy is in force.';
-    if (!decider.isServerAvailable(serverId)) return `The org policy does not make server "${serverId}" available to you. Ask your policy admin.`;
+    if (!decider.isServerAvailable(serverId))
+      return `The org policy does not make server "${serverId}" available to you. Ask your policy admin.`;
     return undefined;
   }
 
@@ -99,7 +108,4 @@ export class PolicyGate implements CallGate {
   filterResult(serverId: string, method: string, result: Record<string, unknown>): Record<string, unknown> {
     return filterListResult(this.source.state.decider, serverId, method, result);
   }
-
 }
-
-

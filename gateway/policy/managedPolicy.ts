@@ -15,7 +15,12 @@ import type { Logger } from '../../common/log/logger';
 import { PolicySource } from './policySource';
 import { bearerAuthorization } from '../upstream/upstreamAuthorization';
 
-export async function createPolicySource(args: PolicyServerArgs, token: (options?: { refused?: boolean }) => Promise<string>, runtimeDir: string, log: Logger): Promise<PolicySource> {
+export async function createPolicySource(
+  args: PolicyServerArgs,
+  token: (options?: { refused?: boolean }) => Promise<string>,
+  runtimeDir: string,
+  log: Logger,
+): Promise<PolicySource> {
   const keys = readKeys(args.keysPath);
   const initialToken = await token();
   const sub = args.sub ?? subjectOfToken(initialToken);
@@ -67,7 +72,9 @@ export function catalogServer(entry: CatalogServerEntry, workDir: string, relay?
       transport,
       redaction: entry.redaction,
       trusted: entry.trusted,
-      tools: Object.fromEntries(Object.entries(entry.tools).map(([name, settings]) => [name, settings.risk ? { risk: settings.risk } : {}])),
+      tools: Object.fromEntries(
+        Object.entries(entry.tools).map(([name, settings]) => [name, settings.risk ? { risk: settings.risk } : {}]),
+      ),
       // user-oauth servers get the user's own sign-in (gateway/upstreamAuth/); a relayed server's key is the relay's business
       credential: entry.credential.mode === 'user-oauth' ? structuredClone(entry.credential) : { mode: 'none' },
       ...(viaRelay ? { authorization: bearerAuthorization(relay.token), viaRelay: true as const } : {}),
@@ -85,7 +92,7 @@ function readKeys(path: string): JSONWebKeySet {
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8'));
   } catch (error) {
-    throw new Error(`cannot read pinned policy keys ${path}: ${(error as Error).message}`);
+    throw new Error(`cannot read pinned policy keys ${path}: ${(error as Error).message}`, { cause: error });
   }
   const keys = (parsed as { keys?: unknown }).keys;
   if (!Array.isArray(keys) || keys.length === 0) throw new Error(`${path} is not a JWKS with at least one key`);
@@ -101,7 +108,7 @@ export function readUserToken(path: string): string {
   try {
     token = readFileSync(path, 'utf8').trim();
   } catch (error) {
-    throw new Error(`cannot read the IdP token file ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw new Error(`cannot read the IdP token file ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, { cause: error });
   }
   if (!token) throw new Error(`the IdP token file ${path} is empty`);
   return token;

@@ -92,7 +92,9 @@ export class PolicySource {
   /** Loads the cached bundle, tries the server once, then keeps the push stream open. */
   async start(): Promise<void> {
     await this.loadCache();
-    await this.refresh().catch((error: unknown) => this.options.log.warn('policy server unreachable; using the cached bundle if any', { error: describeError(error) }));
+    await this.refresh().catch((error: unknown) =>
+      this.options.log.warn('policy server unreachable; using the cached bundle if any', { error: describeError(error) }),
+    );
     void this.followEvents();
   }
 
@@ -109,14 +111,15 @@ export class PolicySource {
    * with VS Code sign-in that renews the session, or asks the developer to sign in again.
    */
   async refresh(): Promise<void> {
-    const fetchBundle = async (refused: boolean) => request(this.endpoint(POLICY_SERVER_PATHS.effectivePolicy), {
-      headers: {
-        authorization: `Bearer ${await this.options.token(refused ? { refused } : undefined)}`,
-        accept: BUNDLE_CONTENT_TYPE,
-        ...(this.etag ? { 'if-none-match': this.etag } : {}),
-      },
-      signal: AbortSignal.any([this.aborter.signal, AbortSignal.timeout(10_000)]),
-    });
+    const fetchBundle = async (refused: boolean) =>
+      request(this.endpoint(POLICY_SERVER_PATHS.effectivePolicy), {
+        headers: {
+          authorization: `Bearer ${await this.options.token(refused ? { refused } : undefined)}`,
+          accept: BUNDLE_CONTENT_TYPE,
+          ...(this.etag ? { 'if-none-match': this.etag } : {}),
+        },
+        signal: AbortSignal.any([this.aborter.signal, AbortSignal.timeout(10_000)]),
+      });
     let response = await fetchBundle(false);
     if (response.statusCode === 401) {
       await response.body.dump();
@@ -148,7 +151,10 @@ export class PolicySource {
       const reason = error instanceof BundleRejectedError ? error.reason : describeError(error);
       this.options.log.error('policy bundle rejected', { from, reason });
       // A bad bundle from the server never replaces a good one in force; a bad cache is ignored.
-      if (from === 'server' && !this.current.decider) this.set({ denial: `The policy bundle was rejected: ${reason}. Calls are denied until a valid policy arrives; tell your policy admin.` });
+      if (from === 'server' && !this.current.decider)
+        this.set({
+          denial: `The policy bundle was rejected: ${reason}. Calls are denied until a valid policy arrives; tell your policy admin.`,
+        });
       return;
     }
     if (this.current.version !== undefined && claims.ver < this.current.version && this.current.decider) return;
@@ -176,7 +182,12 @@ export class PolicySource {
     this.renewAt = claims.iat * 1000 + (expiresAt - claims.iat * 1000) / 2;
     this.scheduleRenewal(this.renewAt);
     this.set({ decider, version: claims.ver, expiresAt });
-    this.options.log.info('policy in force', { version: claims.ver, from, groups: claims.groups, expiresAt: new Date(expiresAt).toISOString() });
+    this.options.log.info('policy in force', {
+      version: claims.ver,
+      from,
+      groups: claims.groups,
+      expiresAt: new Date(expiresAt).toISOString(),
+    });
     // Cache after the policy is in force: a full disk must not keep an older policy alive.
     if (from === 'server') {
       try {
@@ -189,12 +200,15 @@ export class PolicySource {
 
   private scheduleRenewal(at: number): void {
     clearTimeout(this.renewTimer);
-    this.renewTimer = setTimeout(() => {
-      this.refresh().catch((error: unknown) => {
-        this.options.log.warn('policy renewal failed; retrying', { error: describeError(error) });
-        if (!this.closed) this.scheduleRenewal(Date.now() + RENEW_RETRY_MS);
-      });
-    }, Math.max(0, at - Date.now()));
+    this.renewTimer = setTimeout(
+      () => {
+        this.refresh().catch((error: unknown) => {
+          this.options.log.warn('policy renewal failed; retrying', { error: describeError(error) });
+          if (!this.closed) this.scheduleRenewal(Date.now() + RENEW_RETRY_MS);
+        });
+      },
+      Math.max(0, at - Date.now()),
+    );
     this.renewTimer.unref();
   }
 
@@ -207,7 +221,10 @@ export class PolicySource {
       this.expiryTimer.unref();
       return;
     }
-    this.set({ denial: `The policy bundle expired at ${new Date(this.current.expiresAt).toISOString()} and the policy server could not be reached for a new one. Calls are denied until it can.`, expiresAt: this.current.expiresAt });
+    this.set({
+      denial: `The policy bundle expired at ${new Date(this.current.expiresAt).toISOString()} and the policy server could not be reached for a new one. Calls are denied until it can.`,
+      expiresAt: this.current.expiresAt,
+    });
     void this.refresh().catch(() => undefined);
   }
 

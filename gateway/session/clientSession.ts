@@ -8,10 +8,20 @@
  */
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
-  ErrorCode, InitializeRequestSchema, isJSONRPCErrorResponse, isJSONRPCNotification, isJSONRPCRequest,
-  isJSONRPCResultResponse, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS,
-  type ClientCapabilities, type InitializeResult, type JSONRPCMessage, type JSONRPCNotification,
-  type JSONRPCRequest, type RequestId,
+  ErrorCode,
+  InitializeRequestSchema,
+  isJSONRPCErrorResponse,
+  isJSONRPCNotification,
+  isJSONRPCRequest,
+  isJSONRPCResultResponse,
+  LATEST_PROTOCOL_VERSION,
+  SUPPORTED_PROTOCOL_VERSIONS,
+  type ClientCapabilities,
+  type InitializeResult,
+  type JSONRPCMessage,
+  type JSONRPCNotification,
+  type JSONRPCRequest,
+  type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from '../config/gatewayConfig';
 import type { CallAuditor, CallOutcome } from '../audit/callAuditor';
@@ -27,8 +37,13 @@ import { REVIEW_PROOF_META_KEY } from '../../common/policy/policyServerApi';
 import { describeError, type Logger } from '../../common/log/logger';
 import type { UpstreamConnection, UpstreamReply } from '../upstream/upstreamConnection';
 import {
-  RELAYED_CLIENT_METHODS, RELAYED_SERVER_NOTIFICATIONS, RELAYED_SERVER_REQUESTS, UNRELATED_NOTIFICATIONS,
-  relayedClientCapabilities, relayedServerCapabilities, upstreamErrorText,
+  RELAYED_CLIENT_METHODS,
+  RELAYED_SERVER_NOTIFICATIONS,
+  RELAYED_SERVER_REQUESTS,
+  UNRELATED_NOTIFICATIONS,
+  relayedClientCapabilities,
+  relayedServerCapabilities,
+  upstreamErrorText,
 } from './relayRules';
 import type { InitializeParams, UpstreamPool } from '../upstream/upstreamPool';
 
@@ -87,7 +102,9 @@ export class ClientSession {
     this.redactor = deps.redactorFor(server);
     const risk: RiskSource = {
       trusted: server.trusted,
-      toolRisk: Object.fromEntries(Object.entries(server.tools).flatMap(([name, settings]) => (settings.risk ? [[name, settings.risk]] : []))),
+      toolRisk: Object.fromEntries(
+        Object.entries(server.tools).flatMap(([name, settings]) => (settings.risk ? [[name, settings.risk]] : [])),
+      ),
     };
     this.toolListing = new ToolListing(server.id, risk, deps.gate, deps.tools, log, deps.toolsListed);
   }
@@ -98,7 +115,11 @@ export class ClientSession {
 
   /** Tells the client to list again, e.g. after a policy change. */
   notifyListsChanged(): void {
-    for (const method of ['notifications/tools/list_changed', 'notifications/resources/list_changed', 'notifications/prompts/list_changed']) {
+    for (const method of [
+      'notifications/tools/list_changed',
+      'notifications/resources/list_changed',
+      'notifications/prompts/list_changed',
+    ]) {
       void this.send({ jsonrpc: '2.0', method }, undefined);
     }
   }
@@ -162,7 +183,11 @@ export class ClientSession {
         protocolVersion: upstream.protocolVersion,
         capabilities: relayedServerCapabilities(upstream.capabilities),
         // VS Code names tools after serverInfo.name, so it must be the stable catalog id.
-        serverInfo: { name: this.server.id, title: this.server.title ?? upstream.serverInfo.title ?? upstream.serverInfo.name, version: upstream.serverInfo.version },
+        serverInfo: {
+          name: this.server.id,
+          title: this.server.title ?? upstream.serverInfo.title ?? upstream.serverInfo.name,
+          version: upstream.serverInfo.version,
+        },
         ...(upstream.instructions !== undefined ? { instructions: upstream.instructions } : {}),
       };
       this.client.setProtocolVersion?.(upstream.protocolVersion);
@@ -192,7 +217,13 @@ export class ClientSession {
     const toolFlags = request.method === 'tools/call' ? this.tools.callFlags(this.server.id, String(request.params?.name ?? '')) : [];
     if (decision.effect === 'deny') {
       this.log.info('denied request', { method: request.method, rule: decision.ruleId });
-      await this.deps.auditor.record({ ...base, ...rule, decision: 'deny', status: 'denied', flags: [...toolFlags, ...(decision.flags ?? [])] });
+      await this.deps.auditor.record({
+        ...base,
+        ...rule,
+        decision: 'deny',
+        status: 'denied',
+        flags: [...toolFlags, ...(decision.flags ?? [])],
+      });
       return this.replyError(request.id, POLICY_DENIED, decision.message);
     }
     let outcome: Omit<CallOutcome, 'status'> = { ...base, ...rule, decision: 'allow', flags: toolFlags };
@@ -200,8 +231,17 @@ export class ClientSession {
       const answer = await this.askReviewer(request, decision);
       const reviewer = answer.reviewer !== undefined ? { reviewer: answer.reviewer } : {};
       if (answer.outcome !== 'approved') {
-        this.log.info('confirmation did not approve the request', { method: request.method, rule: decision.ruleId, outcome: answer.outcome });
-        await this.deps.auditor.record({ ...outcome, ...reviewer, decision: answer.outcome === 'timeout' ? 'confirm-timeout' : 'confirm-denied', status: 'denied' });
+        this.log.info('confirmation did not approve the request', {
+          method: request.method,
+          rule: decision.ruleId,
+          outcome: answer.outcome,
+        });
+        await this.deps.auditor.record({
+          ...outcome,
+          ...reviewer,
+          decision: answer.outcome === 'timeout' ? 'confirm-timeout' : 'confirm-denied',
+          status: 'denied',
+        });
         if (answer.cancelled) return; // the client cancelled: it expects no answer
         return this.replyError(request.id, POLICY_DENIED, answer.message);
       }
@@ -209,7 +249,7 @@ export class ClientSession {
       // Through the policy server's relay the approval must be shown: the review's id, which the relay checks and strips.
       if (answer.reviewId !== undefined && this.server.viaRelay) request = withReviewProof(request, answer.reviewId);
     }
-    const audit = (this.deps.auditor.audits(request.method) || decision.effect === 'confirm') ? outcome : undefined;
+    const audit = this.deps.auditor.audits(request.method) || decision.effect === 'confirm' ? outcome : undefined;
     let connection: UpstreamConnection;
     try {
       connection = await this.liveConnection();
@@ -241,25 +281,34 @@ export class ClientSession {
    * Waits for a reviewer's answer to a call the policy marks `confirm`. The reviewer sees
    * the arguments with secrets redacted. The client cancelling the call ends the wait.
    */
-  private async askReviewer(request: JSONRPCRequest, decision: GateDecision & { effect: 'confirm' }): Promise<ConfirmationAnswer & { cancelled?: true }> {
+  private async askReviewer(
+    request: JSONRPCRequest,
+    decision: GateDecision & { effect: 'confirm' },
+  ): Promise<ConfirmationAnswer & { cancelled?: true }> {
     const cancel = new AbortController();
     this.awaitingReview.set(request.id, cancel);
     try {
       const shown = this.redactor.redactResult(request.method, decision.args).result as Record<string, unknown>;
-      const answer = await this.deps.confirmations.confirm({
-        serverId: this.server.id,
-        method: request.method,
-        subject: decision.subject,
-        arguments: shown,
-        ruleId: decision.ruleId,
-        message: decision.message,
-        ...(decision.reviewers !== undefined ? { reviewers: decision.reviewers } : {}),
-        ...(request.method === 'tools/call' ? { risk: this.toolListing.riskOf(decision.subject) } : {}),
-        timeoutMs: decision.timeoutMs,
-      }, cancel.signal);
+      const answer = await this.deps.confirmations.confirm(
+        {
+          serverId: this.server.id,
+          method: request.method,
+          subject: decision.subject,
+          arguments: shown,
+          ruleId: decision.ruleId,
+          message: decision.message,
+          ...(decision.reviewers !== undefined ? { reviewers: decision.reviewers } : {}),
+          ...(request.method === 'tools/call' ? { risk: this.toolListing.riskOf(decision.subject) } : {}),
+          timeoutMs: decision.timeoutMs,
+        },
+        cancel.signal,
+      );
       return cancel.signal.aborted && answer.outcome !== 'approved' ? { ...answer, cancelled: true } : answer;
     } catch (error) {
-      return { outcome: 'denied', message: `${decision.message} Gatehouse could not ask a reviewer (${describeError(error)}), so the call is denied.` };
+      return {
+        outcome: 'denied',
+        message: `${decision.message} Gatehouse could not ask a reviewer (${describeError(error)}), so the call is denied.`,
+      };
     } finally {
       this.awaitingReview.delete(request.id);
     }
@@ -270,7 +319,11 @@ export class ClientSession {
    * injection flags, then the audit event, durable before the client sees anything.
    * `audit` is undefined for methods that are not audited.
    */
-  private async deliverAnswer(request: JSONRPCRequest, answer: UpstreamReply, audit: Omit<CallOutcome, 'status'> | undefined): Promise<void> {
+  private async deliverAnswer(
+    request: JSONRPCRequest,
+    answer: UpstreamReply,
+    audit: Omit<CallOutcome, 'status'> | undefined,
+  ): Promise<void> {
     let result: Record<string, unknown> | undefined;
     let redactions: Record<string, number> = {};
     let injection: string[] = [];
@@ -288,19 +341,28 @@ export class ClientSession {
         if (audit) await this.deps.auditor.record({ ...audit, status: 'error' });
         return this.replyError(request.id, ErrorCode.InternalError, 'Gatehouse could not scan this result for secrets, so it is withheld.');
       }
-      if (Object.keys(redactions).length > 0) this.log.info('redacted secrets from a result', { method: request.method, kinds: redactions });
+      if (Object.keys(redactions).length > 0)
+        this.log.info('redacted secrets from a result', { method: request.method, kinds: redactions });
       if (audit) injection = scanValue(result).map((flag) => `injection:${flag}`);
     }
     if (notices.length > 0) await this.auditDefinitions(request, notices);
     const flags = [...(audit?.flags ?? []), ...injection];
     if (injection.length > 0 && this.deps.gate.injectionMode() === 'block') {
       if (audit) await this.deps.auditor.record({ ...audit, status: 'error', redactions, flags });
-      return this.replyError(request.id, POLICY_DENIED, `Gatehouse withheld this result: it carries markers of instructions aimed at the model (${injection.join(', ')}), and the org policy blocks those.`);
+      return this.replyError(
+        request.id,
+        POLICY_DENIED,
+        `Gatehouse withheld this result: it carries markers of instructions aimed at the model (${injection.join(', ')}), and the org policy blocks those.`,
+      );
     }
     if (audit) {
       const status = !result || result.isError === true ? 'error' : 'ok';
-      if (!await this.deps.auditor.record({ ...audit, status, redactions, flags })) {
-        return this.replyError(request.id, ErrorCode.InternalError, 'Gatehouse could not write the audit record for this call, so its result is withheld. Check the gateway log.');
+      if (!(await this.deps.auditor.record({ ...audit, status, redactions, flags }))) {
+        return this.replyError(
+          request.id,
+          ErrorCode.InternalError,
+          'Gatehouse could not write the audit record for this call, so its result is withheld. Check the gateway log.',
+        );
       }
     }
     await this.send((result ? { jsonrpc: '2.0', id: request.id, result } : { ...answer, id: request.id }) as JSONRPCMessage, request.id);
@@ -318,9 +380,15 @@ export class ClientSession {
   private async auditDefinitions(request: JSONRPCRequest, notices: DefinitionNotice[]): Promise<void> {
     for (const notice of notices) {
       await this.deps.auditor.record({
-        serverId: this.server.id, client: this.clientInfo, request, subject: notice.tool,
-        startedAt: performance.now(), receivedAt: new Date().toISOString(),
-        decision: notice.hidden ? 'deny' : 'allow', status: notice.hidden ? 'denied' : 'ok', flags: notice.flags,
+        serverId: this.server.id,
+        client: this.clientInfo,
+        request,
+        subject: notice.tool,
+        startedAt: performance.now(),
+        receivedAt: new Date().toISOString(),
+        decision: notice.hidden ? 'deny' : 'allow',
+        status: notice.hidden ? 'denied' : 'ok',
+        flags: notice.flags,
       });
     }
   }
@@ -340,7 +408,11 @@ export class ClientSession {
         this.inFlight.delete(requestId);
         if (entry.progressToken !== undefined) this.byProgressToken.delete(entry.progressToken);
         entry.connection.abandon(entry.upstreamId);
-        entry.connection.notify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { ...notification.params, requestId: entry.upstreamId } });
+        entry.connection.notify({
+          jsonrpc: '2.0',
+          method: 'notifications/cancelled',
+          params: { ...notification.params, requestId: entry.upstreamId },
+        });
         return;
       }
       case 'notifications/roots/list_changed':
@@ -367,7 +439,9 @@ export class ClientSession {
     }
     const needed = RELAYED_SERVER_REQUESTS[request.method];
     if (!needed || this.clientCapabilities[needed] === undefined) {
-      connection.respond(request.id, { error: { code: ErrorCode.MethodNotFound, message: `The client did not declare support for ${request.method}` } });
+      connection.respond(request.id, {
+        error: { code: ErrorCode.MethodNotFound, message: `The client did not declare support for ${request.method}` },
+      });
       return;
     }
     const gatewayId = `gh-${this.nextServerRequestId++}`;
@@ -407,13 +481,16 @@ export class ClientSession {
   private liveConnection(): Promise<UpstreamConnection> {
     if (this.connection && !this.connection.isGone) return Promise.resolve(this.connection);
     if (this.closed) return Promise.reject(new Error('session closed'));
-    this.reconnecting ??= this.pool.acquire(this.server.id, this.upstreamParams!)
+    this.reconnecting ??= this.pool
+      .acquire(this.server.id, this.upstreamParams!)
       .then((connection) => {
         this.log.info('upstream restarted for session');
         this.adopt(connection);
         return connection;
       })
-      .finally(() => { this.reconnecting = undefined; });
+      .finally(() => {
+        this.reconnecting = undefined;
+      });
     return this.reconnecting;
   }
 

@@ -18,16 +18,22 @@ export const RELAYED_SERVER_REQUESTS: Record<string, keyof ClientCapabilities> =
 };
 
 export const RELAYED_SERVER_NOTIFICATIONS = new Set([
-  'notifications/progress', 'notifications/message', 'notifications/cancelled',
-  'notifications/tools/list_changed', 'notifications/resources/list_changed',
-  'notifications/prompts/list_changed', 'notifications/resources/updated',
+  'notifications/progress',
+  'notifications/message',
+  'notifications/cancelled',
+  'notifications/tools/list_changed',
+  'notifications/resources/list_changed',
+  'notifications/prompts/list_changed',
+  'notifications/resources/updated',
   'notifications/elicitation/complete',
 ]);
 
 /** Notifications about the session as a whole; they go on the standalone stream. */
 export const UNRELATED_NOTIFICATIONS = new Set([
-  'notifications/tools/list_changed', 'notifications/resources/list_changed',
-  'notifications/prompts/list_changed', 'notifications/resources/updated',
+  'notifications/tools/list_changed',
+  'notifications/resources/list_changed',
+  'notifications/prompts/list_changed',
+  'notifications/resources/updated',
 ]);
 
 /** What the upstream is told the client supports: only what the gateway can relay. */

@@ -116,7 +116,8 @@ export class HttpUpstreamTransport implements Transport {
         interactive: this.interactive,
       };
       const text = scrubbed((await response.body.text()).slice(0, MAX_ERROR_BODY), headers.authorization);
-      if (!(await this.authorization.challenged(challenge))) throw new Error(`HTTP ${challenge.status} from upstream${text ? `: ${text}` : ''}`);
+      if (!(await this.authorization.challenged(challenge)))
+        throw new Error(`HTTP ${challenge.status} from upstream${text ? `: ${text}` : ''}`);
     }
   }
 
@@ -126,7 +127,12 @@ export class HttpUpstreamTransport implements Transport {
     this.aborter.abort();
     if (this.sessionId) {
       // Best effort: tell the upstream the session is over so it can free it.
-      await request(this.url, { method: 'DELETE', headers: await this.headers({}), dispatcher: this.dispatcher, signal: AbortSignal.timeout(2_000) })
+      await request(this.url, {
+        method: 'DELETE',
+        headers: await this.headers({}),
+        dispatcher: this.dispatcher,
+        signal: AbortSignal.timeout(2_000),
+      })
         .then((r) => r.body.dump())
         .catch(() => undefined);
     }
@@ -143,7 +149,10 @@ export class HttpUpstreamTransport implements Transport {
   }
 
   /** Reads an SSE body, delivering each message; reports whether `requestId` was answered. */
-  private async readEvents(body: AsyncIterable<Buffer>, requestId: RequestId | undefined): Promise<{ answered: boolean; lastEventId: string | undefined }> {
+  private async readEvents(
+    body: AsyncIterable<Buffer>,
+    requestId: RequestId | undefined,
+  ): Promise<{ answered: boolean; lastEventId: string | undefined }> {
     let answered = false;
     let lastEventId: string | undefined;
     const parser = createParser({
@@ -160,7 +169,9 @@ export class HttpUpstreamTransport implements Transport {
         if (requestId !== undefined && 'id' in message && message.id === requestId && !('method' in message)) answered = true;
         this.deliver(message);
       },
-      onRetry: (ms) => { this.retryMs = Math.min(Math.max(ms, 0), 60_000); },
+      onRetry: (ms) => {
+        this.retryMs = Math.min(Math.max(ms, 0), 60_000);
+      },
     });
     const decoder = new StringDecoder('utf8');
     for await (const chunk of body) parser.feed(decoder.write(chunk));
@@ -246,6 +257,13 @@ function scrubbed(text: string, authorization: string | undefined): string {
 function delay(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }

@@ -17,7 +17,11 @@ import type { Logger } from '../../common/log/logger';
 const KILL_GRACE_MS = 2_000;
 
 export class UpstreamExitError extends Error {
-  constructor(readonly code: number | null, readonly signal: NodeJS.Signals | null, spawnError?: string) {
+  constructor(
+    readonly code: number | null,
+    readonly signal: NodeJS.Signals | null,
+    spawnError?: string,
+  ) {
     super(spawnError ? `could not start: ${spawnError}` : signal ? `process ended by ${signal}` : `process exited with code ${code}`);
     this.name = 'UpstreamExitError';
   }

@@ -6,10 +6,19 @@
  */
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
-  isJSONRPCErrorResponse, isJSONRPCNotification, isJSONRPCRequest, isJSONRPCResultResponse,
+  isJSONRPCErrorResponse,
+  isJSONRPCNotification,
+  isJSONRPCRequest,
+  isJSONRPCResultResponse,
   InitializeResultSchema,
-  type InitializeRequest, type InitializeResult, type JSONRPCMessage, type JSONRPCNotification,
-  type JSONRPCRequest, type JSONRPCResponse, type JSONRPCErrorResponse, type RequestId,
+  type InitializeRequest,
+  type InitializeResult,
+  type JSONRPCMessage,
+  type JSONRPCNotification,
+  type JSONRPCRequest,
+  type JSONRPCResponse,
+  type JSONRPCErrorResponse,
+  type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
 import { describeError } from '../../common/log/logger';
 
@@ -17,7 +26,11 @@ export type UpstreamReply = JSONRPCResponse | JSONRPCErrorResponse;
 
 /** The upstream can no longer answer: it exited, its connection dropped, or it never started. */
 export class UpstreamGoneError extends Error {
-  constructor(readonly serverId: string, readonly reason: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly serverId: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
     super(`Upstream server "${serverId}" is unavailable: ${reason}`, options);
     this.name = 'UpstreamGoneError';
   }
@@ -26,7 +39,10 @@ export class UpstreamGoneError extends Error {
 /** The upstream failed repeatedly and the gateway is waiting before it tries again. */
 export class UpstreamBackoffError extends UpstreamGoneError {
   constructor(serverId: string, failures: number, retryInMs: number, lastError: string | undefined) {
-    super(serverId, `it failed ${failures} times in a row; Gatehouse tries again in ${Math.ceil(retryInMs / 1000)} s (last error: ${lastError ?? 'see the gateway log'})`);
+    super(
+      serverId,
+      `it failed ${failures} times in a row; Gatehouse tries again in ${Math.ceil(retryInMs / 1000)} s (last error: ${lastError ?? 'see the gateway log'})`,
+    );
     this.name = 'UpstreamBackoffError';
   }
 }
@@ -111,9 +127,10 @@ export class UpstreamConnection {
     const upstreamId = this.nextId++;
     if (this.gone) return { upstreamId, reply: Promise.reject(this.gone) };
     const reply = new Promise<UpstreamReply>((resolve, reject) => this.waiting.set(upstreamId, { resolve, reject }));
-    const message: JSONRPCRequest = call.params === undefined
-      ? { jsonrpc: '2.0', id: upstreamId, method: call.method }
-      : { jsonrpc: '2.0', id: upstreamId, method: call.method, params: call.params };
+    const message: JSONRPCRequest =
+      call.params === undefined
+        ? { jsonrpc: '2.0', id: upstreamId, method: call.method }
+        : { jsonrpc: '2.0', id: upstreamId, method: call.method, params: call.params };
     this.transport.send(message).catch((error: unknown) => this.failOne(upstreamId, error));
     return { upstreamId, reply };
   }
@@ -125,16 +142,20 @@ export class UpstreamConnection {
 
   notify(notification: JSONRPCNotification): void {
     if (this.gone) return;
-    this.transport.send(notification).catch(() => { /* a notification to a gone upstream has nobody to reach */ });
+    this.transport.send(notification).catch(() => {
+      /* a notification to a gone upstream has nobody to reach */
+    });
   }
 
   /** Answers a request the upstream sent to its client. */
   respond(id: RequestId, answer: { result: Record<string, unknown> } | { error: JSONRPCErrorResponse['error'] }): void {
     if (this.gone) return;
-    const message = ('result' in answer
-      ? { jsonrpc: '2.0', id, result: answer.result }
-      : { jsonrpc: '2.0', id, error: answer.error }) as JSONRPCMessage;
-    this.transport.send(message).catch(() => { /* the upstream's own request is lost with it */ });
+    const message = (
+      'result' in answer ? { jsonrpc: '2.0', id, result: answer.result } : { jsonrpc: '2.0', id, error: answer.error }
+    ) as JSONRPCMessage;
+    this.transport.send(message).catch(() => {
+      /* the upstream's own request is lost with it */
+    });
   }
 
   async close(): Promise<void> {

@@ -129,13 +129,25 @@ export class UpstreamPool {
         return;
       }
       slot.spare = connection;
-      slot.status = { id: slot.config.id, state: 'ready', startupMs: round(performance.now() - started), serverInfo: connection.initialized?.serverInfo };
-      slot.spareUnsubscribe = connection.whenGone(() => { if (slot.spare === connection) slot.spare = undefined; });
+      slot.status = {
+        id: slot.config.id,
+        state: 'ready',
+        startupMs: round(performance.now() - started),
+        serverInfo: connection.initialized?.serverInfo,
+      };
+      slot.spareUnsubscribe = connection.whenGone(() => {
+        if (slot.spare === connection) slot.spare = undefined;
+      });
     } catch (error) {
       if (causedBy(error, SignInRequiredError)) {
         // Not a failure: the first request from a client will ask the user to sign in.
         slot.consecutiveFailures = 0;
-        slot.status = { id: slot.config.id, state: 'sign-in', error: causedBy(error, SignInRequiredError)!.message, startupMs: round(performance.now() - started) };
+        slot.status = {
+          id: slot.config.id,
+          state: 'sign-in',
+          error: causedBy(error, SignInRequiredError)!.message,
+          startupMs: round(performance.now() - started),
+        };
         this.log.info('upstream waits for the user to sign in', { server: slot.config.id });
         return;
       }
@@ -200,7 +212,10 @@ export class UpstreamPool {
       // A handshake that waits for the user to sign in gets the sign-in's time, not a handshake's.
       const flowTimeoutMs = interactive ? slot.config.authorization?.flowTimeoutMs : undefined;
       await connection.open(params, Math.max(this.initializeTimeoutMs, flowTimeoutMs ?? 0));
-      log.info('upstream connected', { serverInfo: connection.initialized?.serverInfo, protocolVersion: connection.initialized?.protocolVersion });
+      log.info('upstream connected', {
+        serverInfo: connection.initialized?.serverInfo,
+        protocolVersion: connection.initialized?.protocolVersion,
+      });
       return connection;
     } catch (error) {
       this.live.delete(connection);
@@ -249,9 +264,11 @@ function sameHandshake(a: InitializeParams, b: InitializeParams): boolean {
 
 /** Key-sorted JSON, only used to compare two small capability objects. */
 function canonical(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v)
-    ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([x], [y]) => x.localeCompare(y)))
-    : v));
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([x], [y]) => x.localeCompare(y)))
+      : v,
+  );
 }
 
 function round(ms: number): number {

@@ -39,7 +39,9 @@ export class HeadlessOpener implements AuthorizationOpener {
       await response.body.dump();
       const location = response.headers.location;
       if (response.statusCode < 300 || response.statusCode >= 400 || typeof location !== 'string') {
-        throw new Error(`headless authorization got HTTP ${response.statusCode} without a redirect (the server wants a person at a browser)`);
+        throw new Error(
+          `headless authorization got HTTP ${response.statusCode} without a redirect (the server wants a person at a browser)`,
+        );
       }
       next = new URL(location, next);
       if (`${next.origin}${next.pathname}` === redirectUri) {

@@ -14,7 +14,12 @@
  *    `iss` (RFC 9207) must equal the issuer; an `error` answer ends the flow in words.
  */
 import type { OAuthClientProvider, OAuthDiscoveryState } from '@modelcontextprotocol/sdk/client/auth.js';
-import type { AuthorizationServerMetadata, OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
+import type {
+  AuthorizationServerMetadata,
+  OAuthClientInformationMixed,
+  OAuthClientMetadata,
+  OAuthTokens,
+} from '@modelcontextprotocol/sdk/shared/auth.js';
 import { checkAuthorizationUrl } from '../../common/net/authorizationUrl';
 import { isSecureOrLoopback } from '../../common/net/loopback';
 import { tokensFor, type StoredUpstreamCredentials } from './credentialStore';
@@ -113,7 +118,7 @@ export class FlowProvider implements OAuthClientProvider {
     const now = Date.now();
     // A refresh (no code verifier in this flow) keeps the time of the sign-in it extends; a new authorization starts a new one.
     const previous = tokensFor(this.options.stored, this.options.serverUrl);
-    const signedInAt = this.verifier === undefined && previous ? previous.signedInAt ?? previous.obtainedAt ?? now : now;
+    const signedInAt = this.verifier === undefined && previous ? (previous.signedInAt ?? previous.obtainedAt ?? now) : now;
     this.options.stored.tokens = { ...tokens, obtainedAt: now, signedInAt, resourceUrl: this.options.serverUrl };
     await this.options.save(this.options.stored);
   }
@@ -138,16 +143,23 @@ export class FlowProvider implements OAuthClientProvider {
   /** Every discovery result passes the checks below before the SDK uses it. */
   saveDiscoveryState(state: OAuthDiscoveryState): void {
     const metadata = state.authorizationServerMetadata;
-    if (!metadata) throw new UpstreamOAuthError(`${this.options.serverTitle}: its authorization server ${originOf(state.authorizationServerUrl)} publishes no metadata; refusing to guess its endpoints`);
+    if (!metadata)
+      throw new UpstreamOAuthError(
+        `${this.options.serverTitle}: its authorization server ${originOf(state.authorizationServerUrl)} publishes no metadata; refusing to guess its endpoints`,
+      );
     if (!sameIssuer(metadata.issuer, state.authorizationServerUrl)) {
-      throw new UpstreamOAuthError(`${this.options.serverTitle}: the authorization server's metadata names issuer ${metadata.issuer}, not ${state.authorizationServerUrl} (possible mix-up); refusing`);
+      throw new UpstreamOAuthError(
+        `${this.options.serverTitle}: the authorization server's metadata names issuer ${metadata.issuer}, not ${state.authorizationServerUrl} (possible mix-up); refusing`,
+      );
     }
     if (!metadata.code_challenge_methods_supported?.includes('S256')) {
       throw new UpstreamOAuthError(`${this.options.serverTitle}: its authorization server does not advertise PKCE S256; refusing`);
     }
     for (const endpoint of [metadata.authorization_endpoint, metadata.token_endpoint, metadata.registration_endpoint]) {
       if (endpoint !== undefined && !isSecureOrLoopback(new URL(endpoint))) {
-        throw new UpstreamOAuthError(`${this.options.serverTitle}: the authorization server has an endpoint that is not https (${new URL(endpoint).protocol}); refusing`);
+        throw new UpstreamOAuthError(
+          `${this.options.serverTitle}: the authorization server has an endpoint that is not https (${new URL(endpoint).protocol}); refusing`,
+        );
       }
     }
     this.discovered = state;
@@ -175,14 +187,19 @@ export class FlowProvider implements OAuthClientProvider {
     if (!metadata) throw new UpstreamOAuthError('an answer without a flow');
     const iss = answer.searchParams.get('iss');
     // The SDK's metadata schema keeps unknown members, RFC 9207's among them.
-    const issRequired = (metadata as { authorization_response_iss_parameter_supported?: unknown }).authorization_response_iss_parameter_supported === true;
+    const issRequired =
+      (metadata as { authorization_response_iss_parameter_supported?: unknown }).authorization_response_iss_parameter_supported === true;
     if (iss !== null ? iss !== metadata.issuer : issRequired) {
-      throw new UpstreamOAuthError(`${this.options.serverTitle}: the authorization answer came from ${iss ?? 'an unnamed issuer'}, not ${metadata.issuer} (possible mix-up); refusing it`);
+      throw new UpstreamOAuthError(
+        `${this.options.serverTitle}: the authorization answer came from ${iss ?? 'an unnamed issuer'}, not ${metadata.issuer} (possible mix-up); refusing it`,
+      );
     }
     const error = answer.searchParams.get('error');
     if (error !== null) {
       const description = answer.searchParams.get('error_description');
-      throw new UpstreamOAuthError(`${this.options.serverTitle}: sign-in was not completed (${printable(error)}${description ? `: ${printable(description)}` : ''})`);
+      throw new UpstreamOAuthError(
+        `${this.options.serverTitle}: sign-in was not completed (${printable(error)}${description ? `: ${printable(description)}` : ''})`,
+      );
     }
     const code = answer.searchParams.get('code');
     if (!code) throw new UpstreamOAuthError(`${this.options.serverTitle}: the authorization answer has no code`);

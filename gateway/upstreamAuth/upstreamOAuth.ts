@@ -79,7 +79,9 @@ export class UpstreamOAuth implements UpstreamAuthorization {
   }
 
   async challenged(challenge: UpstreamChallenge): Promise<boolean> {
-    const params = extractWWWAuthenticateParams(new Response(null, { headers: challenge.wwwAuthenticate ? { 'www-authenticate': challenge.wwwAuthenticate } : {} }));
+    const params = extractWWWAuthenticateParams(
+      new Response(null, { headers: challenge.wwwAuthenticate ? { 'www-authenticate': challenge.wwwAuthenticate } : {} }),
+    );
     if (challenge.status === 403 && params.error !== 'insufficient_scope') return false;
     // Another request's flow finished (or is running) since this one was sent: use its result.
     if (this.flow) return this.flow.then(() => true);
@@ -87,9 +89,13 @@ export class UpstreamOAuth implements UpstreamAuthorization {
     const started = this.flow as Promise<void> | undefined; // one may have started while this one read the store
     if (started) return started.then(() => true);
     if (this.flowsWithoutSuccess >= MAX_FLOWS_WITHOUT_SUCCESS) {
-      throw new UpstreamOAuthError(`${this.settings.serverTitle} still refuses access after ${MAX_FLOWS_WITHOUT_SUCCESS} sign-ins; ask its owner for the access you need, then sign out of it in Gatehouse Scopes and use it again`);
+      throw new UpstreamOAuthError(
+        `${this.settings.serverTitle} still refuses access after ${MAX_FLOWS_WITHOUT_SUCCESS} sign-ins; ask its owner for the access you need, then sign out of it in Gatehouse Scopes and use it again`,
+      );
     }
-    const flow: Promise<void> = this.authorize(challenge.status, params, challenge.interactive).finally(() => { if (this.flow === flow) this.flow = undefined; });
+    const flow: Promise<void> = this.authorize(challenge.status, params, challenge.interactive).finally(() => {
+      if (this.flow === flow) this.flow = undefined;
+    });
     this.flow = flow;
     await flow;
     return true;
@@ -98,7 +104,10 @@ export class UpstreamOAuth implements UpstreamAuthorization {
   /** Facts about the kept sign-in, for the Scopes view (never the token). */
   async status(): Promise<UpstreamSignInStatus> {
     const tokens = tokensFor(await this.load(), this.settings.serverUrl.href);
-    const expiresAt = tokens?.expires_in !== undefined && tokens.obtainedAt !== undefined ? new Date(tokens.obtainedAt + tokens.expires_in * 1000).toISOString() : undefined;
+    const expiresAt =
+      tokens?.expires_in !== undefined && tokens.obtainedAt !== undefined
+        ? new Date(tokens.obtainedAt + tokens.expires_in * 1000).toISOString()
+        : undefined;
     return {
       server: this.settings.serverId,
       signedIn: Boolean(tokens?.access_token),
@@ -147,12 +156,16 @@ export class UpstreamOAuth implements UpstreamAuthorization {
       reason = 'step-up';
     }
     const state = randomBytes(32).toString('base64url');
-    const redirect = await listenForRedirect(state, {
-      done: `You are signed in to ${settings.serverTitle}.`,
-      failed: `Signing in to ${settings.serverTitle} was not completed.`,
-      timedOut: () => new UpstreamOAuthError(`Signing in to ${settings.serverTitle} was not finished in the browser in time.`),
-      cancelled: () => new UpstreamOAuthError(`Signing in to ${settings.serverTitle} was cancelled.`),
-    }, registeredPort(stored));
+    const redirect = await listenForRedirect(
+      state,
+      {
+        done: `You are signed in to ${settings.serverTitle}.`,
+        failed: `Signing in to ${settings.serverTitle} was not completed.`,
+        timedOut: () => new UpstreamOAuthError(`Signing in to ${settings.serverTitle} was not finished in the browser in time.`),
+        cancelled: () => new UpstreamOAuthError(`Signing in to ${settings.serverTitle} was cancelled.`),
+      },
+      registeredPort(stored),
+    );
     try {
       const provider = new FlowProvider({
         serverTitle: settings.serverTitle,
@@ -165,14 +178,23 @@ export class UpstreamOAuth implements UpstreamAuthorization {
         stored,
         serverUrl: settings.serverUrl.href,
         save: async (record) => {
-          if (generation !== this.generation) throw new UpstreamOAuthError(`You were signed out of ${settings.serverTitle} while signing in; sign in again.`);
+          if (generation !== this.generation)
+            throw new UpstreamOAuthError(`You were signed out of ${settings.serverTitle} while signing in; sign in again.`);
           // Until the new tokens arrive the kept ones stay: a declined step-up loses nothing.
           await this.save(record.tokens === undefined && kept.tokens !== undefined ? { ...record, tokens: kept.tokens } : record);
         },
         redirect: async (url, metadata) => {
-          if (!interactive) throw new SignInRequiredError(`${settings.serverTitle} needs you to sign in; you will be asked when you first use it`);
+          if (!interactive)
+            throw new SignInRequiredError(`${settings.serverTitle} needs you to sign in; you will be asked when you first use it`);
           this.flowsWithoutSuccess++;
-          await settings.opener.open({ serverId: settings.serverId, serverTitle: settings.serverTitle, url, issuer: metadata.issuer, reason, redirectUri: redirect.redirectUri });
+          await settings.opener.open({
+            serverId: settings.serverId,
+            serverTitle: settings.serverTitle,
+            url,
+            issuer: metadata.issuer,
+            reason,
+            redirectUri: redirect.redirectUri,
+          });
         },
       });
       // The challenge may only point at metadata on the server's own origin (else the well-known paths are used):
@@ -190,7 +212,11 @@ export class UpstreamOAuth implements UpstreamAuthorization {
       }
       const code = provider.codeFrom(await redirect.answer(this.flowTimeoutMs));
       await auth(provider, { ...options, authorizationCode: code });
-      settings.log.info('signed in to upstream', { server: settings.serverId, issuer: provider.metadata?.issuer, ...(scope ? { scope } : {}) });
+      settings.log.info('signed in to upstream', {
+        server: settings.serverId,
+        issuer: provider.metadata?.issuer,
+        ...(scope ? { scope } : {}),
+      });
     } finally {
       redirect.close();
     }
@@ -202,11 +228,10 @@ export class UpstreamOAuth implements UpstreamAuthorization {
   }
 }
 
-
-
 /** The loopback port a registered client's redirect URI names, so the same URI is used again (refresh and sign-in). */
 function registeredPort(stored: StoredUpstreamCredentials): number {
-  const uris = stored.client && 'redirect_uris' in stored.client && Array.isArray(stored.client.redirect_uris) ? stored.client.redirect_uris : [];
+  const uris =
+    stored.client && 'redirect_uris' in stored.client && Array.isArray(stored.client.redirect_uris) ? stored.client.redirect_uris : [];
   for (const uri of uris) {
     const match = /^http:\/\/127\.0\.0\.1:(\d{2,5})\/callback$/.exec(String(uri));
     if (match && Number(match[1]) >= 1024 && Number(match[1]) <= 65535) return Number(match[1]);

@@ -91,7 +91,10 @@ function clientSecret(credential: { clientSecretFile?: string }): { clientSecret
   try {
     secret = readFileSync(credential.clientSecretFile, 'utf8').trim();
   } catch (error) {
-    throw new Error(`cannot read the client secret file ${credential.clientSecretFile}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw new Error(
+      `cannot read the client secret file ${credential.clientSecretFile}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+      { cause: error },
+    );
   }
   if (!secret) throw new Error(`the client secret file ${credential.clientSecretFile} is empty`);
   return { clientSecret: secret };

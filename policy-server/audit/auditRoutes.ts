@@ -10,8 +10,17 @@ import express, { Router, type Request, type RequestHandler, type Response } fro
 import { z } from 'zod';
 import { AUDIT_DECISIONS, AuditEventSchema } from '../../common/audit/auditEvent';
 import {
-  AUDIT_BATCH_MAX_BYTES, AUDIT_BATCH_MAX_EVENTS, AUDIT_EXPORT_CONTENT_TYPES, AUDIT_EXPORT_FORMATS, AUDIT_QUERY_DEFAULT_LIMIT, AUDIT_QUERY_MAX_LIMIT,
-  POLICY_SERVER_PATHS, type AuditBatchResponse, type AuditExportFormat, type AuditQueryFilters, type AuditQueryResponse,
+  AUDIT_BATCH_MAX_BYTES,
+  AUDIT_BATCH_MAX_EVENTS,
+  AUDIT_EXPORT_CONTENT_TYPES,
+  AUDIT_EXPORT_FORMATS,
+  AUDIT_QUERY_DEFAULT_LIMIT,
+  AUDIT_QUERY_MAX_LIMIT,
+  POLICY_SERVER_PATHS,
+  type AuditBatchResponse,
+  type AuditExportFormat,
+  type AuditQueryFilters,
+  type AuditQueryResponse,
 } from '../../common/policy/policyServerApi';
 import { ApiError } from '../http/apiErrors';
 import { callerOf } from '../http/callerAuthentication';
@@ -35,8 +44,12 @@ const filterFields = {
 };
 const QueryParams = z.strictObject({
   ...filterFields,
-  limit: z.string().regex(/^[1-9][0-9]{0,5}$/, 'must be a whole number from 1').transform(Number)
-    .pipe(z.number().max(AUDIT_QUERY_MAX_LIMIT, `must be at most ${AUDIT_QUERY_MAX_LIMIT}`)).optional(),
+  limit: z
+    .string()
+    .regex(/^[1-9][0-9]{0,5}$/, 'must be a whole number from 1')
+    .transform(Number)
+    .pipe(z.number().max(AUDIT_QUERY_MAX_LIMIT, `must be at most ${AUDIT_QUERY_MAX_LIMIT}`))
+    .optional(),
   cursor: z.string().min(1).max(128).optional(),
 });
 const ExportParams = z.strictObject({ ...filterFields, format: z.enum(AUDIT_EXPORT_FORMATS).default('jsonl') });
@@ -51,7 +64,11 @@ export function auditRoutes(store: AuditStore, auth: { ingest: RequestHandler; r
     // A user ships only their own trail: nobody can put calls in someone else's name.
     const foreign = events.find((event) => event.user !== caller.sub);
     if (foreign) {
-      throw new ApiError(403, 'forbidden', `Audit events can only be sent by the user they record: event ${foreign.id} is for ${JSON.stringify(foreign.user)}, but you are ${JSON.stringify(caller.sub)}. Nothing in this batch was stored.`);
+      throw new ApiError(
+        403,
+        'forbidden',
+        `Audit events can only be sent by the user they record: event ${foreign.id} is for ${JSON.stringify(foreign.user)}, but you are ${JSON.stringify(caller.sub)}. Nothing in this batch was stored.`,
+      );
     }
     const body: AuditBatchResponse = await storeUnavailableAs503(() => store.append(events));
     res.set('Cache-Control', 'no-store').json(body);
@@ -59,7 +76,9 @@ export function auditRoutes(store: AuditStore, auth: { ingest: RequestHandler; r
 
   router.get('/', ...auth.read, async (req, res) => {
     const { limit, cursor, ...filters } = parseQuery(req, QueryParams);
-    const page = await storeUnavailableAs503(() => store.query(filters, { limit: limit ?? AUDIT_QUERY_DEFAULT_LIMIT, ...(cursor !== undefined ? { cursor } : {}) }));
+    const page = await storeUnavailableAs503(() =>
+      store.query(filters, { limit: limit ?? AUDIT_QUERY_DEFAULT_LIMIT, ...(cursor !== undefined ? { cursor } : {}) }),
+    );
     const body: AuditQueryResponse = { events: page.events, ...(page.nextCursor !== undefined ? { nextCursor: page.nextCursor } : {}) };
     res.set('Cache-Control', 'no-store').json(body);
   });
@@ -82,7 +101,9 @@ async function streamExport(store: AuditStore, filters: AuditQueryFilters, forma
     'Content-Disposition': `attachment; filename="gatehouse-audit-${stamp}.${format}"`,
   });
   let gone = false;
-  res.once('close', () => { gone = true; });
+  res.once('close', () => {
+    gone = true;
+  });
   if (format === 'csv') res.write(auditCsvHeader());
   for (;;) {
     let chunk = '';
@@ -108,15 +129,18 @@ function drained(res: Response): Promise<void> {
 }
 
 function parseBatch(req: Request): z.infer<typeof BatchBody> {
-  if (!req.is('application/json')) throw new ApiError(415, 'unsupported_media_type', 'Send the audit batch as JSON (Content-Type: application/json).');
+  if (!req.is('application/json'))
+    throw new ApiError(415, 'unsupported_media_type', 'Send the audit batch as JSON (Content-Type: application/json).');
   const result = BatchBody.safeParse(req.body);
-  if (!result.success) throw new ApiError(400, 'invalid_request', `The audit batch is invalid: ${describeIssues(result.error.issues, 'body')}.`);
+  if (!result.success)
+    throw new ApiError(400, 'invalid_request', `The audit batch is invalid: ${describeIssues(result.error.issues, 'body')}.`);
   return result.data;
 }
 
 function parseQuery<S extends z.ZodType>(req: Request, schema: S): z.infer<S> {
   const result = schema.safeParse(req.query);
-  if (!result.success) throw new ApiError(400, 'invalid_request', `Invalid query parameters: ${describeIssues(result.error.issues, 'query')}.`);
+  if (!result.success)
+    throw new ApiError(400, 'invalid_request', `Invalid query parameters: ${describeIssues(result.error.issues, 'query')}.`);
   return result.data;
 }
 
@@ -130,7 +154,8 @@ async function storeUnavailableAs503<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (error) {
-    if (error instanceof AuditStoreUnavailableError) throw new ApiError(503, 'audit_unavailable', error.message, {}, { 'Retry-After': '30' });
+    if (error instanceof AuditStoreUnavailableError)
+      throw new ApiError(503, 'audit_unavailable', error.message, {}, { 'Retry-After': '30' });
     if (error instanceof InvalidAuditCursorError) throw new ApiError(400, 'invalid_request', error.message);
     throw error;
   }

@@ -33,8 +33,15 @@ import type { AuditEvent } from '../../common/audit/auditEvent';
 import { describeError, type Logger } from '../../common/log/logger';
 import { ensurePrivateDirectory, ensurePrivateFile } from '../store/privateFiles';
 import {
-  AuditStoreUnavailableError, compareAuditKeys, decodeAuditCursor, encodeAuditCursor,
-  type AuditAppendResult, type AuditCursorKey, type AuditPage, type AuditQueryFilters, type AuditStore,
+  AuditStoreUnavailableError,
+  compareAuditKeys,
+  decodeAuditCursor,
+  encodeAuditCursor,
+  type AuditAppendResult,
+  type AuditCursorKey,
+  type AuditPage,
+  type AuditQueryFilters,
+  type AuditStore,
 } from './auditStore';
 
 export const DEFAULT_AUDIT_SEGMENT_BYTES = 64 * 1024 * 1024;
@@ -80,9 +87,11 @@ interface PendingAppend {
 
 export class AuditStoreDamagedError extends Error {
   constructor(dir: string, file: string, line: number, problem: string) {
-    super(`The central audit store ${dir} is damaged at ${file} line ${line}: ${problem}. ` +
-      'The policy server will not serve or extend a trail with a hole in it. Keep the file as evidence; ' +
-      'to start anyway, move it out of the folder (its events will be missing centrally).');
+    super(
+      `The central audit store ${dir} is damaged at ${file} line ${line}: ${problem}. ` +
+        'The policy server will not serve or extend a trail with a hole in it. Keep the file as evidence; ' +
+        'to start anyway, move it out of the folder (its events will be missing centrally).',
+    );
     this.name = 'AuditStoreDamagedError';
   }
 }
@@ -102,7 +111,11 @@ export class FileAuditStore implements AuditStore {
   private readonly maxSegmentBytes: number;
   private readonly log: Logger | undefined;
 
-  private constructor(readonly dir: string, private readonly lock: ProcessLock, options: FileAuditStoreOptions) {
+  private constructor(
+    readonly dir: string,
+    private readonly lock: ProcessLock,
+    options: FileAuditStoreOptions,
+  ) {
     this.maxSegmentBytes = Math.max(1, options.maxSegmentBytes ?? DEFAULT_AUDIT_SEGMENT_BYTES);
     this.log = options.log;
   }
@@ -179,7 +192,11 @@ export class FileAuditStore implements AuditStore {
     if (Number.isNaN(fromMs) || Number.isNaN(toMs)) throw new RangeError('from and to must be ISO 8601 times');
     const entries = this.entries;
     let start = fromMs === Number.NEGATIVE_INFINITY ? 0 : firstIndex(entries, (e) => e.timeMs >= fromMs);
-    if (after) start = Math.max(start, firstIndex(entries, (e) => compareAuditKeys(e, after) > 0));
+    if (after)
+      start = Math.max(
+        start,
+        firstIndex(entries, (e) => compareAuditKeys(e, after) > 0),
+      );
     for (let i = start; i < entries.length; i++) {
       const entry = entries[i]!;
       if (entry.timeMs >= toMs) break;
@@ -218,7 +235,9 @@ export class FileAuditStore implements AuditStore {
           const buffer = await readExactly(handle, first.offset, end - first.offset);
           for (let k = i; k < j; k++) {
             const entry = entries[indexes[k]!]!;
-            events[indexes[k]!] = JSON.parse(buffer.toString('utf8', entry.offset - first.offset, entry.offset - first.offset + entry.length)) as AuditEvent;
+            events[indexes[k]!] = JSON.parse(
+              buffer.toString('utf8', entry.offset - first.offset, entry.offset - first.offset + entry.length),
+            ) as AuditEvent;
           }
           i = j;
         }
@@ -337,7 +356,8 @@ export class FileAuditStore implements AuditStore {
     let i = 0;
     let j = 0;
     let k = 0;
-    while (i < this.entries.length && j < fresh.length) merged[k++] = compareAuditKeys(this.entries[i]!, fresh[j]!) <= 0 ? this.entries[i++]! : fresh[j++]!;
+    while (i < this.entries.length && j < fresh.length)
+      merged[k++] = compareAuditKeys(this.entries[i]!, fresh[j]!) <= 0 ? this.entries[i++]! : fresh[j++]!;
     while (i < this.entries.length) merged[k++] = this.entries[i++]!;
     while (j < fresh.length) merged[k++] = fresh[j++]!;
     this.entries = merged;
@@ -356,7 +376,11 @@ export class FileAuditStore implements AuditStore {
   }
 
   private conflict(stored: IndexEntry, event: AuditEvent): void {
-    this.log?.warn('audit event resent with different content; the first stored copy is kept', { id: event.id, storedUser: stored.user, user: event.user });
+    this.log?.warn('audit event resent with different content; the first stored copy is kept', {
+      id: event.id,
+      storedUser: stored.user,
+      user: event.user,
+    });
   }
 
   private async startSegment(): Promise<void> {
@@ -365,7 +389,11 @@ export class FileAuditStore implements AuditStore {
     const number = last ? Number(SEGMENT_NAME.exec(last.name)![1]) + 1 : 1;
     const name = `events-${String(number).padStart(8, '0')}.jsonl`;
     const path = join(this.dir, name);
-    const handle = await open(path, fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+    const handle = await open(
+      path,
+      fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW,
+      0o600,
+    );
     fsyncDirectory(this.dir);
     this.segments.push({ name, path });
     this.writer = { handle, size: 0 };
@@ -385,7 +413,9 @@ export class FileAuditStore implements AuditStore {
   // Opening
 
   private async rebuild(): Promise<void> {
-    const names = readdirSync(this.dir).filter((name) => SEGMENT_NAME.test(name)).sort();
+    const names = readdirSync(this.dir)
+      .filter((name) => SEGMENT_NAME.test(name))
+      .sort();
     let duplicates = 0;
     for (let s = 0; s < names.length; s++) {
       const name = names[s]!;
@@ -425,9 +455,14 @@ export class FileAuditStore implements AuditStore {
           if (cutAt) {
             await handle.truncate(size);
             await handle.sync();
-            this.log?.warn('audit store: cut an interrupted write from the end of the last segment (gateways resend what was not acknowledged)', {
-              segment: name, line: cutAt.line, bytes: content.length - size,
-            });
+            this.log?.warn(
+              'audit store: cut an interrupted write from the end of the last segment (gateways resend what was not acknowledged)',
+              {
+                segment: name,
+                line: cutAt.line,
+                bytes: content.length - size,
+              },
+            );
           }
         } catch (error) {
           await handle.close();
@@ -451,9 +486,14 @@ function parseStoredLine(line: string): AuditEvent | undefined {
   }
   if (typeof value !== 'object' || value === null) return undefined;
   const event = value as Partial<Record<keyof AuditEvent, unknown>>;
-  const ok = typeof event.id === 'string' && typeof event.time === 'string' && !Number.isNaN(Date.parse(event.time))
-    && typeof event.user === 'string' && typeof event.server === 'string' && typeof event.decision === 'string'
-    && (event.tool === undefined || typeof event.tool === 'string');
+  const ok =
+    typeof event.id === 'string' &&
+    typeof event.time === 'string' &&
+    !Number.isNaN(Date.parse(event.time)) &&
+    typeof event.user === 'string' &&
+    typeof event.server === 'string' &&
+    typeof event.decision === 'string' &&
+    (event.tool === undefined || typeof event.tool === 'string');
   return ok ? (value as AuditEvent) : undefined;
 }
 
@@ -483,5 +523,9 @@ async function readExactly(handle: FileHandle, position: number, length: number)
 /** The store's owner: one policy server writes it at a time. */
 function acquireStoreLock(dir: string): ProcessLock {
   const path = join(dir, LOCK_FILE);
-  return ProcessLock.acquire(path, (owner) => `the audit store ${dir} is in use by process ${owner}; one policy server writes it at a time (if that process is not a policy server, delete ${path})`);
+  return ProcessLock.acquire(
+    path,
+    (owner) =>
+      `the audit store ${dir} is in use by process ${owner}; one policy server writes it at a time (if that process is not a policy server, delete ${path})`,
+  );
 }

@@ -6,7 +6,15 @@
  */
 import type pg from 'pg';
 import type { AuditEvent } from '../../common/audit/auditEvent';
-import { AuditStoreUnavailableError, decodeAuditCursor, encodeAuditCursor, type AuditAppendResult, type AuditPage, type AuditQueryFilters, type AuditStore } from './auditStore';
+import {
+  AuditStoreUnavailableError,
+  decodeAuditCursor,
+  encodeAuditCursor,
+  type AuditAppendResult,
+  type AuditPage,
+  type AuditQueryFilters,
+  type AuditStore,
+} from './auditStore';
 
 /** Rows per insert statement (parameters stay well under PostgreSQL's 65,535). */
 const INSERT_CHUNK = 1_000;
@@ -25,11 +33,22 @@ export class PostgresAuditStore implements AuditStore {
           const chunk = events.slice(start, start + INSERT_CHUNK);
           const values: unknown[] = [];
           const rows = chunk.map((event, i) => {
-            values.push(event.id, Date.parse(event.time), event.user, event.server, event.tool ?? null, event.decision, JSON.stringify(event));
+            values.push(
+              event.id,
+              Date.parse(event.time),
+              event.user,
+              event.server,
+              event.tool ?? null,
+              event.decision,
+              JSON.stringify(event),
+            );
             const p = i * 7;
             return `($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}, $${p + 5}, $${p + 6}, $${p + 7})`;
           });
-          const result = await client.query(`insert into audit_events (id, time_ms, user_id, server, tool, decision, event) values ${rows.join(', ')} on conflict (id) do nothing`, values);
+          const result = await client.query(
+            `insert into audit_events (id, time_ms, user_id, server, tool, decision, event) values ${rows.join(', ')} on conflict (id) do nothing`,
+            values,
+          );
           accepted += result.rowCount ?? 0;
         }
         await client.query('commit');
@@ -61,12 +80,18 @@ export class PostgresAuditStore implements AuditStore {
     const more = rows.length > limit;
     if (more) rows.pop();
     const last = rows.at(-1);
-    return { events: rows.map((row) => row.event), ...(more && last ? { nextCursor: encodeAuditCursor({ timeMs: Number(last.time_ms), id: last.id }) } : {}) };
+    return {
+      events: rows.map((row) => row.event),
+      ...(more && last ? { nextCursor: encodeAuditCursor({ timeMs: Number(last.time_ms), id: last.id }) } : {}),
+    };
   }
 
   async count(filters: AuditQueryFilters): Promise<number> {
     const { where, values } = whereOf(filters);
-    const { rows } = await this.pool.query<{ count: string }>(`select count(*) from audit_events ${where.length ? `where ${where.join(' and ')}` : ''}`, values);
+    const { rows } = await this.pool.query<{ count: string }>(
+      `select count(*) from audit_events ${where.length ? `where ${where.join(' and ')}` : ''}`,
+      values,
+    );
     return Number(rows[0]?.count ?? 0);
   }
 
@@ -87,7 +112,10 @@ function whereOf(filters: AuditQueryFilters): { where: string[]; values: unknown
   equal('server', filters.server);
   equal('tool', filters.tool);
   equal('decision', filters.decision);
-  for (const [bound, op] of [[filters.from, '>='], [filters.to, '<']] as const) {
+  for (const [bound, op] of [
+    [filters.from, '>='],
+    [filters.to, '<'],
+  ] as const) {
     if (bound === undefined) continue;
     const ms = Date.parse(bound);
     if (Number.isNaN(ms)) throw new RangeError('from and to must be ISO 8601 times');

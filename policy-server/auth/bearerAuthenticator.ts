@@ -44,9 +44,10 @@ export class AuthenticationError extends Error {
     this.name = 'AuthenticationError';
     this.error = error;
     this.description = description === undefined ? undefined : challengeText(description);
-    this.wwwAuthenticate = error === undefined
-      ? `Bearer realm="${REALM}"`
-      : `Bearer realm="${REALM}", error="${error}"${this.description === undefined ? '' : `, error_description="${this.description}"`}`;
+    this.wwwAuthenticate =
+      error === undefined
+        ? `Bearer realm="${REALM}"`
+        : `Bearer realm="${REALM}", error="${error}"${this.description === undefined ? '' : `, error_description="${this.description}"`}`;
   }
 
   static invalidToken(reason: string): AuthenticationError {
@@ -62,7 +63,10 @@ export class IdentityProviderUnavailableError extends Error {
   readonly status = 503 as const;
 
   constructor(provider: string, cause: unknown) {
-    super(`Could not verify the bearer token with ${provider}: ${cause instanceof Error ? cause.message : String(cause)}. Try again shortly.`, { cause });
+    super(
+      `Could not verify the bearer token with ${provider}: ${cause instanceof Error ? cause.message : String(cause)}. Try again shortly.`,
+      { cause },
+    );
     this.name = 'IdentityProviderUnavailableError';
   }
 }
@@ -127,7 +131,11 @@ function bearerToken(authorization: string | undefined): string {
   const token = space === -1 ? '' : header.slice(space + 1).trim();
   if (token === '') throw new AuthenticationError('Bearer token missing.', 'invalid_request', 'Authorization header has no bearer token');
   if (!BEARER_CREDENTIALS.test(token)) {
-    throw new AuthenticationError('Bearer token malformed.', 'invalid_request', 'Authorization header is not a single well-formed bearer token');
+    throw new AuthenticationError(
+      'Bearer token malformed.',
+      'invalid_request',
+      'Authorization header is not a single well-formed bearer token',
+    );
   }
   if (token.length > MAX_TOKEN_LENGTH) throw AuthenticationError.invalidToken('token is too long');
   return token;

@@ -49,7 +49,8 @@ export class GithubVerifier {
   private readonly clientId: string;
 
   constructor(config: GithubVerifierConfig, options: GithubVerifierOptions = {}) {
-    if (!/^[A-Za-z0-9._-]{1,100}$/.test(config.clientId) || !config.clientSecret) throw new Error('GitHub sign-in needs the Gatehouse OAuth app client id and secret');
+    if (!/^[A-Za-z0-9._-]{1,100}$/.test(config.clientId) || !config.clientSecret)
+      throw new Error('GitHub sign-in needs the Gatehouse OAuth app client id and secret');
     this.clientId = config.clientId;
     this.appAuthorization = `Basic ${Buffer.from(`${config.clientId}:${config.clientSecret}`).toString('base64')}`;
     const base = requireSecureUrl(config.apiBaseUrl, 'GitHub API base URL');
@@ -98,10 +99,7 @@ export class GithubVerifier {
       if (!isRecord(user) || typeof user.id !== 'number' || typeof user.login !== 'string') {
         throw new Error('GitHub API answered /user with an unexpected body');
       }
-      const [orgs, teams] = await Promise.all([
-        this.getPages(token, 'user/orgs', signal),
-        this.getPages(token, 'user/teams', signal),
-      ]);
+      const [orgs, teams] = await Promise.all([this.getPages(token, 'user/orgs', signal), this.getPages(token, 'user/teams', signal)]);
       const identity: CallerIdentity = {
         sub: `github:${user.id}`,
         issuer: 'github',
@@ -114,7 +112,8 @@ export class GithubVerifier {
       return { ok: true, identity };
     } catch (error) {
       if (error instanceof TokenRefused) return { ok: false, reason: error.message };
-      if (signal.aborted) throw new Error(`GitHub API at ${this.base.origin} did not answer within ${this.timeoutMs / 1000} s`);
+      if (signal.aborted)
+        throw new Error(`GitHub API at ${this.base.origin} did not answer within ${this.timeoutMs / 1000} s`, { cause: error });
       throw error;
     }
   }
@@ -136,7 +135,9 @@ export class GithubVerifier {
     await response.body.dump();
     if (response.statusCode === 200) return;
     if (response.statusCode === 404 || response.statusCode === 422) {
-      throw new TokenRefused('GitHub does not accept the token for the Gatehouse GitHub app (it is invalid, expired, revoked, or was not issued to this app); sign in through Gatehouse');
+      throw new TokenRefused(
+        'GitHub does not accept the token for the Gatehouse GitHub app (it is invalid, expired, revoked, or was not issued to this app); sign in through Gatehouse',
+      );
     }
     if (response.statusCode === 401) throw new Error('GitHub refused the Gatehouse app credentials (check the client id and secret)');
     throw new Error(`GitHub API answered the token check with HTTP ${response.statusCode}`);

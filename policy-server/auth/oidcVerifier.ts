@@ -3,7 +3,15 @@
  * found through issuer discovery. Returns a verdict instead of throwing for a refused token,
  * so the caller decides how to challenge; anything thrown means the IdP could not be asked.
  */
-import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import {
+  createRemoteJWKSet,
+  decodeJwt,
+  decodeProtectedHeader,
+  errors as joseErrors,
+  jwtVerify,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from 'jose';
 import { allowInsecureRequests, discovery } from 'openid-client';
 import { isLoopbackHost } from '../../common/net/loopback';
 import type { CallerIdentity } from '../../common/policy/identity';
@@ -149,10 +157,14 @@ function describeRefusal(error: unknown): string | undefined {
   if (error instanceof joseErrors.JWTClaimValidationFailed) {
     if (error.reason === 'missing') return `token has no ${error.claim} claim`;
     switch (error.claim) {
-      case 'aud': return 'token audience is not this policy server';
-      case 'iss': return issuerReason();
-      case 'nbf': return 'token is not valid yet';
-      default: return `token ${error.claim} claim is not valid`;
+      case 'aud':
+        return 'token audience is not this policy server';
+      case 'iss':
+        return issuerReason();
+      case 'nbf':
+        return 'token is not valid yet';
+      default:
+        return `token ${error.claim} claim is not valid`;
     }
   }
   if (error instanceof joseErrors.JOSEAlgNotAllowed) return algorithmReason();

@@ -17,8 +17,7 @@ import type { SigningKeyRing } from '../keys/signingKeyRing';
 import type { PolicyService } from '../policies/policyService';
 
 export type BundleAnswer =
-  | { status: 200; etag: string; jws: string; version: number; expiresAt: number }
-  | { status: 304; etag: string; version: number };
+  { status: 200; etag: string; jws: string; version: number; expiresAt: number } | { status: 304; etag: string; version: number };
 
 export class NoPolicyError extends Error {
   constructor() {
@@ -55,7 +54,11 @@ export class EffectivePolicyBundles {
   }
 
   /** The caller's effective policy and its digest, compiled once per (version, caller, revoked credentials). */
-  private compile(current: { version: number; document: Parameters<typeof compileEffectivePolicy>[0] }, caller: CallerIdentity, credentialRevocations: Array<{ serverId: string; revokedAt: string }>): { effective: EffectivePolicy; digest: string } {
+  private compile(
+    current: { version: number; document: Parameters<typeof compileEffectivePolicy>[0] },
+    caller: CallerIdentity,
+    credentialRevocations: Array<{ serverId: string; revokedAt: string }>,
+  ): { effective: EffectivePolicy; digest: string } {
     const key = sha256(JSON.stringify([current.version, caller, credentialRevocations]));
     const known = this.compiled.get(key);
     if (known) return known;

@@ -10,7 +10,13 @@ import { parseArgs } from 'node:util';
 import { AUDIT_DECISIONS } from '../../common/audit/auditEvent';
 import { loadPolicyDocument, PolicyError } from '../../common/policy/policyDocument';
 import type {
-  AuditExportFormat, PolicyHistoryResponse, PublishResponse, ReviewListResponse, ReviewResponse, RevocationsResponse, RollbackResponse,
+  AuditExportFormat,
+  PolicyHistoryResponse,
+  PublishResponse,
+  ReviewListResponse,
+  ReviewResponse,
+  RevocationsResponse,
+  RollbackResponse,
 } from '../../common/policy/policyServerApi';
 import { AUDIT_EXPORT_FORMATS, POLICY_SERVER_PATHS as PATHS } from '../../common/policy/policyServerApi';
 import { PolicyServerClient, PolicyServerRequestError } from './policyServerClient';
@@ -56,9 +62,10 @@ const STDIO: Output = {
   out: (line) => process.stdout.write(line + '\n'),
   err: (line) => process.stderr.write(line + '\n'),
   // Resolves when the text reached the OS: the CLI exits right after, and a pipe's writes are asynchronous.
-  write: (text) => new Promise<void>((resolve, reject) => {
-    process.stdout.write(text, (error) => (error ? reject(error) : resolve()));
-  }),
+  write: (text) =>
+    new Promise<void>((resolve, reject) => {
+      process.stdout.write(text, (error) => (error ? reject(error) : resolve()));
+    }),
 };
 
 export async function runPolicyCommand(argv: string[], io: Output = STDIO, env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -84,9 +91,20 @@ export async function runPolicyCommand(argv: string[], io: Output = STDIO, env: 
       case 'rollback':
         return await rollback(versionNumber(one(positionals, '<version>')), client(values, env), io);
       case 'revoke':
-        return await revoke(one(positionals, '<sub>'), { sessionId: values.session, serverId: values.credential }, values.reason, client(values, env), io);
+        return await revoke(
+          one(positionals, '<sub>'),
+          { sessionId: values.session, serverId: values.credential },
+          values.reason,
+          client(values, env),
+          io,
+        );
       case 'unrevoke':
-        return await unrevoke(one(positionals, '<sub>'), { sessionId: values.session, serverId: values.credential }, client(values, env), io);
+        return await unrevoke(
+          one(positionals, '<sub>'),
+          { sessionId: values.session, serverId: values.credential },
+          client(values, env),
+          io,
+        );
       case 'revocations':
         none(positionals);
         return await listRevocations(client(values, env), io);
@@ -101,7 +119,9 @@ export async function runPolicyCommand(argv: string[], io: Output = STDIO, env: 
         // In this command --server filters by MCP server; the policy server is --server-url.
         const { server: mcpServer, ...rest } = values;
         if (mcpServer !== undefined && mcpServer.includes('://')) {
-          throw new UsageError(`in "policy audit", --server filters by MCP server id; give the policy server with --server-url ${mcpServer}`);
+          throw new UsageError(
+            `in "policy audit", --server filters by MCP server id; give the policy server with --server-url ${mcpServer}`,
+          );
         }
         return await exportAudit(auditParams(values), client(rest, env), io);
       }
@@ -114,7 +134,9 @@ export async function runPolicyCommand(argv: string[], io: Output = STDIO, env: 
       return 2;
     }
     if (error instanceof PolicyServerRequestError) {
-      io.err(`gatehouse policy ${command}: ${error.message}${error.status ? ` (HTTP ${error.status}${error.body ? ` ${error.body.error}` : ''})` : ''}`);
+      io.err(
+        `gatehouse policy ${command}: ${error.message}${error.status ? ` (HTTP ${error.status}${error.body ? ` ${error.body.error}` : ''})` : ''}`,
+      );
       for (const problem of error.body?.problems ?? []) io.err(`  ${problem}`);
       return 1;
     }
@@ -169,9 +191,13 @@ function versionNumber(value: string): number {
 }
 
 function client(values: { server?: string; 'server-url'?: string; 'token-file'?: string }, env: NodeJS.ProcessEnv): PolicyServerClient {
-  if (values.server !== undefined && values['server-url'] !== undefined) throw new UsageError('give the policy server once: --server or --server-url');
+  if (values.server !== undefined && values['server-url'] !== undefined)
+    throw new UsageError('give the policy server once: --server or --server-url');
   const server = values['server-url'] ?? values.server ?? env.GATEHOUSE_POLICY_SERVER;
-  if (!server) throw new UsageError('the policy server is required: --server <url> (--server-url <url> for "policy audit"), or set GATEHOUSE_POLICY_SERVER');
+  if (!server)
+    throw new UsageError(
+      'the policy server is required: --server <url> (--server-url <url> for "policy audit"), or set GATEHOUSE_POLICY_SERVER',
+    );
   if (!values['token-file']) throw new UsageError('--token-file <path> is required: a file holding your IdP access token');
   return new PolicyServerClient(server, readToken(resolve(values['token-file'])));
 }
@@ -181,17 +207,25 @@ function readToken(path: string): string {
   try {
     token = readFileSync(path, 'utf8').trim();
   } catch (error) {
-    throw new PolicyServerRequestError(`cannot read the token file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, undefined, undefined);
+    throw new PolicyServerRequestError(
+      `cannot read the token file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      undefined,
+      undefined,
+    );
   }
-  if (!token || /\s/.test(token)) throw new PolicyServerRequestError(`the token file ${path} must hold exactly one access token`, undefined, undefined);
-  if ((statSync(path).mode & 0o077) !== 0) process.stderr.write(`gatehouse policy: warning: ${path} is readable by other users; chmod 600 it\n`);
+  if (!token || /\s/.test(token))
+    throw new PolicyServerRequestError(`the token file ${path} must hold exactly one access token`, undefined, undefined);
+  if ((statSync(path).mode & 0o077) !== 0)
+    process.stderr.write(`gatehouse policy: warning: ${path} is readable by other users; chmod 600 it\n`);
   return token;
 }
 
 function validate(file: string, io: Output): number {
   try {
     const policy = loadPolicyDocument(file);
-    io.out(`valid: ${file} (org ${policy.org}: ${policy.servers.length} servers, ${policy.groups.length} groups, ${policy.rules.length} rules)`);
+    io.out(
+      `valid: ${file} (org ${policy.org}: ${policy.servers.length} servers, ${policy.groups.length} groups, ${policy.rules.length} rules)`,
+    );
     return 0;
   } catch (error) {
     if (!(error instanceof PolicyError)) throw error;
@@ -207,9 +241,11 @@ async function publish(file: string, server: PolicyServerClient, io: Output): Pr
   const text = readFileSync(resolve(file), 'utf8');
   const { text: body } = await server.text('POST', PATHS.policies, { type: 'application/yaml; charset=utf-8', text });
   const result = JSON.parse(body) as PublishResponse;
-  io.out(result.unchanged
-    ? `unchanged: version ${result.version} already has this text (sha256 ${result.sha256.slice(0, 12)})`
-    : `published version ${result.version} (sha256 ${result.sha256.slice(0, 12)}); gateways are being notified`);
+  io.out(
+    result.unchanged
+      ? `unchanged: version ${result.version} already has this text (sha256 ${result.sha256.slice(0, 12)})`
+      : `published version ${result.version} (sha256 ${result.sha256.slice(0, 12)}); gateways are being notified`,
+  );
   return 0;
 }
 
@@ -221,8 +257,12 @@ async function history(server: PolicyServerClient, io: Output): Promise<number> 
   }
   io.out(['VERSION', 'PUBLISHED AT'.padEnd(24), 'BY'.padEnd(24), 'SHA256', 'NOTE'].join('  '));
   for (const v of body.versions) {
-    const note = [v.version === body.current ? 'current' : '', v.rolledBackFrom !== undefined ? `rollback to ${v.rolledBackFrom}` : ''].filter(Boolean).join(', ');
-    io.out([String(v.version).padStart(7), v.publishedAt.padEnd(24), v.publishedBy.padEnd(24), v.sha256.slice(0, 12), note].join('  ').trimEnd());
+    const note = [v.version === body.current ? 'current' : '', v.rolledBackFrom !== undefined ? `rollback to ${v.rolledBackFrom}` : '']
+      .filter(Boolean)
+      .join(', ');
+    io.out(
+      [String(v.version).padStart(7), v.publishedAt.padEnd(24), v.publishedBy.padEnd(24), v.sha256.slice(0, 12), note].join('  ').trimEnd(),
+    );
   }
   return 0;
 }
@@ -252,8 +292,18 @@ function targetFields({ sessionId, serverId }: RevocationTarget): Record<string,
   return { ...(sessionId ? { sessionId } : {}), ...(serverId ? { serverId } : {}) };
 }
 
-async function revoke(sub: string, target: RevocationTarget, reason: string | undefined, server: PolicyServerClient, io: Output): Promise<number> {
-  const { body } = await server.json<{ streamsTold: number }>('POST', PATHS.revocations, { sub, ...targetFields(target), ...(reason ? { reason } : {}) });
+async function revoke(
+  sub: string,
+  target: RevocationTarget,
+  reason: string | undefined,
+  server: PolicyServerClient,
+  io: Output,
+): Promise<number> {
+  const { body } = await server.json<{ streamsTold: number }>('POST', PATHS.revocations, {
+    sub,
+    ...targetFields(target),
+    ...(reason ? { reason } : {}),
+  });
   io.out(`revoked ${describeTarget(sub, target)}; ${body.streamsTold} open gateway stream(s) told`);
   return 0;
 }
@@ -268,7 +318,9 @@ async function listRevocations(server: PolicyServerClient, io: Output): Promise<
   const { body } = await server.json<RevocationsResponse>('GET', PATHS.revocations);
   if (body.revocations.length === 0) io.out('no revocations');
   for (const r of body.revocations) {
-    io.out(`${r.sub}${r.sessionId ? ` session ${r.sessionId}` : ''}${r.serverId ? ` credential for ${r.serverId}` : ''}  revoked ${r.revokedAt} by ${r.revokedBy}${r.reason ? `: ${r.reason}` : ''}`);
+    io.out(
+      `${r.sub}${r.sessionId ? ` session ${r.sessionId}` : ''}${r.serverId ? ` credential for ${r.serverId}` : ''}  revoked ${r.revokedAt} by ${r.revokedBy}${r.reason ? `: ${r.reason}` : ''}`,
+    );
   }
   return 0;
 }
@@ -286,7 +338,8 @@ interface AuditOptions {
 /** The export's query string; values the server would refuse anyway are caught here with a usage message. */
 function auditParams(values: AuditOptions): URLSearchParams {
   const format = values.format ?? 'jsonl';
-  if (!(AUDIT_EXPORT_FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be ${AUDIT_EXPORT_FORMATS.join(' or ')}, got "${format}"`);
+  if (!(AUDIT_EXPORT_FORMATS as readonly string[]).includes(format))
+    throw new UsageError(`--format must be ${AUDIT_EXPORT_FORMATS.join(' or ')}, got "${format}"`);
   if (values.decision !== undefined && !(AUDIT_DECISIONS as readonly string[]).includes(values.decision)) {
     throw new UsageError(`--decision must be one of ${AUDIT_DECISIONS.join(', ')}, got "${values.decision}"`);
   }
@@ -309,14 +362,27 @@ async function listReviews(server: PolicyServerClient, io: Output): Promise<numb
   const { body } = await server.json<ReviewListResponse>('GET', PATHS.reviews);
   if (body.reviews.length === 0) io.out('no calls are waiting for your review');
   for (const review of body.reviews) {
-    io.out(`${review.id}  ${review.requester.email ?? review.requester.sub} wants ${review.tool} on ${review.server} (rule ${review.rule}${review.reason ? `: ${review.reason}` : ''}); expires ${review.expiresAt}`);
+    io.out(
+      `${review.id}  ${review.requester.email ?? review.requester.sub} wants ${review.tool} on ${review.server} (rule ${review.rule}${review.reason ? `: ${review.reason}` : ''}); expires ${review.expiresAt}`,
+    );
     io.out(`  arguments: ${JSON.stringify(review.arguments)}`);
   }
   return 0;
 }
 
-async function decideReview(id: string, decision: 'approve' | 'deny', note: string | undefined, server: PolicyServerClient, io: Output): Promise<number> {
-  const { body } = await server.json<ReviewResponse>('POST', `${PATHS.reviews}/${encodeURIComponent(id)}/decision`, { decision, ...(note !== undefined ? { note } : {}) });
-  io.out(`${body.review.state}: ${body.review.tool} on ${body.review.server} for ${body.review.requester.email ?? body.review.requester.sub}`);
+async function decideReview(
+  id: string,
+  decision: 'approve' | 'deny',
+  note: string | undefined,
+  server: PolicyServerClient,
+  io: Output,
+): Promise<number> {
+  const { body } = await server.json<ReviewResponse>('POST', `${PATHS.reviews}/${encodeURIComponent(id)}/decision`, {
+    decision,
+    ...(note !== undefined ? { note } : {}),
+  });
+  io.out(
+    `${body.review.state}: ${body.review.tool} on ${body.review.server} for ${body.review.requester.email ?? body.review.requester.sub}`,
+  );
   return 0;
 }

@@ -79,11 +79,21 @@ export interface RotateKeyArgs {
 
 export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | RotateKeyArgs {
   if (argv[0] === 'rotate-key') {
-    const { values } = parseStrict(argv.slice(1), { 'data-dir': { type: 'string' }, store: { type: 'string' }, 'store-password-file': { type: 'string' } });
+    const { values } = parseStrict(argv.slice(1), {
+      'data-dir': { type: 'string' },
+      store: { type: 'string' },
+      'store-password-file': { type: 'string' },
+    });
     return {
       command: 'rotate-key',
       dataDir: resolve(values['data-dir'] ?? DEFAULT_DATA_DIR),
-      store: values.store === undefined ? undefined : { url: parseStoreUrl(values.store), ...(values['store-password-file'] ? { passwordFile: resolve(values['store-password-file']) } : {}) },
+      store:
+        values.store === undefined
+          ? undefined
+          : {
+              url: parseStoreUrl(values.store),
+              ...(values['store-password-file'] ? { passwordFile: resolve(values['store-password-file']) } : {}),
+            },
     };
   }
   const { values } = parseStrict(argv, {
@@ -109,23 +119,39 @@ export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | Rotate
     throw new UsageError('--oidc-issuer and --oidc-audience go together: give both or neither');
   }
   if (!values['oidc-issuer'] && !values['github-api']) {
-    throw new UsageError('give --oidc-issuer with --oidc-audience, --github-api, or both: the server needs an identity provider to know its callers');
+    throw new UsageError(
+      'give --oidc-issuer with --oidc-audience, --github-api, or both: the server needs an identity provider to know its callers',
+    );
   }
   if (values['github-api'] && (!values['github-client-id'] || !values['github-client-secret-file'])) {
-    throw new UsageError('--github-api needs --github-client-id and --github-client-secret-file: only tokens issued to the Gatehouse GitHub app are accepted');
+    throw new UsageError(
+      '--github-api needs --github-client-id and --github-client-secret-file: only tokens issued to the Gatehouse GitHub app are accepted',
+    );
   }
   return {
     command: 'serve',
     dataDir: resolve(values['data-dir'] ?? DEFAULT_DATA_DIR),
     listen: parseListen(values.listen ?? DEFAULT_LISTEN),
     issuerUrl: values['issuer-url'] === undefined ? undefined : parseIssuerUrl(values['issuer-url']),
-    oidc: values['oidc-issuer'] && values['oidc-audience'] ? { issuer: values['oidc-issuer'], audience: values['oidc-audience'] } : undefined,
-    github: values['github-api'] && values['github-client-id'] && values['github-client-secret-file']
-      ? { apiBaseUrl: values['github-api'], clientId: values['github-client-id'], clientSecretFile: resolve(values['github-client-secret-file']) }
-      : undefined,
+    oidc:
+      values['oidc-issuer'] && values['oidc-audience'] ? { issuer: values['oidc-issuer'], audience: values['oidc-audience'] } : undefined,
+    github:
+      values['github-api'] && values['github-client-id'] && values['github-client-secret-file']
+        ? {
+            apiBaseUrl: values['github-api'],
+            clientId: values['github-client-id'],
+            clientSecretFile: resolve(values['github-client-secret-file']),
+          }
+        : undefined,
     bootstrapPolicy: values['bootstrap-policy'] === undefined ? undefined : resolve(values['bootstrap-policy']),
     secretsKeyFile: values['secrets-key-file'] === undefined ? undefined : resolve(values['secrets-key-file']),
-    store: values.store === undefined ? undefined : { url: parseStoreUrl(values.store), ...(values['store-password-file'] ? { passwordFile: resolve(values['store-password-file']) } : {}) },
+    store:
+      values.store === undefined
+        ? undefined
+        : {
+            url: parseStoreUrl(values.store),
+            ...(values['store-password-file'] ? { passwordFile: resolve(values['store-password-file']) } : {}),
+          },
     registryAnonymous: values['registry-anonymous'] === true,
     auditSyslog: values['audit-syslog'] === undefined ? undefined : parseSyslogTarget(values['audit-syslog']),
     auditOtlp: values['audit-otlp'] === undefined ? undefined : parseOtlpEndpoint(values['audit-otlp']),
@@ -146,19 +172,35 @@ function urlOption(value: string, expected: string, valid: (url: URL) => boolean
 }
 
 function parseStoreUrl(value: string): string {
-  const url = urlOption(value, '--store must be postgres://<user>@<host>:<port>/<database>', (u) => u.protocol === 'postgres:' || u.protocol === 'postgresql:');
-  if (url.password) throw new UsageError('--store must not carry a password (argv is visible to other local users): give it with --store-password-file');
+  const url = urlOption(
+    value,
+    '--store must be postgres://<user>@<host>:<port>/<database>',
+    (u) => u.protocol === 'postgres:' || u.protocol === 'postgresql:',
+  );
+  if (url.password)
+    throw new UsageError('--store must not carry a password (argv is visible to other local users): give it with --store-password-file');
   return value;
 }
 
 function parseSyslogTarget(value: string): URL {
-  return urlOption(value, '--audit-syslog must be udp://<host>:<port> or tcp://<host>:<port>',
-    (u) => (u.protocol === 'udp:' || u.protocol === 'tcp:') && Boolean(u.hostname) && Boolean(u.port) && !u.pathname.replace(/^\/$/, '') && !u.username);
+  return urlOption(
+    value,
+    '--audit-syslog must be udp://<host>:<port> or tcp://<host>:<port>',
+    (u) =>
+      (u.protocol === 'udp:' || u.protocol === 'tcp:') &&
+      Boolean(u.hostname) &&
+      Boolean(u.port) &&
+      !u.pathname.replace(/^\/$/, '') &&
+      !u.username,
+  );
 }
 
 function parseOtlpEndpoint(value: string): URL {
-  return urlOption(value, '--audit-otlp must be https (http only on loopback), without credentials in the URL, such as https://collector:4318/v1/logs',
-    (u) => isSecureOrLoopback(u) && !u.username && !u.password);
+  return urlOption(
+    value,
+    '--audit-otlp must be https (http only on loopback), without credentials in the URL, such as https://collector:4318/v1/logs',
+    (u) => isSecureOrLoopback(u) && !u.username && !u.password,
+  );
 }
 
 type StringOptions = Record<string, { type: 'string' } | { type: 'boolean' }>;
@@ -186,6 +228,7 @@ function parseIssuerUrl(value: string): string {
     throw new UsageError(`--issuer-url is not a URL: "${value}"`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UsageError(`--issuer-url must be an http(s) URL, got "${value}"`);
-  if (url.search || url.hash || url.username || url.password) throw new UsageError('--issuer-url must not have a query, fragment or credentials');
+  if (url.search || url.hash || url.username || url.password)
+    throw new UsageError('--issuer-url must not have a query, fragment or credentials');
   return url.href.replace(/\/$/, '');
 }

@@ -9,7 +9,11 @@ import type { ApiErrorBody } from '../../common/policy/policyServerApi';
 const REQUEST_TIMEOUT_MS = 30_000;
 
 export class PolicyServerRequestError extends Error {
-  constructor(message: string, readonly status: number | undefined, readonly body: ApiErrorBody | undefined) {
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    readonly body: ApiErrorBody | undefined,
+  ) {
     super(message);
     this.name = 'PolicyServerRequestError';
   }
@@ -18,7 +22,10 @@ export class PolicyServerRequestError extends Error {
 export class PolicyServerClient {
   private readonly base: URL;
 
-  constructor(serverUrl: string, private readonly token: string) {
+  constructor(
+    serverUrl: string,
+    private readonly token: string,
+  ) {
     try {
       // The bearer token travels with every request: never over plain http to another machine.
       this.base = requireSecureUrl(serverUrl, '--server');
@@ -29,7 +36,11 @@ export class PolicyServerClient {
   }
 
   async json<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-    const response = await this.send(method, path, body === undefined ? undefined : { type: 'application/json', text: JSON.stringify(body) });
+    const response = await this.send(
+      method,
+      path,
+      body === undefined ? undefined : { type: 'application/json', text: JSON.stringify(body) },
+    );
     return { status: response.status, body: (await response.json()) as T };
   }
 

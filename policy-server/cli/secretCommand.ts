@@ -35,15 +35,27 @@ export async function runSecretCommand(argv: string[], stdin: NodeJS.ReadableStr
     }
     if (command !== 'set' && command !== 'list') return usage(command ? `unknown secret command "${command}"` : 'which secret command?');
     const { values, positionals } = parseArgs({
-      args: rest, strict: true, allowPositionals: true,
-      options: { 'data-dir': { type: 'string' }, 'key-file': { type: 'string' }, store: { type: 'string' }, 'store-password-file': { type: 'string' } },
+      args: rest,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        'data-dir': { type: 'string' },
+        'key-file': { type: 'string' },
+        store: { type: 'string' },
+        'store-password-file': { type: 'string' },
+      },
     });
     if (!values['key-file']) return usage('--key-file is required');
     const dataDir = resolve(values['data-dir'] ?? DEFAULT_DATA_DIR);
     ensurePrivateDirectory(dataDir);
     // With --store, the ciphertexts go to the database every replica reads.
     const database = values.store
-      ? (await openStoreDatabase({ url: values.store, ...(values['store-password-file'] ? { passwordFile: resolve(values['store-password-file']) } : {}) }, 1)).pool
+      ? (
+          await openStoreDatabase(
+            { url: values.store, ...(values['store-password-file'] ? { passwordFile: resolve(values['store-password-file']) } : {}) },
+            1,
+          )
+        ).pool
       : undefined;
     try {
       const store = SecretStore.open(dataDir, resolve(values['key-file']), database ? { database } : {});

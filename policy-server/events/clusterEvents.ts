@@ -46,7 +46,13 @@ export class PostgresEventFanout implements EventFanout {
   ) {}
 
   /** Starts listening; resolves once the first LISTEN is in place. */
-  static async start(hub: PolicyEventHub, pool: pg.Pool, connect: () => pg.Client, log: Logger, changedElsewhere: () => void = () => undefined): Promise<PostgresEventFanout> {
+  static async start(
+    hub: PolicyEventHub,
+    pool: pg.Pool,
+    connect: () => pg.Client,
+    log: Logger,
+    changedElsewhere: () => void = () => undefined,
+  ): Promise<PostgresEventFanout> {
     const fanout = new PostgresEventFanout(hub, pool, connect, log, changedElsewhere);
     await fanout.listen();
     return fanout;
@@ -85,7 +91,8 @@ export class PostgresEventFanout implements EventFanout {
   }
 
   private notify(event: ClusterEvent): void {
-    this.pool.query('select pg_notify($1, $2)', [CHANNEL, JSON.stringify({ origin: this.origin, event })])
+    this.pool
+      .query('select pg_notify($1, $2)', [CHANNEL, JSON.stringify({ origin: this.origin, event })])
       .catch((error: unknown) => this.log.error('could not tell the other replicas', { event: event.type, error: describeError(error) }));
   }
 
@@ -134,8 +141,10 @@ export class PostgresEventFanout implements EventFanout {
     if (parsed.origin === this.origin || !event) return;
     this.changedElsewhere();
     if (event.type === 'policy' && Number.isInteger(event.version)) this.hub.publishedVersion(event.version);
-    else if (event.type === 'revoked' && typeof event.sub === 'string') this.hub.revoked(event.sub, typeof event.sessionId === 'string' ? event.sessionId : undefined);
-    else if (event.type === 'credential-revoked' && typeof event.sub === 'string' && typeof event.serverId === 'string') this.hub.credentialRevoked(event.sub, event.serverId);
+    else if (event.type === 'revoked' && typeof event.sub === 'string')
+      this.hub.revoked(event.sub, typeof event.sessionId === 'string' ? event.sessionId : undefined);
+    else if (event.type === 'credential-revoked' && typeof event.sub === 'string' && typeof event.serverId === 'string')
+      this.hub.credentialRevoked(event.sub, event.serverId);
     else if (event.type === 'review-decided' && typeof event.id === 'string') this.reviewDecidedHere(event.id);
   }
 }

@@ -43,9 +43,11 @@ export class PolicyEventHub {
 
   /** Takes over `res` as an event stream for `caller`; throws StreamLimitError when over a limit. */
   open(res: Response, caller: CallerIdentity, currentVersion: number | undefined): void {
-    if (this.streams.size >= this.options.maxStreams) throw new StreamLimitError(`the server holds its maximum of ${this.options.maxStreams} event streams`);
+    if (this.streams.size >= this.options.maxStreams)
+      throw new StreamLimitError(`the server holds its maximum of ${this.options.maxStreams} event streams`);
     const own = [...this.streams].filter((s) => s.sub === caller.sub).length;
-    if (own >= this.options.maxStreamsPerUser) throw new StreamLimitError(`${caller.sub} already has ${own} open event streams (the limit); close one first`);
+    if (own >= this.options.maxStreamsPerUser)
+      throw new StreamLimitError(`${caller.sub} already has ${own} open event streams (the limit); close one first`);
     const stream: Stream = { res, sub: caller.sub, sessionId: typeof caller.claims.sid === 'string' ? caller.claims.sid : undefined };
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',

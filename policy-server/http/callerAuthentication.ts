@@ -16,13 +16,21 @@ import { ApiError } from './apiErrors';
  * trail of what was done before the revocation; refusing it would lose exactly the
  * events an investigation wants. Everything else refuses revoked callers.
  */
-export function authenticateCaller(authenticator: BearerAuthenticator, revocations: RevocationList, options: { acceptRevoked?: boolean } = {}): RequestHandler {
+export function authenticateCaller(
+  authenticator: BearerAuthenticator,
+  revocations: RevocationList,
+  options: { acceptRevoked?: boolean } = {},
+): RequestHandler {
   return async (req, res, next) => {
     const caller = await authenticator.authenticate(req.get('authorization'));
     const revocation = options.acceptRevoked ? undefined : await revocations.find(caller);
     if (revocation) {
       const what = revocation.sessionId === undefined ? `Access for ${caller.sub}` : `Session ${revocation.sessionId} of ${caller.sub}`;
-      throw new ApiError(403, 'revoked', `${what} was revoked by an admin at ${revocation.revokedAt}${revocation.reason ? ` (${revocation.reason})` : ''}. Ask your admin to restore it.`);
+      throw new ApiError(
+        403,
+        'revoked',
+        `${what} was revoked by an admin at ${revocation.revokedAt}${revocation.reason ? ` (${revocation.reason})` : ''}. Ask your admin to restore it.`,
+      );
     }
     res.locals.caller = caller;
     next();
@@ -34,11 +42,19 @@ export function requireAdmin(policies: PolicyService): RequestHandler {
     const caller = callerOf(res);
     const current = await policies.current();
     if (!current) {
-      throw new ApiError(403, 'forbidden', 'No policy has been published yet, so there are no admins. Start the policy server with --bootstrap-policy <file> to publish the first policy.');
+      throw new ApiError(
+        403,
+        'forbidden',
+        'No policy has been published yet, so there are no admins. Start the policy server with --bootstrap-policy <file> to publish the first policy.',
+      );
     }
     if (!compileEffectivePolicy(current.document, current.version, caller).admin) {
       const name = caller.email ?? caller.username ?? caller.sub;
-      throw new ApiError(403, 'forbidden', `${name} is not in an admin group (admins: ${current.document.admins.join(', ')}). Ask an admin to add you to one in the org policy.`);
+      throw new ApiError(
+        403,
+        'forbidden',
+        `${name} is not in an admin group (admins: ${current.document.admins.join(', ')}). Ask an admin to add you to one in the org policy.`,
+      );
     }
     next();
   };

@@ -61,7 +61,14 @@ export function createPolicyServerApp(deps: PolicyServerAppDeps): Express {
   app.use((req, res, next) => {
     res.set({ 'X-Content-Type-Options': 'nosniff' });
     const started = performance.now();
-    res.on('finish', () => deps.log.debug('request', { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(performance.now() - started) }));
+    res.on('finish', () =>
+      deps.log.debug('request', {
+        method: req.method,
+        path: req.path,
+        status: res.statusCode,
+        ms: Math.round(performance.now() - started),
+      }),
+    );
     next();
   });
 
@@ -81,14 +88,27 @@ export function createPolicyServerApp(deps: PolicyServerAppDeps): Express {
   const ingest = authenticateCaller(deps.authenticator, deps.revocations, { acceptRevoked: true });
   app.use(PATHS.audit, auditRoutes(deps.audit, { ingest, read: [authenticated, requireAdmin(deps.policies)] }));
   app.use(PATHS.reviews, authenticated, reviewRoutes(deps.reviews));
-  app.use(PATHS.relay, authenticated, relayRoutes({
-    policies: deps.policies, secrets: deps.secrets, audit: deps.audit, maxBodyBytes: RELAY_MAX_BODY_BYTES, log: deps.log.child({ component: 'relay' }),
-    ...(deps.relaySessions ? { sessions: deps.relaySessions } : {}),
-    reviews: deps.reviews,
-  }));
+  app.use(
+    PATHS.relay,
+    authenticated,
+    relayRoutes({
+      policies: deps.policies,
+      secrets: deps.secrets,
+      audit: deps.audit,
+      maxBodyBytes: RELAY_MAX_BODY_BYTES,
+      log: deps.log.child({ component: 'relay' }),
+      ...(deps.relaySessions ? { sessions: deps.relaySessions } : {}),
+      reviews: deps.reviews,
+    }),
+  );
 
   // The catalog as an MCP Registry for VS Code's gallery: CORS first (preflights carry no token), then the caller's own catalog.
-  app.use(REGISTRY_PATH, registryCors, registryCaller(authenticated, deps.registryAnonymous === true), registryRoutes(deps.policies, deps.publicUrl));
+  app.use(
+    REGISTRY_PATH,
+    registryCors,
+    registryCaller(authenticated, deps.registryAnonymous === true),
+    registryRoutes(deps.policies, deps.publicUrl),
+  );
 
   app.use(notFound);
   app.use(errorHandler(deps.log));
@@ -103,7 +123,9 @@ export function createPolicyServerApp(deps: PolicyServerAppDeps): Express {
 export class PolicyServerHttp {
   private readonly server: Server;
   private handler: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => {
-    res.writeHead(503, { 'Content-Type': 'application/json', 'Retry-After': '1' }).end(JSON.stringify({ error: 'starting', message: 'The policy server is starting; retry in a moment.' }));
+    res
+      .writeHead(503, { 'Content-Type': 'application/json', 'Retry-After': '1' })
+      .end(JSON.stringify({ error: 'starting', message: 'The policy server is starting; retry in a moment.' }));
   };
 
   constructor() {

@@ -8,13 +8,18 @@ import { ApiError } from './apiErrors';
 
 export function parseVersionNumber(value: unknown, name: string): number {
   if (typeof value !== 'string' || !/^[1-9][0-9]{0,8}$/.test(value)) {
-    throw new ApiError(400, 'invalid_request', `${name} must be a policy version number (1, 2, ...), got ${JSON.stringify(value ?? null)}.`);
+    throw new ApiError(
+      400,
+      'invalid_request',
+      `${name} must be a policy version number (1, 2, ...), got ${JSON.stringify(value ?? null)}.`,
+    );
   }
   return Number(value);
 }
 
 export function parseJsonBody<S extends z.ZodType>(req: Request, schema: S): z.infer<S> {
-  if (!req.is('application/json')) throw new ApiError(415, 'unsupported_media_type', 'Send the request body as JSON (Content-Type: application/json).');
+  if (!req.is('application/json'))
+    throw new ApiError(415, 'unsupported_media_type', 'Send the request body as JSON (Content-Type: application/json).');
   const result = schema.safeParse(req.body);
   if (!result.success) {
     const problems = result.error.issues.map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : 'body'}: ${issue.message}`);
@@ -23,5 +28,13 @@ export function parseJsonBody<S extends z.ZodType>(req: Request, schema: S): z.i
   return result.data;
 }
 
+// eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
+const NO_CONTROL_CHARACTERS = /^[^\u0000-\u001f\u007f]+$/;
+
+/** A non-empty string of at most `max` characters without control characters (names, ids, notes shown to people). */
+export function printableText(max: number) {
+  return z.string().min(1).max(max).regex(NO_CONTROL_CHARACTERS, 'must not contain control characters');
+}
+
 /** Subjects and session ids are opaque IdP strings; bound them and forbid control characters. */
-export const OpaqueId = z.string().min(1).max(512).regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
+export const OpaqueId = printableText(512);

@@ -78,7 +78,10 @@ export class SigningKeyRing {
    * Makes a new key current. The old current key keeps being served for `overlapSeconds`
    * (the longest bundle lifetime it may have signed); keys past their overlap are deleted.
    */
-  async rotate(overlapSeconds: number, now = Date.now()): Promise<{ kid: string; previousKid: string | undefined; previousServedUntil: string | undefined }> {
+  async rotate(
+    overlapSeconds: number,
+    now = Date.now(),
+  ): Promise<{ kid: string; previousKid: string | undefined; previousServedUntil: string | undefined }> {
     await this.refresh();
     const next = await newStoredKey(now);
     const previous = this.keys.find((key) => key.retiredAt === undefined);
@@ -106,10 +109,11 @@ export class SigningKeyRing {
     try {
       parsed = KeyFile.parse(JSON.parse(await readFile(this.path, 'utf8')));
     } catch (error) {
-      throw new Error(`the signing key file ${this.path} is unreadable or damaged: ${(error as Error).message}`);
+      throw new Error(`the signing key file ${this.path} is unreadable or damaged: ${(error as Error).message}`, { cause: error });
     }
     const current = parsed.keys.filter((key) => key.retiredAt === undefined);
-    if (current.length !== 1) throw new Error(`the signing key file ${this.path} must have exactly one current key, found ${current.length}`);
+    if (current.length !== 1)
+      throw new Error(`the signing key file ${this.path} must have exactly one current key, found ${current.length}`);
     const privateKey = await importJWK({ ...current[0]!.privateJwk, alg: ALGORITHM }, ALGORITHM, { extractable: false });
     if (privateKey instanceof Uint8Array) throw new Error('unexpected symmetric key in the signing key file');
     this.keys = parsed.keys;

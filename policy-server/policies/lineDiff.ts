@@ -33,7 +33,10 @@ function diffLines(a: string[], b: string[]): Edit[] {
   while (start < a.length && start < b.length && a[start] === b[start]) start++;
   let endA = a.length;
   let endB = b.length;
-  while (endA > start && endB > start && a[endA - 1] === b[endB - 1]) { endA--; endB--; }
+  while (endA > start && endB > start && a[endA - 1] === b[endB - 1]) {
+    endA--;
+    endB--;
+  }
   const middle = myers(a.slice(start, endA), b.slice(start, endB));
   return [
     ...a.slice(0, start).map((line) => ({ op: ' ' as const, line })),
@@ -55,7 +58,10 @@ function myers(a: string[], b: string[]): Edit[] {
     for (let k = -d; k <= d; k += 2) {
       let x = k === -d || (k !== d && v[offset + k - 1]! < v[offset + k + 1]!) ? v[offset + k + 1]! : v[offset + k - 1]! + 1;
       let y = x - k;
-      while (x < n && y < m && a[x] === b[y]) { x++; y++; }
+      while (x < n && y < m && a[x] === b[y]) {
+        x++;
+        y++;
+      }
       v[offset + k] = x;
       if (x >= n && y >= m) return backtrack(a, b, trace, d);
     }
@@ -75,11 +81,17 @@ function backtrack(a: string[], b: string[], trace: Int32Array[], distance: numb
     const prevK = k === -d || (k !== d && at(k - 1) < at(k + 1)) ? k + 1 : k - 1;
     const prevX = at(prevK);
     const prevY = prevX - prevK;
-    while (x > prevX && y > prevY) edits.push({ op: ' ', line: a[--x]! }), y--;
+    while (x > prevX && y > prevY) {
+      edits.push({ op: ' ', line: a[--x]! });
+      y--;
+    }
     if (x === prevX) edits.push({ op: '+', line: b[--y]! });
     else edits.push({ op: '-', line: a[--x]! });
   }
-  while (x > 0 && y > 0) edits.push({ op: ' ', line: a[--x]! }), y--;
+  while (x > 0 && y > 0) {
+    edits.push({ op: ' ', line: a[--x]! });
+    y--;
+  }
   return edits.reverse();
 }
 
@@ -96,7 +108,10 @@ function hunks(edits: Edit[], context: number): string[][] {
   }
   let i = 0;
   while (i < edits.length) {
-    if (edits[i]!.op === ' ') { i++; continue; }
+    if (edits[i]!.op === ' ') {
+      i++;
+      continue;
+    }
     const start = Math.max(0, i - context);
     // Grow the hunk over later changes separated by at most 2 * context unchanged lines.
     let lastChange = i + 1;

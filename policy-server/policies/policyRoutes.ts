@@ -6,7 +6,12 @@ import express, { Router } from 'express';
 import { z } from 'zod';
 import { ApiError } from '../http/apiErrors';
 import { callerOf } from '../http/callerAuthentication';
-import { POLICY_CONTENT_TYPES, type PolicyHistoryResponse, type PublishResponse, type RollbackResponse } from '../../common/policy/policyServerApi';
+import {
+  POLICY_CONTENT_TYPES,
+  type PolicyHistoryResponse,
+  type PublishResponse,
+  type RollbackResponse,
+} from '../../common/policy/policyServerApi';
 import { parseJsonBody, parseVersionNumber } from '../http/requestValidation';
 import { PolicyVersionNotFoundError, type PolicyService } from './policyService';
 
@@ -16,11 +21,18 @@ export function policyRoutes(policies: PolicyService, maxPolicyBytes: number): R
 
   router.post('/', yamlBody, async (req, res) => {
     if (typeof req.body !== 'string') {
-      throw new ApiError(415, 'unsupported_media_type', `Send the policy YAML as the request body with Content-Type ${POLICY_CONTENT_TYPES.slice(0, 2).join(' or ')}.`);
+      throw new ApiError(
+        415,
+        'unsupported_media_type',
+        `Send the policy YAML as the request body with Content-Type ${POLICY_CONTENT_TYPES.slice(0, 2).join(' or ')}.`,
+      );
     }
     const { record, unchanged } = await policies.publish(req.body, callerOf(res).sub);
     const body: PublishResponse = { version: record.version, sha256: record.sha256, ...(unchanged ? { unchanged: true as const } : {}) };
-    res.status(unchanged ? 200 : 201).location(`/v1/policies/${record.version}`).json(body);
+    res
+      .status(unchanged ? 200 : 201)
+      .location(`/v1/policies/${record.version}`)
+      .json(body);
   });
 
   router.get('/', async (_req, res) => {
@@ -56,7 +68,8 @@ async function withVersions<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (error) {
-    if (error instanceof PolicyVersionNotFoundError) throw new ApiError(404, 'not_found', `${error.message} See GET /v1/policies for the history.`);
+    if (error instanceof PolicyVersionNotFoundError)
+      throw new ApiError(404, 'not_found', `${error.message} See GET /v1/policies for the history.`);
     throw error;
   }
 }

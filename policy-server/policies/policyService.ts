@@ -43,7 +43,10 @@ export class PolicyService {
     const latest = await this.store.latestVersion();
     if (!latest) return undefined;
     if (this.cached?.version !== latest.version) {
-      this.cached = { version: latest.version, document: parsePolicyDocument(latest.text, `${PUBLISHED_POLICY_LABEL} (version ${latest.version})`) };
+      this.cached = {
+        version: latest.version,
+        document: parsePolicyDocument(latest.text, `${PUBLISHED_POLICY_LABEL} (version ${latest.version})`),
+      };
     }
     return this.cached;
   }
@@ -64,7 +67,12 @@ export class PolicyService {
       publishedBy,
       ...(rolledBackFrom !== undefined ? { rolledBackFrom } : {}),
     });
-    this.log.info('policy published', { version: record.version, by: publishedBy, sha256, ...(rolledBackFrom !== undefined ? { rolledBackFrom } : {}) });
+    this.log.info('policy published', {
+      version: record.version,
+      by: publishedBy,
+      sha256,
+      ...(rolledBackFrom !== undefined ? { rolledBackFrom } : {}),
+    });
     this.onPublished(record.version);
     return { record, unchanged: false };
   }
@@ -77,7 +85,9 @@ export class PolicyService {
     try {
       text = readFileSync(path, 'utf8');
     } catch (error) {
-      throw new Error(`cannot read the bootstrap policy ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+      throw new Error(`cannot read the bootstrap policy ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, {
+        cause: error,
+      });
     }
     parsePolicyDocument(text, path);
     return (await this.publish(text, 'bootstrap')).record;

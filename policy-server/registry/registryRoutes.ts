@@ -84,12 +84,15 @@ export function registryRoutes(policies: PolicyService, publicUrl: string): Rout
     const search = typeof req.query.search === 'string' ? req.query.search.toLowerCase() : undefined;
     const cursor = typeof req.query.cursor === 'string' ? req.query.cursor : undefined;
     let entries = (await catalogFor(res)).sort((a, b) => a.server.name.localeCompare(b.server.name));
-    if (search) entries = entries.filter((e) => `${e.server.name} ${e.server.title ?? ''} ${e.server.description}`.toLowerCase().includes(search));
+    if (search)
+      entries = entries.filter((e) => `${e.server.name} ${e.server.title ?? ''} ${e.server.description}`.toLowerCase().includes(search));
     // The cursor is the last name returned: opaque to clients, stable across pages.
     if (cursor) entries = entries.filter((e) => e.server.name > cursor);
     const page = entries.slice(0, limit);
     const more = entries.length > limit;
-    res.set('Cache-Control', 'private, no-store').json({ servers: page, metadata: { count: page.length, ...(more ? { nextCursor: page.at(-1)!.server.name } : {}) } });
+    res
+      .set('Cache-Control', 'private, no-store')
+      .json({ servers: page, metadata: { count: page.length, ...(more ? { nextCursor: page.at(-1)!.server.name } : {}) } });
   });
 
   const one = async (req: Request, res: Response, all: boolean) => {
@@ -98,7 +101,8 @@ export function registryRoutes(policies: PolicyService, publicUrl: string): Rout
     if (!entry) throw new ApiError(404, 'not_found', 'No such server in your catalog.');
     const version = req.params.version === undefined ? undefined : String(req.params.version);
     if (all) return void res.set('Cache-Control', 'private, no-store').json({ servers: [entry], metadata: { count: 1 } });
-    if (version !== 'latest' && version !== entry.server.version) throw new ApiError(404, 'not_found', `Only the current version (${entry.server.version}) is served.`);
+    if (version !== 'latest' && version !== entry.server.version)
+      throw new ApiError(404, 'not_found', `Only the current version (${entry.server.version}) is served.`);
     res.set('Cache-Control', 'private, no-store').json(entry);
   };
   router.get('/servers/:serverName/versions', (req, res) => one(req, res, true));
@@ -106,10 +110,25 @@ export function registryRoutes(policies: PolicyService, publicUrl: string): Rout
   return router;
 }
 
-function toRegistryEntry(entry: CatalogServerEntry, namespace: string, policyVersion: number, publishedAt: string, publicUrl: string): RegistryServerResponse {
-  const remote = entry.credential.mode === 'shared-key'
-    ? { type: 'streamable-http' as const, url: new URL(`${POLICY_SERVER_PATHS.relay.replace(/^\//, '')}/${entry.id}/mcp`, publicUrl.endsWith('/') ? publicUrl : `${publicUrl}/`).href }
-    : entry.transport.type === 'stdio' ? undefined : { type: entry.transport.type, url: entry.transport.url };
+function toRegistryEntry(
+  entry: CatalogServerEntry,
+  namespace: string,
+  policyVersion: number,
+  publishedAt: string,
+  publicUrl: string,
+): RegistryServerResponse {
+  const remote =
+    entry.credential.mode === 'shared-key'
+      ? {
+          type: 'streamable-http' as const,
+          url: new URL(
+            `${POLICY_SERVER_PATHS.relay.replace(/^\//, '')}/${entry.id}/mcp`,
+            publicUrl.endsWith('/') ? publicUrl : `${publicUrl}/`,
+          ).href,
+        }
+      : entry.transport.type === 'stdio'
+        ? undefined
+        : { type: entry.transport.type, url: entry.transport.url };
   return {
     server: {
       $schema: SERVER_SCHEMA,

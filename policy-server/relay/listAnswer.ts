@@ -56,7 +56,9 @@ function filterEvents(text: string, id: string | number, filter: Filter): string
       }
       out += `${event.id ? `id: ${event.id}\n` : ''}${event.event ? `event: ${event.event}\n` : ''}data: ${data}\n\n`;
     },
-    onRetry: (ms) => { out += `retry: ${ms}\n\n`; },
+    onRetry: (ms) => {
+      out += `retry: ${ms}\n\n`;
+    },
   });
   parser.feed(text);
   return out;

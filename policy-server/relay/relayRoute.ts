@@ -52,7 +52,12 @@ const MAX_DECIDERS = 1_000;
 /** Requests (and open streams) one user may have in flight through the relay at once. */
 const MAX_IN_FLIGHT_PER_USER = 32;
 const MESSAGE_KEYS = new Set(['jsonrpc', 'id', 'method', 'params', 'result', 'error']);
-const CLIENT_NOTIFICATIONS = new Set(['notifications/initialized', 'notifications/cancelled', 'notifications/progress', 'notifications/roots/list_changed']);
+const CLIENT_NOTIFICATIONS = new Set([
+  'notifications/initialized',
+  'notifications/cancelled',
+  'notifications/progress',
+  'notifications/roots/list_changed',
+]);
 
 export interface RelayDeps {
   policies: PolicyService;
@@ -98,18 +103,31 @@ export function relayRoutes(deps: RelayDeps): Router {
     if (!entry || entry.credential.mode !== 'shared-key') {
       throw new ApiError(404, 'not_found', `No server "${serverId}" that your policy lets you reach through the relay.`);
     }
-    if (entry.transport.type !== 'streamable-http') throw new ApiError(501, 'not_relayable', `"${serverId}" is not a Streamable HTTP server; the relay serves only those.`);
-    if (!isSecureOrLoopback(new URL(entry.transport.url))) throw new ApiError(501, 'not_relayable', `"${serverId}" is not served over https; the relay does not send a service key in clear text.`);
-    if (!deps.secrets) throw new ApiError(503, 'no_secret_store', 'This policy server has no secret store (--secrets-key-file), so it cannot relay.');
+    if (entry.transport.type !== 'streamable-http')
+      throw new ApiError(501, 'not_relayable', `"${serverId}" is not a Streamable HTTP server; the relay serves only those.`);
+    if (!isSecureOrLoopback(new URL(entry.transport.url)))
+      throw new ApiError(
+        501,
+        'not_relayable',
+        `"${serverId}" is not served over https; the relay does not send a service key in clear text.`,
+      );
+    if (!deps.secrets)
+      throw new ApiError(503, 'no_secret_store', 'This policy server has no secret store (--secrets-key-file), so it cannot relay.');
     const key = await deps.secrets.get(entry.credential.secretRef);
-    if (!key) throw new ApiError(503, 'no_service_key', `The service key for "${serverId}" is not set; an admin sets it with: gatehouse secret set ${entry.credential.secretRef}`);
+    if (!key)
+      throw new ApiError(
+        503,
+        'no_service_key',
+        `The service key for "${serverId}" is not set; an admin sets it with: gatehouse secret set ${entry.credential.secretRef}`,
+      );
 
     const sessionId = req.get('mcp-session-id');
     if (sessionId !== undefined && (await sessions.ownerOf(serverId, sessionId)) !== caller.sub) {
       throw new ApiError(404, 'not_found', 'No such session.'); // unknown, or another user's: reveal nothing
     }
 
-    let call: { message: JsonRpcMessage; subject: string; rule?: string; decision: 'allow' | 'confirm-approved'; reviewer?: string } | undefined;
+    let call:
+      { message: JsonRpcMessage; subject: string; rule?: string; decision: 'allow' | 'confirm-approved'; reviewer?: string } | undefined;
     /** A list request: its answer is filtered to what the caller's policy lists. */
     let listed: { id: string | number; method: string } | undefined;
     let body: string | undefined;
@@ -118,39 +136,66 @@ export function relayRoutes(deps: RelayDeps): Router {
       const reviewProof = takeReviewProof(message); // never forwarded upstream
       body = JSON.stringify(message); // what was decided is exactly what is sent
       if (message.method !== undefined) {
-        const allowed = message.method === 'initialize' || RELAYED_CLIENT_METHODS.has(message.method) || (message.id === undefined && CLIENT_NOTIFICATIONS.has(message.method));
+        const allowed =
+          message.method === 'initialize' ||
+          RELAYED_CLIENT_METHODS.has(message.method) ||
+          (message.id === undefined && CLIENT_NOTIFICATIONS.has(message.method));
         if (!allowed) throw new ApiError(400, 'method_not_relayed', `The relay does not pass "${message.method.slice(0, 100)}".`);
         if (message.id !== undefined && isFilteredList(message.method)) listed = { id: message.id, method: message.method };
         const subject = subjectOf({ method: message.method, params: message.params });
         if (subject) {
           const ambiguous = ambiguousName(message.method, subject.name);
-          const decision = ambiguous === undefined ? decider.decide(serverId, subject.name, subject.args) : { effect: 'deny' as const, message: ambiguous, ruleId: undefined, reviewers: undefined };
+          const decision =
+            ambiguous === undefined
+              ? decider.decide(serverId, subject.name, subject.args)
+              : { effect: 'deny' as const, message: ambiguous, ruleId: undefined, reviewers: undefined };
           // A reviewer group's approval can be shown (a review approved for exactly this call, used once); a self-confirmation cannot.
-          const reviewer = decision.effect === 'confirm' && decision.reviewers !== undefined && reviewProof !== undefined && deps.reviews
-            ? await deps.reviews.redeem(caller, reviewProof, {
-              server: serverId, method: message.method, tool: subject.name, argumentsDigest: argumentsDigest(subject.args), rule: decision.ruleId, reviewers: decision.reviewers,
-            })
-            : undefined;
-          const refusal = decision.effect === 'deny'
-            ? decision.message
-            : decision.effect === 'confirm' && !reviewer
-              ? decision.reviewers !== undefined
-                ? `${decision.message} No review approved for exactly this call came with it, so the relay refuses it.`
-                : `${decision.message} The relay cannot tell whether anyone confirmed it, so it is refused here.`
+          const reviewer =
+            decision.effect === 'confirm' && decision.reviewers !== undefined && reviewProof !== undefined && deps.reviews
+              ? await deps.reviews.redeem(caller, reviewProof, {
+                  server: serverId,
+                  method: message.method,
+                  tool: subject.name,
+                  argumentsDigest: argumentsDigest(subject.args),
+                  rule: decision.ruleId,
+                  reviewers: decision.reviewers,
+                })
               : undefined;
+          const refusal =
+            decision.effect === 'deny'
+              ? decision.message
+              : decision.effect === 'confirm' && !reviewer
+                ? decision.reviewers !== undefined
+                  ? `${decision.message} No review approved for exactly this call came with it, so the relay refuses it.`
+                  : `${decision.message} The relay cannot tell whether anyone confirmed it, so it is refused here.`
+                : undefined;
           if (refusal !== undefined) {
-            await record(deps.audit, caller, serverId, { message, subject: subject.name, decision: 'deny', ...(decision.ruleId ? { rule: decision.ruleId } : {}) }, 'denied', performance.now());
+            await record(
+              deps.audit,
+              caller,
+              serverId,
+              { message, subject: subject.name, decision: 'deny', ...(decision.ruleId ? { rule: decision.ruleId } : {}) },
+              'denied',
+              performance.now(),
+            );
             if (message.id === undefined) {
               res.status(202).end();
               return;
             }
-            res.status(200).set('Cache-Control', 'no-store').json({ jsonrpc: '2.0', id: message.id, error: { code: POLICY_DENIED, message: refusal } });
+            res
+              .status(200)
+              .set('Cache-Control', 'no-store')
+              .json({ jsonrpc: '2.0', id: message.id, error: { code: POLICY_DENIED, message: refusal } });
             return;
           }
           if (AUDITED_METHODS.has(message.method) || reviewer) {
             call = {
-              message, subject: subject.name, ...(decision.ruleId ? { rule: decision.ruleId } : {}),
-              ...(reviewer ? { decision: 'confirm-approved' as const, reviewer: reviewer.email ?? reviewer.sub } : { decision: 'allow' as const }),
+              message,
+              subject: subject.name,
+              ...(decision.ruleId ? { rule: decision.ruleId } : {}),
+              ...(reviewer
+                ? { decision: 'confirm-approved' as const, reviewer: reviewer.email ?? reviewer.sub }
+                : { decision: 'allow' as const }),
             };
           }
         }
@@ -158,7 +203,14 @@ export function relayRoutes(deps: RelayDeps): Router {
     }
 
     const release = inFlight.take(caller.sub);
-    if (!release) throw new ApiError(429, 'too_many_requests', `You have ${MAX_IN_FLIGHT_PER_USER} requests or streams open through the relay; close some first.`, {}, { 'Retry-After': '1' });
+    if (!release)
+      throw new ApiError(
+        429,
+        'too_many_requests',
+        `You have ${MAX_IN_FLIGHT_PER_USER} requests or streams open through the relay; close some first.`,
+        {},
+        { 'Retry-After': '1' },
+      );
     res.on('close', release);
     const started = performance.now();
     const headers: Record<string, string> = { authorization: `Bearer ${key}` };
@@ -184,7 +236,8 @@ export function relayRoutes(deps: RelayDeps): Router {
     }
     const upstreamSession = upstream.headers['mcp-session-id'];
     // A new session is the caller's only when it starts here (no session id sent); an upstream cannot hand over another's.
-    if (typeof upstreamSession === 'string' && (sessionId === undefined || upstreamSession === sessionId)) await sessions.bind(serverId, upstreamSession, caller.sub);
+    if (typeof upstreamSession === 'string' && (sessionId === undefined || upstreamSession === sessionId))
+      await sessions.bind(serverId, upstreamSession, caller.sub);
     if (req.method === 'DELETE' && sessionId !== undefined && upstream.statusCode < 300) await sessions.forget(serverId, sessionId);
     // Durable before the answer leaves, like the gateway's own audit.
     if (call) await record(deps.audit, caller, serverId, call, upstream.statusCode < 400 ? 'ok' : 'upstream-error', started);
@@ -194,7 +247,11 @@ export function relayRoutes(deps: RelayDeps): Router {
       if (typeof value === 'string') res.set(name, value);
     }
     if (upstream.statusCode === 401 || upstream.statusCode === 403) {
-      deps.log.warn('the upstream refused the service key', { server: serverId, status: upstream.statusCode, secretRef: entry.credential.secretRef });
+      deps.log.warn('the upstream refused the service key', {
+        server: serverId,
+        status: upstream.statusCode,
+        secretRef: entry.credential.secretRef,
+      });
     }
     try {
       if (listed && upstream.statusCode === 200) {
@@ -202,11 +259,20 @@ export function relayRoutes(deps: RelayDeps): Router {
         let filtered: string;
         try {
           const text = await readBounded(upstream.body);
-          filtered = filterListAnswer(text, String(upstream.headers['content-type'] ?? ''), id, (result) => filterListResult(decider, serverId, method, result));
+          filtered = filterListAnswer(text, String(upstream.headers['content-type'] ?? ''), id, (result) =>
+            filterListResult(decider, serverId, method, result),
+          );
         } catch (error) {
           // Deny when unsure: an answer the relay cannot filter shows nothing.
-          deps.log.warn('relay could not filter a list answer', { server: serverId, error: describeError(error).replaceAll(key, '[REDACTED]') });
-          res.status(502).json({ jsonrpc: '2.0', id, error: { code: -32603, message: `The relay could not read the list "${serverId}" answered, so it shows nothing.` } });
+          deps.log.warn('relay could not filter a list answer', {
+            server: serverId,
+            error: describeError(error).replaceAll(key, '[REDACTED]'),
+          });
+          res.status(502).json({
+            jsonrpc: '2.0',
+            id,
+            error: { code: -32603, message: `The relay could not read the list "${serverId}" answered, so it shows nothing.` },
+          });
           return;
         }
         await pipeline(Readable.from([Buffer.from(filtered)]), new KeyScrubber(key), res);
@@ -214,7 +280,8 @@ export function relayRoutes(deps: RelayDeps): Router {
       }
       await pipeline(upstream.body, new KeyScrubber(key), res);
     } catch (error) {
-      if (!aborter.signal.aborted) deps.log.warn('relay stream ended early', { server: serverId, error: describeError(error).replaceAll(key, '[REDACTED]') });
+      if (!aborter.signal.aborted)
+        deps.log.warn('relay stream ended early', { server: serverId, error: describeError(error).replaceAll(key, '[REDACTED]') });
     }
   });
   return router;
@@ -236,10 +303,12 @@ function parseMessage(body: unknown): JsonRpcMessage {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed) || (parsed as { jsonrpc?: unknown }).jsonrpc !== '2.0') {
     throw new ApiError(400, 'invalid_request', 'The body is not one JSON-RPC 2.0 message.');
   }
-  if (Object.keys(parsed).some((key) => !MESSAGE_KEYS.has(key))) throw new ApiError(400, 'invalid_request', 'The message has members JSON-RPC does not define.');
+  if (Object.keys(parsed).some((key) => !MESSAGE_KEYS.has(key)))
+    throw new ApiError(400, 'invalid_request', 'The message has members JSON-RPC does not define.');
   if (!keysAreUnambiguous(parsed, 0)) throw new ApiError(400, 'invalid_request', 'The message has keys that differ only in case or form.');
   const message = parsed as JsonRpcMessage;
-  if (message.method !== undefined && typeof message.method !== 'string') throw new ApiError(400, 'invalid_request', 'The method is not a string.');
+  if (message.method !== undefined && typeof message.method !== 'string')
+    throw new ApiError(400, 'invalid_request', 'The method is not a string.');
   return message;
 }
 
@@ -270,9 +339,18 @@ function takeReviewProof(message: JsonRpcMessage): string | undefined {
 }
 
 async function record(
-  audit: AuditStore, caller: CallerIdentity, server: string,
-  call: { message: JsonRpcMessage & { method?: string }; subject: string | undefined; decision: AuditEvent['decision']; rule?: string; reviewer?: string },
-  status: AuditEvent['status'], started: number,
+  audit: AuditStore,
+  caller: CallerIdentity,
+  server: string,
+  call: {
+    message: JsonRpcMessage & { method?: string };
+    subject: string | undefined;
+    decision: AuditEvent['decision'];
+    rule?: string;
+    reviewer?: string;
+  },
+  status: AuditEvent['status'],
+  started: number,
 ): Promise<void> {
   const { message, subject, decision, rule, reviewer } = call;
   const event: AuditEvent = {

@@ -40,15 +40,25 @@ export class MemoryRelaySessions implements RelaySessions {
     const key = `${serverId}\n${sessionId}`;
     const sub = this.owners.get(key);
     this.owners.delete(key);
-    if (sub) this.ofUser.set(sub, (this.ofUser.get(sub) ?? []).filter((known) => known !== key));
+    if (sub)
+      this.ofUser.set(
+        sub,
+        (this.ofUser.get(sub) ?? []).filter((known) => known !== key),
+      );
   }
 }
 
 export class PostgresRelaySessions implements RelaySessions {
-  constructor(private readonly pool: pg.Pool, private readonly maxPerUser = MAX_SESSIONS_PER_USER) {}
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly maxPerUser = MAX_SESSIONS_PER_USER,
+  ) {}
 
   async ownerOf(serverId: string, sessionId: string): Promise<string | undefined> {
-    const { rows } = await this.pool.query<{ sub: string }>('select sub from relay_sessions where server_id = $1 and session_id = $2', [serverId, sessionId]);
+    const { rows } = await this.pool.query<{ sub: string }>('select sub from relay_sessions where server_id = $1 and session_id = $2', [
+      serverId,
+      sessionId,
+    ]);
     return rows[0]?.sub;
   }
 

@@ -61,16 +61,31 @@ export class ReviewQueue {
     if (!current) throw new ApiError(409, 'no_policy', 'No policy has been published, so no call can be reviewed.');
     const decider = new PolicyDecider(compileEffectivePolicy(current.document, current.version, caller));
     if (!decider.isServerAvailable(body.server)) {
-      throw new ApiError(409, 'not_reviewable', `The org policy does not make server "${body.server}" available to you, so there is nothing to review.`);
+      throw new ApiError(
+        409,
+        'not_reviewable',
+        `The org policy does not make server "${body.server}" available to you, so there is nothing to review.`,
+      );
     }
     const decision = decider.decide(body.server, body.tool, body.arguments);
     if (decision.effect !== 'confirm' || decision.reviewers === undefined || decision.ruleId === undefined) {
-      throw new ApiError(409, 'not_reviewable', `Policy version ${current.version} does not ask a reviewer group to confirm "${body.tool}" on "${body.server}" with these arguments (its decision: ${decision.effect}).`);
+      throw new ApiError(
+        409,
+        'not_reviewable',
+        `Policy version ${current.version} does not ask a reviewer group to confirm "${body.tool}" on "${body.server}" with these arguments (its decision: ${decision.effect}).`,
+      );
     }
     await this.store.purge(now - this.limits.keepDecidedMs);
     const pending = await this.store.pending(now);
-    if (pending.length >= this.limits.maxPending || pending.filter((record) => record.requester.sub === caller.sub).length >= this.limits.maxPendingPerUser) {
-      throw new ApiError(429, 'too_many_reviews', 'Too many of your calls are already waiting for review. Wait for reviewers to answer, then try again.');
+    if (
+      pending.length >= this.limits.maxPending ||
+      pending.filter((record) => record.requester.sub === caller.sub).length >= this.limits.maxPendingPerUser
+    ) {
+      throw new ApiError(
+        429,
+        'too_many_reviews',
+        'Too many of your calls are already waiting for review. Wait for reviewers to answer, then try again.',
+      );
     }
     const rule = current.document.rules.find((candidate) => candidate.id === decision.ruleId);
     const timeoutMs = current.document.guardrails.confirmationTimeoutSeconds * 1000;
@@ -97,7 +112,14 @@ export class ReviewQueue {
     }, timeoutMs);
     timer.unref();
     this.timers.add(timer);
-    this.log.info('review requested', { id: record.id, requester: record.requester.sub, server: record.server, tool: record.tool, rule: record.rule, reviewers: record.reviewers });
+    this.log.info('review requested', {
+      id: record.id,
+      requester: record.requester.sub,
+      server: record.server,
+      tool: record.tool,
+      rule: record.rule,
+      reviewers: record.reviewers,
+    });
     return record;
   }
 
@@ -115,7 +137,11 @@ export class ReviewQueue {
   async get(caller: CallerIdentity, id: string, waitMs = 0, signal?: AbortSignal): Promise<ReviewRecord> {
     const first = await this.read(id);
     if (!first || !(first.requester.sub === caller.sub || (await this.groupsOf(caller)).has(first.reviewers))) {
-      throw new ApiError(404, 'not_found', `No review ${id} that you can see. Reviews that ended long ago, or (with the embedded store) before a policy-server restart, are gone; a waiting call is then denied.`);
+      throw new ApiError(
+        404,
+        'not_found',
+        `No review ${id} that you can see. Reviews that ended long ago, or (with the embedded store) before a policy-server restart, are gone; a waiting call is then denied.`,
+      );
     }
     if (first.state !== 'pending' || waitMs <= 0 || signal?.aborted) return first;
     await new Promise<void>((resolve) => {
@@ -148,7 +174,11 @@ export class ReviewQueue {
       throw new ApiError(403, 'forbidden', `Only members of group "${record.reviewers}" may decide this review.`);
     }
     if (record.state !== 'pending') {
-      throw new ApiError(409, 'already_decided', `Review ${id} is already ${record.state}${record.reviewer ? ` by ${record.reviewer.email ?? record.reviewer.sub}` : ''}.`);
+      throw new ApiError(
+        409,
+        'already_decided',
+        `Review ${id} is already ${record.state}${record.reviewer ? ` by ${record.reviewer.email ?? record.reviewer.sub}` : ''}.`,
+      );
     }
     const settled: ReviewRecord = {
       ...record,
@@ -161,7 +191,11 @@ export class ReviewQueue {
     const { won, record: stored } = await this.store.settle(settled);
     if (!won) {
       const now = stored ? withExpiry(stored, Date.now()) : undefined;
-      throw new ApiError(409, 'already_decided', `Review ${id} is already ${now?.state ?? 'gone'}${now?.reviewer ? ` by ${now.reviewer.email ?? now.reviewer.sub}` : ''}.`);
+      throw new ApiError(
+        409,
+        'already_decided',
+        `Review ${id} is already ${now?.state ?? 'gone'}${now?.reviewer ? ` by ${now.reviewer.email ?? now.reviewer.sub}` : ''}.`,
+      );
     }
     this.wake(id);
     this.announceDecided(id);
@@ -175,10 +209,20 @@ export class ReviewQueue {
    * of the arguments it carries), and has not been used before. Uses it up; resolves with
    * the reviewer, or undefined (the call is refused).
    */
-  async redeem(caller: CallerIdentity, id: string, call: { server: string; method: string; tool: string; argumentsDigest: string; rule: string | undefined; reviewers: string }): Promise<ReviewParty | undefined> {
-    const record = await this.read(id) as StoredReview | undefined;
+  async redeem(
+    caller: CallerIdentity,
+    id: string,
+    call: { server: string; method: string; tool: string; argumentsDigest: string; rule: string | undefined; reviewers: string },
+  ): Promise<ReviewParty | undefined> {
+    const record = (await this.read(id)) as StoredReview | undefined;
     if (!record || record.state !== 'approved' || record.requester.sub !== caller.sub) return undefined;
-    if (record.server !== call.server || record.method !== call.method || record.tool !== call.tool || record.argumentsDigest !== call.argumentsDigest) return undefined;
+    if (
+      record.server !== call.server ||
+      record.method !== call.method ||
+      record.tool !== call.tool ||
+      record.argumentsDigest !== call.argumentsDigest
+    )
+      return undefined;
     // Approved under the rule and reviewer group that ask for it now, not an older policy's.
     if (record.rule !== call.rule || record.reviewers !== call.reviewers) return undefined;
     if (!(await this.store.consume(id))) return undefined; // already used for a call

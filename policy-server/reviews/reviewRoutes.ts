@@ -9,22 +9,29 @@
 import express, { Router } from 'express';
 import { z } from 'zod';
 import {
-  REVIEW_MAX_ARGUMENT_BYTES, REVIEW_MAX_WAIT_SECONDS,
-  type ReviewListResponse, type ReviewRecord, type ReviewResponse,
+  REVIEW_MAX_ARGUMENT_BYTES,
+  REVIEW_MAX_WAIT_SECONDS,
+  type ReviewListResponse,
+  type ReviewRecord,
+  type ReviewResponse,
 } from '../../common/policy/policyServerApi';
 import { ApiError } from '../http/apiErrors';
 import { callerOf } from '../http/callerAuthentication';
-import { parseJsonBody } from '../http/requestValidation';
+import { parseJsonBody, printableText } from '../http/requestValidation';
 import type { ReviewQueue } from './reviewQueue';
 
-const Name = z.string().min(1).max(1024).regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
+const Name = printableText(1024);
 
 const RequestBody = z.strictObject({
   server: Name,
   method: z.enum(['tools/call', 'resources/read', 'prompts/get']),
   tool: Name,
-  arguments: z.record(z.string(), z.unknown())
-    .refine((args) => JSON.stringify(args).length <= REVIEW_MAX_ARGUMENT_BYTES, `arguments must be at most ${REVIEW_MAX_ARGUMENT_BYTES} bytes of JSON`),
+  arguments: z
+    .record(z.string(), z.unknown())
+    .refine(
+      (args) => JSON.stringify(args).length <= REVIEW_MAX_ARGUMENT_BYTES,
+      `arguments must be at most ${REVIEW_MAX_ARGUMENT_BYTES} bytes of JSON`,
+    ),
 });
 
 /** What the API shows of a review: never the digest of the unredacted arguments. */

@@ -25,7 +25,9 @@ export interface ReviewStore {
 
 /** Expired in fact: still `pending` in the store, but past its deadline. */
 export function withExpiry(record: ReviewRecord, now: number): ReviewRecord {
-  return record.state === 'pending' && Date.parse(record.expiresAt) <= now ? { ...record, state: 'expired', decidedAt: record.expiresAt } : record;
+  return record.state === 'pending' && Date.parse(record.expiresAt) <= now
+    ? { ...record, state: 'expired', decidedAt: record.expiresAt }
+    : record;
 }
 
 export class MemoryReviewStore implements ReviewStore {
@@ -78,7 +80,12 @@ export class PostgresReviewStore implements ReviewStore {
   }
 
   async insert(record: ReviewRecord): Promise<void> {
-    await this.pool.query('insert into reviews (id, state, expires_ms, record) values ($1, $2, $3, $4)', [record.id, record.state, Date.parse(record.expiresAt), JSON.stringify(record)]);
+    await this.pool.query('insert into reviews (id, state, expires_ms, record) values ($1, $2, $3, $4)', [
+      record.id,
+      record.state,
+      Date.parse(record.expiresAt),
+      JSON.stringify(record),
+    ]);
   }
 
   async get(id: string): Promise<ReviewRecord | undefined> {
@@ -87,7 +94,10 @@ export class PostgresReviewStore implements ReviewStore {
   }
 
   async pending(now: number): Promise<ReviewRecord[]> {
-    const { rows } = await this.pool.query<{ record: ReviewRecord }>("select record from reviews where state = 'pending' and expires_ms > $1 order by expires_ms", [now]);
+    const { rows } = await this.pool.query<{ record: ReviewRecord }>(
+      "select record from reviews where state = 'pending' and expires_ms > $1 order by expires_ms",
+      [now],
+    );
     return rows.map((row) => row.record);
   }
 

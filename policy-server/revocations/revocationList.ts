@@ -13,9 +13,16 @@ import type { Logger } from '../../common/log/logger';
 import type { PolicyStore, RevocationRecord } from '../store/policyStore';
 
 export class RevocationList {
-  constructor(private readonly store: PolicyStore, private readonly events: EventFanout, private readonly log: Logger) {}
+  constructor(
+    private readonly store: PolicyStore,
+    private readonly events: EventFanout,
+    private readonly log: Logger,
+  ) {}
 
-  async revoke(entry: { sub: string; sessionId?: string; serverId?: string; reason?: string }, revokedBy: string): Promise<{ revocation: RevocationRecord; streamsTold: number }> {
+  async revoke(
+    entry: { sub: string; sessionId?: string; serverId?: string; reason?: string },
+    revokedBy: string,
+  ): Promise<{ revocation: RevocationRecord; streamsTold: number }> {
     const revocation = await this.store.addRevocation({
       sub: entry.sub,
       ...(entry.sessionId !== undefined ? { sessionId: entry.sessionId } : {}),
@@ -24,9 +31,10 @@ export class RevocationList {
       revokedBy,
       ...(entry.reason !== undefined ? { reason: entry.reason } : {}),
     });
-    const streamsTold = entry.serverId !== undefined
-      ? this.events.credentialRevoked(entry.sub, entry.serverId)
-      : this.events.revoked(entry.sub, entry.sessionId);
+    const streamsTold =
+      entry.serverId !== undefined
+        ? this.events.credentialRevoked(entry.sub, entry.serverId)
+        : this.events.revoked(entry.sub, entry.sessionId);
     this.log.info('revoked', { sub: entry.sub, sessionId: entry.sessionId, serverId: entry.serverId, by: revokedBy, streamsTold });
     return { revocation, streamsTold };
   }

@@ -12,8 +12,16 @@ import { OpaqueId, parseJsonBody } from '../http/requestValidation';
 import { ServerIdSchema } from '../../common/serverTransport';
 import type { RevocationList } from './revocationList';
 
-const RevokeBody = z.strictObject({ sub: OpaqueId, sessionId: OpaqueId.optional(), serverId: ServerIdSchema.optional(), reason: z.string().max(500).optional() })
-  .refine((body) => body.sessionId === undefined || body.serverId === undefined, { message: 'revoke a session or a server credential, not both' });
+const RevokeBody = z
+  .strictObject({
+    sub: OpaqueId,
+    sessionId: OpaqueId.optional(),
+    serverId: ServerIdSchema.optional(),
+    reason: z.string().max(500).optional(),
+  })
+  .refine((body) => body.sessionId === undefined || body.serverId === undefined, {
+    message: 'revoke a session or a server credential, not both',
+  });
 const LiftBody = z.strictObject({ sub: OpaqueId, sessionId: OpaqueId.optional(), serverId: ServerIdSchema.optional() });
 
 export function revocationRoutes(revocations: RevocationList): Router {
@@ -24,7 +32,11 @@ export function revocationRoutes(revocations: RevocationList): Router {
     const body = parseJsonBody(req, RevokeBody);
     const admin = callerOf(res);
     if (body.sub === admin.sub && body.sessionId === undefined && body.serverId === undefined) {
-      throw new ApiError(400, 'invalid_request', 'You cannot revoke yourself: you would lose the access needed to lift it. Ask another admin.');
+      throw new ApiError(
+        400,
+        'invalid_request',
+        'You cannot revoke yourself: you would lose the access needed to lift it. Ask another admin.',
+      );
     }
     const { revocation, streamsTold } = await revocations.revoke(body, admin.sub);
     res.status(201).json({ revocation, streamsTold });
@@ -38,7 +50,11 @@ export function revocationRoutes(revocations: RevocationList): Router {
   router.delete('/', json, async (req, res) => {
     const body = parseJsonBody(req, LiftBody);
     if (!(await revocations.lift(body.sub, body.sessionId, callerOf(res).sub, body.serverId))) {
-      throw new ApiError(404, 'not_found', `${body.sub}${body.sessionId ? ` (session ${body.sessionId})` : ''}${body.serverId ? ` (credential for ${body.serverId})` : ''} is not revoked.`);
+      throw new ApiError(
+        404,
+        'not_found',
+        `${body.sub}${body.sessionId ? ` (session ${body.sessionId})` : ''}${body.serverId ? ` (credential for ${body.serverId})` : ''} is not revoked.`,
+      );
     }
     res.status(204).end();
   });

@@ -43,7 +43,10 @@ export interface SecretRows {
 }
 
 export class SecretStore {
-  private constructor(private readonly rows: SecretRows, private readonly key: Uint8Array) {}
+  private constructor(
+    private readonly rows: SecretRows,
+    private readonly key: Uint8Array,
+  ) {}
 
   /**
    * Opens the store with the key in `keyFile` (created, 0600, when `create` and it does not
@@ -51,21 +54,30 @@ export class SecretStore {
    */
   static open(dataDir: string, keyFile: string, options: { create?: boolean; database?: pg.Pool } = {}): SecretStore {
     if (!existsSync(keyFile)) {
-      if (!options.create) throw new SecretStoreError(`The secrets key file ${keyFile} does not exist (gatehouse secret init-key creates one).`);
+      if (!options.create)
+        throw new SecretStoreError(`The secrets key file ${keyFile} does not exist (gatehouse secret init-key creates one).`);
       writeFileSync(keyFile, `${Buffer.from(randomBytes(KEY_BYTES)).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
     }
     const stats = statSync(keyFile);
-    if ((stats.mode & 0o077) !== 0) throw new SecretStoreError(`The secrets key file ${keyFile} must be readable by its owner only (chmod 600).`);
+    if ((stats.mode & 0o077) !== 0)
+      throw new SecretStoreError(`The secrets key file ${keyFile} must be readable by its owner only (chmod 600).`);
     const key = Buffer.from(readFileSync(keyFile, 'utf8').trim(), 'base64url');
-    if (key.length !== KEY_BYTES) throw new SecretStoreError(`The secrets key file ${keyFile} must hold ${KEY_BYTES} random bytes, base64url-encoded.`);
-    return new SecretStore(options.database ? new PostgresSecretRows(options.database) : new FileSecretRows(join(dataDir, SECRETS_FILE)), key);
+    if (key.length !== KEY_BYTES)
+      throw new SecretStoreError(`The secrets key file ${keyFile} must hold ${KEY_BYTES} random bytes, base64url-encoded.`);
+    return new SecretStore(
+      options.database ? new PostgresSecretRows(options.database) : new FileSecretRows(join(dataDir, SECRETS_FILE)),
+      key,
+    );
   }
 
   /** Stores (or replaces) the value of secret `id`. */
   async set(id: string, value: string): Promise<void> {
     if (!SECRET_ID.test(id)) throw new SecretStoreError('A secret id is 1 to 128 letters, digits, dots, dashes or underscores.');
-    if (value.length === 0 || Buffer.byteLength(value) > MAX_SECRET_BYTES) throw new SecretStoreError(`A secret is 1 byte to ${MAX_SECRET_BYTES / 1024} KB.`);
-    const jwe = await new CompactEncrypt(new TextEncoder().encode(value)).setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid: id }).encrypt(this.key);
+    if (value.length === 0 || Buffer.byteLength(value) > MAX_SECRET_BYTES)
+      throw new SecretStoreError(`A secret is 1 byte to ${MAX_SECRET_BYTES / 1024} KB.`);
+    const jwe = await new CompactEncrypt(new TextEncoder().encode(value))
+      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid: id })
+      .encrypt(this.key);
     await this.rows.write(id, jwe, new Date().toISOString());
   }
 
@@ -102,14 +114,17 @@ class FileSecretRows implements SecretRows {
   }
 
   async list(): Promise<Array<{ id: string; updatedAt: string }>> {
-    return Object.entries(this.file().secrets).map(([id, entry]) => ({ id, updatedAt: entry.updatedAt })).sort((a, b) => a.id.localeCompare(b.id));
+    return Object.entries(this.file().secrets)
+      .map(([id, entry]) => ({ id, updatedAt: entry.updatedAt }))
+      .sort((a, b) => a.id.localeCompare(b.id));
   }
 
   private file(): SecretsFile {
     if (!existsSync(this.path)) return { version: 1, secrets: {} };
     ensurePrivateFile(this.path);
     const parsed = JSON.parse(readFileSync(this.path, 'utf8')) as Partial<SecretsFile>;
-    if (parsed.version !== 1 || typeof parsed.secrets !== 'object' || parsed.secrets === null) throw new SecretStoreError(`${this.path} is not a Gatehouse secrets file.`);
+    if (parsed.version !== 1 || typeof parsed.secrets !== 'object' || parsed.secrets === null)
+      throw new SecretStoreError(`${this.path} is not a Gatehouse secrets file.`);
     return { version: 1, secrets: parsed.secrets };
   }
 }
@@ -119,12 +134,17 @@ class PostgresSecretRows implements SecretRows {
   constructor(private readonly pool: pg.Pool) {}
 
   async read(id: string): Promise<{ jwe: string; updatedAt: string } | undefined> {
-    const { rows } = await this.pool.query<{ jwe: string; updated_at: string }>('select jwe, updated_at from relay_secrets where id = $1', [id]);
+    const { rows } = await this.pool.query<{ jwe: string; updated_at: string }>('select jwe, updated_at from relay_secrets where id = $1', [
+      id,
+    ]);
     return rows[0] ? { jwe: rows[0].jwe, updatedAt: rows[0].updated_at } : undefined;
   }
 
   async write(id: string, jwe: string, updatedAt: string): Promise<void> {
-    await this.pool.query('insert into relay_secrets (id, jwe, updated_at) values ($1, $2, $3) on conflict (id) do update set jwe = excluded.jwe, updated_at = excluded.updated_at', [id, jwe, updatedAt]);
+    await this.pool.query(
+      'insert into relay_secrets (id, jwe, updated_at) values ($1, $2, $3) on conflict (id) do update set jwe = excluded.jwe, updated_at = excluded.updated_at',
+      [id, jwe, updatedAt],
+    );
   }
 
   async list(): Promise<Array<{ id: string; updatedAt: string }>> {

@@ -5,7 +5,14 @@
  * arrives (LISTEN/NOTIFY, events/clusterEvents.ts). So a revocation or publish made anywhere
  * is in force here as soon as its event arrives, and within `maxAgeMs` if the event was lost.
  */
-import type { NewPolicyVersion, NewRevocation, PolicyStore, PolicyVersionRecord, PolicyVersionSummary, RevocationRecord } from './policyStore';
+import type {
+  NewPolicyVersion,
+  NewRevocation,
+  PolicyStore,
+  PolicyVersionRecord,
+  PolicyVersionSummary,
+  RevocationRecord,
+} from './policyStore';
 
 interface Cached<T> {
   value: Promise<T>;
@@ -16,7 +23,10 @@ export class CachedPolicyStore implements PolicyStore {
   private latest: Cached<PolicyVersionRecord | undefined> | undefined;
   private revocations: Cached<RevocationRecord[]> | undefined;
 
-  constructor(private readonly inner: PolicyStore, private readonly maxAgeMs = 1_000) {}
+  constructor(
+    private readonly inner: PolicyStore,
+    private readonly maxAgeMs = 1_000,
+  ) {}
 
   /** Another replica changed something (or this one did): read again next time. */
   invalidate(): void {
@@ -27,7 +37,9 @@ export class CachedPolicyStore implements PolicyStore {
   latestVersion(): Promise<PolicyVersionRecord | undefined> {
     if (!this.isFresh(this.latest)) {
       const entry = { value: this.inner.latestVersion(), at: Date.now() };
-      entry.value.catch(() => { if (this.latest === entry) this.latest = undefined; }); // a failed read is not kept
+      entry.value.catch(() => {
+        if (this.latest === entry) this.latest = undefined;
+      }); // a failed read is not kept
       this.latest = entry;
     }
     return this.latest!.value;
@@ -36,7 +48,9 @@ export class CachedPolicyStore implements PolicyStore {
   listRevocations(): Promise<RevocationRecord[]> {
     if (!this.isFresh(this.revocations)) {
       const entry = { value: this.inner.listRevocations(), at: Date.now() };
-      entry.value.catch(() => { if (this.revocations === entry) this.revocations = undefined; });
+      entry.value.catch(() => {
+        if (this.revocations === entry) this.revocations = undefined;
+      });
       this.revocations = entry;
     }
     return this.revocations!.value;

@@ -9,7 +9,14 @@ import { join } from 'node:path';
 import { Low } from 'lowdb';
 import { JSONFile } from 'lowdb/node';
 import { ensurePrivateFile } from './privateFiles';
-import type { NewPolicyVersion, NewRevocation, PolicyStore, PolicyVersionRecord, PolicyVersionSummary, RevocationRecord } from './policyStore';
+import type {
+  NewPolicyVersion,
+  NewRevocation,
+  PolicyStore,
+  PolicyVersionRecord,
+  PolicyVersionSummary,
+  RevocationRecord,
+} from './policyStore';
 
 interface StoreData {
   schema: 1;
@@ -42,7 +49,7 @@ export class LowdbPolicyStore implements PolicyStore {
     try {
       await db.read();
     } catch (error) {
-      throw new Error(`cannot read the policy store ${path}: ${(error as Error).message}`);
+      throw new Error(`cannot read the policy store ${path}: ${(error as Error).message}`, { cause: error });
     }
     if (db.data.schema !== 1 || !Array.isArray(db.data.versions) || !Array.isArray(db.data.revocations)) {
       throw new Error(`the policy store ${path} is not a Gatehouse policy store (schema 1)`);
@@ -73,11 +80,15 @@ export class LowdbPolicyStore implements PolicyStore {
 
   addRevocation(entry: NewRevocation): Promise<RevocationRecord> {
     return this.exclusive(async () => {
-      const existing = this.db.data.revocations.find((r) => r.sub === entry.sub && r.sessionId === entry.sessionId && r.serverId === entry.serverId);
+      const existing = this.db.data.revocations.find(
+        (r) => r.sub === entry.sub && r.sessionId === entry.sessionId && r.serverId === entry.serverId,
+      );
       // A stored credential revoked again (the user signed in since): the new time counts.
       if (existing && entry.serverId !== undefined) {
         const updated: RevocationRecord = { ...existing, ...entry };
-        await this.commit(() => { this.db.data.revocations = this.db.data.revocations.map((r) => (r === existing ? updated : r)); });
+        await this.commit(() => {
+          this.db.data.revocations = this.db.data.revocations.map((r) => (r === existing ? updated : r));
+        });
         return updated;
       }
       if (existing) return existing;
@@ -91,7 +102,9 @@ export class LowdbPolicyStore implements PolicyStore {
     return this.exclusive(async () => {
       const remaining = this.db.data.revocations.filter((r) => !(r.sub === sub && r.sessionId === sessionId && r.serverId === serverId));
       if (remaining.length === this.db.data.revocations.length) return false;
-      await this.commit(() => { this.db.data.revocations = remaining; });
+      await this.commit(() => {
+        this.db.data.revocations = remaining;
+      });
       return true;
     });
   }
@@ -112,7 +125,7 @@ export class LowdbPolicyStore implements PolicyStore {
       await this.db.write();
     } catch (error) {
       this.db.data = before;
-      throw new Error(`cannot write the policy store: ${(error as Error).message}`);
+      throw new Error(`cannot write the policy store: ${(error as Error).message}`, { cause: error });
     }
   }
 

@@ -79,16 +79,23 @@ async function load(spool: AuditSpool, concurrency: number, seconds: number): Pr
   const started = performance.now();
   const deadline = started + seconds * 1000;
   let n = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (performance.now() < deadline) {
-      const event = benchEvent(spool, n++);
-      const t0 = performance.now();
-      await spool.append(event);
-      latencies.push(performance.now() - t0);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline) {
+        const event = benchEvent(spool, n++);
+        const t0 = performance.now();
+        await spool.append(event);
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
   const elapsed = (performance.now() - started) / 1000;
-  return { events: latencies.length, seconds: elapsed, latencies: Float64Array.from(latencies).sort(), commits: spool.stats().commits - commitsBefore };
+  return {
+    events: latencies.length,
+    seconds: elapsed,
+    latencies: Float64Array.from(latencies).sort(),
+    commits: spool.stats().commits - commitsBefore,
+  };
 }
 
 export async function runAuditBench(): Promise<Record<string, number>> {
@@ -125,17 +132,35 @@ export async function runAuditBench(): Promise<Record<string, number>> {
 
 if (require.main === module) {
   const began = performance.now();
-  runAuditBench().then((r) => {
-    console.log(markdownTable(['measure', 'concurrency 1', 'concurrency 32', 'concurrency 64'], [
-      ['durable events/s', r.audit_events_s_c1!, r.audit_events_s_c32!, r.audit_events_s!],
-      ['append p50 ms', r.audit_append_p50_ms_c1!, r.audit_append_p50_ms_c32!, '-'],
-      ['append p99 ms', r.audit_append_p99_ms_c1!, r.audit_append_p99_ms_c32!, '-'],
-      ['events per fsync', '-', '-', r.audit_events_per_commit_c64!],
-    ]));
-    console.log(`raw fdatasync: p50 ${r.fsync_ms_p50} ms, p99 ${r.fsync_ms_p99} ms; target >= ${TARGET_EVENTS_S} durable events/s: ${r.audit_events_s! >= TARGET_EVENTS_S ? 'met' : 'MISSED'}`);
-    console.log(JSON.stringify({ bench: 'audit', ...r, target_events_s: TARGET_EVENTS_S, targets_met: r.audit_events_s! >= TARGET_EVENTS_S, bench_seconds: round((performance.now() - began) / 1000, 1) }));
-  }, (error: unknown) => {
-    process.stderr.write(`audit bench failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
-    process.exit(1);
-  });
+  runAuditBench().then(
+    (r) => {
+      console.log(
+        markdownTable(
+          ['measure', 'concurrency 1', 'concurrency 32', 'concurrency 64'],
+          [
+            ['durable events/s', r.audit_events_s_c1!, r.audit_events_s_c32!, r.audit_events_s!],
+            ['append p50 ms', r.audit_append_p50_ms_c1!, r.audit_append_p50_ms_c32!, '-'],
+            ['append p99 ms', r.audit_append_p99_ms_c1!, r.audit_append_p99_ms_c32!, '-'],
+            ['events per fsync', '-', '-', r.audit_events_per_commit_c64!],
+          ],
+        ),
+      );
+      console.log(
+        `raw fdatasync: p50 ${r.fsync_ms_p50} ms, p99 ${r.fsync_ms_p99} ms; target >= ${TARGET_EVENTS_S} durable events/s: ${r.audit_events_s! >= TARGET_EVENTS_S ? 'met' : 'MISSED'}`,
+      );
+      console.log(
+        JSON.stringify({
+          bench: 'audit',
+          ...r,
+          target_events_s: TARGET_EVENTS_S,
+          targets_met: r.audit_events_s! >= TARGET_EVENTS_S,
+          bench_seconds: round((performance.now() - began) / 1000, 1),
+        }),
+      );
+    },
+    (error: unknown) => {
+      process.stderr.write(`audit bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exit(1);
+    },
+  );
 }

@@ -25,7 +25,11 @@ export interface Tracked {
 const tracked = new Set<Tracked>();
 const OWN_PGID = readStat(process.pid)?.pgid;
 
-interface ProcStat { ppid: number; pgid: number; ticks: number }
+interface ProcStat {
+  ppid: number;
+  pgid: number;
+  ticks: number;
+}
 
 function readStat(pid: number): ProcStat | undefined {
   let text: string;
@@ -62,14 +66,23 @@ function descendants(root: number): number[] {
 
 function killGroup(pgid: number, signal: NodeJS.Signals): void {
   if (!pgid || pgid === OWN_PGID) return;
-  try { process.kill(-pgid, signal); } catch { /* already gone */ }
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    /* already gone */
+  }
 }
 
 /**
  * Spawns `command` in its own process group. stdout lines go to `onLine` listeners; stderr is
  * drained (a full pipe would stall the process under test) and kept for error messages.
  */
-export function spawnTracked(name: string, command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Tracked {
+export function spawnTracked(
+  name: string,
+  command: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Tracked {
   const child = spawn(command, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
@@ -113,7 +126,11 @@ export function spawnTracked(name: string, command: string, args: string[], opti
       }
       for (const group of groups) killGroup(group, 'SIGKILL');
       for (const p of family) {
-        try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
       }
     },
   };
@@ -142,7 +159,9 @@ export function waitForLine<T>(proc: Tracked, parse: (line: string) => T | undef
       else resolve(value as T);
     };
     const timer = setTimeout(() => finish(new Error(`${proc.name}: not ready in ${timeoutMs} ms; stderr:\n${proc.stderr()}`)), timeoutMs);
-    proc.child.once('exit', (code, signal) => finish(new Error(`${proc.name}: exited (${code ?? signal}) before it was ready; stderr:\n${proc.stderr()}`)));
+    proc.child.once('exit', (code, signal) =>
+      finish(new Error(`${proc.name}: exited (${code ?? signal}) before it was ready; stderr:\n${proc.stderr()}`)),
+    );
     proc.onLine((line) => {
       const value = parse(line);
       if (value !== undefined) finish(undefined, value);
@@ -154,7 +173,11 @@ let clockTicks: number | undefined;
 /** utime + stime of a process so far, in ms. */
 export function cpuMs(pid: number): number {
   clockTicks ??= (() => {
-    try { return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100; } catch { return 100; }
+    try {
+      return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      return 100;
+    }
   })();
   const stat = readStat(pid);
   if (!stat) throw new Error(`cannot read /proc/${pid}/stat`);
@@ -195,7 +218,11 @@ export function rpcMessages(body: string): Array<Record<string, unknown>> {
   }
   const messages: Array<Record<string, unknown>> = [];
   for (const event of body.split(/\r?\n\r?\n/)) {
-    const data = event.split(/\r?\n/).filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n');
+    const data = event
+      .split(/\r?\n/)
+      .filter((l) => l.startsWith('data:'))
+      .map((l) => l.slice(5).trimStart())
+      .join('\n');
     if (data.trim()) messages.push(JSON.parse(data) as Record<string, unknown>);
   }
   return messages;
@@ -219,7 +246,11 @@ export interface McpSession {
   headers: Record<string, string>;
 }
 
-async function post(url: string, headers: Record<string, string>, body: string): Promise<{ status: number; headers: Headers; text: string }> {
+async function post(
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+): Promise<{ status: number; headers: Headers; text: string }> {
   const response = await fetch(url, { method: 'POST', headers, body });
   return { status: response.status, headers: response.headers, text: await response.text() };
 }
@@ -228,13 +259,23 @@ async function post(url: string, headers: Record<string, string>, body: string):
  * initialize + notifications/initialized, then one checked tools/call. Retries while the
  * port refuses connections (a peer proxy that is still starting), up to `timeoutMs`.
  */
-export async function openSession(url: string, extraHeaders: Record<string, string> = {}, capabilities: Record<string, unknown> = {},
-  options: { protocolVersion?: string; timeoutMs?: number } = {}): Promise<McpSession> {
+export async function openSession(
+  url: string,
+  extraHeaders: Record<string, string> = {},
+  capabilities: Record<string, unknown> = {},
+  options: { protocolVersion?: string; timeoutMs?: number } = {},
+): Promise<McpSession> {
   const timeoutMs = options.timeoutMs ?? 20_000;
   const base = { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', ...extraHeaders };
   const initialize = JSON.stringify({
-    jsonrpc: '2.0', id: 0, method: 'initialize',
-    params: { protocolVersion: options.protocolVersion ?? LATEST_PROTOCOL_VERSION, capabilities, clientInfo: { name: 'gatehouse-bench', version: '1.0.0' } },
+    jsonrpc: '2.0',
+    id: 0,
+    method: 'initialize',
+    params: {
+      protocolVersion: options.protocolVersion ?? LATEST_PROTOCOL_VERSION,
+      capabilities,
+      clientInfo: { name: 'gatehouse-bench', version: '1.0.0' },
+    },
   });
   const deadline = Date.now() + timeoutMs;
   let init: Awaited<ReturnType<typeof post>>;
@@ -243,7 +284,8 @@ export async function openSession(url: string, extraHeaders: Record<string, stri
       init = await post(url, base, initialize);
       break;
     } catch (error) {
-      if (Date.now() > deadline) throw new Error(`${url}: no answer to initialize within ${timeoutMs} ms: ${(error as Error).message}`);
+      if (Date.now() > deadline)
+        throw new Error(`${url}: no answer to initialize within ${timeoutMs} ms: ${(error as Error).message}`, { cause: error });
       await sleep(100);
     }
   }
@@ -306,34 +348,46 @@ function once(session: McpSession, connections: number, seconds: number): Promis
     let firstMismatch: string | undefined;
     let firstError: string | undefined;
     const started = performance.now();
-    const tracker = autocannon({
-      url: session.url,
-      method: 'POST',
-      headers: session.headers,
-      // Unique JSON-RPC id per request: transports route responses by id within a session.
-      body: TOOL_CALL_BODY('[<id>]'),
-      idReplacement: true,
-      connections,
-      duration: seconds,
-      timeout: 10,
-      // Autocannon counts a response when the HTTP message is complete, i.e. the whole
-      // SSE body (which ends after the JSON-RPC result) has arrived.
-      verifyBody: (body: string) => (++checked % FULL_CHECK_EVERY === 0 ? isToolResult(body) : body.includes(TOOL_TEXT) && body.includes('"result"')),
-    }, (error, result) => {
-      const elapsed = (performance.now() - started) / 1000;
-      if (error) return reject(error);
-      const problems = result.errors + result.timeouts + result.non2xx + result.mismatches;
-      if (problems > 0 || latencies.length === 0) {
-        return reject(new Error(`load on ${session.url} (c=${connections}): ${latencies.length} ok, ${result.errors} errors, ${result.timeouts} timeouts, `
-          + `${result.non2xx} non-2xx, ${result.mismatches} bad bodies${firstError ? `; first error: ${firstError}` : ''}${firstMismatch ? `; first bad body: ${firstMismatch.slice(0, 400)}` : ''}`));
-      }
-      resolve({ calls: latencies.length, latencies, seconds: elapsed });
-    });
+    const tracker = autocannon(
+      {
+        url: session.url,
+        method: 'POST',
+        headers: session.headers,
+        // Unique JSON-RPC id per request: transports route responses by id within a session.
+        body: TOOL_CALL_BODY('[<id>]'),
+        idReplacement: true,
+        connections,
+        duration: seconds,
+        timeout: 10,
+        // Autocannon counts a response when the HTTP message is complete, i.e. the whole
+        // SSE body (which ends after the JSON-RPC result) has arrived.
+        verifyBody: (body: string) =>
+          ++checked % FULL_CHECK_EVERY === 0 ? isToolResult(body) : body.includes(TOOL_TEXT) && body.includes('"result"'),
+      },
+      (error, result) => {
+        const elapsed = (performance.now() - started) / 1000;
+        if (error) return reject(error);
+        const problems = result.errors + result.timeouts + result.non2xx + result.mismatches;
+        if (problems > 0 || latencies.length === 0) {
+          return reject(
+            new Error(
+              `load on ${session.url} (c=${connections}): ${latencies.length} ok, ${result.errors} errors, ${result.timeouts} timeouts, ` +
+                `${result.non2xx} non-2xx, ${result.mismatches} bad bodies${firstError ? `; first error: ${firstError}` : ''}${firstMismatch ? `; first bad body: ${firstMismatch.slice(0, 400)}` : ''}`,
+            ),
+          );
+        }
+        resolve({ calls: latencies.length, latencies, seconds: elapsed });
+      },
+    );
     tracker.on('response', (_client, status, _bytes, responseTimeMs) => {
       if (status >= 200 && status < 300) latencies.push(responseTimeMs);
     });
-    tracker.on('reqMismatch', (body) => { firstMismatch ??= body; });
-    tracker.on('reqError', (error) => { firstError ??= error.message; });
+    tracker.on('reqMismatch', (body) => {
+      firstMismatch ??= body;
+    });
+    tracker.on('reqError', (error) => {
+      firstError ??= error.message;
+    });
   });
 }
 
@@ -343,14 +397,21 @@ export function percentile(sorted: ArrayLike<number>, q: number): number {
 }
 
 export function median(values: number[]): number {
-  return percentile([...values].sort((a, b) => a - b), 0.5);
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    0.5,
+  );
 }
 
 /**
  * Warm-up, then a timed run at a fixed number of in-flight requests (one per connection).
  * With `cpuPid`, that process's utime+stime over the timed run is divided by completed calls.
  */
-export async function measure(session: McpSession, connections: number, options: { warmupS: number; seconds: number; cpuPid?: number }): Promise<LoadResult> {
+export async function measure(
+  session: McpSession,
+  connections: number,
+  options: { warmupS: number; seconds: number; cpuPid?: number },
+): Promise<LoadResult> {
   if (options.warmupS > 0) await once(session, connections, options.warmupS);
   const cpuBefore = options.cpuPid !== undefined ? cpuMs(options.cpuPid) : 0;
   const ownBefore = process.cpuUsage();

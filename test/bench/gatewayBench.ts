@@ -19,8 +19,18 @@ import { stringify } from 'yaml';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
 import { LAUNCH_CLIENT_CAPABILITIES } from '../../gateway/upstream/upstreamPool';
 import {
-  freePort, markdownTable, measure, median, openSession, round, rssMb, spawnTracked, waitForLine,
-  type LoadResult, type McpSession, type Tracked,
+  freePort,
+  markdownTable,
+  measure,
+  median,
+  openSession,
+  round,
+  rssMb,
+  spawnTracked,
+  waitForLine,
+  type LoadResult,
+  type McpSession,
+  type Tracked,
 } from './benchSupport';
 
 const REPO = resolve(__dirname, '../..');
@@ -49,8 +59,16 @@ const TARGETS = {
   rss_mb: 120,
 };
 
-interface Running { proc: Tracked; url: string; stop(): Promise<void> }
-interface RunningGateway extends Running { ready: GatewayReadyLine; secret: string; pid: number }
+interface Running {
+  proc: Tracked;
+  url: string;
+  stop(): Promise<void>;
+}
+interface RunningGateway extends Running {
+  ready: GatewayReadyLine;
+  secret: string;
+  pid: number;
+}
 
 async function startHttpFixture(): Promise<Running> {
   const proc = spawnTracked('conformance-upstream --http', NODE, [FIXTURE, '--http', '0']);
@@ -67,8 +85,20 @@ async function startGateway(servers: Array<Record<string, unknown>>): Promise<Ru
   const config = join(dir, 'gateway.yaml');
   const secretFile = join(dir, 'secret');
   writeFileSync(config, stringify({ servers }));
-  const proc = spawnTracked('gateway', NODE, [GATEWAY, 'gateway', '--config', config, '--listen', '127.0.0.1:0',
-    '--runtime-dir', join(dir, 'run'), '--state-dir', join(dir, 'state'), '--launch-secret-file', secretFile]);
+  const proc = spawnTracked('gateway', NODE, [
+    GATEWAY,
+    'gateway',
+    '--config',
+    config,
+    '--listen',
+    '127.0.0.1:0',
+    '--runtime-dir',
+    join(dir, 'run'),
+    '--state-dir',
+    join(dir, 'state'),
+    '--launch-secret-file',
+    secretFile,
+  ]);
   const stop = async () => {
     await proc.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -100,7 +130,18 @@ async function gatewaySession(gateway: RunningGateway, url = gateway.url): Promi
 /** mcp-proxy, Streamable HTTP only, stateful (its default), spawned as `node <bin script>`. */
 async function startMcpProxy(): Promise<Running> {
   const port = await freePort();
-  const proc = spawnTracked('mcp-proxy', NODE, [MCP_PROXY, '--port', String(port), '--host', '127.0.0.1', '--server', 'stream', '--', NODE, FIXTURE]);
+  const proc = spawnTracked('mcp-proxy', NODE, [
+    MCP_PROXY,
+    '--port',
+    String(port),
+    '--host',
+    '127.0.0.1',
+    '--server',
+    'stream',
+    '--',
+    NODE,
+    FIXTURE,
+  ]);
   return { proc, url: `http://127.0.0.1:${port}/mcp`, stop: () => proc.stop() };
 }
 
@@ -108,12 +149,26 @@ async function startMcpProxy(): Promise<Running> {
 async function startSupergateway(): Promise<Running> {
   const port = await freePort();
   const command = `'${NODE}' '${FIXTURE}'`;
-  const proc = spawnTracked('supergateway', NODE, [SUPERGATEWAY, '--stdio', command, '--outputTransport', 'streamableHttp', '--stateful',
-    '--port', String(port), '--logLevel', 'none']);
+  const proc = spawnTracked('supergateway', NODE, [
+    SUPERGATEWAY,
+    '--stdio',
+    command,
+    '--outputTransport',
+    'streamableHttp',
+    '--stateful',
+    '--port',
+    String(port),
+    '--logLevel',
+    'none',
+  ]);
   return { proc, url: `http://127.0.0.1:${port}/mcp`, stop: () => proc.stop() };
 }
 
-interface Pair { name: string; c1: LoadResult; cN: LoadResult }
+interface Pair {
+  name: string;
+  c1: LoadResult;
+  cN: LoadResult;
+}
 
 async function latencyAndThroughput(name: string, session: McpSession, cpuPid?: number): Promise<Pair> {
   process.stderr.write(`[bench gateway] ${name}: c=1 then c=${HIGH_CONCURRENCY} (${WARMUP_S} s warm-up + ${TIMED_S} s each)\n`);
@@ -165,7 +220,11 @@ export async function runGatewayBench(): Promise<void> {
   let direct: Pair;
   let viaHttp: Pair;
   try {
-    direct = await latencyAndThroughput('direct (HTTP fixture)', await openSession(fixture.url, {}, CLIENT_CAPABILITIES), fixture.proc.child.pid);
+    direct = await latencyAndThroughput(
+      'direct (HTTP fixture)',
+      await openSession(fixture.url, {}, CLIENT_CAPABILITIES),
+      fixture.proc.child.pid,
+    );
     viaHttp = await withTarget(
       () => startGateway([{ id: 'fixture-http', transport: { type: 'streamable-http', url: fixture.url } }]),
       async (gateway) => latencyAndThroughput('gateway -> HTTP fixture', await gatewaySession(gateway), gateway.pid),
@@ -175,12 +234,16 @@ export async function runGatewayBench(): Promise<void> {
   }
 
   // 2./3. Same stdio fixture behind the gateway and the two peers.
-  const viaStdio = await withTarget(() => startGateway([stdioFixture('fixture-stdio')]),
-    async (gateway) => latencyAndThroughput('gateway -> stdio fixture', await gatewaySession(gateway), gateway.pid));
-  const mcpProxy = await withTarget(startMcpProxy,
-    async (proxy) => latencyAndThroughput('mcp-proxy -> stdio fixture', await openSession(proxy.url, {}, CLIENT_CAPABILITIES), proxy.proc.child.pid));
-  const supergateway = await withTarget(startSupergateway,
-    async (proxy) => latencyAndThroughput('supergateway -> stdio fixture', await openSession(proxy.url, {}, CLIENT_CAPABILITIES), proxy.proc.child.pid));
+  const viaStdio = await withTarget(
+    () => startGateway([stdioFixture('fixture-stdio')]),
+    async (gateway) => latencyAndThroughput('gateway -> stdio fixture', await gatewaySession(gateway), gateway.pid),
+  );
+  const mcpProxy = await withTarget(startMcpProxy, async (proxy) =>
+    latencyAndThroughput('mcp-proxy -> stdio fixture', await openSession(proxy.url, {}, CLIENT_CAPABILITIES), proxy.proc.child.pid),
+  );
+  const supergateway = await withTarget(startSupergateway, async (proxy) =>
+    latencyAndThroughput('supergateway -> stdio fixture', await openSession(proxy.url, {}, CLIENT_CAPABILITIES), proxy.proc.child.pid),
+  );
 
   // 4./5. Startup with 1 and 20 upstreams; RSS with 20 sessions.
   const { startup1, startup20, rss } = await startupAndRss();
@@ -203,17 +266,28 @@ export async function runGatewayBench(): Promise<void> {
     rss_mb: rss,
   };
   const raw = {
-    direct_p50_ms: direct.c1.p50, direct_p99_ms: direct.c1.p99, direct_rps: direct.cN.rps,
-    gateway_p50_ms: viaHttp.c1.p50, gateway_p99_ms: viaHttp.c1.p99, gateway_rps: viaHttp.cN.rps,
+    direct_p50_ms: direct.c1.p50,
+    direct_p99_ms: direct.c1.p99,
+    direct_rps: direct.cN.rps,
+    gateway_p50_ms: viaHttp.c1.p50,
+    gateway_p99_ms: viaHttp.c1.p99,
+    gateway_rps: viaHttp.cN.rps,
     gateway_cpu_ms_per_call_http_upstream: gatewayHttpCpu,
-    gateway_stdio_p50_ms: viaStdio.c1.p50, gateway_stdio_p99_ms: viaStdio.c1.p99, gateway_stdio_rps: viaStdio.cN.rps,
+    gateway_stdio_p50_ms: viaStdio.c1.p50,
+    gateway_stdio_p99_ms: viaStdio.c1.p99,
+    gateway_stdio_rps: viaStdio.cN.rps,
     gateway_cpu_ms_per_call_stdio_upstream: gatewayStdioCpu,
-    mcp_proxy_p50_ms: mcpProxy.c1.p50, mcp_proxy_p99_ms: mcpProxy.c1.p99, mcp_proxy_rps: mcpProxy.cN.rps,
+    mcp_proxy_p50_ms: mcpProxy.c1.p50,
+    mcp_proxy_p99_ms: mcpProxy.c1.p99,
+    mcp_proxy_rps: mcpProxy.cN.rps,
     mcp_proxy_cpu_ms_per_call: mcpProxy.cN.cpuMsPerCall!,
-    supergateway_p50_ms: supergateway.c1.p50, supergateway_p99_ms: supergateway.c1.p99, supergateway_rps: supergateway.cN.rps,
+    supergateway_p50_ms: supergateway.c1.p50,
+    supergateway_p99_ms: supergateway.c1.p99,
+    supergateway_rps: supergateway.cN.rps,
     supergateway_cpu_ms_per_call: supergateway.cN.cpuMsPerCall!,
     direct_fixture_cpu_ms_per_call: direct.cN.cpuMsPerCall!,
-    startup_ms_1: startup1Ms, startup_ms_20: startup20Ms,
+    startup_ms_1: startup1Ms,
+    startup_ms_20: startup20Ms,
   };
   const targetsMet = {
     p50_added_ms: summary.p50_added_ms <= TARGETS.p50_added_ms,
@@ -230,36 +304,74 @@ export async function runGatewayBench(): Promise<void> {
   const pairs = [direct, viaHttp, viaStdio, mcpProxy, supergateway];
   const ms = (v: number) => v.toFixed(3);
   console.log(`\n## Gateway benchmark (tools/call test_simple_text; ${WARMUP_S} s warm-up + ${TIMED_S} s timed per cell)\n`);
-  console.log(markdownTable(
-    ['target', 'p50 c=1 (ms)', 'p99 c=1 (ms)', 'calls c=1', `rps c=${HIGH_CONCURRENCY}`, `p50 c=${HIGH_CONCURRENCY} (ms)`, `p99 c=${HIGH_CONCURRENCY} (ms)`,
-      'CPU ms/call *', 'loadgen CPU ms/call'],
-    pairs.map((p) => [p.name, ms(p.c1.p50), ms(p.c1.p99), p.c1.calls, Math.round(p.cN.rps), ms(p.cN.p50), ms(p.cN.p99),
-      p.cN.cpuMsPerCall === undefined ? '-' : ms(p.cN.cpuMsPerCall), ms(p.cN.loadgenCpuMsPerCall)]),
-  ));
+  console.log(
+    markdownTable(
+      [
+        'target',
+        'p50 c=1 (ms)',
+        'p99 c=1 (ms)',
+        'calls c=1',
+        `rps c=${HIGH_CONCURRENCY}`,
+        `p50 c=${HIGH_CONCURRENCY} (ms)`,
+        `p99 c=${HIGH_CONCURRENCY} (ms)`,
+        'CPU ms/call *',
+        'loadgen CPU ms/call',
+      ],
+      pairs.map((p) => [
+        p.name,
+        ms(p.c1.p50),
+        ms(p.c1.p99),
+        p.c1.calls,
+        Math.round(p.cN.rps),
+        ms(p.cN.p50),
+        ms(p.cN.p99),
+        p.cN.cpuMsPerCall === undefined ? '-' : ms(p.cN.cpuMsPerCall),
+        ms(p.cN.loadgenCpuMsPerCall),
+      ]),
+    ),
+  );
   console.log(`\n* at c=${HIGH_CONCURRENCY}, utime+stime of the proxying process (gateway / peer); for "direct", of the fixture itself.`);
-  console.log(`\nStartup until all upstreams ready (ms, ready line startupMs): 1 upstream ${startup1.join(', ')} (median ${startup1Ms}); `
-    + `${MANY_UPSTREAMS} upstreams ${startup20.join(', ')} (median ${startup20Ms})`);
+  console.log(
+    `\nStartup until all upstreams ready (ms, ready line startupMs): 1 upstream ${startup1.join(', ')} (median ${startup1Ms}); ` +
+      `${MANY_UPSTREAMS} upstreams ${startup20.join(', ')} (median ${startup20Ms})`,
+  );
   console.log(`Gateway RSS with ${MANY_UPSTREAMS} upstreams and ${MANY_UPSTREAMS} open sessions: ${rss.toFixed(1)} MB\n`);
   const targetText: Record<keyof typeof targetsMet, string> = {
-    p50_added_ms: `<= ${TARGETS.p50_added_ms}`, p99_added_ms: `<= ${TARGETS.p99_added_ms}`, ratio_vs_direct: `<= ${TARGETS.ratio_vs_direct}`,
-    throughput_ratio_vs_direct: `>= ${TARGETS.throughput_ratio_vs_direct}`, ratio_vs_mcp_proxy: `>= ${TARGETS.peer_ratio}`,
-    ratio_vs_supergateway: `>= ${TARGETS.peer_ratio}`, cpu_ms_per_call: `<= ${TARGETS.cpu_ms_per_call}`,
-    startup_ratio_20_vs_1: `<= ${TARGETS.startup_ratio_20_vs_1}`, rss_mb: `<= ${TARGETS.rss_mb}`,
+    p50_added_ms: `<= ${TARGETS.p50_added_ms}`,
+    p99_added_ms: `<= ${TARGETS.p99_added_ms}`,
+    ratio_vs_direct: `<= ${TARGETS.ratio_vs_direct}`,
+    throughput_ratio_vs_direct: `>= ${TARGETS.throughput_ratio_vs_direct}`,
+    ratio_vs_mcp_proxy: `>= ${TARGETS.peer_ratio}`,
+    ratio_vs_supergateway: `>= ${TARGETS.peer_ratio}`,
+    cpu_ms_per_call: `<= ${TARGETS.cpu_ms_per_call}`,
+    startup_ratio_20_vs_1: `<= ${TARGETS.startup_ratio_20_vs_1}`,
+    rss_mb: `<= ${TARGETS.rss_mb}`,
   };
-  console.log(markdownTable(['metric', 'value', 'target', 'met'],
-    (Object.keys(targetsMet) as Array<keyof typeof targetsMet>).map((k) => [k, round(summary[k]), targetText[k], targetsMet[k] ? 'yes' : 'NO'])));
+  console.log(
+    markdownTable(
+      ['metric', 'value', 'target', 'met'],
+      (Object.keys(targetsMet) as Array<keyof typeof targetsMet>).map((k) => [
+        k,
+        round(summary[k]),
+        targetText[k],
+        targetsMet[k] ? 'yes' : 'NO',
+      ]),
+    ),
+  );
   console.log('');
 
   const rounded = (o: Record<string, number>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, round(v)]));
-  console.log(JSON.stringify({
-    bench: 'gateway',
-    ...rounded(summary),
-    ...rounded(raw),
-    startup_runs_ms_1: startup1,
-    startup_runs_ms_20: startup20,
-    concurrency: HIGH_CONCURRENCY,
-    timed_seconds: TIMED_S,
-    bench_seconds: round((performance.now() - began) / 1000, 1),
-    targets_met: targetsMet,
-  }));
+  console.log(
+    JSON.stringify({
+      bench: 'gateway',
+      ...rounded(summary),
+      ...rounded(raw),
+      startup_runs_ms_1: startup1,
+      startup_runs_ms_20: startup20,
+      concurrency: HIGH_CONCURRENCY,
+      timed_seconds: TIMED_S,
+      bench_seconds: round((performance.now() - began) / 1000, 1),
+      targets_met: targetsMet,
+    }),
+  );
 }

@@ -34,11 +34,16 @@ export async function runGuardrailsBench(): Promise<void> {
       audit_events_s: (audit.audit_events_s ?? 0) >= TARGETS.audit_events_s,
     },
   };
-  process.stdout.write(`\n${markdownTable(['metric', 'value', 'target'], [
-    ['redact_clean_1kb_us', round(line.redact_clean_1kb_us ?? NaN), `<= ${TARGETS.redact_clean_1kb_us}`],
-    ['redact_mb_s', round(line.redact_mb_s ?? NaN), `>= ${TARGETS.redact_mb_s}`],
-    ['recall (own corpus)', round(line.recall ?? NaN), '-'],
-    ['audit_events_s', round(line.audit_events_s ?? NaN), `>= ${TARGETS.audit_events_s}`],
-    ['audit_added_p50_ms', round(line.audit_added_p50_ms ?? NaN), 'report'],
-  ])}\n\n${JSON.stringify(line)}\n`);
+  process.stdout.write(
+    `\n${markdownTable(
+      ['metric', 'value', 'target'],
+      [
+        ['redact_clean_1kb_us', round(line.redact_clean_1kb_us ?? NaN), `<= ${TARGETS.redact_clean_1kb_us}`],
+        ['redact_mb_s', round(line.redact_mb_s ?? NaN), `>= ${TARGETS.redact_mb_s}`],
+        ['recall (own corpus)', round(line.recall ?? NaN), '-'],
+        ['audit_events_s', round(line.audit_events_s ?? NaN), `>= ${TARGETS.audit_events_s}`],
+        ['audit_added_p50_ms', round(line.audit_added_p50_ms ?? NaN), 'report'],
+      ],
+    )}\n\n${JSON.stringify(line)}\n`,
+  );
 }

@@ -96,9 +96,10 @@ function syntheticPolicy(ruleCount: number): unknown {
   const servers = Array.from({ length: SERVERS }, (_, i) => ({
     id: serverId(i),
     title: `Server ${i}`,
-    transport: i % 2 === 0
-      ? { type: 'stdio', command: `/opt/mcp/server-${i}` }
-      : { type: 'streamable-http', url: `https://mcp${i}.example.com/mcp` },
+    transport:
+      i % 2 === 0
+        ? { type: 'stdio', command: `/opt/mcp/server-${i}` }
+        : { type: 'streamable-http', url: `https://mcp${i}.example.com/mcp` },
     tools: { [`delete_${pick(random, NOUNS)}`]: { risk: 'destructive' } },
   }));
   const groups = Array.from({ length: GROUPS }, (_, i) => ({ id: groupId(i), match: [{ claim: 'groups', equals: groupId(i) }] }));
@@ -106,11 +107,32 @@ function syntheticPolicy(ruleCount: number): unknown {
     { id: 'org-read-everywhere', effect: 'allow', principals: ['*'], servers: ['*'], tools: ['get_*', 'list_*', 'search_*'] },
     { id: 'org-no-export', effect: 'deny', principals: ['*'], servers: ['*'], tools: ['export_*'], reason: 'no bulk export' },
     { id: 'org-confirm-deletes', effect: 'confirm', principals: ['*'], servers: ['*'], tools: ['delete_*'] },
-    { id: 'org-no-etc-writes', effect: 'deny', principals: ['*'], servers: ['*'], tools: ['write_file'], when: 'args.path.startsWith("/etc/")' },
+    {
+      id: 'org-no-etc-writes',
+      effect: 'deny',
+      principals: ['*'],
+      servers: ['*'],
+      tools: ['write_file'],
+      when: 'args.path.startsWith("/etc/")',
+    },
     { id: 'org-search-bounded', effect: 'deny', principals: ['*'], servers: ['*'], tools: ['search_*'], when: 'size(args.query) > 500' },
     { id: 'org-admin-run', effect: 'allow', principals: [`group:${groupId(0)}`], servers: ['*'], tools: ['run_*'] },
-    { id: 'org-no-run-force', effect: 'deny', principals: ['*'], servers: ['*'], tools: ['run_*'], when: 'has(args.force) && args.force == true' },
-    { id: 'org-oncall-update', effect: 'allow', principals: [`group:${groupId(7)}`], servers: ['*'], tools: ['update_*'], when: 'args.limit <= 100' },
+    {
+      id: 'org-no-run-force',
+      effect: 'deny',
+      principals: ['*'],
+      servers: ['*'],
+      tools: ['run_*'],
+      when: 'has(args.force) && args.force == true',
+    },
+    {
+      id: 'org-oncall-update',
+      effect: 'allow',
+      principals: [`group:${groupId(7)}`],
+      servers: ['*'],
+      tools: ['update_*'],
+      when: 'args.limit <= 100',
+    },
     { id: 'org-confirm-write-page', effect: 'confirm', principals: ['*'], servers: ['*'], tools: ['write_page'] },
     { id: 'org-no-delete-user', effect: 'deny', principals: ['*'], servers: ['*'], tools: ['delete_user'] },
   ].slice(0, ORG_WIDE_RULES);
@@ -131,16 +153,26 @@ function syntheticPolicy(ruleCount: number): unknown {
 
 /** The benchmarked user: three of the twenty groups. */
 const USER: CallerIdentity = {
-  sub: 'bench-user', issuer: 'https://login.example.com', email: 'bench@example.com',
+  sub: 'bench-user',
+  issuer: 'https://login.example.com',
+  email: 'bench@example.com',
   claims: { groups: [groupId(3), groupId(7), groupId(11)] },
 };
 
-interface Call { server: string; tool: string; args: Record<string, unknown> }
+interface Call {
+  server: string;
+  tool: string;
+  args: Record<string, unknown>;
+}
 
 function argsFor(random: () => number): Record<string, unknown> {
   const roll = random();
   if (roll < 0.1) return {};
-  const args: Record<string, unknown> = { query: 'status:open assignee:me', limit: roll < 0.5 ? 20 : 250, path: roll < 0.3 ? '/etc/hosts' : '/srv/app/readme.md' };
+  const args: Record<string, unknown> = {
+    query: 'status:open assignee:me',
+    limit: roll < 0.5 ? 20 : 250,
+    path: roll < 0.3 ? '/etc/hosts' : '/srv/app/readme.md',
+  };
   if (roll > 0.9) args.force = true;
   return args;
 }
@@ -190,7 +222,12 @@ function timerOverheadNs(): number {
   return percentile(samples.sort(), 0.5);
 }
 
-interface Timed { p50: number; p99: number; meanUs: number; effects: Record<string, number> }
+interface Timed {
+  p50: number;
+  p99: number;
+  meanUs: number;
+  effects: Record<string, number>;
+}
 
 let sink = 0;
 
@@ -211,7 +248,12 @@ function timeDecisions(decider: PolicyDecider, calls: Call[], order: ArrayLike<n
   sink += effects.allow!;
   samples.sort();
   // The batch mean includes two hrtime calls per decision; take their cost off it too.
-  return { p50: percentile(samples, 0.5), p99: percentile(samples, 0.99), meanUs: (totalNs / order.length - 2 * overheadNs) / 1000, effects };
+  return {
+    p50: percentile(samples, 0.5),
+    p99: percentile(samples, 0.99),
+    meanUs: (totalNs / order.length - 2 * overheadNs) / 1000,
+    effects,
+  };
 }
 
 function timeMs(fn: () => unknown): number {
@@ -279,7 +321,12 @@ function benchSize(ruleCount: number, overheadNs: number): SizeResult {
     effectiveRules: effective.rules.length,
     effectiveServers: effective.servers.length,
     bundleKb: Buffer.byteLength(JSON.stringify(effective)) / 1024,
-    validateMs, compileMs, buildMs, warm, cold, serverAvailableUs,
+    validateMs,
+    compileMs,
+    buildMs,
+    warm,
+    cold,
+    serverAvailableUs,
   };
 }
 
@@ -302,54 +349,113 @@ export async function runPolicyBench(): Promise<void> {
   };
 
   const us = (v: number) => v.toFixed(3);
-  console.log(`\n## Policy decision benchmark (${SERVERS.toLocaleString('en')} servers x ${TOOLS_PER_SERVER} tools; user in 3 of ${GROUPS} groups; `
-    + `timer overhead ${overheadNs} ns subtracted per sample)\n`);
-  console.log(markdownTable(
-    ['rules', 'user rules', 'user servers', 'bundle KB', 'validate ms', 'compile ms', 'decider build ms',
-      'warm p50 µs', 'warm p99 µs', 'warm mean µs', 'cold p50 µs', 'cold p99 µs', 'cold mean µs', 'isServerAvailable µs'],
-    results.map((r) => [r.rules.toLocaleString('en'), r.effectiveRules, r.effectiveServers, r.bundleKb.toFixed(0), r.validateMs.toFixed(1),
-      r.compileMs.toFixed(2), r.buildMs.toFixed(2), us(r.warm.p50), us(r.warm.p99), us(r.warm.meanUs), us(r.cold.p50), us(r.cold.p99),
-      us(r.cold.meanUs), us(r.serverAvailableUs)]),
-  ));
+  console.log(
+    `\n## Policy decision benchmark (${SERVERS.toLocaleString('en')} servers x ${TOOLS_PER_SERVER} tools; user in 3 of ${GROUPS} groups; ` +
+      `timer overhead ${overheadNs} ns subtracted per sample)\n`,
+  );
+  console.log(
+    markdownTable(
+      [
+        'rules',
+        'user rules',
+        'user servers',
+        'bundle KB',
+        'validate ms',
+        'compile ms',
+        'decider build ms',
+        'warm p50 µs',
+        'warm p99 µs',
+        'warm mean µs',
+        'cold p50 µs',
+        'cold p99 µs',
+        'cold mean µs',
+        'isServerAvailable µs',
+      ],
+      results.map((r) => [
+        r.rules.toLocaleString('en'),
+        r.effectiveRules,
+        r.effectiveServers,
+        r.bundleKb.toFixed(0),
+        r.validateMs.toFixed(1),
+        r.compileMs.toFixed(2),
+        r.buildMs.toFixed(2),
+        us(r.warm.p50),
+        us(r.warm.p99),
+        us(r.warm.meanUs),
+        us(r.cold.p50),
+        us(r.cold.p99),
+        us(r.cold.meanUs),
+        us(r.serverAvailableUs),
+      ]),
+    ),
+  );
   const mix = headline.warm.effects;
-  console.log(`\nWarm stream: ${WARM_DECISIONS.toLocaleString('en')} decisions drawn (Zipf) from ${WARM_DISTINCT_CALLS.toLocaleString('en')} calls `
-    + `(at ${HEADLINE_RULES.toLocaleString('en')} rules: ${mix.allow} allow, ${mix.confirm} confirm, ${mix.deny} deny). `
-    + `Cold: ${COLD_DECISIONS.toLocaleString('en')} distinct (server, tool) pairs on a fresh decider.`);
+  console.log(
+    `\nWarm stream: ${WARM_DECISIONS.toLocaleString('en')} decisions drawn (Zipf) from ${WARM_DISTINCT_CALLS.toLocaleString('en')} calls ` +
+      `(at ${HEADLINE_RULES.toLocaleString('en')} rules: ${mix.allow} allow, ${mix.confirm} confirm, ${mix.deny} deny). ` +
+      `Cold: ${COLD_DECISIONS.toLocaleString('en')} distinct (server, tool) pairs on a fresh decider.`,
+  );
   console.log(`Build times are the median of ${BUILD_REPEATS}; "validate" is one zod parse of the whole org document.\n`);
-  console.log(markdownTable(['metric', 'value', 'target', 'met'], [
-    [`decision p50 µs (warm, ${HEADLINE_RULES} rules)`, us(headline.warm.p50), `<= ${TARGETS.decision_p50_us}`, targetsMet.decision_p50_us ? 'yes' : 'NO'],
-    [`p50 ${largest.rules} rules / p50 ${smallest.rules} rules (warm)`, flatRatio.toFixed(2), `<= ${TARGETS.flat_ratio}`, targetsMet.flat_ratio ? 'yes' : 'NO'],
-  ]));
+  console.log(
+    markdownTable(
+      ['metric', 'value', 'target', 'met'],
+      [
+        [
+          `decision p50 µs (warm, ${HEADLINE_RULES} rules)`,
+          us(headline.warm.p50),
+          `<= ${TARGETS.decision_p50_us}`,
+          targetsMet.decision_p50_us ? 'yes' : 'NO',
+        ],
+        [
+          `p50 ${largest.rules} rules / p50 ${smallest.rules} rules (warm)`,
+          flatRatio.toFixed(2),
+          `<= ${TARGETS.flat_ratio}`,
+          targetsMet.flat_ratio ? 'yes' : 'NO',
+        ],
+      ],
+    ),
+  );
   console.log('');
 
-  const perRules = Object.fromEntries(results.map((r) => [String(r.rules), {
-    effective_rules: r.effectiveRules,
-    effective_servers: r.effectiveServers,
-    bundle_kb: round(r.bundleKb, 1),
-    validate_ms: round(r.validateMs, 2),
-    compile_effective_ms: round(r.compileMs),
-    decider_build_ms: round(r.buildMs),
-    warm_p50_us: round(r.warm.p50), warm_p99_us: round(r.warm.p99), warm_mean_us: round(r.warm.meanUs),
-    cold_p50_us: round(r.cold.p50), cold_p99_us: round(r.cold.p99), cold_mean_us: round(r.cold.meanUs),
-    is_server_available_us: round(r.serverAvailableUs),
-  }]));
-  console.log(JSON.stringify({
-    bench: 'policy',
-    decision_p50_us: round(headline.warm.p50),
-    decision_p99_us: round(headline.warm.p99),
-    cold_decision_p50_us: round(headline.cold.p50),
-    cold_decision_p99_us: round(headline.cold.p99),
-    compile_effective_ms: round(headline.compileMs),
-    decider_build_ms: round(headline.buildMs),
-    flat_ratio: round(flatRatio),
-    by_rules: perRules,
-    servers: SERVERS,
-    tools_per_server: TOOLS_PER_SERVER,
-    warm_decisions: WARM_DECISIONS,
-    cold_decisions: COLD_DECISIONS,
-    timer_overhead_ns: overheadNs,
-    bench_seconds: round((performance.now() - began) / 1000, 1),
-    targets_met: targetsMet,
-  }));
+  const perRules = Object.fromEntries(
+    results.map((r) => [
+      String(r.rules),
+      {
+        effective_rules: r.effectiveRules,
+        effective_servers: r.effectiveServers,
+        bundle_kb: round(r.bundleKb, 1),
+        validate_ms: round(r.validateMs, 2),
+        compile_effective_ms: round(r.compileMs),
+        decider_build_ms: round(r.buildMs),
+        warm_p50_us: round(r.warm.p50),
+        warm_p99_us: round(r.warm.p99),
+        warm_mean_us: round(r.warm.meanUs),
+        cold_p50_us: round(r.cold.p50),
+        cold_p99_us: round(r.cold.p99),
+        cold_mean_us: round(r.cold.meanUs),
+        is_server_available_us: round(r.serverAvailableUs),
+      },
+    ]),
+  );
+  console.log(
+    JSON.stringify({
+      bench: 'policy',
+      decision_p50_us: round(headline.warm.p50),
+      decision_p99_us: round(headline.warm.p99),
+      cold_decision_p50_us: round(headline.cold.p50),
+      cold_decision_p99_us: round(headline.cold.p99),
+      compile_effective_ms: round(headline.compileMs),
+      decider_build_ms: round(headline.buildMs),
+      flat_ratio: round(flatRatio),
+      by_rules: perRules,
+      servers: SERVERS,
+      tools_per_server: TOOLS_PER_SERVER,
+      warm_decisions: WARM_DECISIONS,
+      cold_decisions: COLD_DECISIONS,
+      timer_overhead_ns: overheadNs,
+      bench_seconds: round((performance.now() - began) / 1000, 1),
+      targets_met: targetsMet,
+    }),
+  );
   if (sink === -1) console.log('');
 }

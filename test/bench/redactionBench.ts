@@ -84,7 +84,10 @@ function structuredResult(targetBytes: number): { result: unknown; bytes: number
   let bytes = 0;
   for (let i = 0; bytes < targetBytes; i++) {
     const record = {
-      id: `rec_${i}`, index: i, active: i % 3 !== 0, title: `Record ${i}: ${samples[i % samples.length]!.label}`,
+      id: `rec_${i}`,
+      index: i,
+      active: i % 3 !== 0,
+      title: `Record ${i}: ${samples[i % samples.length]!.label}`,
       owner: { login: `user-${i % 97}`, url: `https://api.example.com/users/${i % 97}` },
       tags: ['alpha', 'beta', `t${i % 11}`],
       body: samples[i % samples.length]!.text.slice((i * 37) % 200, ((i * 37) % 200) + 120),
@@ -118,10 +121,17 @@ interface Secretlint {
 async function loadSecretlint(): Promise<Secretlint> {
   const { lintSource } = await import('@secretlint/core');
   const { creator } = await import('@secretlint/secretlint-rule-preset-recommend');
-  const config = { rules: [{ id: creator.meta.id, rule: creator, rules: [{ id: '@secretlint/secretlint-rule-aws', options: { enableIDScanRule: true } }] }] };
+  const config = {
+    rules: [
+      { id: creator.meta.id, rule: creator, rules: [{ id: '@secretlint/secretlint-rule-aws', options: { enableIDScanRule: true } }] },
+    ],
+  };
   return {
     async lint(content) {
-      const result = await lintSource({ source: { content, filePath: '/virtual/result.txt', ext: '.txt', contentType: 'text' }, options: { config, maskSecrets: true } });
+      const result = await lintSource({
+        source: { content, filePath: '/virtual/result.txt', ext: '.txt', contentType: 'text' },
+        options: { config, maskSecrets: true },
+      });
       return result.messages;
     },
   };
@@ -137,7 +147,8 @@ export async function runRedactionBench(): Promise<Record<string, number>> {
   // 1 KB, clean and dirty.
   const cleanResults = slices.map((text) => ({ content: [{ type: 'text', text }], isError: false }));
   for (const r of cleanResults) {
-    if (redactor.redactResult('tools/call', r).result !== r) throw new Error('a clean 1 KB slice was redacted; the clean corpus is not clean');
+    if (redactor.redactResult('tools/call', r).result !== r)
+      throw new Error('a clean 1 KB slice was redacted; the clean corpus is not clean');
   }
   const redact_clean_1kb_us = perCallUs(cleanResults, CALLS_1KB, (r) => redactor.redactResult('tools/call', r), overhead);
   const redact_clean_1kb_text_us = perCallUs(slices, CALLS_1KB, (t) => redactor.redactText(t), overhead);
@@ -157,13 +168,18 @@ export async function runRedactionBench(): Promise<Record<string, number>> {
   // Throughput.
   const large = largeCleanText(LARGE_BYTES);
   let clean = true;
-  const redact_mb_s = mbPerSecond(large.length, 5, () => { clean &&= redactor.redactText(large).text === large; });
+  const redact_mb_s = mbPerSecond(large.length, 5, () => {
+    clean &&= redactor.redactText(large).text === large;
+  });
   if (!clean) throw new Error('the large clean text was redacted');
   const largeUnicode = `${large.slice(0, 1000)} — café → 東京 ✓ ${large.slice(1000)}`;
-  const redact_mb_s_unicode = mbPerSecond(largeUnicode.length, 5, () => { redactor.redactText(largeUnicode); });
+  const redact_mb_s_unicode = mbPerSecond(largeUnicode.length, 5, () => {
+    redactor.redactText(largeUnicode);
+  });
   const structured = structuredResult(LARGE_BYTES);
   const redact_structured_mb_s = mbPerSecond(structured.bytes, 3, () => {
-    if (redactor.redactResult('tools/call', structured.result).result !== structured.result) throw new Error('structured clean result was redacted');
+    if (redactor.redactResult('tools/call', structured.result).result !== structured.result)
+      throw new Error('structured clean result was redacted');
   });
 
   // Quality.
@@ -223,23 +239,49 @@ export async function runRedactionBench(): Promise<Record<string, number>> {
 
 if (require.main === module) {
   const began = performance.now();
-  runRedactionBench().then((r) => {
-    const met = (v: number | undefined, target: number, atMost: boolean) => (v === undefined ? '-' : (atMost ? v <= target : v >= target) ? 'met' : 'MISSED');
-    console.log(markdownTable(['measure', 'gatehouse', 'secretlint alone', 'target'], [
-      ['clean 1 KB result, µs/call (median)', r.redact_clean_1kb_us!, r.secretlint_1kb_us!, `<= ${REDACTION_TARGETS.redact_clean_1kb_us} (${met(r.redact_clean_1kb_us, REDACTION_TARGETS.redact_clean_1kb_us, true)})`],
-      ['clean 1 KB text, µs/call', r.redact_clean_1kb_text_us!, '-', '-'],
-      ['clean 1 KB result with PII on, µs/call', r.pii_clean_1kb_us!, '-', '-'],
-      ['dirty 1 KB result (2 secrets), µs/call', r.redact_dirty_1kb_us!, '-', '-'],
-      ['large clean text, MB/s', r.redact_mb_s!, `${r.secretlint_mb_s!} (1 MB)`, `>= ${REDACTION_TARGETS.redact_mb_s} (${met(r.redact_mb_s, REDACTION_TARGETS.redact_mb_s, false)})`],
-      ['large clean text with non-Latin-1, MB/s', r.redact_mb_s_unicode!, '-', '-'],
-      ['10 MB structuredContent, MB/s', r.redact_structured_mb_s!, '-', '-'],
-      ['recall', `${r.recall!} (${r.corpus_secrets} secrets, ${r.corpus_kinds} kinds)`, r.secretlint_recall!, '-'],
-      ['false positives (clean corpus)', `${r.false_positives!} in ${r.clean_corpus_samples} samples`, r.secretlint_false_positives!, '-'],
-    ]));
-    const targetsMet = r.redact_clean_1kb_us! <= REDACTION_TARGETS.redact_clean_1kb_us && r.redact_mb_s! >= REDACTION_TARGETS.redact_mb_s;
-    console.log(JSON.stringify({ bench: 'redaction', ...r, targets_met: targetsMet, bench_seconds: round((performance.now() - began) / 1000, 1) }));
-  }, (error: unknown) => {
-    process.stderr.write(`redaction bench failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
-    process.exit(1);
-  });
+  runRedactionBench().then(
+    (r) => {
+      const met = (v: number | undefined, target: number, atMost: boolean) =>
+        v === undefined ? '-' : (atMost ? v <= target : v >= target) ? 'met' : 'MISSED';
+      console.log(
+        markdownTable(
+          ['measure', 'gatehouse', 'secretlint alone', 'target'],
+          [
+            [
+              'clean 1 KB result, µs/call (median)',
+              r.redact_clean_1kb_us!,
+              r.secretlint_1kb_us!,
+              `<= ${REDACTION_TARGETS.redact_clean_1kb_us} (${met(r.redact_clean_1kb_us, REDACTION_TARGETS.redact_clean_1kb_us, true)})`,
+            ],
+            ['clean 1 KB text, µs/call', r.redact_clean_1kb_text_us!, '-', '-'],
+            ['clean 1 KB result with PII on, µs/call', r.pii_clean_1kb_us!, '-', '-'],
+            ['dirty 1 KB result (2 secrets), µs/call', r.redact_dirty_1kb_us!, '-', '-'],
+            [
+              'large clean text, MB/s',
+              r.redact_mb_s!,
+              `${r.secretlint_mb_s!} (1 MB)`,
+              `>= ${REDACTION_TARGETS.redact_mb_s} (${met(r.redact_mb_s, REDACTION_TARGETS.redact_mb_s, false)})`,
+            ],
+            ['large clean text with non-Latin-1, MB/s', r.redact_mb_s_unicode!, '-', '-'],
+            ['10 MB structuredContent, MB/s', r.redact_structured_mb_s!, '-', '-'],
+            ['recall', `${r.recall!} (${r.corpus_secrets} secrets, ${r.corpus_kinds} kinds)`, r.secretlint_recall!, '-'],
+            [
+              'false positives (clean corpus)',
+              `${r.false_positives!} in ${r.clean_corpus_samples} samples`,
+              r.secretlint_false_positives!,
+              '-',
+            ],
+          ],
+        ),
+      );
+      const targetsMet = r.redact_clean_1kb_us! <= REDACTION_TARGETS.redact_clean_1kb_us && r.redact_mb_s! >= REDACTION_TARGETS.redact_mb_s;
+      console.log(
+        JSON.stringify({ bench: 'redaction', ...r, targets_met: targetsMet, bench_seconds: round((performance.now() - began) / 1000, 1) }),
+      );
+    },
+    (error: unknown) => {
+      process.stderr.write(`redaction bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exit(1);
+    },
+  );
 }

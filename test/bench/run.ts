@@ -50,7 +50,7 @@ async function main(): Promise<number> {
       process.stderr.write(`[bench ${group}] done in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
     } catch (error) {
       failed++;
-      process.stderr.write(`[bench ${group}] FAILED: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+      process.stderr.write(`[bench ${group}] FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     } finally {
       await stopAll();
     }
@@ -58,8 +58,11 @@ async function main(): Promise<number> {
   return failed > 0 ? 1 : 0;
 }
 
-main().then((code) => process.exit(code), async (error: unknown) => {
-  process.stderr.write(`bench: ${String(error)}\n`);
-  await stopAll();
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  async (error: unknown) => {
+    process.stderr.write(`bench: ${String(error)}\n`);
+    await stopAll();
+    process.exit(1);
+  },
+);

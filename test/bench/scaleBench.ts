@@ -49,7 +49,9 @@ interface Figures {
   revocation_p99_ms: number;
 }
 
-function run(options: Record<string, unknown>): Promise<{ requests: number; seconds: number; non2xx: number; errors: number; statuses: Record<string, number> }> {
+function run(
+  options: Record<string, unknown>,
+): Promise<{ requests: number; seconds: number; non2xx: number; errors: number; statuses: Record<string, number> }> {
   return new Promise((resolve, reject) => {
     const statuses: Record<string, number> = {};
     let requests = 0;
@@ -71,7 +73,10 @@ async function revocationLatencies(replicas: RunningPolicyServer[], tokens: Reco
     const streamOn = replicas[i % replicas.length]!;
     const revokeOn = replicas[(i + 1) % replicas.length]!;
     const aborter = new AbortController();
-    const stream = await fetch(`${streamOn.url}/v1/events`, { headers: { Authorization: `Bearer ${tokens.alice}`, Accept: 'text/event-stream' }, signal: aborter.signal });
+    const stream = await fetch(`${streamOn.url}/v1/events`, {
+      headers: { Authorization: `Bearer ${tokens.alice}`, Accept: 'text/event-stream' },
+      signal: aborter.signal,
+    });
     if (stream.status !== 200 || !stream.body) throw new Error(`event stream refused: HTTP ${stream.status}`);
     const reader = stream.body.getReader();
     const decoder = new TextDecoder();
@@ -80,7 +85,9 @@ async function revocationLatencies(replicas: RunningPolicyServer[], tokens: Reco
     while (!seen.includes('event: policy')) seen += decoder.decode((await reader.read()).value ?? new Uint8Array());
     const started = performance.now();
     const revoked = await fetch(`${revokeOn.url}/v1/revocations`, {
-      method: 'POST', headers: { Authorization: `Bearer ${tokens.carol}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ sub: 'alice' }),
+      method: 'POST',
+      headers: { Authorization: `Bearer ${tokens.carol}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ sub: 'alice' }),
     });
     if (revoked.status !== 201) throw new Error(`revoke failed: HTTP ${revoked.status} ${await revoked.text()}`);
     while (!seen.includes('event: revoked')) {
@@ -92,7 +99,9 @@ async function revocationLatencies(replicas: RunningPolicyServer[], tokens: Reco
     latencies.push(performance.now() - started);
     aborter.abort();
     const lifted = await fetch(`${revokeOn.url}/v1/revocations`, {
-      method: 'DELETE', headers: { Authorization: `Bearer ${tokens.carol}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ sub: 'alice' }),
+      method: 'DELETE',
+      headers: { Authorization: `Bearer ${tokens.carol}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ sub: 'alice' }),
     });
     if (lifted.status !== 204) throw new Error(`lifting failed: HTTP ${lifted.status}`);
   }
@@ -106,7 +115,10 @@ async function measure(count: number, idp: LocalIdp, tokens: Record<string, stri
   try {
     const policyFile = join(scratch, 'org-policy.yaml');
     writeFileSync(policyFile, POLICY);
-    const shared = { dataDir: scratch, extraArgs: ['--store', postgres.url, '--issuer-url', 'https://policy.gatehouse.test', '--log-level', 'warn'] };
+    const shared = {
+      dataDir: scratch,
+      extraArgs: ['--store', postgres.url, '--issuer-url', 'https://policy.gatehouse.test', '--log-level', 'warn'],
+    };
     replicas.push(await startPolicyServer(idp, { ...shared, bootstrapPolicy: policyFile }));
     for (let i = 1; i < count; i++) replicas.push(await startPolicyServer(idp, shared));
     const balancer = await startRoundRobinBalancer(replicas.map((r) => r.url));
@@ -114,17 +126,31 @@ async function measure(count: number, idp: LocalIdp, tokens: Record<string, stri
       const auth = { Authorization: `Bearer ${tokens.alice}` };
       const ingest = await run({
         url: `${balancer.url}/v1/audit`,
-        requests: [{
-          method: 'POST',
-          setupRequest: (request: Record<string, unknown>) => ({
-            ...request,
-            headers: { ...auth, 'content-type': 'application/json' },
-            body: JSON.stringify({ events: Array.from({ length: BATCH }, () => ({
-              id: createAuditEventId(), time: new Date().toISOString(), user: 'alice', client: { name: 'bench', version: '1' }, server: 'notes',
-              method: 'tools/call', tool: 'read_note', decision: 'allow', status: 'ok', redactions: {}, flags: [], latencyMs: 1,
-            })) }),
-          }),
-        }],
+        requests: [
+          {
+            method: 'POST',
+            setupRequest: (request: Record<string, unknown>) => ({
+              ...request,
+              headers: { ...auth, 'content-type': 'application/json' },
+              body: JSON.stringify({
+                events: Array.from({ length: BATCH }, () => ({
+                  id: createAuditEventId(),
+                  time: new Date().toISOString(),
+                  user: 'alice',
+                  client: { name: 'bench', version: '1' },
+                  server: 'notes',
+                  method: 'tools/call',
+                  tool: 'read_note',
+                  decision: 'allow',
+                  status: 'ok',
+                  redactions: {},
+                  flags: [],
+                  latencyMs: 1,
+                })),
+              }),
+            }),
+          },
+        ],
       });
       const stored = Number((await postgres.query<{ n: string }>('select count(*) as n from audit_events')).rows[0]!.n);
       const first = await fetch(`${balancer.url}/v1/effective-policy`, { headers: auth });
@@ -157,20 +183,31 @@ export async function runScaleBench(): Promise<void> {
     const tokens: Record<string, string> = { alice: await idp.tokenFor('alice'), carol: await idp.tokenFor('carol') };
     const results: Figures[] = [];
     for (const count of [1, 3]) results.push(await measure(count, idp, tokens));
-    process.stdout.write(`\n### Scale (policy server on PostgreSQL, ${SECONDS} s per load, ${CONNECTIONS} connections, 2 cores shared by everything)\n\n`);
-    process.stdout.write(markdownTable(['replicas', 'audit ingest events/s (>= 10,000)', 'policy fetch rps, 304 (>= 5,000)', 'revocation p50 ms', 'revocation p99 ms'],
-      results.map((r) => [r.replicas, r.audit_ingest_events_s, r.policy_fetch_rps, r.revocation_p50_ms, r.revocation_p99_ms])) + '\n\n');
+    process.stdout.write(
+      `\n### Scale (policy server on PostgreSQL, ${SECONDS} s per load, ${CONNECTIONS} connections, 2 cores shared by everything)\n\n`,
+    );
+    process.stdout.write(
+      markdownTable(
+        ['replicas', 'audit ingest events/s (>= 10,000)', 'policy fetch rps, 304 (>= 5,000)', 'revocation p50 ms', 'revocation p99 ms'],
+        results.map((r) => [r.replicas, r.audit_ingest_events_s, r.policy_fetch_rps, r.revocation_p50_ms, r.revocation_p99_ms]),
+      ) + '\n\n',
+    );
     const three = results.find((r) => r.replicas === 3)!;
-    process.stdout.write(`${JSON.stringify({
-      bench: 'scale',
-      replicas: 3,
-      audit_ingest_events_s: three.audit_ingest_events_s,
-      policy_fetch_rps: three.policy_fetch_rps,
-      revocation_p99_ms: three.revocation_p99_ms,
-      one_replica: results.find((r) => r.replicas === 1),
-      targets: TARGETS,
-      met: { audit_ingest_events_s: three.audit_ingest_events_s >= TARGETS.audit_ingest_events_s, policy_fetch_rps: three.policy_fetch_rps >= TARGETS.policy_fetch_rps },
-    })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({
+        bench: 'scale',
+        replicas: 3,
+        audit_ingest_events_s: three.audit_ingest_events_s,
+        policy_fetch_rps: three.policy_fetch_rps,
+        revocation_p99_ms: three.revocation_p99_ms,
+        one_replica: results.find((r) => r.replicas === 1),
+        targets: TARGETS,
+        met: {
+          audit_ingest_events_s: three.audit_ingest_events_s >= TARGETS.audit_ingest_events_s,
+          policy_fetch_rps: three.policy_fetch_rps >= TARGETS.policy_fetch_rps,
+        },
+      })}\n`,
+    );
   } finally {
     await idp.stop();
   }

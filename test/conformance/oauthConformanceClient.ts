@@ -35,7 +35,10 @@ async function main(): Promise<number> {
   }
   let gateway: RunningGateway | undefined;
   try {
-    gateway = await startGateway([{ id: 'conformance', transport: { type: 'streamable-http', url: serverUrl }, credential }], { dir, extraArgs: ['--test-headless-oauth'] });
+    gateway = await startGateway([{ id: 'conformance', transport: { type: 'streamable-http', url: serverUrl }, credential }], {
+      dir,
+      extraArgs: ['--test-headless-oauth'],
+    });
     const client = await gateway.connect('conformance');
     const { tools } = await client.listTools();
     const first = tools[0];
@@ -51,7 +54,10 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => process.exit(code), (error: unknown) => {
-  process.stderr.write(`${(error as Error).message}\n`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`${(error as Error).message}\n`);
+    process.exit(1);
+  },
+);

@@ -13,7 +13,16 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN, FIXTURES, fixtureServer, NODE, runProcess, startGateway, type RunningGateway, type ServerSpec } from '../support/gatewayHarness';
+import {
+  BIN,
+  FIXTURES,
+  fixtureServer,
+  NODE,
+  runProcess,
+  startGateway,
+  type RunningGateway,
+  type ServerSpec,
+} from '../support/gatewayHarness';
 
 describe('MCP conformance server suite through the gateway', function () {
   this.timeout(300_000);
@@ -47,7 +56,11 @@ async function runSuiteThroughGateway(server: ServerSpec, label: string): Promis
   try {
     const port = (forwarder.address() as AddressInfo).port;
     const workDir = mkdtempSync(join(tmpdir(), 'gatehouse-conformance-'));
-    const { code, output } = await runProcess(NODE, [join(BIN, 'conformance'), 'server', '--url', `http://localhost:${port}/mcp/conformance`], workDir);
+    const { code, output } = await runProcess(
+      NODE,
+      [join(BIN, 'conformance'), 'server', '--url', `http://localhost:${port}/mcp/conformance`],
+      workDir,
+    );
     rmSync(workDir, { recursive: true, force: true });
     const total = /Total: (\d+) passed, (\d+) failed/.exec(output);
     // The suite's own summary line, kept in the test output as the issue asks.
@@ -70,7 +83,8 @@ function startAuthForwarder(gateway: RunningGateway): Promise<Server> {
     const headers = { ...req.headers, authorization: `Bearer ${gateway.secret}` };
     for (const name of ['host', 'origin'] as const) {
       const value = headers[name];
-      if (typeof value === 'string') headers[name] = value.replace(new RegExp(`^(https?://)?(localhost|127\\.0\\.0\\.1|\\[::1\\]):${own}$`), `$1$2:${target}`);
+      if (typeof value === 'string')
+        headers[name] = value.replace(new RegExp(`^(https?://)?(localhost|127\\.0\\.0\\.1|\\[::1\\]):${own}$`), `$1$2:${target}`);
     }
     const upstream = request({ host: '127.0.0.1', port: target, method: req.method, path: req.url, headers }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);

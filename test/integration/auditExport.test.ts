@@ -32,8 +32,19 @@ rules:
 
 function event(overrides: Partial<AuditEvent>): AuditEvent {
   return {
-    id: createAuditEventId(), time: new Date().toISOString(), user: 'alice', client: { name: 'Visual Studio Code', version: '1.117.0' }, server: 'github',
-    method: 'tools/call', tool: 'list_issues', decision: 'allow', status: 'ok', redactions: {}, flags: [], latencyMs: 3.5, ...overrides,
+    id: createAuditEventId(),
+    time: new Date().toISOString(),
+    user: 'alice',
+    client: { name: 'Visual Studio Code', version: '1.117.0' },
+    server: 'github',
+    method: 'tools/call',
+    tool: 'list_issues',
+    decision: 'allow',
+    status: 'ok',
+    redactions: {},
+    flags: [],
+    latencyMs: 3.5,
+    ...overrides,
   };
 }
 
@@ -41,7 +52,10 @@ interface OtlpRecord {
   severityNumber: number;
   body: { stringValue: string };
   eventName?: string;
-  attributes: Array<{ key: string; value: { stringValue?: string; intValue?: string | number; doubleValue?: number; arrayValue?: unknown } }>;
+  attributes: Array<{
+    key: string;
+    value: { stringValue?: string; intValue?: string | number; doubleValue?: number; arrayValue?: unknown };
+  }>;
 }
 
 describe('audit export: RFC 5424 syslog and OpenTelemetry logs', function () {
@@ -62,7 +76,9 @@ describe('audit export: RFC 5424 syslog and OpenTelemetry logs', function () {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         if (req.url === '/v1/logs' && req.method === 'POST') {
-          const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { resourceLogs: Array<{ scopeLogs: Array<{ logRecords: OtlpRecord[] }> }> };
+          const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+            resourceLogs: Array<{ scopeLogs: Array<{ logRecords: OtlpRecord[] }> }>;
+          };
           for (const resource of body.resourceLogs) for (const scope of resource.scopeLogs) otlpRecords.push(...scope.logRecords);
         }
         res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
@@ -74,8 +90,10 @@ describe('audit export: RFC 5424 syslog and OpenTelemetry logs', function () {
     server = await startPolicyServer(idp, {
       policyYaml: POLICY,
       extraArgs: [
-        '--audit-syslog', `udp://127.0.0.1:${(udp.address() as AddressInfo).port}`,
-        '--audit-otlp', `http://127.0.0.1:${(collector.address() as AddressInfo).port}/v1/logs`,
+        '--audit-syslog',
+        `udp://127.0.0.1:${(udp.address() as AddressInfo).port}`,
+        '--audit-otlp',
+        `http://127.0.0.1:${(collector.address() as AddressInfo).port}/v1/logs`,
       ],
     });
   });
@@ -94,19 +112,31 @@ describe('audit export: RFC 5424 syslog and OpenTelemetry logs', function () {
       event({ tool: 'weird"]\\name', decision: 'deny', status: 'denied', rule: 'no-weird', flags: ['injection-marker'] }),
       event({ tool: 'read_file', redactions: { 'aws-access-key': 1 } }),
     ];
-    const post = () => fetch(`${server.url}/v1/audit`, { method: 'POST', headers: { Authorization: `Bearer ${alice}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ events: batch }) });
+    const post = () =>
+      fetch(`${server.url}/v1/audit`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${alice}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ events: batch }),
+      });
     assert.equal((await post()).status, 200);
     await waitUntil(() => udpLines.length >= 3 && otlpRecords.length >= 3, 10_000);
 
     // RFC 5424: <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [SD] BOM MSG; facility 13 (log audit).
     const [approved, denied, redacted] = batch.map((e) => udpLines.find((line) => line.includes(`id="${e.id}"`)));
-    assert.match(approved!, new RegExp(`^<109>1 ${batch[0]!.time.replace(/[.]/g, '\\.')} \\S+ gatehouse \\d+ audit \\[gatehouse@32473 id="${batch[0]!.id}" user="alice" client="Visual Studio Code/1\\.117\\.0" server="github" method="tools/call" tool="delete_repo" decision="confirm-approved" rule="deletes-reviewed" reviewer="bob" status="ok" latencyMs="3\\.5" argsDigest="a{64}"\\] \uFEFFalice tools/call delete_repo on github: confirm-approved by bob`));
+    assert.match(
+      approved!,
+      new RegExp(
+        `^<109>1 ${batch[0]!.time.replace(/[.]/g, '\\.')} \\S+ gatehouse \\d+ audit \\[gatehouse@32473 id="${batch[0]!.id}" user="alice" client="Visual Studio Code/1\\.117\\.0" server="github" method="tools/call" tool="delete_repo" decision="confirm-approved" rule="deletes-reviewed" reviewer="bob" status="ok" latencyMs="3\\.5" argsDigest="a{64}"\\] \uFEFFalice tools/call delete_repo on github: confirm-approved by bob`,
+      ),
+    );
     assert.ok(denied!.startsWith('<108>1 '), 'a refusal is a warning');
     assert.ok(denied!.includes('tool="weird\\"\\]\\\\name"'), `", ] and \\ are escaped in structured data: ${denied}`);
     assert.ok(denied!.includes('flags="injection-marker"'));
     assert.ok(redacted!.startsWith('<110>1 ') && redacted!.includes('redactions="aws-access-key:1"'));
 
-    const record = otlpRecords.find((r) => r.attributes.some((a) => a.key === 'gatehouse.audit.id' && a.value.stringValue === batch[0]!.id))!;
+    const record = otlpRecords.find((r) =>
+      r.attributes.some((a) => a.key === 'gatehouse.audit.id' && a.value.stringValue === batch[0]!.id),
+    )!;
     const attribute = (key: string) => record.attributes.find((a) => a.key === key)?.value;
     assert.equal(record.eventName, 'gatehouse.audit');
     assert.equal(record.body.stringValue, 'alice tools/call delete_repo on github: confirm-approved by bob (rule deletes-reviewed), ok');
@@ -114,7 +144,9 @@ describe('audit export: RFC 5424 syslog and OpenTelemetry logs', function () {
     assert.equal(attribute('gen_ai.tool.name')?.stringValue, 'delete_repo');
     assert.equal(attribute('user.id')?.stringValue, 'alice');
     assert.equal(attribute('gatehouse.reviewer')?.stringValue, 'bob');
-    const deniedRecord = otlpRecords.find((r) => r.attributes.some((a) => a.key === 'gatehouse.audit.id' && a.value.stringValue === batch[1]!.id))!;
+    const deniedRecord = otlpRecords.find((r) =>
+      r.attributes.some((a) => a.key === 'gatehouse.audit.id' && a.value.stringValue === batch[1]!.id),
+    )!;
     assert.equal(deniedRecord.severityNumber, 13, 'WARN');
     assert.equal(deniedRecord.attributes.find((a) => a.key === 'error.type')?.value.stringValue, 'denied');
 
@@ -123,7 +155,10 @@ describe('audit export: RFC 5424 syslog and OpenTelemetry logs', function () {
     await new Promise((r) => setTimeout(r, 700));
     assert.equal(udpLines.length, 3);
     assert.equal(otlpRecords.length, 3);
-    assert.ok(!JSON.stringify(otlpRecords).includes('"arguments"') && !udpLines.join('').includes('arguments'), 'only the audit event leaves: never arguments or results');
+    assert.ok(
+      !JSON.stringify(otlpRecords).includes('"arguments"') && !udpLines.join('').includes('arguments'),
+      'only the audit event leaves: never arguments or results',
+    );
   });
 
   it('frames syslog over TCP with octet counting (RFC 6587)', async () => {
@@ -134,7 +169,10 @@ describe('audit export: RFC 5424 syslog and OpenTelemetry logs', function () {
     try {
       const events = [event({ tool: 'a' }), event({ tool: 'b' })];
       await sink.send(events);
-      await waitUntil(() => Buffer.concat(received).length >= events.map((e) => Buffer.byteLength(formatSyslog(e))).reduce((a, b) => a + b), 5_000);
+      await waitUntil(
+        () => Buffer.concat(received).length >= events.map((e) => Buffer.byteLength(formatSyslog(e))).reduce((a, b) => a + b),
+        5_000,
+      );
       let stream = Buffer.concat(received);
       const frames: string[] = [];
       while (stream.length > 0) {
@@ -156,7 +194,10 @@ describe('audit export: RFC 5424 syslog and OpenTelemetry logs', function () {
     const args = parsePolicyServerArgs(base);
     assert.ok(args.command === 'serve' && args.auditSyslog === undefined && args.auditOtlp === undefined);
     assert.throws(() => parsePolicyServerArgs([...base, '--audit-otlp', 'http://collector.example.com:4318/v1/logs']), /https/);
-    assert.throws(() => parsePolicyServerArgs([...base, '--audit-otlp', 'https://user:pw@collector.example.com/v1/logs']), /without credentials/);
+    assert.throws(
+      () => parsePolicyServerArgs([...base, '--audit-otlp', 'https://user:pw@collector.example.com/v1/logs']),
+      /without credentials/,
+    );
     assert.throws(() => parsePolicyServerArgs([...base, '--audit-syslog', 'syslog.example.com:514']), /udp:\/\/<host>:<port>/);
     assert.throws(() => parsePolicyServerArgs([...base, '--audit-syslog', 'udp://syslog.example.com']), /udp:\/\/<host>:<port>/);
   });

@@ -36,7 +36,6 @@ guardrails:
   bundleTtlSeconds: 3600
 `;
 
-
 function shippedThrough(gateway: RunningGateway): number {
   try {
     return (JSON.parse(readFileSync(join(gateway.dir, 'state', 'audit', 'shipped.json'), 'utf8')) as { seq: number }).seq;
@@ -54,13 +53,22 @@ function parseCsv(text: string): string[][] {
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
     if (quoted) {
-      if (c === '"' && text[i + 1] === '"') { cell += '"'; i++; }
-      else if (c === '"') quoted = false;
+      if (c === '"' && text[i + 1] === '"') {
+        cell += '"';
+        i++;
+      } else if (c === '"') quoted = false;
       else cell += c;
     } else if (c === '"') quoted = true;
-    else if (c === ',') { row.push(cell); cell = ''; }
-    else if (c === '\r' && text[i + 1] === '\n') { row.push(cell); rows.push(row); row = []; cell = ''; i++; }
-    else cell += c;
+    else if (c === ',') {
+      row.push(cell);
+      cell = '';
+    } else if (c === '\r' && text[i + 1] === '\n') {
+      row.push(cell);
+      rows.push(row);
+      row = [];
+      cell = '';
+      i++;
+    } else cell += c;
   }
   assert.equal(cell + row.join(''), '', 'the CSV ends with CRLF');
   return rows;
@@ -95,10 +103,11 @@ describe('audit shipping: managed gateways to the central trail', function () {
   let bob: RunningGateway;
   let aliceClient: Client;
 
-  const api = async (token: string | undefined, path: string, init: RequestInit = {}) => fetch(`${server.url}${path}`, {
-    ...init,
-    headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(init.body ? { 'Content-Type': 'application/json' } : {}) },
-  });
+  const api = async (token: string | undefined, path: string, init: RequestInit = {}) =>
+    fetch(`${server.url}${path}`, {
+      ...init,
+      headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(init.body ? { 'Content-Type': 'application/json' } : {}) },
+    });
   /** Every central event matching `query`, through the cursor pages. */
   const central = async (query: Record<string, string>, limit = 1000): Promise<AuditEvent[]> => {
     const events: AuditEvent[] = [];
@@ -114,11 +123,17 @@ describe('audit shipping: managed gateways to the central trail', function () {
     return events;
   };
   const post = (token: string, events: AuditEvent[]) => api(token, '/v1/audit', { method: 'POST', body: JSON.stringify({ events }) });
-  const cli = (args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(NODE, [join(REPO, 'dist/gatehouse.js'), 'policy', 'audit', ...args], { env: { PATH: process.env.PATH } }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+  const cli = (args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        NODE,
+        [join(REPO, 'dist/gatehouse.js'), 'policy', 'audit', ...args],
+        { env: { PATH: process.env.PATH } },
+        (error, stdout, stderr) => {
+          resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+        },
+      );
     });
-  });
 
   before(async () => {
     idp = await startLocalIdp();
@@ -149,12 +164,20 @@ describe('audit shipping: managed gateways to the central trail', function () {
       latencies.push(Date.now() - answeredAt);
     }
     latencies.sort((a, b) => a - b);
-    console.log(`      call answered -> visible centrally: min ${latencies[0]} ms, median ${latencies[4]} ms, max ${latencies.at(-1)} ms (8 calls)`);
+    console.log(
+      `      call answered -> visible centrally: min ${latencies[0]} ms, median ${latencies[4]} ms, max ${latencies.at(-1)} ms (8 calls)`,
+    );
     assert.ok(latencies.at(-1)! < 3_000);
     const events = await central({ user: 'alice', tool: 'echo' });
-    assert.deepEqual(events.map((e) => [e.user, e.server, e.method, e.tool, e.decision, e.status, e.rule, e.client.name]),
-      Array.from({ length: 8 }, () => ['alice', 'probe', 'tools/call', 'echo', 'allow', 'ok', 'engineers-all', 'shipping-test']));
-    assert.deepEqual(events, spoolEvents(join(alice.dir, 'state')).filter((e) => e.tool === 'echo'), 'the central copy is the spooled event');
+    assert.deepEqual(
+      events.map((e) => [e.user, e.server, e.method, e.tool, e.decision, e.status, e.rule, e.client.name]),
+      Array.from({ length: 8 }, () => ['alice', 'probe', 'tools/call', 'echo', 'allow', 'ok', 'engineers-all', 'shipping-test']),
+    );
+    assert.deepEqual(
+      events,
+      spoolEvents(join(alice.dir, 'state')).filter((e) => e.tool === 'echo'),
+      'the central copy is the spooled event',
+    );
     // A refusal is audited and shipped too (bob may only echo).
     const bobClient = await bob.connect('probe');
     await assert.rejects(bobClient.callTool({ name: 'sleep', arguments: { ms: 1 } }), /No policy rule allows/);
@@ -171,7 +194,10 @@ describe('audit shipping: managed gateways to the central trail', function () {
     assert.equal(spooled.filter((e) => e.tool === 'echo').length, 18);
     await new Promise((r) => setTimeout(r, 300)); // what a shipper would have done by now, it tried
     const centralBefore = new Set((await readCentralOffline()).map((e) => e.id));
-    assert.ok(spooled.some((e) => !centralBefore.has(e.id)), 'the offline calls are only in the spool');
+    assert.ok(
+      spooled.some((e) => !centralBefore.has(e.id)),
+      'the offline calls are only in the spool',
+    );
     const restartedAt = Date.now();
     const url = new URL(server.url);
     server = await startPolicyServer(idp, { dataDir: server.dir, port: Number(url.port) });
@@ -187,37 +213,43 @@ describe('audit shipping: managed gateways to the central trail', function () {
   /** The central events read straight from the stopped server's files (it cannot answer now). */
   async function readCentralOffline(): Promise<AuditEvent[]> {
     const dir = join(server.dir, 'data', 'audit');
-    return readdirSync(dir).filter((f) => f.endsWith('.jsonl')).flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean))
+    return readdirSync(dir)
+      .filter((f) => f.endsWith('.jsonl'))
+      .flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean))
       .map((line) => JSON.parse(line) as AuditEvent);
   }
 
-  it('delivers every answered call\'s event after a kill -9 of the gateway, once it restarts on the same state dir', async () => {
+  it("delivers every answered call's event after a kill -9 of the gateway, once it restarts on the same state dir", async () => {
     const clients = [aliceClient, await alice.connect('probe')];
     const answered: string[] = [];
     let stop = false;
-    const workers = clients.flatMap((client, c) => Array.from({ length: 4 }, async (_, w) => {
-      for (let i = 0; !stop; i++) {
-        const text = `k9-${c}-${w}-${i}`;
-        try {
-          await client.callTool({ name: 'echo', arguments: { text } }, undefined, { timeout: 2_000 });
-          answered.push(text);
-        } catch {
-          return;
+    const workers = clients.flatMap((client, c) =>
+      Array.from({ length: 4 }, async (_, w) => {
+        for (let i = 0; !stop; i++) {
+          const text = `k9-${c}-${w}-${i}`;
+          try {
+            await client.callTool({ name: 'echo', arguments: { text } }, undefined, { timeout: 2_000 });
+            answered.push(text);
+          } catch {
+            return;
+          }
         }
-      }
-    }));
+      }),
+    );
     // Shipping keeps up under load; then the policy server stalls (SIGSTOP) with a batch in
     // flight while calls go on, and the gateway dies in that state.
     await new Promise((r) => setTimeout(r, 1_000));
     server.child.kill('SIGSTOP');
-    let killedAt = 0;
+    let killedAt: number;
     try {
       await new Promise((r) => setTimeout(r, 500));
       alice.child.kill('SIGKILL');
       killedAt = answered.length;
       stop = true;
       await Promise.all(workers);
-      await new Promise((r) => alice.child.exitCode !== null || alice.child.signalCode !== null ? r(undefined) : alice.child.once('exit', r));
+      await new Promise((r) =>
+        alice.child.exitCode !== null || alice.child.signalCode !== null ? r(undefined) : alice.child.once('exit', r),
+      );
     } finally {
       server.child.kill('SIGCONT');
     }
@@ -226,18 +258,24 @@ describe('audit shipping: managed gateways to the central trail', function () {
     const wanted = new Set(answered.map((text) => digestArguments({ text }, key)));
     const centralNow = new Set((await central({ user: 'alice', tool: 'echo' })).map((e) => e.argsDigest));
     const missingAtKill = [...wanted].filter((d) => !centralNow.has(d)).length;
-    assert.ok(missingAtKill > 0, 'calls answered while the server stalled exist only in the dead gateway\'s spool');
+    assert.ok(missingAtKill > 0, "calls answered while the server stalled exist only in the dead gateway's spool");
     const spooled = spoolEvents(join(alice.dir, 'state'));
 
     const restartedAt = Date.now();
     alice = await startGateway(null, { dir: alice.dir, extraArgs: managedArgs(server, aliceTokenPath) });
     const readyAfter = Date.now() - restartedAt;
-    await waitUntil(async () => {
-      const digests = new Set((await central({ user: 'alice', tool: 'echo' })).map((e) => e.argsDigest));
-      return [...wanted].every((d) => digests.has(d));
-    }, 30_000, 50);
-    console.log(`      kill -9 with the server stalled: ${answered.length} calls answered (${killedAt} before the kill), ${missingAtKill} of them only in the spool; ` +
-      `all central ${Date.now() - restartedAt} ms after the restart began (gateway ready after ${readyAfter} ms)`);
+    await waitUntil(
+      async () => {
+        const digests = new Set((await central({ user: 'alice', tool: 'echo' })).map((e) => e.argsDigest));
+        return [...wanted].every((d) => digests.has(d));
+      },
+      30_000,
+      50,
+    );
+    console.log(
+      `      kill -9 with the server stalled: ${answered.length} calls answered (${killedAt} before the kill), ${missingAtKill} of them only in the spool; ` +
+        `all central ${Date.now() - restartedAt} ms after the restart began (gateway ready after ${readyAfter} ms)`,
+    );
     await waitUntil(async () => (await central({ user: 'alice' })).length >= spooled.length, 10_000);
     const ids = (await central({ user: 'alice' })).map((e) => e.id);
     assert.equal(new Set(ids).size, ids.length, 'no event twice, though the batch in flight at the kill was sent again');
@@ -247,14 +285,27 @@ describe('audit shipping: managed gateways to the central trail', function () {
 
   it('refuses a batch that records someone else (403) and stores nothing of it; resends are acknowledged once', async () => {
     const bobsOwn: AuditEvent = {
-      id: createAuditEventId(), time: new Date().toISOString(), user: 'bob', client: { name: 'hand-made', version: '1' },
-      server: 'probe', method: 'tools/call', tool: 'echo', decision: 'allow', status: 'ok', redactions: {}, flags: [], latencyMs: 1,
+      id: createAuditEventId(),
+      time: new Date().toISOString(),
+      user: 'bob',
+      client: { name: 'hand-made', version: '1' },
+      server: 'probe',
+      method: 'tools/call',
+      tool: 'echo',
+      decision: 'allow',
+      status: 'ok',
+      redactions: {},
+      flags: [],
+      latencyMs: 1,
     };
     const forged: AuditEvent = { ...bobsOwn, id: createAuditEventId(), user: 'alice' };
     for (const batch of [[forged], [bobsOwn, forged]]) {
       const response = await post(bobToken, batch);
       assert.equal(response.status, 403);
-      assert.match(((await response.json()) as { message: string }).message, /only be sent by the user they record.*Nothing in this batch was stored/);
+      assert.match(
+        ((await response.json()) as { message: string }).message,
+        /only be sent by the user they record.*Nothing in this batch was stored/,
+      );
     }
     const ids = new Set((await central({})).map((e) => e.id));
     assert.ok(!ids.has(forged.id) && !ids.has(bobsOwn.id));
@@ -266,17 +317,38 @@ describe('audit shipping: managed gateways to the central trail', function () {
     assert.equal((await central({})).filter((e) => e.id === bobsOwn.id).length, 1);
     const invalid = await post(bobToken, [{ ...bobsOwn, decision: 'maybe' as AuditEvent['decision'] }]);
     assert.equal(invalid.status, 400);
-    assert.equal((await api(bobToken, '/v1/audit', { method: 'POST', body: JSON.stringify({ events: Array.from({ length: 501 }, () => bobsOwn) }) })).status, 400);
+    assert.equal(
+      (await api(bobToken, '/v1/audit', { method: 'POST', body: JSON.stringify({ events: Array.from({ length: 501 }, () => bobsOwn) }) }))
+        .status,
+      400,
+    );
   });
 
   it('exports the same events as CSV and as JSON lines, through the API and `gatehouse policy audit`', async () => {
     // Values that need RFC 4180 quoting, in bob's own events.
     const tricky = [
       { tool: 'a,"quoted" tool\nwith a newline', client: { name: 'Code, "Insiders"', version: '1.0\r\n2' } },
-      { tool: 'plain', client: { name: 'x', version: 'y' }, redactions: { 'github-token': 2, 'aws-access-key': 1 }, flags: ['injection-marker', 'a,b'], rule: 'r-1', reviewer: 'carol' },
+      {
+        tool: 'plain',
+        client: { name: 'x', version: 'y' },
+        redactions: { 'github-token': 2, 'aws-access-key': 1 },
+        flags: ['injection-marker', 'a,b'],
+        rule: 'r-1',
+        reviewer: 'carol',
+      },
     ].map((extra, n): AuditEvent => ({
-      id: createAuditEventId(), time: new Date(Date.now() - 60_000 + n).toISOString(), user: 'bob', server: 'probe', method: 'tools/call',
-      decision: 'allow', status: 'ok', redactions: {}, flags: [], latencyMs: 0.125, argsDigest: 'cd'.repeat(32), ...extra,
+      id: createAuditEventId(),
+      time: new Date(Date.now() - 60_000 + n).toISOString(),
+      user: 'bob',
+      server: 'probe',
+      method: 'tools/call',
+      decision: 'allow',
+      status: 'ok',
+      redactions: {},
+      flags: [],
+      latencyMs: 0.125,
+      argsDigest: 'cd'.repeat(32),
+      ...extra,
     }));
     assert.equal((await post(bobToken, tricky)).status, 200);
     for (const filters of [{ user: 'bob' }, { user: 'alice', tool: 'echo' }, { decision: 'deny' }] as Array<Record<string, string>>) {
@@ -284,7 +356,10 @@ describe('audit shipping: managed gateways to the central trail', function () {
       const jsonl = await api(aliceToken, `/v1/audit/export?format=jsonl&${params}`);
       assert.equal(jsonl.status, 200);
       assert.match(jsonl.headers.get('content-type') ?? '', /^application\/x-ndjson/);
-      const jsonlEvents = (await jsonl.text()).split('\n').filter(Boolean).map((line) => JSON.parse(line) as AuditEvent);
+      const jsonlEvents = (await jsonl.text())
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as AuditEvent);
       const csv = await api(aliceToken, `/v1/audit/export?format=csv&${params}`);
       assert.equal(csv.status, 200);
       assert.match(csv.headers.get('content-type') ?? '', /^text\/csv/);
@@ -299,13 +374,22 @@ describe('audit shipping: managed gateways to the central trail', function () {
       assert.equal(viaCli.code, 0, viaCli.stderr);
       assert.equal(viaCli.stdout, csvText);
       const viaCliJsonl = await cli([...filterArgs, '--server-url', server.url, '--token-file', aliceTokenPath]);
-      assert.deepEqual(viaCliJsonl.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as AuditEvent), jsonlEvents);
+      assert.deepEqual(
+        viaCliJsonl.stdout
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => JSON.parse(line) as AuditEvent),
+        jsonlEvents,
+      );
     }
     const bobs = await central({ user: 'bob', tool: 'plain' });
     assert.deepEqual(bobs, [tricky[1]]);
     // Filters by MCP server and time window.
     const window = await central({ server: 'probe', from: tricky[0]!.time, to: new Date(Date.parse(tricky[1]!.time) + 1).toISOString() });
-    assert.deepEqual(window.map((e) => e.id), tricky.map((e) => e.id));
+    assert.deepEqual(
+      window.map((e) => e.id),
+      tricky.map((e) => e.id),
+    );
     const usage = await cli(['--server', server.url, '--token-file', aliceTokenPath]);
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /--server filters by MCP server id; give the policy server with --server-url/);

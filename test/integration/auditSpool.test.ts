@@ -24,14 +24,22 @@ function runAndKill(dir: string, acks: number, acknowledged: Map<number, string>
     let ready = '';
     let acked = 0;
     let killing = false;
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`writer made only ${acked} acks in time; stderr: ${stderr}`)); }, 40_000);
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`writer made only ${acked} acks in time; stderr: ${stderr}`));
+    }, 40_000);
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
     child.stdout.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();
       const lines = buffered.split('\n');
       buffered = lines.pop()!; // an incomplete last line was not fully reported: ignore it
       for (const line of lines) {
-        if (line.startsWith('ready')) { ready = line; continue; }
+        if (line.startsWith('ready')) {
+          ready = line;
+          continue;
+        }
         const [seq, id] = line.split(' ');
         acknowledged.set(Number(seq), id!);
         acked++;

@@ -18,7 +18,17 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
 import type { ReviewListResponse, ReviewRecord } from '../../common/policy/policyServerApi';
 import {
-  AuditHistoryRequest, AuditNotification, ConfirmRequest, ReadyNotification, RevokedNotification, TokenRequest, ToolsNotification, type AuditParams, type ConfirmParams, type ConfirmResult, type ToolsParams,
+  AuditHistoryRequest,
+  AuditNotification,
+  ConfirmRequest,
+  ReadyNotification,
+  RevokedNotification,
+  TokenRequest,
+  ToolsNotification,
+  type AuditParams,
+  type ConfirmParams,
+  type ConfirmResult,
+  type ToolsParams,
 } from '../../common/control/controlProtocol';
 import { FIXTURES, NODE, REPO, spoolEvents, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
 import { foreignSignedToken, startLocalIdp, type LocalIdp } from '../support/localIdp';
@@ -77,16 +87,30 @@ describe('second-person review of confirm calls', function () {
     return ((await response.json()) as ReviewListResponse).reviews;
   }
 
-  async function decide(user: string, id: string, decision: 'approve' | 'deny'): Promise<{ status: number; body: { error?: string; message?: string } }> {
+  async function decide(
+    user: string,
+    id: string,
+    decision: 'approve' | 'deny',
+  ): Promise<{ status: number; body: { error?: string; message?: string } }> {
     const response = await fetch(`${server.url}/v1/reviews/${id}/decision`, {
-      method: 'POST', headers: { Authorization: `Bearer ${tokens[user]}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ decision }),
+      method: 'POST',
+      headers: { Authorization: `Bearer ${tokens[user]}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ decision }),
     });
     return { status: response.status, body: (await response.json()) as { error?: string; message?: string } };
   }
 
   /** The real CLI, as a reviewer runs it. */
   async function cli(...args: string[]): Promise<string> {
-    const { stdout } = await promisify(execFile)(NODE, [join(REPO, 'dist/gatehouse.js'), 'policy', ...args, '--server', server.url, '--token-file', tokenFiles.carol!]);
+    const { stdout } = await promisify(execFile)(NODE, [
+      join(REPO, 'dist/gatehouse.js'),
+      'policy',
+      ...args,
+      '--server',
+      server.url,
+      '--token-file',
+      tokenFiles.carol!,
+    ]);
     return stdout;
   }
 
@@ -151,9 +175,20 @@ describe('second-person review of confirm calls', function () {
     assert.equal(event.status, 'ok');
   });
 
-  it('refuses the call with the reviewer\'s note when the reviewer denies it', async () => {
+  it("refuses the call with the reviewer's note when the reviewer denies it", async () => {
     const { call, review } = await callNeedingReview('deploy on friday');
-    const denied = await promisify(execFile)(NODE, [join(REPO, 'dist/gatehouse.js'), 'policy', 'deny', review.id, '--note', 'not on a friday', '--server', server.url, '--token-file', tokenFiles.carol!]);
+    const denied = await promisify(execFile)(NODE, [
+      join(REPO, 'dist/gatehouse.js'),
+      'policy',
+      'deny',
+      review.id,
+      '--note',
+      'not on a friday',
+      '--server',
+      server.url,
+      '--token-file',
+      tokenFiles.carol!,
+    ]);
     assert.match(denied.stdout, /^denied: echo on probe/);
     await assert.rejects(call, /Reviewer carol@example.com denied it: "not on a friday"/);
     const event = spoolEvents(join(alice.dir, 'state')).findLast((e) => e.tool === 'echo')!;
@@ -175,7 +210,10 @@ describe('second-person review of confirm calls', function () {
   });
 
   it('denies a confirm rule without reviewers when no extension can ask the developer', async () => {
-    await assert.rejects(client.callTool({ name: 'env', arguments: {} }), /Policy rule env-confirmed asks for confirmation.*VS Code extension/);
+    await assert.rejects(
+      client.callTool({ name: 'env', arguments: {} }),
+      /Policy rule env-confirmed asks for confirmation.*VS Code extension/,
+    );
     const event = spoolEvents(join(alice.dir, 'state')).findLast((e) => e.tool === 'env')!;
     assert.equal(event.decision, 'confirm-denied');
   });
@@ -201,7 +239,12 @@ describe('second-person review of confirm calls', function () {
       controlled = await startGateway(null, { control: true, extraArgs: managedArgs(server, tokenFiles.alice!) });
       controlled.control!.onRequest(ConfirmRequest, async (params, token) => {
         asked.push(params);
-        const cancelled = new Promise<void>((resolve) => token.onCancellationRequested(() => { cancellations++; resolve(); }));
+        const cancelled = new Promise<void>((resolve) =>
+          token.onCancellationRequested(() => {
+            cancellations++;
+            resolve();
+          }),
+        );
         return (await answer(params, cancelled)) as ConfirmResult;
       });
       controlledClient = await controlled.connect('probe');
@@ -221,7 +264,11 @@ describe('second-person review of confirm calls', function () {
       assert.equal(prompt.subject, 'env');
       assert.equal(prompt.rule, 'env-confirmed');
       assert.equal(prompt.timeoutMs, TIMEOUT_SECONDS * 1000);
-      assert.equal(prompt.risk, 'destructive', 'the prompt says what the gateway believes: an untrusted server without hints is destructive');
+      assert.equal(
+        prompt.risk,
+        'destructive',
+        'the prompt says what the gateway believes: an untrusted server without hints is destructive',
+      );
       let event = spoolEvents(join(controlled.dir, 'state')).findLast((e) => e.tool === 'env')!;
       assert.equal(event.decision, 'confirm-approved');
       assert.equal(event.reviewer, 'alice');
@@ -234,21 +281,30 @@ describe('second-person review of confirm calls', function () {
     });
 
     it('denies on an answer that is neither approve nor deny', async () => {
-      answer = async () => ({ decision: 'yes please' } as unknown as ConfirmResult);
+      answer = async () => ({ decision: 'yes please' }) as unknown as ConfirmResult;
       await assert.rejects(controlledClient.callTool({ name: 'env', arguments: {} }), /no clear answer/);
     });
 
     it('denies when the developer does not answer in time, and withdraws the prompt', async () => {
-      answer = async (_params, cancelled) => { await cancelled; return undefined; };
+      answer = async (_params, cancelled) => {
+        await cancelled;
+        return undefined;
+      };
       const before = cancellations;
-      await assert.rejects(controlledClient.callTool({ name: 'env', arguments: {} }, undefined, { timeout: 60_000 }), /No reviewer answered within 5 s/);
+      await assert.rejects(
+        controlledClient.callTool({ name: 'env', arguments: {} }, undefined, { timeout: 60_000 }),
+        /No reviewer answered within 5 s/,
+      );
       await waitUntil(() => cancellations === before + 1, 2_000);
       const event = spoolEvents(join(controlled.dir, 'state')).findLast((e) => e.tool === 'env')!;
       assert.equal(event.decision, 'confirm-timeout');
     });
 
     it('withdraws the prompt when the MCP client cancels the call', async () => {
-      answer = async (_params, cancelled) => { await cancelled; return undefined; };
+      answer = async (_params, cancelled) => {
+        await cancelled;
+        return undefined;
+      };
       const before = cancellations;
       const prompts = asked.length;
       const abort = new AbortController();
@@ -262,7 +318,7 @@ describe('second-person review of confirm calls', function () {
       await waitUntil(() => spoolEvents(join(controlled.dir, 'state')).at(-1)?.decision === 'confirm-denied', 2_000);
     });
 
-    it('tells the extension each server\'s tools as a client lists them, with risk and policy, for the sidebar', async () => {
+    it("tells the extension each server's tools as a client lists them, with risk and policy, for the sidebar", async () => {
       const heard = new Promise<ToolsParams>((resolve) => controlled.control!.onNotification(ToolsNotification, resolve));
       await controlledClient.listTools();
       const { server, tools } = await heard;
@@ -276,7 +332,9 @@ describe('second-person review of confirm calls', function () {
 
     it('streams each audit event to the extension once it is durable, and answers the recent trail', async () => {
       const heard: AuditParams[] = [];
-      const subscription = controlled.control!.onNotification(AuditNotification, (params) => { heard.push(params); });
+      const subscription = controlled.control!.onNotification(AuditNotification, (params) => {
+        heard.push(params);
+      });
       answer = async () => ({ decision: 'approve' });
       await controlledClient.callTool({ name: 'env', arguments: {} });
       await waitUntil(() => heard.some(({ event }) => event.tool === 'env'), 5_000);
@@ -285,18 +343,36 @@ describe('second-person review of confirm calls', function () {
       assert.equal(streamed.decision, 'confirm-approved');
       assert.equal(streamed.user, 'alice');
       const onDisk = spoolEvents(join(controlled.dir, 'state'));
-      assert.deepEqual(onDisk.find((e) => e.id === streamed.id), streamed, 'the streamed event is the durable one');
+      assert.deepEqual(
+        onDisk.find((e) => e.id === streamed.id),
+        streamed,
+        'the streamed event is the durable one',
+      );
 
       const { events } = await controlled.control!.sendRequest(AuditHistoryRequest, { limit: 3 });
-      assert.deepEqual(events.map((e) => e.id), onDisk.slice(-events.length).map((e) => e.id), 'the newest events, oldest first');
+      assert.deepEqual(
+        events.map((e) => e.id),
+        onDisk.slice(-events.length).map((e) => e.id),
+        'the newest events, oldest first',
+      );
       assert.equal(events.length, 3, 'as many as asked for (checkpoints between them do not count)');
       const all = await controlled.control!.sendRequest(AuditHistoryRequest, { limit: 100_000 });
-      assert.deepEqual(all.events.map((e) => e.id), onDisk.map((e) => e.id));
-      await assert.rejects(controlled.control!.sendRequest(AuditHistoryRequest, { limit: 1e9 }), /limit/, 'an unbounded history is refused');
+      assert.deepEqual(
+        all.events.map((e) => e.id),
+        onDisk.map((e) => e.id),
+      );
+      await assert.rejects(
+        controlled.control!.sendRequest(AuditHistoryRequest, { limit: 1e9 }),
+        /limit/,
+        'an unbounded history is refused',
+      );
     });
 
-    it('describes each server\'s credential in the ready line, never the credential', () => {
-      assert.deepEqual(controlled.ready.servers.map((s) => [s.id, s.title, s.credential]), [['probe', 'Probe', { mode: 'none' }]]);
+    it("describes each server's credential in the ready line, never the credential", () => {
+      assert.deepEqual(
+        controlled.ready.servers.map((s) => [s.id, s.title, s.credential]),
+        [['probe', 'Probe', { mode: 'none' }]],
+      );
     });
 
     it('tells the extension the new catalog after a policy update, as a new ready notification', async () => {
@@ -309,11 +385,14 @@ describe('second-person review of confirm calls', function () {
       assert.equal(published.status, 201, await published.clone().text());
       const ready = await heard;
       assert.equal(ready.policy.mode === 'managed' && ready.policy.version, 2);
-      assert.deepEqual(ready.servers.map((s) => [s.id, s.title, s.state]), [['probe', 'Probe, renamed', 'ready']]);
+      assert.deepEqual(
+        ready.servers.map((s) => [s.id, s.title, s.state]),
+        [['probe', 'Probe, renamed', 'ready']],
+      );
       assert.equal(ready.pid, controlled.ready.pid, 'the same gateway, not a restart');
     });
 
-    it('takes the user\'s token from the extension\'s sign-in (--policy-token control): never argv, env or a file; renews it after a 401', async () => {
+    it("takes the user's token from the extension's sign-in (--policy-token control): never argv, env or a file; renews it after a 401", async () => {
       // alice's claims, signed by a key no IdP publishes: readable, refused by the policy server.
       const staleAliceToken = await foreignSignedToken({ sub: 'alice', iss: 'x', aud: 'y', exp: Math.floor(Date.now() / 1000) + 60 });
       let asked = 0;
@@ -321,14 +400,18 @@ describe('second-person review of confirm calls', function () {
       const signedInGateway = await startGateway(null, {
         control: true,
         extraArgs: ['--policy-server', server.url, '--policy-keys', server.keysPath, '--policy-token', 'control'],
-        onControl: (connection) => connection.onRequest(TokenRequest, () => {
-          asked++;
-          if (!signedIn) throw new Error('nobody is signed in');
-          return { token: tokens.alice! };
-        }),
+        onControl: (connection) =>
+          connection.onRequest(TokenRequest, () => {
+            asked++;
+            if (!signedIn) throw new Error('nobody is signed in');
+            return { token: tokens.alice! };
+          }),
       });
       try {
-        assert.ok(signedInGateway.ready.policy.mode === 'managed' && signedInGateway.ready.policy.version !== undefined, 'managed, with the user\'s policy');
+        assert.ok(
+          signedInGateway.ready.policy.mode === 'managed' && signedInGateway.ready.policy.version !== undefined,
+          "managed, with the user's policy",
+        );
         const signedInClient = await signedInGateway.connect('probe');
         assert.equal(textOf(await signedInClient.callTool({ name: 'echo', arguments: { text: 'signed in' } })), 'signed in');
         assert.ok(asked >= 1, 'the gateway asked the extension for the token');
@@ -344,40 +427,62 @@ describe('second-person review of confirm calls', function () {
       const renewedGateway = await startGateway(null, {
         control: true,
         extraArgs: ['--policy-server', server.url, '--policy-keys', server.keysPath, '--policy-token', 'control'],
-        onControl: (connection) => connection.onRequest(TokenRequest, (params) => {
-          asks.push(params ?? {});
-          // The first answers are an expired token (sub still readable); once refused, a fresh one.
-          return { token: asks.some((ask) => ask.refused) ? tokens.alice! : staleAliceToken };
-        }),
+        onControl: (connection) =>
+          connection.onRequest(TokenRequest, (params) => {
+            asks.push(params ?? {});
+            // The first answers are an expired token (sub still readable); once refused, a fresh one.
+            return { token: asks.some((ask) => ask.refused) ? tokens.alice! : staleAliceToken };
+          }),
       });
       try {
-        assert.ok(renewedGateway.ready.policy.mode === 'managed' && renewedGateway.ready.policy.version !== undefined, 'managed after the renewal');
-        assert.ok(asks.some((ask) => ask.refused === true), 'the gateway said the last token was refused');
+        assert.ok(
+          renewedGateway.ready.policy.mode === 'managed' && renewedGateway.ready.policy.version !== undefined,
+          'managed after the renewal',
+        );
+        assert.ok(
+          asks.some((ask) => ask.refused === true),
+          'the gateway said the last token was refused',
+        );
       } finally {
         await renewedGateway.stop();
       }
       // Nobody signed in: the gateway cannot start managed, and says why.
-      await assert.rejects(startGateway(null, {
-        control: true,
-        extraArgs: ['--policy-server', server.url, '--policy-keys', server.keysPath, '--policy-token', 'control'],
-        onControl: (connection) => connection.onRequest(TokenRequest, () => { throw new Error('nobody is signed in'); }),
-      }), /exited with 3 before ready.*no sign-in: .*nobody is signed in/s);
+      await assert.rejects(
+        startGateway(null, {
+          control: true,
+          extraArgs: ['--policy-server', server.url, '--policy-keys', server.keysPath, '--policy-token', 'control'],
+          onControl: (connection) =>
+            connection.onRequest(TokenRequest, () => {
+              throw new Error('nobody is signed in');
+            }),
+        }),
+        /exited with 3 before ready.*no sign-in: .*nobody is signed in/s,
+      );
     });
 
     it('tells the extension when an admin revokes the user, so it deletes the sign-in it holds (time to effect measured)', async () => {
-      const told = new Promise<string>((resolve) => controlled.control!.onNotification(RevokedNotification, ({ message }) => resolve(message)));
+      const told = new Promise<string>((resolve) =>
+        controlled.control!.onNotification(RevokedNotification, ({ message }) => resolve(message)),
+      );
       const started = performance.now();
       const revoked = await fetch(`${server.url}/v1/revocations`, {
-        method: 'POST', headers: { Authorization: `Bearer ${tokens.carol}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ sub: 'alice' }),
+        method: 'POST',
+        headers: { Authorization: `Bearer ${tokens.carol}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ sub: 'alice' }),
       });
       assert.ok(revoked.status === 200 || revoked.status === 201, await revoked.text());
-      const message = await Promise.race([told, new Promise<string>((_resolve, reject) => setTimeout(() => reject(new Error('not told within 5 s')), 5_000))]);
+      const message = await Promise.race([
+        told,
+        new Promise<string>((_resolve, reject) => setTimeout(() => reject(new Error('not told within 5 s')), 5_000)),
+      ]);
       const tookMs = performance.now() - started;
       console.log(`      revocation -> extension told (deletes its sign-in): ${tookMs.toFixed(0)} ms`);
       assert.match(message, /revoked by an admin/);
       await assert.rejects(controlledClient.callTool({ name: 'echo', arguments: { text: 'after revocation' } }));
       const lifted = await fetch(`${server.url}/v1/revocations`, {
-        method: 'DELETE', headers: { Authorization: `Bearer ${tokens.carol}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ sub: 'alice' }),
+        method: 'DELETE',
+        headers: { Authorization: `Bearer ${tokens.carol}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ sub: 'alice' }),
       });
       assert.ok(lifted.status < 300, 'restored for the tests after this one');
     });

@@ -13,7 +13,6 @@ import { verifyAuditSpool } from '../../gateway/audit/auditVerifier';
 import { secretSamples } from '../fixtures/secretCorpus';
 import { BIN, fixtureServer, NODE, REPO, spoolEvents, startGateway, stdioServer, textOf } from '../support/gatewayHarness';
 
-
 describe('audit trail through the gateway', function () {
   this.timeout(60_000);
 
@@ -22,25 +21,36 @@ describe('audit trail through the gateway', function () {
     try {
       const client = await gateway.connect('probe', { name: 'audit-test' });
       await client.listTools(); // approves (pins) what the upstream offers now; plain lists are not audited
-      assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'top-secret-argument-value' } })), 'top-secret-argument-value');
+      assert.equal(
+        textOf(await client.callTool({ name: 'echo', arguments: { text: 'top-secret-argument-value' } })),
+        'top-secret-argument-value',
+      );
       await client.callTool({ name: 'rug-pull', arguments: {} }); // weather's definition changes...
       await client.listTools(); // ...the gateway sees it when listing, and refuses it from now on
       await assert.rejects(client.callTool({ name: 'weather', arguments: { city: 'Oslo' } }), /changed since it was approved/);
       await assert.rejects(client.callTool({ name: 'crash', arguments: {} }), /Upstream server "probe"/);
       const events = spoolEvents(join(gateway.dir, 'state'));
-      assert.deepEqual(events.map((e) => [e.method, e.tool, e.decision, e.status]), [
-        ['tools/call', 'echo', 'allow', 'ok'],
-        ['tools/call', 'rug-pull', 'allow', 'ok'],
-        ['tools/list', 'weather', 'deny', 'denied'],
-        ['tools/call', 'weather', 'deny', 'denied'],
-        ['tools/call', 'crash', 'allow', 'upstream-error'],
-      ], 'calls and refusals are audited, and a list only for the change it revealed');
+      assert.deepEqual(
+        events.map((e) => [e.method, e.tool, e.decision, e.status]),
+        [
+          ['tools/call', 'echo', 'allow', 'ok'],
+          ['tools/call', 'rug-pull', 'allow', 'ok'],
+          ['tools/list', 'weather', 'deny', 'denied'],
+          ['tools/call', 'weather', 'deny', 'denied'],
+          ['tools/call', 'crash', 'allow', 'upstream-error'],
+        ],
+        'calls and refusals are audited, and a list only for the change it revealed',
+      );
       assert.equal(events[0]!.user, 'local');
       assert.deepEqual(events[0]!.client, { name: 'audit-test', version: '1.0.0' });
       assert.match(events[0]!.argsDigest ?? '', /^[0-9a-f]{64}$/);
-      const spoolText = readdirSync(join(gateway.dir, 'state', 'audit')).map((f) => readFileSync(join(gateway.dir, 'state', 'audit', f), 'utf8')).join('');
+      const spoolText = readdirSync(join(gateway.dir, 'state', 'audit'))
+        .map((f) => readFileSync(join(gateway.dir, 'state', 'audit', f), 'utf8'))
+        .join('');
       assert.ok(!spoolText.includes('top-secret-argument-value'), 'argument values never reach the audit');
-      const verify = execFileSync(NODE, [join(REPO, 'dist/gatehouse.js'), 'audit', 'verify', join(gateway.dir, 'state', 'audit')], { encoding: 'utf8' });
+      const verify = execFileSync(NODE, [join(REPO, 'dist/gatehouse.js'), 'audit', 'verify', join(gateway.dir, 'state', 'audit')], {
+        encoding: 'utf8',
+      });
       assert.match(verify, /: OK\n\s+events\s+5\n/, verify);
     } finally {
       await gateway.stop();
@@ -55,17 +65,19 @@ describe('audit trail through the gateway', function () {
     try {
       const clients = await Promise.all(Array.from({ length: 4 }, () => gateway.connect('probe')));
       let stop = false;
-      const workers = clients.flatMap((client) => Array.from({ length: 8 }, async (_, worker) => {
-        for (let i = 0; !stop; i++) {
-          try {
-            await client.callTool({ name: 'echo', arguments: { text: `w${worker}-${i}` } }, undefined, { timeout: 2_000 });
-            answered++;
-          } catch {
-            failed++;
-            return;
+      const workers = clients.flatMap((client) =>
+        Array.from({ length: 8 }, async (_, worker) => {
+          for (let i = 0; !stop; i++) {
+            try {
+              await client.callTool({ name: 'echo', arguments: { text: `w${worker}-${i}` } }, undefined, { timeout: 2_000 });
+              answered++;
+            } catch {
+              failed++;
+              return;
+            }
           }
-        }
-      }));
+        }),
+      );
       await new Promise((r) => setTimeout(r, 1_500));
       gateway.child.kill('SIGKILL');
       stop = true;
@@ -103,11 +115,16 @@ describe('secret redaction through the gateway', function () {
       assert.ok(!env.includes(github), 'the token never reaches the client');
       assert.match(env, /\[REDACTED:github-token\]/);
       const events = spoolEvents(join(gateway.dir, 'state'));
-      assert.deepEqual(events.map((e) => [e.tool, e.redactions]), [
-        ['echo', { 'aws-access-key': 1, 'github-token': 1 }],
-        ['get-env', { 'github-token': 1 }],
-      ]);
-      const spool = readdirSync(join(gateway.dir, 'state', 'audit')).map((f) => readFileSync(join(gateway.dir, 'state', 'audit', f), 'utf8')).join('');
+      assert.deepEqual(
+        events.map((e) => [e.tool, e.redactions]),
+        [
+          ['echo', { 'aws-access-key': 1, 'github-token': 1 }],
+          ['get-env', { 'github-token': 1 }],
+        ],
+      );
+      const spool = readdirSync(join(gateway.dir, 'state', 'audit'))
+        .map((f) => readFileSync(join(gateway.dir, 'state', 'audit', f), 'utf8'))
+        .join('');
       assert.ok(!spool.includes(github) && !spool.includes(aws), 'no secret in the audit');
       assert.ok(!gateway.stderr().includes(github) && !gateway.stderr().includes(aws), 'no secret in the log');
     } finally {
@@ -141,7 +158,11 @@ describe('secret redaction through the gateway', function () {
       const events = spoolEvents(join(gateway.dir, 'state'));
       assert.deepEqual(events.find((e) => e.tool === 'echo')?.flags, ['injection:model-instruction']);
       const definition = events.find((e) => e.tool === 'weather');
-      assert.deepEqual([definition?.method, definition?.decision, definition?.flags], ['tools/list', 'allow', ['injection:model-instruction']], 'the flagged definition is audited');
+      assert.deepEqual(
+        [definition?.method, definition?.decision, definition?.flags],
+        ['tools/list', 'allow', ['injection:model-instruction']],
+        'the flagged definition is audited',
+      );
     } finally {
       await gateway.stop();
     }

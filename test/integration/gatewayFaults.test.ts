@@ -9,10 +9,22 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { fixtureServer, freePort, rawPost, waitUntil, startEverythingHttp, startGateway, stdioServer, textOf, type RunningGateway } from '../support/gatewayHarness';
+import {
+  fixtureServer,
+  freePort,
+  rawPost,
+  waitUntil,
+  startEverythingHttp,
+  startGateway,
+  stdioServer,
+  textOf,
+  type RunningGateway,
+} from '../support/gatewayHarness';
 
 const INITIALIZE = JSON.stringify({
-  jsonrpc: '2.0', id: 1, method: 'initialize',
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
   params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
 });
 
@@ -31,11 +43,14 @@ describe('gateway under faults', function () {
   describe('upstream failures', () => {
     let gateway: RunningGateway;
     before(async () => {
-      gateway = await startGateway([
-        fixtureServer('probe', 'probe-upstream'),
-        fixtureServer('wedged', 'probe-upstream', ['--hang-initialize']),
-        stdioServer('missing', '/nonexistent/mcp-server'),
-      ], { gateway: { upstreamInitializeTimeoutMs: 2_000 } });
+      gateway = await startGateway(
+        [
+          fixtureServer('probe', 'probe-upstream'),
+          fixtureServer('wedged', 'probe-upstream', ['--hang-initialize']),
+          stdioServer('missing', '/nonexistent/mcp-server'),
+        ],
+        { gateway: { upstreamInitializeTimeoutMs: 2_000 } },
+      );
     });
     after(() => gateway?.stop());
 
@@ -71,7 +86,6 @@ describe('gateway under faults', function () {
       assert.notEqual(newPid, pid, 'a new upstream process serves the next call');
       assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'back' } })), 'back');
     });
-
   });
 
   describe('HTTP upstream failures', () => {
@@ -88,7 +102,10 @@ describe('gateway under faults', function () {
         await assert.rejects(call, /Upstream server "remote"/);
         const waited = Date.now() - killedAt;
         assert.ok(waited < 1_000, `error took ${waited} ms`);
-        await assert.rejects(client.callTool({ name: 'echo', arguments: { message: 'down' } }), /Upstream server "remote".*ECONNREFUSED|Upstream server "remote"/);
+        await assert.rejects(
+          client.callTool({ name: 'echo', arguments: { message: 'down' } }),
+          /Upstream server "remote".*ECONNREFUSED|Upstream server "remote"/,
+        );
         upstream = await startEverythingHttp(port);
         // The restarted upstream forgot the session (404): the gateway opens a new one for us.
         // Failed restarts while it was down put the server in backoff, so retry like a user would.
@@ -96,8 +113,11 @@ describe('gateway under faults', function () {
         let lastError = '';
         const deadline = Date.now() + 5_000;
         while (!answer && Date.now() < deadline) {
-          answer = await client.callTool({ name: 'echo', arguments: { message: 'back' } })
-            .then(textOf, async (error: Error) => { lastError = error.message; await new Promise((r) => setTimeout(r, 250)); return ''; });
+          answer = await client.callTool({ name: 'echo', arguments: { message: 'back' } }).then(textOf, async (error: Error) => {
+            lastError = error.message;
+            await new Promise((r) => setTimeout(r, 250));
+            return '';
+          });
         }
         assert.match(answer, /back/, lastError);
       } finally {
@@ -109,7 +129,9 @@ describe('gateway under faults', function () {
 
   describe('restart backoff', () => {
     let gateway: RunningGateway;
-    before(async () => { gateway = await startGateway([fixtureServer('probe', 'probe-upstream')]); });
+    before(async () => {
+      gateway = await startGateway([fixtureServer('probe', 'probe-upstream')]);
+    });
     after(() => gateway?.stop());
 
     it('restarts an upstream that exited mid-call at once, then backs off when it keeps dying', async () => {
@@ -117,7 +139,10 @@ describe('gateway under faults', function () {
       await assert.rejects(client.callTool({ name: 'crash', arguments: {} }), /Upstream server "probe".*code 3/);
       assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'restarted' } })), 'restarted');
       await assert.rejects(client.callTool({ name: 'crash', arguments: {} }), /code 3/);
-      await assert.rejects(client.callTool({ name: 'echo', arguments: { text: 'too soon' } }), /failed 2 times in a row; Gatehouse tries again in 1 s/);
+      await assert.rejects(
+        client.callTool({ name: 'echo', arguments: { text: 'too soon' } }),
+        /failed 2 times in a row; Gatehouse tries again in 1 s/,
+      );
       await new Promise((r) => setTimeout(r, 600));
       assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'after backoff' } })), 'after backoff');
     });
@@ -126,13 +151,19 @@ describe('gateway under faults', function () {
   describe('hostile requests', () => {
     let gateway: RunningGateway;
     before(async () => {
-      gateway = await startGateway([fixtureServer('probe', 'probe-upstream'), fixtureServer('other', 'probe-upstream')], { gateway: { maxBodyBytes: 65_536 } });
+      gateway = await startGateway([fixtureServer('probe', 'probe-upstream'), fixtureServer('other', 'probe-upstream')], {
+        gateway: { maxBodyBytes: 65_536 },
+      });
     });
     after(() => gateway?.stop());
     const auth = () => ({ Authorization: `Bearer ${gateway.secret}` });
 
     it('refuses a missing or wrong launch secret with a plain 401 (no OAuth challenge)', async () => {
-      for (const headers of [{} as Record<string, string>, { Authorization: 'Bearer wrong-secret-wrong-secret-wrong-secret' }, { Authorization: `Basic ${gateway.secret}` }]) {
+      for (const headers of [
+        {} as Record<string, string>,
+        { Authorization: 'Bearer wrong-secret-wrong-secret-wrong-secret' },
+        { Authorization: `Basic ${gateway.secret}` },
+      ]) {
         const response = await rawPost(gateway.url('probe'), INITIALIZE, headers);
         assert.equal(response.status, 401);
         assert.ok(!/resource_metadata/i.test(response.headers.get('www-authenticate') ?? ''));
@@ -148,7 +179,8 @@ describe('gateway under faults', function () {
       assert.equal(ownOrigin.status, 200);
       const { request } = await import('undici');
       const foreignHost = await request(gateway.url('probe'), {
-        method: 'POST', body: INITIALIZE,
+        method: 'POST',
+        body: INITIALIZE,
         headers: { ...auth(), host: 'evil.example.com', 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
       });
       assert.equal(foreignHost.statusCode, 403);
@@ -157,7 +189,11 @@ describe('gateway under faults', function () {
 
     it('answers an oversized body with 413 and keeps serving', async () => {
       const huge = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: { pad: 'x'.repeat(100_000) } });
-      const response = await rawPost(gateway.url('probe'), huge, auth()).catch((error: Error) => ({ status: 0, text: error.message, headers: new Headers() }));
+      const response = await rawPost(gateway.url('probe'), huge, auth()).catch((error: Error) => ({
+        status: 0,
+        text: error.message,
+        headers: new Headers(),
+      }));
       assert.equal(response.status, 413);
       const client = await gateway.connect('probe');
       assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'ok' } })), 'ok');
@@ -183,7 +219,10 @@ describe('gateway under faults', function () {
 
     it('refuses methods it does not relay', async () => {
       const client = await gateway.connect('probe');
-      await assert.rejects(client.request({ method: 'tasks/list', params: {} }, (await import('@modelcontextprotocol/sdk/types.js')).ResultSchema), /not relayed by Gatehouse/);
+      await assert.rejects(
+        client.request({ method: 'tasks/list', params: {} }, (await import('@modelcontextprotocol/sdk/types.js')).ResultSchema),
+        /not relayed by Gatehouse/,
+      );
     });
 
     it('binds a session to its server: another path cannot use it, unknown sessions get 404', async () => {
@@ -220,10 +259,12 @@ describe('gateway under faults', function () {
       const socketPath = gateway.ready.listen.type === 'unix' ? gateway.ready.listen.socketPath : '';
       const dispatcher = new Agent({ connect: { socketPath } });
       const client = new Client({ name: 'unix-test', version: '1' });
-      await client.connect(new StreamableHTTPClientTransport(new URL('http://localhost/mcp/probe'), {
-        requestInit: { headers: { Authorization: `Bearer ${gateway.secret}` } },
-        fetch: (url, init) => undiciFetch(url, { ...(init as object), dispatcher }) as unknown as Promise<Response>,
-      }));
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL('http://localhost/mcp/probe'), {
+          requestInit: { headers: { Authorization: `Bearer ${gateway.secret}` } },
+          fetch: (url, init) => undiciFetch(url, { ...(init as object), dispatcher }) as unknown as Promise<Response>,
+        }),
+      );
       const pid = Number(textOf(await client.callTool({ name: 'pid', arguments: {} })));
       const grandchild = Number(textOf(await client.callTool({ name: 'spawn-grandchild', arguments: {} })));
       assert.ok(isAlive(pid) && isAlive(grandchild));

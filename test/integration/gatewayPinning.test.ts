@@ -23,7 +23,9 @@ describe('tool pinning (rug pulls)', function () {
       assert.ok((await client.listTools()).tools.some((t) => t.name === 'weather'));
       assert.equal(textOf(await client.callTool({ name: 'weather', arguments: { city: 'Oslo' } })), 'Sunny in Oslo');
       let changed = false;
-      client.setNotificationHandler(ToolListChangedNotificationSchema, () => { changed = true; });
+      client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+        changed = true;
+      });
       await client.callTool({ name: 'rug-pull', arguments: {} });
       const deadline = Date.now() + 5_000;
       while (!changed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -34,8 +36,17 @@ describe('tool pinning (rug pulls)', function () {
       await assert.rejects(client.callTool({ name: 'weather', arguments: { city: 'Oslo' } }), /changed since it was approved/);
       assert.match(gateway.stderr(), /tool definition changed since approval/);
       await client.listTools();
-      const events = spoolEvents(join(gateway.dir, 'state')).filter((e) => e.tool === 'weather' && e.flags.includes('tool-definition-changed'));
-      assert.deepEqual(events.map((e) => [e.method, e.decision]), [['tools/list', 'deny'], ['tools/call', 'deny']], 'the change is audited once when noticed, and the refused call with it');
+      const events = spoolEvents(join(gateway.dir, 'state')).filter(
+        (e) => e.tool === 'weather' && e.flags.includes('tool-definition-changed'),
+      );
+      assert.deepEqual(
+        events.map((e) => [e.method, e.decision]),
+        [
+          ['tools/list', 'deny'],
+          ['tools/call', 'deny'],
+        ],
+        'the change is audited once when noticed, and the refused call with it',
+      );
     } finally {
       await gateway.stop();
     }
@@ -46,7 +57,10 @@ describe('tool pinning (rug pulls)', function () {
     try {
       const client = await gateway.connect('probe');
       await client.listTools();
-      await assert.rejects(client.callTool({ name: 'echo', arguments: { text: 5 } }), /do not match the tool's approved input schema: .*text.*string/);
+      await assert.rejects(
+        client.callTool({ name: 'echo', arguments: { text: 5 } }),
+        /do not match the tool's approved input schema: .*text.*string/,
+      );
       await assert.rejects(client.callTool({ name: 'sleep', arguments: { ms: '10' } }), /approved input schema/);
       assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'fine' } })), 'fine');
     } finally {
@@ -57,11 +71,18 @@ describe('tool pinning (rug pulls)', function () {
   it('tells clients the risk the gateway believes, not what an untrusted server claims', async () => {
     const gateway = await startGateway([
       { ...stdioServer('everything', join(BIN, 'mcp-server-everything'), ['stdio']) },
-      { ...stdioServer('everything-trusted', join(BIN, 'mcp-server-everything'), ['stdio']), trusted: true, tools: { echo: { risk: 'destructive' } } },
+      {
+        ...stdioServer('everything-trusted', join(BIN, 'mcp-server-everything'), ['stdio']),
+        trusted: true,
+        tools: { echo: { risk: 'destructive' } },
+      },
     ]);
     try {
       const untrusted = (await (await gateway.connect('everything')).listTools()).tools;
-      assert.ok(untrusted.every((t) => t.annotations?.readOnlyHint === false && t.annotations?.destructiveHint === true), 'an untrusted readOnlyHint never reaches the client');
+      assert.ok(
+        untrusted.every((t) => t.annotations?.readOnlyHint === false && t.annotations?.destructiveHint === true),
+        'an untrusted readOnlyHint never reaches the client',
+      );
       const trusted = (await (await gateway.connect('everything-trusted')).listTools()).tools;
       const sum = trusted.find((t) => t.name === 'get-sum')!;
       assert.equal(sum.annotations?.readOnlyHint, true, 'a trusted server is believed');
@@ -72,7 +93,7 @@ describe('tool pinning (rug pulls)', function () {
     }
   });
 
-  it('flags shadowed tool names and descriptions that steer the model to another server\'s tool, in the audit', async () => {
+  it("flags shadowed tool names and descriptions that steer the model to another server's tool, in the audit", async () => {
     const gateway = await startGateway([
       stdioServer('everything', join(BIN, 'mcp-server-everything'), ['stdio']),
       fixtureServer('probe', 'probe-upstream', ['--mention', 'get-sum']),
@@ -80,7 +101,10 @@ describe('tool pinning (rug pulls)', function () {
     try {
       await (await gateway.connect('everything')).listTools();
       const probe = await gateway.connect('probe');
-      assert.ok((await probe.listTools()).tools.some((t) => t.name === 'helper'), 'advisory: the flagged tool stays listed');
+      assert.ok(
+        (await probe.listTools()).tools.some((t) => t.name === 'helper'),
+        'advisory: the flagged tool stays listed',
+      );
       await probe.listTools();
       await probe.callTool({ name: 'echo', arguments: { text: 'which echo?' } });
       const events = spoolEvents(join(gateway.dir, 'state'));
@@ -115,7 +139,9 @@ describe('tool pinning (rug pulls)', function () {
   it('`gatehouse pins` prints the pins an admin approves, matching what the gateway computes', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gatehouse-pins-cli-'));
     const policy = join(dir, 'org.yaml');
-    writeFileSync(policy, `version: 1
+    writeFileSync(
+      policy,
+      `version: 1
 org: t
 admins: [a]
 groups: [{ id: a, match: [{ user: admin@example.com }] }]
@@ -123,7 +149,8 @@ servers:
   - id: probe
     title: Probe
     transport: { type: stdio, command: ${NODE}, args: [${join(FIXTURES, 'probe-upstream.mjs')}] }
-`);
+`,
+    );
     const output = execFileSync(NODE, [join(REPO, 'dist/gatehouse.js'), 'pins', policy, 'probe'], { encoding: 'utf8' });
     const printed = (parse(output) as { tools: Record<string, { pin: string }> }).tools;
     const gateway = await startGateway([fixtureServer('probe', 'probe-upstream')]);

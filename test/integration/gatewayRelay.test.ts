@@ -9,10 +9,22 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema, LoggingMessageNotificationSchema,
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  ListRootsRequestSchema,
+  LoggingMessageNotificationSchema,
   ResourceUpdatedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
-import { BIN, fixtureServer, freePort, startEverythingHttp, startGateway, stdioServer, textOf, type RunningGateway } from '../support/gatewayHarness';
+import {
+  BIN,
+  fixtureServer,
+  freePort,
+  startEverythingHttp,
+  startGateway,
+  stdioServer,
+  textOf,
+  type RunningGateway,
+} from '../support/gatewayHarness';
 
 describe('gateway relays the MCP surface', function () {
   this.timeout(60_000);
@@ -43,9 +55,17 @@ describe('gateway relays the MCP surface', function () {
   });
 
   it('reports every upstream ready in its ready line, without the secret', () => {
-    assert.deepEqual(gateway.ready.servers.map((s) => [s.id, s.state]), [
-      ['everything', 'ready'], ['everything-http', 'ready'], ['everything-sse', 'ready'], ['files', 'ready'], ['memory', 'ready'], ['probe', 'ready'],
-    ]);
+    assert.deepEqual(
+      gateway.ready.servers.map((s) => [s.id, s.state]),
+      [
+        ['everything', 'ready'],
+        ['everything-http', 'ready'],
+        ['everything-sse', 'ready'],
+        ['files', 'ready'],
+        ['memory', 'ready'],
+        ['probe', 'ready'],
+      ],
+    );
     assert.equal(gateway.ready.launchSecret.delivery, 'file');
     assert.ok(!gateway.stdout().includes(gateway.secret));
     assert.ok(!gateway.stderr().includes(gateway.secret));
@@ -86,7 +106,10 @@ describe('gateway relays the MCP surface', function () {
     assert.ok(prompts.some((p) => p.name === 'args-prompt'));
     const prompt = await client.getPrompt({ name: 'args-prompt', arguments: { city: 'Lisbon' } });
     assert.match(JSON.stringify(prompt.messages), /Lisbon/);
-    const completion = await client.complete({ ref: { type: 'ref/prompt', name: 'completable-prompt' }, argument: { name: 'department', value: 'E' } });
+    const completion = await client.complete({
+      ref: { type: 'ref/prompt', name: 'completable-prompt' },
+      argument: { name: 'department', value: 'E' },
+    });
     assert.ok(completion.completion.values.includes('Engineering'));
   });
 
@@ -106,8 +129,14 @@ describe('gateway relays the MCP surface', function () {
   });
 
   it('relays sampling, elicitation and roots to a client that declared them', async () => {
-    const client = await gateway.connect('everything', { capabilities: { sampling: {}, elicitation: { form: {} }, roots: { listChanged: true } } });
-    client.setRequestHandler(CreateMessageRequestSchema, async () => ({ model: 'test-model', role: 'assistant', content: { type: 'text', text: 'sampled answer' } }));
+    const client = await gateway.connect('everything', {
+      capabilities: { sampling: {}, elicitation: { form: {} }, roots: { listChanged: true } },
+    });
+    client.setRequestHandler(CreateMessageRequestSchema, async () => ({
+      model: 'test-model',
+      role: 'assistant',
+      content: { type: 'text', text: 'sampled answer' },
+    }));
     client.setRequestHandler(ElicitRequestSchema, async () => ({ action: 'accept', content: { color: 'blue' } }));
     client.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: 'file:///work/project', name: 'project' }] }));
     const sampled = await client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'hello' } });
@@ -144,7 +173,11 @@ describe('gateway relays the MCP surface', function () {
   it('gives stdio upstreams only the allowlisted environment', async () => {
     const client = await gateway.connect('probe');
     const names = JSON.parse(textOf(await client.callTool({ name: 'env', arguments: {} }))) as string[];
-    assert.deepEqual(names.filter((n) => !['PATH', 'HOME'].includes(n)), [], `unexpected variables: ${names.join(', ')}`);
+    assert.deepEqual(
+      names.filter((n) => !['PATH', 'HOME'].includes(n)),
+      [],
+      `unexpected variables: ${names.join(', ')}`,
+    );
   });
 
   it('works with server-filesystem', async () => {
@@ -157,7 +190,10 @@ describe('gateway relays the MCP surface', function () {
 
   it('works with server-memory', async () => {
     const client = await gateway.connect('memory');
-    await client.callTool({ name: 'create_entities', arguments: { entities: [{ name: 'Gatehouse', entityType: 'project', observations: ['relays MCP'] }] } });
+    await client.callTool({
+      name: 'create_entities',
+      arguments: { entities: [{ name: 'Gatehouse', entityType: 'project', observations: ['relays MCP'] }] },
+    });
     const graph = await client.callTool({ name: 'read_graph', arguments: {} });
     assert.match(textOf(graph), /Gatehouse/);
   });
@@ -177,8 +213,12 @@ describe('gateway relays the MCP surface', function () {
     const client = await gateway.connect('everything');
     const logs: unknown[] = [];
     const updates: string[] = [];
-    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => { logs.push(n.params); });
-    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => { updates.push(n.params.uri); });
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+      logs.push(n.params);
+    });
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+      updates.push(n.params.uri);
+    });
     await client.setLoggingLevel('debug');
     const { resources } = await client.listResources();
     await client.subscribeResource({ uri: resources[0]!.uri });

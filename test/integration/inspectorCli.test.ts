@@ -18,7 +18,8 @@ describe('MCP Inspector CLI through the gateway', function () {
   });
   after(() => gateway?.stop());
 
-  const inspect = (...args: string[]) => runInspector([gateway.url('everything'), '--transport', 'http', '--header', `Authorization: Bearer ${gateway.secret}`, ...args]);
+  const inspect = (...args: string[]) =>
+    runInspector([gateway.url('everything'), '--transport', 'http', '--header', `Authorization: Bearer ${gateway.secret}`, ...args]);
 
   it('lists tools', async () => {
     const { code, stdout } = await inspect('--method', 'tools/list');
@@ -53,11 +54,19 @@ describe('MCP Inspector CLI through the gateway', function () {
 function runInspector(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     // Its build resolves its own package.json against the working directory, so run it from there.
-    const child = spawn(NODE, [INSPECTOR, ...args], { cwd: dirname(INSPECTOR), env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(NODE, [INSPECTOR, ...args], {
+      cwd: dirname(INSPECTOR),
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }

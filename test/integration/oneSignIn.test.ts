@@ -15,7 +15,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { AuthorizeRequest, CredentialRequest, TokenRequest, type AuthorizeParams, type CredentialParams } from '../../common/control/controlProtocol';
+import {
+  AuthorizeRequest,
+  CredentialRequest,
+  TokenRequest,
+  type AuthorizeParams,
+  type CredentialParams,
+} from '../../common/control/controlProtocol';
 import { NODE, REPO, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
 import { startKeyedUpstream, type KeyedUpstream } from '../support/keyedUpstream';
 import { signInInBrowser, startLocalIdp, type LocalIdp } from '../support/localIdp';
@@ -68,7 +74,11 @@ describe('one sign-in: an OAuth-protected and a shared-key upstream, no credenti
     const keyFile = join(scratch, 'secrets.key');
     await promisify(execFile)(NODE, [join(REPO, 'dist/gatehouse.js'), 'secret', 'init-key', keyFile]);
     await setSecret(join(scratch, 'data'), keyFile, 'vault-key', SERVICE_KEY);
-    server = await startPolicyServer(idp, { dataDir: scratch, policyYaml: policy(notes.url, vault.url), extraArgs: ['--secrets-key-file', keyFile] });
+    server = await startPolicyServer(idp, {
+      dataDir: scratch,
+      policyYaml: policy(notes.url, vault.url),
+      extraArgs: ['--secrets-key-file', keyFile],
+    });
     gateway = await startGateway(null, {
       control: true,
       extraArgs: ['--policy-server', server.url, '--policy-keys', server.keysPath, '--policy-token', 'control'],
@@ -76,7 +86,9 @@ describe('one sign-in: an OAuth-protected and a shared-key upstream, no credenti
         connection.onRequest(TokenRequest, () => ({ token: tokens.alice! }));
         connection.onRequest(AuthorizeRequest, (params: AuthorizeParams) => {
           asked.push(params);
-          void signInInBrowser(new URL(params.url), 'alice').then((r) => r.text()).catch(() => undefined);
+          void signInInBrowser(new URL(params.url), 'alice')
+            .then((r) => r.text())
+            .catch(() => undefined);
           return {};
         });
         connection.onRequest(CredentialRequest, (params: CredentialParams) => {
@@ -120,13 +132,13 @@ describe('one sign-in: an OAuth-protected and a shared-key upstream, no credenti
     assert.ok(vault.authorizations.includes(`Bearer ${SERVICE_KEY}`), 'the relay added the service key');
     for (const secret of [upstreamToken, SERVICE_KEY, tokens.alice!]) {
       assert.ok(!answers.join('\n').includes(secret), 'no credential in what the client saw');
-      assert.ok(!filesUnder(gateway.dir).includes(secret), 'no credential on the laptop\'s disk (gateway state, runtime, cache)');
+      assert.ok(!filesUnder(gateway.dir).includes(secret), "no credential on the laptop's disk (gateway state, runtime, cache)");
       assert.ok(!gateway.stderr().includes(secret), 'no credential in the gateway log');
     }
     assert.ok(!notes.authorizations.includes(`Bearer ${tokens.alice}`), 'the IdP token for the policy server never went to the upstream');
   });
 
-  it('deletes the stored credential when an admin revokes it (time measured), keeps the user\'s other access, and asks again on next use', async () => {
+  it("deletes the stored credential when an admin revokes it (time measured), keeps the user's other access, and asks again on next use", async () => {
     const started = performance.now();
     const response = await fetch(`${server.url}/v1/revocations`, {
       method: 'POST',
@@ -149,7 +161,9 @@ describe('one sign-in: an OAuth-protected and a shared-key upstream, no credenti
     assert.equal(asked.length, 2);
     assert.ok(secrets.has('upstream-oauth/alice/notes'), 'the new sign-in is kept');
     // Listed for admins, and a second look at the same bundle does not undo the new sign-in.
-    const listed = await (await fetch(`${server.url}/v1/revocations`, { headers: { Authorization: `Bearer ${tokens.carol}` } })).json() as { revocations: Array<{ sub: string; serverId?: string }> };
+    const listed = (await (
+      await fetch(`${server.url}/v1/revocations`, { headers: { Authorization: `Bearer ${tokens.carol}` } })
+    ).json()) as { revocations: Array<{ sub: string; serverId?: string }> };
     assert.ok(listed.revocations.some((r) => r.sub === 'alice' && r.serverId === 'notes'));
   });
 });

@@ -101,7 +101,9 @@ describe('policy server bearer authentication (OIDC)', function () {
     this.timeout(20_000);
     const shortLived = await startLocalIdp({ accessTokenTtlSeconds: 2 });
     try {
-      const strict = new BearerAuthenticator({ oidc: { issuer: shortLived.issuer, audience: shortLived.audience, clockToleranceSeconds: 0 } });
+      const strict = new BearerAuthenticator({
+        oidc: { issuer: shortLived.issuer, audience: shortLived.audience, clockToleranceSeconds: 0 },
+      });
       const token = await shortLived.tokenFor('alice');
       assert.equal((await strict.authenticate(`Bearer ${token}`)).sub, 'alice', 'fresh token should pass');
       const exp = decodeJwt(token).exp ?? 0;
@@ -119,7 +121,9 @@ describe('policy server bearer authentication (OIDC)', function () {
   });
 
   it('refuses an HS256 token (a shared secret is not the IdP)', async function () {
-    const token = await new SignJWT(plausibleClaims(idp)).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode('x'.repeat(32)));
+    const token = await new SignJWT(plausibleClaims(idp))
+      .setProtectedHeader({ alg: 'HS256' })
+      .sign(new TextEncoder().encode('x'.repeat(32)));
     const error = await refusal(authenticator, `Bearer ${token}`);
     assertInvalidToken(error, /algorithm/);
   });
@@ -162,7 +166,10 @@ describe('policy server bearer authentication (OIDC)', function () {
     const { port } = new URL(first.issuer);
     await first.stop();
     const late = new BearerAuthenticator({ oidc: { issuer: first.issuer, audience: first.audience } });
-    const down = await late.authenticate(`Bearer ${token}`).then(() => undefined, (error: unknown) => error);
+    const down = await late.authenticate(`Bearer ${token}`).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
     assert.ok(down instanceof IdentityProviderUnavailableError, `expected IdentityProviderUnavailableError, got ${String(down)}`);
     assert.equal(down.status, 503);
     assertNoToken(down);
@@ -200,12 +207,15 @@ async function startGithubStub(): Promise<GithubStub> {
       res.writeHead(status, { 'content-type': 'application/json', ...headers });
       res.end(JSON.stringify(body));
     };
-    if (req.headers.accept !== 'application/vnd.github+json' || req.headers['user-agent'] !== 'gatehouse') return send(400, { message: 'bad headers' });
+    if (req.headers.accept !== 'application/vnd.github+json' || req.headers['user-agent'] !== 'gatehouse')
+      return send(400, { message: 'bad headers' });
     if (req.method === 'POST' && url.pathname === `/applications/${APP.clientId}/token`) {
       const expected = `Basic ${Buffer.from(`${APP.clientId}:${APP.clientSecret}`).toString('base64')}`;
       if (req.headers.authorization !== expected) return send(401, { message: 'Bad credentials' });
       let body = '';
-      req.on('data', (chunk: Buffer) => { body += chunk.toString(); });
+      req.on('data', (chunk: Buffer) => {
+        body += chunk.toString();
+      });
       req.on('end', () => {
         const token = (JSON.parse(body) as { access_token?: string }).access_token;
         if (token === GOOD_TOKEN || token === NO_ORG_SCOPE_TOKEN) return send(200, { user: { id: 4242, login: 'octocat' } });
@@ -260,7 +270,13 @@ describe('policy server bearer authentication (GitHub)', function () {
       githubOrgs: ['acme', 'widgets'],
       githubTeams: ['acme/platform', 'widgets/release'],
     });
-    assert.deepEqual([...stub.requests].sort(), [`/applications/${APP.clientId}/token`, '/user', '/user/orgs?per_page=100', '/user/teams?per_page=100', '/user/teams?per_page=100&page=2']);
+    assert.deepEqual([...stub.requests].sort(), [
+      `/applications/${APP.clientId}/token`,
+      '/user',
+      '/user/orgs?per_page=100',
+      '/user/teams?per_page=100',
+      '/user/teams?per_page=100&page=2',
+    ]);
   });
 
   it('refuses a token the user gave another app, even though GitHub accepts it', async function () {
@@ -292,10 +308,15 @@ describe('policy server bearer authentication (GitHub)', function () {
   });
 
   it('gives up on a GitHub API that does not answer in time', async function () {
-    const silent = createServer(() => { /* never answers */ });
+    const silent = createServer(() => {
+      /* never answers */
+    });
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     try {
-      const verifier = new GithubVerifier({ apiBaseUrl: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, ...APP }, { timeoutMs: 200 });
+      const verifier = new GithubVerifier(
+        { apiBaseUrl: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, ...APP },
+        { timeoutMs: 200 },
+      );
       await assert.rejects(verifier.verify(GOOD_TOKEN), (error: Error) => {
         assert.match(error.message, /did not answer within 0.2 s/);
         assertNoToken(error);

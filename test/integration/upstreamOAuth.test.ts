@@ -9,7 +9,14 @@
  */
 import assert from 'node:assert/strict';
 import type { MessageConnection } from 'vscode-jsonrpc/node';
-import { AuthorizeRequest, CredentialRequest, SignInStatusRequest, SignOutServerRequest, type AuthorizeParams, type CredentialParams } from '../../common/control/controlProtocol';
+import {
+  AuthorizeRequest,
+  CredentialRequest,
+  SignInStatusRequest,
+  SignOutServerRequest,
+  type AuthorizeParams,
+  type CredentialParams,
+} from '../../common/control/controlProtocol';
 import { startGateway, textOf, type RunningGateway, type ServerSpec } from '../support/gatewayHarness';
 import { signInInBrowser, startLocalIdp, type LocalIdp } from '../support/localIdp';
 import { READ_SCOPE, startOAuthUpstream, WRITE_SCOPE, type OAuthUpstream } from '../support/oauthUpstream';
@@ -27,7 +34,9 @@ function actAsExtension(extension: Extension): (connection: MessageConnection) =
       extension.asked.push(params);
       if (extension.answer === 'decline') throw new Error('the developer declined');
       // Like VS Code: answered once the browser was sent; the sign-in finishes on its own.
-      void signInInBrowser(new URL(params.url), 'alice').then((r) => r.text()).catch(() => undefined);
+      void signInInBrowser(new URL(params.url), 'alice')
+        .then((r) => r.text())
+        .catch(() => undefined);
       return {};
     });
     connection.onRequest(CredentialRequest, (params: CredentialParams) => {
@@ -52,7 +61,10 @@ describe('per-user upstream OAuth through the gateway', function () {
     upstream.trust(idp.issuer);
     server = { id: 'notes', title: 'Notes', transport: { type: 'streamable-http', url: upstream.url }, credential: { mode: 'user-oauth' } };
   });
-  afterEach(async () => { await gateway?.stop(); gateway = undefined; });
+  afterEach(async () => {
+    await gateway?.stop();
+    gateway = undefined;
+  });
   after(async () => {
     await upstream.stop();
     await idp.stop();
@@ -93,12 +105,14 @@ describe('per-user upstream OAuth through the gateway', function () {
     assert.deepEqual(new URL(extension.asked[1]!.url).searchParams.get('scope')?.split(' ').sort(), [READ_SCOPE, WRITE_SCOPE]);
 
     // Kept in the extension's SecretStorage, per user and server, stamped with the issuer.
-    const stored = JSON.parse(extension.secrets.get('upstream-oauth/local/notes') ?? '{}') as { tokens?: { access_token?: string; issuer?: string; scope?: string } };
+    const stored = JSON.parse(extension.secrets.get('upstream-oauth/local/notes') ?? '{}') as {
+      tokens?: { access_token?: string; issuer?: string; scope?: string };
+    };
     assert.equal(stored.tokens?.issuer, idp.issuer);
     const token = stored.tokens?.access_token;
     assert.ok(token, 'an access token is stored');
-    assert.ok(upstream.authorizations.includes(`Bearer ${token}`), 'the upstream got the user\'s token');
-    assert.ok(!upstream.authorizations.some((a) => a.includes(gateway!.secret)), 'the client\'s own credential never went upstream');
+    assert.ok(upstream.authorizations.includes(`Bearer ${token}`), "the upstream got the user's token");
+    assert.ok(!upstream.authorizations.some((a) => a.includes(gateway!.secret)), "the client's own credential never went upstream");
     assert.ok(!gateway.stderr().includes(token), 'no token in the gateway log');
     assert.ok(!gateway.stderr().includes(token.split('.')[2]!), 'not even its signature');
     // An upstream that echoes the token: the gateway's redaction keeps it from the client (and the model).
@@ -138,18 +152,29 @@ describe('per-user upstream OAuth through the gateway', function () {
 
   it('renews an expired token with one refresh shared by concurrent calls, without asking the user', async () => {
     const shortUpstream = await startOAuthUpstream();
-    const shortIdp = await startLocalIdp({ accessTokenTtlSeconds: 2, mcpResource: { url: shortUpstream.url, scopes: [READ_SCOPE, WRITE_SCOPE] } });
+    const shortIdp = await startLocalIdp({
+      accessTokenTtlSeconds: 2,
+      mcpResource: { url: shortUpstream.url, scopes: [READ_SCOPE, WRITE_SCOPE] },
+    });
     shortUpstream.trust(shortIdp.issuer);
     try {
       const extension: Extension = { asked: [], secrets: new Map(), answer: 'sign-in' };
-      gateway = await startGateway([{ ...server, transport: { type: 'streamable-http', url: shortUpstream.url } }], { control: true, onControl: actAsExtension(extension) });
+      gateway = await startGateway([{ ...server, transport: { type: 'streamable-http', url: shortUpstream.url } }], {
+        control: true,
+        onControl: actAsExtension(extension),
+      });
       const client = await gateway.connect('notes');
       await client.callTool({ name: 'read_note', arguments: { id: '1' } });
-      const firstToken = (JSON.parse(extension.secrets.get('upstream-oauth/local/notes')!) as { tokens: { access_token: string; refresh_token?: string } }).tokens;
+      const firstToken = (
+        JSON.parse(extension.secrets.get('upstream-oauth/local/notes')!) as { tokens: { access_token: string; refresh_token?: string } }
+      ).tokens;
       assert.ok(firstToken.refresh_token, 'the authorization server gave a refresh token');
       await new Promise((r) => setTimeout(r, 2_500)); // the access token expires
       const results = await Promise.all([1, 2, 3, 4].map((id) => client.callTool({ name: 'read_note', arguments: { id: String(id) } })));
-      assert.deepEqual(results.map((r) => textOf(r)), [1, 2, 3, 4].map((id) => `note ${id}: hello`));
+      assert.deepEqual(
+        results.map((r) => textOf(r)),
+        [1, 2, 3, 4].map((id) => `note ${id}: hello`),
+      );
       assert.equal(extension.asked.length, 1, 'no new browser sign-in');
       assert.equal(gateway.stderr().match(/upstream token refreshed/g)?.length, 1, 'one refresh for the four calls');
       const renewed = (JSON.parse(extension.secrets.get('upstream-oauth/local/notes')!) as { tokens: { access_token: string } }).tokens;
@@ -169,6 +194,9 @@ describe('per-user upstream OAuth through the gateway', function () {
     gateway = await startGateway([server], { control: true, onControl: actAsExtension(extension) });
     await assert.rejects(gateway.connect('notes'), /Notes|sign/i);
     assert.equal(extension.asked.length, 1);
-    assert.ok(upstream.authorizations.slice(before).every((a) => a === ''), 'only unauthenticated attempts reached the upstream');
+    assert.ok(
+      upstream.authorizations.slice(before).every((a) => a === ''),
+      'only unauthenticated attempts reached the upstream',
+    );
   });
 });

@@ -27,13 +27,18 @@ interface HostileAs {
 }
 
 /** A protected MCP server and an authorization server at one origin, with metadata the test shapes. */
-async function startHostileAs(metadata: (origin: string) => Record<string, unknown>, authorizeAnswer?: (redirect: URL, origin: string) => void): Promise<HostileAs> {
+async function startHostileAs(
+  metadata: (origin: string) => Record<string, unknown>,
+  authorizeAnswer?: (redirect: URL, origin: string) => void,
+): Promise<HostileAs> {
   const state = { tokenRequests: 0 };
   const server: Server = createServer((req, res) => {
     const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const path = new URL(req.url ?? '/', origin);
     if (path.pathname === '/.well-known/oauth-protected-resource/mcp') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ resource: `${origin}/mcp`, authorization_servers: [origin] }));
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ resource: `${origin}/mcp`, authorization_servers: [origin] }));
     } else if (path.pathname === '/.well-known/oauth-authorization-server') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(metadata(origin)));
     } else if (path.pathname === '/authorize' && authorizeAnswer) {
@@ -44,8 +49,15 @@ async function startHostileAs(metadata: (origin: string) => Record<string, unkno
       res.writeHead(302, { location: redirect.href }).end();
     } else if (path.pathname === '/token' || path.pathname === '/register') {
       if (path.pathname === '/token') state.tokenRequests++;
-      res.writeHead(path.pathname === '/register' ? 201 : 200, { 'content-type': 'application/json' })
-        .end(JSON.stringify(path.pathname === '/register' ? { client_id: 'hostile-client', redirect_uris: [] } : { access_token: 'stolen', token_type: 'Bearer' }));
+      res
+        .writeHead(path.pathname === '/register' ? 201 : 200, { 'content-type': 'application/json' })
+        .end(
+          JSON.stringify(
+            path.pathname === '/register'
+              ? { client_id: 'hostile-client', redirect_uris: [] }
+              : { access_token: 'stolen', token_type: 'Bearer' },
+          ),
+        );
     } else {
       res.writeHead(401, { 'www-authenticate': `Bearer resource_metadata="${origin}/.well-known/oauth-protected-resource/mcp"` }).end();
     }
@@ -54,8 +66,14 @@ async function startHostileAs(metadata: (origin: string) => Record<string, unkno
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     url: `${origin}/mcp`,
-    get tokenRequests() { return state.tokenRequests; },
-    stop: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    get tokenRequests() {
+      return state.tokenRequests;
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -71,7 +89,11 @@ function goodMetadata(origin: string): Record<string, unknown> {
 }
 
 /** The extension: records every sign-in it is asked to open, and (optionally) lets a browser follow it. */
-function extension(asked: AuthorizeParams[], browse?: (url: URL) => Promise<void>, secrets = new Map<string, string>()): (connection: MessageConnection) => void {
+function extension(
+  asked: AuthorizeParams[],
+  browse?: (url: URL) => Promise<void>,
+  secrets = new Map<string, string>(),
+): (connection: MessageConnection) => void {
   return (connection) => {
     connection.onRequest(AuthorizeRequest, (params: AuthorizeParams) => {
       asked.push(params);
@@ -90,13 +112,19 @@ function extension(asked: AuthorizeParams[], browse?: (url: URL) => Promise<void
 describe('upstream OAuth attacks', function () {
   this.timeout(60_000);
   let gateway: RunningGateway | undefined;
-  afterEach(async () => { await gateway?.stop(); gateway = undefined; });
+  afterEach(async () => {
+    await gateway?.stop();
+    gateway = undefined;
+  });
 
   async function refusedFlow(metadata: (origin: string) => Record<string, unknown>, expected: RegExp): Promise<void> {
     const hostile = await startHostileAs(metadata);
     const asked: AuthorizeParams[] = [];
     try {
-      gateway = await startGateway([{ id: 'target', transport: { type: 'streamable-http', url: hostile.url }, credential: { mode: 'user-oauth' } }], { control: true, onControl: extension(asked) });
+      gateway = await startGateway(
+        [{ id: 'target', transport: { type: 'streamable-http', url: hostile.url }, credential: { mode: 'user-oauth' } }],
+        { control: true, onControl: extension(asked) },
+      );
       await assert.rejects(gateway.connect('target'), expected);
       assert.equal(asked.length, 0, 'nothing was opened');
       assert.equal(hostile.tokenRequests, 0, 'nothing was sent to its token endpoint');
@@ -111,16 +139,34 @@ describe('upstream OAuth attacks', function () {
 
   it('refuses an authorization server that does not advertise PKCE S256', async () => {
     await refusedFlow((origin) => ({ ...goodMetadata(origin), code_challenge_methods_supported: ['plain'] }), /S256/);
-    await refusedFlow((origin) => { const m = goodMetadata(origin); delete m.code_challenge_methods_supported; return m; }, /S256/);
+    await refusedFlow((origin) => {
+      const m = goodMetadata(origin);
+      delete m.code_challenge_methods_supported;
+      return m;
+    }, /S256/);
   });
 
   it('never opens javascript:, file:, data: or shell-looking authorization endpoints (CVE-2025-6514 class)', async () => {
-    for (const endpoint of ['javascript:alert(document.cookie)//', 'file:///etc/passwd', 'data:text/html,<script>alert(1)</script>', 'http://evil.example.com/authorize']) {
+    for (const endpoint of [
+      'javascript:alert(document.cookie)//',
+      'file:///etc/passwd',
+      'data:text/html,<script>alert(1)</script>',
+      'http://evil.example.com/authorize',
+    ]) {
       // The SDK's metadata schema already refuses some schemes; the gateway refuses the rest before anything opens.
-      await refusedFlow((origin) => ({ ...goodMetadata(origin), authorization_endpoint: endpoint }), /not https|refusing|cannot use javascript:/);
+      await refusedFlow(
+        (origin) => ({ ...goodMetadata(origin), authorization_endpoint: endpoint }),
+        /not https|refusing|cannot use javascript:/,
+      );
     }
-    await refusedFlow((origin) => ({ ...goodMetadata(origin), authorization_endpoint: `${origin}/authorize$(touch%20/tmp/pwned)` }), /characters no endpoint has/);
-    await refusedFlow((origin) => ({ ...goodMetadata(origin), authorization_endpoint: `${origin}/authorize';calc;'` }), /characters no endpoint has/);
+    await refusedFlow(
+      (origin) => ({ ...goodMetadata(origin), authorization_endpoint: `${origin}/authorize$(touch%20/tmp/pwned)` }),
+      /characters no endpoint has/,
+    );
+    await refusedFlow(
+      (origin) => ({ ...goodMetadata(origin), authorization_endpoint: `${origin}/authorize';calc;'` }),
+      /characters no endpoint has/,
+    );
   });
 
   it('refuses token or registration endpoints in clear text off this machine', async () => {
@@ -134,10 +180,15 @@ describe('upstream OAuth attacks', function () {
       (redirect) => redirect.searchParams.set('iss', 'https://honest-idp.example.com'),
     );
     try {
-      gateway = await startGateway([{ id: 'target', transport: { type: 'streamable-http', url: hostile.url }, credential: { mode: 'user-oauth' } }], {
-        control: true,
-        onControl: extension(asked, async (url) => { await signInInBrowser(url, 'alice'); }),
-      });
+      gateway = await startGateway(
+        [{ id: 'target', transport: { type: 'streamable-http', url: hostile.url }, credential: { mode: 'user-oauth' } }],
+        {
+          control: true,
+          onControl: extension(asked, async (url) => {
+            await signInInBrowser(url, 'alice');
+          }),
+        },
+      );
       await assert.rejects(gateway.connect('target'), /possible mix-up/);
       assert.equal(asked.length, 1);
       assert.equal(hostile.tokenRequests, 0, 'the code was never redeemed');
@@ -147,7 +198,12 @@ describe('upstream OAuth attacks', function () {
   });
 
   it('takes one answer per flow: a missing, foreign or replayed state gets 404 and cannot end the flow', async () => {
-    const redirect = await listenForRedirect('state-of-this-flow', { done: 'ok', failed: 'no', timedOut: () => new Error('late'), cancelled: () => new Error('cancelled') });
+    const redirect = await listenForRedirect('state-of-this-flow', {
+      done: 'ok',
+      failed: 'no',
+      timedOut: () => new Error('late'),
+      cancelled: () => new Error('cancelled'),
+    });
     try {
       const at = (query: string) => fetch(`${redirect.redirectUri}${query}`).then((r) => r.status);
       assert.equal(await at('?code=c'), 404, 'state missing');
@@ -162,23 +218,46 @@ describe('upstream OAuth attacks', function () {
 
   it('checks iss and error in the answer itself, before any code is used', () => {
     const metadata = { ...goodMetadata('https://as.example.com'), authorization_response_iss_parameter_supported: true };
-    const provider = new FlowProvider({ serverTitle: 'Target', serverUrl: 'https://target.example.com/mcp', redirectUri: 'http://127.0.0.1:1/callback', state: 's', stored: {}, save: async () => undefined, redirect: async () => undefined });
+    const provider = new FlowProvider({
+      serverTitle: 'Target',
+      serverUrl: 'https://target.example.com/mcp',
+      redirectUri: 'http://127.0.0.1:1/callback',
+      state: 's',
+      stored: {},
+      save: async () => undefined,
+      redirect: async () => undefined,
+    });
     provider.saveDiscoveryState({ authorizationServerUrl: 'https://as.example.com', authorizationServerMetadata: metadata as never });
     const answer = (query: string) => new URL(`http://127.0.0.1:1/callback?state=s&${query}`);
     assert.equal(provider.codeFrom(answer('code=c&iss=https%3A%2F%2Fas.example.com')), 'c');
     assert.throws(() => provider.codeFrom(answer('code=c')), /mix-up/, 'iss required when advertised');
     assert.throws(() => provider.codeFrom(answer('code=c&iss=https%3A%2F%2Fother.example.com')), /mix-up/);
-    assert.throws(() => provider.codeFrom(answer('error=access_denied&error_description=%1B%5B31mno&iss=https%3A%2F%2Fas.example.com')), (e: Error) => /not completed \(access_denied: \?\[31mno\)/.test(e.message));
+    assert.throws(
+      () => provider.codeFrom(answer('error=access_denied&error_description=%1B%5B31mno&iss=https%3A%2F%2Fas.example.com')),
+      (e: Error) => /not completed \(access_denied: \?\[31mno\)/.test(e.message),
+    );
   });
 
   it('checks an authorization URL again in the extension before anything opens', () => {
     const base = { server: 'notes', title: 'Notes', issuer: 'https://as.example.com', reason: 'sign-in' };
-    assert.match(authorizationPrompt({ ...base, url: 'https://as.example.com/authorize?client_id=x' }).message, /Notes needs you to sign in at as\.example\.com/);
-    for (const url of ['javascript:alert(1)', 'file:///etc/passwd', 'http://as.example.com/authorize', 'https://user:pw@as.example.com/authorize', 'https://as.example.com/a;rm -rf ~']) {
+    assert.match(
+      authorizationPrompt({ ...base, url: 'https://as.example.com/authorize?client_id=x' }).message,
+      /Notes needs you to sign in at as\.example\.com/,
+    );
+    for (const url of [
+      'javascript:alert(1)',
+      'file:///etc/passwd',
+      'http://as.example.com/authorize',
+      'https://user:pw@as.example.com/authorize',
+      'https://as.example.com/a;rm -rf ~',
+    ]) {
       assert.throws(() => authorizationPrompt({ ...base, url }), /refusing|not a URL/, url);
     }
     assert.throws(() => authorizationPrompt({ ...base, url: 'https://as.example.com/authorize', extra: 1 }), /malformed/);
-    assert.throws(() => checkAuthorizationUrl(new URL('https://as.example.com/elsewhere'), 'https://as.example.com/authorize'), /not the authorization server's endpoint/);
+    assert.throws(
+      () => checkAuthorizationUrl(new URL('https://as.example.com/elsewhere'), 'https://as.example.com/authorize'),
+      /not the authorization server's endpoint/,
+    );
   });
 
   it('never redeems a replayed authorization code: the real authorization server refuses it, and the gateway listens no more', async () => {
@@ -188,14 +267,21 @@ describe('upstream OAuth attacks', function () {
     const callbacks: URL[] = [];
     const secrets = new Map<string, string>();
     try {
-      gateway = await startGateway([{ id: 'notes', transport: { type: 'streamable-http', url: upstream.url }, credential: { mode: 'user-oauth' } }], {
-        control: true,
-        onControl: extension([], async (url) => {
-          const response = await signInInBrowser(url, 'alice');
-          callbacks.push(new URL(response.url || ''));
-          await response.text();
-        }, secrets),
-      });
+      gateway = await startGateway(
+        [{ id: 'notes', transport: { type: 'streamable-http', url: upstream.url }, credential: { mode: 'user-oauth' } }],
+        {
+          control: true,
+          onControl: extension(
+            [],
+            async (url) => {
+              const response = await signInInBrowser(url, 'alice');
+              callbacks.push(new URL(response.url || ''));
+              await response.text();
+            },
+            secrets,
+          ),
+        },
+      );
       await (await gateway.connect('notes')).listTools();
       const callback = callbacks[0]!;
       assert.ok(callback.searchParams.get('code'), 'the browser delivered a code');
@@ -205,14 +291,20 @@ describe('upstream OAuth attacks', function () {
       // the gateway's own client id and redirect URI, but not the PKCE verifier (it never left the gateway):
       const stored = JSON.parse(secrets.get('upstream-oauth/local/notes') ?? '{}') as { client?: { client_id?: string } };
       assert.ok(stored.client?.client_id, 'the gateway registered its own client');
-      const metadata = await (await fetch(`${idp.issuer}/.well-known/openid-configuration`)).json() as { token_endpoint: string };
+      const metadata = (await (await fetch(`${idp.issuer}/.well-known/openid-configuration`)).json()) as { token_endpoint: string };
       const replay = await fetch(metadata.token_endpoint, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ grant_type: 'authorization_code', code: callback.searchParams.get('code')!, redirect_uri: `${callback.origin}${callback.pathname}`, code_verifier: 'x'.repeat(43), client_id: stored.client.client_id }),
+        body: new URLSearchParams({
+          grant_type: 'authorization_code',
+          code: callback.searchParams.get('code')!,
+          redirect_uri: `${callback.origin}${callback.pathname}`,
+          code_verifier: 'x'.repeat(43),
+          client_id: stored.client.client_id,
+        }),
       });
       assert.equal(replay.status, 400);
-      assert.equal((await replay.json() as { error?: string }).error, 'invalid_grant');
+      assert.equal(((await replay.json()) as { error?: string }).error, 'invalid_grant');
     } finally {
       await gateway?.stop();
       gateway = undefined;

@@ -47,8 +47,18 @@ rules:
 
 function auditEvent(user: string): AuditEvent {
   return {
-    id: createAuditEventId(), time: new Date().toISOString(), user, client: { name: 'load', version: '1' }, server: 'probe',
-    method: 'tools/call', tool: 'echo', decision: 'allow', status: 'ok', redactions: {}, flags: [], latencyMs: 1,
+    id: createAuditEventId(),
+    time: new Date().toISOString(),
+    user,
+    client: { name: 'load', version: '1' },
+    server: 'probe',
+    method: 'tools/call',
+    tool: 'echo',
+    decision: 'allow',
+    status: 'ok',
+    redactions: {},
+    flags: [],
+    latencyMs: 1,
   };
 }
 
@@ -78,7 +88,7 @@ describe('three policy-server replicas on PostgreSQL', function () {
     // Every replica gets the same secrets key file; the ciphertexts are in the database.
     const shared = { dataDir: scratch, extraArgs: ['--store', postgres.url, '--issuer-url', ISSUER, '--secrets-key-file', keyFile] };
     replicas.push(await startPolicyServer(idp, { ...shared, bootstrapPolicy: policyFile }));
-    replicas.push(...await Promise.all([startPolicyServer(idp, shared), startPolicyServer(idp, shared)]));
+    replicas.push(...(await Promise.all([startPolicyServer(idp, shared), startPolicyServer(idp, shared)])));
     balancer = await startRoundRobinBalancer(replicas.map((r) => r.url));
   });
 
@@ -94,20 +104,34 @@ describe('three policy-server replicas on PostgreSQL', function () {
 
   async function gateway(user: string, policyServerUrl: string): Promise<{ gateway: RunningGateway; client: Client }> {
     const started = await startGateway(null, {
-      extraArgs: ['--policy-server', policyServerUrl, '--policy-keys', replicas[0]!.keysPath, '--policy-issuer', ISSUER, '--policy-token-file', tokenFile(scratch, `${user}-${gateways.length}`, tokens[user]!)],
+      extraArgs: [
+        '--policy-server',
+        policyServerUrl,
+        '--policy-keys',
+        replicas[0]!.keysPath,
+        '--policy-issuer',
+        ISSUER,
+        '--policy-token-file',
+        tokenFile(scratch, `${user}-${gateways.length}`, tokens[user]!),
+      ],
     });
     gateways.push(started);
     return { gateway: started, client: await started.connect('probe') };
   }
 
   it('serves one policy from every replica: the same keys, issuer and version', async () => {
-    const answers = await Promise.all(replicas.map(async (r) => {
-      const jwks = await (await fetch(`${r.url}/.well-known/jwks.json`)).json() as { keys: Array<{ kid: string }> };
-      const policy = await fetch(`${r.url}/v1/effective-policy`, { headers: { Authorization: `Bearer ${tokens.alice}` } });
-      return { kids: jwks.keys.map((k) => k.kid).join(','), status: policy.status };
-    }));
+    const answers = await Promise.all(
+      replicas.map(async (r) => {
+        const jwks = (await (await fetch(`${r.url}/.well-known/jwks.json`)).json()) as { keys: Array<{ kid: string }> };
+        const policy = await fetch(`${r.url}/v1/effective-policy`, { headers: { Authorization: `Bearer ${tokens.alice}` } });
+        return { kids: jwks.keys.map((k) => k.kid).join(','), status: policy.status };
+      }),
+    );
     assert.equal(new Set(answers.map((a) => a.kids)).size, 1, 'one key set');
-    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200]);
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [200, 200, 200],
+    );
   });
 
   it('keeps every acknowledged audit event and keeps serving when a replica is killed under load', async () => {
@@ -123,7 +147,9 @@ describe('three policy-server replicas on PostgreSQL', function () {
         const batch = Array.from({ length: 50 }, () => auditEvent(user));
         for (let attempt = 0; attempt < 10; attempt++) {
           const answer = await fetch(`${balancer.url}/v1/audit`, {
-            method: 'POST', headers: { Authorization: `Bearer ${tokens[user]}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ events: batch }),
+            method: 'POST',
+            headers: { Authorization: `Bearer ${tokens[user]}`, 'Content-Type': 'application/json' },
+            body: JSON.stringify({ events: batch }),
           }).catch(() => undefined);
           if (answer?.status === 200) {
             await answer.arrayBuffer();
@@ -145,7 +171,9 @@ describe('three policy-server replicas on PostgreSQL', function () {
     await load;
 
     const stored = await postgres.query<{ n: string }>('select count(*) as n from audit_events where id = any($1)', [acknowledged]);
-    console.log(`      audit under load through 3 replicas, one killed: ${acknowledged.length} events acknowledged, ${stored.rows[0]!.n} stored; ${refused} posts retried`);
+    console.log(
+      `      audit under load through 3 replicas, one killed: ${acknowledged.length} events acknowledged, ${stored.rows[0]!.n} stored; ${refused} posts retried`,
+    );
     assert.equal(Number(stored.rows[0]!.n), acknowledged.length, 'no acknowledged audit event is lost');
     // The gateway behind the balancer keeps working (policy fetches and audit shipping fail over).
     assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'after' } })), 'after');
@@ -154,25 +182,45 @@ describe('three policy-server replicas on PostgreSQL', function () {
   it('relays with a service key set once in the database, through any replica', async () => {
     // Set after the replicas started, with the CLI pointed at the database: every replica uses it at its next call.
     await setSecret(join(scratch, 'data'), keyFile, 'vault-key', SERVICE_KEY, ['--store', postgres.url]);
-    const relay = (replica: RunningPolicyServer, user: string, body: unknown, sessionId?: string) => fetch(`${replica.url}/relay/vault/mcp`, {
-      method: 'POST',
-      headers: {
-        Authorization: `Bearer ${tokens[user]}`, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream',
-        ...(sessionId ? { 'Mcp-Session-Id': sessionId } : {}),
-      },
-      body: JSON.stringify(body),
-    });
+    const relay = (replica: RunningPolicyServer, user: string, body: unknown, sessionId?: string) =>
+      fetch(`${replica.url}/relay/vault/mcp`, {
+        method: 'POST',
+        headers: {
+          Authorization: `Bearer ${tokens[user]}`,
+          'Content-Type': 'application/json',
+          Accept: 'application/json, text/event-stream',
+          ...(sessionId ? { 'Mcp-Session-Id': sessionId } : {}),
+        },
+        body: JSON.stringify(body),
+      });
     // The session is opened through replica 1 and used through replica 3: its owner is in the database.
-    const opened = await relay(replicas[0]!, 'alice', { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'direct', version: '1' } } });
+    const opened = await relay(replicas[0]!, 'alice', {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'direct', version: '1' } },
+    });
     assert.equal(opened.status, 200, await opened.clone().text());
     const sessionId = opened.headers.get('mcp-session-id')!;
     await opened.text();
     assert.equal((await relay(replicas[2]!, 'alice', { jsonrpc: '2.0', method: 'notifications/initialized' }, sessionId)).status, 202);
-    const called = await relay(replicas[2]!, 'alice', { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { text: 'across replicas' } } }, sessionId);
+    const called = await relay(
+      replicas[2]!,
+      'alice',
+      { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { text: 'across replicas' } } },
+      sessionId,
+    );
     assert.equal(called.status, 200);
     assert.match(await called.text(), /across replicas/);
-    assert.equal((await relay(replicas[2]!, 'dave', { jsonrpc: '2.0', id: 3, method: 'tools/list' }, sessionId)).status, 404, 'another user cannot use it on any replica');
-    assert.ok(vault.authorizations.filter((a) => a === `Bearer ${SERVICE_KEY}`).length >= 3, 'both replicas added the key from the database');
+    assert.equal(
+      (await relay(replicas[2]!, 'dave', { jsonrpc: '2.0', id: 3, method: 'tools/list' }, sessionId)).status,
+      404,
+      'another user cannot use it on any replica',
+    );
+    assert.ok(
+      vault.authorizations.filter((a) => a === `Bearer ${SERVICE_KEY}`).length >= 3,
+      'both replicas added the key from the database',
+    );
     const rows = await postgres.query<{ jwe: string }>('select jwe from relay_secrets');
     assert.equal(rows.rows.length, 1);
     assert.ok(!rows.rows[0]!.jwe.includes(SERVICE_KEY), 'only the ciphertext is in the database');
@@ -180,21 +228,41 @@ describe('three policy-server replicas on PostgreSQL', function () {
 
   it('shares the review queue: requested and decided through one replica, listed and long-polled through another, answered at once', async () => {
     const auth = (user: string) => ({ Authorization: `Bearer ${tokens[user]}`, 'Content-Type': 'application/json' });
-    const requested = await fetch(`${replicas[0]!.url}/v1/reviews`, { method: 'POST', headers: auth('alice'), body: JSON.stringify({ server: 'probe', method: 'tools/call', tool: 'env', arguments: {} }) });
+    const requested = await fetch(`${replicas[0]!.url}/v1/reviews`, {
+      method: 'POST',
+      headers: auth('alice'),
+      body: JSON.stringify({ server: 'probe', method: 'tools/call', tool: 'env', arguments: {} }),
+    });
     assert.equal(requested.status, 201, await requested.clone().text());
-    const { review } = await requested.json() as { review: { id: string } };
-    const waiting = fetch(`${replicas[2]!.url}/v1/reviews/${review.id}?wait=20`, { headers: auth('alice') }).then(async (r) => ({ at: performance.now(), body: await r.json() as { review: { state: string } } }));
+    const { review } = (await requested.json()) as { review: { id: string } };
+    const waiting = fetch(`${replicas[2]!.url}/v1/reviews/${review.id}?wait=20`, { headers: auth('alice') }).then(async (r) => ({
+      at: performance.now(),
+      body: (await r.json()) as { review: { state: string } },
+    }));
     await new Promise((r) => setTimeout(r, 200)); // the long-poll is waiting
-    const listed = await (await fetch(`${replicas[2]!.url}/v1/reviews`, { headers: auth('carol') })).json() as { reviews: Array<{ id: string }> };
-    assert.ok(listed.reviews.some((r) => r.id === review.id), 'the reviewer sees it through another replica');
+    const listed = (await (await fetch(`${replicas[2]!.url}/v1/reviews`, { headers: auth('carol') })).json()) as {
+      reviews: Array<{ id: string }>;
+    };
+    assert.ok(
+      listed.reviews.some((r) => r.id === review.id),
+      'the reviewer sees it through another replica',
+    );
     const decidedAt = performance.now();
-    const decided = await fetch(`${replicas[0]!.url}/v1/reviews/${review.id}/decision`, { method: 'POST', headers: auth('carol'), body: JSON.stringify({ decision: 'approve' }) });
+    const decided = await fetch(`${replicas[0]!.url}/v1/reviews/${review.id}/decision`, {
+      method: 'POST',
+      headers: auth('carol'),
+      body: JSON.stringify({ decision: 'approve' }),
+    });
     assert.equal(decided.status, 200, await decided.clone().text());
     const answer = await waiting;
     assert.equal(answer.body.review.state, 'approved');
     console.log(`      review decided on replica 1 -> long-poll on replica 3 answered: ${(answer.at - decidedAt).toFixed(0)} ms`);
     assert.ok(answer.at - decidedAt < 2_000, 'woken by the decision, not by the poll timing out');
-    const again = await fetch(`${replicas[2]!.url}/v1/reviews/${review.id}/decision`, { method: 'POST', headers: auth('carol'), body: JSON.stringify({ decision: 'deny' }) });
+    const again = await fetch(`${replicas[2]!.url}/v1/reviews/${review.id}/decision`, {
+      method: 'POST',
+      headers: auth('carol'),
+      body: JSON.stringify({ decision: 'deny' }),
+    });
     assert.equal(again.status, 409, 'decided once, whichever replica is asked');
   });
 
@@ -204,10 +272,19 @@ describe('three policy-server replicas on PostgreSQL', function () {
     assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'in' } })), 'in');
     const started = performance.now();
     const revoked = await fetch(`${replicas[0]!.url}/v1/revocations`, {
-      method: 'POST', headers: { Authorization: `Bearer ${tokens.carol}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ sub: 'dave' }),
+      method: 'POST',
+      headers: { Authorization: `Bearer ${tokens.carol}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ sub: 'dave' }),
     });
     assert.equal(revoked.status, 201, await revoked.text());
-    await waitUntil(async () => client.callTool({ name: 'echo', arguments: { text: 'x' } }).then(() => false, () => true), 5_000);
+    await waitUntil(
+      async () =>
+        client.callTool({ name: 'echo', arguments: { text: 'x' } }).then(
+          () => false,
+          () => true,
+        ),
+      5_000,
+    );
     const tookMs = performance.now() - started;
     console.log(`      revocation on replica 1 -> refused at a gateway on replica 3: ${tookMs.toFixed(0)} ms`);
     assert.ok(tookMs < 5_000);

@@ -74,14 +74,32 @@ export async function startGateway(servers: ServerSpec[] | null, options: Gatewa
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'gatehouse-test-'));
   const configArgs = writeConfig(servers, options, dir);
   const secretPath = join(dir, 'launch-secret');
-  const child = spawn(NODE, [join(REPO, 'dist/gatehouse.js'), 'gateway', ...configArgs, '--listen', options.listen ?? '127.0.0.1:0',
-    '--runtime-dir', join(dir, 'run'), '--state-dir', join(dir, 'state'), '--launch-secret-file', secretPath, ...(options.extraArgs ?? [])], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-    env: { PATH: process.env.PATH, HOME: process.env.HOME },
-  });
+  const child = spawn(
+    NODE,
+    [
+      join(REPO, 'dist/gatehouse.js'),
+      'gateway',
+      ...configArgs,
+      '--listen',
+      options.listen ?? '127.0.0.1:0',
+      '--runtime-dir',
+      join(dir, 'run'),
+      '--state-dir',
+      join(dir, 'state'),
+      '--launch-secret-file',
+      secretPath,
+      ...(options.extraArgs ?? []),
+    ],
+    {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    },
+  );
   let stderr = '';
   let stdout = '';
-  child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
   const ready = await new Promise<GatewayReadyLine>((resolveReady, rejectReady) => {
     const reject = (error: Error) => {
       child.kill('SIGTERM'); // a gateway that never got ready must not outlive the test
@@ -103,7 +121,14 @@ export async function startGateway(servers: ServerSpec[] | null, options: Gatewa
     });
   });
   const secret = readFileSync(secretPath, 'utf8').trim();
-  return runningGateway(ready, secret, child, dir, () => stderr, () => stdout);
+  return runningGateway(
+    ready,
+    secret,
+    child,
+    dir,
+    () => stderr,
+    () => stdout,
+  );
 }
 
 /** `--config <file>` for an unmanaged gateway's servers, or nothing for a managed one. */
@@ -122,21 +147,44 @@ function writeConfig(servers: ServerSpec[] | null, options: GatewayOptions, dir:
 async function startControlledGateway(servers: ServerSpec[] | null, options: GatewayOptions): Promise<RunningGateway> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'gatehouse-test-'));
   const configArgs = writeConfig(servers, options, dir);
-  const child = spawn(NODE, [join(REPO, 'dist/gatehouse.js'), 'gateway', ...configArgs, '--listen', options.listen ?? '127.0.0.1:0',
-    '--runtime-dir', join(dir, 'run'), '--state-dir', join(dir, 'state'), '--control', 'stdio', '--launch-secret-stdin', ...(options.extraArgs ?? [])], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-    env: { PATH: process.env.PATH, HOME: process.env.HOME },
-  });
+  const child = spawn(
+    NODE,
+    [
+      join(REPO, 'dist/gatehouse.js'),
+      'gateway',
+      ...configArgs,
+      '--listen',
+      options.listen ?? '127.0.0.1:0',
+      '--runtime-dir',
+      join(dir, 'run'),
+      '--state-dir',
+      join(dir, 'state'),
+      '--control',
+      'stdio',
+      '--launch-secret-stdin',
+      ...(options.extraArgs ?? []),
+    ],
+    {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    },
+  );
   let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
   const control = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
   const readyNotice = new Promise<GatewayReadyLine>((resolve) => control.onNotification(ReadyNotification, resolve));
   options.onControl?.(control);
   control.listen();
   const secret = randomBytes(32).toString('base64url');
-  const exited = new Promise<never>((_resolve, reject) => child.once('exit', (code) => reject(new Error(`gateway exited with ${code} before ready; stderr:\n${stderr}`))));
+  const exited = new Promise<never>((_resolve, reject) =>
+    child.once('exit', (code) => reject(new Error(`gateway exited with ${code} before ready; stderr:\n${stderr}`))),
+  );
   exited.catch(() => undefined);
-  const timeout = new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error(`gateway not ready in 30 s; stderr:\n${stderr}`)), 30_000).unref());
+  const timeout = new Promise<never>((_resolve, reject) =>
+    setTimeout(() => reject(new Error(`gateway not ready in 30 s; stderr:\n${stderr}`)), 30_000).unref(),
+  );
   timeout.catch(() => undefined);
   let ready: GatewayReadyLine;
   try {
@@ -146,18 +194,43 @@ async function startControlledGateway(servers: ServerSpec[] | null, options: Gat
     child.kill('SIGTERM');
     throw error;
   }
-  return runningGateway(ready, secret, child, dir, () => stderr, () => '', control);
+  return runningGateway(
+    ready,
+    secret,
+    child,
+    dir,
+    () => stderr,
+    () => '',
+    control,
+  );
 }
 
-function runningGateway(ready: GatewayReadyLine, secret: string, child: ChildProcess, dir: string, stderr: () => string, stdout: () => string, control?: MessageConnection): RunningGateway {
+function runningGateway(
+  ready: GatewayReadyLine,
+  secret: string,
+  child: ChildProcess,
+  dir: string,
+  stderr: () => string,
+  stdout: () => string,
+  control?: MessageConnection,
+): RunningGateway {
   const baseUrl = ready.listen.type === 'tcp' ? `http://127.0.0.1:${ready.listen.port}` : 'http://localhost';
   const clients: Client[] = [];
   const gateway: RunningGateway = {
-    ready, secret, baseUrl, child, dir, stderr, stdout,
+    ready,
+    secret,
+    baseUrl,
+    child,
+    dir,
+    stderr,
+    stdout,
     ...(control ? { control } : {}),
     url: (serverId) => `${baseUrl}/mcp/${serverId}`,
     async connect(serverId, connectOptions = {}) {
-      const client = new Client({ name: connectOptions.name ?? 'gatehouse-test', version: '1.0.0' }, { capabilities: connectOptions.capabilities ?? {} });
+      const client = new Client(
+        { name: connectOptions.name ?? 'gatehouse-test', version: '1.0.0' },
+        { capabilities: connectOptions.capabilities ?? {} },
+      );
       const transport = new StreamableHTTPClientTransport(new URL(gateway.url(serverId)), {
         requestInit: { headers: { Authorization: `Bearer ${secret}` } },
       });
@@ -181,7 +254,11 @@ function runningGateway(ready: GatewayReadyLine, secret: string, child: ChildPro
 }
 
 /** Raw HTTP to the gateway, for what SDK clients never send (bad secrets, foreign origins, garbage). */
-export async function rawPost(url: string, body: string | Buffer, headers: Record<string, string>): Promise<{ status: number; headers: Headers; text: string }> {
+export async function rawPost(
+  url: string,
+  body: string | Buffer,
+  headers: Record<string, string>,
+): Promise<{ status: number; headers: Headers; text: string }> {
   const response = await fetch(url, {
     method: 'POST',
     body: typeof body === 'string' ? body : new Uint8Array(body),
@@ -237,7 +314,10 @@ export async function waitUntil(condition: () => Promise<boolean> | boolean, tim
 
 export function textOf(result: unknown): string {
   const content = (result as { content?: Array<{ type: string; text?: string }> }).content ?? [];
-  return content.filter((c) => c.type === 'text').map((c) => c.text).join('');
+  return content
+    .filter((c) => c.type === 'text')
+    .map((c) => c.text)
+    .join('');
 }
 
 /** Runs a command to its end with only PATH and HOME, collecting stdout and stderr together. */
@@ -245,8 +325,12 @@ export function runProcess(command: string, args: string[], cwd: string): Promis
   return new Promise((resolveRun) => {
     const child = spawn(command, args, { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
-    child.stdout!.on('data', (c: Buffer) => { output += c.toString(); });
-    child.stderr!.on('data', (c: Buffer) => { output += c.toString(); });
+    child.stdout!.on('data', (c: Buffer) => {
+      output += c.toString();
+    });
+    child.stderr!.on('data', (c: Buffer) => {
+      output += c.toString();
+    });
     child.on('close', (code) => resolveRun({ code, output }));
   });
 }

@@ -46,7 +46,7 @@ export async function startKeyedUpstream(initialKey: string): Promise<KeyedUpstr
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     if (chunks.length > 0) bodies.push(Buffer.concat(chunks).toString('utf8'));
-    const body = chunks.length > 0 ? JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown : undefined;
+    const body = chunks.length > 0 ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown) : undefined;
     // The tools see the headers of the request that opened the session (enough for `leak`).
     await sessions.handle(req, res, body, () => serverFor(req));
   });
@@ -55,7 +55,9 @@ export async function startKeyedUpstream(initialKey: string): Promise<KeyedUpstr
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
     authorizations,
     bodies,
-    setKey: (next) => { key = next; },
+    setKey: (next) => {
+      key = next;
+    },
     stop: async () => {
       await sessions.closeAll();
       server.closeAllConnections();

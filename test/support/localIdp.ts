@@ -74,7 +74,12 @@ interface Grant {
 interface Provider {
   callback(): (req: IncomingMessage, res: ServerResponse) => void;
   interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<Interaction>;
-  interactionFinished(req: IncomingMessage, res: ServerResponse, result: Record<string, unknown>, options?: { mergeWithLastSubmission?: boolean }): Promise<void>;
+  interactionFinished(
+    req: IncomingMessage,
+    res: ServerResponse,
+    result: Record<string, unknown>,
+    options?: { mergeWithLastSubmission?: boolean },
+  ): Promise<void>;
   Grant: { new (init: { accountId: string; clientId: string }): Grant; find(id: string): Promise<Grant | undefined> };
 }
 const ProviderClass = OidcProvider as new (issuer: string, configuration: Record<string, unknown>) => Provider;
@@ -133,21 +138,24 @@ export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<Loca
 
   const provider = new ProviderClass(issuer, {
     adapter: (model: string) => store.adapter(model),
-    clients: [{
-      client_id: CLIENT_ID,
-      application_type: 'native',
-      token_endpoint_auth_method: 'none',
-      redirect_uris: [REDIRECT_URI],
-      grant_types: ['authorization_code'],
-      response_types: ['code'],
-    }, {
-      client_id: VSCODE_CLIENT_ID,
-      application_type: 'native',
-      token_endpoint_auth_method: 'none',
-      redirect_uris: [REDIRECT_URI],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-    }],
+    clients: [
+      {
+        client_id: CLIENT_ID,
+        application_type: 'native',
+        token_endpoint_auth_method: 'none',
+        redirect_uris: [REDIRECT_URI],
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+      },
+      {
+        client_id: VSCODE_CLIENT_ID,
+        application_type: 'native',
+        token_endpoint_auth_method: 'none',
+        redirect_uris: [REDIRECT_URI],
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+      },
+    ],
     // Own keys and cookie secrets, so oidc-provider does not warn about development defaults.
     jwks: { keys: [signingKey] },
     cookies: { keys: [randomBytes(32).toString('hex')] },
@@ -175,16 +183,33 @@ export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<Loca
         getResourceServerInfo: async (_ctx: unknown, resourceIndicator: string) => {
           const mcp = options.mcpResource;
           if (mcp && resourceIndicator === mcp.url) {
-            return { scope: mcp.scopes.join(' '), audience: mcp.url, accessTokenFormat: 'jwt', accessTokenTTL: accessTokenTtl, jwt: { sign: { alg: 'RS256' } } };
+            return {
+              scope: mcp.scopes.join(' '),
+              audience: mcp.url,
+              accessTokenFormat: 'jwt',
+              accessTokenTTL: accessTokenTtl,
+              jwt: { sign: { alg: 'RS256' } },
+            };
           }
           if (resourceIndicator !== audience) throw new Error(`unknown resource indicator ${resourceIndicator}`);
-          return { scope: RESOURCE_SCOPE, audience, accessTokenFormat: 'jwt', accessTokenTTL: accessTokenTtl, jwt: { sign: { alg: 'RS256' } } };
+          return {
+            scope: RESOURCE_SCOPE,
+            audience,
+            accessTokenFormat: 'jwt',
+            accessTokenTTL: accessTokenTtl,
+            jwt: { sign: { alg: 'RS256' } },
+          };
         },
       },
     },
     interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
     // Refresh tokens for clients allowed the grant (oidc-provider's default also wants offline_access).
-    ...(options.mcpResource ? { issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(grant: string): boolean }) => client.grantTypeAllowed('refresh_token') } : {}),
+    ...(options.mcpResource
+      ? {
+          issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(grant: string): boolean }) =>
+            client.grantTypeAllowed('refresh_token'),
+        }
+      : {}),
     pkce: { required: () => true },
     clientBasedCORS: () => false,
     ttl: {
@@ -223,7 +248,7 @@ export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<Loca
  * consents to whatever the client asked for.
  */
 async function completeInteraction(provider: Provider, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const { prompt, params, grantId, session, uid } = await provider.interactionDetails(req, res) as Interaction & { uid: string };
+  const { prompt, params, grantId, session, uid } = (await provider.interactionDetails(req, res)) as Interaction & { uid: string };
   if (prompt.name === 'login' && params.login_hint === undefined) {
     // A person signing in: a login form (GET), then its answer (POST .../login).
     if (req.method === 'POST' && req.url?.endsWith('/login')) {
@@ -240,25 +265,39 @@ async function completeInteraction(provider: Provider, req: IncomingMessage, res
   if (prompt.name === 'login') {
     const accountId = params.login_hint;
     if (typeof accountId !== 'string' || accountId === '') {
-      await provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'login_hint names no user' }, { mergeWithLastSubmission: false });
+      await provider.interactionFinished(
+        req,
+        res,
+        { error: 'access_denied', error_description: 'login_hint names no user' },
+        { mergeWithLastSubmission: false },
+      );
       return;
     }
     await provider.interactionFinished(req, res, { login: { accountId } }, { mergeWithLastSubmission: false });
     return;
   }
   if (prompt.name !== 'consent' || !session?.accountId) throw new Error(`unexpected prompt ${prompt.name}`);
-  const grant = (grantId ? await provider.Grant.find(grantId) : undefined)
-    ?? new provider.Grant({ accountId: session.accountId, clientId: String(params.client_id) });
-  const details = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+  const grant =
+    (grantId ? await provider.Grant.find(grantId) : undefined) ??
+    new provider.Grant({ accountId: session.accountId, clientId: String(params.client_id) });
+  const details = prompt.details as {
+    missingOIDCScope?: string[];
+    missingOIDCClaims?: string[];
+    missingResourceScopes?: Record<string, string[]>;
+  };
   if (details.missingOIDCScope) grant.addOIDCScope(details.missingOIDCScope.join(' '));
   if (details.missingOIDCClaims) grant.addOIDCClaims(details.missingOIDCClaims);
-  for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
+  for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {}))
+    grant.addResourceScope(indicator, scopes.join(' '));
   await provider.interactionFinished(req, res, { consent: { grantId: await grant.save() } }, { mergeWithLastSubmission: true });
 }
 
 /** What a native app does: authorization request with PKCE, follow redirects, exchange the code. */
 async function authorizationCodeFlow(issuer: string, audience: string, user: string): Promise<string> {
-  const metadata = await (await fetch(`${issuer}/.well-known/openid-configuration`)).json() as { authorization_endpoint: string; token_endpoint: string };
+  const metadata = (await (await fetch(`${issuer}/.well-known/openid-configuration`)).json()) as {
+    authorization_endpoint: string;
+    token_endpoint: string;
+  };
   const verifier = randomBytes(32).toString('base64url');
   const state = randomBytes(16).toString('base64url');
   const authorize = new URL(metadata.authorization_endpoint);
@@ -298,10 +337,18 @@ async function authorizationCodeFlow(issuer: string, audience: string, user: str
   const tokenResponse = await fetch(metadata.token_endpoint, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT_URI, code_verifier: verifier, client_id: CLIENT_ID, resource: audience }),
+    body: new URLSearchParams({
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: REDIRECT_URI,
+      code_verifier: verifier,
+      client_id: CLIENT_ID,
+      resource: audience,
+    }),
   });
-  const body = await tokenResponse.json() as { access_token?: string; error?: string; error_description?: string };
-  if (!tokenResponse.ok || !body.access_token) throw new Error(`local IdP token request failed: ${body.error ?? tokenResponse.status} ${body.error_description ?? ''}`);
+  const body = (await tokenResponse.json()) as { access_token?: string; error?: string; error_description?: string };
+  if (!tokenResponse.ok || !body.access_token)
+    throw new Error(`local IdP token request failed: ${body.error ?? tokenResponse.status} ${body.error_description ?? ''}`);
   return body.access_token;
 }
 
@@ -315,7 +362,11 @@ async function readBody(req: IncomingMessage): Promise<string> {
 function browserSession(): (url: URL, init?: RequestInit) => Promise<Response> {
   const cookies = new Map<string, string>();
   return async (url, init = {}) => {
-    const response = await fetch(url, { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string> | undefined), cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') } });
+    const response = await fetch(url, {
+      ...init,
+      redirect: 'manual',
+      headers: { ...(init.headers as Record<string, string> | undefined), cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
+    });
     for (const setCookie of response.headers.getSetCookie()) {
       const [pair = ''] = setCookie.split(';');
       const eq = pair.indexOf('=');
@@ -343,15 +394,20 @@ export async function signInInBrowser(authorizationUrl: URL, user: string): Prom
     if (response.status === 200 && url.pathname.startsWith('/interaction/')) {
       await response.body?.cancel();
       url = new URL(`${url.pathname}/login`, url);
-      response = await send(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ login: user }).toString() });
+      response = await send(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ login: user }).toString(),
+      });
       continue;
     }
-    if (response.status < 300 || response.status >= 400 || !location) throw new Error(`the browser stopped at ${url.pathname} with HTTP ${response.status}: ${(await response.text()).slice(0, 300)}`);
+    if (response.status < 300 || response.status >= 400 || !location)
+      throw new Error(`the browser stopped at ${url.pathname} with HTTP ${response.status}: ${(await response.text()).slice(0, 300)}`);
     await response.body?.cancel();
     url = new URL(location, url);
     response = await send(url);
   }
-  throw new Error('the browser never reached the client\'s redirect');
+  throw new Error("the browser never reached the client's redirect");
 }
 
 function closeServer(server: Server): Promise<void> {

@@ -20,7 +20,12 @@ export class McpSessions {
         res.writeHead(404).end();
         return;
       }
-      const created = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID(), onsessioninitialized: (id) => { this.sessions.set(id, created); } });
+      const created = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        onsessioninitialized: (id) => {
+          this.sessions.set(id, created);
+        },
+      });
       transport = created;
       await open().connect(created);
     }

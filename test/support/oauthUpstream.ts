@@ -51,22 +51,30 @@ export async function startOAuthUpstream(): Promise<OAuthUpstream> {
   };
 
   const challenge = (res: import('node:http').ServerResponse, status: 401 | 403, scope: string, error: string) => {
-    res.writeHead(status, {
-      'content-type': 'application/json',
-      'www-authenticate': `Bearer error="${error}", scope="${scope}", resource_metadata="${metadataUrl}"`,
-    }).end(JSON.stringify({ error }));
+    res
+      .writeHead(status, {
+        'content-type': 'application/json',
+        'www-authenticate': `Bearer error="${error}", scope="${scope}", resource_metadata="${metadataUrl}"`,
+      })
+      .end(JSON.stringify({ error }));
   };
 
   server.on('request', async (req, res) => {
     if (req.method === 'GET' && req.url === '/.well-known/oauth-protected-resource/mcp') {
-      res.writeHead(200, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ resource: url, authorization_servers: [issuer], scopes_supported: [READ_SCOPE, WRITE_SCOPE], bearer_methods_supported: ['header'] }));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          resource: url,
+          authorization_servers: [issuer],
+          scopes_supported: [READ_SCOPE, WRITE_SCOPE],
+          bearer_methods_supported: ['header'],
+        }),
+      );
       return;
     }
     authorizations.push(req.headers.authorization ?? '');
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
-    const body = chunks.length > 0 ? JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown : undefined;
+    const body = chunks.length > 0 ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown) : undefined;
     const token = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
     if (!token || !jwks) return challenge(res, 401, READ_SCOPE, 'invalid_token');
     let scopes: string[];

@@ -32,15 +32,30 @@ export async function startPolicyServer(
     options = { ...options, bootstrapPolicy: join(dir, 'org-policy.yaml') };
     writeFileSync(options.bootstrapPolicy!, options.policyYaml!);
   }
-  const args = [join(REPO, 'dist/gatehouse.js'), 'policy-server', '--data-dir', join(dir, 'data'), '--listen', `127.0.0.1:${options.port ?? 0}`,
-    '--oidc-issuer', idp.issuer, '--oidc-audience', idp.audience];
+  const args = [
+    join(REPO, 'dist/gatehouse.js'),
+    'policy-server',
+    '--data-dir',
+    join(dir, 'data'),
+    '--listen',
+    `127.0.0.1:${options.port ?? 0}`,
+    '--oidc-issuer',
+    idp.issuer,
+    '--oidc-audience',
+    idp.audience,
+  ];
   if (options.bootstrapPolicy) args.push('--bootstrap-policy', options.bootstrapPolicy);
   args.push(...(options.extraArgs ?? []));
   const child = spawn(NODE, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH, HOME: process.env.HOME } });
   let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
+  child.stderr!.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
   const ready = await new Promise<{ url: string }>((resolve, reject) => {
-    const timer = setTimeout(() => { child.kill(); reject(new Error(`policy server not ready: ${stderr}`)); }, 20_000);
+    const timer = setTimeout(() => {
+      child.kill();
+      reject(new Error(`policy server not ready: ${stderr}`));
+    }, 20_000);
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
         const parsed = JSON.parse(line) as { event?: string; url?: string };
@@ -48,9 +63,14 @@ export async function startPolicyServer(
           clearTimeout(timer);
           resolve({ url: parsed.url });
         }
-      } catch { /* not the ready line */ }
+      } catch {
+        /* not the ready line */
+      }
     });
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`policy server exited ${code}: ${stderr}`)); });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`policy server exited ${code}: ${stderr}`));
+    });
   });
   const jwks = await (await fetch(`${ready.url}/.well-known/jwks.json`)).text();
   const keysPath = join(dir, 'pinned-jwks.json');
@@ -90,10 +110,18 @@ export function removeDir(dir: string): void {
 /** The real CLI, the secret value on stdin. */
 export function setSecret(dataDir: string, keyFile: string, id: string, value: string, extraArgs: string[] = []): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [join(REPO, 'dist/gatehouse.js'), 'secret', 'set', id, '--data-dir', dataDir, '--key-file', keyFile, ...extraArgs], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(
+      NODE,
+      [join(REPO, 'dist/gatehouse.js'), 'secret', 'set', id, '--data-dir', dataDir, '--key-file', keyFile, ...extraArgs],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
     let out = '';
-    child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
     child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`secret set exited ${code}: ${out}`))));
     child.stdin.end(`${value}\n`);
   });

@@ -24,7 +24,9 @@ export interface RunningPostgres {
 export function postgresBinDir(): string | undefined {
   const root = '/usr/lib/postgresql';
   if (!existsSync(root)) return undefined;
-  const versions = readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a));
+  const versions = readdirSync(root)
+    .filter((v) => existsSync(join(root, v, 'bin', 'initdb')))
+    .sort((a, b) => Number(b) - Number(a));
   return versions[0] ? join(root, versions[0], 'bin') : undefined;
 }
 
@@ -36,21 +38,45 @@ export async function startPostgres(): Promise<RunningPostgres> {
   mkdirSync(data);
   const asRoot = process.getuid?.() === 0;
   if (asRoot) execFileSync('chown', ['-R', 'postgres:postgres', dir]);
-  const command = (program: string, args: string[]): [string, string[]] => (asRoot ? ['runuser', ['-u', 'postgres', '--', join(bin, program), ...args]] : [join(bin, program), args]);
+  const command = (program: string, args: string[]): [string, string[]] =>
+    asRoot ? ['runuser', ['-u', 'postgres', '--', join(bin, program), ...args]] : [join(bin, program), args];
   const [initdb, initArgs] = command('initdb', ['-D', data, '-U', 'gatehouse', '--auth=trust', '-E', 'UTF8', '--no-sync']);
   execFileSync(initdb, initArgs, { stdio: 'pipe' });
   const port = await freePort();
-  const [postgres, args] = command('postgres', ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=200']);
+  const [postgres, args] = command('postgres', [
+    '-D',
+    data,
+    '-p',
+    String(port),
+    '-k',
+    dir,
+    '-c',
+    'listen_addresses=127.0.0.1',
+    '-c',
+    'fsync=off',
+    '-c',
+    'max_connections=200',
+  ]);
   const child: ChildProcess = spawn(postgres, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
-  child.stderr!.on('data', (c: Buffer) => { log += c.toString(); });
+  child.stderr!.on('data', (c: Buffer) => {
+    log += c.toString();
+  });
   const admin = new pg.Pool({ host: '127.0.0.1', port, user: 'gatehouse', database: 'postgres', max: 2 });
   try {
-    await waitUntil(async () => admin.query('select 1').then(() => true, () => false), 20_000, 100);
+    await waitUntil(
+      async () =>
+        admin.query('select 1').then(
+          () => true,
+          () => false,
+        ),
+      20_000,
+      100,
+    );
     await admin.query('create database gatehouse');
   } catch (error) {
     child.kill();
-    throw new Error(`PostgreSQL did not start: ${(error as Error).message}\n${log}`);
+    throw new Error(`PostgreSQL did not start: ${(error as Error).message}\n${log}`, { cause: error });
   }
   await admin.end();
   const pool = new pg.Pool({ host: '127.0.0.1', port, user: 'gatehouse', database: 'gatehouse', max: 2 });

@@ -34,14 +34,19 @@ export async function startRoundRobinBalancer(backends: string[]): Promise<Round
         connected = true;
         connections.set(backend, (connections.get(backend) ?? 0) + 1);
         sockets.add(upstream);
-        upstream.on('close', () => { sockets.delete(upstream); client.destroy(); });
+        upstream.on('close', () => {
+          sockets.delete(upstream);
+          client.destroy();
+        });
         client.on('close', () => upstream.destroy());
         upstream.on('error', () => client.destroy());
         client.on('error', () => upstream.destroy());
         client.pipe(upstream).pipe(client);
         client.resume();
       });
-      upstream.once('error', () => { if (!connected) attempt(tries + 1); });
+      upstream.once('error', () => {
+        if (!connected) attempt(tries + 1);
+      });
     };
     attempt(0);
   });
@@ -49,9 +54,10 @@ export async function startRoundRobinBalancer(backends: string[]): Promise<Round
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     connections,
-    stop: () => new Promise<void>((resolve) => {
-      for (const socket of sockets) socket.destroy();
-      server.close(() => resolve());
-    }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
   };
 }

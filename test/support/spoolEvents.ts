@@ -6,7 +6,9 @@ import type { AuditEvent } from '../../common/audit/auditEvent';
 /** The audit events in a gateway's local spool (`<state dir>/audit`), oldest first. */
 export function spoolEvents(stateDir: string): AuditEvent[] {
   const dir = join(stateDir, 'audit');
-  return readdirSync(dir).filter((f) => /^audit-\d+\.jsonl$/.test(f)).sort()
+  return readdirSync(dir)
+    .filter((f) => /^audit-\d+\.jsonl$/.test(f))
+    .sort()
     .flatMap((file) => readFileSync(join(dir, file), 'utf8').split('\n').filter(Boolean))
     .map((line) => JSON.parse(line) as { kind: string; event?: AuditEvent })
     .filter((record) => record.kind === 'event')

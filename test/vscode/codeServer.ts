@@ -18,15 +18,37 @@ export interface CodeServerOptions {
 
 export function startCodeServer({ entry, port, scratch, userData, workspace }: CodeServerOptions): ChildProcess {
   writeFileSync(join(scratch, 'config.yaml'), 'auth: none\n');
-  const child = spawn(process.execPath, [entry,
-    '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none', '--config', join(scratch, 'config.yaml'),
-    '--user-data-dir', userData, '--extensions-dir', join(scratch, 'extensions'),
-    // 4.117 honours the test `payload` URL parameter as is (4.139 needs `--vscode-option enable-smoke-test-driver`).
-    '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', workspace], {
-    detached: true, // its own process group: extension hosts and MCP servers end with it
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { PATH: process.env.PATH, HOME: join(scratch, 'home'), XDG_CONFIG_HOME: join(scratch, 'xdg-config'), XDG_DATA_HOME: join(scratch, 'xdg-data') },
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      entry,
+      '--bind-addr',
+      `127.0.0.1:${port}`,
+      '--auth',
+      'none',
+      '--config',
+      join(scratch, 'config.yaml'),
+      '--user-data-dir',
+      userData,
+      '--extensions-dir',
+      join(scratch, 'extensions'),
+      // 4.117 honours the test `payload` URL parameter as is (4.139 needs `--vscode-option enable-smoke-test-driver`).
+      '--disable-telemetry',
+      '--disable-update-check',
+      '--disable-workspace-trust',
+      workspace,
+    ],
+    {
+      detached: true, // its own process group: extension hosts and MCP servers end with it
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        PATH: process.env.PATH,
+        HOME: join(scratch, 'home'),
+        XDG_CONFIG_HOME: join(scratch, 'xdg-config'),
+        XDG_DATA_HOME: join(scratch, 'xdg-data'),
+      },
+    },
+  );
   child.stdout!.on('data', (chunk: Buffer) => process.stderr.write(`[code-server] ${chunk.toString()}`));
   child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(`[code-server] ${chunk.toString()}`));
   return child;
@@ -38,7 +60,9 @@ export async function waitForHttp(url: string, timeoutMs: number, child: ChildPr
     if (child.exitCode !== null) throw new Error(`code-server exited with ${child.exitCode}`);
     try {
       if ((await fetch(url)).ok) return;
-    } catch { /* not up yet */ }
+    } catch {
+      /* not up yet */
+    }
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`code-server did not answer ${url} within ${timeoutMs / 1000} s`);
@@ -63,5 +87,8 @@ export async function endGroup(child: ChildProcess): Promise<void> {
 /** User settings every Gatehouse code-server needs: workspace trust off (extension MCP servers hang in an untrusted workspace), no welcome page, plus `extra`. */
 export function writeUserSettings(userData: string, extra: Record<string, unknown>): void {
   mkdirSync(join(userData, 'User'), { recursive: true });
-  writeFileSync(join(userData, 'User/settings.json'), JSON.stringify({ 'security.workspace.trust.enabled': false, 'workbench.startupEditor': 'none', ...extra }, null, 2));
+  writeFileSync(
+    join(userData, 'User/settings.json'),
+    JSON.stringify({ 'security.workspace.trust.enabled': false, 'workbench.startupEditor': 'none', ...extra }, null, 2),
+  );
 }

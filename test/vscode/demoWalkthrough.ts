@@ -25,7 +25,9 @@ async function main(): Promise<number> {
   mkdirSync(OUTPUT, { recursive: true });
   const state = mkdtempSync(join(tmpdir(), 'gatehouse-demo-'));
   const demo = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'scripts/demo.ts')], {
-    cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GATEHOUSE_DEMO_DIR: state },
+    cwd: REPO,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, GATEHOUSE_DEMO_DIR: state },
   });
   demo.stderr!.on('data', () => undefined); // the demo's own logs; its stdout says where to go
   const url = await new Promise<string>((resolveUrl, reject) => {
@@ -40,7 +42,11 @@ async function main(): Promise<number> {
     });
     demo.once('exit', (code) => reject(new Error(`the demo exited with ${code}`)));
   });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run'],
+  });
   try {
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     await walkthrough(page, url);
@@ -106,11 +112,19 @@ async function walkthrough(page: Page, url: string): Promise<void> {
     await memory.hover();
     await memory.locator('[aria-label="Show Audit"]').click();
     const audit = await webviewFrame(page, '#rows .row');
-    await audit.locator('#rows .row', { hasText: 'delete_entities' }).filter({ hasText: 'confirm-approved' }).filter({ hasText: 'alice' }).first().waitFor();
+    await audit
+      .locator('#rows .row', { hasText: 'delete_entities' })
+      .filter({ hasText: 'confirm-approved' })
+      .filter({ hasText: 'alice' })
+      .first()
+      .waitFor();
   });
 }
 
-main().then((code) => process.exit(code), (error: unknown) => {
-  process.stderr.write(`demo walkthrough failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`demo walkthrough failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -39,14 +39,24 @@ async function runSuite(port: number, workspace: string, scratch: string, idpIss
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
     env: { HOME: join(scratch, 'home'), XDG_CONFIG_HOME: join(scratch, 'xdg-config') },
   });
   try {
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     const driver = new WorkbenchDriver(page);
     let finish: (code: number) => void = () => undefined;
-    const finished = new Promise<number>((resolveExit) => { finish = resolveExit; });
+    const finished = new Promise<number>((resolveExit) => {
+      finish = resolveExit;
+    });
     // code-server's smoke-test hooks: the extension host's console and its exit code reach these.
     await page.exposeFunction('codeAutomationLog', (_type: string, args: unknown[]) => {
       driver.consoleLine((Array.isArray(args) ? args : [args]).map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' '));
@@ -54,12 +64,17 @@ async function runSuite(port: number, workspace: string, scratch: string, idpIss
     await page.exposeFunction('codeAutomationExit', (code: number) => finish(code));
     await trustLinkTarget(page, port, idpIssuer);
     const remote = (path: string) => `vscode-remote://127.0.0.1:${port}${path}`;
-    const payload = JSON.stringify([['extensionDevelopmentPath', remote(REPO)], ['extensionTestsPath', remote(join(REPO, 'dist/vscode-test/suite.js'))]]);
+    const payload = JSON.stringify([
+      ['extensionDevelopmentPath', remote(REPO)],
+      ['extensionTestsPath', remote(join(REPO, 'dist/vscode-test/suite.js'))],
+    ]);
     await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}&payload=${encodeURIComponent(payload)}`);
-    const timeout = new Promise<number>((resolveTimeout) => setTimeout(() => {
-      process.stderr.write(`the suite did not finish within ${SUITE_TIMEOUT_MS / 1000} s\n`);
-      resolveTimeout(1);
-    }, SUITE_TIMEOUT_MS).unref());
+    const timeout = new Promise<number>((resolveTimeout) =>
+      setTimeout(() => {
+        process.stderr.write(`the suite did not finish within ${SUITE_TIMEOUT_MS / 1000} s\n`);
+        resolveTimeout(1);
+      }, SUITE_TIMEOUT_MS).unref(),
+    );
     const code = await Promise.race([finished, timeout]);
     return (await driver.finish()) && code === 0 ? 0 : 1;
   } finally {
@@ -83,14 +98,20 @@ async function trustLinkTarget(page: Page, port: number, origin: string): Promis
       open.onsuccess = () => {
         const transaction = open.result.transaction('ItemTable', 'readwrite');
         transaction.objectStore('ItemTable').put(JSON.stringify([trusted]), 'http.linkProtectionTrustedDomains');
-        transaction.oncomplete = () => { open.result.close(); resolve(); };
+        transaction.oncomplete = () => {
+          open.result.close();
+          resolve();
+        };
         transaction.onerror = () => reject(transaction.error);
       };
     });
   }, origin);
 }
 
-main().then((code) => process.exit(code), (error: unknown) => {
-  process.stderr.write(`${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -34,7 +34,11 @@ async function main(): Promise<number> {
         `--extensions-dir=${join(env.scratch, 'extensions')}`,
         `--extensionDevelopmentPath=${REPO}`,
         `--extensionTestsPath=${join(REPO, 'dist/vscode-test/suite.js')}`,
-        '--disable-workspace-trust', '--skip-welcome', '--skip-release-notes', '--disable-updates', '--disable-telemetry',
+        '--disable-workspace-trust',
+        '--skip-welcome',
+        '--skip-release-notes',
+        '--disable-updates',
+        '--disable-telemetry',
       ],
       env: { ...process.env, HOME: join(env.scratch, 'home') } as Record<string, string>,
     });
@@ -44,11 +48,13 @@ async function main(): Promise<number> {
     const child = app.process();
     createInterface({ input: child.stdout! }).on('line', (line) => driver.consoleLine(line));
     const exited = new Promise<number>((resolveExit) => child.once('exit', (code) => resolveExit(code ?? 1)));
-    const timeout = new Promise<number>((resolveTimeout) => setTimeout(() => {
-      process.stderr.write(`the suite did not finish within ${SUITE_TIMEOUT_MS / 1000} s\n`);
-      child.kill('SIGTERM');
-      resolveTimeout(1);
-    }, SUITE_TIMEOUT_MS).unref());
+    const timeout = new Promise<number>((resolveTimeout) =>
+      setTimeout(() => {
+        process.stderr.write(`the suite did not finish within ${SUITE_TIMEOUT_MS / 1000} s\n`);
+        child.kill('SIGTERM');
+        resolveTimeout(1);
+      }, SUITE_TIMEOUT_MS).unref(),
+    );
     const code = await Promise.race([exited, timeout]);
     const shotsOk = await driver.finish();
     return code === 0 && shotsOk && (await env.reviewApproved()) ? 0 : 1;
@@ -57,7 +63,10 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => process.exit(code), (error: unknown) => {
-  process.stderr.write(`${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -97,7 +97,9 @@ export async function prepareSuiteEnvironment(): Promise<SuiteEnvironment> {
     userData,
     idpIssuer: idp.issuer,
     async reviewApproved() {
-      const decided = await (await fetch(`${policyServer.url}/v1/reviews/${review.id}`, { headers: { Authorization: `Bearer ${bobToken}` } })).json() as { review?: { state: string; reviewer?: { sub: string } } };
+      const decided = (await (
+        await fetch(`${policyServer.url}/v1/reviews/${review.id}`, { headers: { Authorization: `Bearer ${bobToken}` } })
+      ).json()) as { review?: { state: string; reviewer?: { sub: string } } };
       if (decided.review?.state === 'approved' && decided.review.reviewer?.sub === 'alice') {
         process.stdout.write('review: approved by alice from the Pending reviews view\n');
         return true;

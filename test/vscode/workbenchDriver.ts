@@ -87,7 +87,7 @@ export async function loginAtIdp(login: Page, user: string, screenshot?: string)
     await login.locator('#login').fill(user, { timeout: 30_000 });
   } catch (error) {
     await login.screenshot({ path: join(OUTPUT, 'sign-in-failed.png') }).catch(() => undefined);
-    throw new Error(`the IdP's login page did not show (the tab is at ${login.url()}): ${(error as Error).message}`);
+    throw new Error(`the IdP's login page did not show (the tab is at ${login.url()}): ${(error as Error).message}`, { cause: error });
   }
   if (screenshot) await login.screenshot({ path: screenshot });
   await login.locator('#sign-in').click();
@@ -107,7 +107,11 @@ async function signInAtIdp(page: Page, user: string): Promise<void> {
     while (answering) {
       for (const name of ['Allow', 'Open']) {
         const button = page.getByRole('button', { name, exact: true });
-        if (await button.count().catch(() => 0)) await button.first().click().catch(() => undefined);
+        if (await button.count().catch(() => 0))
+          await button
+            .first()
+            .click()
+            .catch(() => undefined);
       }
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -160,7 +164,7 @@ async function answerConfirm(page: Page, decision: 'approve' | 'deny'): Promise<
 async function takeScreenshot(page: Page, name: string, frame?: Frame): Promise<void> {
   const expected = EXPECTED[name];
   if (!expected) throw new Error(`no expectation for screenshot "${name}"`);
-  const scope = expected.inWebview ? (frame ?? await webviewFrame(page, expected.selector, expected.text)) : page;
+  const scope = expected.inWebview ? (frame ?? (await webviewFrame(page, expected.selector, expected.text))) : page;
   await scope.locator(expected.selector).filter({ hasText: expected.text }).first().waitFor({ state: 'visible', timeout: 15_000 });
   const path = join(OUTPUT, `${name}.png`);
   const png = await page.screenshot({ path });
@@ -176,4 +180,3 @@ function safeExists(path: string): boolean {
     return false;
   }
 }
-

@@ -23,7 +23,13 @@ const ROW_HEIGHT = 22;
 /** As many as the host keeps (MAX_AUDIT_HISTORY). */
 const MAX_EVENTS = 100_000;
 const OVERSCAN = 10;
-const SINCE_CHOICES: Array<[string, string]> = [['', 'Any time'], ['900000', 'Last 15 minutes'], ['3600000', 'Last hour'], ['86400000', 'Last day'], ['604800000', 'Last week']];
+const SINCE_CHOICES: Array<[string, string]> = [
+  ['', 'Any time'],
+  ['900000', 'Last 15 minutes'],
+  ['3600000', 'Last hour'],
+  ['86400000', 'Last day'],
+  ['604800000', 'Last week'],
+];
 
 type Select = HTMLElement & { value: string };
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -71,8 +77,18 @@ function refreshChoices(): void {
   const nextServers = new Set(all.map((event) => event.server));
   if (wantedServer) nextServers.add(wantedServer); // asked for by the host before its events arrived
   const nextTools = new Set(all.flatMap((event) => (event.tool ? [event.tool] : [])));
-  if (nextServers.size !== servers.size) setOptions(selects.server, 'All servers', [...nextServers].sort().map((s) => [s, s]));
-  if (nextTools.size !== tools.size) setOptions(selects.tool, 'All tools', [...nextTools].sort().map((t) => [t, t]));
+  if (nextServers.size !== servers.size)
+    setOptions(
+      selects.server,
+      'All servers',
+      [...nextServers].sort().map((s) => [s, s]),
+    );
+  if (nextTools.size !== tools.size)
+    setOptions(
+      selects.tool,
+      'All tools',
+      [...nextTools].sort().map((t) => [t, t]),
+    );
   servers = nextServers;
   tools = nextTools;
 }
@@ -121,9 +137,14 @@ function renderRows(): void {
     const time = cell(shortTime(event.time));
     time.title = new Date(event.time).toLocaleString();
     row.append(
-      time, cell(event.server), cell(event.tool ?? event.method),
-      cell(event.decision, event.decision), cell(event.rule ?? '—'), cell(event.reviewer ?? ''),
-      cell(event.latencyMs >= 1000 ? `${(event.latencyMs / 1000).toFixed(1)} s` : `${event.latencyMs.toFixed(1)} ms`, 'num'), cell(redactions > 0 ? String(redactions) : '', 'num'),
+      time,
+      cell(event.server),
+      cell(event.tool ?? event.method),
+      cell(event.decision, event.decision),
+      cell(event.rule ?? '—'),
+      cell(event.reviewer ?? ''),
+      cell(event.latencyMs >= 1000 ? `${(event.latencyMs / 1000).toFixed(1)} s` : `${event.latencyMs.toFixed(1)} ms`, 'num'),
+      cell(redactions > 0 ? String(redactions) : '', 'num'),
     );
     fragment.append(row);
   }
@@ -146,7 +167,11 @@ function requestExport(format: AuditExportFormat): void {
   status.textContent = `Exporting ${shown.length.toLocaleString()} events as ${format.toUpperCase()}…`;
 }
 
-setOptions(selects.decision, 'All decisions', AUDIT_DECISIONS.map((d) => [d, d]));
+setOptions(
+  selects.decision,
+  'All decisions',
+  AUDIT_DECISIONS.map((d) => [d, d]),
+);
 setOptions(selects.since, 'Any time', SINCE_CHOICES.slice(1));
 setOptions(selects.server, 'All servers', []);
 setOptions(selects.tool, 'All tools', []);

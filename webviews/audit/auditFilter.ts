@@ -24,9 +24,21 @@ function haystackOf(event: AuditEvent): string {
   let text = haystacks.get(event);
   if (text === undefined) {
     text = [
-      event.server, event.tool ?? '', event.method, event.decision, event.rule ?? '', event.reviewer ?? '', event.status,
-      event.user, event.client.name, ...event.flags, ...Object.keys(event.redactions), event.id,
-    ].join('\n').toLowerCase();
+      event.server,
+      event.tool ?? '',
+      event.method,
+      event.decision,
+      event.rule ?? '',
+      event.reviewer ?? '',
+      event.status,
+      event.user,
+      event.client.name,
+      ...event.flags,
+      ...Object.keys(event.redactions),
+      event.id,
+    ]
+      .join('\n')
+      .toLowerCase();
     haystacks.set(event, text);
   }
   return text;
@@ -36,11 +48,11 @@ export function auditMatcher(filter: AuditFilter): (event: AuditEvent) => boolea
   const text = filter.text?.trim().toLowerCase();
   const since = filter.sinceMs;
   return (event) =>
-    (!filter.server || event.server === filter.server)
-    && (!filter.tool || event.tool === filter.tool)
-    && (!filter.decision || event.decision === filter.decision)
-    && (since === undefined || Date.parse(event.time) >= since)
-    && (!text || haystackOf(event).includes(text));
+    (!filter.server || event.server === filter.server) &&
+    (!filter.tool || event.tool === filter.tool) &&
+    (!filter.decision || event.decision === filter.decision) &&
+    (since === undefined || Date.parse(event.time) >= since) &&
+    (!text || haystackOf(event).includes(text));
 }
 
 /** Total redactions of an event, for the list's column. */

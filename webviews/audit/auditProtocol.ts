@@ -31,10 +31,15 @@ export type AuditViewMessage =
 function isFilter(value: unknown): value is AuditFilter {
   if (typeof value !== 'object' || value === null) return false;
   const filter = value as Record<string, unknown>;
-  const optionalString = (key: string) => filter[key] === undefined || (typeof filter[key] === 'string' && (filter[key] as string).length <= 1024);
-  return optionalString('server') && optionalString('tool') && optionalString('text')
-    && (filter.decision === undefined || (AUDIT_DECISIONS as readonly unknown[]).includes(filter.decision))
-    && (filter.sinceMs === undefined || Number.isFinite(filter.sinceMs));
+  const optionalString = (key: string) =>
+    filter[key] === undefined || (typeof filter[key] === 'string' && (filter[key] as string).length <= 1024);
+  return (
+    optionalString('server') &&
+    optionalString('tool') &&
+    optionalString('text') &&
+    (filter.decision === undefined || (AUDIT_DECISIONS as readonly unknown[]).includes(filter.decision)) &&
+    (filter.sinceMs === undefined || Number.isFinite(filter.sinceMs))
+  );
 }
 
 /** Checks a message from the webview: it is untrusted input to the extension host. */

@@ -18,7 +18,9 @@ let answered = false;
 function answer(decision: 'approve' | 'deny'): void {
   if (answered) return;
   answered = true;
-  document.querySelectorAll<HTMLElement & { disabled: boolean }>('vscode-button').forEach((button) => { button.disabled = true; });
+  document.querySelectorAll<HTMLElement & { disabled: boolean }>('vscode-button').forEach((button) => {
+    button.disabled = true;
+  });
   document.getElementById('status')!.textContent = decision === 'approve' ? 'Approved once.' : 'Denied.';
   vscode.postMessage({ type: 'answer', decision });
 }

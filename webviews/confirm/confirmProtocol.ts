@@ -7,9 +7,7 @@ import type { ConfirmParams } from '../../common/control/controlProtocol';
 
 export type ConfirmHostMessage = { type: 'show'; call: ConfirmParams; deadline: number };
 
-export type ConfirmViewMessage =
-  | { type: 'ready' }
-  | { type: 'answer'; decision: 'approve' | 'deny' };
+export type ConfirmViewMessage = { type: 'ready' } | { type: 'answer'; decision: 'approve' | 'deny' };
 
 export function isConfirmViewMessage(value: unknown): value is ConfirmViewMessage {
   if (typeof value !== 'object' || value === null) return false;

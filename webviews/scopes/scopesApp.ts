@@ -40,25 +40,27 @@ function signOutCell(row: ScopeRow): HTMLElement {
 
 function show(rows: ScopeRow[], focus?: string): void {
   empty.hidden = rows.length > 0;
-  body.replaceChildren(...rows.map((row) => {
-    const tr = document.createElement('tr');
-    tr.id = `server-${row.server}`;
-    if (row.server === focus) tr.classList.add('focus');
-    const name = cell(row.title ? `${row.title} (${row.server})` : row.server);
-    const state = document.createElement('vscode-badge');
-    state.textContent = row.enabled ? 'enabled' : 'available';
-    name.append(' ', state);
-    tr.append(
-      name,
-      cell(CREDENTIAL_WORDS[row.credential]),
-      cell(row.scopes.length > 0 ? row.scopes.join(' ') : '—', 'scopes'),
-      cell(row.heldBy, 'muted'),
-      cell(row.tokenExpires ? new Date(row.tokenExpires).toLocaleString() : 'no token held here'),
-      cell(row.lastUse ? `${new Date(row.lastUse).toLocaleString()} (${row.calls} call${row.calls === 1 ? '' : 's'})` : 'never'),
-      signOutCell(row),
-    );
-    return tr;
-  }));
+  body.replaceChildren(
+    ...rows.map((row) => {
+      const tr = document.createElement('tr');
+      tr.id = `server-${row.server}`;
+      if (row.server === focus) tr.classList.add('focus');
+      const name = cell(row.title ? `${row.title} (${row.server})` : row.server);
+      const state = document.createElement('vscode-badge');
+      state.textContent = row.enabled ? 'enabled' : 'available';
+      name.append(' ', state);
+      tr.append(
+        name,
+        cell(CREDENTIAL_WORDS[row.credential]),
+        cell(row.scopes.length > 0 ? row.scopes.join(' ') : '—', 'scopes'),
+        cell(row.heldBy, 'muted'),
+        cell(row.tokenExpires ? new Date(row.tokenExpires).toLocaleString() : 'no token held here'),
+        cell(row.lastUse ? `${new Date(row.lastUse).toLocaleString()} (${row.calls} call${row.calls === 1 ? '' : 's'})` : 'never'),
+        signOutCell(row),
+      );
+      return tr;
+    }),
+  );
   if (focus) document.getElementById(`server-${focus}`)?.scrollIntoView({ block: 'center' });
 }
 

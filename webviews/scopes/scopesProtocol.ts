@@ -28,5 +28,10 @@ export function isScopesViewMessage(value: unknown): value is ScopesViewMessage 
   if (typeof value !== 'object' || value === null) return false;
   const message = value as { type?: unknown; server?: unknown };
   if (message.type === 'ready') return Object.keys(value).length === 1;
-  return message.type === 'signOut' && typeof message.server === 'string' && /^[a-z0-9][a-z0-9-]{0,62}$/.test(message.server) && Object.keys(value).length === 2;
+  return (
+    message.type === 'signOut' &&
+    typeof message.server === 'string' &&
+    /^[a-z0-9][a-z0-9-]{0,62}$/.test(message.server) &&
+    Object.keys(value).length === 2
+  );
 }

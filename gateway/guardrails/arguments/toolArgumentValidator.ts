@@ -27,10 +27,17 @@ export class ToolArgumentValidator {
       byName.set(tool.name, tool.pin);
       if (this.compiled.has(tool.pin)) continue;
       try {
-        this.compiled.set(tool.pin, tool.inputSchema && typeof tool.inputSchema === 'object' ? this.ajv.getValidator(tool.inputSchema as JsonSchemaType) : null);
+        this.compiled.set(
+          tool.pin,
+          tool.inputSchema && typeof tool.inputSchema === 'object' ? this.ajv.getValidator(tool.inputSchema as JsonSchemaType) : null,
+        );
       } catch (error) {
         this.compiled.set(tool.pin, null);
-        this.log.warn('tool input schema cannot be compiled; its arguments are not checked by the gateway', { server: serverId, tool: tool.name, error: describeError(error) });
+        this.log.warn('tool input schema cannot be compiled; its arguments are not checked by the gateway', {
+          server: serverId,
+          tool: tool.name,
+          error: describeError(error),
+        });
       }
     }
     this.current.set(serverId, byName);

@@ -13,16 +13,19 @@ const INVISIBLE = /[\u200B-\u200D\u2060-\u2064\uFEFF\u{E0000}-\u{E007F}]/u;
 const BIDI = /[\u202A-\u202E\u2066-\u2069]/;
 /** A word with Latin letters and Cyrillic or Greek ones: a classic look-alike. */
 const MIXED_SCRIPT = /(?=[\p{L}\p{M}]*\p{Script=Latin})(?=[\p{L}\p{M}]*[\p{Script=Cyrillic}\p{Script=Greek}])[\p{L}\p{M}]{2,}/u;
-const MODEL_INSTRUCTION = new RegExp([
-  String.raw`ignore (?:all |any )?(?:previous|prior|above|earlier) (?:instructions|directions|rules)`,
-  String.raw`disregard (?:all |any )?(?:previous|prior|your) (?:instructions|rules)`,
-  String.raw`(?:do not|don't|never) (?:tell|inform|mention|reveal|show) (?:this )?(?:to )?the user`,
-  String.raw`without (?:telling|informing|asking) the user`,
-  String.raw`<\s*(?:important|system|instructions?)\s*>`,
-  String.raw`\byou are now\b`,
-  String.raw`(?:read|cat|open|include|send)\b[^.\n]{0,40}(?:~\/\.ssh|id_rsa|\.aws\/credentials|\.env\b|\/etc\/passwd)`,
-  String.raw`system prompt`,
-].join('|'), 'i');
+const MODEL_INSTRUCTION = new RegExp(
+  [
+    String.raw`ignore (?:all |any )?(?:previous|prior|above|earlier) (?:instructions|directions|rules)`,
+    String.raw`disregard (?:all |any )?(?:previous|prior|your) (?:instructions|rules)`,
+    String.raw`(?:do not|don't|never) (?:tell|inform|mention|reveal|show) (?:this )?(?:to )?the user`,
+    String.raw`without (?:telling|informing|asking) the user`,
+    String.raw`<\s*(?:important|system|instructions?)\s*>`,
+    String.raw`\byou are now\b`,
+    String.raw`(?:read|cat|open|include|send)\b[^.\n]{0,40}(?:~\/\.ssh|id_rsa|\.aws\/credentials|\.env\b|\/etc\/passwd)`,
+    String.raw`system prompt`,
+  ].join('|'),
+  'i',
+);
 
 export function scanText(text: string): InjectionFlag[] {
   if (text.length === 0) return [];
@@ -30,6 +33,7 @@ export function scanText(text: string): InjectionFlag[] {
   if (INVISIBLE.test(text)) flags.push('invisible-characters');
   if (BIDI.test(text)) flags.push('bidi-control');
   // Only cheap pre-checks before the Unicode-property regex: pure ASCII cannot mix scripts.
+  // eslint-disable-next-line no-control-regex -- "any character outside ASCII" starts at NUL on purpose
   if (/[^\x00-\x7F]/.test(text) && MIXED_SCRIPT.test(text)) flags.push('mixed-script');
   if (MODEL_INSTRUCTION.test(text)) flags.push('model-instruction');
   return flags;

@@ -43,7 +43,13 @@ export class ToolPinRegistry {
         verdicts.set(tool.name, { status: 'approved', pin });
       } else {
         verdicts.set(tool.name, { status: 'changed', pin, approved, source: orgPin ? 'policy' : 'first-use' });
-        this.log.warn('tool definition changed since approval; hiding it', { server: serverId, tool: tool.name, approved, now: pin, source: orgPin ? 'policy' : 'first-use' });
+        this.log.warn('tool definition changed since approval; hiding it', {
+          server: serverId,
+          tool: tool.name,
+          approved,
+          now: pin,
+          source: orgPin ? 'policy' : 'first-use',
+        });
       }
     }
     this.lastSeen.set(serverId, verdicts);
@@ -62,7 +68,8 @@ export class ToolPinRegistry {
     pins = new Map();
     try {
       const stored = JSON.parse(readFileSync(this.file(serverId), 'utf8')) as Record<string, unknown>;
-      for (const [name, pin] of Object.entries(stored)) if (typeof pin === 'string' && pin.startsWith('sha256:')) pins.set(name, pin as Pin);
+      for (const [name, pin] of Object.entries(stored))
+        if (typeof pin === 'string' && pin.startsWith('sha256:')) pins.set(name, pin as Pin);
     } catch {
       // no pins recorded yet for this server
     }

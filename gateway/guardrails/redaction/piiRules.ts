@@ -20,7 +20,10 @@ export function luhnValid(digits: string): boolean {
   for (let i = digits.length - 1; i >= 0; i--) {
     let d = digits.charCodeAt(i) - 48;
     if (d < 0 || d > 9) return false;
-    if (double) { d *= 2; if (d > 9) d -= 9; }
+    if (double) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
     sum += d;
     double = !double;
   }
@@ -29,13 +32,94 @@ export function luhnValid(digits: string): boolean {
 
 /** IBAN length per country (SWIFT IBAN registry). */
 const IBAN_LENGTHS: Readonly<Record<string, number>> = {
-  AD: 24, AE: 23, AL: 28, AT: 20, AZ: 28, BA: 20, BE: 16, BG: 22, BH: 22, BI: 27, BR: 29, BY: 28, CH: 21, CR: 22,
-  CY: 28, CZ: 24, DE: 22, DJ: 27, DK: 18, DO: 28, EE: 20, EG: 29, ES: 24, FI: 18, FK: 18, FO: 18, FR: 27, GB: 22,
-  GE: 22, GI: 23, GL: 18, GR: 27, GT: 28, HR: 21, HU: 28, IE: 22, IL: 23, IQ: 23, IS: 26, IT: 27, JO: 30, KW: 30,
-  KZ: 20, LB: 28, LC: 32, LI: 21, LT: 20, LU: 20, LV: 21, LY: 25, MC: 27, MD: 24, ME: 22, MK: 19, MN: 20, MR: 27,
-  MT: 31, MU: 30, NI: 28, NL: 18, NO: 15, OM: 23, PK: 24, PL: 28, PS: 29, PT: 25, QA: 29, RO: 24, RS: 22, RU: 33,
-  SA: 24, SC: 31, SD: 18, SE: 24, SI: 19, SK: 24, SM: 27, SO: 23, ST: 25, SV: 28, TL: 23, TN: 24, TR: 26, UA: 29,
-  VA: 22, VG: 24, XK: 20, YE: 30,
+  AD: 24,
+  AE: 23,
+  AL: 28,
+  AT: 20,
+  AZ: 28,
+  BA: 20,
+  BE: 16,
+  BG: 22,
+  BH: 22,
+  BI: 27,
+  BR: 29,
+  BY: 28,
+  CH: 21,
+  CR: 22,
+  CY: 28,
+  CZ: 24,
+  DE: 22,
+  DJ: 27,
+  DK: 18,
+  DO: 28,
+  EE: 20,
+  EG: 29,
+  ES: 24,
+  FI: 18,
+  FK: 18,
+  FO: 18,
+  FR: 27,
+  GB: 22,
+  GE: 22,
+  GI: 23,
+  GL: 18,
+  GR: 27,
+  GT: 28,
+  HR: 21,
+  HU: 28,
+  IE: 22,
+  IL: 23,
+  IQ: 23,
+  IS: 26,
+  IT: 27,
+  JO: 30,
+  KW: 30,
+  KZ: 20,
+  LB: 28,
+  LC: 32,
+  LI: 21,
+  LT: 20,
+  LU: 20,
+  LV: 21,
+  LY: 25,
+  MC: 27,
+  MD: 24,
+  ME: 22,
+  MK: 19,
+  MN: 20,
+  MR: 27,
+  MT: 31,
+  MU: 30,
+  NI: 28,
+  NL: 18,
+  NO: 15,
+  OM: 23,
+  PK: 24,
+  PL: 28,
+  PS: 29,
+  PT: 25,
+  QA: 29,
+  RO: 24,
+  RS: 22,
+  RU: 33,
+  SA: 24,
+  SC: 31,
+  SD: 18,
+  SE: 24,
+  SI: 19,
+  SK: 24,
+  SM: 27,
+  SO: 23,
+  ST: 25,
+  SV: 28,
+  TL: 23,
+  TN: 24,
+  TR: 26,
+  UA: 29,
+  VA: 22,
+  VG: 24,
+  XK: 20,
+  YE: 30,
 };
 
 const IBAN_COUNTRIES = Object.keys(IBAN_LENGTHS);
@@ -139,9 +223,13 @@ function matchInternationalPhone(text: string, at: number): RuleMatch | null {
   let i = at + 1;
   for (; i < text.length && i - at <= 24; i++) {
     const c = text.charCodeAt(i);
-    if (c >= 48 && c <= 57) { digits++; lastDigitEnd = i + 1; separatorRun = 0; }
-    else if (c === 32 || c === 45 || c === 46 || c === 40 || c === 41) { if (++separatorRun > 2) break; }
-    else break;
+    if (c >= 48 && c <= 57) {
+      digits++;
+      lastDigitEnd = i + 1;
+      separatorRun = 0;
+    } else if (c === 32 || c === 45 || c === 46 || c === 40 || c === 41) {
+      if (++separatorRun > 2) break;
+    } else break;
   }
   if (lastDigitEnd < text.length && isWordChar(text.charCodeAt(lastDigitEnd))) return null;
   if (digits < 8 || digits > 15 || text.charCodeAt(at + 1) < 49 || text.charCodeAt(at + 1) > 57) return null;
@@ -156,7 +244,9 @@ export const PII_RULES: readonly SecretRule[] = [
   { kind: 'email', basis: 'RFC 5321 address (common subset)', triggers: ['@'], match: matchEmail },
   { kind: 'phone', basis: 'E.164 with +', triggers: ['\\+[1-9]'], match: matchInternationalPhone },
   {
-    kind: 'phone', basis: 'NANP with separators', triggers: ['\\([2-9]\\d\\d\\) ?\\d', ...'23456789'.split('').map((d) => `${d}\\d\\d[-. ][2-9]\\d\\d[-. ]\\d`)],
+    kind: 'phone',
+    basis: 'NANP with separators',
+    triggers: ['\\([2-9]\\d\\d\\) ?\\d', ...'23456789'.split('').map((d) => `${d}\\d\\d[-. ][2-9]\\d\\d[-. ]\\d`)],
     match: (() => {
       const nanp = /(?<![\w+-])(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[-. ])[2-9]\d{2}[-. ]\d{4}(?![\w-])/y;
       return (text: string, at: number): RuleMatch | null => {
@@ -165,7 +255,12 @@ export const PII_RULES: readonly SecretRule[] = [
       };
     })(),
   },
-  { kind: 'card-number', basis: 'ISO/IEC 7812 IIN + Luhn', triggers: '23456'.split('').map((d) => `${d}\\d{3}[ -]?\\d{4}[ -]?\\d{4}`), match: matchCard },
+  {
+    kind: 'card-number',
+    basis: 'ISO/IEC 7812 IIN + Luhn',
+    triggers: '23456'.split('').map((d) => `${d}\\d{3}[ -]?\\d{4}[ -]?\\d{4}`),
+    match: matchCard,
+  },
   { kind: 'iban', basis: 'ISO 13616 + MOD 97-10', triggers: IBAN_COUNTRIES.map((cc) => `${cc}\\d\\d ?[A-Z0-9]{4}`), match: matchIban },
 ];
 

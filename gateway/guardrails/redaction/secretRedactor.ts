@@ -201,7 +201,8 @@ function engineFor(pii: boolean): RuleEngine {
   return (secretEngine ??= new RuleEngine(SECRET_RULES));
 }
 
-const TEXT_MIME = /^(?:text\/|application\/(?:[\w.+-]+\+)?(?:json|xml|yaml|x-yaml|toml|javascript|ecmascript|x-sh|x-shellscript|sql|graphql|x-www-form-urlencoded|x-ndjson|jsonl|x-httpd-php|x-python|x-ruby|typescript|x-typescript)(?:;|$)|[\w.+-]+\/[\w.+-]+\+(?:json|xml|yaml)(?:;|$))/i;
+const TEXT_MIME =
+  /^(?:text\/|application\/(?:[\w.+-]+\+)?(?:json|xml|yaml|x-yaml|toml|javascript|ecmascript|x-sh|x-shellscript|sql|graphql|x-www-form-urlencoded|x-ndjson|jsonl|x-httpd-php|x-python|x-ruby|typescript|x-typescript)(?:;|$)|[\w.+-]+\/[\w.+-]+\+(?:json|xml|yaml)(?:;|$))/i;
 const SNIFF_MIME = /^(?:application\/octet-stream|application\/unknown)?(?:;|$)/i;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 /**

@@ -32,8 +32,9 @@ export function riskOf(tool: Annotated, source: RiskSource): ToolRisk {
 export function presentTool<T extends Annotated>(tool: T, source: RiskSource): T {
   const risk = riskOf(tool, source);
   const { readOnlyHint: _readOnly, destructiveHint: _destructive, ...rest } = tool.annotations ?? {};
-  const annotations = risk === 'read'
-    ? { ...rest, readOnlyHint: true, destructiveHint: false }
-    : { ...rest, readOnlyHint: false, destructiveHint: risk === 'destructive' };
+  const annotations =
+    risk === 'read'
+      ? { ...rest, readOnlyHint: true, destructiveHint: false }
+      : { ...rest, readOnlyHint: false, destructiveHint: risk === 'destructive' };
   return { ...tool, annotations };
 }

@@ -31,7 +31,10 @@ class SinkQueue {
   private draining: Promise<void> | undefined;
   dropped = 0;
 
-  constructor(readonly sink: AuditSink, private readonly log: Logger) {}
+  constructor(
+    readonly sink: AuditSink,
+    private readonly log: Logger,
+  ) {}
 
   push(events: AuditEvent[]): void {
     this.queue.push(...events);
@@ -41,7 +44,9 @@ class SinkQueue {
       this.dropped += over;
       this.log.warn('audit export queue full: oldest events dropped', { sink: this.sink.name, dropped: over });
     }
-    this.draining ??= this.drain().finally(() => { this.draining = undefined; });
+    this.draining ??= this.drain().finally(() => {
+      this.draining = undefined;
+    });
   }
 
   async idle(): Promise<void> {
@@ -58,7 +63,11 @@ class SinkQueue {
         } catch (error) {
           if (attempt >= ATTEMPTS) {
             this.dropped += batch.length;
-            this.log.warn('audit export failed: batch dropped', { sink: this.sink.name, events: batch.length, error: describeError(error) });
+            this.log.warn('audit export failed: batch dropped', {
+              sink: this.sink.name,
+              events: batch.length,
+              error: describeError(error),
+            });
             break;
           }
           await new Promise((resolve) => setTimeout(resolve, RETRY_MS * attempt));
@@ -73,7 +82,11 @@ export class ExportingAuditStore implements AuditStore {
   private readonly queues: SinkQueue[];
   private readonly recent = new Set<string>();
 
-  constructor(private readonly inner: AuditStore, sinks: AuditSink[], log: Logger) {
+  constructor(
+    private readonly inner: AuditStore,
+    sinks: AuditSink[],
+    log: Logger,
+  ) {
     this.queues = sinks.map((sink) => new SinkQueue(sink, log));
   }
 

@@ -27,7 +27,11 @@ export function otlpAttributes(event: AuditEvent): Record<string, string | numbe
     'user.id': event.user,
     'mcp.method.name': event.method,
     ...(subject && event.method === 'tools/call' ? { 'gen_ai.tool.name': subject } : {}),
-    ...(subject?.startsWith('resource:') ? { 'mcp.resource.uri': subject.slice('resource:'.length) } : event.method.startsWith('resources/') && subject ? { 'mcp.resource.uri': subject } : {}),
+    ...(subject?.startsWith('resource:')
+      ? { 'mcp.resource.uri': subject.slice('resource:'.length) }
+      : event.method.startsWith('resources/') && subject
+        ? { 'mcp.resource.uri': subject }
+        : {}),
     ...(subject && event.method === 'prompts/get' ? { 'gen_ai.prompt.name': subject.replace(/^prompt:/, '') } : {}),
     'gatehouse.server': event.server,
     'gatehouse.client': `${event.client.name}/${event.client.version}`,
@@ -50,7 +54,8 @@ export class OtlpSink implements AuditSink {
   private readonly logger;
 
   constructor(endpoint: URL) {
-    if (endpoint.protocol !== 'https:' && endpoint.protocol !== 'http:') throw new Error(`the OTLP endpoint must be an http(s) URL, not ${endpoint.protocol}`);
+    if (endpoint.protocol !== 'https:' && endpoint.protocol !== 'http:')
+      throw new Error(`the OTLP endpoint must be an http(s) URL, not ${endpoint.protocol}`);
     this.name = `otlp ${endpoint.origin}${endpoint.pathname}`;
     this.processor = new BatchLogRecordProcessor({ exporter: new OTLPLogExporter({ url: endpoint.href }), scheduledDelayMillis: 200 });
     this.provider = new LoggerProvider({

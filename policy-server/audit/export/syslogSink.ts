@@ -43,9 +43,19 @@ export function formatSyslog(event: AuditEvent, host = hostname()): string {
     ['latencyMs', String(event.latencyMs)],
     ['argsDigest', event.argsDigest],
     ['flags', event.flags.length ? event.flags.join(',') : undefined],
-    ['redactions', Object.keys(event.redactions).length ? Object.entries(event.redactions).map(([kind, n]) => `${kind}:${n}`).join(',') : undefined],
+    [
+      'redactions',
+      Object.keys(event.redactions).length
+        ? Object.entries(event.redactions)
+            .map(([kind, n]) => `${kind}:${n}`)
+            .join(',')
+        : undefined,
+    ],
   ];
-  const sd = `[${SD_ID}${params.filter(([, v]) => v !== undefined).map(([k, v]) => ` ${k}="${paramValue(v!)}"`).join('')}]`;
+  const sd = `[${SD_ID}${params
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => ` ${k}="${paramValue(v!)}"`)
+    .join('')}]`;
   // HEADER: PRI VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID; then SD and a UTF-8 MSG (with its BOM).
   return `<${pri}>1 ${event.time} ${headerField(host, 255)} gatehouse ${process.pid} audit ${sd} \uFEFF${auditSummary(event)}`;
 }
@@ -56,7 +66,8 @@ export class SyslogSink implements AuditSink {
   private tcp: Socket | undefined;
 
   constructor(private readonly target: URL) {
-    if (target.protocol !== 'udp:' && target.protocol !== 'tcp:') throw new Error(`syslog target must be udp://host:port or tcp://host:port, not ${target.protocol}`);
+    if (target.protocol !== 'udp:' && target.protocol !== 'tcp:')
+      throw new Error(`syslog target must be udp://host:port or tcp://host:port, not ${target.protocol}`);
     if (!target.port) throw new Error('syslog target needs a port (514 is the usual one)');
     this.name = `syslog ${target.protocol}//${target.host}`;
   }
@@ -66,7 +77,11 @@ export class SyslogSink implements AuditSink {
     if (this.target.protocol === 'udp:') {
       this.udp ??= createSocket(this.target.hostname.includes(':') ? 'udp6' : 'udp4');
       for (const line of lines) {
-        await new Promise<void>((resolve, reject) => this.udp!.send(line, Number(this.target.port), this.target.hostname.replace(/^\[|\]$/g, ''), (error) => (error ? reject(error) : resolve())));
+        await new Promise<void>((resolve, reject) =>
+          this.udp!.send(line, Number(this.target.port), this.target.hostname.replace(/^\[|\]$/g, ''), (error) =>
+            error ? reject(error) : resolve(),
+          ),
+        );
       }
       return;
     }

@@ -86,13 +86,16 @@ export async function openDatabase(options: DatabaseOptions): Promise<pg.Pool> {
     await migrate(pool);
   } catch (error) {
     await pool.end().catch(() => undefined);
-    throw new Error(`cannot prepare the PostgreSQL store: ${(error as Error).message}`);
+    throw new Error(`cannot prepare the PostgreSQL store: ${(error as Error).message}`, { cause: error });
   }
   return pool;
 }
 
 /** `--store` and `--store-password-file` as every command takes them: the pool, and a way to open one more connection (LISTEN). */
-export async function openStoreDatabase(store: { url: string; passwordFile?: string }, max?: number): Promise<{ pool: pg.Pool; newClient: () => pg.Client }> {
+export async function openStoreDatabase(
+  store: { url: string; passwordFile?: string },
+  max?: number,
+): Promise<{ pool: pg.Pool; newClient: () => pg.Client }> {
   const password = store.passwordFile ? readSecretFile(store.passwordFile) : undefined;
   const withPassword = password !== undefined ? { password } : {};
   const pool = await openDatabase({ url: store.url, ...withPassword, ...(max !== undefined ? { max } : {}) });
@@ -103,7 +106,9 @@ async function migrate(pool: pg.Pool): Promise<void> {
   const client = await pool.connect();
   try {
     await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
-    await client.query('create table if not exists gatehouse_migrations (version integer primary key, applied_at timestamptz not null default now())');
+    await client.query(
+      'create table if not exists gatehouse_migrations (version integer primary key, applied_at timestamptz not null default now())',
+    );
     const { rows } = await client.query<{ version: number }>('select version from gatehouse_migrations');
     const applied = new Set(rows.map((row) => row.version));
     for (const [index, sql] of MIGRATIONS.entries()) {

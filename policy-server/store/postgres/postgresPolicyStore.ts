@@ -5,7 +5,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import type { NewPolicyVersion, NewRevocation, PolicyStore, PolicyVersionRecord, PolicyVersionSummary, RevocationRecord } from '../policyStore';
+import type {
+  NewPolicyVersion,
+  NewRevocation,
+  PolicyStore,
+  PolicyVersionRecord,
+  PolicyVersionSummary,
+  RevocationRecord,
+} from '../policyStore';
 
 const APPEND_LOCK = 0x7665_7273;
 
@@ -30,17 +37,22 @@ interface RevocationRow {
 
 function summaryOf(row: VersionRow): PolicyVersionSummary {
   return {
-    version: row.version, sha256: row.sha256, publishedAt: row.published_at, publishedBy: row.published_by,
+    version: row.version,
+    sha256: row.sha256,
+    publishedAt: row.published_at,
+    publishedBy: row.published_by,
     ...(row.rolled_back_from !== null ? { rolledBackFrom: row.rolled_back_from } : {}),
   };
 }
 
 function revocationOf(row: RevocationRow): RevocationRecord {
   return {
-    id: row.id, sub: row.sub,
+    id: row.id,
+    sub: row.sub,
     ...(row.session_id !== null ? { sessionId: row.session_id } : {}),
     ...(row.server_id !== null ? { serverId: row.server_id } : {}),
-    revokedAt: row.revoked_at, revokedBy: row.revoked_by,
+    revokedAt: row.revoked_at,
+    revokedBy: row.revoked_by,
     ...(row.reason !== null ? { reason: row.reason } : {}),
   };
 }
@@ -79,7 +91,9 @@ export class PostgresPolicyStore implements PolicyStore {
   }
 
   async listVersions(): Promise<PolicyVersionSummary[]> {
-    const { rows } = await this.pool.query<VersionRow>('select version, sha256, published_at, published_by, rolled_back_from from policy_versions order by version');
+    const { rows } = await this.pool.query<VersionRow>(
+      'select version, sha256, published_at, published_by, rolled_back_from from policy_versions order by version',
+    );
     return rows.map(summaryOf);
   }
 

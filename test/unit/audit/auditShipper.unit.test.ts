@@ -84,8 +84,15 @@ describe('audit shipper', () => {
 
   const startShipper = (options: Partial<AuditShipperOptions> = {}) => {
     shipper = new AuditShipper({
-      spool, serverUrl: new URL(server.url), user: 'alice@example.com', log: quiet, token: async () => 'token-1',
-      debounceMs: 20, retryMinMs: 20, retryMaxMs: 80, ...options,
+      spool,
+      serverUrl: new URL(server.url),
+      user: 'alice@example.com',
+      log: quiet,
+      token: async () => 'token-1',
+      debounceMs: 20,
+      retryMinMs: 20,
+      retryMaxMs: 80,
+      ...options,
     });
     shipper.start();
     return shipper;
@@ -144,15 +151,29 @@ describe('audit shipper', () => {
     const bad = events[4]!.id;
     server.answer = (_req, batch, res) => {
       if (!batch.some((event) => event.id === bad)) return false;
-      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_request', message: 'events.0.latencyMs: too small' }));
+      res
+        .writeHead(400, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: 'invalid_request', message: 'events.0.latencyMs: too small' }));
       return true;
     };
     const deadLetterPath = join(dirname(scratchDir('dead-letter')), 'dead-letter.jsonl');
     startShipper({ deadLetterPath });
     await waitFor(() => spool.shippedThrough() === spool.stats().lastSeq);
-    assert.deepEqual([...server.stored.keys()].sort(), events.filter((e) => e.id !== bad).map((e) => e.id).sort());
-    const set = readFileSync(deadLetterPath, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { reason: string; event: AuditEvent });
-    assert.deepEqual(set.map((entry) => entry.event), [events[4]]);
+    assert.deepEqual(
+      [...server.stored.keys()].sort(),
+      events
+        .filter((e) => e.id !== bad)
+        .map((e) => e.id)
+        .sort(),
+    );
+    const set = readFileSync(deadLetterPath, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { reason: string; event: AuditEvent });
+    assert.deepEqual(
+      set.map((entry) => entry.event),
+      [events[4]],
+    );
     assert.match(set[0]!.reason, /HTTP 400: events.0.latencyMs: too small/);
     assert.equal(shipper!.status().deadLettered, 1);
     assert.equal(statSync(deadLetterPath).mode & 0o777, 0o600);
@@ -181,10 +202,13 @@ describe('audit shipper', () => {
     startShipper({ maxBatchBytes: 14 + perEvent * 3 + 10 });
     await waitFor(() => server.stored.size === 35);
     const sized = server.batches.slice(before);
-    assert.ok(sized.every((b) => b.events.length <= 3 && b.bytes <= 14 + perEvent * 3 + 10), sized.map((b) => `${b.events.length}/${b.bytes}`).join(' '));
+    assert.ok(
+      sized.every((b) => b.events.length <= 3 && b.bytes <= 14 + perEvent * 3 + 10),
+      sized.map((b) => `${b.events.length}/${b.bytes}`).join(' '),
+    );
   });
 
-  it('ships only the signed-in user\'s events', async () => {
+  it("ships only the signed-in user's events", async () => {
     await append(2, { user: 'local' });
     const mine = await append(2);
     startShipper();
@@ -206,7 +230,10 @@ describe('audit shipper', () => {
     startShipper();
     await waitFor(() => spool.shippedThrough() === spool.stats().lastSeq);
     assert.equal(server.batches.length, 2);
-    assert.deepEqual(server.batches[1]!.events.map((e) => e.id), events.map((e) => e.id));
+    assert.deepEqual(
+      server.batches[1]!.events.map((e) => e.id),
+      events.map((e) => e.id),
+    );
     assert.equal(shipper!.status().duplicates, 4);
     assert.equal(server.stored.size, 4);
   });

@@ -7,7 +7,12 @@ import { verifyAuditSpool } from '../../../gateway/audit/auditVerifier';
 import { removeScratchDirs, sampleEvent, scratchDir } from './auditTestEvents';
 
 function segmentLines(dir: string): Array<{ seq: number; kind: string; event?: { id: string } }> {
-  return listSegments(dir).flatMap((segment) => readFileSync(segment.path, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line)));
+  return listSegments(dir).flatMap((segment) =>
+    readFileSync(segment.path, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line)),
+  );
 }
 
 async function verifies(dir: string) {
@@ -35,7 +40,13 @@ describe('audit spool', () => {
     await spool.markShipped(1);
     assert.equal(statSync(dir).mode & 0o777, 0o700);
     for (const name of readdirSync(dir)) assert.equal(statSync(join(dir, name)).mode & 0o777, 0o600, name);
-    assert.deepEqual(readdirSync(dir).sort(), ['args-digest.key', 'audit-0000000000000001.jsonl', 'checkpoint-key.json', 'shipped.json', 'spool.lock']);
+    assert.deepEqual(readdirSync(dir).sort(), [
+      'args-digest.key',
+      'audit-0000000000000001.jsonl',
+      'checkpoint-key.json',
+      'shipped.json',
+      'spool.lock',
+    ]);
   });
 
   it('chains every record and verifies', async () => {
@@ -43,10 +54,17 @@ describe('audit spool', () => {
     const spool = await openSpool({ dir });
     const seqs: number[] = [];
     for (let i = 0; i < 20; i++) seqs.push(await spool.append(sampleEvent(i)));
-    assert.deepEqual(seqs, Array.from({ length: 20 }, (_, i) => i + 2), 'seq 1 is the opening checkpoint');
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: 20 }, (_, i) => i + 2),
+      'seq 1 is the opening checkpoint',
+    );
     await spool.close();
     const records = segmentLines(dir);
-    assert.deepEqual(records.map((r) => r.kind), ['checkpoint', ...Array(20).fill('event'), 'checkpoint']);
+    assert.deepEqual(
+      records.map((r) => r.kind),
+      ['checkpoint', ...Array(20).fill('event'), 'checkpoint'],
+    );
     const summary = await verifies(dir);
     assert.equal(summary.events, 20);
     assert.equal(summary.lastSeq, 22);
@@ -58,21 +76,29 @@ describe('audit spool', () => {
     const spool = await openSpool({ dir, checkpointEveryEvents: 1_000_000 });
     const events = Array.from({ length: 200 }, (_, i) => sampleEvent(i));
     const seqs = await Promise.all(events.map((event) => spool.append(event)));
-    assert.deepEqual(seqs, Array.from({ length: 200 }, (_, i) => i + 2));
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: 200 }, (_, i) => i + 2),
+    );
     const stats = spool.stats();
     assert.equal(stats.eventsAppended, 200);
     assert.ok(stats.commits <= 3, `200 appends took ${stats.commits} commits`);
     assert.equal(stats.lastSeq, 201);
     // Everything acknowledged is already on disk, in the order appended.
     const onDisk = segmentLines(dir).filter((r) => r.kind === 'event');
-    assert.deepEqual(onDisk.map((r) => r.event!.id), events.map((e) => e.id));
+    assert.deepEqual(
+      onDisk.map((r) => r.event!.id),
+      events.map((e) => e.id),
+    );
     await verifies(dir);
 
     // Waves arriving while a sync runs share the next one.
-    const waves = await Promise.all(Array.from({ length: 10 }, async (_, wave) => {
-      await new Promise((resolve) => setImmediate(resolve));
-      return Promise.all(Array.from({ length: 20 }, (_, i) => spool.append(sampleEvent(wave * 20 + i))));
-    }));
+    const waves = await Promise.all(
+      Array.from({ length: 10 }, async (_, wave) => {
+        await new Promise((resolve) => setImmediate(resolve));
+        return Promise.all(Array.from({ length: 20 }, (_, i) => spool.append(sampleEvent(wave * 20 + i))));
+      }),
+    );
     const all = waves.flat();
     assert.equal(new Set(all).size, 200);
     assert.ok(spool.stats().commits - stats.commits < 200);
@@ -108,7 +134,10 @@ describe('audit spool', () => {
     const seq = await reopened.append(sampleEvent(1));
     assert.equal(seq, summary.lastSeq + 2, 'seq continues after the reopening checkpoint');
     const all = await reopened.readSince(0, 10_000);
-    assert.deepEqual(all.map((r) => r.seq), Array.from({ length: seq }, (_, i) => i + 1));
+    assert.deepEqual(
+      all.map((r) => r.seq),
+      Array.from({ length: seq }, (_, i) => i + 1),
+    );
   });
 
   it('writes a checkpoint after every N events', async () => {
@@ -116,7 +145,11 @@ describe('audit spool', () => {
     const spool = await openSpool({ dir, checkpointEveryEvents: 10, checkpointEverySeconds: 0 });
     for (let i = 0; i < 25; i++) await spool.append(sampleEvent(i));
     const kinds = segmentLines(dir).map((r) => r.kind);
-    assert.deepEqual(kinds.flatMap((k, i) => (k === 'checkpoint' ? [i + 1] : [])), [1, 12, 23], 'open, after 10, after 20');
+    assert.deepEqual(
+      kinds.flatMap((k, i) => (k === 'checkpoint' ? [i + 1] : [])),
+      [1, 12, 23],
+      'open, after 10, after 20',
+    );
   });
 
   it('writes a checkpoint every T seconds while events arrive, and nothing while idle', async () => {
@@ -192,7 +225,7 @@ describe('audit spool', () => {
     assert.ok(!readdirSync(dir).includes('spool.lock'));
   });
 
-  it('lets one process write a spool at a time and takes over a dead owner\'s lock', async () => {
+  it("lets one process write a spool at a time and takes over a dead owner's lock", async () => {
     const dir = scratchDir();
     const spool = await openSpool({ dir });
     await assert.rejects(AuditSpool.open({ dir }), new RegExp(`in use by process ${process.pid}`));
@@ -231,7 +264,11 @@ describe('audit spool', () => {
     await spool.close();
     const reopened = await openSpool({ dir });
     assert.equal(reopened.shippedThrough(), cursor);
-    assert.deepEqual((await reopened.readSince(cursor, 10)).map((r) => r.kind), ['checkpoint', 'checkpoint'], 'close and open checkpoints');
+    assert.deepEqual(
+      (await reopened.readSince(cursor, 10)).map((r) => r.kind),
+      ['checkpoint', 'checkpoint'],
+      'close and open checkpoints',
+    );
   });
 
   it('fails closed after a write error: pending and later appends reject', async () => {

@@ -67,7 +67,12 @@ describe('audit verify', () => {
     const result = await verifyAuditSpool(dir);
     assert.ok(result.ok);
     assert.deepEqual(
-      { events: result.summary.events, checkpoints: result.summary.checkpoints, lastSeq: result.summary.lastSeq, segments: result.summary.segments },
+      {
+        events: result.summary.events,
+        checkpoints: result.summary.checkpoints,
+        lastSeq: result.summary.lastSeq,
+        segments: result.summary.segments,
+      },
       { events: 20, checkpoints: 3, lastSeq: 23, segments: 1 },
     );
   });
@@ -76,13 +81,23 @@ describe('audit verify', () => {
     const { dir, path } = await writtenSpool();
     const original = readFileSync(path);
     const lines = readLines(path);
-    for (const [lineNumber, column] of [[5, 40], [5, lines[4]!.length - 10], [15, 3], [12, 200], [23, 100]] as const) {
+    for (const [lineNumber, column] of [
+      [5, 40],
+      [5, lines[4]!.length - 10],
+      [15, 3],
+      [12, 200],
+      [23, 100],
+    ] as const) {
       const bytes = Buffer.from(original);
       const offset = lines.slice(0, lineNumber - 1).reduce((sum, line) => sum + Buffer.byteLength(line) + 1, 0) + column;
       bytes[offset] = bytes[offset] === 0x41 ? 0x42 : 0x41;
       writeFileSync(path, bytes);
       const bad = failure(await verifyAuditSpool(dir));
-      assert.deepEqual({ segment: bad.segment, line: bad.line, seq: bad.seq }, { segment: 'audit-0000000000000001.jsonl', line: lineNumber, seq: lineNumber }, `byte ${column} of line ${lineNumber}: ${bad.problem}`);
+      assert.deepEqual(
+        { segment: bad.segment, line: bad.line, seq: bad.seq },
+        { segment: 'audit-0000000000000001.jsonl', line: lineNumber, seq: lineNumber },
+        `byte ${column} of line ${lineNumber}: ${bad.problem}`,
+      );
       assert.match(bad.problem, /modified|does not end with a record hash|not valid JSON/);
     }
   });
@@ -128,7 +143,7 @@ describe('audit verify', () => {
     assert.match(bad.problem, /checkpoint signs head seq 11 .* history before it was rewritten/);
   });
 
-  it('checks checkpoint signatures: a stranger\'s key, or a forged signature under the spool\'s kid, fails', async () => {
+  it("checks checkpoint signatures: a stranger's key, or a forged signature under the spool's kid, fails", async () => {
     const { dir, path } = await writtenSpool();
     const lines = readLines(path);
     const stranger = await strangerKey();
@@ -144,7 +159,7 @@ describe('audit verify', () => {
     assert.match(bad.problem, /signature does not verify/);
   });
 
-  it('cannot catch a rewrite re-signed with the spool\'s own key (the documented limit), unless the key is pinned', async () => {
+  it("cannot catch a rewrite re-signed with the spool's own key (the documented limit), unless the key is pinned", async () => {
     const { dir, path } = await writtenSpool();
     const pinned = join(dir, '..', 'pinned.jwk.json');
     writeFileSync(pinned, JSON.stringify((await loadOrCreateCheckpointKey(dir)).jwk));
@@ -183,7 +198,14 @@ describe('audit verify', () => {
     const run = async (argv: string[]) => {
       let out = '';
       let err = '';
-      const code = await runAuditCommand(argv, { out: (text) => { out += text; }, err: (text) => { err += text; } });
+      const code = await runAuditCommand(argv, {
+        out: (text) => {
+          out += text;
+        },
+        err: (text) => {
+          err += text;
+        },
+      });
       return { code, out, err };
     };
 

@@ -21,7 +21,11 @@ function trailEvent(n: number, overrides: Partial<AuditEvent> = {}): AuditEvent 
   });
 }
 
-async function allPages(store: FileAuditStore, filters: AuditQueryFilters, limit: number): Promise<{ events: AuditEvent[]; pages: number }> {
+async function allPages(
+  store: FileAuditStore,
+  filters: AuditQueryFilters,
+  limit: number,
+): Promise<{ events: AuditEvent[]; pages: number }> {
   const events: AuditEvent[] = [];
   let cursor: string | undefined;
   let pages = 0;
@@ -73,8 +77,14 @@ describe('central audit store (append-only files)', () => {
       store.append(fresh.slice(10, 30)),
       store.append([...fresh.slice(5, 15), events[0]!]),
     ]);
-    assert.equal(results.reduce((sum, r) => sum + r.accepted, 0), 30);
-    assert.equal(results.reduce((sum, r) => sum + r.duplicates, 0), 20 + 20 + 11 - 30);
+    assert.equal(
+      results.reduce((sum, r) => sum + r.accepted, 0),
+      30,
+    );
+    assert.equal(
+      results.reduce((sum, r) => sum + r.duplicates, 0),
+      20 + 20 + 11 - 30,
+    );
     assert.equal(await store.count({}), 42);
     const ids = (await allPages(store, {}, 1000)).events.map((e) => e.id);
     assert.equal(new Set(ids).size, ids.length);
@@ -82,7 +92,15 @@ describe('central audit store (append-only files)', () => {
 
   it('keeps the first copy when an id is resent with different content', async () => {
     const warnings: string[] = [];
-    const log = { debug() {}, info() {}, warn: (m: string) => warnings.push(m), error() {}, child() { return log; } };
+    const log = {
+      debug() {},
+      info() {},
+      warn: (m: string) => warnings.push(m),
+      error() {},
+      child() {
+        return log;
+      },
+    };
     const store = await openStore(scratchDir('central'), { log });
     const event = trailEvent(1, { tool: 'original' });
     await store.append([event]);
@@ -100,14 +118,21 @@ describe('central audit store (append-only files)', () => {
     const expect = async (filters: AuditQueryFilters, predicate: (e: AuditEvent) => boolean) => {
       const wanted = events.filter(predicate).map((e) => e.id);
       assert.ok(wanted.length > 0, `filter ${JSON.stringify(filters)} matches something`);
-      assert.deepEqual((await store.query(filters, { limit: 1000 })).events.map((e) => e.id), wanted, JSON.stringify(filters));
+      assert.deepEqual(
+        (await store.query(filters, { limit: 1000 })).events.map((e) => e.id),
+        wanted,
+        JSON.stringify(filters),
+      );
       assert.equal(await store.count(filters), wanted.length);
     };
     await expect({ user: 'alice' }, (e) => e.user === 'alice');
     await expect({ server: 'github' }, (e) => e.server === 'github');
     await expect({ tool: 'delete_repo' }, (e) => e.tool === 'delete_repo');
     await expect({ decision: 'confirm-approved' }, (e) => e.decision === 'confirm-approved');
-    await expect({ user: 'bob', server: 'memory', tool: 'list_issues' }, (e) => e.user === 'bob' && e.server === 'memory' && e.tool === 'list_issues');
+    await expect(
+      { user: 'bob', server: 'memory', tool: 'list_issues' },
+      (e) => e.user === 'bob' && e.server === 'memory' && e.tool === 'list_issues',
+    );
     const from = new Date(BASE + 10_000).toISOString();
     const to = new Date(BASE + 20_000).toISOString();
     await expect({ from, to }, (e) => Date.parse(e.time) >= BASE + 10_000 && Date.parse(e.time) < BASE + 20_000);
@@ -128,9 +153,15 @@ describe('central audit store (append-only files)', () => {
     const all = [...late, ...events].sort((a, b) => Date.parse(a.time) - Date.parse(b.time) || (a.id < b.id ? -1 : 1));
     const { events: paged, pages } = await allPages(store, {}, 7);
     assert.equal(pages, Math.ceil(all.length / 7));
-    assert.deepEqual(paged.map((e) => e.id), all.map((e) => e.id));
+    assert.deepEqual(
+      paged.map((e) => e.id),
+      all.map((e) => e.id),
+    );
     const alice = await allPages(store, { user: 'alice' }, 10);
-    assert.deepEqual(alice.events.map((e) => e.id), all.filter((e) => e.user === 'alice').map((e) => e.id));
+    assert.deepEqual(
+      alice.events.map((e) => e.id),
+      all.filter((e) => e.user === 'alice').map((e) => e.id),
+    );
     const exact = await store.query({}, { limit: all.length });
     assert.equal(exact.events.length, all.length);
     assert.equal(exact.nextCursor, undefined, 'no cursor when nothing more matches');
@@ -164,7 +195,10 @@ describe('central audit store (append-only files)', () => {
     await store.close();
     store = await openStore(dir, { maxSegmentBytes: 2_000 });
     assert.deepEqual((await allPages(store, {}, 13)).events, events);
-    assert.deepEqual((await store.query({ user: 'alice', server: 'github' }, { limit: 100 })).events, events.filter((e) => e.user === 'alice' && e.server === 'github'));
+    assert.deepEqual(
+      (await store.query({ user: 'alice', server: 'github' }, { limit: 100 })).events,
+      events.filter((e) => e.user === 'alice' && e.server === 'github'),
+    );
   });
 
   it('cuts an interrupted write from the end of the last segment, and refuses damage anywhere else', async () => {
@@ -191,7 +225,10 @@ describe('central audit store (append-only files)', () => {
     const lines = readFileSync(segment, 'utf8').split('\n');
     lines.splice(2, 0, '{"not":"an event"}');
     writeFileSync(segment, lines.join('\n'));
-    await assert.rejects(FileAuditStore.open(dir), (error: unknown) => error instanceof AuditStoreDamagedError && /events-00000001\.jsonl line 3/.test(error.message));
+    await assert.rejects(
+      FileAuditStore.open(dir),
+      (error: unknown) => error instanceof AuditStoreDamagedError && /events-00000001\.jsonl line 3/.test(error.message),
+    );
   });
 
   it('is written by one process at a time', async () => {
@@ -229,15 +266,22 @@ describe('audit CSV export rows', () => {
       latencyMs: 3.25,
     });
     delete (event as Partial<AuditEvent>).rule;
-    assert.equal(auditCsvRow(event),
+    assert.equal(
+      auditCsvRow(event),
       '01JNB3Q6N8W4V5X6Y7Z8A9B0CD,2025-03-01T12:00:00.000Z,alice,"{""name"":""Code \\""Insiders\\"", beta"",""version"":""1.0""}",github,tools/call,' +
-      '"line one\nline two",allow,,,' + 'ab'.repeat(32) + ',ok,"{""aws-access-key"":2}","[""injection-marker""]",3.25\r\n');
+        '"line one\nline two",allow,,,' +
+        'ab'.repeat(32) +
+        ',ok,"{""aws-access-key"":2}","[""injection-marker""]",3.25\r\n',
+    );
   });
 
   it('keeps a spreadsheet from running a value as a formula', () => {
     for (const tool of ['=HYPERLINK("http://x")', '+1', '-2', '@SUM(A1)', '\tx']) {
       const cells = auditCsvRow(sampleEvent(1, { tool })).split(',');
-      assert.ok(cells.some((cell) => cell.startsWith(`'${tool.slice(0, 1)}`) || cell.startsWith(`"'${tool.slice(0, 1)}`)), `${tool} is guarded`);
+      assert.ok(
+        cells.some((cell) => cell.startsWith(`'${tool.slice(0, 1)}`) || cell.startsWith(`"'${tool.slice(0, 1)}`)),
+        `${tool} is guarded`,
+      );
     }
   });
 });

@@ -13,9 +13,22 @@ import { sampleEvent } from '../audit/auditTestEvents';
 
 describe('Audit view', () => {
   const events = [
-    sampleEvent(0, { server: 'github', tool: 'delete_repo', decision: 'confirm-approved', reviewer: 'bob@example.com', time: '2026-11-30T10:00:00.000Z' }),
+    sampleEvent(0, {
+      server: 'github',
+      tool: 'delete_repo',
+      decision: 'confirm-approved',
+      reviewer: 'bob@example.com',
+      time: '2026-11-30T10:00:00.000Z',
+    }),
     sampleEvent(1, { server: 'github', tool: 'list_issues', decision: 'allow', rule: 'engineers-read', time: '2026-11-30T11:00:00.000Z' }),
-    sampleEvent(2, { server: 'jira', tool: 'create_ticket', decision: 'deny', rule: 'no-jira-writes', flags: ['injection:model-instruction'], time: '2026-11-30T12:00:00.000Z' }),
+    sampleEvent(2, {
+      server: 'jira',
+      tool: 'create_ticket',
+      decision: 'deny',
+      rule: 'no-jira-writes',
+      flags: ['injection:model-instruction'],
+      time: '2026-11-30T12:00:00.000Z',
+    }),
   ];
 
   describe('filter', () => {
@@ -53,7 +66,9 @@ describe('Audit view', () => {
       many.filter(auditMatcher({ text: 'rule-99', server: 'github' }));
       const againMs = performance.now() - again;
       assert.equal(shown.length, 100);
-      console.log(`      filter over 100,000 events: ${firstMs.toFixed(0)} ms first (builds the search text), ${againMs.toFixed(0)} ms after`);
+      console.log(
+        `      filter over 100,000 events: ${firstMs.toFixed(0)} ms first (builds the search text), ${againMs.toFixed(0)} ms after`,
+      );
     });
   });
 
@@ -61,13 +76,27 @@ describe('Audit view', () => {
     it('writes JSONL: one event per line, the same events back', () => {
       const text = auditJsonl(events);
       assert.equal(text.split('\n').length, events.length + 1);
-      assert.deepEqual(text.trim().split('\n').map((line) => JSON.parse(line) as unknown), events);
+      assert.deepEqual(
+        text
+          .trim()
+          .split('\n')
+          .map((line) => JSON.parse(line) as unknown),
+        events,
+      );
     });
 
     it('writes CSV with a header, RFC 4180 quoting and formula cells neutralised', () => {
-      const hostile = sampleEvent(1, { tool: '=HYPERLINK("http://x","y")', client: { name: 'a,"b"\nc', version: '1' }, rule: '@sum', redactions: { 'aws-access-key': 2 } });
+      const hostile = sampleEvent(1, {
+        tool: '=HYPERLINK("http://x","y")',
+        client: { name: 'a,"b"\nc', version: '1' },
+        rule: '@sum',
+        redactions: { 'aws-access-key': 2 },
+      });
       const lines = auditCsv([hostile]).split('\r\n');
-      assert.equal(lines[0], 'time,user,server,method,tool,decision,rule,reviewer,status,latency_ms,redactions,flags,client,args_digest,id');
+      assert.equal(
+        lines[0],
+        'time,user,server,method,tool,decision,rule,reviewer,status,latency_ms,redactions,flags,client,args_digest,id',
+      );
       assert.ok(lines[1]!.includes(`"'=HYPERLINK(""http://x"",""y"")"`), 'a formula is prefixed and quoted');
       assert.ok(lines[1]!.includes(`,'@sum,`), 'a leading @ is prefixed');
       assert.ok(lines[1]!.includes(',aws-access-key=2,'), 'redaction counts, not values');
@@ -81,14 +110,26 @@ describe('Audit view', () => {
       assert.ok(isAuditViewMessage({ type: 'export', format: 'csv', filter: { server: 'github', decision: 'deny', sinceMs: 5 } }));
       assert.ok(isAuditViewMessage({ type: 'rendered', shown: 1, total: 2, filterMs: 0.5 }));
       for (const bad of [
-        null, 'ready', { type: 'export', format: 'xlsx', filter: {} }, { type: 'export', format: 'csv' },
-        { type: 'export', format: 'csv', filter: { decision: 'maybe' } }, { type: 'export', format: 'csv', filter: { server: 'x'.repeat(2000) } },
-        { type: 'export', format: 'csv', filter: { sinceMs: 'yesterday' } }, { type: 'rendered', shown: 1.5, total: 2, filterMs: 0 }, { type: 'run', command: 'rm' },
-      ]) assert.equal(isAuditViewMessage(bad), false, JSON.stringify(bad));
+        null,
+        'ready',
+        { type: 'export', format: 'xlsx', filter: {} },
+        { type: 'export', format: 'csv' },
+        { type: 'export', format: 'csv', filter: { decision: 'maybe' } },
+        { type: 'export', format: 'csv', filter: { server: 'x'.repeat(2000) } },
+        { type: 'export', format: 'csv', filter: { sinceMs: 'yesterday' } },
+        { type: 'rendered', shown: 1.5, total: 2, filterMs: 0 },
+        { type: 'run', command: 'rm' },
+      ])
+        assert.equal(isAuditViewMessage(bad), false, JSON.stringify(bad));
       assert.ok(isScopesViewMessage({ type: 'ready' }));
       assert.equal(isScopesViewMessage({ type: 'revoke' }), false);
       assert.ok(isScopesViewMessage({ type: 'signOut', server: 'notes' }));
-      for (const bad of [{ type: 'signOut' }, { type: 'signOut', server: '../notes' }, { type: 'signOut', server: 'notes', all: true }, { type: 'ready', extra: 1 }]) {
+      for (const bad of [
+        { type: 'signOut' },
+        { type: 'signOut', server: '../notes' },
+        { type: 'signOut', server: 'notes', all: true },
+        { type: 'ready', extra: 1 },
+      ]) {
         assert.equal(isScopesViewMessage(bad), false, JSON.stringify(bad));
       }
     });

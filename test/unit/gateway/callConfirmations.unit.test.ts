@@ -1,11 +1,25 @@
 import assert from 'node:assert/strict';
-import { CallConfirmations, type ConfirmationAnswer, type ConfirmationRequest, type Confirmer } from '../../../gateway/confirmation/callConfirmations';
+import {
+  CallConfirmations,
+  type ConfirmationAnswer,
+  type ConfirmationRequest,
+  type Confirmer,
+} from '../../../gateway/confirmation/callConfirmations';
 import { createLogger } from '../../../common/log/logger';
 
 const log = createLogger(undefined, 'error');
 
 function request(overrides: Partial<ConfirmationRequest> = {}): ConfirmationRequest {
-  return { serverId: 'files', method: 'tools/call', subject: 'delete_file', arguments: {}, ruleId: 'deletes', message: 'Policy rule deletes asks for confirmation.', timeoutMs: 200, ...overrides };
+  return {
+    serverId: 'files',
+    method: 'tools/call',
+    subject: 'delete_file',
+    arguments: {},
+    ruleId: 'deletes',
+    message: 'Policy rule deletes asks for confirmation.',
+    timeoutMs: 200,
+    ...overrides,
+  };
 }
 
 /** A confirmer that answers after `ms` (never, when undefined), and remembers whether it was told to stop. */
@@ -15,7 +29,9 @@ function answering(answer: ConfirmationAnswer | Error, ms?: number): Confirmer &
     asked: 0,
     confirm(_request: ConfirmationRequest, signal: AbortSignal): Promise<ConfirmationAnswer> {
       confirmer.asked++;
-      signal.addEventListener('abort', () => { confirmer.stopped = true; });
+      signal.addEventListener('abort', () => {
+        confirmer.stopped = true;
+      });
       return new Promise((resolve, reject) => {
         if (ms !== undefined) setTimeout(() => (answer instanceof Error ? reject(answer) : resolve(answer)), ms);
       });
@@ -30,7 +46,11 @@ describe('call confirmations', () => {
     const queue = answering({ outcome: 'denied', reviewer: 'lead', message: 'no' }, 1);
     const confirmations = new CallConfirmations(queue, () => local, log);
     assert.equal((await confirmations.confirm(request(), new AbortController().signal)).outcome, 'approved');
-    assert.deepEqual(await confirmations.confirm(request({ reviewers: 'leads' }), new AbortController().signal), { outcome: 'denied', reviewer: 'lead', message: 'no' });
+    assert.deepEqual(await confirmations.confirm(request({ reviewers: 'leads' }), new AbortController().signal), {
+      outcome: 'denied',
+      reviewer: 'lead',
+      message: 'no',
+    });
     assert.equal(local.asked, 1);
     assert.equal(queue.asked, 1);
   });

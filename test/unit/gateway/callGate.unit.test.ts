@@ -5,7 +5,8 @@ import { parsePolicyDocument } from '../../../common/policy/policyDocument';
 import { PolicyGate } from '../../../gateway/policy/callGate';
 import type { PolicySource } from '../../../gateway/policy/policySource';
 
-const POLICY = parsePolicyDocument(`
+const POLICY = parsePolicyDocument(
+  `
 version: 1
 org: t
 admins: [a]
@@ -18,7 +19,9 @@ rules:
   - { id: wipes, effect: confirm, principals: ["*"], servers: [files], tools: [wipe], reviewers: leads }
   - { id: big-reads, effect: confirm, principals: ["*"], servers: [files], tools: [read_file], when: 'args.size > 100' }
 guardrails: { confirmationTimeoutSeconds: 30 }
-`, '/t.yaml');
+`,
+  '/t.yaml',
+);
 
 /** The gate reads only `state` from its source; this one holds a fixed, verified policy. */
 function gateFor(expiresAt = Date.now() + 60_000): PolicyGate {
@@ -37,14 +40,22 @@ function refusal(gate: PolicyGate, server: string, request: ReturnType<typeof ca
 describe('policy gate', () => {
   it('allows what a rule names and refuses the rest with the reason', () => {
     const gate = gateFor();
-    assert.deepEqual(gate.decide('files', call('resources/read', { uri: 'file:///workspace/a.txt' })), { effect: 'allow', ruleId: 'workspace' });
+    assert.deepEqual(gate.decide('files', call('resources/read', { uri: 'file:///workspace/a.txt' })), {
+      effect: 'allow',
+      ruleId: 'workspace',
+    });
     assert.equal(refusal(gate, 'files', call('tools/call', { name: 'read_file', arguments: {} })), undefined);
     assert.match(refusal(gate, 'files', call('tools/call', { name: 'write_file', arguments: {} }))!, /No policy rule allows "write_file"/);
   });
 
   it('refuses resource URIs that could step outside an allowed prefix', () => {
     const gate = gateFor();
-    for (const uri of ['file:///workspace/../etc/shadow', 'file:///workspace/%2e%2e/etc/shadow', 'file:///workspace/a%2Fb', 'file:///workspace/./x']) {
+    for (const uri of [
+      'file:///workspace/../etc/shadow',
+      'file:///workspace/%2e%2e/etc/shadow',
+      'file:///workspace/a%2Fb',
+      'file:///workspace/./x',
+    ]) {
       assert.match(refusal(gate, 'files', call('resources/read', { uri })) ?? 'allowed', /dot segments or encoded separators/, uri);
     }
   });
@@ -53,7 +64,10 @@ describe('policy gate', () => {
     const gate = gateFor();
     assert.match(refusal(gate, 'files', call('tools/call', { name: 'prompt:wipe_disk', arguments: {} }))!, /may not start with/);
     const listed = gate.filterResult('files', 'tools/list', { tools: [{ name: 'read_file' }, { name: 'prompt:wipe_disk' }] });
-    assert.deepEqual((listed.tools as Array<{ name: string }>).map((t) => t.name), ['read_file']);
+    assert.deepEqual(
+      (listed.tools as Array<{ name: string }>).map((t) => t.name),
+      ['read_file'],
+    );
   });
 
   it('asks for confirmation with what a reviewer needs: rule, reason, timeout, and the reviewer group when named', () => {

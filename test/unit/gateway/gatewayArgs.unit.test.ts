@@ -10,7 +10,11 @@ describe('gateway command line', () => {
   });
 
   it('accepts loopback TCP only', () => {
-    assert.deepEqual(parseGatewayArgs(['--config', 'g.yaml', '--listen', '127.0.0.1:0']).listen, { type: 'tcp', host: '127.0.0.1', port: 0 });
+    assert.deepEqual(parseGatewayArgs(['--config', 'g.yaml', '--listen', '127.0.0.1:0']).listen, {
+      type: 'tcp',
+      host: '127.0.0.1',
+      port: 0,
+    });
     assert.deepEqual(parseGatewayArgs(['--config', 'g.yaml', '--listen', '[::1]:8080']).listen, { type: 'tcp', host: '::1', port: 8080 });
     for (const listen of ['0.0.0.0:80', '192.168.1.2:80', 'localhost:80', '127.0.0.1:99999']) {
       assert.throws(() => parseGatewayArgs(['--config', 'g.yaml', '--listen', listen]), /loopback only/);
@@ -26,16 +30,31 @@ describe('gateway command line', () => {
   it('allows headless upstream sign-in only for tests, never with an org policy', () => {
     assert.equal(parseGatewayArgs(['--config', 'g.yaml']).testHeadlessOAuth, undefined);
     assert.equal(parseGatewayArgs(['--config', 'g.yaml', '--test-headless-oauth']).testHeadlessOAuth, true);
-    assert.throws(() => parseGatewayArgs(['--policy-server', 'https://policy.example.com', '--policy-keys', 'k.json', '--policy-token-file', 't', '--test-headless-oauth']), /refused with --policy-server/);
+    assert.throws(
+      () =>
+        parseGatewayArgs([
+          '--policy-server',
+          'https://policy.example.com',
+          '--policy-keys',
+          'k.json',
+          '--policy-token-file',
+          't',
+          '--test-headless-oauth',
+        ]),
+      /refused with --policy-server/,
+    );
   });
 
-  it('takes the user\'s token from a file or from the extension\'s sign-in, never from an argument', () => {
+  it("takes the user's token from a file or from the extension's sign-in, never from an argument", () => {
     const managed = ['--policy-server', 'https://policy.example.com', '--policy-keys', 'k.json'];
     assert.deepEqual(parseGatewayArgs([...managed, '--policy-token-file', '/t/token']).policy?.token, { type: 'file', path: '/t/token' });
     assert.deepEqual(parseGatewayArgs([...managed, '--policy-token', 'control', '--control', 'stdio']).policy?.token, { type: 'control' });
     assert.throws(() => parseGatewayArgs([...managed, '--policy-token', 'control']), /needs --control stdio/);
     assert.throws(() => parseGatewayArgs([...managed, '--policy-token', 'eyJhbGciOi...', '--control', 'stdio']), /one value: control/);
-    assert.throws(() => parseGatewayArgs([...managed, '--policy-token-file', 't', '--policy-token', 'control', '--control', 'stdio']), /one of/);
+    assert.throws(
+      () => parseGatewayArgs([...managed, '--policy-token-file', 't', '--policy-token', 'control', '--control', 'stdio']),
+      /one of/,
+    );
     assert.throws(() => parseGatewayArgs(managed), /one of --policy-token-file and --policy-token control/);
   });
 });

@@ -13,13 +13,16 @@ function problemsOf(text: string): string[] {
 
 describe('gateway config', () => {
   it('parses a valid file, applies defaults and pins relative commands to the file folder', () => {
-    const config = parseGatewayConfig([
-      'servers:',
-      '  - id: files',
-      '    transport: { type: stdio, command: ./bin/server, args: [--root, /tmp] }',
-      '  - id: remote',
-      '    transport: { type: streamable-http, url: "https://mcp.example.com/mcp" }',
-    ].join('\n'), '/org/gateway.yaml');
+    const config = parseGatewayConfig(
+      [
+        'servers:',
+        '  - id: files',
+        '    transport: { type: stdio, command: ./bin/server, args: [--root, /tmp] }',
+        '  - id: remote',
+        '    transport: { type: streamable-http, url: "https://mcp.example.com/mcp" }',
+      ].join('\n'),
+      '/org/gateway.yaml',
+    );
     const files = config.servers[0]!;
     assert.equal(files.transport.type, 'stdio');
     if (files.transport.type === 'stdio') {
@@ -38,15 +41,17 @@ describe('gateway config', () => {
   });
 
   it('rejects unknown keys, duplicate ids, non-http URLs and shell-looking env names', () => {
-    const problems = problemsOf([
-      'servers:',
-      '  - id: a',
-      '    transport: { type: stdio, command: x, shell: true }',
-      '  - id: a',
-      '    transport: { type: streamable-http, url: "file:///etc/passwd" }',
-      '  - id: b',
-      '    transport: { type: stdio, command: x, envAllowlist: ["PATH; rm -rf /"] }',
-    ].join('\n')).join('\n');
+    const problems = problemsOf(
+      [
+        'servers:',
+        '  - id: a',
+        '    transport: { type: stdio, command: x, shell: true }',
+        '  - id: a',
+        '    transport: { type: streamable-http, url: "file:///etc/passwd" }',
+        '  - id: b',
+        '    transport: { type: stdio, command: x, envAllowlist: ["PATH; rm -rf /"] }',
+      ].join('\n'),
+    ).join('\n');
     assert.match(problems, /:3:\d+: servers\.0\.transport: Unrecognized key: "shell"/);
     assert.match(problems, /:5:\d+: servers\.1\.transport\.url/);
     assert.match(problems, /:7:\d+: servers\.2\.transport\.envAllowlist\.0: must be an environment variable name/);
@@ -66,21 +71,53 @@ describe('gateway config', () => {
 describe('gateway config: credentials', () => {
   it('refuses credentials embedded in an upstream URL', () => {
     assert.throws(
-      () => parseGatewayConfig('servers:\n  - id: a\n    transport: { type: streamable-http, url: "https://user:hunter2@mcp.example.com/mcp" }\n', '/g.yaml'),
+      () =>
+        parseGatewayConfig(
+          'servers:\n  - id: a\n    transport: { type: streamable-http, url: "https://user:hunter2@mcp.example.com/mcp" }\n',
+          '/g.yaml',
+        ),
       (error: Error) => /must not carry credentials/.test(error.message) && !error.message.includes('hunter2'),
     );
   });
 
   it('keeps user-oauth tokens off clear-text transports and pairs a client secret with its client', () => {
-    const server = (transport: string, credential: string) => `servers:\n  - id: a\n    transport: ${transport}\n    credential: ${credential}\n`;
+    const server = (transport: string, credential: string) =>
+      `servers:\n  - id: a\n    transport: ${transport}\n    credential: ${credential}\n`;
     const https = '{ type: streamable-http, url: "https://mcp.example.com/mcp" }';
-    const parsed = parseGatewayConfig(server(https, '{ mode: user-oauth, scopes: [notes:read], clientId: gh, clientSecretFile: secret.txt }'), '/etc/g/g.yaml');
-    assert.deepEqual(parsed.servers[0]!.credential, { mode: 'user-oauth', scopes: ['notes:read'], clientId: 'gh', clientSecretFile: '/etc/g/secret.txt' });
-    assert.equal(parseGatewayConfig(server('{ type: streamable-http, url: "http://127.0.0.1:9/mcp" }', '{ mode: user-oauth }'), '/g.yaml').servers[0]!.credential.mode, 'user-oauth');
-    assert.throws(() => parseGatewayConfig(server('{ type: streamable-http, url: "http://mcp.example.com/mcp" }', '{ mode: user-oauth }'), '/g.yaml'), /must be https/);
-    assert.throws(() => parseGatewayConfig(server('{ type: sse, url: "https://mcp.example.com/sse" }', '{ mode: user-oauth }'), '/g.yaml'), /must be streamable-http/);
-    assert.throws(() => parseGatewayConfig(server(https, '{ mode: user-oauth, clientSecretFile: s.txt }'), '/g.yaml'), /needs the clientId/);
-    assert.throws(() => parseGatewayConfig(server(https, '{ mode: user-oauth, clientMetadataUrl: "http://example.com/client.json" }'), '/g.yaml'), /clientMetadataUrl/);
-    assert.throws(() => parseGatewayConfig(server(https, '{ mode: user-oauth, clientSecret: hunter2 }'), '/g.yaml'), (error: Error) => !error.message.includes('hunter2'));
+    const parsed = parseGatewayConfig(
+      server(https, '{ mode: user-oauth, scopes: [notes:read], clientId: gh, clientSecretFile: secret.txt }'),
+      '/etc/g/g.yaml',
+    );
+    assert.deepEqual(parsed.servers[0]!.credential, {
+      mode: 'user-oauth',
+      scopes: ['notes:read'],
+      clientId: 'gh',
+      clientSecretFile: '/etc/g/secret.txt',
+    });
+    assert.equal(
+      parseGatewayConfig(server('{ type: streamable-http, url: "http://127.0.0.1:9/mcp" }', '{ mode: user-oauth }'), '/g.yaml').servers[0]!
+        .credential.mode,
+      'user-oauth',
+    );
+    assert.throws(
+      () => parseGatewayConfig(server('{ type: streamable-http, url: "http://mcp.example.com/mcp" }', '{ mode: user-oauth }'), '/g.yaml'),
+      /must be https/,
+    );
+    assert.throws(
+      () => parseGatewayConfig(server('{ type: sse, url: "https://mcp.example.com/sse" }', '{ mode: user-oauth }'), '/g.yaml'),
+      /must be streamable-http/,
+    );
+    assert.throws(
+      () => parseGatewayConfig(server(https, '{ mode: user-oauth, clientSecretFile: s.txt }'), '/g.yaml'),
+      /needs the clientId/,
+    );
+    assert.throws(
+      () => parseGatewayConfig(server(https, '{ mode: user-oauth, clientMetadataUrl: "http://example.com/client.json" }'), '/g.yaml'),
+      /clientMetadataUrl/,
+    );
+    assert.throws(
+      () => parseGatewayConfig(server(https, '{ mode: user-oauth, clientSecret: hunter2 }'), '/g.yaml'),
+      (error: Error) => !error.message.includes('hunter2'),
+    );
   });
 });

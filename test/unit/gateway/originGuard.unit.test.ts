@@ -5,7 +5,8 @@ describe('origin guard (DNS rebinding)', () => {
   const tcp = new OriginGuard({ type: 'tcp', host: '127.0.0.1', port: 4321 });
 
   it('accepts its own loopback host names, with and without a loopback Origin', () => {
-    for (const host of ['127.0.0.1:4321', 'localhost:4321', 'LOCALHOST:4321', '[::1]:4321']) assert.equal(tcp.check(host, undefined), undefined);
+    for (const host of ['127.0.0.1:4321', 'localhost:4321', 'LOCALHOST:4321', '[::1]:4321'])
+      assert.equal(tcp.check(host, undefined), undefined);
     assert.equal(tcp.check('localhost:4321', 'http://localhost:4321'), undefined);
   });
 

@@ -6,7 +6,11 @@ const note = (n: number): JSONRPCMessage => ({ jsonrpc: '2.0', method: 'notifica
 
 async function replay(store: SessionEventStore, after: string): Promise<{ stream: string; ns: unknown[] }> {
   const ns: unknown[] = [];
-  const stream = await store.replayEventsAfter(after, { send: async (_id, message) => { ns.push((message as unknown as { params: { n: number } }).params.n); } });
+  const stream = await store.replayEventsAfter(after, {
+    send: async (_id, message) => {
+      ns.push((message as unknown as { params: { n: number } }).params.n);
+    },
+  });
   return { stream, ns };
 }
 

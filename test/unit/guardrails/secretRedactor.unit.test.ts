@@ -43,7 +43,10 @@ describe('SecretRedactor', () => {
 
     it('replaces only the secret, keeping the surrounding text', () => {
       const token = secretSamples().find((s) => s.kind === 'github-token')!.secret;
-      assert.deepEqual(redactor.redactText(`before ${token} after`), { text: 'before [REDACTED:github-token] after', findings: { 'github-token': 1 } });
+      assert.deepEqual(redactor.redactText(`before ${token} after`), {
+        text: 'before [REDACTED:github-token] after',
+        findings: { 'github-token': 1 },
+      });
       const url = redactor.redactText('git clone https://deploy:Zx9vQ2mLp8sTq@git.example.net/api.git');
       assert.equal(url.text, 'git clone https://[REDACTED:basic-auth-url]@git.example.net/api.git');
       const aws = redactor.redactText('aws_secret_access_key = Xb3kq9ZrT1mN8pW2vL6yC4hJ0sD7fG5aE3uR1oQ9\nregion = eu-west-1');
@@ -58,7 +61,10 @@ describe('SecretRedactor', () => {
         assert.ok(!text.includes(escaped), `${sample.label}: survived in JSON`);
         // Escaped twice, a service-account file is still caught, as a private key.
         const kinds = sample.kind === 'gcp-service-account' ? ['gcp-service-account', 'private-key'] : [sample.kind];
-        assert.ok(kinds.some((k) => (findings[k] ?? 0) > 0), `${sample.label}: kind ${sample.kind} not reported in JSON: ${JSON.stringify(findings)}`);
+        assert.ok(
+          kinds.some((k) => (findings[k] ?? 0) > 0),
+          `${sample.label}: kind ${sample.kind} not reported in JSON: ${JSON.stringify(findings)}`,
+        );
         assert.doesNotThrow(() => JSON.parse(text), `${sample.label}: redaction broke the JSON`);
       }
     });
@@ -81,10 +87,18 @@ describe('SecretRedactor', () => {
 
     it('skips documented examples and placeholders', () => {
       for (const text of [
-        'AKIAIOSFODNN7EXAMPLE', 'aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', 'xoxb-your-bot-token-here',
-        'https://user:password@example.com', 'postgres://app:${DB_PASSWORD}@db:5432/app', 'mongodb://admin:admin@localhost',
-        '{"password": "<your password>"}', 'Authorization: Bearer ${GITHUB_TOKEN}', 'DB_PASSWORD=changeme', '"api_key": "YOUR_API_KEY_HERE"',
-        '-----BEGIN RSA PRIVATE KEY-----\nMIIE...\n-----END RSA PRIVATE KEY-----', '//registry.npmjs.org/:_authToken=${NPM_TOKEN}',
+        'AKIAIOSFODNN7EXAMPLE',
+        'aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+        'xoxb-your-bot-token-here',
+        'https://user:password@example.com',
+        'postgres://app:${DB_PASSWORD}@db:5432/app',
+        'mongodb://admin:admin@localhost',
+        '{"password": "<your password>"}',
+        'Authorization: Bearer ${GITHUB_TOKEN}',
+        'DB_PASSWORD=changeme',
+        '"api_key": "YOUR_API_KEY_HERE"',
+        '-----BEGIN RSA PRIVATE KEY-----\nMIIE...\n-----END RSA PRIVATE KEY-----',
+        '//registry.npmjs.org/:_authToken=${NPM_TOKEN}',
       ]) {
         assert.deepEqual(redactor.redactText(text).findings, {}, text);
       }
@@ -109,7 +123,10 @@ describe('SecretRedactor', () => {
     it('add up across a whole result', () => {
       const [a, b] = secretSamples().filter((s) => s.kind === 'github-token');
       const { findings } = redactor.redactResult('tools/call', {
-        content: [{ type: 'text', text: a!.text }, { type: 'text', text: b!.text }],
+        content: [
+          { type: 'text', text: a!.text },
+          { type: 'text', text: b!.text },
+        ],
         structuredContent: { token: a!.secret },
       });
       assert.deepEqual(findings, { 'github-token': 3 });
@@ -140,18 +157,34 @@ describe('SecretRedactor', () => {
         assert.notEqual(redacted, result);
         assert.equal(redacted.content, result.content, 'clean content array is shared');
         assert.equal(redacted.structuredContent.clean, clean, 'clean branch is shared');
-        assert.equal((result.structuredContent.deep.level1[0]!.level2.level3[2] as { note: string }).note, sample.text, 'the input is not modified');
+        assert.equal(
+          (result.structuredContent.deep.level1[0]!.level2.level3[2] as { note: string }).note,
+          sample.text,
+          'the input is not modified',
+        );
       }
-      const keyed = redactor.redactResult('tools/call', { structuredContent: { byToken: { [secretSamples()[0]!.secret]: { scopes: ['repo'] } } } });
+      const keyed = redactor.redactResult('tools/call', {
+        structuredContent: { byToken: { [secretSamples()[0]!.secret]: { scopes: ['repo'] } } },
+      });
       assert.ok(!JSON.stringify(keyed.result).includes(secretSamples()[0]!.secret), 'a secret used as a key is redacted');
     });
 
     it('redacts the values of credential-named keys in structured content', () => {
       const result = {
         structuredContent: {
-          db: { user: 'svc-report', password: 'o1Xu$NjQSKGNw', passwordPolicy: 'min 12 chars', passwordHash: '$2b$12$abcdefghijklmnopqrstuv' },
-          apiKey: 'k-12345678abcd', 'x-api-key': 'Zq81_LmN04xx7', client_secret: 'GOCSPX-4rT1aQ9zLm2pW8vX', nextPageToken: 'CiAKGjBpNDd2Nmp2Zml2cXRwYjBp',
-          secretName: 'prod/db/password', token: 'Hello', placeholder: { password: '********', api_key: '${API_KEY}' },
+          db: {
+            user: 'svc-report',
+            password: 'o1Xu$NjQSKGNw',
+            passwordPolicy: 'min 12 chars',
+            passwordHash: '$2b$12$abcdefghijklmnopqrstuv',
+          },
+          apiKey: 'k-12345678abcd',
+          'x-api-key': 'Zq81_LmN04xx7',
+          client_secret: 'GOCSPX-4rT1aQ9zLm2pW8vX',
+          nextPageToken: 'CiAKGjBpNDd2Nmp2Zml2cXRwYjBp',
+          secretName: 'prod/db/password',
+          token: 'Hello',
+          placeholder: { password: '********', api_key: '${API_KEY}' },
           auth: { accessToken: secretSamples().find((s) => s.kind === 'jwt')!.secret },
         },
       };
@@ -174,7 +207,14 @@ describe('SecretRedactor', () => {
           content: [
             { type: 'text', text: sample.text },
             { type: 'resource', resource: { uri: 'file:///srv/app/.env', mimeType: 'text/plain', text: sample.text } },
-            { type: 'resource', resource: { uri: 'file:///srv/app/config.json', mimeType: 'application/json', blob: Buffer.from(sample.text).toString('base64') } },
+            {
+              type: 'resource',
+              resource: {
+                uri: 'file:///srv/app/config.json',
+                mimeType: 'application/json',
+                blob: Buffer.from(sample.text).toString('base64'),
+              },
+            },
             { type: 'resource', resource: { uri: 'file:///srv/app/notes', blob: Buffer.from(sample.text).toString('base64') } },
           ],
           isError: false,
@@ -191,7 +231,9 @@ describe('SecretRedactor', () => {
 
     it('leaves binary payloads alone: image/audio data, binary blobs, oversized blobs', () => {
       const token = secretSamples().find((s) => s.kind === 'github-token')!.secret;
-      const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0xff, 0xfe]), Buffer.from(token)]).toString('base64');
+      const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0xff, 0xfe]), Buffer.from(token)]).toString(
+        'base64',
+      );
       const result = {
         content: [
           { type: 'image', mimeType: 'image/png', data: Buffer.from(token).toString('base64') },
@@ -202,21 +244,31 @@ describe('SecretRedactor', () => {
       };
       assert.equal(redactor.redactResult('tools/call', result).result, result);
       // ...but a `blob` or media `data` that is not base64 is text, and scanned as such.
-      const notBase64 = { structuredContent: { blob: `token=${token}` }, content: [{ type: 'image', mimeType: 'image/png', data: `oops ${token}` }] };
+      const notBase64 = {
+        structuredContent: { blob: `token=${token}` },
+        content: [{ type: 'image', mimeType: 'image/png', data: `oops ${token}` }],
+      };
       assert.deepEqual(redactor.redactResult('tools/call', notBase64).findings, { 'github-token': 2 });
       // Line-wrapped base64 (MIME style) is still base64.
       const wrapped = Buffer.from(`config\napi: ${token}\n`.repeat(4)).toString('base64').replace(/.{76}/g, '$&\r\n');
       const w = redactor.redactResult('resources/read', { contents: [{ uri: 'file:///c.txt', mimeType: 'text/plain', blob: wrapped }] });
       assert.deepEqual(w.findings, { 'github-token': 4 });
       const small = new SecretRedactor({ maxBlobBytes: 16 });
-      const big = { contents: [{ uri: 'file:///big.txt', mimeType: 'text/plain', blob: Buffer.from(`token ${token}`).toString('base64') }] };
+      const big = {
+        contents: [{ uri: 'file:///big.txt', mimeType: 'text/plain', blob: Buffer.from(`token ${token}`).toString('base64') }],
+      };
       assert.equal(small.redactResult('resources/read', big).result, big);
       assert.notEqual(redactor.redactResult('resources/read', big).result, big);
     });
 
     it('redacts resources/read contents, prompts/get messages and completion values', () => {
       for (const sample of onePerKind()) {
-        const read = { contents: [{ uri: 'file:///etc/app.conf', mimeType: 'text/plain', text: sample.text }, { uri: 'file:///etc/app.b64', mimeType: 'text/plain', blob: Buffer.from(sample.text).toString('base64') }] };
+        const read = {
+          contents: [
+            { uri: 'file:///etc/app.conf', mimeType: 'text/plain', text: sample.text },
+            { uri: 'file:///etc/app.b64', mimeType: 'text/plain', blob: Buffer.from(sample.text).toString('base64') },
+          ],
+        };
         const r = redactor.redactResult('resources/read', read);
         const contents = (r.result as typeof read).contents as Array<{ text?: string; blob?: string }>;
         assertRedacted(contents[0]!.text!, sample, r.findings, 'resources/read');
@@ -226,7 +278,10 @@ describe('SecretRedactor', () => {
           description: 'Review the deployment log',
           messages: [
             { role: 'user', content: { type: 'text', text: `Review this:\n${sample.text}` } },
-            { role: 'assistant', content: { type: 'resource', resource: { uri: 'log://deploy/1', mimeType: 'text/plain', text: sample.text } } },
+            {
+              role: 'assistant',
+              content: { type: 'resource', resource: { uri: 'log://deploy/1', mimeType: 'text/plain', text: sample.text } },
+            },
           ],
         };
         const p = redactor.redactResult('prompts/get', prompt);
@@ -248,14 +303,21 @@ describe('SecretRedactor', () => {
       const out = redactor.redactResult('tools/list', list);
       assert.deepEqual(out.findings, { 'slack-token': 1 });
       assert.equal((out.result as typeof list).tools[0]!.inputSchema, list.tools[0]!.inputSchema);
-      const init = { protocolVersion: '2025-11-25', capabilities: {}, serverInfo: { name: 'x', version: '1' }, instructions: `Use ${token}` };
+      const init = {
+        protocolVersion: '2025-11-25',
+        capabilities: {},
+        serverInfo: { name: 'x', version: '1' },
+        instructions: `Use ${token}`,
+      };
       assert.deepEqual(redactor.redactResult('initialize', init).findings, { 'slack-token': 1 });
     });
 
     it('returns a clean result as the very same object (fast path)', () => {
       const clean = cleanSamples();
       const result = {
-        content: clean.map((s) => ({ type: 'text', text: s.text })).concat([{ type: 'resource', resource: { uri: 'file:///a.txt', mimeType: 'text/plain', text: clean[0]!.text } }] as never[]),
+        content: clean
+          .map((s) => ({ type: 'text', text: s.text }))
+          .concat([{ type: 'resource', resource: { uri: 'file:///a.txt', mimeType: 'text/plain', text: clean[0]!.text } }] as never[]),
         structuredContent: { samples: clean.map((s) => ({ label: s.label, text: s.text, size: s.text.length, tags: ['a', 'b'] })) },
         _meta: { 'io.example/trace': 'abc' },
       };
@@ -264,7 +326,12 @@ describe('SecretRedactor', () => {
       assert.equal(out.result, result);
       assert.deepEqual(out.findings, {});
       assert.equal(JSON.stringify(result), before);
-      for (const [method, value] of [['resources/read', { contents: [{ uri: 'file:///a', text: clean[1]!.text }] }], ['prompts/get', { messages: [{ role: 'user', content: { type: 'text', text: clean[2]!.text } }] }], ['completion/complete', { completion: { values: ['main', 'develop'] } }], ['tools/list', { tools: [] }]] as const) {
+      for (const [method, value] of [
+        ['resources/read', { contents: [{ uri: 'file:///a', text: clean[1]!.text }] }],
+        ['prompts/get', { messages: [{ role: 'user', content: { type: 'text', text: clean[2]!.text } }] }],
+        ['completion/complete', { completion: { values: ['main', 'develop'] } }],
+        ['tools/list', { tools: [] }],
+      ] as const) {
         assert.equal(redactor.redactResult(method, value).result, value, method);
       }
       const ping = {};
@@ -290,13 +357,20 @@ describe('SecretRedactor', () => {
   });
 
   describe('overlaps, neighbours, long lines', () => {
-    const gh = () => secretSamples().filter((s) => s.kind === 'github-token').map((s) => s.secret);
+    const gh = () =>
+      secretSamples()
+        .filter((s) => s.kind === 'github-token')
+        .map((s) => s.secret);
 
     it('redacts adjacent secrets separated by punctuation or whitespace', () => {
       const [a, b, c] = gh();
       for (const sep of [',', ' ', '\n', ';', '","', '|', '\t']) {
         const out = redactor.redactText(`${a}${sep}${b}${sep}${c}`);
-        assert.equal(out.text, ['[REDACTED:github-token]', '[REDACTED:github-token]', '[REDACTED:github-token]'].join(sep), JSON.stringify(sep));
+        assert.equal(
+          out.text,
+          ['[REDACTED:github-token]', '[REDACTED:github-token]', '[REDACTED:github-token]'].join(sep),
+          JSON.stringify(sep),
+        );
         assert.deepEqual(out.findings, { 'github-token': 3 });
       }
       const id = 'AKIA' + 'Q3VZ7RSTUW2XYZ45';
@@ -340,10 +414,19 @@ describe('SecretRedactor', () => {
 
     it('stays linear on adversarial near-misses', () => {
       const cases: Array<[string, string]> = [
-        ['eyJ', 'eyJhbGciOi.'], ['BEGIN without END', `-----BEGIN PRIVATE KEY-----\n${'A'.repeat(60)}!`], ['userinfo', 'http://a:bbbb'],
-        ['sk-', 'sk-proj-'], ['slack', 'xoxb-1-'], ['aws', 'AKIA'], ['generic', '"password": "'], ['header', 'Authorization: Bearer '],
-        ['private key body', `-----BEGIN PRIVATE KEY-----\n${'MIIB'.repeat(20_000)}`], ['slack segments', `xoxb-${'a-'.repeat(100)}`],
-        ['app token', `ghs_1_${'a'.repeat(500)}.`], ['jwt body', ` eyJ${'a'.repeat(5000)}.eyJ`], ['env', 'DB_PASSWORD='],
+        ['eyJ', 'eyJhbGciOi.'],
+        ['BEGIN without END', `-----BEGIN PRIVATE KEY-----\n${'A'.repeat(60)}!`],
+        ['userinfo', 'http://a:bbbb'],
+        ['sk-', 'sk-proj-'],
+        ['slack', 'xoxb-1-'],
+        ['aws', 'AKIA'],
+        ['generic', '"password": "'],
+        ['header', 'Authorization: Bearer '],
+        ['private key body', `-----BEGIN PRIVATE KEY-----\n${'MIIB'.repeat(20_000)}`],
+        ['slack segments', `xoxb-${'a-'.repeat(100)}`],
+        ['app token', `ghs_1_${'a'.repeat(500)}.`],
+        ['jwt body', ` eyJ${'a'.repeat(5000)}.eyJ`],
+        ['env', 'DB_PASSWORD='],
       ];
       for (const [label, unit] of cases) {
         const text = unit.repeat(Math.ceil((1024 * 1024) / unit.length));
@@ -359,7 +442,8 @@ describe('SecretRedactor', () => {
     const pii = new SecretRedactor({ pii: true });
 
     it('is off by default', () => {
-      for (const sample of piiSamples()) assert.deepEqual(redactor.redactText(sample.text), { text: sample.text, findings: {} }, sample.text);
+      for (const sample of piiSamples())
+        assert.deepEqual(redactor.redactText(sample.text), { text: sample.text, findings: {} }, sample.text);
     });
 
     it('redacts emails, phone numbers, Luhn-valid cards and valid IBANs when on', () => {
@@ -369,7 +453,9 @@ describe('SecretRedactor', () => {
         assert.equal(findings[sample.kind], 1, `${sample.text}: ${JSON.stringify(findings)}`);
         assert.ok(text.includes(redactionMarker(sample.kind)));
       }
-      const r = pii.redactResult('tools/call', { structuredContent: { customer: { email: 'ops@acme-corp.io', iban: 'GB82WEST12345698765432' } } });
+      const r = pii.redactResult('tools/call', {
+        structuredContent: { customer: { email: 'ops@acme-corp.io', iban: 'GB82WEST12345698765432' } },
+      });
       assert.deepEqual(r.findings, { email: 1, iban: 1 });
     });
 
@@ -378,10 +464,15 @@ describe('SecretRedactor', () => {
     });
 
     it('still redacts secrets, and finds no secrets in the clean corpus', () => {
-      for (const sample of onePerKind()) assertRedacted(pii.redactText(sample.text).text, sample, pii.redactText(sample.text).findings, 'pii on');
+      for (const sample of onePerKind())
+        assertRedacted(pii.redactText(sample.text).text, sample, pii.redactText(sample.text).findings, 'pii on');
       for (const sample of cleanSamples()) {
         const kinds = Object.keys(pii.redactText(sample.text).findings);
-        assert.deepEqual(kinds.filter((k) => k !== 'email'), [], `${sample.label}: ${kinds.join(', ')}`);
+        assert.deepEqual(
+          kinds.filter((k) => k !== 'email'),
+          [],
+          `${sample.label}: ${kinds.join(', ')}`,
+        );
       }
     });
 
@@ -405,22 +496,34 @@ describe('SecretRedactor', () => {
       for (const s of checksummed) assert.ok(tokenChecksumValid(s.secret), s.label);
     });
 
-    it('secretlint\'s recommended preset flags every sample it covers (the formats are real)', async function () {
+    it("secretlint's recommended preset flags every sample it covers (the formats are real)", async function () {
       this.timeout(60_000);
       const { lintSource } = await import('@secretlint/core');
       const { creator } = await import('@secretlint/secretlint-rule-preset-recommend');
-      const config = { rules: [{ id: creator.meta.id, rule: creator, rules: [{ id: '@secretlint/secretlint-rule-aws', options: { enableIDScanRule: true } }] }] };
+      const config = {
+        rules: [
+          { id: creator.meta.id, rule: creator, rules: [{ id: '@secretlint/secretlint-rule-aws', options: { enableIDScanRule: true } }] },
+        ],
+      };
       const covered = secretSamples().filter((s) => s.secretlint);
       assert.ok(covered.length >= 80, `only ${covered.length} samples are covered by secretlint`);
       for (const sample of covered) {
         const json = sample.kind === 'gcp-service-account';
         const result = await lintSource({
-          source: { content: sample.text, filePath: json ? '/virtual/key.json' : '/virtual/result.txt', ext: json ? '.json' : '.txt', contentType: 'text' },
+          source: {
+            content: sample.text,
+            filePath: json ? '/virtual/key.json' : '/virtual/result.txt',
+            ext: json ? '.json' : '.txt',
+            contentType: 'text',
+          },
           options: { config, maskSecrets: true },
         });
         const start = sample.text.indexOf(sample.secret);
         const end = start + sample.secret.length;
-        assert.ok(result.messages.some((m) => m.range[0] < end && start < m.range[1]), `secretlint does not flag ${sample.label}`);
+        assert.ok(
+          result.messages.some((m) => m.range[0] < end && start < m.range[1]),
+          `secretlint does not flag ${sample.label}`,
+        );
       }
     });
   });

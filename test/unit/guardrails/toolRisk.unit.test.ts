@@ -13,7 +13,10 @@ describe('tool risk and the annotations clients see', () => {
   it('believes a trusted server, and the policy over any server', () => {
     assert.equal(riskOf({ name: 'x', annotations: { readOnlyHint: true } }, trusted), 'read');
     assert.equal(riskOf({ name: 'x', annotations: { destructiveHint: false } }, trusted), 'write');
-    assert.equal(riskOf({ name: 'x', annotations: { readOnlyHint: true } }, { trusted: true, toolRisk: { x: 'destructive' } }), 'destructive');
+    assert.equal(
+      riskOf({ name: 'x', annotations: { readOnlyHint: true } }, { trusted: true, toolRisk: { x: 'destructive' } }),
+      'destructive',
+    );
     assert.equal(riskOf({ name: 'x' }, { trusted: false, toolRisk: { x: 'read' } }), 'read');
   });
 

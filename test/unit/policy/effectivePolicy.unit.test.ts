@@ -12,7 +12,8 @@ function identity(overrides: Partial<CallerIdentity> = {}): CallerIdentity {
   return { sub: 'u-1', issuer: OIDC, ...overrides, claims };
 }
 
-const GROUPS_POLICY = parsePolicyDocument(`
+const GROUPS_POLICY = parsePolicyDocument(
+  `
 version: 1
 org: acme
 admins: [admins]
@@ -37,7 +38,9 @@ groups:
     match:
       - { claim: roles, equals: policy-admin }
       - { user: github:1 }
-`, '/org/policy.yaml');
+`,
+  '/org/policy.yaml',
+);
 
 describe('policy group resolution', () => {
   it('matches a claim that is an array when any element equals the value', () => {
@@ -76,7 +79,13 @@ describe('policy group resolution', () => {
     const oidc = identity({ githubOrgs: ['acme'], githubTeams: ['acme/platform'] });
     assert.deepEqual(resolveGroups(GROUPS_POLICY, oidc), []);
     assert.deepEqual(resolveGroups(GROUPS_POLICY, identity({ issuer: 'https://github.com', githubOrgs: ['acme'] })), []);
-    assert.deepEqual(resolveGroups(GROUPS_POLICY, identity({ sub: 'github:9', issuer: 'github', githubOrgs: ['acme-labs'], githubTeams: ['acme/platform-2'] })), []);
+    assert.deepEqual(
+      resolveGroups(
+        GROUPS_POLICY,
+        identity({ sub: 'github:9', issuer: 'github', githubOrgs: ['acme-labs'], githubTeams: ['acme/platform-2'] }),
+      ),
+      [],
+    );
   });
 
   it('matches a user by sub or by email (email ignoring case)', () => {
@@ -87,15 +96,22 @@ describe('policy group resolution', () => {
   });
 
   it('matches a group when any of its entries matches, and keeps document order', () => {
-    assert.deepEqual(resolveGroups(GROUPS_POLICY, identity({ claims: { roles: ['policy-admin'], groups: ['engineers'] }, email: 'x@example.com' })),
-      ['engineers', 'staff', 'admins']);
+    assert.deepEqual(
+      resolveGroups(GROUPS_POLICY, identity({ claims: { roles: ['policy-admin'], groups: ['engineers'] }, email: 'x@example.com' })),
+      ['engineers', 'staff', 'admins'],
+    );
   });
 
   describe('regressions found in review', () => {
     it('does not trust an email the IdP does not vouch for (no email_verified claim)', () => {
       const unverified = resolveGroups(GROUPS_POLICY, { sub: 'mallory', issuer: OIDC, email: 'carol@example.com', claims: {} });
       assert.deepEqual(unverified, [], 'neither user: nor emailDomain matches an unvouched email');
-      const verified = resolveGroups(GROUPS_POLICY, { sub: 'carol', issuer: OIDC, email: 'carol@example.com', claims: { email_verified: true } });
+      const verified = resolveGroups(GROUPS_POLICY, {
+        sub: 'carol',
+        issuer: OIDC,
+        email: 'carol@example.com',
+        claims: { email_verified: true },
+      });
       assert.deepEqual(verified, ['staff', 'by-email']);
     });
 
@@ -107,7 +123,8 @@ describe('policy group resolution', () => {
   });
 });
 
-const POLICY = parsePolicyDocument(`
+const POLICY = parsePolicyDocument(
+  `
 version: 1
 org: acme
 admins: [admins]
@@ -131,25 +148,43 @@ rules:
 guardrails:
   confirmationTimeoutSeconds: 60
   reviewers: admins
-`, '/org/policy.yaml');
+`,
+  '/org/policy.yaml',
+);
 
 describe('effective policy', () => {
   it('keeps only the rules that name the user, in document order, without principals', () => {
     const effective = compileEffectivePolicy(POLICY, 7, identity({ claims: { groups: ['engineers'] } }));
-    assert.deepEqual(effective.rules.map((r) => r.id), ['eng-files', 'eng-memory-deletes', 'nobody-prod']);
+    assert.deepEqual(
+      effective.rules.map((r) => r.id),
+      ['eng-files', 'eng-memory-deletes', 'nobody-prod'],
+    );
     for (const rule of effective.rules) assert.ok(!('principals' in rule));
     assert.deepEqual(effective.rules[1], {
-      id: 'eng-memory-deletes', effect: 'confirm', servers: ['memory'], tools: ['delete_*'], reason: 'permanent',
+      id: 'eng-memory-deletes',
+      effect: 'confirm',
+      servers: ['memory'],
+      tools: ['delete_*'],
+      reason: 'permanent',
     });
   });
 
   it('reaches only the servers some allow or confirm rule names; a deny rule does not add a server', () => {
     const engineer = compileEffectivePolicy(POLICY, 7, identity({ claims: { groups: ['engineers'] } }));
-    assert.deepEqual(engineer.servers.map((s) => s.id), ['files', 'memory']);
+    assert.deepEqual(
+      engineer.servers.map((s) => s.id),
+      ['files', 'memory'],
+    );
     const contractor = compileEffectivePolicy(POLICY, 7, identity({ claims: { groups: ['contractors'] } }));
-    assert.deepEqual(contractor.servers.map((s) => s.id), ['jira']);
+    assert.deepEqual(
+      contractor.servers.map((s) => s.id),
+      ['jira'],
+    );
     const nobody = compileEffectivePolicy(POLICY, 7, identity());
-    assert.deepEqual(nobody.rules.map((r) => r.id), ['nobody-prod']);
+    assert.deepEqual(
+      nobody.rules.map((r) => r.id),
+      ['nobody-prod'],
+    );
     assert.deepEqual(nobody.servers, []);
     assert.equal(contractor.servers[0]!.title, 'Jira');
     assert.equal(contractor.servers[0]!.transport.type, 'streamable-http');
@@ -157,7 +192,10 @@ describe('effective policy', () => {
 
   it('names the rest of the catalog as blocked, with the reason and without its transport', () => {
     const contractor = compileEffectivePolicy(POLICY, 7, identity({ claims: { groups: ['contractors'] } }));
-    assert.deepEqual(contractor.blocked?.map((s) => s.id), ['files', 'memory', 'prod-db']);
+    assert.deepEqual(
+      contractor.blocked?.map((s) => s.id),
+      ['files', 'memory', 'prod-db'],
+    );
     assert.deepEqual(Object.keys(contractor.blocked![0]!).sort(), ['id', 'reason', 'title']);
     assert.match(contractor.blocked![0]!.reason, /No rule in the org policy lets you use it/);
     const admin = compileEffectivePolicy(POLICY, 7, identity({ sub: 'alice-sub', email: 'alice@example.com' }));
@@ -168,30 +206,54 @@ describe('effective policy', () => {
     const admin = compileEffectivePolicy(POLICY, 7, identity({ sub: 'alice-sub', email: 'alice@example.com' }));
     assert.equal(admin.admin, true);
     assert.deepEqual(admin.groups, ['admins']);
-    assert.deepEqual(admin.servers.map((s) => s.id), ['files', 'memory', 'jira', 'prod-db']);
-    assert.deepEqual(admin.rules.map((r) => r.id), ['nobody-prod', 'admins-all']);
+    assert.deepEqual(
+      admin.servers.map((s) => s.id),
+      ['files', 'memory', 'jira', 'prod-db'],
+    );
+    assert.deepEqual(
+      admin.rules.map((r) => r.id),
+      ['nobody-prod', 'admins-all'],
+    );
     const engineer = compileEffectivePolicy(POLICY, 7, identity({ claims: { groups: ['engineers'] } }));
     assert.equal(engineer.admin, false);
   });
 
   it('matches `user:` principals by sub or by email ignoring case', () => {
     const bob = compileEffectivePolicy(POLICY, 7, identity({ sub: 'bob-sub', email: 'bob@example.com' }));
-    assert.deepEqual(bob.rules.map((r) => r.id), ['nobody-prod', 'bob-jira']);
+    assert.deepEqual(
+      bob.rules.map((r) => r.id),
+      ['nobody-prod', 'bob-jira'],
+    );
     const bySub = compileEffectivePolicy(POLICY, 7, identity({ sub: 'u-42' }));
-    assert.deepEqual(bySub.rules.map((r) => r.id), ['nobody-prod', 'sub-jira']);
+    assert.deepEqual(
+      bySub.rules.map((r) => r.id),
+      ['nobody-prod', 'sub-jira'],
+    );
     // An email that equals another user's sub does not make you that user, nor the other way round.
     const other = compileEffectivePolicy(POLICY, 7, identity({ sub: 'Bob@Example.com2', email: 'u-42@example.com' }));
-    assert.deepEqual(other.rules.map((r) => r.id), ['nobody-prod']);
+    assert.deepEqual(
+      other.rules.map((r) => r.id),
+      ['nobody-prod'],
+    );
   });
 
   it('carries org, version, subject, email, groups and guardrails', () => {
-    const effective = compileEffectivePolicy(POLICY, 12, identity({ sub: 's-1', email: 'e@example.com', claims: { groups: ['engineers', 'contractors'] } }));
+    const effective = compileEffectivePolicy(
+      POLICY,
+      12,
+      identity({ sub: 's-1', email: 'e@example.com', claims: { groups: ['engineers', 'contractors'] } }),
+    );
     assert.equal(effective.org, 'acme');
     assert.equal(effective.ver, 12);
     assert.equal(effective.sub, 's-1');
     assert.equal(effective.email, 'e@example.com');
     assert.deepEqual(effective.groups, ['engineers', 'contractors']);
-    assert.deepEqual(effective.guardrails, { confirmationTimeoutSeconds: 60, bundleTtlSeconds: POLICY.guardrails.bundleTtlSeconds, reviewers: 'admins', injection: 'advisory' });
+    assert.deepEqual(effective.guardrails, {
+      confirmationTimeoutSeconds: 60,
+      bundleTtlSeconds: POLICY.guardrails.bundleTtlSeconds,
+      reviewers: 'admins',
+      injection: 'advisory',
+    });
     const anonymous = compileEffectivePolicy(POLICY, 12, identity());
     assert.ok(!('email' in anonymous));
   });
@@ -200,8 +262,15 @@ describe('effective policy', () => {
     it('[bug] does not make an unverified email an admin or a `user:` principal', function () {
       const unverified = { sub: 'mallory', email: 'alice@example.com', claims: { email_verified: false } };
       assert.equal(compileEffectivePolicy(POLICY, 1, identity(unverified)).admin, false);
-      const bob = compileEffectivePolicy(POLICY, 1, identity({ sub: 'mallory', email: 'bob@example.com', claims: { email_verified: false } }));
-      assert.deepEqual(bob.rules.map((r) => r.id), ['nobody-prod']);
+      const bob = compileEffectivePolicy(
+        POLICY,
+        1,
+        identity({ sub: 'mallory', email: 'bob@example.com', claims: { email_verified: false } }),
+      );
+      assert.deepEqual(
+        bob.rules.map((r) => r.id),
+        ['nobody-prod'],
+      );
     });
   });
 

@@ -2,7 +2,11 @@ import assert from 'node:assert/strict';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JSONWebKeySet } from 'jose';
 import { compileEffectivePolicy, type EffectivePolicy } from '../../../common/policy/effectivePolicy';
 import {
-  BUNDLE_AUDIENCE, BUNDLE_TYPE, BundleRejectedError, signPolicyBundle, verifyPolicyBundle,
+  BUNDLE_AUDIENCE,
+  BUNDLE_TYPE,
+  BundleRejectedError,
+  signPolicyBundle,
+  verifyPolicyBundle,
 } from '../../../common/policy/policyBundle';
 import { parsePolicyDocument } from '../../../common/policy/policyDocument';
 
@@ -10,7 +14,10 @@ const ISSUER = 'https://policy.example.com';
 const NOW = Date.UTC(2026, 0, 15, 12, 0, 0);
 const TTL = 3600;
 
-interface SigningKey { privateKey: CryptoKey; kid: string }
+interface SigningKey {
+  privateKey: CryptoKey;
+  kid: string;
+}
 
 async function newKey(kid: string): Promise<{ signing: SigningKey; jwk: JSONWebKeySet['keys'][number] }> {
   const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
@@ -51,13 +58,23 @@ describe('policy bundle', () => {
     key = current.signing;
     previousKey = previous.signing;
     keys = { keys: [previous.jwk, current.jwk] };
-    const document = parsePolicyDocument([
-      'version: 1', 'org: acme', 'admins: [admins]',
-      'servers: [{ id: files, title: Files, transport: { type: stdio, command: /bin/files } }]',
-      'groups: [{ id: admins, match: [{ user: alice@example.com }] }]',
-      'rules: [{ id: r, effect: allow, principals: [group:admins], servers: [files], when: "args.x == 1" }]',
-    ].join('\n'), '/org/policy.yaml');
-    policy = compileEffectivePolicy(document, 4, { sub: 'alice', issuer: 'https://login.example.com', email: 'alice@example.com', claims: { email_verified: true } });
+    const document = parsePolicyDocument(
+      [
+        'version: 1',
+        'org: acme',
+        'admins: [admins]',
+        'servers: [{ id: files, title: Files, transport: { type: stdio, command: /bin/files } }]',
+        'groups: [{ id: admins, match: [{ user: alice@example.com }] }]',
+        'rules: [{ id: r, effect: allow, principals: [group:admins], servers: [files], when: "args.x == 1" }]',
+      ].join('\n'),
+      '/org/policy.yaml',
+    );
+    policy = compileEffectivePolicy(document, 4, {
+      sub: 'alice',
+      issuer: 'https://login.example.com',
+      email: 'alice@example.com',
+      claims: { email_verified: true },
+    });
   });
 
   const expected = { sub: 'alice', issuer: ISSUER };
@@ -124,7 +141,10 @@ describe('policy bundle', () => {
   it('rejects an unsigned (`alg: none`) bundle', async () => {
     const jws = await signPolicyBundle(policy, key, ISSUER, TTL, NOW);
     const payload = jws.split('.')[1]!;
-    for (const header of [{ alg: 'none', typ: BUNDLE_TYPE }, { alg: 'none', kid: 'k-2026', typ: BUNDLE_TYPE }]) {
+    for (const header of [
+      { alg: 'none', typ: BUNDLE_TYPE },
+      { alg: 'none', kid: 'k-2026', typ: BUNDLE_TYPE },
+    ]) {
       for (const signature of ['', jws.split('.')[2]!]) {
         const reason = await rejection(verifyPolicyBundle(`${b64(header)}.${payload}.${signature}`, keys, expected, NOW));
         assert.equal(reason, '"alg" (Algorithm) Header Parameter value not allowed');
@@ -137,25 +157,50 @@ describe('policy bundle', () => {
     const es = { keys: [...keys.keys, { ...(await exportJWK(publicKey)), kid: 'k-es', alg: 'ES256' }] };
     const claims = { ver: 4, groups: policy.groups, policy };
     const build = (header: Record<string, string>, audience = BUNDLE_AUDIENCE, signer: CryptoKey = key.privateKey) =>
-      new SignJWT(claims).setProtectedHeader(header as { alg: string }).setSubject('alice').setIssuer(ISSUER).setAudience(audience)
-        .setIssuedAt(Math.floor(NOW / 1000)).setExpirationTime(Math.floor(NOW / 1000) + TTL).sign(signer);
-    assert.equal(await rejection(verifyPolicyBundle(await build({ alg: 'ES256', kid: 'k-es', typ: BUNDLE_TYPE }, BUNDLE_AUDIENCE, privateKey), es, expected, NOW)),
-      '"alg" (Algorithm) Header Parameter value not allowed');
+      new SignJWT(claims)
+        .setProtectedHeader(header as { alg: string })
+        .setSubject('alice')
+        .setIssuer(ISSUER)
+        .setAudience(audience)
+        .setIssuedAt(Math.floor(NOW / 1000))
+        .setExpirationTime(Math.floor(NOW / 1000) + TTL)
+        .sign(signer);
+    assert.equal(
+      await rejection(
+        verifyPolicyBundle(await build({ alg: 'ES256', kid: 'k-es', typ: BUNDLE_TYPE }, BUNDLE_AUDIENCE, privateKey), es, expected, NOW),
+      ),
+      '"alg" (Algorithm) Header Parameter value not allowed',
+    );
     assert.match(await rejection(verifyPolicyBundle(await build({ alg: 'EdDSA', kid: 'k-2026', typ: 'JWT' }), keys, expected, NOW)), /typ/);
-    assert.match(await rejection(verifyPolicyBundle(await build({ alg: 'EdDSA', kid: 'k-2026', typ: BUNDLE_TYPE }, 'someone-else'), keys, expected, NOW)), /"aud"/);
+    assert.match(
+      await rejection(
+        verifyPolicyBundle(await build({ alg: 'EdDSA', kid: 'k-2026', typ: BUNDLE_TYPE }, 'someone-else'), keys, expected, NOW),
+      ),
+      /"aud"/,
+    );
     for (const garbage of ['', 'a.b.c', 'not a jws']) {
       assert.ok((await rejection(verifyPolicyBundle(garbage, keys, expected, NOW))).length > 0);
     }
   });
 
   it('rejects a signed bundle whose embedded policy is for someone else or another version', async () => {
-    const sign = (payload: Record<string, unknown>) => new SignJWT(payload)
-      .setProtectedHeader({ alg: 'EdDSA', kid: 'k-2026', typ: BUNDLE_TYPE }).setSubject('alice').setIssuer(ISSUER).setAudience(BUNDLE_AUDIENCE)
-      .setIssuedAt(Math.floor(NOW / 1000)).setExpirationTime(Math.floor(NOW / 1000) + TTL).sign(key.privateKey);
-    assert.equal(await rejection(verifyPolicyBundle(await sign({ ver: 4, groups: [], policy: { ...policy, sub: 'bob' } }), keys, expected, NOW)),
-      'payload does not match its claims');
-    assert.equal(await rejection(verifyPolicyBundle(await sign({ ver: 5, groups: [], policy }), keys, expected, NOW)),
-      'payload does not match its claims');
+    const sign = (payload: Record<string, unknown>) =>
+      new SignJWT(payload)
+        .setProtectedHeader({ alg: 'EdDSA', kid: 'k-2026', typ: BUNDLE_TYPE })
+        .setSubject('alice')
+        .setIssuer(ISSUER)
+        .setAudience(BUNDLE_AUDIENCE)
+        .setIssuedAt(Math.floor(NOW / 1000))
+        .setExpirationTime(Math.floor(NOW / 1000) + TTL)
+        .sign(key.privateKey);
+    assert.equal(
+      await rejection(verifyPolicyBundle(await sign({ ver: 4, groups: [], policy: { ...policy, sub: 'bob' } }), keys, expected, NOW)),
+      'payload does not match its claims',
+    );
+    assert.equal(
+      await rejection(verifyPolicyBundle(await sign({ ver: 5, groups: [], policy }), keys, expected, NOW)),
+      'payload does not match its claims',
+    );
     assert.match(await rejection(verifyPolicyBundle(await sign({ ver: 4, groups: [] }), keys, expected, NOW)), /"policy"/);
   });
 

@@ -12,7 +12,10 @@ const EXAMPLE = join(__dirname, '../../../examples/org-policy.yaml');
 describe('org policy JSON Schema', () => {
   it('is committed exactly as `npm run schema` generates it', () => {
     const committed = readFileSync(POLICY_SCHEMA_FILE, 'utf8');
-    assert.ok(committed === renderPolicySchema(), 'schemas/org-policy.schema.json is out of date: run `npm run schema` and commit the result');
+    assert.ok(
+      committed === renderPolicySchema(),
+      'schemas/org-policy.schema.json is out of date: run `npm run schema` and commit the result',
+    );
   });
 
   it('has an id, a title, and says what only `gatehouse policy validate` checks', () => {

@@ -11,7 +11,13 @@ describe('policy server command line: the store', () => {
   it('keeps the data dir files unless --store names a PostgreSQL database', () => {
     const files = parsePolicyServerArgs(base);
     assert.ok(files.command === 'serve' && files.store === undefined);
-    const pg = parsePolicyServerArgs([...base, '--store', 'postgres://gatehouse@db.internal:5432/gatehouse', '--store-password-file', '/etc/gatehouse/db-password']);
+    const pg = parsePolicyServerArgs([
+      ...base,
+      '--store',
+      'postgres://gatehouse@db.internal:5432/gatehouse',
+      '--store-password-file',
+      '/etc/gatehouse/db-password',
+    ]);
     assert.ok(pg.command === 'serve');
     assert.deepEqual(pg.store, { url: 'postgres://gatehouse@db.internal:5432/gatehouse', passwordFile: '/etc/gatehouse/db-password' });
     const rotate = parsePolicyServerArgs(['rotate-key', '--store', 'postgresql://gatehouse@db/gatehouse']);
@@ -19,7 +25,10 @@ describe('policy server command line: the store', () => {
   });
 
   it('refuses a password in the URL without repeating it, other schemes, and a password file alone', () => {
-    assert.throws(() => parsePolicyServerArgs([...base, '--store', 'postgres://gatehouse:hunter2@db/gatehouse']), (e: Error) => /--store-password-file/.test(e.message) && !e.message.includes('hunter2'));
+    assert.throws(
+      () => parsePolicyServerArgs([...base, '--store', 'postgres://gatehouse:hunter2@db/gatehouse']),
+      (e: Error) => /--store-password-file/.test(e.message) && !e.message.includes('hunter2'),
+    );
     assert.throws(() => parsePolicyServerArgs([...base, '--store', 'mysql://db/gatehouse']), /postgres:\/\//);
     assert.throws(() => parsePolicyServerArgs([...base, '--store-password-file', '/x']), /goes with --store/);
   });

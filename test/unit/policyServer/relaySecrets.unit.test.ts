@@ -35,7 +35,9 @@ describe('relay: key scrubber', () => {
 
 describe('relay: secret store', () => {
   let dir: string;
-  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'gatehouse-secrets-')); });
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'gatehouse-secrets-'));
+  });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('keeps values encrypted at rest and reads them back', async () => {
@@ -44,7 +46,10 @@ describe('relay: secret store', () => {
     assert.equal(await store.get('vault-key'), KEY);
     assert.equal(await store.get('other'), undefined);
     assert.ok(!readFileSync(join(dir, 'secrets.json'), 'utf8').includes(KEY));
-    assert.deepEqual((await store.list()).map((s) => s.id), ['vault-key']);
+    assert.deepEqual(
+      (await store.list()).map((s) => s.id),
+      ['vault-key'],
+    );
   });
 
   it('refuses a ciphertext moved to another id, another key, a readable key file, and bad ids', async () => {

@@ -62,21 +62,32 @@ describe('Gatehouse inside VS Code', () => {
     console.log(`GATEHOUSE_METRIC gateway_ready_ms ${(performance.now() - started).toFixed(1)}`);
   });
 
-  it('signs alice in with the org\'s IdP in the browser; her gateway takes the token from that sign-in', () => {
+  it("signs alice in with the org's IdP in the browser; her gateway takes the token from that sign-in", () => {
     assert.equal(api.account(), 'alice@example.com');
     assert.equal(ready.policy.mode, 'managed', 'the policy server accepted the token from VS Code sign-in');
     assert.equal(vscode.workspace.getConfiguration('gatehouse').get('policyServer.tokenFile'), '', 'no token file is involved');
   });
 
-  it('spawns the gateway with VS Code\'s runtime and serves the user\'s policy catalog', () => {
+  it("spawns the gateway with VS Code's runtime and serves the user's policy catalog", () => {
     assert.equal(ready.policy.mode, 'managed');
     assert.equal(ready.policy.version, 1);
-    assert.deepEqual(ready.servers.map((server) => [server.id, server.state]), [[SERVER, 'ready'], ['notes', 'sign-in']], 'the OAuth server waits for alice to sign in when she first uses it');
-    assert.deepEqual(ready.blocked?.map((server) => [server.id, server.title]), [['vault', 'Secrets vault']], 'what the policy does not let alice use is named, with why');
+    assert.deepEqual(
+      ready.servers.map((server) => [server.id, server.state]),
+      [
+        [SERVER, 'ready'],
+        ['notes', 'sign-in'],
+      ],
+      'the OAuth server waits for alice to sign in when she first uses it',
+    );
+    assert.deepEqual(
+      ready.blocked?.map((server) => [server.id, server.title]),
+      [['vault', 'Secrets vault']],
+      'what the policy does not let alice use is named, with why',
+    );
     assert.match(ready.blocked![0]!.reason, /No rule in the org policy lets you use it/);
     assert.equal(ready.launchSecret.delivery, 'stdin', 'the launch secret travelled over the control channel');
     assert.equal(ready.listen.type, 'unix', 'VS Code 1.117 reaches servers on unix sockets, so the gateway listens on one');
-    if (ready.listen.type === 'unix') assert.equal(statSync(ready.listen.socketPath).mode & 0o777, 0o600, 'the socket is the user\'s alone');
+    if (ready.listen.type === 'unix') assert.equal(statSync(ready.listen.socketPath).mode & 0o777, 0o600, "the socket is the user's alone");
   });
 
   it('offers a server to VS Code only once the developer enables it', async () => {
@@ -94,15 +105,18 @@ describe('Gatehouse inside VS Code', () => {
       await vscode.commands.executeCommand('workbench.mcp.startServer', `gatehouse.gatehouse/${SERVER}`, { waitForLiveTools: true });
       return vscode.lm.tools.find((tool) => tool.tags.includes('mcp') && tool.name.endsWith('_echo'));
     });
-    assert.ok(vscode.lm.tools.some((tool) => tool.name.endsWith('_weather')), 'the other tools are there too');
+    assert.ok(
+      vscode.lm.tools.some((tool) => tool.name.endsWith('_weather')),
+      'the other tools are there too',
+    );
   });
 
-  it('answers vscode.lm.invokeTool with the upstream\'s result', async () => {
+  it("answers vscode.lm.invokeTool with the upstream's result", async () => {
     const result = await vscode.lm.invokeTool(echoTool.name, { input: { text: 'hello from VS Code' }, toolInvocationToken: undefined });
     assert.equal(textOf(result), 'hello from VS Code');
   });
 
-  it('records the call in the gateway\'s audit, with VS Code as the client', async () => {
+  it("records the call in the gateway's audit, with VS Code as the client", async () => {
     const event = await waitFor('the audit event', () => spoolEvents(api.stateDir).findLast((e) => e.tool === 'echo'));
     assert.equal(event.server, SERVER);
     assert.equal(event.decision, 'allow');
@@ -112,18 +126,18 @@ describe('Gatehouse inside VS Code', () => {
     assert.notEqual(event.client.name, 'unknown', `VS Code's MCP client named itself (${event.client.name})`);
   });
 
-  it('refuses arguments that do not fit the tool\'s approved schema, with the reason', async () => {
+  it("refuses arguments that do not fit the tool's approved schema, with the reason", async () => {
     let outcome: string;
     try {
       outcome = textOf(await vscode.lm.invokeTool(echoTool.name, { input: { text: 42 }, toolInvocationToken: undefined }));
     } catch (error) {
       outcome = (error as Error).message;
     }
-    assert.match(outcome, /do not match the tool's approved input schema/, 'the gateway\'s refusal reaches VS Code');
+    assert.match(outcome, /do not match the tool's approved input schema/, "the gateway's refusal reaches VS Code");
   });
 
   it('shows each tool in the sidebar with what the gateway believes: risk and whether it needs confirmation', async () => {
-    const tools = await waitFor('the sidebar\'s tools', () => api.toolsOf(SERVER));
+    const tools = await waitFor("the sidebar's tools", () => api.toolsOf(SERVER));
     const env = tools.find((tool) => tool.name === 'env');
     const echo = tools.find((tool) => tool.name === 'echo');
     assert.deepEqual([env?.policy, echo?.policy], ['confirm', 'allow']);
@@ -137,11 +151,15 @@ describe('Gatehouse inside VS Code', () => {
   });
 
   it('holds a call that needs confirmation until the developer approves it in the Confirm webview', async () => {
-    const envTool = await waitFor('the env tool', () => vscode.lm.tools.find((tool) => tool.tags.includes('mcp') && tool.name.endsWith('_env')));
+    const envTool = await waitFor('the env tool', () =>
+      vscode.lm.tools.find((tool) => tool.tags.includes('mcp') && tool.name.endsWith('_env')),
+    );
     console.log('GATEHOUSE_CONFIRM approve');
     const result = await vscode.lm.invokeTool(envTool.name, { input: {}, toolInvocationToken: undefined });
     assert.match(textOf(result), /PATH/, 'the approved call ran and answered');
-    const event = await waitFor('the approved call in the audit', () => spoolEvents(api.stateDir).findLast((e) => e.tool === 'env' && e.decision === 'confirm-approved'));
+    const event = await waitFor('the approved call in the audit', () =>
+      spoolEvents(api.stateDir).findLast((e) => e.tool === 'env' && e.decision === 'confirm-approved'),
+    );
     assert.equal(event.reviewer, 'alice');
   });
 
@@ -155,13 +173,15 @@ describe('Gatehouse inside VS Code', () => {
       outcome = (error as Error).message;
     }
     assert.match(outcome, /env-needs-confirmation.*You denied it/);
-    await waitFor('the denied call in the audit', () => spoolEvents(api.stateDir).findLast((e) => e.tool === 'env' && e.decision === 'confirm-denied'));
+    await waitFor('the denied call in the audit', () =>
+      spoolEvents(api.stateDir).findLast((e) => e.tool === 'env' && e.decision === 'confirm-denied'),
+    );
   });
 
   it('shows a teammate\'s call waiting for review in "Pending reviews", and approves it from there', async () => {
     await vscode.commands.executeCommand('workbench.view.extension.gatehouse');
     await vscode.commands.executeCommand('gatehouse.reviews.refresh');
-    const review = await waitFor('bob\'s review', () => api.pendingReviews().find((r) => r.requester.sub === 'bob'));
+    const review = await waitFor("bob's review", () => api.pendingReviews().find((r) => r.requester.sub === 'bob'));
     assert.equal(review.tool, 'pid');
     assert.equal(review.rule, 'pid-reviewed');
     assert.deepEqual(review.arguments, { why: 'debugging a hang' });
@@ -175,12 +195,12 @@ describe('Gatehouse inside VS Code', () => {
     await screenshot('sidebar');
   });
 
-  it('shows the whole audit trail in the Audit view: the seeded history and this run\'s calls, live', async () => {
+  it("shows the whole audit trail in the Audit view: the seeded history and this run's calls, live", async () => {
     const live = () => api.auditEvents().filter((event) => !event.rule?.startsWith('seeded-'));
-    await waitFor('this run\'s calls in the trail', () => (live().some((e) => e.decision === 'confirm-denied') ? true : undefined));
+    await waitFor("this run's calls in the trail", () => (live().some((e) => e.decision === 'confirm-denied') ? true : undefined));
     const opened = performance.now();
     await vscode.commands.executeCommand('gatehouse.showAudit');
-    const report = await waitFor('the Audit view\'s first rendering', () => {
+    const report = await waitFor("the Audit view's first rendering", () => {
       const seen = api.auditView();
       return seen && seen.total === api.auditEvents().length ? seen : undefined;
     });
@@ -188,14 +208,16 @@ describe('Gatehouse inside VS Code', () => {
     console.log(`GATEHOUSE_METRIC audit_view_first_rows_ms ${report.firstRowsMs?.toFixed(0)}`);
     console.log(`GATEHOUSE_METRIC audit_filter_ms ${report.filterMs.toFixed(1)}`);
     assert.equal(api.auditEvents().length, SEEDED_EVENTS, 'the newest 100,000 events are kept');
-    assert.ok(live().length >= 4, 'this run\'s calls are there beside the history');
+    assert.ok(live().length >= 4, "this run's calls are there beside the history");
     assert.equal(report.shown, report.total, 'no filter: every event listed');
     await screenshot('audit');
     // A new call streams in while the view is open.
     const echoCalls = () => api.auditEvents().filter((e) => e.tool === 'echo' && !e.rule?.startsWith('seeded-')).length;
     const before = echoCalls();
     await vscode.lm.invokeTool(echoTool.name, { input: { text: 'while the Audit view is open' }, toolInvocationToken: undefined });
-    await waitFor('the new call in the open view', () => (echoCalls() > before && api.auditView()?.total === api.auditEvents().length ? true : undefined));
+    await waitFor('the new call in the open view', () =>
+      echoCalls() > before && api.auditView()?.total === api.auditEvents().length ? true : undefined,
+    );
   });
 
   it('exports the rows a filter shows, as JSONL and as CSV', async () => {
@@ -205,14 +227,23 @@ describe('Gatehouse inside VS Code', () => {
     const csv = vscode.Uri.file(join(tmpdir(), `gatehouse-audit-${process.pid}.csv`));
     assert.equal(await vscode.commands.executeCommand('gatehouse.audit.export', 'jsonl', jsonl, filter), expected.length);
     assert.equal(await vscode.commands.executeCommand('gatehouse.audit.export', 'csv', csv, filter), expected.length);
-    const lines = readFileSync(jsonl.fsPath, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { id: string });
-    assert.deepEqual(lines.map((e) => e.id), expected.map((e) => e.id));
+    const lines = readFileSync(jsonl.fsPath, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { id: string });
+    assert.deepEqual(
+      lines.map((e) => e.id),
+      expected.map((e) => e.id),
+    );
     const rows = readFileSync(csv.fsPath, 'utf8').trim().split('\r\n');
     assert.equal(rows.length, expected.length + 1, 'a header and one row per event');
-    assert.ok(expected.some((e) => e.reviewer === 'alice' && !e.rule?.startsWith('seeded-')), 'this run\'s approved env call is among them');
+    assert.ok(
+      expected.some((e) => e.reviewer === 'alice' && !e.rule?.startsWith('seeded-')),
+      "this run's approved env call is among them",
+    );
   });
 
-  it('shows each server\'s credential and use in the Scopes view, without any credential', async () => {
+  it("shows each server's credential and use in the Scopes view, without any credential", async () => {
     await vscode.commands.executeCommand('gatehouse.showScopes', serverNode);
     const row = api.scopes().find((r) => r.server === SERVER);
     assert.ok(row);
@@ -225,12 +256,16 @@ describe('Gatehouse inside VS Code', () => {
     const notesNode = { kind: 'server', server: { id: 'notes' } };
     await vscode.commands.executeCommand('gatehouse.server.enable', notesNode);
     console.log('GATEHOUSE_UPSTREAM_SIGNIN alice Notes');
-    const whoami = await waitFor('the notes tools in vscode.lm.tools', async () => {
-      await vscode.commands.executeCommand('workbench.mcp.startServer', 'gatehouse.gatehouse/notes', { waitForLiveTools: true });
-      return vscode.lm.tools.find((tool) => tool.tags.includes('mcp') && tool.name.endsWith('_whoami'));
-    }, 120_000);
+    const whoami = await waitFor(
+      'the notes tools in vscode.lm.tools',
+      async () => {
+        await vscode.commands.executeCommand('workbench.mcp.startServer', 'gatehouse.gatehouse/notes', { waitForLiveTools: true });
+        return vscode.lm.tools.find((tool) => tool.tags.includes('mcp') && tool.name.endsWith('_whoami'));
+      },
+      120_000,
+    );
     const result = await vscode.lm.invokeTool(whoami.name, { input: {}, toolInvocationToken: undefined });
-    assert.match(textOf(result), /token subject: alice/, 'the server got alice\'s own token, from the gateway');
+    assert.match(textOf(result), /token subject: alice/, "the server got alice's own token, from the gateway");
     await api.refreshScopes();
     const row = api.scopes().find((r) => r.server === 'notes');
     assert.deepEqual([row?.credential, row?.signedIn], ['user-oauth', true], 'Scopes shows the sign-in (kept in SecretStorage)');
@@ -242,6 +277,8 @@ describe('Gatehouse inside VS Code', () => {
   it('withdraws a server from VS Code when the developer disables it', async () => {
     await vscode.commands.executeCommand('gatehouse.server.disable', serverNode);
     assert.equal(api.isEnabled(SERVER), false);
-    await waitFor('the tools gone from vscode.lm.tools', () => (vscode.lm.tools.some((tool) => tool.name.endsWith('_echo')) ? undefined : true));
+    await waitFor('the tools gone from vscode.lm.tools', () =>
+      vscode.lm.tools.some((tool) => tool.name.endsWith('_echo')) ? undefined : true,
+    );
   });
 });
