@@ -25,6 +25,14 @@ export interface ToolReview<T extends PinnableTool> {
   flagged: Array<{ tool: T; flags: string[]; newly: boolean }>;
 }
 
+/** What the tool checks say about one request: why it may not run, if so, and the flags it carries. */
+export interface ToolCheck {
+  refusal?: Refusal;
+  flags: readonly string[];
+}
+
+const NOTHING_TO_SAY: ToolCheck = Object.freeze({ flags: Object.freeze([]) as readonly string[] });
+
 export class ToolGuard {
   /** tool name -> servers offering it, to flag names that collide (a model may call the wrong one). */
   private readonly offeredBy = new Map<string, Set<string>>();
@@ -73,12 +81,6 @@ export class ToolGuard {
     return { approved, changed, newlyChanged, flagged };
   }
 
-  /** Audit flags a call of this tool carries (name collisions). */
-  callFlags(serverId: string, tool: string): string[] {
-    const servers = this.offeredBy.get(tool);
-    return servers !== undefined && servers.size > 1 && servers.has(serverId) ? ['tool-name-collision'] : [];
-  }
-
   /**
    * Whether a tool's description names a tool only other servers offer, such as "before
    * using this, call send_email": tools should not steer the model to other servers. Names
@@ -106,20 +108,34 @@ export class ToolGuard {
     }
   }
 
-  /** Why a tools/call may not run: a changed definition, or arguments that do not fit it. */
-  refusal(serverId: string, request: JSONRPCRequest): Refusal | undefined {
-    if (request.method !== 'tools/call') return undefined;
+  /**
+   * The gateway's own checks of a `tools/call`, whatever the policy says: why it may not run
+   * (a definition changed since approval, arguments that do not fit the approved schema),
+   * and the audit flags it carries either way (a name more than one server offers).
+   */
+  check(serverId: string, request: JSONRPCRequest): ToolCheck {
+    if (request.method !== 'tools/call') return NOTHING_TO_SAY;
     const params = (request.params ?? {}) as { name?: unknown; arguments?: unknown };
     const name = String(params.name ?? '');
+    const servers = this.offeredBy.get(name);
+    const flags = servers !== undefined && servers.size > 1 && servers.has(serverId) ? ['tool-name-collision'] : [];
     const verdict = this.pins.verdict(serverId, name);
     if (verdict?.status === 'changed') {
+      const by = verdict.source === 'policy' ? 'by your org' : 'at first use';
       return {
-        flags: ['tool-definition-changed'],
-        message: `Tool "${name}" on "${serverId}" changed since it was approved (${verdict.source === 'policy' ? 'by your org' : 'at first use'}), so Gatehouse hides it until the new definition is approved. Ask your policy admin.`,
+        flags,
+        refusal: {
+          flags: ['tool-definition-changed'],
+          message: `Tool "${name}" on "${serverId}" changed since it was approved (${by}), so Gatehouse hides it until the new definition is approved. Ask your policy admin.`,
+        },
       };
     }
     const problem = this.argumentsCheck.problem(serverId, name, params.arguments);
-    if (problem) return { message: `Arguments for "${name}" on "${serverId}" do not match the tool's approved input schema: ${problem}.` };
-    return undefined;
+    if (problem)
+      return {
+        flags,
+        refusal: { message: `Arguments for "${name}" on "${serverId}" do not match the tool's approved input schema: ${problem}.` },
+      };
+    return flags.length > 0 ? { flags } : NOTHING_TO_SAY;
   }
 }

@@ -24,16 +24,14 @@ import {
   type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from '../config/gatewayConfig';
-import type { CallAuditor, CallOutcome } from '../audit/callAuditor';
+import type { CallAuditor } from '../audit/callAuditor';
 import type { SecretRedactor } from '../guardrails/redaction/secretRedactor';
-import { scanValue } from '../guardrails/injection/injectionScanner';
 import type { RiskSource } from '../guardrails/risk/toolRisk';
 import type { ToolSummary } from '../../common/control/controlProtocol';
-import { ToolListing, type DefinitionNotice, type ListedTool } from './toolListing';
+import { ToolListing } from './toolListing';
 import type { ToolGuard } from '../guardrails/toolGuard';
-import { POLICY_DENIED, type CallGate, type GateDecision } from '../policy/callGate';
-import type { CallConfirmations, ConfirmationAnswer } from '../confirmation/callConfirmations';
-import { REVIEW_PROOF_META_KEY } from '../../common/policy/policyServerApi';
+import { POLICY_DENIED, type CallGate } from '../policy/callGate';
+import type { CallConfirmations } from '../confirmation/callConfirmations';
 import { describeError, type Logger } from '../../common/log/logger';
 import type { UpstreamConnection, UpstreamReply } from '../upstream/upstreamConnection';
 import {
@@ -46,6 +44,8 @@ import {
   upstreamErrorText,
 } from './relayRules';
 import type { InitializeParams, UpstreamPool } from '../upstream/upstreamPool';
+import { CallPipeline, type Forwarded } from '../call/callPipeline';
+import type { ClientAnswer } from '../call/governedCall';
 
 /** What every session of the gateway shares: built once in the composition root. */
 export interface SessionDeps {
@@ -72,7 +72,7 @@ export class ClientSession {
   private upstreamParams: InitializeParams | undefined;
   private clientCapabilities: ClientCapabilities = {};
   private clientInfo = { name: 'unknown', version: 'unknown' };
-  private readonly toolListing: ToolListing;
+  private readonly pipeline: CallPipeline;
   /** Client request id -> the upstream request it became. Insertion order = age. */
   private readonly inFlight = new Map<RequestId, InFlight>();
   private readonly byProgressToken = new Map<string | number, RequestId>();
@@ -82,14 +82,12 @@ export class ClientSession {
   private readonly unanswered = new Set<RequestId>();
   /** Set when the session was ended (policy expired, access revoked): every request gets this refusal. */
   private endedWith: string | undefined;
-  /** Client requests waiting for a reviewer -> how to stop waiting if the client cancels. */
-  private readonly awaitingReview = new Map<RequestId, AbortController>();
+  /** Client requests being governed -> how to tell their pipeline the client cancelled (ends a reviewer's wait). */
+  private readonly cancellers = new Map<RequestId, AbortController>();
   private nextServerRequestId = 1;
   private closed = false;
 
   private readonly pool: UpstreamPool;
-  private readonly tools: ToolGuard;
-  private readonly redactor: SecretRedactor;
 
   constructor(
     private readonly server: ServerConfig,
@@ -98,15 +96,14 @@ export class ClientSession {
     private readonly log: Logger,
   ) {
     this.pool = deps.pool;
-    this.tools = deps.tools;
-    this.redactor = deps.redactorFor(server);
     const risk: RiskSource = {
       trusted: server.trusted,
       toolRisk: Object.fromEntries(
         Object.entries(server.tools).flatMap(([name, settings]) => (settings.risk ? [[name, settings.risk]] : [])),
       ),
     };
-    this.toolListing = new ToolListing(server.id, risk, deps.gate, deps.tools, log, deps.toolsListed);
+    const listing = new ToolListing(server.id, risk, deps.gate, deps.tools, log, deps.toolsListed);
+    this.pipeline = new CallPipeline(server, { ...deps, redactor: deps.redactorFor(server), listing, log });
   }
 
   get serverId(): string {
@@ -146,7 +143,7 @@ export class ClientSession {
     for (const [, entry] of this.inFlight) entry.connection.abandon(entry.upstreamId);
     this.inFlight.clear();
     this.byProgressToken.clear();
-    for (const [, cancel] of this.awaitingReview) cancel.abort(); // the wait ends without an answer of its own
+    for (const [, cancel] of this.cancellers) cancel.abort(); // a reviewer's wait ends without an answer of its own
     // Every request not answered yet, wherever it is (checks, audit, upstream): answered now, once.
     const open = [...this.unanswered];
     await Promise.all(open.map((id) => this.send({ jsonrpc: '2.0', id, error: { code: POLICY_DENIED, message } }, id)));
@@ -207,190 +204,42 @@ export class ClientSession {
     if (!this.upstreamParams) {
       return this.replyError(request.id, ErrorCode.InvalidRequest, 'Session not initialized');
     }
-    const startedAt = performance.now();
-    const receivedAt = new Date().toISOString();
-    const base = { serverId: this.server.id, client: this.clientInfo, request, startedAt, receivedAt };
-    // Tool checks first: policy conditions must only ever see arguments of the approved shape.
-    const refusal = this.tools.refusal(this.server.id, request);
-    const decision: GateDecision = refusal ? { effect: 'deny', ...refusal } : this.deps.gate.decide(this.server.id, request);
-    const rule = decision.ruleId !== undefined ? { rule: decision.ruleId } : {};
-    const toolFlags = request.method === 'tools/call' ? this.tools.callFlags(this.server.id, String(request.params?.name ?? '')) : [];
-    if (decision.effect === 'deny') {
-      this.log.info('denied request', { method: request.method, rule: decision.ruleId });
-      await this.deps.auditor.record({
-        ...base,
-        ...rule,
-        decision: 'deny',
-        status: 'denied',
-        flags: [...toolFlags, ...(decision.flags ?? [])],
-      });
-      return this.replyError(request.id, POLICY_DENIED, decision.message);
+    const call = this.pipeline.begin(request, this.clientInfo, (_request, answer) => this.answer(request.id, answer));
+    const cancel = new AbortController();
+    this.cancellers.set(request.id, cancel);
+    try {
+      await call.complete(await this.pipeline.run(call, (amended) => this.forward(request.id, amended), cancel.signal));
+    } finally {
+      this.cancellers.delete(request.id);
     }
-    let outcome: Omit<CallOutcome, 'status'> = { ...base, ...rule, decision: 'allow', flags: toolFlags };
-    if (decision.effect === 'confirm') {
-      const answer = await this.askReviewer(request, decision);
-      const reviewer = answer.reviewer !== undefined ? { reviewer: answer.reviewer } : {};
-      if (answer.outcome !== 'approved') {
-        this.log.info('confirmation did not approve the request', {
-          method: request.method,
-          rule: decision.ruleId,
-          outcome: answer.outcome,
-        });
-        await this.deps.auditor.record({
-          ...outcome,
-          ...reviewer,
-          decision: answer.outcome === 'timeout' ? 'confirm-timeout' : 'confirm-denied',
-          status: 'denied',
-        });
-        if (answer.cancelled) return; // the client cancelled: it expects no answer
-        return this.replyError(request.id, POLICY_DENIED, answer.message);
-      }
-      outcome = { ...outcome, ...reviewer, decision: 'confirm-approved' };
-      // Through the policy server's relay the approval must be shown: the review's id, which the relay checks and strips.
-      if (answer.reviewId !== undefined && this.server.viaRelay) request = withReviewProof(request, answer.reviewId);
-    }
-    const audit = this.deps.auditor.audits(request.method) || decision.effect === 'confirm' ? outcome : undefined;
+  }
+
+  /** The pipeline's forward stage: sends the request upstream under a fresh id and waits for its answer. */
+  private async forward(clientId: RequestId, request: JSONRPCRequest): Promise<Forwarded> {
     let connection: UpstreamConnection;
     try {
       connection = await this.liveConnection();
     } catch (error) {
-      if (audit) await this.deps.auditor.record({ ...audit, status: 'upstream-error' });
-      return this.replyError(request.id, ErrorCode.InternalError, upstreamErrorText(this.server.id, error, request.method));
+      return { failure: error };
     }
     const progressToken = (request.params?._meta as { progressToken?: string | number } | undefined)?.progressToken;
     const { upstreamId, reply } = connection.request({ method: request.method, params: request.params });
-    this.inFlight.set(request.id, { upstreamId, connection, ...(progressToken !== undefined ? { progressToken } : {}) });
-    if (progressToken !== undefined) this.byProgressToken.set(progressToken, request.id);
-    let answer: UpstreamReply | undefined;
-    let failure: unknown;
+    this.inFlight.set(clientId, { upstreamId, connection, ...(progressToken !== undefined ? { progressToken } : {}) });
+    if (progressToken !== undefined) this.byProgressToken.set(progressToken, clientId);
+    let forwarded: Forwarded;
     try {
-      answer = await reply;
+      forwarded = { answer: await reply };
     } catch (error) {
-      failure = error;
+      forwarded = { failure: error };
     }
-    const entry = this.inFlight.get(request.id);
-    if (entry?.upstreamId !== upstreamId) return; // cancelled by the client: no answer is sent
-    this.inFlight.delete(request.id);
+    if (this.inFlight.get(clientId)?.upstreamId !== upstreamId) return { cancelled: true }; // by the client, or the session ended
+    this.inFlight.delete(clientId);
     if (progressToken !== undefined) this.byProgressToken.delete(progressToken);
-    if (answer) return this.deliverAnswer(request, answer, audit);
-    if (audit) await this.deps.auditor.record({ ...audit, status: 'upstream-error' });
-    this.replyError(request.id, ErrorCode.InternalError, upstreamErrorText(this.server.id, failure, request.method));
+    return forwarded;
   }
 
-  /**
-   * Waits for a reviewer's answer to a call the policy marks `confirm`. The reviewer sees
-   * the arguments with secrets redacted. The client cancelling the call ends the wait.
-   */
-  private async askReviewer(
-    request: JSONRPCRequest,
-    decision: GateDecision & { effect: 'confirm' },
-  ): Promise<ConfirmationAnswer & { cancelled?: true }> {
-    const cancel = new AbortController();
-    this.awaitingReview.set(request.id, cancel);
-    try {
-      const shown = this.redactor.redactResult(request.method, decision.args).result as Record<string, unknown>;
-      const answer = await this.deps.confirmations.confirm(
-        {
-          serverId: this.server.id,
-          method: request.method,
-          subject: decision.subject,
-          arguments: shown,
-          ruleId: decision.ruleId,
-          message: decision.message,
-          ...(decision.reviewers !== undefined ? { reviewers: decision.reviewers } : {}),
-          ...(request.method === 'tools/call' ? { risk: this.toolListing.riskOf(decision.subject) } : {}),
-          timeoutMs: decision.timeoutMs,
-        },
-        cancel.signal,
-      );
-      return cancel.signal.aborted && answer.outcome !== 'approved' ? { ...answer, cancelled: true } : answer;
-    } catch (error) {
-      return {
-        outcome: 'denied',
-        message: `${decision.message} Gatehouse could not ask a reviewer (${describeError(error)}), so the call is denied.`,
-      };
-    } finally {
-      this.awaitingReview.delete(request.id);
-    }
-  }
-
-  /**
-   * The guardrails on the way back: list filtering (policy, pins), secret redaction,
-   * injection flags, then the audit event, durable before the client sees anything.
-   * `audit` is undefined for methods that are not audited.
-   */
-  private async deliverAnswer(
-    request: JSONRPCRequest,
-    answer: UpstreamReply,
-    audit: Omit<CallOutcome, 'status'> | undefined,
-  ): Promise<void> {
-    let result: Record<string, unknown> | undefined;
-    let redactions: Record<string, number> = {};
-    let injection: string[] = [];
-    let notices: DefinitionNotice[] = [];
-    if (isJSONRPCResultResponse(answer)) {
-      try {
-        // Pins are judged on what the upstream sent; secrets are redacted from what the client gets.
-        const filtered = this.filterResult(request.method, answer.result);
-        notices = filtered.notices;
-        const redacted = this.redactor.redactResult(request.method, filtered.result);
-        result = redacted.result as Record<string, unknown>;
-        redactions = redacted.findings;
-      } catch (error) {
-        this.log.warn('result could not be scanned for secrets; withholding it', { method: request.method, error: describeError(error) });
-        if (audit) await this.deps.auditor.record({ ...audit, status: 'error' });
-        return this.replyError(request.id, ErrorCode.InternalError, 'Gatehouse could not scan this result for secrets, so it is withheld.');
-      }
-      if (Object.keys(redactions).length > 0)
-        this.log.info('redacted secrets from a result', { method: request.method, kinds: redactions });
-      if (audit) injection = scanValue(result).map((flag) => `injection:${flag}`);
-    }
-    if (notices.length > 0) await this.auditDefinitions(request, notices);
-    const flags = [...(audit?.flags ?? []), ...injection];
-    if (injection.length > 0 && this.deps.gate.injectionMode() === 'block') {
-      if (audit) await this.deps.auditor.record({ ...audit, status: 'error', redactions, flags });
-      return this.replyError(
-        request.id,
-        POLICY_DENIED,
-        `Gatehouse withheld this result: it carries markers of instructions aimed at the model (${injection.join(', ')}), and the org policy blocks those.`,
-      );
-    }
-    if (audit) {
-      const status = !result || result.isError === true ? 'error' : 'ok';
-      if (!(await this.deps.auditor.record({ ...audit, status, redactions, flags }))) {
-        return this.replyError(
-          request.id,
-          ErrorCode.InternalError,
-          'Gatehouse could not write the audit record for this call, so its result is withheld. Check the gateway log.',
-        );
-      }
-    }
-    await this.send((result ? { jsonrpc: '2.0', id: request.id, result } : { ...answer, id: request.id }) as JSONRPCMessage, request.id);
-  }
-
-  /** Policy filtering, then (for tool lists) pins, poisoning flags and the hints clients see. */
-  private filterResult(method: string, result: Record<string, unknown>): { result: Record<string, unknown>; notices: DefinitionNotice[] } {
-    const allowed = this.deps.gate.filterResult(this.server.id, method, result);
-    if (method !== 'tools/list' || !Array.isArray(allowed.tools)) return { result: allowed, notices: [] };
-    const listed = this.toolListing.present(allowed.tools as ListedTool[]);
-    return { result: { ...allowed, tools: listed.tools }, notices: listed.notices };
-  }
-
-  /** One audit event per noticed definition change or flag: `tools/list`, the tool, its flags. */
-  private async auditDefinitions(request: JSONRPCRequest, notices: DefinitionNotice[]): Promise<void> {
-    for (const notice of notices) {
-      await this.deps.auditor.record({
-        serverId: this.server.id,
-        client: this.clientInfo,
-        request,
-        subject: notice.tool,
-        startedAt: performance.now(),
-        receivedAt: new Date().toISOString(),
-        decision: notice.hidden ? 'deny' : 'allow',
-        status: notice.hidden ? 'denied' : 'ok',
-        flags: notice.flags,
-      });
-    }
+  private answer(id: RequestId, answer: NonNullable<ClientAnswer>): Promise<void> {
+    return this.send({ jsonrpc: '2.0', id, ...answer } as JSONRPCMessage, id);
   }
 
   private relayClientNotification(notification: JSONRPCNotification): void {
@@ -401,7 +250,7 @@ export class ClientSession {
         const requestId = (notification.params as { requestId?: RequestId } | undefined)?.requestId;
         if (requestId !== undefined) {
           this.unanswered.delete(requestId); // a cancelled request gets no answer
-          this.awaitingReview.get(requestId)?.abort();
+          this.cancellers.get(requestId)?.abort();
         }
         const entry = requestId === undefined ? undefined : this.inFlight.get(requestId);
         if (!entry || requestId === undefined) return;
@@ -527,11 +376,4 @@ export class ClientSession {
       this.log.debug('could not deliver to client', { error: describeError(error) });
     }
   }
-}
-
-/** `request` with an approved review's id in `params._meta`, for the relay. */
-function withReviewProof(request: JSONRPCRequest, reviewId: string): JSONRPCRequest {
-  const params = request.params ?? {};
-  const meta = (params._meta ?? {}) as Record<string, unknown>;
-  return { ...request, params: { ...params, _meta: { ...meta, [REVIEW_PROOF_META_KEY]: reviewId } } };
 }

@@ -13,7 +13,7 @@
  * no trigger costs that pass and nothing else (no allocation). Only where a trigger occurs
  * are the exact rules for that first character tried, anchored there.
  *
- * Results. `redactResult` copies on write: a clean result comes back as the same object;
+ * Results. `redactResult` (and `redactValue`, for any other JSON value) copies on write: a clean result comes back as the same object;
  * a dirty one as a new object that shares every clean branch with the original.
  */
 import { PII_KINDS, PII_RULES } from './piiRules';
@@ -40,6 +40,11 @@ export interface TextRedaction {
 
 export interface ResultRedaction {
   result: unknown;
+  findings: RedactionFindings;
+}
+
+export interface ValueRedaction {
+  value: unknown;
   findings: RedactionFindings;
 }
 
@@ -214,7 +219,7 @@ const BASE64 = /^[A-Za-z0-9+/\r\n]*={0,2}[\r\n]*$/;
 export class SecretRedactor {
   private readonly engine: RuleEngine;
   private readonly maxBlobBytes: number;
-  /** Findings of the `redactResult` call in progress (calls are synchronous). */
+  /** Findings of the `redactValue` call in progress (calls are synchronous). */
   private tally: RedactionFindings | null = null;
 
   constructor(options: SecretRedactorOptions = {}) {
@@ -246,11 +251,22 @@ export class SecretRedactor {
    * all. A clean result is returned as the same object.
    */
   redactResult(method: string, result: unknown): ResultRedaction {
-    if (NO_CONTENT_METHODS.has(method) || result === null || typeof result !== 'object') return { result, findings: NO_FINDINGS };
+    if (NO_CONTENT_METHODS.has(method)) return { result, findings: NO_FINDINGS };
+    const redacted = this.redactValue(result);
+    return { result: redacted.value, findings: redacted.findings };
+  }
+
+  /**
+   * Redacts every string in any JSON value, keys and credential-named values included, with
+   * the same rules as results: for what is not a result, such as a call's arguments shown to
+   * a reviewer. A clean value is returned as the same object.
+   */
+  redactValue(value: unknown): ValueRedaction {
+    if (value === null || typeof value !== 'object') return { value, findings: NO_FINDINGS };
     this.tally = null;
     try {
-      const redacted = this.walk(result, 0);
-      return { result: redacted, findings: this.tally ?? NO_FINDINGS };
+      const redacted = this.walk(value, 0);
+      return { value: redacted, findings: this.tally ?? NO_FINDINGS };
     } finally {
       this.tally = null;
     }
