@@ -5,7 +5,10 @@
  * absolute); then VS Code in the browser (code-server on 127.0.0.1:7430, installed once
  * into .cache/) with the Gatehouse extension loaded and pointed at that policy server,
  * so its own gateway runs for alice. Prints the URL to open. With `--no-vscode`, a
- * headless gateway on 127.0.0.1:7420 instead. Ctrl-C ends everything.
+ * headless gateway on 127.0.0.1:7420 instead. With `--servers-only`, only the IdP and the
+ * policy server, plus the user settings of a desktop Extension Development Host
+ * (.gatehouse/demo/dev-host, the user data dir .vscode/launch.json gives it: the settings
+ * are machine-scoped, so a workspace cannot set them). Ctrl-C ends everything.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -39,7 +42,8 @@ function start(name: string, args: string[]): Promise<Record<string, unknown>> {
 
 async function main(): Promise<void> {
   mkdirSync(STATE, { recursive: true, mode: 0o700 });
-  const withVsCode = !process.argv.includes('--no-vscode');
+  const serversOnly = process.argv.includes('--servers-only');
+  const withVsCode = !serversOnly && !process.argv.includes('--no-vscode');
   // In VS Code the IdP is on 127.0.0.2: code-server turns links to 127.0.0.1 into its port proxy, which drops their path.
   const idp = await startLocalIdp(withVsCode ? { host: '127.0.0.2' } : {});
   // The example's commands are relative to the repository; the extension's gateway runs elsewhere.
@@ -73,6 +77,9 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void stop());
   process.on('SIGTERM', () => void stop());
+  // A VS Code task's terminal closing (F5's postDebugTask) hangs up on it.
+  process.on('SIGHUP', () => void stop());
+  if (serversOnly) return writeDevHostSettings(idp, url);
   if (withVsCode) return startVsCode(idp, url);
   const gateway = await start('gateway', [
     'gateway',
@@ -104,6 +111,31 @@ Try:  (cd node_modules/@modelcontextprotocol/inspector-cli/build && node index.j
 Ctrl-C stops everything.\n`);
 }
 
+/** F5 in VS Code (.vscode/launch.json): the Extension Development Host signs in at this IdP and uses this policy server. */
+function writeDevHostSettings(idp: LocalIdp, policyServerUrl: string): void {
+  const userData = join(STATE, 'dev-host');
+  writeUserSettings(userData, managedSettings(idp, policyServerUrl));
+  // .vscode/tasks.json waits for this line before it starts the Extension Development Host.
+  process.stdout.write(`\nGatehouse demo servers are running.
+  IdP (local, for the demo):  ${idp.issuer}   (sign in as alice: engineers group)
+  Policy server:              ${policyServerUrl}   (policy: examples/org-policy.yaml, version 1)
+  Dev host user settings:     ${join(userData, 'User/settings.json')}
+Ctrl-C stops everything.\n`);
+}
+
+/** The extension's settings for a managed gateway: this policy server, signed in with the (local) org IdP. */
+function managedSettings(idp: LocalIdp, policyServerUrl: string): Record<string, unknown> {
+  return {
+    'gatehouse.policyServer.url': policyServerUrl,
+    'gatehouse.policyServer.keysFile': join(STATE, 'pinned-jwks.json'),
+    'gatehouse.signIn.provider': 'oidc',
+    'gatehouse.signIn.oidc.issuer': idp.issuer,
+    'gatehouse.signIn.oidc.clientId': VSCODE_CLIENT_ID,
+    'gatehouse.signIn.oidc.resource': idp.audience,
+    'gatehouse.signIn.scopes': ['email', 'profile', 'offline_access', RESOURCE_SCOPE],
+  };
+}
+
 /** VS Code in the browser with the extension loaded (as a development extension) and signed in as alice. */
 async function startVsCode(idp: LocalIdp, policyServerUrl: string): Promise<void> {
   let install;
@@ -120,15 +152,7 @@ async function startVsCode(idp: LocalIdp, policyServerUrl: string): Promise<void
   const workspace = join(scratch, 'workspace');
   mkdirSync(workspace, { recursive: true });
   // The developer signs in from VS Code with the (local) org IdP: no token file.
-  writeUserSettings(userData, {
-    'gatehouse.policyServer.url': policyServerUrl,
-    'gatehouse.policyServer.keysFile': join(STATE, 'pinned-jwks.json'),
-    'gatehouse.signIn.provider': 'oidc',
-    'gatehouse.signIn.oidc.issuer': idp.issuer,
-    'gatehouse.signIn.oidc.clientId': VSCODE_CLIENT_ID,
-    'gatehouse.signIn.oidc.resource': idp.audience,
-    'gatehouse.signIn.scopes': ['email', 'profile', 'offline_access', RESOURCE_SCOPE],
-  });
+  writeUserSettings(userData, managedSettings(idp, policyServerUrl));
   const port = 7430;
   const server = startCodeServer({ entry: install.entry, port, scratch, userData, workspace });
   children.push(server);
