@@ -4,19 +4,14 @@
  * request the caller is authenticated (revoked users and sessions are refused at once, by
  * `authenticateCaller` in front), the server must be one the caller's own effective policy
  * reaches with mode `shared-key`, only the methods a governed client may send pass, and
- * every one with a subject (`tools/call`, `resources/read`, `prompts/get`, subscriptions,
- * completions) is decided again here as the gateway decides it: `allow` passes; a `confirm`
- * with a reviewer group passes only with the id of a review approved for exactly this call
- * (server, method, name, digest of the arguments), used once (`REVIEW_PROOF_META_KEY` in
- * `params._meta`, stripped before the upstream sees the call); a self-confirmation is
- * refused, since the relay cannot tell whether anyone confirmed, and a caller going around
- * the gateway (any local program holding the user's IdP token) must not get the service
- * key's power unasked. Messages are parsed strictly (one JSON-RPC message, no
+ * every one with a subject is a `RelayedCall` (relayedCall.ts), decided and confirmed again
+ * here as the gateway decides it, so a caller going around the gateway (any local program
+ * holding the user's IdP token) does not get the service key's power unasked. Messages are parsed strictly (one JSON-RPC message, no
  * keys equal but for case, which some upstream JSON decoders merge) and the upstream gets
  * the re-serialised message it was decided on, the service key and the MCP headers, never
- * the caller's token. The answer comes back streamed, any echo of the key scrubbed. Calls
- * are audited centrally with the caller's identity (flag `via-relay`) before the answer
- * leaves. Upstream sessions belong to the user who opened them: any other session id is a
+ * the caller's token. The answer comes back streamed, any echo of the key scrubbed, list
+ * answers filtered to the caller's policy. Calls are audited centrally with the caller's
+ * identity (flag `via-relay`) by `RelayedCall.complete` before the answer leaves. Upstream sessions belong to the user who opened them: any other session id is a
  * 404, and the client starts a new session.
  */
 import { createHash } from 'node:crypto';
@@ -24,10 +19,9 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import express, { type Request, type Response, type Router } from 'express';
 import { request, type Dispatcher } from 'undici';
-import { createAuditEventId, type AuditEvent } from '../../common/audit/auditEvent';
 import { compileEffectivePolicy } from '../../common/policy/effectivePolicy';
 import type { CallerIdentity } from '../../common/policy/identity';
-import { ambiguousName, AUDITED_METHODS, POLICY_DENIED, RELAYED_CLIENT_METHODS, subjectOf } from '../../common/policy/callSubject';
+import { POLICY_DENIED, RELAYED_CLIENT_METHODS, subjectOf } from '../../common/policy/callSubject';
 import { isSecureOrLoopback } from '../../common/net/loopback';
 import { PolicyDecider } from '../../common/policy/policyDecider';
 import { describeError, type Logger } from '../../common/log/logger';
@@ -42,7 +36,7 @@ import { filterListResult, isFilteredList } from '../../common/policy/listFilter
 import { PerUserLimit } from './perUserLimit';
 import { MemoryRelaySessions, type RelaySessions } from './relaySessions';
 import type { ReviewQueue } from '../reviews/reviewQueue';
-import { argumentsDigest } from '../../common/policy/reviewProof';
+import { RelayedCall } from './relayedCall';
 import { REVIEW_PROOF_META_KEY } from '../../common/policy/policyServerApi';
 
 /** Headers a client may send on to the upstream; everything else (Authorization, cookies...) stays here. */
@@ -126,8 +120,8 @@ export function relayRoutes(deps: RelayDeps): Router {
       throw new ApiError(404, 'not_found', 'No such session.'); // unknown, or another user's: reveal nothing
     }
 
-    let call:
-      { message: JsonRpcMessage; subject: string; rule?: string; decision: 'allow' | 'confirm-approved'; reviewer?: string } | undefined;
+    /** The call being governed: a request with a subject; other messages (lists, notifications, GET, DELETE) have none. */
+    let call: RelayedCall | undefined;
     /** A list request: its answer is filtered to what the caller's policy lists. */
     let listed: { id: string | number; method: string } | undefined;
     let body: string | undefined;
@@ -144,40 +138,10 @@ export function relayRoutes(deps: RelayDeps): Router {
         if (message.id !== undefined && isFilteredList(message.method)) listed = { id: message.id, method: message.method };
         const subject = subjectOf({ method: message.method, params: message.params });
         if (subject) {
-          const ambiguous = ambiguousName(message.method, subject.name);
-          const decision =
-            ambiguous === undefined
-              ? decider.decide(serverId, subject.name, subject.args)
-              : { effect: 'deny' as const, message: ambiguous, ruleId: undefined, reviewers: undefined };
-          // A reviewer group's approval can be shown (a review approved for exactly this call, used once); a self-confirmation cannot.
-          const reviewer =
-            decision.effect === 'confirm' && decision.reviewers !== undefined && reviewProof !== undefined && deps.reviews
-              ? await deps.reviews.redeem(caller, reviewProof, {
-                  server: serverId,
-                  method: message.method,
-                  tool: subject.name,
-                  argumentsDigest: argumentsDigest(subject.args),
-                  rule: decision.ruleId,
-                  reviewers: decision.reviewers,
-                })
-              : undefined;
-          const refusal =
-            decision.effect === 'deny'
-              ? decision.message
-              : decision.effect === 'confirm' && !reviewer
-                ? decision.reviewers !== undefined
-                  ? `${decision.message} No review approved for exactly this call came with it, so the relay refuses it.`
-                  : `${decision.message} The relay cannot tell whether anyone confirmed it, so it is refused here.`
-                : undefined;
+          call = new RelayedCall(deps.audit, caller, serverId, message.method, subject);
+          const refusal = await call.govern(decider, reviewProof, deps.reviews);
           if (refusal !== undefined) {
-            await record(
-              deps.audit,
-              caller,
-              serverId,
-              { message, subject: subject.name, decision: 'deny', ...(decision.ruleId ? { rule: decision.ruleId } : {}) },
-              'denied',
-              performance.now(),
-            );
+            await call.complete('denied');
             if (message.id === undefined) {
               res.status(202).end();
               return;
@@ -187,16 +151,6 @@ export function relayRoutes(deps: RelayDeps): Router {
               .set('Cache-Control', 'no-store')
               .json({ jsonrpc: '2.0', id: message.id, error: { code: POLICY_DENIED, message: refusal } });
             return;
-          }
-          if (AUDITED_METHODS.has(message.method) || reviewer) {
-            call = {
-              message,
-              subject: subject.name,
-              ...(decision.ruleId ? { rule: decision.ruleId } : {}),
-              ...(reviewer
-                ? { decision: 'confirm-approved' as const, reviewer: reviewer.email ?? reviewer.sub }
-                : { decision: 'allow' as const }),
-            };
           }
         }
       }
@@ -212,7 +166,6 @@ export function relayRoutes(deps: RelayDeps): Router {
         { 'Retry-After': '1' },
       );
     res.on('close', release);
-    const started = performance.now();
     const headers: Record<string, string> = { authorization: `Bearer ${key}` };
     for (const name of FORWARDED_REQUEST_HEADERS) {
       const value = req.get(name);
@@ -231,7 +184,7 @@ export function relayRoutes(deps: RelayDeps): Router {
       });
     } catch (error) {
       deps.log.warn('relay upstream unreachable', { server: serverId, error: describeError(error).replaceAll(key, '[REDACTED]') });
-      if (call) await record(deps.audit, caller, serverId, call, 'upstream-error', started);
+      await call?.complete('upstream-error');
       throw new ApiError(502, 'upstream_unreachable', `The relay could not reach "${serverId}".`);
     }
     const upstreamSession = upstream.headers['mcp-session-id'];
@@ -240,7 +193,7 @@ export function relayRoutes(deps: RelayDeps): Router {
       await sessions.bind(serverId, upstreamSession, caller.sub);
     if (req.method === 'DELETE' && sessionId !== undefined && upstream.statusCode < 300) await sessions.forget(serverId, sessionId);
     // Durable before the answer leaves, like the gateway's own audit.
-    if (call) await record(deps.audit, caller, serverId, call, upstream.statusCode < 400 ? 'ok' : 'upstream-error', started);
+    await call?.complete(upstream.statusCode < 400 ? 'ok' : 'upstream-error');
     res.status(upstream.statusCode);
     for (const name of FORWARDED_RESPONSE_HEADERS) {
       const value = upstream.headers[name];
@@ -336,38 +289,4 @@ function takeReviewProof(message: JsonRpcMessage): string | undefined {
   delete (meta as Record<string, unknown>)[REVIEW_PROOF_META_KEY];
   if (Object.keys(meta).length === 0) delete (params as { _meta?: unknown })._meta;
   return typeof proof === 'string' && /^[0-9a-f-]{36}$/.test(proof) ? proof : undefined;
-}
-
-async function record(
-  audit: AuditStore,
-  caller: CallerIdentity,
-  server: string,
-  call: {
-    message: JsonRpcMessage & { method?: string };
-    subject: string | undefined;
-    decision: AuditEvent['decision'];
-    rule?: string;
-    reviewer?: string;
-  },
-  status: AuditEvent['status'],
-  started: number,
-): Promise<void> {
-  const { message, subject, decision, rule, reviewer } = call;
-  const event: AuditEvent = {
-    id: createAuditEventId(),
-    time: new Date().toISOString(),
-    user: caller.sub,
-    client: { name: 'gatehouse-relay', version: '0.1.0' },
-    server,
-    method: message.method!,
-    ...(subject ? { tool: subject.slice(0, 1024) } : {}),
-    decision,
-    ...(rule ? { rule } : {}),
-    ...(reviewer ? { reviewer } : {}),
-    status,
-    redactions: {},
-    flags: ['via-relay'],
-    latencyMs: Math.round((performance.now() - started) * 1000) / 1000,
-  };
-  await audit.append([event]);
 }
