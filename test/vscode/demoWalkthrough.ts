@@ -4,11 +4,14 @@
  * with the extension pointed at them), then headless Chromium through playwright-core
  * clicking in VS Code's own UI: open the Gatehouse sidebar, Sign In (VS Code asks to open
  * the IdP's page; at the IdP, type alice), enable "memory" with its row's
- * icon, see its tools appear, "Call Tool…" on delete_entities, type the arguments, accept
+ * icon, see its tools appear badged as the example policy says (read_graph read-only,
+ * delete_entities destructive), "Call Tool…" on delete_entities, type the arguments, accept
  * VS Code's own prompt, approve in the Gatehouse Confirm webview, see the result, open
- * Audit from the server's row and find the call there, approved by alice. Screenshots of
- * each step go to test-output/demo/. Exit code 0 when every step was seen.
+ * Audit from the server's row and find the call there, approved by alice; last, the
+ * notification centre holds no "Activating extension ... failed" (a built-in that cannot
+ * load). Screenshots of each step go to test-output/demo/. Exit code 0 when every step was seen.
  */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -62,7 +65,12 @@ async function main(): Promise<number> {
 
 async function walkthrough(page: Page, url: string): Promise<void> {
   const step = async (name: string, what: () => Promise<void>) => {
-    await what();
+    try {
+      await what();
+    } catch (error) {
+      await page.screenshot({ path: join(OUTPUT, `${name}-failed.png`) }).catch(() => undefined);
+      throw error;
+    }
     await page.screenshot({ path: join(OUTPUT, `${name}.png`) });
     process.stdout.write(`step ${name}: done\n`);
   };
@@ -89,6 +97,13 @@ async function walkthrough(page: Page, url: string): Promise<void> {
     await memory.hover();
     await memory.locator('[aria-label="Enable Server"]').click();
     await sidebarRow('delete_entities').waitFor({ timeout: 60_000 }); // VS Code started it and listed its tools
+    // The server is not trusted, so only the policy's per-tool risk can make a tool read-only.
+    const badges = async (tool: string) => (await sidebarRow(tool).locator('.label-description').textContent()) ?? '';
+    const readGraph = await badges('read_graph');
+    assert.match(readGraph, /read-only/, `read_graph is badged "${readGraph}"`);
+    assert.doesNotMatch(readGraph, /destructive/, `read_graph is badged "${readGraph}"`);
+    const deleteEntities = await badges('delete_entities');
+    assert.match(deleteEntities, /destructive/, `delete_entities is badged "${deleteEntities}"`);
   });
   await step('3-confirm', async () => {
     const tool = sidebarRow('delete_entities');
@@ -118,6 +133,20 @@ async function walkthrough(page: Page, url: string): Promise<void> {
       .filter({ hasText: 'alice' })
       .first()
       .waitFor();
+  });
+  await step('6-notifications', async () => {
+    // The centre keeps every notification of the session, also toasts that have hidden themselves.
+    await page.locator('.part.sidebar .composite.title').click(); // keys go to the workbench, not the Audit webview
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input');
+    await input.fill('>Notifications: Show Notifications');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Show Notifications' }).first().waitFor();
+    await input.press('Enter');
+    const centre = page.locator('.notifications-center.visible');
+    await centre.waitFor({ timeout: 15_000 });
+    const messages = await centre.locator('.notification-list-item-message').allTextContents();
+    const failed = messages.filter((message) => /Activating extension/.test(message));
+    assert.deepEqual(failed, [], `VS Code reports extensions that failed to activate: ${failed.join(' | ')}`);
   });
 }
 
