@@ -6,8 +6,8 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { AUDIT_DECISIONS } from '../../common/audit/auditEvent';
+import { parseCommandLine, UsageError } from '../../common/cli/commandLine';
 import { loadPolicyDocument, PolicyError } from '../../common/policy/policyDocument';
 import type {
   AuditExportFormat,
@@ -48,8 +48,6 @@ Options for every command but validate:
   --server <url>               the policy server (or GATEHOUSE_POLICY_SERVER); --server-url also works
   --token-file <path>          file holding your IdP access token (keep it 0600)
 `;
-
-class UsageError extends Error {}
 
 interface Output {
   out(line: string): void;
@@ -145,30 +143,24 @@ export async function runPolicyCommand(argv: string[], io: Output = STDIO, env: 
 }
 
 function parseOptions(argv: string[]) {
-  try {
-    return parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: true,
-      options: {
-        server: { type: 'string' },
-        'token-file': { type: 'string' },
-        'server-url': { type: 'string' },
-        session: { type: 'string' },
-        credential: { type: 'string' },
-        reason: { type: 'string' },
-        user: { type: 'string' },
-        tool: { type: 'string' },
-        decision: { type: 'string' },
-        from: { type: 'string' },
-        to: { type: 'string' },
-        format: { type: 'string' },
-        note: { type: 'string' },
-      },
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
+  return parseCommandLine(argv, {
+    strings: [
+      'server',
+      'token-file',
+      'server-url',
+      'session',
+      'credential',
+      'reason',
+      'user',
+      'tool',
+      'decision',
+      'from',
+      'to',
+      'format',
+      'note',
+    ],
+    positionals: true,
+  });
 }
 
 function one(positionals: string[], what: string): string {
