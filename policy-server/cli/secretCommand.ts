@@ -5,7 +5,7 @@
  * `set` is a rotation that takes effect on the next call, without a restart.
  */
 import { explainUsage, parseCommandLine, UsageError } from '../../common/cli/commandLine';
-import { openStoreDatabase } from '../store/postgres/postgresDatabase';
+import { openStoreDatabase } from '../store/postgresDatabase';
 import { resolve } from 'node:path';
 import { describeError } from '../../common/log/logger';
 import { DEFAULT_DATA_DIR, storeOption } from './policyServerArgs';
