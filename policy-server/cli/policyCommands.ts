@@ -308,12 +308,15 @@ async function unrevoke(sub: string, target: RevocationTarget, server: PolicySer
 
 async function listRevocations(server: PolicyServerClient, io: Output): Promise<number> {
   const { body } = await server.json<RevocationsResponse>('GET', PATHS.revocations);
-  if (body.revocations.length === 0) io.out('no revocations');
-  for (const r of body.revocations) {
-    io.out(
-      `${r.sub}${r.sessionId ? ` session ${r.sessionId}` : ''}${r.serverId ? ` credential for ${r.serverId}` : ''}  revoked ${r.revokedAt} by ${r.revokedBy}${r.reason ? `: ${r.reason}` : ''}`,
-    );
-  }
+  return printEach(io, body.revocations, 'no revocations', (r) => [
+    `${r.sub}${r.sessionId ? ` session ${r.sessionId}` : ''}${r.serverId ? ` credential for ${r.serverId}` : ''}  revoked ${r.revokedAt} by ${r.revokedBy}${r.reason ? `: ${r.reason}` : ''}`,
+  ]);
+}
+
+/** The lines of each item, or `none` when there is none. */
+function printEach<T>(io: Output, items: readonly T[], none: string, lines: (item: T) => string[]): number {
+  if (items.length === 0) io.out(none);
+  for (const item of items) for (const line of lines(item)) io.out(line);
   return 0;
 }
 
@@ -352,14 +355,10 @@ async function exportAudit(params: URLSearchParams, server: PolicyServerClient, 
 
 async function listReviews(server: PolicyServerClient, io: Output): Promise<number> {
   const { body } = await server.json<ReviewListResponse>('GET', PATHS.reviews);
-  if (body.reviews.length === 0) io.out('no calls are waiting for your review');
-  for (const review of body.reviews) {
-    io.out(
-      `${review.id}  ${review.requester.email ?? review.requester.sub} wants ${review.tool} on ${review.server} (rule ${review.rule}${review.reason ? `: ${review.reason}` : ''}); expires ${review.expiresAt}`,
-    );
-    io.out(`  arguments: ${JSON.stringify(review.arguments)}`);
-  }
-  return 0;
+  return printEach(io, body.reviews, 'no calls are waiting for your review', (review) => [
+    `${review.id}  ${review.requester.email ?? review.requester.sub} wants ${review.tool} on ${review.server} (rule ${review.rule}${review.reason ? `: ${review.reason}` : ''}); expires ${review.expiresAt}`,
+    `  arguments: ${JSON.stringify(review.arguments)}`,
+  ]);
 }
 
 async function decideReview(
