@@ -1,8 +1,9 @@
 /**
  * Composition root of the gateway process (`gatehouse gateway`). Everything the gateway
  * runs on is built here and passed down: settings -> policy (managed mode) or local
- * catalog (unmanaged) -> upstream pool -> HTTP front. Prints the ready line
- * (common/gatewayReady.ts) on stdout once every upstream is ready or failed.
+ * catalog (unmanaged) -> upstream pool -> HTTP front. Gives the ready line
+ * (common/gatewayReady.ts) once every upstream is ready or failed: on stdout, or with
+ * --control stdio over the control channel.
  */
 import { dirname, join } from 'node:path';
 import { GATEWAY_USAGE, parseGatewayArgs, type GatewayArgs } from './cli/gatewayArgs';
