@@ -1,6 +1,9 @@
 /**
- * The `gatehouse` command: dispatches to the process a subcommand names. Each subcommand
- * has its own composition root (gateway/main.ts, policy-server/main.ts).
+ * The `gatehouse` command: dispatches to the process a subcommand names, and nothing else.
+ * Each process parses its own options in its own `cli/` folder (gateway/cli/,
+ * policy-server/cli/) and starts from its composition root (gateway/main.ts,
+ * policy-server/main.ts). The gateway is imported eagerly, being what VS Code launches;
+ * everything else only when asked for.
  */
 import { runGateway } from '../gateway/main';
 
@@ -19,11 +22,6 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'gateway':
-      if (rest.includes('--help')) {
-        const { GATEWAY_USAGE } = await import('../gateway/cli/gatewayArgs');
-        process.stdout.write(GATEWAY_USAGE);
-        return 0;
-      }
       return runGateway(rest);
     case 'policy-server':
       return (await import('../policy-server/main')).runPolicyServer(rest);
@@ -32,7 +30,7 @@ async function main(argv: string[]): Promise<number> {
     case 'secret':
       return (await import('../policy-server/cli/secretCommand')).runSecretCommand(rest);
     case 'audit':
-      return (await import('../gateway/audit/auditCommand')).runAuditCommand(rest);
+      return (await import('../gateway/cli/auditCommand')).runAuditCommand(rest);
     case 'pins':
       return (await import('../gateway/cli/pinsCommand')).runPinsCommand(rest);
     case undefined:

@@ -3,6 +3,8 @@
  * zod schema, with every problem reported as `file:line:col: path: message` so an admin's
  * editor or CI job can point at it.
  */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { isMap, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 
@@ -15,6 +17,12 @@ export class DocumentError extends Error {
     super(`Invalid ${kind} ${file}:\n  ${problems.join('\n  ')}`);
     this.name = 'DocumentError';
   }
+}
+
+/** What a document is called in messages ("Invalid policy ..."), and the DocumentError subclass its problems are thrown as. */
+export interface DocumentKind {
+  name: string;
+  error: new (file: string, problems: string[], kind: string) => DocumentError;
 }
 
 export interface ParsedYaml<T> {
@@ -31,19 +39,18 @@ export function parseYamlDocument<S extends z.ZodType>(
   text: string,
   file: string,
   schema: S,
-  kind = 'document',
+  kind: DocumentKind,
   extraChecks?: (raw: unknown, locate: ParsedYaml<unknown>['locate']) => string[],
 ): ParsedYaml<z.infer<S>> {
+  const fail = (problems: string[]) => new kind.error(file, problems, kind.name);
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    throw new DocumentError(
-      file,
+    throw fail(
       doc.errors.map((e) => {
         const pos = lineCounter.linePos(e.pos[0]);
         return `${file}:${pos.line}:${pos.col}: ${e.message.split('\n')[0]}`;
       }),
-      kind,
     );
   }
   const locate = (path: readonly PropertyKey[], atKey = false) => {
@@ -55,21 +62,29 @@ export function parseYamlDocument<S extends z.ZodType>(
   const result = schema.safeParse(raw);
   const extra = extraChecks?.(raw, locate) ?? [];
   if (!result.success) {
-    throw new DocumentError(
-      file,
-      [
-        ...result.error.issues.map((issue) => {
-          // Point an unknown key at the key itself, not at the start of its map.
-          const where = issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined ? [...issue.path, issue.keys[0]] : issue.path;
-          return `${locate(where, issue.code === 'unrecognized_keys')}: ${issue.path.length > 0 ? issue.path.join('.') : '(root)'}: ${issue.message}`;
-        }),
-        ...extra,
-      ],
-      kind,
-    );
+    throw fail([
+      ...result.error.issues.map((issue) => {
+        // Point an unknown key at the key itself, not at the start of its map.
+        const where = issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined ? [...issue.path, issue.keys[0]] : issue.path;
+        return `${locate(where, issue.code === 'unrecognized_keys')}: ${issue.path.length > 0 ? issue.path.join('.') : '(root)'}: ${issue.message}`;
+      }),
+      ...extra,
+    ]);
   }
-  if (extra.length > 0) throw new DocumentError(file, extra, kind);
+  if (extra.length > 0) throw fail(extra);
   return { value: result.data, locate };
+}
+
+/** Reads `file` (made absolute) and hands its text to `parse`; a file that cannot be read is a problem of `kind` too. */
+export function loadYamlFile<T>(file: string, kind: DocumentKind, parse: (text: string, absolute: string) => T): T {
+  const absolute = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(absolute, 'utf8');
+  } catch (error) {
+    throw new kind.error(absolute, [`cannot read file: ${(error as NodeJS.ErrnoException).code ?? String(error)}`], kind.name);
+  }
+  return parse(text, absolute);
 }
 
 /** Finds the deepest YAML node along a validation path so errors point at the right line. */

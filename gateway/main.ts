@@ -1,11 +1,13 @@
 /**
  * Composition root of the gateway process (`gatehouse gateway`). Everything the gateway
  * runs on is built here and passed down: settings -> policy (managed mode) or local
- * catalog (unmanaged) -> upstream pool -> HTTP front. Prints the ready line
- * (common/gatewayReady.ts) on stdout once every upstream is ready or failed.
+ * catalog (unmanaged) -> upstream pool -> HTTP front. Gives the ready line
+ * (common/gatewayReady.ts) once every upstream is ready or failed: on stdout, or with
+ * --control stdio over the control channel.
  */
 import { dirname, join } from 'node:path';
-import { GATEWAY_USAGE, parseGatewayArgs, UsageError, type GatewayArgs } from './cli/gatewayArgs';
+import { GATEWAY_USAGE, parseGatewayArgs, type GatewayArgs } from './cli/gatewayArgs';
+import { parseOrExplain, USAGE_EXIT_CODE } from '../common/cli/commandLine';
 import { ConfigError, GatewaySettingsSchema, loadGatewayConfig, type GatewayConfig } from './config/gatewayConfig';
 import { ensureDirectory, ensurePrivateDirectory, GatewayHttpServer } from './http/gatewayHttpServer';
 import { LaunchSecret, readSecretLine, writeSecretFile } from './http/launchSecret';
@@ -35,16 +37,12 @@ import { UserOAuthServers } from './upstreamAuth/userOAuthServers';
 
 export async function runGateway(argv: string[]): Promise<number> {
   const startedAt = performance.now();
-  let args: GatewayArgs;
-  try {
-    args = parseGatewayArgs(argv);
-  } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`gatehouse gateway: ${error.message}\n\n${GATEWAY_USAGE}`);
-      return 2;
-    }
-    throw error;
+  if (argv.includes('--help')) {
+    process.stdout.write(GATEWAY_USAGE);
+    return 0;
   }
+  const args = parseOrExplain('gateway', GATEWAY_USAGE, () => parseGatewayArgs(argv));
+  if (!args) return USAGE_EXIT_CODE;
   const log = createLogger(undefined, args.logLevel, { component: 'gateway' });
 
   let config: GatewayConfig;

@@ -12,8 +12,8 @@ import type { AuditStore } from './audit/auditStore';
 import { PostgresAuditStore } from './audit/postgresAuditStore';
 import { PostgresEventFanout, type EventFanout } from './events/clusterEvents';
 import type { PolicyStore } from './store/policyStore';
-import { openStoreDatabase } from './store/postgres/postgresDatabase';
-import { PostgresPolicyStore } from './store/postgres/postgresPolicyStore';
+import { openStoreDatabase } from './store/postgresDatabase';
+import { PostgresPolicyStore } from './store/postgresPolicyStore';
 import { CachedPolicyStore } from './store/cachedPolicyStore';
 import { MemoryReviewStore, PostgresReviewStore } from './reviews/reviewStore';
 import { PostgresRelaySessions } from './relay/relaySessions';
@@ -23,7 +23,8 @@ import { OtlpSink } from './audit/export/otlpSink';
 import { SyslogSink } from './audit/export/syslogSink';
 import { BearerAuthenticator } from './auth/bearerAuthenticator';
 import { EffectivePolicyBundles } from './bundles/effectivePolicyBundles';
-import { parsePolicyServerArgs, POLICY_SERVER_USAGE, UsageError, type PolicyServerArgs, type RotateKeyArgs } from './cli/policyServerArgs';
+import { parsePolicyServerArgs, POLICY_SERVER_USAGE, type PolicyServerArgs, type RotateKeyArgs } from './cli/policyServerArgs';
+import { parseOrExplain, USAGE_EXIT_CODE } from '../common/cli/commandLine';
 import { PolicyEventHub } from './events/policyEventHub';
 import { createPolicyServerApp, PolicyServerHttp } from './http/policyServerApp';
 import type { PolicyServerReadyLine } from '../common/policy/policyServerApi';
@@ -45,16 +46,8 @@ export async function runPolicyServer(argv: string[]): Promise<number> {
     process.stdout.write(POLICY_SERVER_USAGE);
     return 0;
   }
-  let args;
-  try {
-    args = parsePolicyServerArgs(argv);
-  } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`gatehouse policy-server: ${error.message}\n\n${POLICY_SERVER_USAGE}`);
-      return 2;
-    }
-    throw error;
-  }
+  const args = parseOrExplain('policy-server', POLICY_SERVER_USAGE, () => parsePolicyServerArgs(argv));
+  if (!args) return USAGE_EXIT_CODE;
   // Every file this process creates (store, keys, their temp files) is private to it.
   process.umask(0o077);
   ensurePrivateDirectory(args.dataDir);

@@ -1,6 +1,7 @@
 // Bundles every runnable part with esbuild. The extension is CommonJS with `vscode`
-// external (VS Code provides it); the gatehouse CLI (gateway, later the policy server) is
-// a self-contained Node program so VS Code's own runtime can run it without node_modules.
+// external (VS Code provides it); the gatehouse CLI (cli/gatehouse.ts: the gateway, the
+// policy server and their commands) is one self-contained Node program, so VS Code's own
+// runtime can run it without node_modules.
 import { build } from 'esbuild';
 import { chmodSync, copyFileSync, mkdirSync, readdirSync } from 'node:fs';
 

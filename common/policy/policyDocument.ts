@@ -5,8 +5,6 @@
  * groups that may publish and revoke, `guardrails` holds org-wide settings.
  * Validation reports every problem as `file:line:col: path: message`.
  */
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { z } from 'zod';
 import { isSecureOrLoopback } from '../net/loopback';
 import {
@@ -16,7 +14,7 @@ import {
   UserOAuthSettingsSchema,
   userOAuthTransportProblem,
 } from '../serverTransport';
-import { DocumentError, parseYamlDocument } from '../yamlDocument';
+import { DocumentError, loadYamlFile, parseYamlDocument, type DocumentKind } from '../yamlDocument';
 import { compileCondition } from './conditions';
 
 const Id = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be lowercase letters, digits, dots, dashes or underscores (max 63)');
@@ -172,14 +170,11 @@ export type CatalogServerEntry = PolicyDocument['servers'][number];
 
 export class PolicyError extends DocumentError {}
 
+const POLICY: DocumentKind = { name: 'policy', error: PolicyError };
+
 /** Parses, validates and checks every CEL condition; throws PolicyError listing all problems. */
 export function parsePolicyDocument(text: string, file: string): PolicyDocument {
-  try {
-    return parseYamlDocument(text, file, PolicyDocumentSchema, 'policy', conditionProblems).value;
-  } catch (error) {
-    if (error instanceof DocumentError && !(error instanceof PolicyError)) throw new PolicyError(error.file, error.problems, 'policy');
-    throw error;
-  }
+  return parseYamlDocument(text, file, PolicyDocumentSchema, POLICY, conditionProblems).value;
 }
 
 /** Every rule's `when` must be boolean CEL; checked on the raw document so these show with schema problems. */
@@ -197,12 +192,5 @@ function conditionProblems(raw: unknown, locate: (path: readonly PropertyKey[]) 
 }
 
 export function loadPolicyDocument(file: string): PolicyDocument {
-  const absolute = resolve(file);
-  let text: string;
-  try {
-    text = readFileSync(absolute, 'utf8');
-  } catch (error) {
-    throw new PolicyError(absolute, [`cannot read file: ${(error as NodeJS.ErrnoException).code ?? String(error)}`], 'policy');
-  }
-  return parsePolicyDocument(text, absolute);
+  return loadYamlFile(file, POLICY, parsePolicyDocument);
 }

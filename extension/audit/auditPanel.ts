@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 import type { AuditEvent } from '../../common/audit/auditEvent';
 import { auditMatcher, type AuditFilter } from '../../webviews/audit/auditFilter';
 import { isAuditViewMessage, type AuditExportFormat, type AuditHostMessage } from '../../webviews/audit/auditProtocol';
-import { webviewHtml, webviewOptions } from '../webview/webviewHtml';
+import { webviewHtml, webviewOptions } from '../webviewHost/webviewHtml';
 import { auditCsv, auditJsonl } from './auditExport';
 import type { AuditTrail } from './auditTrail';
 

@@ -2,12 +2,12 @@
  * Shows the Confirm webview for a call that waits for the developer and resolves with
  * their decision. Closing the panel, or the gateway withdrawing the request (its timeout
  * passed, or the MCP client cancelled), denies. The page around it (strict CSP with a
- * fresh nonce, codicons, bundle-only resources) is webview/webviewHtml.ts.
+ * fresh nonce, codicons, bundle-only resources) is webviewHost/webviewHtml.ts.
  */
 import * as vscode from 'vscode';
 import type { ConfirmParams, ConfirmResult } from '../../common/control/controlProtocol';
 import { isConfirmViewMessage, type ConfirmHostMessage } from '../../webviews/confirm/confirmProtocol';
-import { webviewHtml, webviewOptions } from '../webview/webviewHtml';
+import { webviewHtml, webviewOptions } from '../webviewHost/webviewHtml';
 
 export const CONFIRM_VIEW_TYPE = 'gatehouse.confirm';
 

@@ -11,7 +11,7 @@ import type { UpstreamSignInStatus } from '../../common/control/controlProtocol'
 import type { AuditTrail } from '../audit/auditTrail';
 import type { EnabledServers } from '../catalog/enabledServers';
 import type { GatewaySupervisor } from '../gateway/gatewaySupervisor';
-import { webviewHtml, webviewOptions } from '../webview/webviewHtml';
+import { webviewHtml, webviewOptions } from '../webviewHost/webviewHtml';
 
 export const SCOPES_VIEW_TYPE = 'gatehouse.scopes';
 

@@ -1,10 +1,14 @@
 /**
+ * gateway/cli/ is the gateway's command line: `gatehouse gateway` (this file), and the
+ * `gatehouse pins` and `gatehouse audit verify` commands, which run without a gateway.
+ *
  * Command-line arguments of `gatehouse gateway`. Nothing secret is ever accepted here:
- * argv is visible to every local user, so the launch secret travels by file or stdin.
+ * argv is visible to every local user, so the launch secret is either made by the gateway
+ * and written to a 0600 file, or made by the launcher and handed over on stdin.
  */
 import { homedir, tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseCommandLine, UsageError } from '../../common/cli/commandLine';
 import type { ListenAddress } from '../http/originGuard';
 import { parseLogLevel, type LogLevel } from '../../common/log/logger';
 import { isSecureOrLoopback } from '../../common/net/loopback';
@@ -55,8 +59,10 @@ Options:
                                (default: $XDG_STATE_HOME/gatehouse or ~/.local/state/gatehouse)
   --launch-secret-file <path>  write the generated launch secret to this file (mode 0600)
                                (default: <runtime-dir>/launch-secret)
-  --launch-secret-stdin        read the launch secret from the first line of stdin instead
-                               (with --control stdio: from the gatehouse/start request)
+  --launch-secret-stdin        the launcher makes the launch secret and hands it over: the
+                               first line of stdin, or with --control stdio its
+                               gatehouse/start request; no secret file is written, and the
+                               gateway stops when stdin closes
   --control stdio              talk to the launching extension over JSON-RPC on stdin/stdout
                                (confirmations, ready); stdout then carries nothing else
   --log-level <level>          debug | info | warn | error (default info); logs go to stderr
@@ -65,37 +71,26 @@ Options:
                                (needs --config, refused with --policy-server)
 `;
 
-export class UsageError extends Error {}
-
 export function parseGatewayArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): GatewayArgs {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        config: { type: 'string' },
-        'policy-server': { type: 'string' },
-        'policy-keys': { type: 'string' },
-        'policy-token-file': { type: 'string' },
-        'policy-token': { type: 'string' },
-        'policy-issuer': { type: 'string' },
-        'policy-sub': { type: 'string' },
-        workdir: { type: 'string' },
-        listen: { type: 'string' },
-        'runtime-dir': { type: 'string' },
-        'state-dir': { type: 'string' },
-        'launch-secret-file': { type: 'string' },
-        'launch-secret-stdin': { type: 'boolean' },
-        control: { type: 'string' },
-        'log-level': { type: 'string' },
-        'test-headless-oauth': { type: 'boolean' },
-      },
-    }));
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
+  const { values } = parseCommandLine(argv, {
+    strings: [
+      'config',
+      'policy-server',
+      'policy-keys',
+      'policy-token-file',
+      'policy-token',
+      'policy-issuer',
+      'policy-sub',
+      'workdir',
+      'listen',
+      'runtime-dir',
+      'state-dir',
+      'launch-secret-file',
+      'control',
+      'log-level',
+    ],
+    flags: ['launch-secret-stdin', 'test-headless-oauth'],
+  });
   if (!values.config && !values['policy-server']) throw new UsageError('--config <file.yaml> or --policy-server <url> is required');
   let policy: PolicyServerArgs | undefined;
   if (values['policy-server']) {

@@ -4,9 +4,9 @@
  * policy, so admins approve exactly the definitions they reviewed.
  */
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { isJSONRPCResultResponse, ListToolsResultSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { parseCommandLine, parseOrExplain, USAGE_EXIT_CODE, UsageError } from '../../common/cli/commandLine';
 import { createLogger, describeError } from '../../common/log/logger';
 import { loadPolicyDocument, PolicyError } from '../../common/policy/policyDocument';
 import { pinOfInstructions, pinOfTool } from '../../common/policy/toolPins';
@@ -16,18 +16,14 @@ import { LAUNCH_INITIALIZE_PARAMS, UpstreamPool } from '../upstream/upstreamPool
 const USAGE = 'Usage: gatehouse pins <policy.yaml> <serverId> [--workdir <dir>]\n';
 
 export async function runPinsCommand(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: { workdir: { type: 'string' } } });
-  } catch (error) {
-    process.stderr.write(`gatehouse pins: ${(error as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  const [file, serverId] = parsed.positionals;
-  if (!file || !serverId) {
-    process.stderr.write(USAGE);
-    return 2;
-  }
+  const parsed = parseOrExplain('pins', USAGE, () => {
+    const line = parseCommandLine(argv, { strings: ['workdir'], positionals: true });
+    const [file, serverId, ...extra] = line.positionals;
+    if (!file || !serverId || extra.length > 0) throw new UsageError('name one policy file and one server id');
+    return { file, serverId, workdir: line.values.workdir };
+  });
+  if (!parsed) return USAGE_EXIT_CODE;
+  const { file, serverId } = parsed;
   let policy;
   try {
     policy = loadPolicyDocument(file);
@@ -44,7 +40,7 @@ export async function runPinsCommand(argv: string[]): Promise<number> {
     return 1;
   }
   const log = createLogger(undefined, 'warn');
-  const pool = new UpstreamPool([catalogServer(entry, resolve(parsed.values.workdir ?? '.'))], 30_000, log);
+  const pool = new UpstreamPool([catalogServer(entry, resolve(parsed.workdir ?? '.'))], 30_000, log);
   try {
     const connection = await pool.acquire(serverId, LAUNCH_INITIALIZE_PARAMS);
     const tools: Tool[] = [];

@@ -3,7 +3,6 @@
  * how it listens. Until the signed policy bundle lands (policy issue) this file is the
  * catalog. Every field is validated at load time; errors name the file, line and column.
  */
-import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import {
@@ -13,7 +12,7 @@ import {
   UserOAuthSettingsSchema,
   userOAuthTransportProblem,
 } from '../../common/serverTransport';
-import { DocumentError, parseYamlDocument } from '../../common/yamlDocument';
+import { DocumentError, loadYamlFile, parseYamlDocument, type DocumentKind } from '../../common/yamlDocument';
 import type { UpstreamAuthorization } from '../upstream/upstreamAuthorization';
 
 const ServerEntry = z.strictObject({
@@ -91,26 +90,15 @@ export type { HttpTransportConfig, StdioTransportConfig } from '../../common/ser
 /** A config file that cannot be used; `problems` are `file:line:col: path: message` lines. */
 export class ConfigError extends DocumentError {}
 
+const GATEWAY_CONFIG: DocumentKind = { name: 'gateway config', error: ConfigError };
+
 /** Parses and validates YAML text. `file` is only used in messages and to resolve relative paths. */
 export function parseGatewayConfig(text: string, file: string): GatewayConfig {
-  try {
-    return resolvePaths(parseYamlDocument(text, file, GatewayConfigSchema, 'gateway config').value, dirname(file));
-  } catch (error) {
-    if (error instanceof DocumentError && !(error instanceof ConfigError))
-      throw new ConfigError(error.file, error.problems, 'gateway config');
-    throw error;
-  }
+  return resolvePaths(parseYamlDocument(text, file, GatewayConfigSchema, GATEWAY_CONFIG).value, dirname(file));
 }
 
 export function loadGatewayConfig(file: string): GatewayConfig {
-  const absolute = resolve(file);
-  let text: string;
-  try {
-    text = readFileSync(absolute, 'utf8');
-  } catch (error) {
-    throw new ConfigError(absolute, [`cannot read file: ${(error as NodeJS.ErrnoException).code ?? String(error)}`], 'gateway config');
-  }
-  return parseGatewayConfig(text, absolute);
+  return loadYamlFile(file, GATEWAY_CONFIG, parseGatewayConfig);
 }
 
 /** Relative commands and working directories are pinned to the config file's folder, not the caller's cwd. */

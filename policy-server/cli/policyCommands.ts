@@ -6,8 +6,8 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { AUDIT_DECISIONS } from '../../common/audit/auditEvent';
+import { parseCommandLine, UsageError } from '../../common/cli/commandLine';
 import { loadPolicyDocument, PolicyError } from '../../common/policy/policyDocument';
 import type {
   AuditExportFormat,
@@ -48,8 +48,6 @@ Options for every command but validate:
   --server <url>               the policy server (or GATEHOUSE_POLICY_SERVER); --server-url also works
   --token-file <path>          file holding your IdP access token (keep it 0600)
 `;
-
-class UsageError extends Error {}
 
 interface Output {
   out(line: string): void;
@@ -145,30 +143,24 @@ export async function runPolicyCommand(argv: string[], io: Output = STDIO, env: 
 }
 
 function parseOptions(argv: string[]) {
-  try {
-    return parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: true,
-      options: {
-        server: { type: 'string' },
-        'token-file': { type: 'string' },
-        'server-url': { type: 'string' },
-        session: { type: 'string' },
-        credential: { type: 'string' },
-        reason: { type: 'string' },
-        user: { type: 'string' },
-        tool: { type: 'string' },
-        decision: { type: 'string' },
-        from: { type: 'string' },
-        to: { type: 'string' },
-        format: { type: 'string' },
-        note: { type: 'string' },
-      },
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
+  return parseCommandLine(argv, {
+    strings: [
+      'server',
+      'token-file',
+      'server-url',
+      'session',
+      'credential',
+      'reason',
+      'user',
+      'tool',
+      'decision',
+      'from',
+      'to',
+      'format',
+      'note',
+    ],
+    positionals: true,
+  });
 }
 
 function one(positionals: string[], what: string): string {
@@ -316,12 +308,15 @@ async function unrevoke(sub: string, target: RevocationTarget, server: PolicySer
 
 async function listRevocations(server: PolicyServerClient, io: Output): Promise<number> {
   const { body } = await server.json<RevocationsResponse>('GET', PATHS.revocations);
-  if (body.revocations.length === 0) io.out('no revocations');
-  for (const r of body.revocations) {
-    io.out(
-      `${r.sub}${r.sessionId ? ` session ${r.sessionId}` : ''}${r.serverId ? ` credential for ${r.serverId}` : ''}  revoked ${r.revokedAt} by ${r.revokedBy}${r.reason ? `: ${r.reason}` : ''}`,
-    );
-  }
+  return printEach(io, body.revocations, 'no revocations', (r) => [
+    `${r.sub}${r.sessionId ? ` session ${r.sessionId}` : ''}${r.serverId ? ` credential for ${r.serverId}` : ''}  revoked ${r.revokedAt} by ${r.revokedBy}${r.reason ? `: ${r.reason}` : ''}`,
+  ]);
+}
+
+/** The lines of each item, or `none` when there is none. */
+function printEach<T>(io: Output, items: readonly T[], none: string, lines: (item: T) => string[]): number {
+  if (items.length === 0) io.out(none);
+  for (const item of items) for (const line of lines(item)) io.out(line);
   return 0;
 }
 
@@ -360,14 +355,10 @@ async function exportAudit(params: URLSearchParams, server: PolicyServerClient, 
 
 async function listReviews(server: PolicyServerClient, io: Output): Promise<number> {
   const { body } = await server.json<ReviewListResponse>('GET', PATHS.reviews);
-  if (body.reviews.length === 0) io.out('no calls are waiting for your review');
-  for (const review of body.reviews) {
-    io.out(
-      `${review.id}  ${review.requester.email ?? review.requester.sub} wants ${review.tool} on ${review.server} (rule ${review.rule}${review.reason ? `: ${review.reason}` : ''}); expires ${review.expiresAt}`,
-    );
-    io.out(`  arguments: ${JSON.stringify(review.arguments)}`);
-  }
-  return 0;
+  return printEach(io, body.reviews, 'no calls are waiting for your review', (review) => [
+    `${review.id}  ${review.requester.email ?? review.requester.sub} wants ${review.tool} on ${review.server} (rule ${review.rule}${review.reason ? `: ${review.reason}` : ''}); expires ${review.expiresAt}`,
+    `  arguments: ${JSON.stringify(review.arguments)}`,
+  ]);
 }
 
 async function decideReview(

@@ -1,10 +1,14 @@
 /**
+ * policy-server/cli/ is the policy server's command line: `gatehouse policy-server` and
+ * its `rotate-key` (this file), and the commands that talk to a policy server or its store:
+ * `gatehouse policy` (policyCommands.ts, over policyServerClient.ts) and `gatehouse secret`.
+ *
  * Command-line arguments of `gatehouse policy-server` and `gatehouse policy-server
  * rotate-key`. Nothing secret is accepted here (argv and env are visible to other local
  * users): signing keys live in the data directory, callers bring IdP tokens.
  */
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseCommandLine, UsageError } from '../../common/cli/commandLine';
 import { parseLogLevel, type LogLevel } from '../../common/log/logger';
 import { isSecureOrLoopback } from '../../common/net/loopback';
 
@@ -50,7 +54,11 @@ rotate-key makes a new signing key current. The running server picks it up at on
 old public key stays in the JWKS until every bundle it signed has expired.
 `;
 
-export class UsageError extends Error {}
+/** A PostgreSQL database: its URL (never with a password) and the 0600 file holding the password, if one is needed. */
+export interface StoreOption {
+  url: string;
+  passwordFile?: string;
+}
 
 export interface PolicyServerArgs {
   command: 'serve';
@@ -61,8 +69,8 @@ export interface PolicyServerArgs {
   github: { apiBaseUrl: string; clientId: string; clientSecretFile: string } | undefined;
   bootstrapPolicy: string | undefined;
   secretsKeyFile: string | undefined;
-  /** PostgreSQL instead of the data dir's files; the password from a 0600 file. */
-  store: { url: string; passwordFile?: string } | undefined;
+  /** PostgreSQL instead of the data dir's files. */
+  store: StoreOption | undefined;
   registryAnonymous: boolean;
   /** Audit export (off unless given). */
   auditSyslog: URL | undefined;
@@ -74,47 +82,35 @@ export interface RotateKeyArgs {
   command: 'rotate-key';
   dataDir: string;
   /** Where the policy versions are (their bundle lifetimes set the overlap). */
-  store: { url: string; passwordFile?: string } | undefined;
+  store: StoreOption | undefined;
 }
 
 export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | RotateKeyArgs {
   if (argv[0] === 'rotate-key') {
-    const { values } = parseStrict(argv.slice(1), {
-      'data-dir': { type: 'string' },
-      store: { type: 'string' },
-      'store-password-file': { type: 'string' },
-    });
-    return {
-      command: 'rotate-key',
-      dataDir: resolve(values['data-dir'] ?? DEFAULT_DATA_DIR),
-      store:
-        values.store === undefined
-          ? undefined
-          : {
-              url: parseStoreUrl(values.store),
-              ...(values['store-password-file'] ? { passwordFile: resolve(values['store-password-file']) } : {}),
-            },
-    };
+    const { values } = parseCommandLine(argv.slice(1), { strings: ['data-dir', 'store', 'store-password-file'] });
+    return { command: 'rotate-key', dataDir: resolve(values['data-dir'] ?? DEFAULT_DATA_DIR), store: storeOption(values) };
   }
-  const { values } = parseStrict(argv, {
-    'data-dir': { type: 'string' },
-    listen: { type: 'string' },
-    'issuer-url': { type: 'string' },
-    'oidc-issuer': { type: 'string' },
-    'oidc-audience': { type: 'string' },
-    'github-api': { type: 'string' },
-    'github-client-id': { type: 'string' },
-    'github-client-secret-file': { type: 'string' },
-    'bootstrap-policy': { type: 'string' },
-    'secrets-key-file': { type: 'string' },
-    'audit-syslog': { type: 'string' },
-    'audit-otlp': { type: 'string' },
-    'registry-anonymous': { type: 'boolean' },
-    store: { type: 'string' },
-    'store-password-file': { type: 'string' },
-    'log-level': { type: 'string' },
+  const { values } = parseCommandLine(argv, {
+    strings: [
+      'data-dir',
+      'listen',
+      'issuer-url',
+      'oidc-issuer',
+      'oidc-audience',
+      'github-api',
+      'github-client-id',
+      'github-client-secret-file',
+      'bootstrap-policy',
+      'secrets-key-file',
+      'audit-syslog',
+      'audit-otlp',
+      'store',
+      'store-password-file',
+      'log-level',
+    ],
+    flags: ['registry-anonymous'],
   });
-  if (values['store-password-file'] && !values.store) throw new UsageError('--store-password-file goes with --store postgres://...');
+  const store = storeOption(values);
   if (Boolean(values['oidc-issuer']) !== Boolean(values['oidc-audience'])) {
     throw new UsageError('--oidc-issuer and --oidc-audience go together: give both or neither');
   }
@@ -145,13 +141,7 @@ export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | Rotate
         : undefined,
     bootstrapPolicy: values['bootstrap-policy'] === undefined ? undefined : resolve(values['bootstrap-policy']),
     secretsKeyFile: values['secrets-key-file'] === undefined ? undefined : resolve(values['secrets-key-file']),
-    store:
-      values.store === undefined
-        ? undefined
-        : {
-            url: parseStoreUrl(values.store),
-            ...(values['store-password-file'] ? { passwordFile: resolve(values['store-password-file']) } : {}),
-          },
+    store,
     registryAnonymous: values['registry-anonymous'] === true,
     auditSyslog: values['audit-syslog'] === undefined ? undefined : parseSyslogTarget(values['audit-syslog']),
     auditOtlp: values['audit-otlp'] === undefined ? undefined : parseOtlpEndpoint(values['audit-otlp']),
@@ -169,6 +159,16 @@ function urlOption(value: string, expected: string, valid: (url: URL) => boolean
   }
   if (!valid(url)) throw new UsageError(expected);
   return url;
+}
+
+/** `--store` with `--store-password-file`, as every command that opens the database takes them. */
+export function storeOption(values: { store?: string; 'store-password-file'?: string }): StoreOption | undefined {
+  if (values['store-password-file'] && !values.store) throw new UsageError('--store-password-file goes with --store postgres://...');
+  if (values.store === undefined) return undefined;
+  return {
+    url: parseStoreUrl(values.store),
+    ...(values['store-password-file'] ? { passwordFile: resolve(values['store-password-file']) } : {}),
+  };
 }
 
 function parseStoreUrl(value: string): string {
@@ -201,16 +201,6 @@ function parseOtlpEndpoint(value: string): URL {
     '--audit-otlp must be https (http only on loopback), without credentials in the URL, such as https://collector:4318/v1/logs',
     (u) => isSecureOrLoopback(u) && !u.username && !u.password,
   );
-}
-
-type StringOptions = Record<string, { type: 'string' } | { type: 'boolean' }>;
-
-function parseStrict<O extends StringOptions>(argv: string[], options: O) {
-  try {
-    return parseArgs({ args: argv, strict: true, allowPositionals: false, options });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
 }
 
 function parseListen(value: string): { host: string; port: number } {

@@ -4,11 +4,11 @@
  * never printed. The running policy server reads the store on every relayed call, so a
  * `set` is a rotation that takes effect on the next call, without a restart.
  */
-import { parseArgs } from 'node:util';
-import { openStoreDatabase } from '../store/postgres/postgresDatabase';
+import { explainUsage, parseCommandLine, UsageError } from '../../common/cli/commandLine';
+import { openStoreDatabase } from '../store/postgresDatabase';
 import { resolve } from 'node:path';
 import { describeError } from '../../common/log/logger';
-import { DEFAULT_DATA_DIR } from './policyServerArgs';
+import { DEFAULT_DATA_DIR, storeOption } from './policyServerArgs';
 import { SecretStore, SecretStoreError } from '../secrets/secretStore';
 import { ensurePrivateDirectory } from '../store/privateFiles';
 
@@ -34,29 +34,16 @@ export async function runSecretCommand(argv: string[], stdin: NodeJS.ReadableStr
       return 0;
     }
     if (command !== 'set' && command !== 'list') return usage(command ? `unknown secret command "${command}"` : 'which secret command?');
-    const { values, positionals } = parseArgs({
-      args: rest,
-      strict: true,
-      allowPositionals: true,
-      options: {
-        'data-dir': { type: 'string' },
-        'key-file': { type: 'string' },
-        store: { type: 'string' },
-        'store-password-file': { type: 'string' },
-      },
+    const { values, positionals } = parseCommandLine(rest, {
+      strings: ['data-dir', 'key-file', 'store', 'store-password-file'],
+      positionals: true,
     });
     if (!values['key-file']) return usage('--key-file is required');
     const dataDir = resolve(values['data-dir'] ?? DEFAULT_DATA_DIR);
     ensurePrivateDirectory(dataDir);
     // With --store, the ciphertexts go to the database every replica reads.
-    const database = values.store
-      ? (
-          await openStoreDatabase(
-            { url: values.store, ...(values['store-password-file'] ? { passwordFile: resolve(values['store-password-file']) } : {}) },
-            1,
-          )
-        ).pool
-      : undefined;
+    const storeDatabase = storeOption(values);
+    const database = storeDatabase ? (await openStoreDatabase(storeDatabase, 1)).pool : undefined;
     try {
       const store = SecretStore.open(dataDir, resolve(values['key-file']), database ? { database } : {});
       if (command === 'list') {
@@ -73,8 +60,9 @@ export async function runSecretCommand(argv: string[], stdin: NodeJS.ReadableStr
       await database?.end();
     }
   } catch (error) {
-    if (error instanceof SecretStoreError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`gatehouse secret: ${(error as Error).message}\n`);
+    if (error instanceof UsageError) return usage(error.message);
+    if (error instanceof SecretStoreError) {
+      process.stderr.write(`gatehouse secret: ${error.message}\n`);
       return 2;
     }
     process.stderr.write(`gatehouse secret: ${describeError(error)}\n`);
@@ -83,8 +71,7 @@ export async function runSecretCommand(argv: string[], stdin: NodeJS.ReadableStr
 }
 
 function usage(problem: string): number {
-  process.stderr.write(`gatehouse secret: ${problem}\n\n${SECRET_USAGE}`);
-  return 2;
+  return explainUsage('secret', problem, SECRET_USAGE);
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {

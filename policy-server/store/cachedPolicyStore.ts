@@ -5,14 +5,8 @@
  * arrives (LISTEN/NOTIFY, events/clusterEvents.ts). So a revocation or publish made anywhere
  * is in force here as soon as its event arrives, and within `maxAgeMs` if the event was lost.
  */
-import type {
-  NewPolicyVersion,
-  NewRevocation,
-  PolicyStore,
-  PolicyVersionRecord,
-  PolicyVersionSummary,
-  RevocationRecord,
-} from './policyStore';
+import type { PolicyVersionSummary, RevocationRecord } from '../../common/policy/policyServerApi';
+import type { NewPolicyVersion, NewRevocation, PolicyStore, PolicyVersionRecord } from './policyStore';
 
 interface Cached<T> {
   value: Promise<T>;

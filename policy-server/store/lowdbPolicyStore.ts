@@ -9,14 +9,8 @@ import { join } from 'node:path';
 import { Low } from 'lowdb';
 import { JSONFile } from 'lowdb/node';
 import { ensurePrivateFile } from './privateFiles';
-import type {
-  NewPolicyVersion,
-  NewRevocation,
-  PolicyStore,
-  PolicyVersionRecord,
-  PolicyVersionSummary,
-  RevocationRecord,
-} from './policyStore';
+import type { PolicyVersionSummary, RevocationRecord } from '../../common/policy/policyServerApi';
+import type { NewPolicyVersion, NewRevocation, PolicyStore, PolicyVersionRecord } from './policyStore';
 
 interface StoreData {
   schema: 1;

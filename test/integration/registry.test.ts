@@ -6,6 +6,7 @@
  * and no anonymous catalog.
  */
 import assert from 'node:assert/strict';
+import type { RegistryServerResponse } from '../../policy-server/registry/registryRoutes';
 import { NODE } from '../support/gatewayHarness';
 import { startLocalIdp, type LocalIdp } from '../support/localIdp';
 import { removeDir, startPolicyServer, type RunningPolicyServer } from '../support/policyHarness';
@@ -29,17 +30,7 @@ rules:
 `;
 
 interface ServerList {
-  servers: Array<{
-    server: {
-      $schema: string;
-      name: string;
-      title?: string;
-      description: string;
-      version: string;
-      remotes?: Array<{ type: string; url: string }>;
-    };
-    _meta: Record<string, { status: string; isLatest: boolean; publishedAt: string }>;
-  }>;
+  servers: RegistryServerResponse[];
   metadata: { count: number; nextCursor?: string };
 }
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
-import { runAuditCommand } from '../../../gateway/audit/auditCommand';
+import { runAuditCommand } from '../../../gateway/cli/auditCommand';
 import { signCheckpoint, type CheckpointClaims } from '../../../gateway/audit/auditCheckpoint';
 import { CHECKPOINT_KEY_FILE, loadOrCreateCheckpointKey, type CheckpointSigningKey } from '../../../gateway/audit/auditKeys';
 import { AuditSpool } from '../../../gateway/audit/auditSpool';

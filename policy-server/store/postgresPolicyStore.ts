@@ -5,14 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import type {
-  NewPolicyVersion,
-  NewRevocation,
-  PolicyStore,
-  PolicyVersionRecord,
-  PolicyVersionSummary,
-  RevocationRecord,
-} from '../policyStore';
+import type { PolicyVersionSummary, RevocationRecord } from '../../common/policy/policyServerApi';
+import type { NewPolicyVersion, NewRevocation, PolicyStore, PolicyVersionRecord } from './policyStore';
 
 const APPEND_LOCK = 0x7665_7273;
 

@@ -4,9 +4,10 @@
  * numbered, applied in order inside one transaction each, recorded in `gatehouse_migrations`,
  * and serialised across replicas starting together by an advisory lock. The password, when
  * one is needed, comes from a 0600 file (`--store-password-file`), never the URL or argv.
+ * The queries against these tables live with their capability (see store/policyStore.ts).
  */
 import pg from 'pg';
-import { readSecretFile } from '../privateFiles';
+import { readSecretFile } from './privateFiles';
 
 /** Each entry is one migration; never edit one that has shipped, add the next. */
 const MIGRATIONS: string[] = [

@@ -4,8 +4,17 @@
  * not need the spool lock, so it can run beside a live gateway.
  */
 import { resolve } from 'node:path';
+import {
+  explainUsage,
+  parseOrExplain,
+  parseCommandLine,
+  processOutput,
+  USAGE_EXIT_CODE,
+  UsageError,
+  type CommandOutput,
+} from '../../common/cli/commandLine';
 import { describeError } from '../../common/log/logger';
-import { verifyAuditSpool, type AuditVerifySummary } from './auditVerifier';
+import { verifyAuditSpool, type AuditVerifySummary } from '../audit/auditVerifier';
 
 export const AUDIT_USAGE = `Usage: gatehouse audit verify <spool-dir> [--public-key <jwk-file>] [--json]
 
@@ -17,46 +26,31 @@ audit spool. Exits 0 when all hold, 1 at the first bad record (named by file, li
   --json               print the result as one JSON object
 `;
 
-export interface AuditCommandOutput {
-  out(text: string): void;
-  err(text: string): void;
-}
-
-const processOutput: AuditCommandOutput = { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text) };
-
-export async function runAuditCommand(argv: string[], io: AuditCommandOutput = processOutput): Promise<number> {
+export async function runAuditCommand(argv: string[], io: CommandOutput = processOutput): Promise<number> {
   const [subcommand, ...rest] = argv;
   if (subcommand === undefined || subcommand === '--help' || subcommand === 'help') {
     io.out(AUDIT_USAGE);
     return subcommand === undefined ? 2 : 0;
   }
-  if (subcommand !== 'verify') {
-    io.err(`gatehouse audit: unknown subcommand "${subcommand}"\n\n${AUDIT_USAGE}`);
-    return 2;
+  if (subcommand !== 'verify') return explainUsage('audit', `unknown subcommand "${subcommand}"`, AUDIT_USAGE, io);
+  if (rest.includes('--help')) {
+    io.out(AUDIT_USAGE);
+    return 0;
   }
-  let dir: string | undefined;
-  let publicKeyFile: string | undefined;
-  let json = false;
-  for (let i = 0; i < rest.length; i++) {
-    const arg = rest[i]!;
-    if (arg === '--help') {
-      io.out(AUDIT_USAGE);
-      return 0;
-    } else if (arg === '--json') {
-      json = true;
-    } else if (arg === '--public-key') {
-      publicKeyFile = rest[++i];
-      if (!publicKeyFile) return usageError(io, '--public-key needs a file');
-    } else if (arg.startsWith('-')) {
-      return usageError(io, `unknown option ${arg}`);
-    } else if (dir === undefined) {
-      dir = arg;
-    } else {
-      return usageError(io, `unexpected argument ${arg}`);
-    }
-  }
-  if (!dir) return usageError(io, 'name the spool folder to verify');
-  dir = resolve(dir);
+  const parsed = parseOrExplain(
+    'audit',
+    AUDIT_USAGE,
+    () => {
+      const { values, positionals } = parseCommandLine(rest, { strings: ['public-key'], flags: ['json'], positionals: true });
+      const [spool, ...extra] = positionals;
+      if (!spool) throw new UsageError('name the spool folder to verify');
+      if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]}`);
+      return { dir: resolve(spool), publicKeyFile: values['public-key'], json: values.json === true };
+    },
+    io,
+  );
+  if (!parsed) return USAGE_EXIT_CODE;
+  const { dir, publicKeyFile, json } = parsed;
 
   let result;
   try {
@@ -108,9 +102,4 @@ function formatSummary(summary: AuditVerifySummary, pinnedKey: boolean): string 
     text += `  note: ${summary.tornTailBytes} bytes after the last record are an interrupted write (not a record); the gateway cuts them when it next opens the spool\n`;
   }
   return text;
-}
-
-function usageError(io: AuditCommandOutput, message: string): number {
-  io.err(`gatehouse audit: ${message}\n\n${AUDIT_USAGE}`);
-  return 2;
 }

@@ -1,4 +1,7 @@
 /**
+ * The extension side of the webview apps in the top-level `webviews/` folder: the Confirm,
+ * Audit and Scopes hosts (confirm/, audit/, scopes/) all open their panel through here.
+ *
  * The page around each Gatehouse webview: a strict Content Security Policy (nothing by
  * default; scripts only with this page's fresh nonce; styles and fonts only from the
  * extension's own bundle folder or with the nonce), the codicon font that
