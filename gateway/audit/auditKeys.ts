@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import { z } from 'zod';
 import { ARGS_DIGEST_KEY_BYTES } from '../../common/audit/auditEvent';
-import { readPrivateFile, writePrivateFileAtomic } from './auditFiles';
+import { readPrivateFile, writePrivateFileAtomic } from '../../common/fs/privateFiles';
 
 export const CHECKPOINT_KEY_FILE = 'checkpoint-key.json';
 export const ARGS_DIGEST_KEY_FILE = 'args-digest.key';

@@ -5,8 +5,8 @@
  * argv, env or logs.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, renameSync, writeSync, constants as fsConstants } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
+// Pins (gateway/guardrails/pinning) still import the file writer from here.
+export { writeSecretFile } from '../../common/fs/privateFiles';
 
 export type LaunchSecretDelivery = { delivery: 'file'; path: string } | { delivery: 'stdin' };
 
@@ -35,19 +35,6 @@ export class LaunchSecret {
     if (!match) return false;
     return timingSafeEqual(sha256(match[1]!), this.digest);
   }
-}
-
-/** Writes the secret to `path` with mode 0600, atomically, refusing to follow a planted symlink. */
-export function writeSecretFile(path: string, value: string): void {
-  const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const fd = openSync(temporary, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
-  try {
-    writeSync(fd, value + '\n');
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temporary, path);
 }
 
 /** Reads one line (the secret) from a stream, e.g. the launcher's pipe on stdin. */

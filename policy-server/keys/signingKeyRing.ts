@@ -13,7 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import { z } from 'zod';
-import { ensurePrivateFile, writePrivateFileAtomic } from '../store/privateFiles';
+import { ensurePrivateFile, writePrivateFileAtomic } from '../../common/fs/privateFiles';
 
 export const KEY_FILE = 'signing-keys.json';
 const ALGORITHM = 'EdDSA';

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Low } from 'lowdb';
 import { JSONFile } from 'lowdb/node';
-import { ensurePrivateFile } from './privateFiles';
+import { ensurePrivateFile } from '../../common/fs/privateFiles';
 import type {
   NewPolicyVersion,
   NewRevocation,

@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { LaunchSecret, readSecretLine, writeSecretFile } from '../../../gateway/http/launchSecret';
+import { writeSecretFile } from '../../../common/fs/privateFiles';
+import { LaunchSecret, readSecretLine } from '../../../gateway/http/launchSecret';
 
 describe('launch secret', () => {
   it('accepts exactly its own value as a Bearer token', () => {
