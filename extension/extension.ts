@@ -28,7 +28,7 @@ import { CatalogView, type CatalogNode } from './views/catalogView';
 import { PendingReviewsView, type ReviewServer } from './reviews/pendingReviews';
 import type { ReviewRecord } from '../common/policy/policyServerApi';
 import type { AuditFilter } from '../webviews/audit/auditFilter';
-import type { AuditExportFormat } from '../webviews/audit/auditProtocol';
+import type { AuditExportFormat } from '../common/audit/auditExportFormat';
 import { UpstreamSignIn } from './auth/upstreamSignIn';
 
 export function activate(context: vscode.ExtensionContext): GatehouseApi {

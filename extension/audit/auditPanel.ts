@@ -7,9 +7,9 @@
 import * as vscode from 'vscode';
 import type { AuditEvent } from '../../common/audit/auditEvent';
 import { auditMatcher, type AuditFilter } from '../../webviews/audit/auditFilter';
-import { isAuditViewMessage, type AuditExportFormat, type AuditHostMessage } from '../../webviews/audit/auditProtocol';
+import { auditExportText, type AuditExportFormat } from '../../common/audit/auditExportFormat';
+import { isAuditViewMessage, type AuditHostMessage } from '../../webviews/audit/auditProtocol';
 import { webviewHtml, webviewOptions } from '../webview/webviewHtml';
-import { auditCsv, auditJsonl } from './auditExport';
 import type { AuditTrail } from './auditTrail';
 
 export const AUDIT_VIEW_TYPE = 'gatehouse.audit';
@@ -89,7 +89,7 @@ export class AuditPanel implements vscode.Disposable {
   /** Writes the events the filter matches to `target`; returns how many. */
   async export(target: vscode.Uri, format: AuditExportFormat, filter: AuditFilter = {}): Promise<number> {
     const events = this.trail.events.filter(auditMatcher(filter));
-    const text = format === 'csv' ? auditCsv(events) : auditJsonl(events);
+    const text = auditExportText(format, events);
     await vscode.workspace.fs.writeFile(target, new TextEncoder().encode(text));
     return events.length;
   }
