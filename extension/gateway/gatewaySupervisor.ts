@@ -7,11 +7,11 @@
  * restarted with backoff (1 s doubling to 30 s).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import * as vscode from 'vscode';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import type { AuditEvent } from '../../common/audit/auditEvent';
+import { generateLaunchSecret } from '../../common/control/launchSecretText';
 import {
   AuditHistoryRequest,
   AuditNotification,
@@ -150,7 +150,7 @@ export class GatewaySupervisor implements vscode.Disposable {
     if ('signedOut' in launch) return this.set({ kind: 'signed-out', reason: launch.signedOut });
     this.set({ kind: 'starting' });
     this.tools.clear();
-    const secret = randomBytes(32).toString('base64url');
+    const secret = generateLaunchSecret();
     const args = [
       this.cliPath,
       'gateway',
