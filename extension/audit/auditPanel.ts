@@ -9,6 +9,7 @@ import type { AuditEvent } from '../../common/audit/auditEvent';
 import { auditMatcher, type AuditFilter } from '../../webviews/audit/auditFilter';
 import { auditExportText, type AuditExportFormat } from '../../common/audit/auditExportFormat';
 import { isAuditViewMessage, type AuditHostMessage } from '../../webviews/audit/auditProtocol';
+import { Disposable } from '../lifecycle';
 import { webviewHtml, webviewOptions } from '../webview/webviewHtml';
 import type { AuditTrail } from './auditTrail';
 
@@ -27,7 +28,7 @@ export interface AuditViewReport {
   firstRowsMs?: number;
 }
 
-export class AuditPanel implements vscode.Disposable {
+export class AuditPanel extends Disposable {
   private panel: vscode.WebviewPanel | undefined;
   private pending: AuditEvent[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
@@ -36,14 +37,15 @@ export class AuditPanel implements vscode.Disposable {
   private firstRowsMs: number | undefined;
   /** Bumped on each (re)send of the whole trail, so an older send in progress stops. */
   private generation = 0;
-  private readonly subscriptions: vscode.Disposable[];
 
   constructor(
     private readonly extensionUri: vscode.Uri,
     private readonly trail: AuditTrail,
     private readonly log: vscode.LogOutputChannel,
   ) {
-    this.subscriptions = [trail.onDidAppend((events) => this.queue(events)), trail.onDidReset(() => void this.sendTrail())];
+    super();
+    this._register(trail.onDidAppend((events) => this.queue(events)));
+    this._register(trail.onDidReset(() => void this.sendTrail()));
   }
 
   get report(): AuditViewReport | undefined {
@@ -94,8 +96,8 @@ export class AuditPanel implements vscode.Disposable {
     return events.length;
   }
 
-  dispose(): void {
-    for (const subscription of this.subscriptions) subscription.dispose();
+  override dispose(): void {
+    super.dispose();
     clearTimeout(this.flushTimer);
     this.panel?.dispose();
   }

@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import * as vscode from 'vscode';
 import { SECRET_KEYS } from '../ids';
+import { Disposable } from '../lifecycle';
 import { refreshTokens, signInWithBrowser, SignInError, type OidcSettings, type OidcTokens } from './oidcSignIn';
 
 export const OIDC_PROVIDER_ID = 'gatehouse-oidc';
@@ -19,8 +20,8 @@ interface StoredSession extends OidcTokens {
   scopes: string[];
 }
 
-export class OidcAuthProvider implements vscode.AuthenticationProvider, vscode.Disposable {
-  private readonly changed = new vscode.EventEmitter<vscode.AuthenticationProviderAuthenticationSessionsChangeEvent>();
+export class OidcAuthProvider extends Disposable implements vscode.AuthenticationProvider {
+  private readonly changed = this._register(new vscode.EventEmitter<vscode.AuthenticationProviderAuthenticationSessionsChangeEvent>());
   readonly onDidChangeSessions = this.changed.event;
   /** One renewal at a time: concurrent asks share it. */
   private renewing: Promise<StoredSession | undefined> | undefined;
@@ -29,7 +30,9 @@ export class OidcAuthProvider implements vscode.AuthenticationProvider, vscode.D
     private readonly secrets: vscode.SecretStorage,
     private readonly settings: () => OidcSettings | undefined,
     private readonly log: vscode.LogOutputChannel,
-  ) {}
+  ) {
+    super();
+  }
 
   async getSessions(scopes: readonly string[] | undefined): Promise<vscode.AuthenticationSession[]> {
     let stored = await this.read();
@@ -76,10 +79,6 @@ export class OidcAuthProvider implements vscode.AuthenticationProvider, vscode.D
     await this.secrets.delete(SECRET_KEYS.oidcSession);
     this.changed.fire({ added: [], removed: [toSession(stored)], changed: [] });
     this.log.info('signed out');
-  }
-
-  dispose(): void {
-    this.changed.dispose();
   }
 
   /** Renews the stored session now (its access token was refused), or drops it when the provider will not. */

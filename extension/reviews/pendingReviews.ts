@@ -6,6 +6,7 @@
  */
 import * as vscode from 'vscode';
 import { POLICY_SERVER_PATHS, type ReviewListResponse, type ReviewRecord, type ReviewResponse } from '../../common/policy/policyServerApi';
+import { Disposable } from '../lifecycle';
 
 const REFRESH_MS = 15_000;
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -16,8 +17,8 @@ export interface ReviewServer {
   token: () => Promise<string>;
 }
 
-export class PendingReviewsView implements vscode.TreeDataProvider<ReviewRecord>, vscode.Disposable {
-  private readonly changed = new vscode.EventEmitter<void>();
+export class PendingReviewsView extends Disposable implements vscode.TreeDataProvider<ReviewRecord> {
+  private readonly changed = this._register(new vscode.EventEmitter<void>());
   readonly onDidChangeTreeData = this.changed.event;
   private reviews: ReviewRecord[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -26,6 +27,7 @@ export class PendingReviewsView implements vscode.TreeDataProvider<ReviewRecord>
     private readonly server: () => ReviewServer | undefined,
     private readonly log: vscode.LogOutputChannel,
   ) {
+    super();
     this.timer = setTimeout(() => void this.refresh(), 0);
   }
 
@@ -89,9 +91,9 @@ export class PendingReviewsView implements vscode.TreeDataProvider<ReviewRecord>
     await this.refresh();
   }
 
-  dispose(): void {
+  override dispose(): void {
     clearTimeout(this.timer);
-    this.changed.dispose();
+    super.dispose();
   }
 
   private async call<T>(server: ReviewServer, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {

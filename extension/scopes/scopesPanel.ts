@@ -11,6 +11,7 @@ import type { UpstreamSignInStatus } from '../../common/control/controlProtocol'
 import type { AuditTrail } from '../audit/auditTrail';
 import type { EnabledServers } from '../catalog/enabledServers';
 import type { GatewaySupervisor } from '../gateway/gatewaySupervisor';
+import { Disposable } from '../lifecycle';
 import { webviewHtml, webviewOptions } from '../webview/webviewHtml';
 
 export const SCOPES_VIEW_TYPE = 'gatehouse.scopes';
@@ -22,11 +23,10 @@ const HELD_BY: Record<ScopeRow['credential'], string> = {
   'shared-key': "The org's policy server holds the key and adds it in its relay; it never reaches this machine.",
 };
 
-export class ScopesPanel implements vscode.Disposable {
+export class ScopesPanel extends Disposable {
   private panel: vscode.WebviewPanel | undefined;
   private focus: string | undefined;
   private signIns = new Map<string, UpstreamSignInStatus>();
-  private readonly subscriptions: vscode.Disposable[];
 
   constructor(
     private readonly extensionUri: vscode.Uri,
@@ -34,8 +34,12 @@ export class ScopesPanel implements vscode.Disposable {
     private readonly enabled: EnabledServers,
     private readonly trail: AuditTrail,
   ) {
+    super();
     const update = () => this.update();
-    this.subscriptions = [gateway.onDidChange(update), enabled.onDidChange(update), trail.onDidAppend(update), trail.onDidReset(update)];
+    this._register(gateway.onDidChange(update));
+    this._register(enabled.onDidChange(update));
+    this._register(trail.onDidAppend(update));
+    this._register(trail.onDidReset(update));
   }
 
   /** The rows the view shows (also what the tests read). */
@@ -77,8 +81,8 @@ export class ScopesPanel implements vscode.Disposable {
     });
   }
 
-  dispose(): void {
-    for (const subscription of this.subscriptions) subscription.dispose();
+  override dispose(): void {
+    super.dispose();
     this.panel?.dispose();
   }
 
