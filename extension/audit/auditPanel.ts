@@ -12,6 +12,7 @@ import { isAuditViewMessage, type AuditHostMessage } from '../../webviews/audit/
 import { Disposable } from '../lifecycle';
 import { webviewHtml, webviewOptions } from '../webview/webviewHtml';
 import type { AuditTrail } from './auditTrail';
+import { describeError } from '../../common/log/logger';
 
 export const AUDIT_VIEW_TYPE = 'gatehouse.audit';
 const APPEND_BATCH_MS = 200;
@@ -114,8 +115,8 @@ export class AuditPanel extends Disposable {
       const count = await this.export(target, format, filter);
       this.post({ type: 'exported', format, count, target: target.fsPath });
     } catch (error) {
-      this.log.error(`audit export failed: ${(error as Error).message}`);
-      this.post({ type: 'exportFailed', message: (error as Error).message });
+      this.log.error(`audit export failed: ${describeError(error)}`);
+      this.post({ type: 'exportFailed', message: describeError(error) });
     }
   }
 

@@ -9,6 +9,7 @@ import type { AuditEvent } from '../../common/audit/auditEvent';
 import { MAX_AUDIT_HISTORY } from '../../common/control/controlProtocol';
 import type { GatewaySupervisor } from '../gateway/gatewaySupervisor';
 import { Disposable } from '../lifecycle';
+import { describeError } from '../../common/log/logger';
 
 export class AuditTrail extends Disposable {
   private list: AuditEvent[] = [];
@@ -47,7 +48,7 @@ export class AuditTrail extends Disposable {
     try {
       history = await this.gateway.auditHistory(MAX_AUDIT_HISTORY);
     } catch (error) {
-      this.log.warn(`could not read the gateway's audit history: ${(error as Error).message}`);
+      this.log.warn(`could not read the gateway's audit history: ${describeError(error)}`);
       return;
     }
     const historyIds = new Set(history.map((event) => event.id));

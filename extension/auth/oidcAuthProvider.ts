@@ -10,6 +10,7 @@ import * as vscode from 'vscode';
 import { SECRET_KEYS } from '../ids';
 import { Disposable } from '../lifecycle';
 import { refreshTokens, signInWithBrowser, SignInError, type OidcSettings, type OidcTokens } from './oidcSignIn';
+import { describeError } from '../../common/log/logger';
 
 export const OIDC_PROVIDER_ID = 'gatehouse-oidc';
 /** Renew this long before the access token expires. */
@@ -102,10 +103,10 @@ export class OidcAuthProvider extends Disposable implements vscode.Authenticatio
         this.changed.fire({ added: [], removed: [], changed: [toSession(renewed)] });
         return renewed;
       } catch (error) {
-        this.log.warn(`${(error as Error).message}`);
+        this.log.warn(`${describeError(error)}`);
         await this.secrets.delete(SECRET_KEYS.oidcSession);
         this.changed.fire({ added: [], removed: [toSession(stored)], changed: [] });
-        void vscode.window.showWarningMessage(`Gatehouse: ${(error as Error).message}`, 'Sign In').then((choice) => {
+        void vscode.window.showWarningMessage(`Gatehouse: ${describeError(error)}`, 'Sign In').then((choice) => {
           if (choice) void vscode.commands.executeCommand('gatehouse.signIn');
         });
         return undefined;

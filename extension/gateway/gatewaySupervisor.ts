@@ -35,6 +35,7 @@ import {
 } from '../../common/control/controlProtocol';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
 import { Disposable } from '../lifecycle';
+import { describeError } from '../../common/log/logger';
 
 export type GatewayState =
   | { kind: 'not-configured'; reason: string }
@@ -206,7 +207,7 @@ export class GatewaySupervisor extends Disposable {
     });
     connection.listen();
     connection.sendRequest(StartRequest, { launchSecret: secret }).catch((error: unknown) => {
-      this.log.error(`gateway refused to start: ${(error as Error).message}`);
+      this.log.error(`gateway refused to start: ${describeError(error)}`);
     });
     child.once('error', (error) => this.log.error(`cannot start the gateway: ${error.message}`));
     child.once('exit', (code, signal) => {

@@ -7,6 +7,7 @@
 import * as vscode from 'vscode';
 import { POLICY_SERVER_PATHS, type ReviewListResponse, type ReviewRecord, type ReviewResponse } from '../../common/policy/policyServerApi';
 import { Disposable } from '../lifecycle';
+import { describeError } from '../../common/log/logger';
 
 const REFRESH_MS = 15_000;
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -63,7 +64,7 @@ export class PendingReviewsView extends Disposable implements vscode.TreeDataPro
       try {
         this.reviews = (await this.call<ReviewListResponse>(server, 'GET', POLICY_SERVER_PATHS.reviews)).reviews;
       } catch (error) {
-        this.log.warn(`could not fetch pending reviews: ${(error as Error).message}`);
+        this.log.warn(`could not fetch pending reviews: ${describeError(error)}`);
       }
       this.timer = setTimeout(() => void this.refresh(), REFRESH_MS);
     } else {
@@ -86,7 +87,7 @@ export class PendingReviewsView extends Disposable implements vscode.TreeDataPro
         `Gatehouse: ${decided.state} ${decided.tool} on ${decided.server} for ${decided.requester.email ?? decided.requester.sub}.`,
       );
     } catch (error) {
-      void vscode.window.showErrorMessage(`Gatehouse could not ${decision} the review: ${(error as Error).message}`);
+      void vscode.window.showErrorMessage(`Gatehouse could not ${decision} the review: ${describeError(error)}`);
     }
     await this.refresh();
   }

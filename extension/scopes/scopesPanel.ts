@@ -13,6 +13,7 @@ import type { EnabledServers } from '../catalog/enabledServers';
 import type { GatewaySupervisor } from '../gateway/gatewaySupervisor';
 import { Disposable } from '../lifecycle';
 import { webviewHtml, webviewOptions } from '../webview/webviewHtml';
+import { describeError } from '../../common/log/logger';
 
 export const SCOPES_VIEW_TYPE = 'gatehouse.scopes';
 
@@ -97,7 +98,7 @@ export class ScopesPanel extends Disposable {
       await this.gateway.signOutServer(server);
       void vscode.window.showInformationMessage(`Signed out of ${server}. Its tokens were deleted; using it again asks you to sign in.`);
     } catch (error) {
-      void vscode.window.showErrorMessage(`Could not sign out of ${server}: ${(error as Error).message}`);
+      void vscode.window.showErrorMessage(`Could not sign out of ${server}: ${describeError(error)}`);
     }
     this.update();
   }

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { isInitializeRequest, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from '../config/gatewayConfig';
-import type { Logger } from '../../common/log/logger';
+import { describeError, type Logger } from '../../common/log/logger';
 import { ClientSession, type SessionDeps } from '../session/clientSession';
 import type { LaunchSecret } from './launchSecret';
 import { OriginGuard, type ListenAddress } from './originGuard';
@@ -48,7 +48,7 @@ export class GatewayHttpServer {
     this.address = options.listen;
     this.http = createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
       this.handle(req, res).catch((error: unknown) => {
-        options.log.error('request failed', { error: (error as Error).message });
+        options.log.error('request failed', { error: describeError(error) });
         if (!res.headersSent) jsonRpcError(res, 500, -32603, 'Internal error');
         else res.end();
       });

@@ -17,6 +17,7 @@ import type {
   PolicyVersionSummary,
   RevocationRecord,
 } from './policyStore';
+import { describeError } from '../../common/log/logger';
 
 interface StoreData {
   schema: 1;
@@ -49,7 +50,7 @@ export class LowdbPolicyStore implements PolicyStore {
     try {
       await db.read();
     } catch (error) {
-      throw new Error(`cannot read the policy store ${path}: ${(error as Error).message}`, { cause: error });
+      throw new Error(`cannot read the policy store ${path}: ${describeError(error)}`, { cause: error });
     }
     if (db.data.schema !== 1 || !Array.isArray(db.data.versions) || !Array.isArray(db.data.revocations)) {
       throw new Error(`the policy store ${path} is not a Gatehouse policy store (schema 1)`);
@@ -125,7 +126,7 @@ export class LowdbPolicyStore implements PolicyStore {
       await this.db.write();
     } catch (error) {
       this.db.data = before;
-      throw new Error(`cannot write the policy store: ${(error as Error).message}`, { cause: error });
+      throw new Error(`cannot write the policy store: ${describeError(error)}`, { cause: error });
     }
   }
 
