@@ -28,8 +28,9 @@ import { CatalogView, type CatalogNode } from './views/catalogView';
 import { PendingReviewsView, type ReviewServer } from './reviews/pendingReviews';
 import type { ReviewRecord } from '../common/policy/policyServerApi';
 import type { AuditFilter } from '../webviews/audit/auditFilter';
-import type { AuditExportFormat } from '../webviews/audit/auditProtocol';
+import type { AuditExportFormat } from '../common/audit/auditExportFormat';
 import { UpstreamSignIn } from './auth/upstreamSignIn';
+import { describeError } from '../common/log/logger';
 
 export function activate(context: vscode.ExtensionContext): GatehouseApi {
   const activationStarted = performance.now();
@@ -83,8 +84,8 @@ export function activate(context: vscode.ExtensionContext): GatehouseApi {
     vscode.authentication.registerAuthenticationProvider(OIDC_PROVIDER_ID, 'Gatehouse (your organization)', oidc),
     vscode.commands.registerCommand(COMMANDS.signIn, () =>
       signIn.signIn().catch((error: unknown) => {
-        log.warn(`sign-in failed: ${(error as Error).message}`);
-        void vscode.window.showErrorMessage(`Gatehouse: sign-in failed: ${(error as Error).message}`);
+        log.warn(`sign-in failed: ${describeError(error)}`);
+        void vscode.window.showErrorMessage(`Gatehouse: sign-in failed: ${describeError(error)}`);
       }),
     ),
     vscode.commands.registerCommand(COMMANDS.signOut, () => signIn.signOut()),

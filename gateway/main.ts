@@ -9,8 +9,9 @@ import { dirname, join } from 'node:path';
 import { GATEWAY_USAGE, parseGatewayArgs, type GatewayArgs } from './cli/gatewayArgs';
 import { parseOrExplain, USAGE_EXIT_CODE } from '../common/cli/commandLine';
 import { ConfigError, GatewaySettingsSchema, loadGatewayConfig, type GatewayConfig } from './config/gatewayConfig';
-import { ensureDirectory, ensurePrivateDirectory, GatewayHttpServer } from './http/gatewayHttpServer';
-import { LaunchSecret, readSecretLine, writeSecretFile } from './http/launchSecret';
+import { ensureDirectory, ensurePrivateDirectory, writeSecretFile } from '../common/fs/privateFiles';
+import { GatewayHttpServer } from './http/gatewayHttpServer';
+import { LaunchSecret, readSecretLine } from './http/launchSecret';
 import { createLogger, describeError, type Logger } from '../common/log/logger';
 import { OPEN_GATE, PolicyGate, type CallGate } from './policy/callGate';
 import { catalogServers, createPolicySource, readUserToken, type RelayAccess } from './policy/managedPolicy';
@@ -57,8 +58,8 @@ export async function runGateway(argv: string[]): Promise<number> {
     throw error;
   }
 
-  ensurePrivateDirectory(args.runtimeDir);
-  ensurePrivateDirectory(args.stateDir);
+  ensurePrivateDirectory(args.runtimeDir, 'the gateway socket and launch secret');
+  ensurePrivateDirectory(args.stateDir, 'audit keys, tool pins and the policy cache');
   if (args.listen.type === 'unix') ensureDirectory(dirname(args.listen.path));
   let policy: PolicySource | undefined;
   // With --control stdio, stdin/stdout carry the extension's JSON-RPC and nothing else.

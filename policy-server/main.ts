@@ -36,7 +36,7 @@ import { RevocationList } from './revocations/revocationList';
 import { ReviewQueue } from './reviews/reviewQueue';
 import { SecretStore } from './secrets/secretStore';
 import { LowdbPolicyStore } from './store/lowdbPolicyStore';
-import { ensurePrivateDirectory, readSecretFile } from './store/privateFiles';
+import { ensurePrivateDirectory, readSecretFile } from '../common/fs/privateFiles';
 
 const MAX_POLICY_BYTES = 1024 * 1024;
 const HEARTBEAT_MS = 15_000;
@@ -50,7 +50,7 @@ export async function runPolicyServer(argv: string[]): Promise<number> {
   if (!args) return USAGE_EXIT_CODE;
   // Every file this process creates (store, keys, their temp files) is private to it.
   process.umask(0o077);
-  ensurePrivateDirectory(args.dataDir);
+  ensurePrivateDirectory(args.dataDir, "the policy server's signing keys");
   return args.command === 'rotate-key' ? rotateKey(args) : serve(args);
 }
 

@@ -6,6 +6,7 @@
  */
 import { SignJWT, jwtVerify, type JSONWebKeySet, type CryptoKey, createLocalJWKSet } from 'jose';
 import type { EffectivePolicy } from './effectivePolicy';
+import { describeError } from '../log/logger';
 
 export const BUNDLE_TYPE = 'gatehouse-policy+jwt';
 export const BUNDLE_AUDIENCE = 'gatehouse-gateway';
@@ -89,8 +90,8 @@ export async function verifyPolicyBundle(
           : code === 'ERR_JWKS_NO_MATCHING_KEY'
             ? 'it was signed by a key that is not pinned'
             : code === 'ERR_JWT_CLAIM_VALIDATION_FAILED'
-              ? `claim check failed: ${(error as Error).message}`
-              : (error as Error).message;
+              ? `claim check failed: ${describeError(error)}`
+              : describeError(error);
     throw new BundleRejectedError(reason);
   }
 }

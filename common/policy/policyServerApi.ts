@@ -3,6 +3,10 @@
  * response bodies and push events. Every error body is `ApiErrorBody`.
  */
 import type { AuditDecision, AuditEvent } from '../audit/auditEvent';
+import type { AuditExportFormat } from '../audit/auditExportFormat';
+
+// The export formats are part of this API; they are defined with the code that writes them.
+export { AUDIT_CSV_COLUMNS, AUDIT_EXPORT_FORMATS, type AuditExportFormat } from '../audit/auditExportFormat';
 
 /** One published version, without its text. */
 export interface PolicyVersionSummary {
@@ -181,39 +185,14 @@ export interface AuditQueryResponse {
   nextCursor?: string;
 }
 
-/** `GET /v1/audit/export?format=jsonl|csv&<filters>` (admin) streams every matching event, oldest first. */
-export const AUDIT_EXPORT_FORMATS = ['jsonl', 'csv'] as const;
-export type AuditExportFormat = (typeof AUDIT_EXPORT_FORMATS)[number];
+/**
+ * `GET /v1/audit/export?format=jsonl|csv&<filters>` (admin) streams every matching event,
+ * oldest first, in one of the formats of common/audit/auditExportFormat.ts.
+ */
 export const AUDIT_EXPORT_CONTENT_TYPES: Record<AuditExportFormat, string> = {
-  /** One `AuditEvent` JSON object per line. */
   jsonl: 'application/x-ndjson; charset=utf-8',
   csv: 'text/csv; charset=utf-8; header=present',
 };
-
-/**
- * Columns of the CSV export, in order: every `AuditEvent` field. The first row is this
- * header. Values are quoted per RFC 4180 when needed (`"` doubled), rows end with CRLF; an
- * absent optional field is an empty cell; `client`, `redactions` and `flags` are JSON text.
- * A text cell starting with `=`, `+`, `-`, `@`, tab or carriage return gets a leading `'`,
- * so a spreadsheet never runs a tool name or URI an upstream or agent chose as a formula.
- */
-export const AUDIT_CSV_COLUMNS = [
-  'id',
-  'time',
-  'user',
-  'client',
-  'server',
-  'method',
-  'tool',
-  'decision',
-  'rule',
-  'reviewer',
-  'argsDigest',
-  'status',
-  'redactions',
-  'flags',
-  'latencyMs',
-] as const satisfies ReadonlyArray<keyof AuditEvent>;
 
 // ---------------------------------------------------------------------------------------
 // Second-person review (DESIGN.md flow 2, confirm obligations naming a reviewer group).

@@ -7,10 +7,12 @@
 import * as vscode from 'vscode';
 import type { AuditEvent } from '../../common/audit/auditEvent';
 import { auditMatcher, type AuditFilter } from '../../webviews/audit/auditFilter';
-import { isAuditViewMessage, type AuditExportFormat, type AuditHostMessage } from '../../webviews/audit/auditProtocol';
+import { auditExportText, type AuditExportFormat } from '../../common/audit/auditExportFormat';
+import { isAuditViewMessage, type AuditHostMessage } from '../../webviews/audit/auditProtocol';
+import { Disposable } from '../lifecycle';
 import { webviewHtml, webviewOptions } from '../webviewHost/webviewHtml';
-import { auditCsv, auditJsonl } from './auditExport';
 import type { AuditTrail } from './auditTrail';
+import { describeError } from '../../common/log/logger';
 
 export const AUDIT_VIEW_TYPE = 'gatehouse.audit';
 const APPEND_BATCH_MS = 200;
@@ -27,7 +29,7 @@ export interface AuditViewReport {
   firstRowsMs?: number;
 }
 
-export class AuditPanel implements vscode.Disposable {
+export class AuditPanel extends Disposable {
   private panel: vscode.WebviewPanel | undefined;
   private pending: AuditEvent[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
@@ -36,14 +38,15 @@ export class AuditPanel implements vscode.Disposable {
   private firstRowsMs: number | undefined;
   /** Bumped on each (re)send of the whole trail, so an older send in progress stops. */
   private generation = 0;
-  private readonly subscriptions: vscode.Disposable[];
 
   constructor(
     private readonly extensionUri: vscode.Uri,
     private readonly trail: AuditTrail,
     private readonly log: vscode.LogOutputChannel,
   ) {
-    this.subscriptions = [trail.onDidAppend((events) => this.queue(events)), trail.onDidReset(() => void this.sendTrail())];
+    super();
+    this._register(trail.onDidAppend((events) => this.queue(events)));
+    this._register(trail.onDidReset(() => void this.sendTrail()));
   }
 
   get report(): AuditViewReport | undefined {
@@ -89,13 +92,13 @@ export class AuditPanel implements vscode.Disposable {
   /** Writes the events the filter matches to `target`; returns how many. */
   async export(target: vscode.Uri, format: AuditExportFormat, filter: AuditFilter = {}): Promise<number> {
     const events = this.trail.events.filter(auditMatcher(filter));
-    const text = format === 'csv' ? auditCsv(events) : auditJsonl(events);
+    const text = auditExportText(format, events);
     await vscode.workspace.fs.writeFile(target, new TextEncoder().encode(text));
     return events.length;
   }
 
-  dispose(): void {
-    for (const subscription of this.subscriptions) subscription.dispose();
+  override dispose(): void {
+    super.dispose();
     clearTimeout(this.flushTimer);
     this.panel?.dispose();
   }
@@ -112,8 +115,8 @@ export class AuditPanel implements vscode.Disposable {
       const count = await this.export(target, format, filter);
       this.post({ type: 'exported', format, count, target: target.fsPath });
     } catch (error) {
-      this.log.error(`audit export failed: ${(error as Error).message}`);
-      this.post({ type: 'exportFailed', message: (error as Error).message });
+      this.log.error(`audit export failed: ${describeError(error)}`);
+      this.post({ type: 'exportFailed', message: describeError(error) });
     }
   }
 

@@ -8,16 +8,17 @@ import * as vscode from 'vscode';
 import type { AuditEvent } from '../../common/audit/auditEvent';
 import { MAX_AUDIT_HISTORY } from '../../common/control/controlProtocol';
 import type { GatewaySupervisor } from '../gateway/gatewaySupervisor';
+import { Disposable } from '../lifecycle';
+import { describeError } from '../../common/log/logger';
 
-export class AuditTrail implements vscode.Disposable {
+export class AuditTrail extends Disposable {
   private list: AuditEvent[] = [];
   private readonly ids = new Set<string>();
-  private readonly appended = new vscode.EventEmitter<AuditEvent[]>();
+  private readonly appended = this._register(new vscode.EventEmitter<AuditEvent[]>());
   /** New events, in order; `onDidReset` when the whole trail was replaced. */
   readonly onDidAppend = this.appended.event;
-  private readonly reset = new vscode.EventEmitter<void>();
+  private readonly reset = this._register(new vscode.EventEmitter<void>());
   readonly onDidReset = this.reset.event;
-  private readonly subscriptions: vscode.Disposable[];
   /** The gateway process whose history was loaded. */
   private loadedFrom: number | undefined;
 
@@ -25,25 +26,20 @@ export class AuditTrail implements vscode.Disposable {
     private readonly gateway: GatewaySupervisor,
     private readonly log: vscode.LogOutputChannel,
   ) {
-    this.subscriptions = [
-      gateway.onDidAudit((event) => this.add([event])),
+    super();
+    this._register(gateway.onDidAudit((event) => this.add([event])));
+    this._register(
       gateway.onDidChange((state) => {
         // Ready again after a policy update is the same gateway: its history is already here.
         if (state.kind !== 'ready' || state.ready.pid === this.loadedFrom) return;
         this.loadedFrom = state.ready.pid;
         void this.load();
       }),
-    ];
+    );
   }
 
   get events(): readonly AuditEvent[] {
     return this.list;
-  }
-
-  dispose(): void {
-    for (const subscription of this.subscriptions) subscription.dispose();
-    this.appended.dispose();
-    this.reset.dispose();
   }
 
   /** Replaces the trail with the gateway's recent history, keeping live events that arrived meanwhile. */
@@ -52,7 +48,7 @@ export class AuditTrail implements vscode.Disposable {
     try {
       history = await this.gateway.auditHistory(MAX_AUDIT_HISTORY);
     } catch (error) {
-      this.log.warn(`could not read the gateway's audit history: ${(error as Error).message}`);
+      this.log.warn(`could not read the gateway's audit history: ${describeError(error)}`);
       return;
     }
     const historyIds = new Set(history.map((event) => event.id));

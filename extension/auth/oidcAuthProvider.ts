@@ -8,7 +8,9 @@
 import { randomUUID } from 'node:crypto';
 import * as vscode from 'vscode';
 import { SECRET_KEYS } from '../ids';
+import { Disposable } from '../lifecycle';
 import { refreshTokens, signInWithBrowser, SignInError, type OidcSettings, type OidcTokens } from './oidcSignIn';
+import { describeError } from '../../common/log/logger';
 
 export const OIDC_PROVIDER_ID = 'gatehouse-oidc';
 /** Renew this long before the access token expires. */
@@ -19,8 +21,8 @@ interface StoredSession extends OidcTokens {
   scopes: string[];
 }
 
-export class OidcAuthProvider implements vscode.AuthenticationProvider, vscode.Disposable {
-  private readonly changed = new vscode.EventEmitter<vscode.AuthenticationProviderAuthenticationSessionsChangeEvent>();
+export class OidcAuthProvider extends Disposable implements vscode.AuthenticationProvider {
+  private readonly changed = this._register(new vscode.EventEmitter<vscode.AuthenticationProviderAuthenticationSessionsChangeEvent>());
   readonly onDidChangeSessions = this.changed.event;
   /** One renewal at a time: concurrent asks share it. */
   private renewing: Promise<StoredSession | undefined> | undefined;
@@ -29,7 +31,9 @@ export class OidcAuthProvider implements vscode.AuthenticationProvider, vscode.D
     private readonly secrets: vscode.SecretStorage,
     private readonly settings: () => OidcSettings | undefined,
     private readonly log: vscode.LogOutputChannel,
-  ) {}
+  ) {
+    super();
+  }
 
   async getSessions(scopes: readonly string[] | undefined): Promise<vscode.AuthenticationSession[]> {
     let stored = await this.read();
@@ -78,10 +82,6 @@ export class OidcAuthProvider implements vscode.AuthenticationProvider, vscode.D
     this.log.info('signed out');
   }
 
-  dispose(): void {
-    this.changed.dispose();
-  }
-
   /** Renews the stored session now (its access token was refused), or drops it when the provider will not. */
   async renewNow(): Promise<void> {
     const stored = await this.read();
@@ -103,10 +103,10 @@ export class OidcAuthProvider implements vscode.AuthenticationProvider, vscode.D
         this.changed.fire({ added: [], removed: [], changed: [toSession(renewed)] });
         return renewed;
       } catch (error) {
-        this.log.warn(`${(error as Error).message}`);
+        this.log.warn(`${describeError(error)}`);
         await this.secrets.delete(SECRET_KEYS.oidcSession);
         this.changed.fire({ added: [], removed: [toSession(stored)], changed: [] });
-        void vscode.window.showWarningMessage(`Gatehouse: ${(error as Error).message}`, 'Sign In').then((choice) => {
+        void vscode.window.showWarningMessage(`Gatehouse: ${describeError(error)}`, 'Sign In').then((choice) => {
           if (choice) void vscode.commands.executeCommand('gatehouse.signIn');
         });
         return undefined;

@@ -14,6 +14,7 @@ import * as client from 'openid-client';
 import { checkAuthorizationUrl as checkUrl } from '../../common/net/authorizationUrl';
 import { isLoopbackHost, isSecureOrLoopback } from '../../common/net/loopback';
 import { listenForRedirect } from '../../common/net/loopbackRedirect';
+import { describeError } from '../../common/log/logger';
 
 export interface OidcSettings {
   issuer: string;
@@ -57,7 +58,7 @@ export async function discoverProvider(settings: OidcSettings): Promise<client.C
       loopback ? { execute: [client.allowInsecureRequests] } : undefined,
     );
   } catch (error) {
-    throw new SignInError(`Cannot reach the sign-in provider ${issuer.origin}: ${(error as Error).message}`);
+    throw new SignInError(`Cannot reach the sign-in provider ${issuer.origin}: ${describeError(error)}`);
   }
 }
 
@@ -106,7 +107,7 @@ export async function signInWithBrowser(
         settings.resource ? { resource: settings.resource } : undefined,
       );
     } catch (error) {
-      throw new SignInError(`The sign-in was refused: ${(error as Error).message}`);
+      throw new SignInError(`The sign-in was refused: ${describeError(error)}`);
     }
     return toTokens(settings.issuer, tokens);
   } finally {
@@ -130,7 +131,7 @@ export async function refreshTokens(
     return { ...next, refreshToken: next.refreshToken ?? refreshToken };
   } catch (error) {
     if (error instanceof SignInError) throw error;
-    throw new SignInError(`Your sign-in expired and could not be renewed (${(error as Error).message}); sign in again.`);
+    throw new SignInError(`Your sign-in expired and could not be renewed (${describeError(error)}); sign in again.`);
   }
 }
 
@@ -161,7 +162,7 @@ export function checkAuthorizationUrl(url: URL, config: client.Configuration): v
   try {
     checkUrl(url, config.serverMetadata().authorization_endpoint);
   } catch (error) {
-    throw new SignInError((error as Error).message);
+    throw new SignInError(describeError(error));
   }
 }
 

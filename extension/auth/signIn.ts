@@ -8,23 +8,26 @@
  */
 import * as vscode from 'vscode';
 import { SETTINGS } from '../ids';
+import { Disposable } from '../lifecycle';
 import { OIDC_PROVIDER_ID, type OidcAuthProvider } from './oidcAuthProvider';
 import type { OidcSettings } from './oidcSignIn';
 
 export type SignInProvider = 'oidc' | 'microsoft' | 'github';
 
-export class SignIn implements vscode.Disposable {
+export class SignIn extends Disposable {
   private session: vscode.AuthenticationSession | undefined;
-  private readonly changed = new vscode.EventEmitter<void>();
+  private readonly changed = this._register(new vscode.EventEmitter<void>());
   /** Signed in or out (or the account changed). */
   readonly onDidChange = this.changed.event;
-  private readonly subscription: vscode.Disposable;
 
   constructor(private readonly oidc: OidcAuthProvider) {
-    this.subscription = vscode.authentication.onDidChangeSessions(async (event) => {
-      const provider = this.provider();
-      if (provider && event.provider.id === providerIdOf(provider)) await this.restore();
-    });
+    super();
+    this._register(
+      vscode.authentication.onDidChangeSessions(async (event) => {
+        const provider = this.provider();
+        if (provider && event.provider.id === providerIdOf(provider)) await this.restore();
+      }),
+    );
   }
 
   /** The configured provider; undefined when sign-in is not set up (the token-file setting, or unmanaged). */
@@ -104,11 +107,6 @@ export class SignIn implements vscode.Disposable {
   private async sessionOf(provider: SignInProvider): Promise<vscode.AuthenticationSession | undefined> {
     if (provider === 'oidc') return (await this.oidc.getSessions(scopesOf(provider)))[0];
     return vscode.authentication.getSession(provider, scopesOf(provider), { silent: true });
-  }
-
-  dispose(): void {
-    this.subscription.dispose();
-    this.changed.dispose();
   }
 }
 

@@ -7,6 +7,7 @@
  */
 import * as vscode from 'vscode';
 import { mcpDefinitionId } from '../ids';
+import { describeError } from '../../common/log/logger';
 
 export interface ToolRef {
   serverId: string;
@@ -37,8 +38,8 @@ export async function callToolFromSidebar(ref: ToolRef | undefined, log: vscode.
     );
     output = result.content.map((part) => (part instanceof vscode.LanguageModelTextPart ? part.value : '')).join('\n');
   } catch (error) {
-    output = `The call was refused or failed:\n\n${(error as Error).message}`;
-    log.warn(`${ref.serverId}/${ref.tool.name}: ${(error as Error).message}`);
+    output = `The call was refused or failed:\n\n${describeError(error)}`;
+    log.warn(`${ref.serverId}/${ref.tool.name}: ${describeError(error)}`);
   }
   const document = await vscode.workspace.openTextDocument({ content: output, language: 'markdown' });
   await vscode.window.showTextDocument(document, { preview: true });

@@ -6,12 +6,15 @@
  */
 import * as vscode from 'vscode';
 import { STATE_KEYS } from '../ids';
+import { Disposable } from '../lifecycle';
 
-export class EnabledServers implements vscode.Disposable {
-  private readonly changed = new vscode.EventEmitter<void>();
+export class EnabledServers extends Disposable {
+  private readonly changed = this._register(new vscode.EventEmitter<void>());
   readonly onDidChange = this.changed.event;
 
-  constructor(private readonly state: vscode.Memento) {}
+  constructor(private readonly state: vscode.Memento) {
+    super();
+  }
 
   has(serverId: string): boolean {
     return this.ids().includes(serverId);
@@ -22,10 +25,6 @@ export class EnabledServers implements vscode.Disposable {
     if (enabled) ids.push(serverId);
     await this.state.update(STATE_KEYS.enabledServers, ids.sort());
     this.changed.fire();
-  }
-
-  dispose(): void {
-    this.changed.dispose();
   }
 
   private ids(): string[] {

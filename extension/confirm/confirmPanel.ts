@@ -7,6 +7,7 @@
 import * as vscode from 'vscode';
 import type { ConfirmParams, ConfirmResult } from '../../common/control/controlProtocol';
 import { isConfirmViewMessage, type ConfirmHostMessage } from '../../webviews/confirm/confirmProtocol';
+import { disposeAll } from '../lifecycle';
 import { webviewHtml, webviewOptions } from '../webviewHost/webviewHtml';
 
 export const CONFIRM_VIEW_TYPE = 'gatehouse.confirm';
@@ -30,7 +31,7 @@ export function confirmWithPanel(
     const finish = (decision: ConfirmResult['decision']) => {
       if (settled) return;
       settled = true;
-      for (const subscription of subscriptions) subscription.dispose();
+      disposeAll(subscriptions);
       resolve({ decision });
       panel.dispose();
     };

@@ -7,11 +7,11 @@
  * restarted with backoff (1 s doubling to 30 s).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import * as vscode from 'vscode';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import type { AuditEvent } from '../../common/audit/auditEvent';
+import { generateLaunchSecret } from '../../common/control/launchSecretText';
 import {
   AuditHistoryRequest,
   AuditNotification,
@@ -34,6 +34,8 @@ import {
   type ToolSummary,
 } from '../../common/control/controlProtocol';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
+import { Disposable } from '../lifecycle';
+import { describeError } from '../../common/log/logger';
 
 export type GatewayState =
   | { kind: 'not-configured'; reason: string }
@@ -70,16 +72,16 @@ const RESTART_MIN_MS = 1_000;
 const RESTART_MAX_MS = 30_000;
 const STOP_GRACE_MS = 3_000;
 
-export class GatewaySupervisor implements vscode.Disposable {
-  private readonly changed = new vscode.EventEmitter<GatewayState>();
+export class GatewaySupervisor extends Disposable {
+  private readonly changed = this._register(new vscode.EventEmitter<GatewayState>());
   readonly onDidChange = this.changed.event;
-  private readonly toolsChanged = new vscode.EventEmitter<string>();
+  private readonly toolsChanged = this._register(new vscode.EventEmitter<string>());
   /** A server's tools were listed again (by VS Code's MCP client, through the gateway). */
   readonly onDidChangeTools = this.toolsChanged.event;
-  private readonly audited = new vscode.EventEmitter<AuditEvent>();
+  private readonly audited = this._register(new vscode.EventEmitter<AuditEvent>());
   /** An audit event the gateway just made durable. */
   readonly onDidAudit = this.audited.event;
-  private readonly revokedEmitter = new vscode.EventEmitter<string>();
+  private readonly revokedEmitter = this._register(new vscode.EventEmitter<string>());
   /** An admin revoked this user's access (the gateway has ended every session). */
   readonly onDidRevoke = this.revokedEmitter.event;
   private readonly tools = new Map<string, ToolSummary[]>();
@@ -88,7 +90,6 @@ export class GatewaySupervisor implements vscode.Disposable {
   private connection: MessageConnection | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
   private failures = 0;
-  private disposed = false;
 
   constructor(
     private readonly cliPath: string,
@@ -98,7 +99,9 @@ export class GatewaySupervisor implements vscode.Disposable {
     /** The user's IdP token for `--policy-token control` gateways (from VS Code sign-in); `refused`: renew it. */
     private readonly userToken: (refused: boolean) => Promise<string> = () => Promise.reject(new Error('sign-in is not configured')),
     private readonly upstreamSignIn?: UpstreamSignInHandlers,
-  ) {}
+  ) {
+    super();
+  }
 
   get state(): GatewayState {
     return this.current;
@@ -134,23 +137,20 @@ export class GatewaySupervisor implements vscode.Disposable {
     this.start();
   }
 
-  dispose(): void {
-    this.disposed = true;
+  /** Stops the gateway for good; events stop at once (the emitters are disposed first). */
+  override dispose(): void {
+    super.dispose();
     this.stop();
-    this.changed.dispose();
-    this.toolsChanged.dispose();
-    this.audited.dispose();
-    this.revokedEmitter.dispose();
   }
 
   private start(): void {
-    if (this.disposed) return;
+    if (this.isDisposed) return;
     const launch = this.launch();
     if ('notConfigured' in launch) return this.set({ kind: 'not-configured', reason: launch.notConfigured });
     if ('signedOut' in launch) return this.set({ kind: 'signed-out', reason: launch.signedOut });
     this.set({ kind: 'starting' });
     this.tools.clear();
-    const secret = randomBytes(32).toString('base64url');
+    const secret = generateLaunchSecret();
     const args = [
       this.cliPath,
       'gateway',
@@ -195,10 +195,10 @@ export class GatewaySupervisor implements vscode.Disposable {
       this.toolsChanged.fire(server);
     });
     connection.onNotification(RevokedNotification, ({ message }) => {
-      if (!this.disposed && typeof message === 'string') this.revokedEmitter.fire(message);
+      if (!this.isDisposed && typeof message === 'string') this.revokedEmitter.fire(message);
     });
     connection.onNotification(AuditNotification, ({ event }) => {
-      if (!this.disposed) this.audited.fire(event);
+      if (!this.isDisposed) this.audited.fire(event);
     });
     connection.onNotification(ReadyNotification, (ready) => {
       this.failures = 0;
@@ -207,7 +207,7 @@ export class GatewaySupervisor implements vscode.Disposable {
     });
     connection.listen();
     connection.sendRequest(StartRequest, { launchSecret: secret }).catch((error: unknown) => {
-      this.log.error(`gateway refused to start: ${(error as Error).message}`);
+      this.log.error(`gateway refused to start: ${describeError(error)}`);
     });
     child.once('error', (error) => this.log.error(`cannot start the gateway: ${error.message}`));
     child.once('exit', (code, signal) => {
@@ -250,7 +250,7 @@ export class GatewaySupervisor implements vscode.Disposable {
 
   private set(state: GatewayState): void {
     this.current = state;
-    if (!this.disposed) this.changed.fire(state);
+    if (!this.isDisposed) this.changed.fire(state);
   }
 
   /** The gateway logs JSON lines on stderr; they go to the log channel at their own level. */

@@ -7,8 +7,8 @@
  * taken over. Each slot's audit is shipped on its own; tool pins taken on first use are
  * per slot (the org's pins are the same for all).
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensureDirectory } from '../../common/fs/privateFiles';
 import { ProcessLock } from '../../common/processLock';
 
 const MAX_SLOTS = 32;
@@ -22,7 +22,7 @@ export class StateSlot {
   static acquire(storageDir: string): StateSlot {
     for (let slot = 1; slot <= MAX_SLOTS; slot++) {
       const dir = join(storageDir, slot === 1 ? 'state' : `state-${slot}`);
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      ensureDirectory(dir);
       try {
         return new StateSlot(
           dir,

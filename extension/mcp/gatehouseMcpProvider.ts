@@ -10,17 +10,19 @@ import * as vscode from 'vscode';
 import type { GatewayReadyLine, GatewayReadyServer } from '../../common/gatewayReady';
 import type { EnabledServers } from '../catalog/enabledServers';
 import type { GatewayState, GatewaySupervisor } from '../gateway/gatewaySupervisor';
+import { Disposable } from '../lifecycle';
 
-export class GatehouseMcpProvider implements vscode.McpServerDefinitionProvider<vscode.McpHttpServerDefinition>, vscode.Disposable {
-  private readonly changed = new vscode.EventEmitter<void>();
+export class GatehouseMcpProvider extends Disposable implements vscode.McpServerDefinitionProvider<vscode.McpHttpServerDefinition> {
+  private readonly changed = this._register(new vscode.EventEmitter<void>());
   readonly onDidChangeMcpServerDefinitions = this.changed.event;
-  private readonly subscriptions: vscode.Disposable[];
 
   constructor(
     private readonly gateway: GatewaySupervisor,
     private readonly enabled: EnabledServers,
   ) {
-    this.subscriptions = [gateway.onDidChange(() => this.changed.fire()), enabled.onDidChange(() => this.changed.fire())];
+    super();
+    this._register(gateway.onDidChange(() => this.changed.fire()));
+    this._register(enabled.onDidChange(() => this.changed.fire()));
   }
 
   provideMcpServerDefinitions(): vscode.McpHttpServerDefinition[] {
@@ -37,11 +39,6 @@ export class GatehouseMcpProvider implements vscode.McpServerDefinitionProvider<
     if (state.kind !== 'ready' || !this.enabled.has(definition.label)) return undefined;
     definition.headers = { ...definition.headers, Authorization: `Bearer ${state.secret}` };
     return definition;
-  }
-
-  dispose(): void {
-    for (const subscription of this.subscriptions) subscription.dispose();
-    this.changed.dispose();
   }
 }
 

@@ -6,6 +6,8 @@
  */
 import * as vscode from 'vscode';
 import { POLICY_SERVER_PATHS, type ReviewListResponse, type ReviewRecord, type ReviewResponse } from '../../common/policy/policyServerApi';
+import { Disposable } from '../lifecycle';
+import { describeError } from '../../common/log/logger';
 
 const REFRESH_MS = 15_000;
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -16,8 +18,8 @@ export interface ReviewServer {
   token: () => Promise<string>;
 }
 
-export class PendingReviewsView implements vscode.TreeDataProvider<ReviewRecord>, vscode.Disposable {
-  private readonly changed = new vscode.EventEmitter<void>();
+export class PendingReviewsView extends Disposable implements vscode.TreeDataProvider<ReviewRecord> {
+  private readonly changed = this._register(new vscode.EventEmitter<void>());
   readonly onDidChangeTreeData = this.changed.event;
   private reviews: ReviewRecord[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -26,6 +28,7 @@ export class PendingReviewsView implements vscode.TreeDataProvider<ReviewRecord>
     private readonly server: () => ReviewServer | undefined,
     private readonly log: vscode.LogOutputChannel,
   ) {
+    super();
     this.timer = setTimeout(() => void this.refresh(), 0);
   }
 
@@ -61,7 +64,7 @@ export class PendingReviewsView implements vscode.TreeDataProvider<ReviewRecord>
       try {
         this.reviews = (await this.call<ReviewListResponse>(server, 'GET', POLICY_SERVER_PATHS.reviews)).reviews;
       } catch (error) {
-        this.log.warn(`could not fetch pending reviews: ${(error as Error).message}`);
+        this.log.warn(`could not fetch pending reviews: ${describeError(error)}`);
       }
       this.timer = setTimeout(() => void this.refresh(), REFRESH_MS);
     } else {
@@ -84,14 +87,14 @@ export class PendingReviewsView implements vscode.TreeDataProvider<ReviewRecord>
         `Gatehouse: ${decided.state} ${decided.tool} on ${decided.server} for ${decided.requester.email ?? decided.requester.sub}.`,
       );
     } catch (error) {
-      void vscode.window.showErrorMessage(`Gatehouse could not ${decision} the review: ${(error as Error).message}`);
+      void vscode.window.showErrorMessage(`Gatehouse could not ${decision} the review: ${describeError(error)}`);
     }
     await this.refresh();
   }
 
-  dispose(): void {
+  override dispose(): void {
     clearTimeout(this.timer);
-    this.changed.dispose();
+    super.dispose();
   }
 
   private async call<T>(server: ReviewServer, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {

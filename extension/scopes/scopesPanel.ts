@@ -11,7 +11,9 @@ import type { UpstreamSignInStatus } from '../../common/control/controlProtocol'
 import type { AuditTrail } from '../audit/auditTrail';
 import type { EnabledServers } from '../catalog/enabledServers';
 import type { GatewaySupervisor } from '../gateway/gatewaySupervisor';
+import { Disposable } from '../lifecycle';
 import { webviewHtml, webviewOptions } from '../webviewHost/webviewHtml';
+import { describeError } from '../../common/log/logger';
 
 export const SCOPES_VIEW_TYPE = 'gatehouse.scopes';
 
@@ -22,11 +24,10 @@ const HELD_BY: Record<ScopeRow['credential'], string> = {
   'shared-key': "The org's policy server holds the key and adds it in its relay; it never reaches this machine.",
 };
 
-export class ScopesPanel implements vscode.Disposable {
+export class ScopesPanel extends Disposable {
   private panel: vscode.WebviewPanel | undefined;
   private focus: string | undefined;
   private signIns = new Map<string, UpstreamSignInStatus>();
-  private readonly subscriptions: vscode.Disposable[];
 
   constructor(
     private readonly extensionUri: vscode.Uri,
@@ -34,8 +35,12 @@ export class ScopesPanel implements vscode.Disposable {
     private readonly enabled: EnabledServers,
     private readonly trail: AuditTrail,
   ) {
+    super();
     const update = () => this.update();
-    this.subscriptions = [gateway.onDidChange(update), enabled.onDidChange(update), trail.onDidAppend(update), trail.onDidReset(update)];
+    this._register(gateway.onDidChange(update));
+    this._register(enabled.onDidChange(update));
+    this._register(trail.onDidAppend(update));
+    this._register(trail.onDidReset(update));
   }
 
   /** The rows the view shows (also what the tests read). */
@@ -77,8 +82,8 @@ export class ScopesPanel implements vscode.Disposable {
     });
   }
 
-  dispose(): void {
-    for (const subscription of this.subscriptions) subscription.dispose();
+  override dispose(): void {
+    super.dispose();
     this.panel?.dispose();
   }
 
@@ -93,7 +98,7 @@ export class ScopesPanel implements vscode.Disposable {
       await this.gateway.signOutServer(server);
       void vscode.window.showInformationMessage(`Signed out of ${server}. Its tokens were deleted; using it again asks you to sign in.`);
     } catch (error) {
-      void vscode.window.showErrorMessage(`Could not sign out of ${server}: ${(error as Error).message}`);
+      void vscode.window.showErrorMessage(`Could not sign out of ${server}: ${describeError(error)}`);
     }
     this.update();
   }

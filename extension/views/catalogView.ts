@@ -11,6 +11,7 @@ import * as vscode from 'vscode';
 import type { ToolSummary } from '../../common/control/controlProtocol';
 import type { EnabledServers } from '../catalog/enabledServers';
 import type { GatewayState, GatewaySupervisor } from '../gateway/gatewaySupervisor';
+import { Disposable } from '../lifecycle';
 
 type ServerStatus = Extract<GatewayState, { kind: 'ready' }>['ready']['servers'][number];
 type BlockedServer = NonNullable<Extract<GatewayState, { kind: 'ready' }>['ready']['blocked']>[number];
@@ -19,17 +20,19 @@ export type CatalogNode =
   | { kind: 'tool'; serverId: string; tool: ToolSummary }
   | { kind: 'blocked'; server: BlockedServer };
 
-export class CatalogView implements vscode.TreeDataProvider<CatalogNode>, vscode.Disposable {
-  private readonly changed = new vscode.EventEmitter<void>();
+export class CatalogView extends Disposable implements vscode.TreeDataProvider<CatalogNode> {
+  private readonly changed = this._register(new vscode.EventEmitter<void>());
   readonly onDidChangeTreeData = this.changed.event;
-  private readonly subscriptions: vscode.Disposable[];
 
   constructor(
     private readonly gateway: GatewaySupervisor,
     private readonly enabled: EnabledServers,
   ) {
+    super();
     const refresh = () => this.changed.fire();
-    this.subscriptions = [gateway.onDidChange(refresh), gateway.onDidChangeTools(refresh), enabled.onDidChange(refresh)];
+    this._register(gateway.onDidChange(refresh));
+    this._register(gateway.onDidChangeTools(refresh));
+    this._register(enabled.onDidChange(refresh));
   }
 
   getChildren(element?: CatalogNode): CatalogNode[] {
@@ -52,11 +55,6 @@ export class CatalogView implements vscode.TreeDataProvider<CatalogNode>, vscode
 
   refresh(): void {
     this.changed.fire();
-  }
-
-  dispose(): void {
-    for (const subscription of this.subscriptions) subscription.dispose();
-    this.changed.dispose();
   }
 
   private serverItem(server: ServerStatus): vscode.TreeItem {

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import { z } from 'zod';
 import { ARGS_DIGEST_KEY_BYTES } from '../../common/audit/auditEvent';
-import { readPrivateFile, writePrivateFileAtomic } from './auditFiles';
+import { readPrivateFile, writePrivateFileAtomic } from '../../common/fs/privateFiles';
+import { describeError } from '../../common/log/logger';
 
 export const CHECKPOINT_KEY_FILE = 'checkpoint-key.json';
 export const ARGS_DIGEST_KEY_FILE = 'args-digest.key';
@@ -69,7 +70,7 @@ export async function loadCheckpointPublicKey(spoolDir: string, jwkFile?: string
     try {
       parsed = PublicJwkSchema.parse(JSON.parse(readFileSync(jwkFile, 'utf8')));
     } catch (error) {
-      throw new Error(`${jwkFile} is not an Ed25519 public JWK ({"kty":"OKP","crv":"Ed25519","x":...}): ${(error as Error).message}`, {
+      throw new Error(`${jwkFile} is not an Ed25519 public JWK ({"kty":"OKP","crv":"Ed25519","x":...}): ${describeError(error)}`, {
         cause: error,
       });
     }
@@ -94,7 +95,7 @@ function parseKeyFile(path: string, text: string): z.infer<typeof KeyFileSchema>
   try {
     return KeyFileSchema.parse(JSON.parse(text));
   } catch (error) {
-    throw new Error(`the audit checkpoint key file ${path} is unreadable or damaged: ${(error as Error).message}`, { cause: error });
+    throw new Error(`the audit checkpoint key file ${path} is unreadable or damaged: ${describeError(error)}`, { cause: error });
   }
 }
 

@@ -119,7 +119,7 @@ export class ControlChannel implements Confirmer {
     try {
       answer = await this.connection.sendRequest(TokenRequest, options.refused ? { refused: true } : {});
     } catch (error) {
-      throw new Error(`no sign-in: ${(error as Error).message}`, { cause: error });
+      throw new Error(`no sign-in: ${describeError(error)}`, { cause: error });
     }
     const parsed = TokenAnswer.safeParse(answer);
     if (!parsed.success) throw new Error('the extension answered gatehouse/token without a token');
@@ -197,7 +197,7 @@ export class ControlChannel implements Confirmer {
         reason: request.reason,
       });
     } catch (error) {
-      throw new Error(`signing in to ${request.serverTitle} was not started: ${(error as Error).message}`, { cause: error });
+      throw new Error(`signing in to ${request.serverTitle} was not started: ${describeError(error)}`, { cause: error });
     }
   }
 

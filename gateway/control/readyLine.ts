@@ -10,7 +10,7 @@ import type { ServerConfig } from '../config/gatewayConfig';
 import type { ListenAddress } from '../http/originGuard';
 import type { PolicySource } from '../policy/policySource';
 import type { UpstreamStatus } from '../upstream/upstreamPool';
-import { GATEWAY_VERSION } from '../version';
+import { GATEHOUSE_VERSION } from '../../common/version';
 
 export interface ReadyFacts {
   args: GatewayArgs;
@@ -25,7 +25,7 @@ export function readyLine(facts: ReadyFacts, statuses: readonly UpstreamStatus[]
   const { args, address, policy } = facts;
   return {
     event: 'ready',
-    version: GATEWAY_VERSION,
+    version: GATEHOUSE_VERSION,
     pid: process.pid,
     listen: address.type === 'unix' ? { type: 'unix', socketPath: address.path } : { type: 'tcp', host: address.host, port: address.port },
     launchSecret: args.secretSource.type === 'stdin' ? { delivery: 'stdin' } : { delivery: 'file', path: args.secretSource.path },

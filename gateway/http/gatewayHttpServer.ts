@@ -6,13 +6,13 @@
  * a JSON-RPC parse error). Then the SDK's transport handles the protocol.
  */
 import { randomUUID } from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { isInitializeRequest, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from '../config/gatewayConfig';
-import type { Logger } from '../../common/log/logger';
+import { describeError, type Logger } from '../../common/log/logger';
 import { ClientSession, type SessionDeps } from '../session/clientSession';
 import type { LaunchSecret } from './launchSecret';
 import { OriginGuard, type ListenAddress } from './originGuard';
@@ -48,7 +48,7 @@ export class GatewayHttpServer {
     this.address = options.listen;
     this.http = createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
       this.handle(req, res).catch((error: unknown) => {
-        options.log.error('request failed', { error: (error as Error).message });
+        options.log.error('request failed', { error: describeError(error) });
         if (!res.headersSent) jsonRpcError(res, 500, -32603, 'Internal error');
         else res.end();
       });
@@ -241,23 +241,6 @@ function removeStaleSocket(path: string): void {
   }
   if (!stats.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
   unlinkSync(path);
-}
-
-/**
- * Creates the private runtime folder (0700) that holds the socket and the secret file and
- * insists it stays private. Only for Gatehouse's own folder: a folder the user named for a
- * socket or secret file is created if missing but never re-permissioned (think /tmp).
- */
-export function ensurePrivateDirectory(path: string): void {
-  mkdirSync(path, { recursive: true, mode: 0o700 });
-  const stats = lstatSync(path);
-  if (!stats.isDirectory() || stats.isSymbolicLink()) throw new Error(`${path} is not a directory`);
-  if (typeof process.getuid === 'function' && stats.uid !== process.getuid()) throw new Error(`${path} is owned by another user`);
-  if ((stats.mode & 0o077) !== 0) chmodSync(path, 0o700);
-}
-
-export function ensureDirectory(path: string): void {
-  mkdirSync(path, { recursive: true, mode: 0o700 });
 }
 
 /** Open requests are answered with the reason first, then the session's streams end. */

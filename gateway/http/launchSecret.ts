@@ -4,27 +4,26 @@
  * constant time, and handed over only through a 0600 file or the launcher's pipe, never
  * argv, env or logs.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, renameSync, writeSync, constants as fsConstants } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { generateLaunchSecret, isLaunchSecretText, LAUNCH_SECRET_MIN_LENGTH } from '../../common/control/launchSecretText';
+// Pins (gateway/guardrails/pinning) still import the file writer from here.
+export { writeSecretFile } from '../../common/fs/privateFiles';
 
 export type LaunchSecretDelivery = { delivery: 'file'; path: string } | { delivery: 'stdin' };
-
-const MIN_SECRET_LENGTH = 32;
 
 export class LaunchSecret {
   private readonly digest: Buffer;
 
   constructor(secret: string) {
-    if (secret.length < MIN_SECRET_LENGTH || !/^[A-Za-z0-9._~+/=-]+$/.test(secret)) {
-      throw new Error(`launch secret must be at least ${MIN_SECRET_LENGTH} characters of token68 text`);
+    if (!isLaunchSecretText(secret)) {
+      throw new Error(`launch secret must be at least ${LAUNCH_SECRET_MIN_LENGTH} characters of token68 text`);
     }
     // Comparing fixed-length digests keeps the comparison constant-time even when lengths differ.
     this.digest = sha256(secret);
   }
 
   static generate(): { secret: LaunchSecret; value: string } {
-    const value = randomBytes(32).toString('base64url');
+    const value = generateLaunchSecret();
     return { secret: new LaunchSecret(value), value };
   }
 
@@ -35,19 +34,6 @@ export class LaunchSecret {
     if (!match) return false;
     return timingSafeEqual(sha256(match[1]!), this.digest);
   }
-}
-
-/** Writes the secret to `path` with mode 0600, atomically, refusing to follow a planted symlink. */
-export function writeSecretFile(path: string, value: string): void {
-  const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const fd = openSync(temporary, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
-  try {
-    writeSync(fd, value + '\n');
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temporary, path);
 }
 
 /** Reads one line (the secret) from a stream, e.g. the launcher's pipe on stdin. */

@@ -11,7 +11,7 @@ import type { EffectivePolicy } from '../../common/policy/effectivePolicy';
 import type { CatalogServerEntry } from '../../common/policy/policyDocument';
 import type { PolicyServerArgs } from '../cli/gatewayArgs';
 import type { ServerConfig } from '../config/gatewayConfig';
-import type { Logger } from '../../common/log/logger';
+import { describeError, type Logger } from '../../common/log/logger';
 import { PolicySource } from './policySource';
 import { bearerAuthorization } from '../upstream/upstreamAuthorization';
 
@@ -92,7 +92,7 @@ function readKeys(path: string): JSONWebKeySet {
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8'));
   } catch (error) {
-    throw new Error(`cannot read pinned policy keys ${path}: ${(error as Error).message}`, { cause: error });
+    throw new Error(`cannot read pinned policy keys ${path}: ${describeError(error)}`, { cause: error });
   }
   const keys = (parsed as { keys?: unknown }).keys;
   if (!Array.isArray(keys) || keys.length === 0) throw new Error(`${path} is not a JWKS with at least one key`);

@@ -12,7 +12,7 @@ import { request } from 'undici';
 import { PolicyDecider } from '../../common/policy/policyDecider';
 import { BUNDLE_CONTENT_TYPE, POLICY_SERVER_PATHS } from '../../common/policy/policyServerApi';
 import { BundleRejectedError, verifyPolicyBundle, type BundleClaims } from '../../common/policy/policyBundle';
-import { writeSecretFile } from '../http/launchSecret';
+import { writePrivateFileAtomic } from '../../common/fs/privateFiles';
 import { describeError, type Logger } from '../../common/log/logger';
 
 export interface PolicySourceOptions {
@@ -191,7 +191,7 @@ export class PolicySource {
     // Cache after the policy is in force: a full disk must not keep an older policy alive.
     if (from === 'server') {
       try {
-        writeSecretFile(this.options.cachePath, jws);
+        writePrivateFileAtomic(this.options.cachePath, `${jws}\n`);
       } catch (error) {
         this.options.log.warn('could not cache the policy bundle', { error: describeError(error) });
       }
@@ -237,7 +237,7 @@ export class PolicySource {
     // is unreachable cannot bring the revoked policy back.
     rmSync(this.options.cachePath, { force: true });
     try {
-      writeSecretFile(this.revokedMarkerPath, JSON.stringify({ sub: this.options.expectedSub, revokedAt: Date.now() }));
+      writePrivateFileAtomic(this.revokedMarkerPath, JSON.stringify({ sub: this.options.expectedSub, revokedAt: Date.now() }) + '\n');
     } catch (error) {
       this.options.log.warn('could not record the revocation on disk', { error: describeError(error) });
     }

@@ -18,6 +18,7 @@ import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.
 import { createParser } from 'eventsource-parser';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { UpstreamAuthorization } from './upstreamAuthorization';
+import { describeError } from '../../common/log/logger';
 
 /** One keep-alive pool per upstream origin, shared by every session of the gateway. */
 const sharedAgent = new Agent({ keepAliveTimeout: 30_000, connections: 128, pipelining: 1 });
@@ -231,7 +232,7 @@ export class HttpUpstreamTransport implements Transport {
         await delay(this.retryMs, this.aborter.signal);
       }
     })().catch((error: unknown) => {
-      if (!this.closed) this.onerror?.(new Error(`SSE stream disconnected: ${(error as Error).message}`));
+      if (!this.closed) this.onerror?.(new Error(`SSE stream disconnected: ${describeError(error)}`));
     });
   }
 

@@ -11,7 +11,7 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { StdioTransportConfig } from '../config/gatewayConfig';
-import type { Logger } from '../../common/log/logger';
+import { describeError, type Logger } from '../../common/log/logger';
 
 /** Grace period between SIGTERM and SIGKILL for the upstream's process group. */
 const KILL_GRACE_MS = 2_000;
@@ -131,7 +131,7 @@ export class StdioUpstreamTransport implements Transport {
         message = this.readBuffer.readMessage();
       } catch (error) {
         // A non-JSON-RPC line on stdout (e.g. a stray console.log) is logged and skipped.
-        this.log.warn('upstream wrote a line that is not JSON-RPC', { error: (error as Error).message.slice(0, 200) });
+        this.log.warn('upstream wrote a line that is not JSON-RPC', { error: describeError(error).slice(0, 200) });
         continue;
       }
       if (message === null) return;

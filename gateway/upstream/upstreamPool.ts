@@ -13,7 +13,7 @@ import { HttpUpstreamTransport } from './httpUpstreamTransport';
 import { SignInRequiredError } from './upstreamAuthorization';
 import { StdioUpstreamTransport } from './stdioUpstreamTransport';
 import { UpstreamBackoffError, UpstreamConnection, UpstreamGoneError } from './upstreamConnection';
-import { GATEWAY_VERSION } from '../version';
+import { GATEHOUSE_VERSION } from '../../common/version';
 
 export type InitializeParams = InitializeRequest['params'];
 
@@ -31,7 +31,7 @@ export const LAUNCH_CLIENT_CAPABILITIES: InitializeParams['capabilities'] = {
 export const LAUNCH_INITIALIZE_PARAMS: InitializeParams = {
   protocolVersion: LATEST_PROTOCOL_VERSION,
   capabilities: LAUNCH_CLIENT_CAPABILITIES,
-  clientInfo: { name: 'gatehouse-gateway', version: GATEWAY_VERSION },
+  clientInfo: { name: 'gatehouse-gateway', version: GATEHOUSE_VERSION },
 };
 
 export interface UpstreamStatus {

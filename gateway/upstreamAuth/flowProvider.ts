@@ -23,6 +23,7 @@ import type {
 import { checkAuthorizationUrl } from '../../common/net/authorizationUrl';
 import { isSecureOrLoopback } from '../../common/net/loopback';
 import { tokensFor, type StoredUpstreamCredentials } from './credentialStore';
+import { describeError } from '../../common/log/logger';
 
 /** Something in the flow an attacker or a broken server could be behind: the flow stops, nothing is sent on. */
 export class UpstreamOAuthError extends Error {
@@ -176,7 +177,7 @@ export class FlowProvider implements OAuthClientProvider {
     try {
       checkAuthorizationUrl(url, metadata.authorization_endpoint);
     } catch (error) {
-      throw new UpstreamOAuthError(`${this.options.serverTitle}: ${(error as Error).message}`);
+      throw new UpstreamOAuthError(`${this.options.serverTitle}: ${describeError(error)}`);
     }
     await this.options.redirect(url, metadata);
   }

@@ -9,6 +9,7 @@
 import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
 import { AUDIT_DECISIONS, AuditEventSchema } from '../../common/audit/auditEvent';
+import { auditCsvHeader, auditCsvRow, auditJsonlLine } from '../../common/audit/auditExportFormat';
 import {
   AUDIT_BATCH_MAX_BYTES,
   AUDIT_BATCH_MAX_EVENTS,
@@ -24,7 +25,6 @@ import {
 } from '../../common/policy/policyServerApi';
 import { ApiError } from '../http/apiErrors';
 import { callerOf } from '../http/callerAuthentication';
-import { auditCsvHeader, auditCsvRow } from './auditCsv';
 import { AuditStoreUnavailableError, InvalidAuditCursorError, type AuditStore } from './auditStore';
 
 /** Events per store read while exporting. */
@@ -107,7 +107,7 @@ async function streamExport(store: AuditStore, filters: AuditQueryFilters, forma
   if (format === 'csv') res.write(auditCsvHeader());
   for (;;) {
     let chunk = '';
-    for (const event of page.events) chunk += format === 'csv' ? auditCsvRow(event) : JSON.stringify(event) + '\n';
+    for (const event of page.events) chunk += format === 'csv' ? auditCsvRow(event) : auditJsonlLine(event);
     if (chunk.length > 0 && !res.write(chunk)) await drained(res);
     if (gone || page.nextCursor === undefined) break;
     const cursor = page.nextCursor;

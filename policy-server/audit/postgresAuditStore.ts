@@ -15,6 +15,7 @@ import {
   type AuditQueryFilters,
   type AuditStore,
 } from './auditStore';
+import { describeError } from '../../common/log/logger';
 
 /** Rows per insert statement (parameters stay well under PostgreSQL's 65,535). */
 const INSERT_CHUNK = 1_000;
@@ -59,7 +60,7 @@ export class PostgresAuditStore implements AuditStore {
         client.release();
       }
     } catch (error) {
-      throw new AuditStoreUnavailableError(`The audit database refused the write: ${(error as Error).message}`, { cause: error });
+      throw new AuditStoreUnavailableError(`The audit database refused the write: ${describeError(error)}`, { cause: error });
     }
     return { accepted, duplicates: events.length - accepted };
   }

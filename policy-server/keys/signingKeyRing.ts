@@ -13,7 +13,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import { z } from 'zod';
-import { ensurePrivateFile, writePrivateFileAtomic } from '../store/privateFiles';
+import { ensurePrivateFile, writePrivateFileAtomic } from '../../common/fs/privateFiles';
+import { describeError } from '../../common/log/logger';
 
 export const KEY_FILE = 'signing-keys.json';
 const ALGORITHM = 'EdDSA';
@@ -109,7 +110,7 @@ export class SigningKeyRing {
     try {
       parsed = KeyFile.parse(JSON.parse(await readFile(this.path, 'utf8')));
     } catch (error) {
-      throw new Error(`the signing key file ${this.path} is unreadable or damaged: ${(error as Error).message}`, { cause: error });
+      throw new Error(`the signing key file ${this.path} is unreadable or damaged: ${describeError(error)}`, { cause: error });
     }
     const current = parsed.keys.filter((key) => key.retiredAt === undefined);
     if (current.length !== 1)

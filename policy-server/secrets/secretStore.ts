@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { CompactEncrypt, compactDecrypt } from 'jose';
 import type pg from 'pg';
-import { ensurePrivateFile, writePrivateFileAtomic } from '../store/privateFiles';
+import { ensurePrivateFile, writePrivateFileAtomic } from '../../common/fs/privateFiles';
 
 export const SECRETS_FILE = 'secrets.json';
 const KEY_BYTES = 32;

@@ -8,9 +8,10 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Low } from 'lowdb';
 import { JSONFile } from 'lowdb/node';
-import { ensurePrivateFile } from './privateFiles';
+import { ensurePrivateFile } from '../../common/fs/privateFiles';
 import type { PolicyVersionSummary, RevocationRecord } from '../../common/policy/policyServerApi';
 import type { NewPolicyVersion, NewRevocation, PolicyStore, PolicyVersionRecord } from './policyStore';
+import { describeError } from '../../common/log/logger';
 
 interface StoreData {
   schema: 1;
@@ -43,7 +44,7 @@ export class LowdbPolicyStore implements PolicyStore {
     try {
       await db.read();
     } catch (error) {
-      throw new Error(`cannot read the policy store ${path}: ${(error as Error).message}`, { cause: error });
+      throw new Error(`cannot read the policy store ${path}: ${describeError(error)}`, { cause: error });
     }
     if (db.data.schema !== 1 || !Array.isArray(db.data.versions) || !Array.isArray(db.data.revocations)) {
       throw new Error(`the policy store ${path} is not a Gatehouse policy store (schema 1)`);
@@ -119,7 +120,7 @@ export class LowdbPolicyStore implements PolicyStore {
       await this.db.write();
     } catch (error) {
       this.db.data = before;
-      throw new Error(`cannot write the policy store: ${(error as Error).message}`, { cause: error });
+      throw new Error(`cannot write the policy store: ${describeError(error)}`, { cause: error });
     }
   }
 

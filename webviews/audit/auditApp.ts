@@ -14,7 +14,8 @@ import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import type { AuditEvent } from '../../common/audit/auditEvent';
 import { AUDIT_DECISIONS } from '../../common/audit/auditVocabulary';
 import { auditMatcher, redactionCount, type AuditFilter } from './auditFilter';
-import type { AuditExportFormat, AuditHostMessage, AuditViewMessage } from './auditProtocol';
+import type { AuditExportFormat } from '../../common/audit/auditExportFormat';
+import type { AuditHostMessage, AuditViewMessage } from './auditProtocol';
 
 declare function acquireVsCodeApi(): { postMessage(message: AuditViewMessage): void };
 const vscode = acquireVsCodeApi();

@@ -8,10 +8,9 @@
  * to export the rows its filter shows.
  */
 import type { AuditEvent } from '../../common/audit/auditEvent';
+import { isAuditExportFormat, type AuditExportFormat } from '../../common/audit/auditExportFormat';
 import { AUDIT_DECISIONS } from '../../common/audit/auditVocabulary';
 import type { AuditFilter } from './auditFilter';
-
-export type AuditExportFormat = 'jsonl' | 'csv';
 
 export type AuditHostMessage =
   /** The newest events; `olderToCome` more follow in `older` messages, newest chunk first. */
@@ -50,7 +49,7 @@ export function isAuditViewMessage(value: unknown): value is AuditViewMessage {
     case 'ready':
       return true;
     case 'export':
-      return (message.format === 'jsonl' || message.format === 'csv') && isFilter(message.filter);
+      return isAuditExportFormat(message.format) && isFilter(message.filter);
     case 'rendered':
       return Number.isInteger(message.shown) && Number.isInteger(message.total) && Number.isFinite(message.filterMs);
     default:

@@ -10,7 +10,7 @@ import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs';
 import type { AuditEvent } from '../../../common/audit/auditEvent';
-import { GATEWAY_VERSION } from '../../../gateway/version';
+import { GATEHOUSE_VERSION } from '../../../common/version';
 import { auditSeverity, auditSummary, type AuditSink } from './auditExport';
 
 const SEVERITY = {
@@ -59,7 +59,7 @@ export class OtlpSink implements AuditSink {
     this.name = `otlp ${endpoint.origin}${endpoint.pathname}`;
     this.processor = new BatchLogRecordProcessor({ exporter: new OTLPLogExporter({ url: endpoint.href }), scheduledDelayMillis: 200 });
     this.provider = new LoggerProvider({
-      resource: resourceFromAttributes({ 'service.name': 'gatehouse-policy-server', 'service.version': GATEWAY_VERSION }),
+      resource: resourceFromAttributes({ 'service.name': 'gatehouse-policy-server', 'service.version': GATEHOUSE_VERSION }),
       processors: [this.processor],
     });
     this.logger = this.provider.getLogger('gatehouse.audit');

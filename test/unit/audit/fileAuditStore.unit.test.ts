@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AuditEventSchema, createAuditEventId, type AuditEvent } from '../../../common/audit/auditEvent';
-import { AUDIT_CSV_COLUMNS } from '../../../common/policy/policyServerApi';
-import { auditCsvHeader, auditCsvRow } from '../../../policy-server/audit/auditCsv';
+import { createAuditEventId, type AuditEvent } from '../../../common/audit/auditEvent';
 import { InvalidAuditCursorError, type AuditQueryFilters } from '../../../policy-server/audit/auditStore';
 import { AuditStoreDamagedError, FileAuditStore } from '../../../policy-server/audit/fileAuditStore';
 import { removeScratchDirs, sampleEvent, scratchDir } from './auditTestEvents';
@@ -244,44 +242,5 @@ describe('central audit store (append-only files)', () => {
     await first.close();
     writeFileSync(join(other, 'store.lock'), '999999999\n');
     await openStore(other);
-  });
-});
-
-describe('audit CSV export rows', () => {
-  it('has one column per event field, in schema order', () => {
-    assert.deepEqual([...AUDIT_CSV_COLUMNS], Object.keys(AuditEventSchema.shape));
-    assert.equal(auditCsvHeader(), `${AUDIT_CSV_COLUMNS.join(',')}\r\n`);
-  });
-
-  it('quotes per RFC 4180, writes nested fields as JSON text and leaves absent fields empty', () => {
-    const event = sampleEvent(1, {
-      id: '01JNB3Q6N8W4V5X6Y7Z8A9B0CD',
-      time: '2025-03-01T12:00:00.000Z',
-      user: 'alice',
-      client: { name: 'Code "Insiders", beta', version: '1.0' },
-      tool: 'line one\nline two',
-      rule: undefined,
-      redactions: { 'aws-access-key': 2 },
-      flags: ['injection-marker'],
-      latencyMs: 3.25,
-    });
-    delete (event as Partial<AuditEvent>).rule;
-    assert.equal(
-      auditCsvRow(event),
-      '01JNB3Q6N8W4V5X6Y7Z8A9B0CD,2025-03-01T12:00:00.000Z,alice,"{""name"":""Code \\""Insiders\\"", beta"",""version"":""1.0""}",github,tools/call,' +
-        '"line one\nline two",allow,,,' +
-        'ab'.repeat(32) +
-        ',ok,"{""aws-access-key"":2}","[""injection-marker""]",3.25\r\n',
-    );
-  });
-
-  it('keeps a spreadsheet from running a value as a formula', () => {
-    for (const tool of ['=HYPERLINK("http://x")', '+1', '-2', '@SUM(A1)', '\tx']) {
-      const cells = auditCsvRow(sampleEvent(1, { tool })).split(',');
-      assert.ok(
-        cells.some((cell) => cell.startsWith(`'${tool.slice(0, 1)}`) || cell.startsWith(`"'${tool.slice(0, 1)}`)),
-        `${tool} is guarded`,
-      );
-    }
   });
 });

@@ -1,11 +1,10 @@
 /**
  * The Audit view's pure parts, outside VS Code: the filter both the webview and the export
- * use, the JSONL and CSV writers (CSV quoting and spreadsheet-formula neutralising), the
+ * use (the writers are tested in test/unit/audit/auditExportFormat.unit.test.ts), the
  * check on messages from the webview (untrusted input to the extension host), and the
  * filter's speed over 100,000 events (reported, not asserted: timing targets live in bench).
  */
 import assert from 'node:assert/strict';
-import { auditCsv, auditJsonl } from '../../../extension/audit/auditExport';
 import { auditMatcher, redactionCount } from '../../../webviews/audit/auditFilter';
 import { isAuditViewMessage } from '../../../webviews/audit/auditProtocol';
 import { isScopesViewMessage } from '../../../webviews/scopes/scopesProtocol';
@@ -69,38 +68,6 @@ describe('Audit view', () => {
       console.log(
         `      filter over 100,000 events: ${firstMs.toFixed(0)} ms first (builds the search text), ${againMs.toFixed(0)} ms after`,
       );
-    });
-  });
-
-  describe('export', () => {
-    it('writes JSONL: one event per line, the same events back', () => {
-      const text = auditJsonl(events);
-      assert.equal(text.split('\n').length, events.length + 1);
-      assert.deepEqual(
-        text
-          .trim()
-          .split('\n')
-          .map((line) => JSON.parse(line) as unknown),
-        events,
-      );
-    });
-
-    it('writes CSV with a header, RFC 4180 quoting and formula cells neutralised', () => {
-      const hostile = sampleEvent(1, {
-        tool: '=HYPERLINK("http://x","y")',
-        client: { name: 'a,"b"\nc', version: '1' },
-        rule: '@sum',
-        redactions: { 'aws-access-key': 2 },
-      });
-      const lines = auditCsv([hostile]).split('\r\n');
-      assert.equal(
-        lines[0],
-        'time,user,server,method,tool,decision,rule,reviewer,status,latency_ms,redactions,flags,client,args_digest,id',
-      );
-      assert.ok(lines[1]!.includes(`"'=HYPERLINK(""http://x"",""y"")"`), 'a formula is prefixed and quoted');
-      assert.ok(lines[1]!.includes(`,'@sum,`), 'a leading @ is prefixed');
-      assert.ok(lines[1]!.includes(',aws-access-key=2,'), 'redaction counts, not values');
-      assert.ok(auditCsv([hostile]).includes('"a,""b""\nc 1"'), 'commas, quotes and newlines are quoted');
     });
   });
 

@@ -3,7 +3,9 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { LaunchSecret, readSecretLine, writeSecretFile } from '../../../gateway/http/launchSecret';
+import { generateLaunchSecret, isLaunchSecretText } from '../../../common/control/launchSecretText';
+import { writeSecretFile } from '../../../common/fs/privateFiles';
+import { LaunchSecret, readSecretLine } from '../../../gateway/http/launchSecret';
 
 describe('launch secret', () => {
   it('accepts exactly its own value as a Bearer token', () => {
@@ -17,6 +19,13 @@ describe('launch secret', () => {
     assert.ok(!secret.matchesAuthorization(`Bearer ${value}x`));
     assert.ok(!secret.matchesAuthorization(`Bearer ${value.slice(1)}`));
     assert.ok(!secret.matchesAuthorization(`Bearer ${LaunchSecret.generate().value}`));
+  });
+
+  it('is made by one generator for the extension and the gateway, and the gateway takes what it makes', () => {
+    const value = generateLaunchSecret();
+    assert.ok(isLaunchSecretText(value));
+    assert.ok(new LaunchSecret(value).matchesAuthorization(`Bearer ${value}`));
+    assert.notEqual(generateLaunchSecret(), value);
   });
 
   it('refuses weak secrets from a launcher', () => {

@@ -1,0 +1,39 @@
+/**
+ * Ownership of disposables, as microsoft/vscode-pull-request-github's `common/lifecycle.ts`:
+ * a class that subscribes to events or owns emitters extends `Disposable` and `_register`s
+ * each one; its `dispose()` disposes them all, once. Only `vscode`'s types are used, so
+ * classes built on it still load in plain mocha.
+ */
+import type * as vscode from 'vscode';
+
+export function toDisposable(dispose: () => void): vscode.Disposable {
+  return { dispose };
+}
+
+/** Disposes each in the order given and empties the array, so a second call does nothing. */
+export function disposeAll(disposables: vscode.Disposable[]): void {
+  for (const disposable of disposables.splice(0)) disposable.dispose();
+}
+
+export abstract class Disposable implements vscode.Disposable {
+  private disposed = false;
+  private readonly disposables: vscode.Disposable[] = [];
+
+  /** Disposes everything registered, in registration order; later calls do nothing. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    disposeAll(this.disposables);
+  }
+
+  protected get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /** Owns `value` from now on (disposes it at once if this is already disposed). */
+  protected _register<T extends vscode.Disposable>(value: T): T {
+    if (this.disposed) value.dispose();
+    else this.disposables.push(value);
+    return value;
+  }
+}
