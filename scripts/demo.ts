@@ -17,6 +17,7 @@ import { createInterface } from 'node:readline';
 import { RESOURCE_SCOPE, startLocalIdp, VSCODE_CLIENT_ID, type LocalIdp } from '../test/support/localIdp';
 import { installCodeServer } from '../test/vscode/codeServerInstall';
 import { endGroup, startCodeServer, waitForHttp, writeUserSettings } from '../test/vscode/codeServer';
+import { describeError } from '../common/log/logger';
 
 const REPO = resolve(__dirname, '..');
 // GATEHOUSE_DEMO_DIR: a fresh folder for a scripted walkthrough (test/vscode/demoWalkthrough.ts).
@@ -143,7 +144,7 @@ async function startVsCode(idp: LocalIdp, policyServerUrl: string): Promise<void
     install = installCodeServer((line) => process.stderr.write(`[code-server install] ${line}\n`));
   } catch (error) {
     throw new Error(
-      `${(error as Error).message}\ncode-server could not be installed (it needs g++, make, python3, ripgrep and libkrb5-dev); run "npm run demo -- --no-vscode" for the headless gateway.`,
+      `${describeError(error)}\ncode-server could not be installed (it needs g++, make, python3, ripgrep and libkrb5-dev); run "npm run demo -- --no-vscode" for the headless gateway.`,
       { cause: error },
     );
   }
@@ -182,7 +183,7 @@ async function endGroupOrKill(child: ChildProcess): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`demo failed: ${(error as Error).message}\n`);
+  process.stderr.write(`demo failed: ${describeError(error)}\n`);
   for (const child of children) child.kill('SIGTERM');
   process.exit(1);
 });

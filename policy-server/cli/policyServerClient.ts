@@ -5,6 +5,7 @@
  */
 import { requireSecureUrl } from '../auth/oidcVerifier';
 import type { ApiErrorBody } from '../../common/policy/policyServerApi';
+import { describeError } from '../../common/log/logger';
 
 const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -30,7 +31,7 @@ export class PolicyServerClient {
       // The bearer token travels with every request: never over plain http to another machine.
       this.base = requireSecureUrl(serverUrl, '--server');
     } catch (error) {
-      throw new PolicyServerRequestError((error as Error).message, undefined, undefined);
+      throw new PolicyServerRequestError(describeError(error), undefined, undefined);
     }
     if (!this.base.pathname.endsWith('/')) this.base.pathname += '/';
   }
@@ -62,7 +63,7 @@ export class PolicyServerClient {
       });
     } catch (error) {
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      const reason = cause?.code ?? cause?.message ?? (error as Error).message;
+      const reason = cause?.code ?? cause?.message ?? describeError(error);
       throw new PolicyServerRequestError(`cannot reach the policy server at ${this.base.origin}: ${reason}`, undefined, undefined);
     }
     if (response.ok) return response;

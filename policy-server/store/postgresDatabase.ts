@@ -8,6 +8,7 @@
  */
 import pg from 'pg';
 import { readSecretFile } from './privateFiles';
+import { describeError } from '../../common/log/logger';
 
 /** Each entry is one migration; never edit one that has shipped, add the next. */
 const MIGRATIONS: string[] = [
@@ -87,7 +88,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<pg.Pool> {
     await migrate(pool);
   } catch (error) {
     await pool.end().catch(() => undefined);
-    throw new Error(`cannot prepare the PostgreSQL store: ${(error as Error).message}`, { cause: error });
+    throw new Error(`cannot prepare the PostgreSQL store: ${describeError(error)}`, { cause: error });
   }
   return pool;
 }

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { startGateway, type RunningGateway } from '../support/gatewayHarness';
+import { describeError } from '../../common/log/logger';
 
 /** The client ID metadata document URL the suite's CIMD scenario expects a client to present. */
 const CONFORMANCE_CLIENT_METADATA_URL = 'https://conformance-test.local/client-metadata.json';
@@ -46,7 +47,7 @@ async function main(): Promise<number> {
     await client.close();
     return 0;
   } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n${gateway?.stderr() ?? ''}`);
+    process.stderr.write(`${describeError(error)}\n${gateway?.stderr() ?? ''}`);
     return 1;
   } finally {
     await gateway?.stop(true);
@@ -57,7 +58,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
-    process.stderr.write(`${(error as Error).message}\n`);
+    process.stderr.write(`${describeError(error)}\n`);
     process.exit(1);
   },
 );

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { freePort, waitUntil } from './gatewayHarness';
+import { describeError } from '../../common/log/logger';
 
 export interface RunningPostgres {
   /** `postgres://gatehouse@127.0.0.1:<port>/gatehouse` (no password: trust on loopback). */
@@ -76,7 +77,7 @@ export async function startPostgres(): Promise<RunningPostgres> {
     await admin.query('create database gatehouse');
   } catch (error) {
     child.kill();
-    throw new Error(`PostgreSQL did not start: ${(error as Error).message}\n${log}`, { cause: error });
+    throw new Error(`PostgreSQL did not start: ${describeError(error)}\n${log}`, { cause: error });
   }
   await admin.end();
   const pool = new pg.Pool({ host: '127.0.0.1', port, user: 'gatehouse', database: 'gatehouse', max: 2 });

@@ -9,6 +9,7 @@
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Frame, Page } from 'playwright-core';
+import { describeError } from '../../common/log/logger';
 
 const REPO = resolve(__dirname, '../..');
 export const OUTPUT = join(REPO, 'test-output/vscode');
@@ -87,7 +88,7 @@ export async function loginAtIdp(login: Page, user: string, screenshot?: string)
     await login.locator('#login').fill(user, { timeout: 30_000 });
   } catch (error) {
     await login.screenshot({ path: join(OUTPUT, 'sign-in-failed.png') }).catch(() => undefined);
-    throw new Error(`the IdP's login page did not show (the tab is at ${login.url()}): ${(error as Error).message}`, { cause: error });
+    throw new Error(`the IdP's login page did not show (the tab is at ${login.url()}): ${describeError(error)}`, { cause: error });
   }
   if (screenshot) await login.screenshot({ path: screenshot });
   await login.locator('#sign-in').click();

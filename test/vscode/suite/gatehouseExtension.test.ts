@@ -14,6 +14,7 @@ import * as vscode from 'vscode';
 import type { GatehouseApi } from '../../../extension/api';
 import type { GatewayReadyLine } from '../../../common/gatewayReady';
 import { spoolEvents } from '../../support/spoolEvents';
+import { describeError } from '../../../common/log/logger';
 
 const SERVER = 'probe';
 /** The runner seeds the gateway's spool with this many older events before VS Code starts. */
@@ -131,7 +132,7 @@ describe('Gatehouse inside VS Code', () => {
     try {
       outcome = textOf(await vscode.lm.invokeTool(echoTool.name, { input: { text: 42 }, toolInvocationToken: undefined }));
     } catch (error) {
-      outcome = (error as Error).message;
+      outcome = describeError(error);
     }
     assert.match(outcome, /do not match the tool's approved input schema/, "the gateway's refusal reaches VS Code");
   });
@@ -170,7 +171,7 @@ describe('Gatehouse inside VS Code', () => {
     try {
       outcome = textOf(await vscode.lm.invokeTool(envTool.name, { input: {}, toolInvocationToken: undefined }));
     } catch (error) {
-      outcome = (error as Error).message;
+      outcome = describeError(error);
     }
     assert.match(outcome, /env-needs-confirmation.*You denied it/);
     await waitFor('the denied call in the audit', () =>
