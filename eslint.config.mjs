@@ -40,6 +40,23 @@ function boundary(files, forbidden = [], why = '') {
   };
 }
 
+/** The extension may use `vscode`, but not the gateway's or the policy server's code (`escape`: the `../` that leaves extension/). */
+function extensionBoundary(files, escape) {
+  const pattern = `${escape}(gateway|policy-server|cli)(\\x2F|$)`;
+  const message = 'the extension talks to the gateway over the control channel only; shared code belongs in common/';
+  return {
+    files,
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: pattern, message }] }],
+      'no-restricted-syntax': [
+        'error',
+        { selector: `ImportExpression[source.value=/${pattern}/]`, message },
+        { selector: `CallExpression[callee.name='require'][arguments.0.value=/${pattern}/]`, message },
+      ],
+    },
+  };
+}
+
 export default tseslint.config(
   { ignores: ['node_modules/', 'dist/', '.cache/', '.gatehouse/', 'results/', 'test-output/'] },
   js.configs.recommended,
@@ -60,6 +77,11 @@ export default tseslint.config(
     ['gateway', 'policy-server', 'extension', 'webviews', 'cli'],
     'common/ is what the processes share; it imports none of them',
   ),
+  // The extension reaches the gateway only as a child process (common/control/); its own
+  // `extension/gateway/` folder shares the name, so the rule counts how far a path climbs:
+  // out of extension/ is one `../` from its top level, two from a subfolder.
+  extensionBoundary(['extension/*.ts'], '^\\.\\.\\x2F'),
+  extensionBoundary(['extension/*/*.ts'], '^\\.\\.\\x2F\\.\\.\\x2F'),
   boundary(
     ['webviews/**'],
     ['gateway', 'policy-server', 'extension', 'cli'],
