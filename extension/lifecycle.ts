@@ -30,6 +30,11 @@ export abstract class Disposable implements vscode.Disposable {
     return this.disposed;
   }
 
+  /** Fires `emitter` whenever any of `events` fires (a view or provider that redraws on its sources' changes). */
+  protected _fireOn(emitter: { fire(): void }, ...events: vscode.Event<unknown>[]): void {
+    for (const event of events) this._register(event(() => emitter.fire()));
+  }
+
   /** Owns `value` from now on (disposes it at once if this is already disposed). */
   protected _register<T extends vscode.Disposable>(value: T): T {
     if (this.disposed) value.dispose();

@@ -8,35 +8,24 @@
  */
 import * as vscode from 'vscode';
 import type { GatewayReadyLine, GatewayReadyServer } from '../../common/gatewayReady';
-import type { EnabledServers } from '../catalog/enabledServers';
-import type { GatewayState, GatewaySupervisor } from '../gateway/gatewaySupervisor';
-import { Disposable } from '../lifecycle';
+import type { GatewayState } from '../gateway/gatewaySupervisor';
+import { GatewayStateView } from '../gateway/gatewayStateView';
 
-export class GatehouseMcpProvider extends Disposable implements vscode.McpServerDefinitionProvider<vscode.McpHttpServerDefinition> {
-  private readonly changed = this._register(new vscode.EventEmitter<void>());
+export class GatehouseMcpProvider extends GatewayStateView implements vscode.McpServerDefinitionProvider<vscode.McpHttpServerDefinition> {
   readonly onDidChangeMcpServerDefinitions = this.changed.event;
 
-  constructor(
-    private readonly gateway: GatewaySupervisor,
-    private readonly enabled: EnabledServers,
-  ) {
-    super();
-    this._register(gateway.onDidChange(() => this.changed.fire()));
-    this._register(enabled.onDidChange(() => this.changed.fire()));
-  }
-
   provideMcpServerDefinitions(): vscode.McpHttpServerDefinition[] {
-    const state = this.gateway.state;
-    if (state.kind !== 'ready') return [];
+    const state = this.ready;
+    if (!state) return [];
     return state.ready.servers
       .filter((server) => this.enabled.has(server.id))
       .map((server) => new vscode.McpHttpServerDefinition(server.id, serverUri(state.ready, server), {}, definitionVersion(state)));
   }
 
   resolveMcpServerDefinition(definition: vscode.McpHttpServerDefinition): vscode.McpHttpServerDefinition | undefined {
-    const state = this.gateway.state;
+    const state = this.ready;
     // VS Code reports the server as unavailable; a definition VS Code kept from before it was disabled is refused too.
-    if (state.kind !== 'ready' || !this.enabled.has(definition.label)) return undefined;
+    if (!state || !this.enabled.has(definition.label)) return undefined;
     definition.headers = { ...definition.headers, Authorization: `Bearer ${state.secret}` };
     return definition;
   }

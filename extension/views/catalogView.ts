@@ -11,7 +11,7 @@ import * as vscode from 'vscode';
 import type { ToolSummary } from '../../common/control/controlProtocol';
 import type { EnabledServers } from '../catalog/enabledServers';
 import type { GatewayState, GatewaySupervisor } from '../gateway/gatewaySupervisor';
-import { Disposable } from '../lifecycle';
+import { GatewayStateView } from '../gateway/gatewayStateView';
 
 type ServerStatus = Extract<GatewayState, { kind: 'ready' }>['ready']['servers'][number];
 type BlockedServer = NonNullable<Extract<GatewayState, { kind: 'ready' }>['ready']['blocked']>[number];
@@ -20,24 +20,16 @@ export type CatalogNode =
   | { kind: 'tool'; serverId: string; tool: ToolSummary }
   | { kind: 'blocked'; server: BlockedServer };
 
-export class CatalogView extends Disposable implements vscode.TreeDataProvider<CatalogNode> {
-  private readonly changed = this._register(new vscode.EventEmitter<void>());
+export class CatalogView extends GatewayStateView implements vscode.TreeDataProvider<CatalogNode> {
   readonly onDidChangeTreeData = this.changed.event;
 
-  constructor(
-    private readonly gateway: GatewaySupervisor,
-    private readonly enabled: EnabledServers,
-  ) {
-    super();
-    const refresh = () => this.changed.fire();
-    this._register(gateway.onDidChange(refresh));
-    this._register(gateway.onDidChangeTools(refresh));
-    this._register(enabled.onDidChange(refresh));
+  constructor(gateway: GatewaySupervisor, enabled: EnabledServers) {
+    super(gateway, enabled, gateway.onDidChangeTools);
   }
 
   getChildren(element?: CatalogNode): CatalogNode[] {
-    const state = this.gateway.state;
-    if (state.kind !== 'ready') return [];
+    const state = this.ready;
+    if (!state) return [];
     if (!element) {
       return [
         ...state.ready.servers.map((server): CatalogNode => ({ kind: 'server', server })),
@@ -98,10 +90,11 @@ function blockedItem(server: BlockedServer): vscode.TreeItem {
 function toolItem(serverId: string, tool: ToolSummary): vscode.TreeItem {
   const item = new vscode.TreeItem(tool.name, vscode.TreeItemCollapsibleState.None);
   item.id = `tool:${serverId}:${tool.name}`;
+  // The risk comes right after a hidden change: a narrow sidebar cuts the end of the line.
   const badges = [
     tool.changed ? 'changed since approval (hidden)' : undefined,
-    tool.policy === 'confirm' ? 'needs confirmation' : tool.policy === 'confirm-sometimes' ? 'may need confirmation' : undefined,
     tool.risk === 'destructive' ? 'destructive' : tool.risk === 'write' ? 'writes' : 'read-only',
+    tool.policy === 'confirm' ? 'needs confirmation' : tool.policy === 'confirm-sometimes' ? 'may need confirmation' : undefined,
     tool.flags.some((flag) => flag !== 'tool-definition-changed') ? 'flagged' : undefined,
   ].filter((badge): badge is string => badge !== undefined);
   item.description = badges.join(' · ');
