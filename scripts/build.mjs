@@ -4,21 +4,32 @@
 // runtime can run it without node_modules.
 import { build } from 'esbuild';
 import { chmodSync, copyFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { writeThirdPartyNotices } from './thirdPartyNotices.mjs';
 
 const common = { bundle: true, platform: 'node', target: 'node20', sourcemap: true, logLevel: 'warning', legalComments: 'none' };
 
-await Promise.all([
+// The first three are what ships (VSIX, container image); their metafiles name the bundled packages.
+const shipped = await Promise.all([
   build({
     ...common,
+    metafile: true,
     entryPoints: ['cli/gatehouse.ts'],
     outfile: 'dist/gatehouse.js',
     format: 'cjs',
     banner: { js: '#!/usr/bin/env node' },
   }),
-  build({ ...common, entryPoints: ['extension/extension.ts'], outfile: 'dist/extension.js', format: 'cjs', external: ['vscode'] }),
+  build({
+    ...common,
+    metafile: true,
+    entryPoints: ['extension/extension.ts'],
+    outfile: 'dist/extension.js',
+    format: 'cjs',
+    external: ['vscode'],
+  }),
   // Webview apps run in the browser sandbox of a webview, one script each.
   build({
     ...common,
+    metafile: true,
     platform: 'browser',
     target: 'es2022',
     minify: true,
@@ -26,6 +37,8 @@ await Promise.all([
     entryPoints: { confirm: 'webviews/confirm/confirmApp.ts', audit: 'webviews/audit/auditApp.ts', scopes: 'webviews/scopes/scopesApp.ts' },
     outdir: 'dist/webviews',
   }),
+]);
+await Promise.all([
   // The suite that runs inside a real VS Code (test/vscode/); mocha comes from node_modules at run time.
   build({
     ...common,
@@ -52,3 +65,8 @@ chmodSync('dist/gatehouse.js', 0o755);
 // The codicon font, which @vscode-elements/elements draws its icons with, ships beside the webview apps.
 mkdirSync('dist/webviews', { recursive: true });
 for (const file of ['codicon.css', 'codicon.ttf']) copyFileSync(`node_modules/@vscode/codicons/dist/${file}`, `dist/webviews/${file}`);
+// esbuild drops the bundled packages' licence comments; their notices ship in one file instead.
+writeThirdPartyNotices(
+  shipped.map((result) => result.metafile),
+  'dist/THIRD-PARTY-NOTICES.txt',
+);
