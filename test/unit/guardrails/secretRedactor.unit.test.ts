@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { luhnValid, ibanValid } from '../../../gateway/guardrails/redaction/piiRules';
 import { SecretRedactor, redactionMarker, type RedactionFindings } from '../../../gateway/guardrails/redaction/secretRedactor';
 import { SECRET_KINDS, SECRET_RULES } from '../../../gateway/guardrails/redaction/secretRules';
-import { cleanSamples, piiLookalikes, piiSamples, secretSamples, tokenChecksumValid, type SecretSample } from '../../fixtures/secretCorpus';
+import { cleanSamples } from '../../fixtures/cleanCorpus';
+import { tokenChecksumValid } from '../../fixtures/fakeCredentialFormats';
+import { piiLookalikes, piiSamples } from '../../fixtures/piiCorpus';
+import { secretSamples, type SecretSample } from '../../fixtures/secretCorpus';
 
 const redactor = new SecretRedactor();
 
