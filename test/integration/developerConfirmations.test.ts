@@ -24,7 +24,7 @@ import {
   type ToolsParams,
 } from '../../common/control/controlProtocol';
 import { spoolEvents, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
-import { foreignSignedToken } from '../support/localIdp';
+import { foreignSignedToken } from '../support/hostileTokens';
 import { managedArgs, type RunningPolicyServer } from '../support/policyHarness';
 import { CONFIRM_POLICY, CONFIRM_TIMEOUT_SECONDS, startConfirmationSetup, type ConfirmationSetup } from '../support/confirmationSetup';
 
