@@ -25,7 +25,7 @@ import { compileEffectivePolicy, type EffectivePolicy } from '../../common/polic
 import type { CallerIdentity } from '../../common/policy/identity';
 import { PolicyDecider } from '../../common/policy/policyDecider';
 import { PolicyDocumentSchema, type PolicyDocument } from '../../common/policy/policyDocument';
-import { markdownTable, median, percentile, round } from './benchSupport';
+import { markdownTable, median, percentile, round } from './benchStats';
 
 const SERVERS = 10_000;
 const TOOLS_PER_SERVER = 50;
