@@ -35,15 +35,8 @@ import type { ProcessLock } from '../../common/processLock';
 import type { AuditEvent } from '../../common/audit/auditEvent';
 import { describeError, type Logger } from '../../common/log/logger';
 import { ensurePrivateDirectory, ensurePrivateFile } from '../store/privateFiles';
-import {
-  AuditStoreUnavailableError,
-  decodeAuditCursor,
-  encodeAuditCursor,
-  type AuditAppendResult,
-  type AuditPage,
-  type AuditQueryFilters,
-  type AuditStore,
-} from './auditStore';
+import { AuditStoreUnavailableError, decodeAuditCursor, encodeAuditCursor } from './auditStore';
+import type { AuditAppendResult, AuditPage, AuditQueryFilters, AuditStore } from './auditStore';
 import { FileAuditIndex, type IndexEntry } from './fileAuditIndex';
 import {
   AuditStoreDamagedError,
