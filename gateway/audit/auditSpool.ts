@@ -206,15 +206,16 @@ export class AuditSpool {
    */
   async readSince(afterSeq: number, limit: number): Promise<AuditStoredRecord[]> {
     const out: AuditStoredRecord[] = [];
-    const { segments, segment: openSegment } = this.writer;
-    if (limit <= 0 || afterSeq >= this.writer.durableSeq) return out;
-    const durableSeq = this.writer.durableSeq;
+    // The writer's segments and open segment are looked up at each step: it may rotate while we read.
+    const writer = this.writer;
+    if (limit <= 0 || afterSeq >= writer.durableSeq) return out;
+    const durableSeq = writer.durableSeq;
     let index = 0;
-    for (let i = 0; i < segments.length; i++) if (segments[i]!.firstSeq <= afterSeq + 1) index = i;
-    for (; index < segments.length && out.length < limit; index++) {
-      const file = segments[index]!;
+    for (let i = 0; i < writer.segments.length; i++) if (writer.segments[i]!.firstSeq <= afterSeq + 1) index = i;
+    for (; index < writer.segments.length && out.length < limit; index++) {
+      const file = writer.segments[index]!;
       const hint = this.readHint?.segment === file.name && this.readHint.afterSeq <= afterSeq ? this.readHint.offset : 0;
-      const end = openSegment?.file.name === file.name ? openSegment.size : undefined;
+      const end = writer.segment?.file.name === file.name ? writer.segment.size : undefined;
       const content = await readRange(file.path, hint, end);
       let offset = 0;
       while (offset < content.length && out.length < limit) {
