@@ -10,7 +10,7 @@
  * there: AWS access key ids (`enableIDScanRule` is off by default), JWTs, Google API keys,
  * GCP service-account keys outside a `.json` file, `xoxs`/`xoxe` Slack tokens, Ed25519 PEM
  * keys (shorter than its 100-character floor), `Authorization` headers. Where we deviate
- * from the preset the rule says so. `test/unit/guardrails/secretRedactor.unit.test.ts` runs
+ * from the preset the rule says so. `test/unit/guardrails/secretCorpusRealism.unit.test.ts` runs
  * secretlint itself over the same corpus to keep the two in step.
  *
  * Each rule has `triggers`: short regex fragments for the distinctive start of the secret
