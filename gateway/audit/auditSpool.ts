@@ -3,8 +3,9 @@
  * `AuditEvent` (common/audit) that is durable on disk before the call is answered, in a
  * spool that loses nothing acknowledged and shows any later change.
  *
- *   auditSpool.ts       `AuditSpool`: open + crash recovery, group-committed appends,
- *                       checkpoints, rotation, the shipping cursor and `readSince`
+ *   auditSpool.ts       `AuditSpool`: open + crash recovery, validated appends, the
+ *                       shipping cursor and `readSince`
+ *   auditSpoolWriter.ts group-committed appends, checkpoints in the chain, rotation
  *   auditSegment.ts     the on-disk format: segment files, record lines, the hash chain
  *   auditCheckpoint.ts  signed checkpoints: what they prove and what they do not
  *   auditKeys.ts        the checkpoint key pair and the arguments digest key (0600 files)
@@ -25,26 +26,19 @@
  * to match the disk): every pending and later append rejects, and the gateway must stop
  * answering calls it cannot audit. Reopening recovers from what is on disk.
  */
-import { open, readFile, type FileHandle } from 'node:fs/promises';
-import { existsSync, constants as fsConstants, statSync } from 'node:fs';
+import { open, readFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { AuditEventSchema, digestArguments, type AuditEvent } from '../../common/audit/auditEvent';
-import { describeError, type Logger } from '../../common/log/logger';
-import { signCheckpoint, type CheckpointReason } from './auditCheckpoint';
-import { ensurePrivateDirectory, fsyncDirectory, readPrivateFile, SpoolLock, writePrivateFileAtomicAsync } from './auditFiles';
+import type { Logger } from '../../common/log/logger';
+import { ensurePrivateDirectory, readPrivateFile, SpoolLock, writePrivateFileAtomicAsync } from './auditFiles';
 import { loadOrCreateArgsDigestKey, loadOrCreateCheckpointKey, type CheckpointSigningKey } from './auditKeys';
-import {
-  DEFAULT_MAX_SEGMENT_BYTES,
-  GENESIS_HASH,
-  MAX_RECORD_BYTES,
-  encodeRecord,
-  segmentFileName,
-  type AuditRecord,
-  type SegmentFile,
-} from './auditSegment';
+import { DEFAULT_MAX_SEGMENT_BYTES, MAX_RECORD_BYTES, type AuditRecord } from './auditSegment';
 import { recoverSpool, type AuditSpoolRecovery } from './auditRecovery';
+import { AuditSpoolWriter } from './auditSpoolWriter';
 
 export { AuditSpoolDamagedError, type AuditSpoolRecovery } from './auditRecovery';
+export { AuditSpoolFailedError } from './auditSpoolWriter';
 
 export const SHIPPED_CURSOR_FILE = 'shipped.json';
 
@@ -79,60 +73,19 @@ export interface AuditSpoolStats {
 /** One record as `readSince` returns it, with its exact line so a shipper can forward what was hashed. */
 export type AuditStoredRecord = AuditRecord & { line: string };
 
-export class AuditSpoolFailedError extends Error {
-  constructor(cause: unknown) {
-    super(`The audit spool cannot write (${describeError(cause)}); calls cannot be audited until the gateway restarts.`, { cause });
-    this.name = 'AuditSpoolFailedError';
-  }
-}
-
-interface PendingAppend {
-  json: string;
-  resolve: (seq: number) => void;
-  reject: (error: Error) => void;
-}
-
-interface OpenSegment {
-  file: SegmentFile;
-  handle: FileHandle;
-  /** Bytes known durable: every byte below this was fdatasync'ed. */
-  size: number;
-}
-
 /** Below this many characters an event cannot reach half the record limit in UTF-8 (3 bytes a character at most). */
 const MAX_EVENT_CHARS = Math.floor(MAX_RECORD_BYTES / 6);
 
 export class AuditSpool {
-  private readonly maxSegmentBytes: number;
-  private readonly checkpointEveryEvents: number;
-  private readonly maxBatchRecords: number;
+  private readonly writer: AuditSpoolWriter;
   private readonly logger: Logger | undefined;
   private readonly now: () => number;
 
-  private segments: SegmentFile[] = [];
-  private segment: OpenSegment | undefined;
-  /** Head of the chain as assigned (may run ahead of the disk while a commit is in flight). */
-  private seq = 0;
-  private head = GENESIS_HASH;
-  /** Head of the chain on disk. */
-  private durableSeq = 0;
-  private durableHash = GENESIS_HASH;
-  private lastKind: AuditRecord['kind'] | undefined;
-  /** The next record would not fit in the current segment. */
-  private segmentFull = false;
-  private eventsSinceCheckpoint = 0;
-
-  private pending: PendingAppend[] = [];
-  private checkpointWanted: CheckpointReason | undefined;
-  private checkpointWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
-  private draining: Promise<void> | undefined;
-  private failure: AuditSpoolFailedError | undefined;
   private closed = false;
   private timer: NodeJS.Timeout | undefined;
   private shipped = 0;
   private cursorWrite: Promise<void> = Promise.resolve();
   private readHint: { segment: string; afterSeq: number; offset: number } | undefined;
-  private readonly counters = { eventsAppended: 0, checkpointsWritten: 0, commits: 0, largestCommit: 0 };
 
   private constructor(
     readonly dir: string,
@@ -148,11 +101,15 @@ export class AuditSpool {
       lastSeq: 0,
     },
   ) {
-    this.maxSegmentBytes = options.maxSegmentBytes ?? DEFAULT_MAX_SEGMENT_BYTES;
-    this.checkpointEveryEvents = Math.max(1, options.checkpointEveryEvents ?? 1000);
-    this.maxBatchRecords = Math.max(1, options.maxBatchRecords ?? 8192);
     this.logger = options.logger;
     this.now = options.now ?? Date.now;
+    this.writer = new AuditSpoolWriter(dir, signingKey, {
+      maxSegmentBytes: options.maxSegmentBytes ?? DEFAULT_MAX_SEGMENT_BYTES,
+      checkpointEveryEvents: Math.max(1, options.checkpointEveryEvents ?? 1000),
+      maxBatchRecords: Math.max(1, options.maxBatchRecords ?? 8192),
+      logger: this.logger,
+      now: this.now,
+    });
   }
 
   /**
@@ -171,12 +128,12 @@ export class AuditSpool {
       spool = new AuditSpool(options.dir, lock, signingKey, loadOrCreateArgsDigestKey(options.dir), options);
       await spool.recover();
       spool.shipped = spool.readShippedCursor();
-      await spool.requestCheckpoint('open');
+      await spool.writer.requestCheckpoint('open');
       const seconds = options.checkpointEverySeconds ?? 60;
       if (seconds > 0) {
         spool.timer = setInterval(() => {
-          if (spool!.eventsSinceCheckpoint > 0 || spool!.pending.length > 0)
-            spool!.requestCheckpoint('interval').catch(() => {
+          if (spool!.writer.eventsSinceCheckpoint > 0 || spool!.writer.pending.length > 0)
+            spool!.writer.requestCheckpoint('interval').catch(() => {
               /* failure is reported by the spool */
             });
         }, seconds * 1000);
@@ -188,7 +145,7 @@ export class AuditSpool {
       }
       return spool;
     } catch (error) {
-      if (spool?.segment) await spool.segment.handle.close().catch(() => undefined);
+      if (spool?.writer.segment) await spool.writer.closeSegment();
       lock.release();
       throw error;
     }
@@ -214,7 +171,7 @@ export class AuditSpool {
    * or is closed; the caller must then not answer the call as if it were audited.
    */
   append(event: AuditEvent): Promise<number> {
-    if (this.failure) return Promise.reject(this.failure);
+    if (this.writer.failure) return Promise.reject(this.writer.failure);
     if (this.closed) return Promise.reject(new Error('the audit spool is closed'));
     const parsed = AuditEventSchema.safeParse(event);
     if (!parsed.success) {
@@ -228,29 +185,18 @@ export class AuditSpool {
     if (json.length > MAX_EVENT_CHARS && Buffer.byteLength(json) > MAX_RECORD_BYTES / 2) {
       return Promise.reject(new TypeError('invalid audit event: too large for a spool record'));
     }
-    return new Promise<number>((resolve, reject) => {
-      this.pending.push({ json, resolve, reject });
-      this.kick();
-    });
+    return this.writer.enqueue(json);
   }
 
   /** Writes a checkpoint now (after whatever is queued) and resolves when it is durable. */
   checkpoint(): Promise<void> {
     if (this.closed) return Promise.reject(new Error('the audit spool is closed'));
-    return this.requestCheckpoint('interval');
-  }
-
-  private requestCheckpoint(reason: CheckpointReason): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise<void>((resolve, reject) => {
-      this.checkpointWanted = reason;
-      this.checkpointWaiters.push({ resolve, reject });
-      this.kick();
-    });
+    return this.writer.requestCheckpoint('interval');
   }
 
   stats(): AuditSpoolStats {
-    return { lastSeq: this.durableSeq, lastHash: this.durableHash, segments: this.segments.length, ...this.counters };
+    const writer = this.writer;
+    return { lastSeq: writer.durableSeq, lastHash: writer.durableHash, segments: writer.segments.length, ...writer.counters };
   }
 
   /**
@@ -260,14 +206,16 @@ export class AuditSpool {
    */
   async readSince(afterSeq: number, limit: number): Promise<AuditStoredRecord[]> {
     const out: AuditStoredRecord[] = [];
-    if (limit <= 0 || afterSeq >= this.durableSeq) return out;
-    const durableSeq = this.durableSeq;
+    // The writer's segments and open segment are looked up at each step: it may rotate while we read.
+    const writer = this.writer;
+    if (limit <= 0 || afterSeq >= writer.durableSeq) return out;
+    const durableSeq = writer.durableSeq;
     let index = 0;
-    for (let i = 0; i < this.segments.length; i++) if (this.segments[i]!.firstSeq <= afterSeq + 1) index = i;
-    for (; index < this.segments.length && out.length < limit; index++) {
-      const file = this.segments[index]!;
+    for (let i = 0; i < writer.segments.length; i++) if (writer.segments[i]!.firstSeq <= afterSeq + 1) index = i;
+    for (; index < writer.segments.length && out.length < limit; index++) {
+      const file = writer.segments[index]!;
       const hint = this.readHint?.segment === file.name && this.readHint.afterSeq <= afterSeq ? this.readHint.offset : 0;
-      const end = this.segment?.file.name === file.name ? this.segment.size : undefined;
+      const end = writer.segment?.file.name === file.name ? writer.segment.size : undefined;
       const content = await readRange(file.path, hint, end);
       let offset = 0;
       while (offset < content.length && out.length < limit) {
@@ -288,8 +236,8 @@ export class AuditSpool {
   /** The newest `limit` durable events (fewer only when the spool holds fewer), oldest first. */
   async recentEvents(limit: number): Promise<AuditEvent[]> {
     // Checkpoints sit between events (one per checkpointEveryEvents, plus one per open and timer): read a little more.
-    const records = Math.ceil(limit * (1 + 2 / this.checkpointEveryEvents)) + 64;
-    const read = await this.readSince(Math.max(0, this.durableSeq - records), records);
+    const records = Math.ceil(limit * (1 + 2 / this.writer.checkpointEveryEvents)) + 64;
+    const read = await this.readSince(Math.max(0, this.writer.durableSeq - records), records);
     return read.flatMap((record) => (record.kind === 'event' ? [record.event] : [])).slice(-limit);
   }
 
@@ -301,7 +249,7 @@ export class AuditSpool {
   /** Persists the shipping cursor (atomically, durably). It only moves forward, and never past the durable head. */
   async markShipped(seq: number): Promise<void> {
     if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError('the shipped cursor must be a non-negative integer');
-    if (seq > this.durableSeq) throw new RangeError(`cannot mark seq ${seq} shipped: the spool ends at ${this.durableSeq}`);
+    if (seq > this.writer.durableSeq) throw new RangeError(`cannot mark seq ${seq} shipped: the spool ends at ${this.writer.durableSeq}`);
     // One cursor write at a time, so a slow older write never lands after a newer one.
     const write = this.cursorWrite.then(async () => {
       if (seq <= this.shipped) return;
@@ -321,145 +269,13 @@ export class AuditSpool {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     try {
-      while (this.draining) await this.draining;
-      if (!this.failure && this.lastKind === 'event') await this.requestCheckpoint('close');
-      while (this.draining) await this.draining;
+      while (this.writer.draining) await this.writer.draining;
+      if (!this.writer.failure && this.writer.lastKind === 'event') await this.writer.requestCheckpoint('close');
+      while (this.writer.draining) await this.writer.draining;
     } finally {
-      await this.segment?.handle.close().catch(() => undefined);
-      this.segment = undefined;
+      await this.writer.closeSegment();
       this.lock.release();
     }
-  }
-
-  // -------------------------------------------------------------------------------------
-  // Writing
-
-  private kick(): void {
-    if (this.draining || this.failure) return;
-    this.draining = this.drain().finally(() => {
-      this.draining = undefined;
-      // Work that arrived after the last round looked at the queue.
-      if (!this.failure && (this.pending.length > 0 || this.checkpointWanted)) this.kick();
-    });
-  }
-
-  private async drain(): Promise<void> {
-    // Appends made in the same tick as the first one join its commit.
-    await Promise.resolve();
-    while (!this.failure && (this.pending.length > 0 || this.checkpointWanted)) {
-      const batch = this.pending.length <= this.maxBatchRecords ? this.pending : this.pending.slice(0, this.maxBatchRecords);
-      this.pending = batch === this.pending ? [] : this.pending.slice(batch.length);
-      const waiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
-      const seqs: number[] = [];
-      try {
-        let text = '';
-        let bytes = 0;
-        let checkpoints = 0;
-        const rotate = !this.segment || this.segmentFull || this.segment.size >= this.maxSegmentBytes;
-        if (rotate) {
-          await this.startSegment();
-          text += await this.checkpointLine(this.takeCheckpointWanted(waiters) ?? 'segment');
-          bytes = Buffer.byteLength(text);
-          checkpoints++;
-        }
-        for (let i = 0; i < batch.length; i++) {
-          const { line, hash } = encodeRecord(this.seq + 1, this.head, 'event', batch[i]!.json);
-          const lineBytes = Buffer.byteLength(line);
-          // (A new segment takes at least one event, however large, so rotation always makes progress.)
-          if (this.segment!.size + bytes + lineBytes > this.maxSegmentBytes && (seqs.length > 0 || !rotate)) {
-            // The segment is full: this commit ends here, the rest goes first into the next segment.
-            this.pending = [...batch.splice(i), ...this.pending];
-            this.segmentFull = true;
-            break;
-          }
-          this.seq++;
-          this.head = hash;
-          seqs.push(this.seq);
-          text += line;
-          bytes += lineBytes;
-        }
-        this.eventsSinceCheckpoint += batch.length;
-        if (batch.length > 0) this.lastKind = 'event';
-        const reason =
-          this.takeCheckpointWanted(waiters) ?? (this.eventsSinceCheckpoint >= this.checkpointEveryEvents ? 'count' : undefined);
-        if (reason && !(reason !== 'open' && this.lastKind === 'checkpoint')) {
-          text += await this.checkpointLine(reason);
-          checkpoints++;
-        }
-        if (text.length > 0) await this.commit(Buffer.from(text, 'utf8'));
-        this.counters.eventsAppended += batch.length;
-        this.counters.checkpointsWritten += checkpoints;
-        this.counters.commits++;
-        this.counters.largestCommit = Math.max(this.counters.largestCommit, batch.length + checkpoints);
-      } catch (error) {
-        this.fail(error, batch, waiters);
-        return;
-      }
-      for (let i = 0; i < batch.length; i++) batch[i]!.resolve(seqs[i]!);
-      for (const waiter of waiters) waiter.resolve();
-    }
-  }
-
-  private takeCheckpointWanted(waiters: Array<{ resolve: () => void; reject: (error: Error) => void }>): CheckpointReason | undefined {
-    const reason = this.checkpointWanted;
-    if (reason) {
-      this.checkpointWanted = undefined;
-      waiters.push(...this.checkpointWaiters.splice(0));
-    }
-    return reason;
-  }
-
-  private async checkpointLine(reason: CheckpointReason): Promise<string> {
-    const jws = await signCheckpoint(
-      { v: 1, seq: this.seq, hash: this.head, time: new Date(this.now()).toISOString(), reason },
-      this.signingKey,
-    );
-    const { line, hash } = encodeRecord(++this.seq, this.head, 'checkpoint', JSON.stringify(jws));
-    this.head = hash;
-    this.lastKind = 'checkpoint';
-    this.eventsSinceCheckpoint = 0;
-    return line;
-  }
-
-  private async commit(bytes: Buffer): Promise<void> {
-    const segment = this.segment!;
-    let written = 0;
-    while (written < bytes.length) {
-      const { bytesWritten } = await segment.handle.write(bytes, written, bytes.length - written);
-      written += bytesWritten;
-    }
-    await segment.handle.datasync();
-    segment.size += bytes.length;
-    this.durableSeq = this.seq;
-    this.durableHash = this.head;
-  }
-
-  /** Closes the current segment (already durable) and creates the next, named after the seq it starts with. */
-  private async startSegment(): Promise<void> {
-    const file: SegmentFile = {
-      name: segmentFileName(this.seq + 1),
-      path: join(this.dir, segmentFileName(this.seq + 1)),
-      firstSeq: this.seq + 1,
-    };
-    const handle = await open(
-      file.path,
-      fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW,
-      0o600,
-    );
-    fsyncDirectory(this.dir);
-    const previous = this.segment;
-    this.segment = { file, handle, size: 0 };
-    this.segmentFull = false;
-    this.segments.push(file);
-    await previous?.handle.close();
-  }
-
-  private fail(error: unknown, batch: PendingAppend[], waiters: Array<{ reject: (error: Error) => void }>): void {
-    this.failure = new AuditSpoolFailedError(error);
-    this.logger?.error('audit spool write failed; refusing further appends', { dir: this.dir, error: describeError(error) });
-    const failure = this.failure;
-    for (const item of [...batch, ...this.pending.splice(0)]) item.reject(failure);
-    for (const waiter of [...waiters, ...this.checkpointWaiters.splice(0)]) waiter.reject(failure);
   }
 
   // -------------------------------------------------------------------------------------
@@ -469,14 +285,7 @@ export class AuditSpool {
   private async recover(): Promise<void> {
     const { report, segments, tail } = await recoverSpool(this.dir, this.signingKey);
     this.recoveryReport = report;
-    this.segments = segments;
-    if (!tail) return; // a new spool: the first write creates segment 1
-    this.lastKind = tail.lastKind;
-    this.eventsSinceCheckpoint = tail.eventsSinceCheckpoint;
-    this.seq = this.durableSeq = tail.seq;
-    this.head = this.durableHash = tail.head;
-    const handle = await open(tail.segment.path, fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_NOFOLLOW);
-    this.segment = { file: tail.segment, handle, size: tail.size };
+    await this.writer.resume(segments, tail);
   }
 
   private readShippedCursor(): number {
@@ -484,7 +293,7 @@ export class AuditSpool {
     if (!existsSync(path)) return 0;
     try {
       const { seq } = JSON.parse(readPrivateFile(path).toString('utf8')) as { seq?: unknown };
-      if (typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0) return Math.min(seq, this.durableSeq);
+      if (typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0) return Math.min(seq, this.writer.durableSeq);
     } catch {
       /* damaged: ship again from the start; the server is idempotent by event id */
     }

@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createAuditEventId, type AuditEvent } from '../../common/audit/auditEvent';
 import { AuditSpool } from '../../gateway/audit/auditSpool';
-import { markdownTable, percentile, round } from './benchSupport';
+import { markdownTable, percentile, round } from './benchStats';
 
 const TARGET_EVENTS_S = 20_000;
 const FSYNC_SAMPLES = 400;

@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { markdownTable, round } from './benchSupport';
+import { markdownTable, round } from './benchStats';
 
 const REPO = resolve(__dirname, '../..');
 const TARGETS = { activation_ms: 150, bundle_kb: 2048 };

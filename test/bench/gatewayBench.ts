@@ -18,20 +18,10 @@ import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import type { GatewayReadyLine } from '../../common/gatewayReady';
 import { LAUNCH_CLIENT_CAPABILITIES } from '../../gateway/upstream/upstreamPool';
-import {
-  freePort,
-  markdownTable,
-  measure,
-  median,
-  openSession,
-  round,
-  rssMb,
-  spawnTracked,
-  waitForLine,
-  type LoadResult,
-  type McpSession,
-  type Tracked,
-} from './benchSupport';
+import { measure, type LoadResult } from './benchLoad';
+import { openSession, type McpSession } from './benchMcpSession';
+import { freePort, rssMb, spawnTracked, waitForLine, type Tracked } from './benchProcesses';
+import { markdownTable, median, round } from './benchStats';
 
 const REPO = resolve(__dirname, '../..');
 const NODE = process.execPath;

@@ -4,7 +4,7 @@
  * and one JSON line starting `{"bench":"guardrails"`.
  */
 import { runAuditBench } from './auditBench';
-import { markdownTable, round } from './benchSupport';
+import { markdownTable, round } from './benchStats';
 import { runRedactionBench } from './redactionBench';
 
 const TARGETS = { redact_clean_1kb_us: 50, redact_mb_s: 100, audit_events_s: 20_000 };

@@ -24,8 +24,9 @@
  * table and one JSON line (`{"bench":"redaction",...}`).
  */
 import { SecretRedactor } from '../../gateway/guardrails/redaction/secretRedactor';
-import { cleanSamples, secretSamples, type SecretSample } from '../fixtures/secretCorpus';
-import { markdownTable, median, round } from './benchSupport';
+import { cleanSamples } from '../fixtures/cleanCorpus';
+import { secretSamples, type SecretSample } from '../fixtures/secretCorpus';
+import { markdownTable, median, round } from './benchStats';
 
 export const REDACTION_TARGETS = { redact_clean_1kb_us: 50, redact_mb_s: 100 };
 

@@ -9,7 +9,7 @@ import { runGatewayBench } from './gatewayBench';
 import { runGuardrailsBench } from './guardrailsBench';
 import { runPolicyBench } from './policyBench';
 import { runScaleBench } from './scaleBench';
-import { stopAll } from './benchSupport';
+import { stopAll } from './benchProcesses';
 
 const GROUPS: Record<string, () => Promise<void>> = {
   gateway: runGatewayBench,

@@ -22,7 +22,8 @@ import { startLocalIdp, type LocalIdp } from '../support/localIdp';
 import { startPolicyServer, type RunningPolicyServer } from '../support/policyHarness';
 import { startPostgres } from '../support/postgres';
 import { startRoundRobinBalancer } from '../support/roundRobinBalancer';
-import { autocannon, markdownTable, percentile, round } from './benchSupport';
+import { autocannon } from './benchLoad';
+import { markdownTable, percentile, round } from './benchStats';
 
 const TARGETS = { audit_ingest_events_s: 10_000, policy_fetch_rps: 5_000 };
 const SECONDS = 8;

@@ -11,10 +11,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { createAuditEventId, digestArguments, type AuditEvent } from '../../common/audit/auditEvent';
-import { AUDIT_CSV_COLUMNS, type AuditQueryResponse } from '../../common/policy/policyServerApi';
+import type { AuditQueryResponse } from '../../common/policy/policyServerApi';
 import { FIXTURES, NODE, REPO, spoolEvents, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
 import { startLocalIdp, type LocalIdp } from '../support/localIdp';
 import { managedArgs, removeDir, startPolicyServer, tokenFile, type RunningPolicyServer } from '../support/policyHarness';
+import { csvEvents } from '../support/auditCsvReader';
+import { spoolShippedThrough } from '../support/spoolEvents';
 
 const PROBE = join(FIXTURES, 'probe-upstream.mjs');
 
@@ -35,61 +37,6 @@ rules:
 guardrails:
   bundleTtlSeconds: 3600
 `;
-
-function shippedThrough(gateway: RunningGateway): number {
-  try {
-    return (JSON.parse(readFileSync(join(gateway.dir, 'state', 'audit', 'shipped.json'), 'utf8')) as { seq: number }).seq;
-  } catch {
-    return 0;
-  }
-}
-
-/** RFC 4180 parser for the test's side: quoted cells, doubled quotes, CRLF rows. */
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let cell = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') {
-        cell += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else cell += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') {
-      row.push(cell);
-      cell = '';
-    } else if (c === '\r' && text[i + 1] === '\n') {
-      row.push(cell);
-      rows.push(row);
-      row = [];
-      cell = '';
-      i++;
-    } else cell += c;
-  }
-  assert.equal(cell + row.join(''), '', 'the CSV ends with CRLF');
-  return rows;
-}
-
-/** CSV rows back into events: JSON columns parsed, numbers numbered, empty optional cells dropped. */
-function csvEvents(text: string): AuditEvent[] {
-  const [header, ...rows] = parseCsv(text);
-  assert.deepEqual(header, [...AUDIT_CSV_COLUMNS]);
-  return rows.map((cells) => {
-    const event: Record<string, unknown> = {};
-    header!.forEach((column, i) => {
-      const cell = cells[i]!;
-      if (cell === '') return;
-      if (column === 'client' || column === 'redactions' || column === 'flags') event[column] = JSON.parse(cell);
-      else if (column === 'latencyMs') event[column] = Number(cell);
-      else event[column] = cell;
-    });
-    return event as AuditEvent;
-  });
-}
 
 describe('audit shipping: managed gateways to the central trail', function () {
   this.timeout(180_000);
@@ -207,7 +154,10 @@ describe('audit shipping: managed gateways to the central trail', function () {
     const ids = events.map((e) => e.id);
     assert.equal(new Set(ids).size, ids.length, 'no event twice');
     assert.deepEqual([...ids].sort(), spooled.map((e) => e.id).sort(), 'every spooled event, exactly once');
-    await waitUntil(() => shippedThrough(alice) > 0 && spoolEvents(join(alice.dir, 'state')).length === spooled.length, 5_000);
+    await waitUntil(
+      () => spoolShippedThrough(join(alice.dir, 'state')) > 0 && spoolEvents(join(alice.dir, 'state')).length === spooled.length,
+      5_000,
+    );
   });
 
   /** The central events read straight from the stopped server's files (it cannot answer now). */

@@ -15,7 +15,8 @@ import {
   signInWithBrowser,
   type OidcSettings,
 } from '../../extension/auth/oidcSignIn';
-import { RESOURCE_SCOPE, signInInBrowser, startLocalIdp, VSCODE_CLIENT_ID, type LocalIdp } from '../support/localIdp';
+import { signInInBrowser } from '../support/idpBrowser';
+import { RESOURCE_SCOPE, startLocalIdp, VSCODE_CLIENT_ID, type LocalIdp } from '../support/localIdp';
 import { removeDir, startPolicyServer, type RunningPolicyServer } from '../support/policyHarness';
 
 const POLICY = `version: 1

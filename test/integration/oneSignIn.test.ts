@@ -24,7 +24,8 @@ import {
 } from '../../common/control/controlProtocol';
 import { NODE, REPO, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
 import { startKeyedUpstream, type KeyedUpstream } from '../support/keyedUpstream';
-import { signInInBrowser, startLocalIdp, type LocalIdp } from '../support/localIdp';
+import { signInInBrowser } from '../support/idpBrowser';
+import { startLocalIdp, type LocalIdp } from '../support/localIdp';
 import { READ_SCOPE, startOAuthUpstream, WRITE_SCOPE, type OAuthUpstream } from '../support/oauthUpstream';
 import { filesUnder, removeDir, setSecret, startPolicyServer, type RunningPolicyServer } from '../support/policyHarness';
 

@@ -8,7 +8,8 @@ import type { AddressInfo } from 'node:net';
 import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose';
 import { AuthenticationError, BearerAuthenticator, IdentityProviderUnavailableError } from '../../policy-server/auth/bearerAuthenticator';
 import { GithubVerifier } from '../../policy-server/auth/githubVerifier';
-import { foreignSignedToken, plausibleClaims, startLocalIdp, unsignedToken, type LocalIdp } from '../support/localIdp';
+import { foreignSignedToken, plausibleClaims, unsignedToken } from '../support/hostileTokens';
+import { startLocalIdp, type LocalIdp } from '../support/localIdp';
 
 /** Every token a test sent; none may ever show up in an error. */
 const sentTokens: string[] = [];

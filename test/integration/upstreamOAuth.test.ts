@@ -18,7 +18,8 @@ import {
   type CredentialParams,
 } from '../../common/control/controlProtocol';
 import { startGateway, textOf, type RunningGateway, type ServerSpec } from '../support/gatewayHarness';
-import { signInInBrowser, startLocalIdp, type LocalIdp } from '../support/localIdp';
+import { signInInBrowser } from '../support/idpBrowser';
+import { startLocalIdp, type LocalIdp } from '../support/localIdp';
 import { READ_SCOPE, startOAuthUpstream, WRITE_SCOPE, type OAuthUpstream } from '../support/oauthUpstream';
 
 interface Extension {

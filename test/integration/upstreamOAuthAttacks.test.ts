@@ -16,7 +16,8 @@ import { listenForRedirect } from '../../common/net/loopbackRedirect';
 import { authorizationPrompt } from '../../extension/auth/upstreamSignInPrompt';
 import { FlowProvider } from '../../gateway/upstreamAuth/flowProvider';
 import { startGateway, type RunningGateway } from '../support/gatewayHarness';
-import { signInInBrowser, startLocalIdp } from '../support/localIdp';
+import { signInInBrowser } from '../support/idpBrowser';
+import { startLocalIdp } from '../support/localIdp';
 import { READ_SCOPE, startOAuthUpstream } from '../support/oauthUpstream';
 
 interface HostileAs {

@@ -1,15 +1,15 @@
 /**
  * A real OpenID Provider (oidc-provider) on 127.0.0.1 for tests. Tokens come out of the
  * real authorization code flow with PKCE, driven over HTTP like a browser would, and are
- * RFC 9068 JWT access tokens for one resource server (the audience). Nothing is minted by hand,
- * except by the hostile-token helpers at the bottom, which exist to be refused.
+ * RFC 9068 JWT access tokens for one resource server (the audience). Nothing is minted by hand
+ * here; hostileTokens.ts forges the tokens that exist to be refused.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
-// @ts-expect-error -- oidc-provider ships no type declarations; the shapes used are declared below.
-import OidcProvider from 'oidc-provider';
+import { exportJWK, generateKeyPair } from 'jose';
+import { browserSession } from './idpBrowser';
+import { MemoryStore, ProviderClass, type Interaction, type Provider } from './oidcProviderApi';
 
 export interface LocalIdp {
   issuer: string;
@@ -48,7 +48,7 @@ const KNOWN_ACCOUNTS: Record<string, { groups: string[] }> = {
   dave: { groups: ['engineers'] },
 };
 
-function accountClaims(accountId: string): Record<string, unknown> {
+export function accountClaims(accountId: string): Record<string, unknown> {
   return {
     sub: accountId,
     email: `${accountId}@example.com`,
@@ -56,69 +56,6 @@ function accountClaims(accountId: string): Record<string, unknown> {
     preferred_username: accountId,
     groups: KNOWN_ACCOUNTS[accountId]?.groups ?? [],
   };
-}
-
-// The slice of oidc-provider's API this harness uses.
-interface Interaction {
-  prompt: { name: string; details: Record<string, unknown> };
-  params: Record<string, unknown>;
-  grantId?: string;
-  session?: { accountId?: string };
-}
-interface Grant {
-  addOIDCScope(scope: string): void;
-  addOIDCClaims(claims: string[]): void;
-  addResourceScope(indicator: string, scope: string): void;
-  save(): Promise<string>;
-}
-interface Provider {
-  callback(): (req: IncomingMessage, res: ServerResponse) => void;
-  interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<Interaction>;
-  interactionFinished(
-    req: IncomingMessage,
-    res: ServerResponse,
-    result: Record<string, unknown>,
-    options?: { mergeWithLastSubmission?: boolean },
-  ): Promise<void>;
-  Grant: { new (init: { accountId: string; clientId: string }): Grant; find(id: string): Promise<Grant | undefined> };
-}
-const ProviderClass = OidcProvider as new (issuer: string, configuration: Record<string, unknown>) => Provider;
-
-/**
- * Plain in-memory storage. oidc-provider's own memory adapter works too, but it prints a
- * "development-only" warning into every test run.
- */
-class MemoryStore {
-  private readonly entries = new Map<string, { payload: Record<string, unknown>; expiresAt: number }>();
-  private readonly uids = new Map<string, string>();
-  private readonly userCodes = new Map<string, string>();
-
-  adapter(model: string) {
-    const key = (id: string) => `${model}:${id}`;
-    const find = async (id: string | undefined) => {
-      if (id === undefined) return undefined;
-      const entry = this.entries.get(key(id));
-      return entry && entry.expiresAt > Date.now() ? entry.payload : undefined;
-    };
-    return {
-      upsert: async (id: string, payload: Record<string, unknown>, expiresIn?: number) => {
-        this.entries.set(key(id), { payload, expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : Infinity });
-        if (typeof payload.uid === 'string') this.uids.set(payload.uid, id);
-        if (typeof payload.userCode === 'string') this.userCodes.set(payload.userCode, id);
-      },
-      find,
-      findByUid: async (uid: string) => find(this.uids.get(uid)),
-      findByUserCode: async (userCode: string) => find(this.userCodes.get(userCode)),
-      consume: async (id: string) => {
-        const entry = this.entries.get(key(id));
-        if (entry) entry.payload.consumed = Math.floor(Date.now() / 1000);
-      },
-      destroy: async (id: string) => void this.entries.delete(key(id)),
-      revokeByGrantId: async (grantId: string) => {
-        for (const [k, entry] of this.entries) if (entry.payload.grantId === grantId) this.entries.delete(k);
-      },
-    };
-  }
 }
 
 export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<LocalIdp> {
@@ -358,81 +295,9 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** A browser's requests: redirects not followed (the caller follows them), cookies kept between requests. */
-function browserSession(): (url: URL, init?: RequestInit) => Promise<Response> {
-  const cookies = new Map<string, string>();
-  return async (url, init = {}) => {
-    const response = await fetch(url, {
-      ...init,
-      redirect: 'manual',
-      headers: { ...(init.headers as Record<string, string> | undefined), cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
-    });
-    for (const setCookie of response.headers.getSetCookie()) {
-      const [pair = ''] = setCookie.split(';');
-      const eq = pair.indexOf('=');
-      const value = pair.slice(eq + 1).trim();
-      if (value === '' || /max-age=0|expires=thu, 01 jan 1970/i.test(setCookie)) cookies.delete(pair.slice(0, eq).trim());
-      else cookies.set(pair.slice(0, eq).trim(), value);
-    }
-    return response;
-  };
-}
-
-/**
- * What a browser does with an authorization URL when `user` signs in at the local IdP:
- * follows redirects with cookies, fills in the login form, and finally loads the client's
- * loopback redirect (any URL whose path is /callback on another origin), whose response it
- * returns. Refusals by the IdP come back as that redirect's `error` parameters.
- */
-export async function signInInBrowser(authorizationUrl: URL, user: string): Promise<Response> {
-  const send = browserSession();
-  let url = authorizationUrl;
-  let response = await send(url);
-  for (let hop = 0; hop < 12; hop++) {
-    if (url.pathname === '/callback' && url.origin !== authorizationUrl.origin) return response;
-    const location = response.headers.get('location');
-    if (response.status === 200 && url.pathname.startsWith('/interaction/')) {
-      await response.body?.cancel();
-      url = new URL(`${url.pathname}/login`, url);
-      response = await send(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ login: user }).toString(),
-      });
-      continue;
-    }
-    if (response.status < 300 || response.status >= 400 || !location)
-      throw new Error(`the browser stopped at ${url.pathname} with HTTP ${response.status}: ${(await response.text()).slice(0, 300)}`);
-    await response.body?.cancel();
-    url = new URL(location, url);
-    response = await send(url);
-  }
-  throw new Error("the browser never reached the client's redirect");
-}
-
 function closeServer(server: Server): Promise<void> {
   return new Promise((resolve, reject) => {
     server.close((error) => (error ? reject(error) : resolve()));
     server.closeAllConnections();
   });
-}
-
-// ---- hostile tokens: shaped like real ones, meant to be refused ----
-
-/** An unsecured JWT (`alg: none`, empty signature) carrying whatever claims the test wants. */
-export function unsignedToken(claims: JWTPayload): string {
-  const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
-  return `${encode({ alg: 'none', typ: 'JWT' })}.${encode(claims)}.`;
-}
-
-/** A well-formed RS256 JWT signed by a fresh key that no IdP publishes. */
-export async function foreignSignedToken(claims: JWTPayload, kid = 'foreign-key'): Promise<string> {
-  const { privateKey } = await generateKeyPair('RS256');
-  return new SignJWT(claims).setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid }).sign(privateKey);
-}
-
-/** Claims that would pass every check except the signature, for forging against `idp`. */
-export function plausibleClaims(idp: Pick<LocalIdp, 'issuer' | 'audience'>, user = 'alice'): JWTPayload {
-  const now = Math.floor(Date.now() / 1000);
-  return { ...accountClaims(user), iss: idp.issuer, aud: idp.audience, iat: now, exp: now + 300 };
 }

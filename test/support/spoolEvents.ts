@@ -14,3 +14,12 @@ export function spoolEvents(stateDir: string): AuditEvent[] {
     .filter((record) => record.kind === 'event')
     .map((record) => record.event!);
 }
+
+/** How far the policy server has acknowledged a gateway's spool (`<state dir>/audit/shipped.json`); 0 before anything was. */
+export function spoolShippedThrough(stateDir: string): number {
+  try {
+    return (JSON.parse(readFileSync(join(stateDir, 'audit', 'shipped.json'), 'utf8')) as { seq: number }).seq;
+  } catch {
+    return 0;
+  }
+}

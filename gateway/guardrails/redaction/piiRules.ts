@@ -11,7 +11,7 @@
  * written with separators. Bare digit runs are left alone: they are ids and timestamps far
  * more often than phone numbers. Same rule shape and engine as the secret rules.
  */
-import type { RuleMatch, SecretRule } from './secretRules';
+import type { RuleMatch, SecretRule } from './secretRule';
 
 /** Luhn check over a string of ASCII digits. */
 export function luhnValid(digits: string): boolean {

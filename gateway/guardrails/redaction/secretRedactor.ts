@@ -17,7 +17,9 @@
  * a dirty one as a new object that shares every clean branch with the original.
  */
 import { PII_KINDS, PII_RULES } from './piiRules';
-import { CREDENTIAL_KEY, SECRET_KINDS, SECRET_RULES, isPlausibleCredentialValue, type RuleMatch, type SecretRule } from './secretRules';
+import { CREDENTIAL_KEY, isPlausibleCredentialValue } from './credentialValues';
+import type { RuleMatch, SecretRule } from './secretRule';
+import { SECRET_KINDS, SECRET_RULES } from './secretRules';
 
 export interface SecretRedactorOptions {
   /** Also redact emails, phone numbers, card numbers and IBANs. Default false. */

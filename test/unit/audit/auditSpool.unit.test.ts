@@ -275,7 +275,7 @@ describe('audit spool', () => {
     const spool = await openSpool({ dir: scratchDir() });
     await spool.append(sampleEvent(1));
     // Pull the file out from under the writer, as a failing disk would.
-    await (spool as unknown as { segment: { handle: { close(): Promise<void> } } }).segment.handle.close();
+    await (spool as unknown as { writer: { segment: { handle: { close(): Promise<void> } } } }).writer.segment.handle.close();
     await assert.rejects(spool.append(sampleEvent(2)), AuditSpoolFailedError);
     await assert.rejects(spool.append(sampleEvent(3)), /cannot write/);
   });
