@@ -6,10 +6,6 @@
 import { join } from 'node:path';
 import { ProcessLock } from '../../common/processLock';
 
-// The spool's modules take the private-file rules from here; they are common/fs/privateFiles.ts.
-export { ensurePrivateDirectory, readPrivateFile, writePrivateFileAtomicAsync } from '../../common/fs/privateFiles';
-export { fsyncDirectory } from '../../common/processLock';
-
 export const LOCK_FILE = 'spool.lock';
 
 /** The spool's owner: one gateway writes a spool at a time. */

@@ -7,7 +7,8 @@
  */
 import { open } from 'node:fs/promises';
 import { unlinkSync } from 'node:fs';
-import { fsyncDirectory, readPrivateFile } from './auditFiles';
+import { readPrivateFile } from '../../common/fs/privateFiles';
+import { fsyncDirectory } from '../../common/processLock';
 import type { CheckpointSigningKey } from './auditKeys';
 import { listSegments, splitSegment, type AuditRecord, type SegmentFile, type SegmentLine } from './auditSegment';
 import { AuditChainWalker } from './auditVerifier';

@@ -6,8 +6,6 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { generateLaunchSecret, isLaunchSecretText, LAUNCH_SECRET_MIN_LENGTH } from '../../common/control/launchSecretText';
-// Pins (gateway/guardrails/pinning) still import the file writer from here.
-export { writeSecretFile } from '../../common/fs/privateFiles';
 
 export type LaunchSecretDelivery = { delivery: 'file'; path: string } | { delivery: 'stdin' };
 

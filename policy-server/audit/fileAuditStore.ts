@@ -34,7 +34,7 @@ import { appendDurably, createAppendOnlyFile, openForAppend } from '../../common
 import type { ProcessLock } from '../../common/processLock';
 import type { AuditEvent } from '../../common/audit/auditEvent';
 import { describeError, type Logger } from '../../common/log/logger';
-import { ensurePrivateDirectory, ensurePrivateFile } from '../store/privateFiles';
+import { ensurePrivateDirectory, ensurePrivateFile } from '../../common/fs/privateFiles';
 import { AuditStoreUnavailableError, decodeAuditCursor, encodeAuditCursor } from './auditStore';
 import type { AuditAppendResult, AuditPage, AuditQueryFilters, AuditStore } from './auditStore';
 import { FileAuditIndex, type IndexEntry } from './fileAuditIndex';

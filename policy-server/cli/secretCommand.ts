@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { describeError } from '../../common/log/logger';
 import { DEFAULT_DATA_DIR, storeOption } from './policyServerArgs';
 import { SecretStore, SecretStoreError } from '../secrets/secretStore';
-import { ensurePrivateDirectory } from '../store/privateFiles';
+import { ensurePrivateDirectory } from '../../common/fs/privateFiles';
 
 export const SECRET_USAGE = `Usage: gatehouse secret init-key <path>
        gatehouse secret set <id> --key-file <path> [--data-dir <dir> | --store postgres://...]   (the value on stdin)

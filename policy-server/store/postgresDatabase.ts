@@ -7,7 +7,7 @@
  * The queries against these tables live with their capability (see store/policyStore.ts).
  */
 import pg from 'pg';
-import { readSecretFile } from './privateFiles';
+import { readSecretFile } from '../../common/fs/privateFiles';
 import { describeError } from '../../common/log/logger';
 
 /** Each entry is one migration; never edit one that has shipped, add the next. */

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pinOfTool, type Pin, type PinnableTool } from '../../../common/policy/toolPins';
-import { writeSecretFile } from '../../http/launchSecret';
+import { writeSecretFile } from '../../../common/fs/privateFiles';
 import type { Logger } from '../../../common/log/logger';
 
 export type PinVerdict = { status: 'approved'; pin: Pin } | { status: 'changed'; pin: Pin; approved: Pin; source: 'policy' | 'first-use' };
