@@ -59,6 +59,24 @@ export class CallPipeline {
    * fires when the client cancels, which ends a reviewer's wait.
    */
   async run(call: GovernedCall, forward: (request: JSONRPCRequest) => Promise<Forwarded>, cancelled: AbortSignal): Promise<CallEnd> {
+    try {
+      return await this.stages(call, forward, cancelled);
+    } catch (error) {
+      // Deny when unsure: a stage that failed in a way it did not foresee ends the call with an error, audited.
+      this.deps.log.error('a call failed inside the gateway', { method: call.request.method, error: describeError(error) });
+      call.audited = true;
+      return {
+        status: 'error',
+        answer: { error: { code: ErrorCode.InternalError, message: 'Gatehouse could not finish this request; the gateway log says why.' } },
+      };
+    }
+  }
+
+  private async stages(
+    call: GovernedCall,
+    forward: (request: JSONRPCRequest) => Promise<Forwarded>,
+    cancelled: AbortSignal,
+  ): Promise<CallEnd> {
     const decision = this.decide(call);
     if (decision.effect === 'deny') {
       this.deps.log.info('denied request', { method: call.request.method, rule: decision.ruleId });

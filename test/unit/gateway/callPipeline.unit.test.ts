@@ -239,6 +239,17 @@ describe('call pipeline', () => {
     assert.equal(h.events[0]!.status, 'upstream-error');
   });
 
+  it('ends a call whose stage fails unexpectedly with an error that keeps the details in the log, audited', async () => {
+    const h = await harness();
+    const answer = await h.call(toolCall('read_note', { id: 'n1' }), async () => {
+      throw new Error('the forward stage broke');
+    });
+    assert.ok(answer && 'error' in answer);
+    assert.match(answer.error.message, /could not finish this request/);
+    assert.doesNotMatch(answer.error.message, /broke/, 'internal details stay in the log');
+    assert.equal(h.events[0]!.status, 'error');
+  });
+
   it('does not audit list calls that pass, and completes a call only once', async () => {
     const h = await harness();
     const call = h.pipeline.begin(rpc('tools/list', {}), CLIENT, async () => undefined);
