@@ -49,18 +49,18 @@ const TARGETS = {
   rss_mb: 120,
 };
 
-interface Running {
+export interface Running {
   proc: Tracked;
   url: string;
   stop(): Promise<void>;
 }
-interface RunningGateway extends Running {
+export interface RunningGateway extends Running {
   ready: GatewayReadyLine;
   secret: string;
   pid: number;
 }
 
-async function startHttpFixture(): Promise<Running> {
+export async function startHttpFixture(): Promise<Running> {
   const proc = spawnTracked('conformance-upstream --http', NODE, [FIXTURE, '--http', '0']);
   const url = await waitForLine(proc, (line) => /listening on (http:\/\/\S+)/.exec(line)?.[1]);
   return { proc, url, stop: () => proc.stop() };
@@ -70,12 +70,14 @@ function stdioFixture(id: string): Record<string, unknown> {
   return { id, transport: { type: 'stdio', command: NODE, args: [FIXTURE], envAllowlist: ['PATH', 'HOME'] } };
 }
 
-async function startGateway(servers: Array<Record<string, unknown>>): Promise<RunningGateway> {
+/** `nodeArgs` go to Node itself (the profile group passes `--cpu-prof`). */
+export async function startGateway(servers: Array<Record<string, unknown>>, nodeArgs: string[] = []): Promise<RunningGateway> {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
   const config = join(dir, 'gateway.yaml');
   const secretFile = join(dir, 'secret');
   writeFileSync(config, stringify({ servers }));
   const proc = spawnTracked('gateway', NODE, [
+    ...nodeArgs,
     GATEWAY,
     'gateway',
     '--config',
@@ -113,7 +115,7 @@ async function startGateway(servers: Array<Record<string, unknown>>): Promise<Ru
   }
 }
 
-async function gatewaySession(gateway: RunningGateway, url = gateway.url): Promise<McpSession> {
+export async function gatewaySession(gateway: RunningGateway, url = gateway.url): Promise<McpSession> {
   return openSession(url, { Authorization: `Bearer ${gateway.secret}` }, CLIENT_CAPABILITIES);
 }
 
