@@ -1,6 +1,7 @@
 /**
  * `npm run bench` runs every benchmark group but `profile` (profiling slows what it
- * measures); `npm run bench -- <group> [<group>...]` runs only those. Each group prints a readable table and one JSON line (`{"bench":"<group>",...}`).
+ * measures); `npm run bench -- <group> [<group>...]` runs only those. Each group prints a
+ * readable table and one JSON line (`{"bench":"<group>",...}`).
  * Exits 0 when every measurement was made (missed targets are reported, not fatal), non-zero
  * when one could not be made. Every process a group started is stopped, even on failure.
  */
