@@ -34,12 +34,17 @@ export function parseCommandLine<S extends string = never, F extends string = ne
   const options: ParseArgsOptionsConfig = {};
   for (const name of spec.strings ?? []) options[name] = { type: 'string' };
   for (const name of spec.flags ?? []) options[name] = { type: 'boolean' };
+  let parsed;
   try {
-    const { values, positionals } = parseArgs({ args: [...argv], strict: true, allowPositionals: spec.positionals ?? false, options });
-    return { values: values as CommandLine<S, F>['values'], positionals };
+    parsed = parseArgs({ args: [...argv], strict: true, allowPositionals: spec.positionals ?? false, options });
   } catch (error) {
     throw new UsageError(describeError(error), { cause: error });
   }
+  // `--key=` or `--key "$UNSET"` is a mistake, not a choice: an empty value must not read as "not given".
+  for (const name of spec.strings ?? []) {
+    if (parsed.values[name] === '') throw new UsageError(`--${name} needs a value`);
+  }
+  return { values: parsed.values as CommandLine<S, F>['values'], positionals: parsed.positionals };
 }
 
 export interface CommandOutput {

@@ -63,12 +63,19 @@ export function writePrivateFileAtomic(path: string, content: string | Uint8Arra
   rmSync(temporary, { force: true });
   const fd = openSync(temporary, CREATE_PRIVATE, 0o600);
   try {
-    writeSync(fd, typeof content === 'string' ? Buffer.from(content, 'utf8') : content);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
+      // writeSync may write less than asked (a full disk, a signal): go on until all is written.
+      for (let written = 0; written < bytes.length;) written += writeSync(fd, bytes, written);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temporary, path);
+  } catch (error) {
+    rmSync(temporary, { force: true }); // it may hold a key: never leave it behind
+    throw error;
   }
-  renameSync(temporary, path);
   fsyncDirectory(dirname(path));
 }
 
@@ -78,12 +85,17 @@ export async function writePrivateFileAtomicAsync(path: string, content: string)
   await rm(temporary, { force: true });
   const handle = await open(temporary, CREATE_PRIVATE, 0o600);
   try {
-    await handle.writeFile(content, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
+    try {
+      await handle.writeFile(content, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, path);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
   }
-  await rename(temporary, path);
   const dir = await open(dirname(path), fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
   try {
     await dir.sync();

@@ -94,7 +94,12 @@ export class CallPipeline {
     }
     if ('failure' in forwarded) return this.upstreamError(call, forwarded.failure);
     const answer = forwarded.answer;
-    if (!isJSONRPCResultResponse(answer)) return { status: 'error', answer: { error: answer.error } };
+    if (!isJSONRPCResultResponse(answer)) {
+      // The upstream's own error text and data can echo what it was given: redacted like a result.
+      const error = this.deps.redactor.redactValue(answer.error);
+      call.redactions = error.findings;
+      return { status: 'error', answer: { error: error.value as typeof answer.error }, fromUpstream: true };
+    }
     let result: Record<string, unknown>;
     try {
       // Pins are judged on what the upstream sent; secrets are redacted from what the client gets.
@@ -111,7 +116,7 @@ export class CallPipeline {
         },
       };
     }
-    return this.scan(call, result) ?? { status: result.isError === true ? 'error' : 'ok', answer: { result } };
+    return this.scan(call, result) ?? { status: result.isError === true ? 'error' : 'ok', answer: { result }, fromUpstream: true };
   }
 
   /**

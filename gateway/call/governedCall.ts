@@ -16,6 +16,8 @@ export type ClientAnswer = { result: Record<string, unknown> } | { error: { code
 export interface CallEnd {
   status: AuditResultStatus;
   answer: ClientAnswer;
+  /** The answer is the upstream's (a result or its error): the call may have acted, so it is withheld unless audited. */
+  fromUpstream?: boolean;
 }
 
 export interface CallFinish {
@@ -76,15 +78,16 @@ export class GovernedCall {
   }
 
   /**
-   * The one exit: the audit event is durable before the client sees anything, and a result
-   * whose event could not be written is withheld (a call that cannot be audited does not
-   * complete). Refusals and errors are answered even then: they reveal nothing.
+   * The one exit: the audit event is durable before the client sees anything, and an
+   * upstream's answer whose event could not be written is withheld (a call that cannot be
+   * audited does not complete). The gateway's own refusals and errors are answered even
+   * then: they carry nothing from the upstream.
    */
   async complete(end: CallEnd): Promise<void> {
     if (this.completed) throw new Error('a call completes once');
     this.completed = true;
     let answer = end.answer;
-    if (this.audited && !(await this.finish.auditor.record(this.outcome(end.status))) && answer !== undefined && 'result' in answer) {
+    if (this.audited && !(await this.finish.auditor.record(this.outcome(end.status))) && answer !== undefined && end.fromUpstream) {
       answer = {
         error: {
           code: ErrorCode.InternalError,

@@ -76,7 +76,7 @@ export async function runAuditCommand(argv: string[], io: CommandOutput = proces
     );
     return 1;
   }
-  io.out(`audit spool ${dir}: OK\n${formatSummary(result.summary, publicKeyFile !== undefined)}`);
+  io.out(`audit spool ${dir}: OK\n${formatSummary(result.summary, Boolean(publicKeyFile))}`);
   return 0;
 }
 

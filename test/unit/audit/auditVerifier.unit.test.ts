@@ -236,6 +236,10 @@ describe('audit verify', () => {
       assert.equal((await run([])).code, 2);
       assert.equal((await run(['verify'])).code, 2);
       assert.equal((await run(['frobnicate'])).code, 2);
+      // An empty key file name must not quietly verify against the spool's own key.
+      const emptyKey = await run(['verify', scratchDir(), '--public-key=']);
+      assert.equal(emptyKey.code, 2);
+      assert.match(emptyKey.err, /--public-key needs a value/);
       const missing = await run(['verify', scratchDir()]);
       assert.equal(missing.code, 1);
       assert.match(missing.err, /cannot verify/);

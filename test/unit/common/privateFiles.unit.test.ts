@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -49,6 +49,15 @@ describe('private files (common/fs)', () => {
     writePrivateFileAtomic(path, 'secret');
     assert.equal(existsSync(target), false);
     assert.equal(readFileSync(path, 'utf8'), 'secret');
+  });
+
+  it('leaves no temporary copy behind when the replacement fails, sync and async', async () => {
+    // A folder where the file should be: the rename fails after the secret was written to the temporary file.
+    const target = join(dir, 'key.json');
+    mkdirSync(target);
+    assert.throws(() => writePrivateFileAtomic(target, 'secret'));
+    await assert.rejects(writePrivateFileAtomicAsync(target, 'secret'));
+    assert.deepEqual(readdirSync(dir), ['key.json']);
   });
 
   it('reads a private file but not through a symlink', () => {

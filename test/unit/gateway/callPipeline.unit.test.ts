@@ -223,12 +223,28 @@ describe('call pipeline', () => {
     assert.deepEqual([blocking.events[0]!.status, blocking.events[0]!.flags], ['error', ['injection:model-instruction']]);
   });
 
-  it('withholds a result whose audit event cannot be written', async () => {
+  it("withholds an upstream's answer, result or error, whose audit event cannot be written", async () => {
     const h = await harness();
     await h.spool.close();
     const answer = await h.call(toolCall('read_note', { id: 'n1' }), answering({ content: [{ type: 'text', text: 'fine' }] }));
     assert.ok(answer && 'error' in answer);
     assert.match(answer.error.message, /could not write the audit record/);
+    const upstreamError = await h.call(toolCall('read_note', { id: 'n2' }), async () => ({
+      answer: { jsonrpc: '2.0', id: 1, error: { code: -32000, message: 'deleted 3 rows', data: { rows: 3 } } },
+    }));
+    assert.ok(upstreamError && 'error' in upstreamError);
+    assert.match(upstreamError.error.message, /could not write the audit record/);
+  });
+
+  it("redacts secrets from an upstream's error answer, and audits it as an error", async () => {
+    const h = await harness();
+    const answer = await h.call(toolCall('read_note', { id: 'n1' }), async () => ({
+      answer: { jsonrpc: '2.0', id: 1, error: { code: -32000, message: `bad key ${GITHUB_TOKEN}`, data: { key: GITHUB_TOKEN } } },
+    }));
+    assert.ok(answer && 'error' in answer);
+    assert.doesNotMatch(JSON.stringify(answer), /ghp_/);
+    assert.equal(answer.error.code, -32000);
+    assert.deepEqual([h.events[0]!.status, h.events[0]!.redactions], ['error', { 'github-token': 2 }]);
   });
 
   it('turns an upstream failure into an error naming the server, audited as upstream-error', async () => {
