@@ -10,9 +10,21 @@ export function toDisposable(dispose: () => void): vscode.Disposable {
   return { dispose };
 }
 
-/** Disposes each in the order given and empties the array, so a second call does nothing. */
+/**
+ * Disposes each in the order given and empties the array, so a second call does nothing.
+ * One that throws does not keep the rest alive: all are disposed, then the errors thrown.
+ */
 export function disposeAll(disposables: vscode.Disposable[]): void {
-  for (const disposable of disposables.splice(0)) disposable.dispose();
+  const errors: unknown[] = [];
+  for (const disposable of disposables.splice(0)) {
+    try {
+      disposable.dispose();
+    } catch (error) {
+      errors.push(error);
+    }
+  }
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new AggregateError(errors, 'several disposables failed to dispose');
 }
 
 export abstract class Disposable implements vscode.Disposable {

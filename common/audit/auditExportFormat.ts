@@ -41,8 +41,14 @@ export const AUDIT_CSV_COLUMNS = [
   'latencyMs',
 ] as const satisfies ReadonlyArray<keyof AuditEvent>;
 
-const NEEDS_QUOTES = /[",\r\n]/;
-const FORMULA_START = /^[=+\-@\t\r]/;
+/**
+ * Quoted when a spreadsheet could split the cell: the RFC 4180 characters, and `;` and tab,
+ * which spreadsheets in many locales take as the separator (an unquoted `x;=cmd` would
+ * start a new cell with a formula the guard below never saw).
+ */
+const NEEDS_QUOTES = /[",;\t\r\n]/;
+/** A cell a spreadsheet would run as a formula (or whose first character it drops, NUL). */
+const FORMULA_START = /^[=+\-@\t\r\0]/;
 
 export function auditJsonlLine(event: AuditEvent): string {
   return JSON.stringify(event) + '\n';

@@ -137,10 +137,13 @@ export class GatewaySupervisor extends Disposable {
     this.start();
   }
 
-  /** Stops the gateway for good; events stop at once (the emitters are disposed first). */
+  /** Stops the gateway for good; events stop at once (the emitters are disposed first), and the gateway stops even if one of them throws. */
   override dispose(): void {
-    super.dispose();
-    this.stop();
+    try {
+      super.dispose();
+    } finally {
+      this.stop();
+    }
   }
 
   private start(): void {

@@ -66,6 +66,7 @@ export class PendingReviewsView extends Disposable implements vscode.TreeDataPro
       } catch (error) {
         this.log.warn(`could not fetch pending reviews: ${describeError(error)}`);
       }
+      if (this.isDisposed) return; // disposed while fetching: no more polls with the user's token
       this.timer = setTimeout(() => void this.refresh(), REFRESH_MS);
     } else {
       this.reviews = [];

@@ -85,8 +85,15 @@ describe('audit export format', () => {
     );
   });
 
+  it('quotes cells a spreadsheet using ; or tab as its separator would split', () => {
+    for (const tool of ["x;=cmd|' /C calc'!A0", 'a\t=1']) {
+      const row = auditCsvRow(sampleEvent(1, { tool }));
+      assert.ok(row.includes(`"${tool}"`), `${JSON.stringify(tool)} is quoted whole: ${row}`);
+    }
+  });
+
   it('keeps a spreadsheet from running a value as a formula', () => {
-    for (const tool of ['=HYPERLINK("http://x")', '+1', '-2', '@SUM(A1)', '\tx', '\rx']) {
+    for (const tool of ['=HYPERLINK("http://x")', '+1', '-2', '@SUM(A1)', '\tx', '\rx', '\0=cmd']) {
       const cells = auditCsvRow(sampleEvent(1, { tool })).split(',');
       assert.ok(
         cells.some((cell) => cell.startsWith(`'${tool.slice(0, 1)}`) || cell.startsWith(`"'${tool.slice(0, 1)}`)),

@@ -39,4 +39,17 @@ describe('extension lifecycle', () => {
     assert.deepEqual(log, ['a', 'b']);
     assert.equal(disposables.length, 0);
   });
+
+  it('disposeAll disposes the rest when one throws, then throws', () => {
+    const log: string[] = [];
+    const disposables = [
+      toDisposable(() => log.push('a')),
+      toDisposable(() => {
+        throw new Error('b failed');
+      }),
+      toDisposable(() => log.push('c')),
+    ];
+    assert.throws(() => disposeAll(disposables), /b failed/);
+    assert.deepEqual(log, ['a', 'c']);
+  });
 });
