@@ -69,4 +69,5 @@ for (const file of ['codicon.css', 'codicon.ttf']) copyFileSync(`node_modules/@v
 writeThirdPartyNotices(
   shipped.map((result) => result.metafile),
   'dist/THIRD-PARTY-NOTICES.txt',
+  ['node_modules/@vscode/codicons'], // the font and its CSS, copied beside the webviews above
 );

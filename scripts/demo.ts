@@ -71,11 +71,14 @@ async function main(): Promise<void> {
   const url = String(policyServer.url);
   writeFileSync(join(STATE, 'pinned-jwks.json'), await (await fetch(`${url}/.well-known/jwks.json`)).text());
   writeFileSync(join(STATE, 'alice.token'), await idp.tokenFor('alice'), { mode: 0o600 });
-  const stop = async () => {
-    for (const child of children) await endGroupOrKill(child);
-    await idp.stop();
-    process.exit(0);
-  };
+  // One stop, however many signals arrive (a task's terminal may send SIGHUP, then SIGTERM).
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      for (const child of children) await endGroupOrKill(child);
+      await idp.stop().catch(() => undefined);
+      process.exit(0);
+    })());
   process.on('SIGINT', () => void stop());
   process.on('SIGTERM', () => void stop());
   // A VS Code task's terminal closing (F5's postDebugTask) hangs up on it.

@@ -13,14 +13,20 @@ function packageFolder(input) {
   return parts.slice(0, at + length).join('/');
 }
 
+/** Every licence and notice file of a package (LICENSE, LICENSE-MIT, NOTICE, COPYING, ...), joined. */
 function licenceText(folder) {
-  const file = readdirSync(folder).find((name) => /^(licen[cs]e|copying|notice)(\.|$)/i.test(name));
-  return file ? readFileSync(join(folder, file), 'utf8').trim() : undefined;
+  const files = readdirSync(folder)
+    .filter((name) => /^(licen[cs]e|copying|notice)([.-]|$)/i.test(name))
+    .sort();
+  return files.length > 0 ? files.map((name) => readFileSync(join(folder, name), 'utf8').trim()).join('\n\n') : undefined;
 }
 
-/** Writes `outfile` listing each package that any of `metafiles` took code from, with its licence text. */
-export function writeThirdPartyNotices(metafiles, outfile) {
-  const folders = new Set();
+/**
+ * Writes `outfile` listing each package that any of `metafiles` took code from, and the
+ * package folders in `copied` (files shipped as they are, not bundled), with their licence texts.
+ */
+export function writeThirdPartyNotices(metafiles, outfile, copied = []) {
+  const folders = new Set(copied);
   for (const metafile of metafiles) {
     for (const input of Object.keys(metafile.inputs)) {
       const folder = packageFolder(input);
@@ -36,7 +42,7 @@ export function writeThirdPartyNotices(metafiles, outfile) {
     })
     .sort((a, b) => a.id.localeCompare(b.id));
   const unique = [...new Map(entries.map((entry) => [entry.id, entry])).values()];
-  const header = `Gatehouse bundles code from these ${unique.length} npm packages. Their licences follow.\n`;
+  const header = `Gatehouse ships code from these ${unique.length} npm packages (bundled, or copied as they are). Their licences follow.\n`;
   const body = unique.map((entry) => `${'='.repeat(78)}\n${entry.id} (${entry.licence})\n${'='.repeat(78)}\n${entry.text}\n`);
   writeFileSync(outfile, [header, ...body].join('\n'));
   return unique.length;
