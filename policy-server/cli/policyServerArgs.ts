@@ -177,7 +177,9 @@ function parseStoreUrl(value: string): string {
     '--store must be postgres://<user>@<host>:<port>/<database>',
     (u) => u.protocol === 'postgres:' || u.protocol === 'postgresql:',
   );
-  if (url.password)
+  // pg also reads a password from the query string (?password=, ?sslpassword=): refused like user:password@.
+  const inQuery = [...url.searchParams.keys()].some((key) => /password/i.test(key));
+  if (url.password || inQuery)
     throw new UsageError('--store must not carry a password (argv is visible to other local users): give it with --store-password-file');
   return value;
 }

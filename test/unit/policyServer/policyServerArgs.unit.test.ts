@@ -29,6 +29,13 @@ describe('policy server command line: the store', () => {
       () => parsePolicyServerArgs([...base, '--store', 'postgres://gatehouse:hunter2@db/gatehouse']),
       (e: Error) => /--store-password-file/.test(e.message) && !e.message.includes('hunter2'),
     );
+    for (const query of ['password=hunter2', 'sslpassword=hunter2']) {
+      assert.throws(
+        () => parsePolicyServerArgs([...base, '--store', `postgres://gatehouse@db/gatehouse?${query}`]),
+        (e: Error) => /--store-password-file/.test(e.message) && !e.message.includes('hunter2'),
+        query,
+      );
+    }
     assert.throws(() => parsePolicyServerArgs([...base, '--store', 'mysql://db/gatehouse']), /postgres:\/\//);
     assert.throws(() => parsePolicyServerArgs([...base, '--store-password-file', '/x']), /goes with --store/);
   });
