@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { BIN, NODE, REPO, runProcess } from '../support/gatewayHarness';
+import { CONFORMANCE, NODE, REPO, runProcess } from '../support/gatewayHarness';
 
 describe('MCP conformance client auth suite against the gateway', function () {
   this.timeout(300_000);
@@ -20,11 +20,7 @@ describe('MCP conformance client auth suite against the gateway', function () {
     const command = `${NODE} --import ${tsx} ${join(REPO, 'test/conformance/oauthConformanceClient.ts')}`;
     const workDir = mkdtempSync(join(tmpdir(), 'gatehouse-auth-conformance-'));
     try {
-      const { code, output } = await runProcess(
-        NODE,
-        [join(BIN, 'conformance'), 'client', '--suite', 'auth', '--command', command],
-        workDir,
-      );
+      const { code, output } = await runProcess(NODE, [CONFORMANCE.pinned, 'client', '--suite', 'auth', '--command', command], workDir);
       const total = /Total: (\d+) passed, (\d+) failed, (\d+) warnings/.exec(output);
       // The suite's own summary line, kept in the test output as the issue asks.
       console.log(`      conformance client auth suite (gateway as the OAuth client): ${total?.[0] ?? 'no Total line'}`);

@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  BIN,
+  CONFORMANCE,
   FIXTURES,
   fixtureServer,
   NODE,
@@ -29,6 +29,12 @@ describe('MCP conformance server suite through the gateway', function () {
 
   it('passes every active scenario with a stdio upstream, dns-rebinding included', async () => {
     await runSuiteThroughGateway(fixtureServer('conformance', 'conformance-upstream'), 'stdio upstream');
+  });
+
+  // The newest suite's active scenarios are the 2025-11-25 ones (its 2026-07-28 scenarios run only with
+  // --spec-version 2026-07-28, which needs the protocol-era bridge of issue #13).
+  it('passes every active scenario of the newest suite (0.2) with a stdio upstream', async () => {
+    await runSuiteThroughGateway(fixtureServer('conformance', 'conformance-upstream'), 'stdio upstream, newest suite', CONFORMANCE.newest);
   });
 
   it('passes every active scenario with a Streamable HTTP upstream', async () => {
@@ -50,17 +56,13 @@ describe('MCP conformance server suite through the gateway', function () {
   });
 });
 
-async function runSuiteThroughGateway(server: ServerSpec, label: string): Promise<void> {
+async function runSuiteThroughGateway(server: ServerSpec, label: string, suite = CONFORMANCE.pinned): Promise<void> {
   const gateway = await startGateway([server]);
   const forwarder = await startAuthForwarder(gateway);
   try {
     const port = (forwarder.address() as AddressInfo).port;
     const workDir = mkdtempSync(join(tmpdir(), 'gatehouse-conformance-'));
-    const { code, output } = await runProcess(
-      NODE,
-      [join(BIN, 'conformance'), 'server', '--url', `http://localhost:${port}/mcp/conformance`],
-      workDir,
-    );
+    const { code, output } = await runProcess(NODE, [suite, 'server', '--url', `http://localhost:${port}/mcp/conformance`], workDir);
     rmSync(workDir, { recursive: true, force: true });
     const total = /Total: (\d+) passed, (\d+) failed/.exec(output);
     // The suite's own summary line, kept in the test output as the issue asks.

@@ -20,6 +20,15 @@ import type { GatewayReadyLine } from '../../common/gatewayReady';
 export const REPO = resolve(__dirname, '../..');
 export const NODE = process.execPath;
 export const BIN = join(REPO, 'node_modules/.bin');
+/**
+ * The official conformance suites, by path: both packages name their command `conformance`,
+ * so `node_modules/.bin` would say only which one npm linked last. PINNED is the release the
+ * suites must pass; NEWEST the newest on the registry (an npm alias in package.json).
+ */
+export const CONFORMANCE = {
+  pinned: join(REPO, 'node_modules/@modelcontextprotocol/conformance/dist/index.js'),
+  newest: join(REPO, 'node_modules/mcp-conformance-next/dist/index.js'),
+};
 export const FIXTURES = join(REPO, 'dist/fixtures');
 
 export interface ServerSpec {
