@@ -53,13 +53,3 @@ function isAlive(pid: number, lockPath: string): boolean {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
-
-/** Makes a new or renamed directory entry durable; without it a crash can lose the file itself. */
-export function fsyncDirectory(dir: string): void {
-  const fd = openSync(dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}

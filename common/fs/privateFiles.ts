@@ -21,7 +21,7 @@ import {
 } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { fsyncDirectory } from '../processLock';
+import { fsyncDirectory, fsyncDirectoryAsync } from './fsyncDirectory';
 
 const CREATE_PRIVATE = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
 
@@ -96,12 +96,7 @@ export async function writePrivateFileAtomicAsync(path: string, content: string)
     await rm(temporary, { force: true });
     throw error;
   }
-  const dir = await open(dirname(path), fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+  await fsyncDirectoryAsync(dirname(path));
 }
 
 /** Reads a private file, making it 0600 if needed and refusing a symlink planted in its place. */

@@ -8,7 +8,7 @@
 import { open } from 'node:fs/promises';
 import { unlinkSync } from 'node:fs';
 import { readPrivateFile } from '../../common/fs/privateFiles';
-import { fsyncDirectory } from '../../common/processLock';
+import { fsyncDirectory } from '../../common/fs/fsyncDirectory';
 import type { CheckpointSigningKey } from './auditKeys';
 import { listSegments, splitSegment, type AuditRecord, type SegmentFile, type SegmentLine } from './auditSegment';
 import { AuditChainWalker } from './auditVerifier';

@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
-import { appendDurably, createAppendOnlyFile, openForAppend } from '../../common/appendOnlyFile';
+import { appendDurably, createAppendOnlyFile, openForAppend } from '../../common/fs/appendOnlyFile';
 import { describeError, type Logger } from '../../common/log/logger';
 import { signCheckpoint, type CheckpointReason } from './auditCheckpoint';
 import type { CheckpointSigningKey } from './auditKeys';

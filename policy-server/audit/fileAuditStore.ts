@@ -30,7 +30,7 @@
  */
 import { readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { appendDurably, createAppendOnlyFile, openForAppend } from '../../common/appendOnlyFile';
+import { appendDurably, createAppendOnlyFile, openForAppend } from '../../common/fs/appendOnlyFile';
 import type { ProcessLock } from '../../common/processLock';
 import type { AuditEvent } from '../../common/audit/auditEvent';
 import { describeError, type Logger } from '../../common/log/logger';

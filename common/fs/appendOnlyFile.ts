@@ -6,7 +6,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
-import { fsyncDirectory } from './processLock';
+import { fsyncDirectory } from './fsyncDirectory';
 
 /** Creates `path` (in `dir`) for appending: it must not exist yet, a symlink is not followed, 0600; the folder is fsync'ed so the new name survives a crash. */
 export async function createAppendOnlyFile(dir: string, path: string): Promise<FileHandle> {
