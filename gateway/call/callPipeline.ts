@@ -36,31 +36,40 @@ export interface CallPipelineDeps {
   redactor: SecretRedactor;
   listing: ToolListing;
   log: Logger;
+  /** Sends a call's answer to the client on the request's own stream. */
+  respond: CallFinish['respond'];
 }
 
 type ConfirmDecision = GateDecision & { effect: 'confirm' };
 
 export class CallPipeline {
+  /** How every call of this pipeline ends: made once, shared by its calls. */
+  private readonly finish: CallFinish;
+
   constructor(
     private readonly server: ServerConfig,
     private readonly deps: CallPipelineDeps,
-  ) {}
+  ) {
+    this.finish = { auditor: deps.auditor, respond: deps.respond };
+  }
 
-  /** A call of `request` from `client`, answered through `respond` when it completes. */
-  begin(request: JSONRPCRequest, client: { name: string; version: string }, respond: CallFinish['respond']): GovernedCall {
-    return new GovernedCall(this.server.id, client, request, this.deps.auditor.audits(request.method), {
-      auditor: this.deps.auditor,
-      respond,
-    });
+  /** A call of `request` from `client`, answered through the pipeline's `respond` when it completes. */
+  begin(request: JSONRPCRequest, client: { name: string; version: string }): GovernedCall {
+    return new GovernedCall(this.server.id, client, request, this.deps.auditor.audits(request.method), this.finish);
   }
 
   /**
-   * Runs the stages; `forward` sends the (possibly amended) request upstream. `cancelled`
-   * fires when the client cancels, which ends a reviewer's wait.
+   * Runs the stages; `forward` sends the (possibly amended) request upstream. `cancellation`
+   * gives a signal that fires when the client cancels, which ends a reviewer's wait; it is
+   * asked for only by calls that wait for a reviewer.
    */
-  async run(call: GovernedCall, forward: (request: JSONRPCRequest) => Promise<Forwarded>, cancelled: AbortSignal): Promise<CallEnd> {
+  async run(
+    call: GovernedCall,
+    forward: (request: JSONRPCRequest) => Promise<Forwarded>,
+    cancellation: () => AbortSignal,
+  ): Promise<CallEnd> {
     try {
-      return await this.stages(call, forward, cancelled);
+      return await this.stages(call, forward, cancellation);
     } catch (error) {
       // Deny when unsure: a stage that failed in a way it did not foresee ends the call with an error, audited.
       this.deps.log.error('a call failed inside the gateway', { method: call.request.method, error: describeError(error) });
@@ -75,7 +84,7 @@ export class CallPipeline {
   private async stages(
     call: GovernedCall,
     forward: (request: JSONRPCRequest) => Promise<Forwarded>,
-    cancelled: AbortSignal,
+    cancellation: () => AbortSignal,
   ): Promise<CallEnd> {
     const decision = this.decide(call);
     if (decision.effect === 'deny') {
@@ -83,7 +92,7 @@ export class CallPipeline {
       return call.refuse('deny', decision.message, POLICY_DENIED);
     }
     if (decision.effect === 'confirm') {
-      const refused = await this.confirm(call, decision, cancelled);
+      const refused = await this.confirm(call, decision, cancellation());
       if (refused) return refused;
     }
     const forwarded = await forward(call.request);

@@ -82,7 +82,7 @@ export class ClientSession {
   private readonly unanswered = new Set<RequestId>();
   /** Set when the session was ended (policy expired, access revoked): every request gets this refusal. */
   private endedWith: string | undefined;
-  /** Client requests being governed -> how to tell their pipeline the client cancelled (ends a reviewer's wait). */
+  /** Client requests waiting for a reviewer -> how to tell their pipeline the client cancelled (ends the wait). */
   private readonly cancellers = new Map<RequestId, AbortController>();
   private nextServerRequestId = 1;
   private closed = false;
@@ -103,7 +103,13 @@ export class ClientSession {
       ),
     };
     const listing = new ToolListing(server.id, risk, deps.gate, deps.tools, log, deps.toolsListed);
-    this.pipeline = new CallPipeline(server, { ...deps, redactor: deps.redactorFor(server), listing, log });
+    this.pipeline = new CallPipeline(server, {
+      ...deps,
+      redactor: deps.redactorFor(server),
+      listing,
+      log,
+      respond: (request, answer) => this.answer(request.id, answer),
+    });
   }
 
   get serverId(): string {
@@ -204,11 +210,15 @@ export class ClientSession {
     if (!this.upstreamParams) {
       return this.replyError(request.id, ErrorCode.InvalidRequest, 'Session not initialized');
     }
-    const call = this.pipeline.begin(request, this.clientInfo, (_request, answer) => this.answer(request.id, answer));
-    const cancel = new AbortController();
-    this.cancellers.set(request.id, cancel);
+    const call = this.pipeline.begin(request, this.clientInfo);
+    // Only a call that waits for a reviewer needs to hear of a cancellation: its controller is made then.
+    const cancellation = () => {
+      const cancel = new AbortController();
+      this.cancellers.set(request.id, cancel);
+      return cancel.signal;
+    };
     try {
-      await call.complete(await this.pipeline.run(call, (amended) => this.forward(request.id, amended), cancel.signal));
+      await call.complete(await this.pipeline.run(call, (amended) => this.forward(request.id, amended), cancellation));
     } finally {
       this.cancellers.delete(request.id);
     }

@@ -11,6 +11,7 @@ import { ambiguousName, AUDITED_METHODS, type CallSubject } from '../../common/p
 import type { CallerIdentity } from '../../common/policy/identity';
 import type { PolicyDecider, PolicyDecision } from '../../common/policy/policyDecider';
 import { argumentsDigest } from '../../common/policy/reviewProof';
+import { GATEHOUSE_VERSION } from '../../common/version';
 import type { AuditStore } from '../audit/auditStore';
 import type { ReviewQueue } from '../reviews/reviewQueue';
 
@@ -89,7 +90,7 @@ export class RelayedCall {
         id: createAuditEventId(),
         time: new Date().toISOString(),
         user: this.caller.sub,
-        client: { name: 'gatehouse-relay', version: '0.1.0' },
+        client: { name: 'gatehouse-relay', version: GATEHOUSE_VERSION },
         server: this.serverId,
         method: this.method,
         tool: this.subject.name.slice(0, 1024),

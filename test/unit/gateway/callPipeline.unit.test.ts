@@ -102,24 +102,21 @@ async function harness(options: { injection?: 'advisory' | 'block'; reviewer?: C
   );
   const redactor = new SecretRedactor();
   const listing = new ToolListing('notes', { trusted: false, toolRisk: {} }, gate, tools, log, undefined);
-  const pipeline = new CallPipeline(SERVER, { gate, tools, auditor, confirmations, redactor, listing, log });
+  // What the client was told, by request id (undefined when it was told nothing).
+  const answers = new Map<string | number, ClientAnswer>();
+  const respond = async (request: JSONRPCRequest, answer: NonNullable<ClientAnswer>) => void answers.set(request.id, answer);
+  const pipeline = new CallPipeline(SERVER, { gate, tools, auditor, confirmations, redactor, listing, log, respond });
   // The approved definitions are learned from a listing, as in a session.
-  await pipeline.filter(
-    pipeline.begin(rpc('tools/list', {}), CLIENT, async () => undefined),
-    { tools: TOOLS },
-  );
+  await pipeline.filter(pipeline.begin(rpc('tools/list', {}), CLIENT), { tools: TOOLS });
   return {
     pipeline,
     events,
     asked,
     spool,
     async call(request, upstream, cancel = new AbortController()) {
-      let answer: ClientAnswer;
-      const call = pipeline.begin(request, CLIENT, async (_request, sent) => {
-        answer = sent;
-      });
-      await call.complete(await pipeline.run(call, upstream, cancel.signal));
-      return answer;
+      const call = pipeline.begin(request, CLIENT);
+      await call.complete(await pipeline.run(call, upstream, () => cancel.signal));
+      return answers.get(request.id);
     },
   };
 }
@@ -268,8 +265,8 @@ describe('call pipeline', () => {
 
   it('does not audit list calls that pass, and completes a call only once', async () => {
     const h = await harness();
-    const call = h.pipeline.begin(rpc('tools/list', {}), CLIENT, async () => undefined);
-    await call.complete(await h.pipeline.run(call, answering({ tools: TOOLS }), new AbortController().signal));
+    const call = h.pipeline.begin(rpc('tools/list', {}), CLIENT);
+    await call.complete(await h.pipeline.run(call, answering({ tools: TOOLS }), () => new AbortController().signal));
     assert.equal(h.events.length, 0);
     await assert.rejects(call.complete({ status: 'ok', answer: undefined }), /completes once/);
   });
