@@ -4,9 +4,8 @@
  * throwaway launch secret of a test gateway there; the product never puts secrets in argv.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
-import { BIN, NODE, REPO, startGateway, stdioServer, type RunningGateway } from '../support/gatewayHarness';
+import { BIN, NODE, REPO, runProcess, startGateway, stdioServer, type RunningGateway } from '../support/gatewayHarness';
 
 const INSPECTOR = join(REPO, 'node_modules/@modelcontextprotocol/inspector-cli/build/index.js');
 
@@ -51,22 +50,5 @@ describe('MCP Inspector CLI through the gateway', function () {
   });
 });
 
-function runInspector(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    // Its build resolves its own package.json against the working directory, so run it from there.
-    const child = spawn(NODE, [INSPECTOR, ...args], {
-      cwd: dirname(INSPECTOR),
-      env: { PATH: process.env.PATH, HOME: process.env.HOME },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+// Its build resolves its own package.json against the working directory, so it runs from there.
+const runInspector = (args: string[]) => runProcess(NODE, [INSPECTOR, ...args], dirname(INSPECTOR));

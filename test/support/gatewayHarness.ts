@@ -83,27 +83,8 @@ export async function startGateway(servers: ServerSpec[] | null, options: Gatewa
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'gatehouse-test-'));
   const configArgs = writeConfig(servers, options, dir);
   const secretPath = join(dir, 'launch-secret');
-  const child = spawn(
-    NODE,
-    [
-      join(REPO, 'dist/gatehouse.js'),
-      'gateway',
-      ...configArgs,
-      '--listen',
-      options.listen ?? '127.0.0.1:0',
-      '--runtime-dir',
-      join(dir, 'run'),
-      '--state-dir',
-      join(dir, 'state'),
-      '--launch-secret-file',
-      secretPath,
-      ...(options.extraArgs ?? []),
-    ],
-    {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: { PATH: process.env.PATH, HOME: process.env.HOME },
-    },
-  );
+  const child = spawnGateway(dir, configArgs, options, ['--launch-secret-file', secretPath]);
+
   let stderr = '';
   let stdout = '';
   child.stderr!.on('data', (chunk: Buffer) => {
@@ -153,31 +134,22 @@ function writeConfig(servers: ServerSpec[] | null, options: GatewayOptions, dir:
  * `gatehouse/start`, readiness from `gatehouse/ready`. The test answers `gatehouse/confirm`
  * through `gateway.control`, a real vscode-jsonrpc connection.
  */
+/** The gateway process with its config, listen address, folders, the given secret delivery, and the test's extra options. */
+function spawnGateway(dir: string, configArgs: string[], options: GatewayOptions, secretArgs: string[]) {
+  const folders = ['--runtime-dir', join(dir, 'run'), '--state-dir', join(dir, 'state')];
+  const listen = ['--listen', options.listen ?? '127.0.0.1:0'];
+  const args = ['gateway', ...configArgs, ...listen, ...folders, ...secretArgs, ...(options.extraArgs ?? [])];
+  return spawn(NODE, [join(REPO, 'dist/gatehouse.js'), ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+  });
+}
+
 async function startControlledGateway(servers: ServerSpec[] | null, options: GatewayOptions): Promise<RunningGateway> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'gatehouse-test-'));
   const configArgs = writeConfig(servers, options, dir);
-  const child = spawn(
-    NODE,
-    [
-      join(REPO, 'dist/gatehouse.js'),
-      'gateway',
-      ...configArgs,
-      '--listen',
-      options.listen ?? '127.0.0.1:0',
-      '--runtime-dir',
-      join(dir, 'run'),
-      '--state-dir',
-      join(dir, 'state'),
-      '--control',
-      'stdio',
-      '--launch-secret-stdin',
-      ...(options.extraArgs ?? []),
-    ],
-    {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: { PATH: process.env.PATH, HOME: process.env.HOME },
-    },
-  );
+  const child = spawnGateway(dir, configArgs, options, ['--control', 'stdio', '--launch-secret-stdin']);
+
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
@@ -330,17 +302,30 @@ export function textOf(result: unknown): string {
 }
 
 /** Runs a command to its end with only PATH and HOME, collecting stdout and stderr together. */
-export function runProcess(command: string, args: string[], cwd: string): Promise<{ code: number | null; output: string }> {
+/** Runs a command to its end with a minimal environment; its output as it interleaved, and each stream apart. */
+export function runProcess(
+  command: string,
+  args: string[],
+  cwd?: string,
+): Promise<{ code: number | null; output: string; stdout: string; stderr: string }> {
   return new Promise((resolveRun) => {
-    const child = spawn(command, args, { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      ...(cwd !== undefined ? { cwd } : {}),
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
+    let stdout = '';
+    let stderr = '';
     child.stdout!.on('data', (c: Buffer) => {
       output += c.toString();
+      stdout += c.toString();
     });
     child.stderr!.on('data', (c: Buffer) => {
       output += c.toString();
+      stderr += c.toString();
     });
-    child.on('close', (code) => resolveRun({ code, output }));
+    child.on('close', (code) => resolveRun({ code, output, stdout, stderr }));
   });
 }
 

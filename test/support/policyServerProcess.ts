@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { PolicyServerReadyLine } from '../../common/policy/policyServerApi';
-import { NODE, REPO } from './gatewayHarness';
+import { NODE, REPO, runProcess } from './gatewayHarness';
 import type { LocalIdp } from './localIdp';
 
 export const GATEHOUSE = join(REPO, 'dist/gatehouse.js');
@@ -78,22 +78,9 @@ export async function startServer(idp: LocalIdp, dataDir: string, extraArgs: str
   };
 }
 
-export function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(NODE, [GATEHOUSE, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env.PATH, HOME: process.env.HOME },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+export async function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const { code, stdout, stderr } = await runProcess(NODE, [GATEHOUSE, ...args]);
+  return { code, stdout, stderr };
 }
 
 export const examplePolicy = readFileSync(EXAMPLE_POLICY, 'utf8');
