@@ -14,10 +14,10 @@
  * Targets (issue #7): ingest >= 10,000 events/s, fetch >= 5,000 rps. Prints a table and one
  * JSON line starting `{"bench":"scale"`.
  */
+import { auditEventOf } from '../support/auditEvents';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createAuditEventId } from '../../common/audit/auditEvent';
 import { startLocalIdp, type LocalIdp } from '../support/localIdp';
 import { startPolicyServer, type RunningPolicyServer } from '../support/policyHarness';
 import { startPostgres } from '../support/postgres';
@@ -134,20 +134,9 @@ async function measure(count: number, idp: LocalIdp, tokens: Record<string, stri
               ...request,
               headers: { ...auth, 'content-type': 'application/json' },
               body: JSON.stringify({
-                events: Array.from({ length: BATCH }, () => ({
-                  id: createAuditEventId(),
-                  time: new Date().toISOString(),
-                  user: 'alice',
-                  client: { name: 'bench', version: '1' },
-                  server: 'notes',
-                  method: 'tools/call',
-                  tool: 'read_note',
-                  decision: 'allow',
-                  status: 'ok',
-                  redactions: {},
-                  flags: [],
-                  latencyMs: 1,
-                })),
+                events: Array.from({ length: BATCH }, () =>
+                  auditEventOf({ client: { name: 'bench', version: '1' }, server: 'notes', tool: 'read_note' }),
+                ),
               }),
             }),
           },

@@ -7,12 +7,13 @@
  * semantic-convention attributes, a resent batch not exported twice, nothing beyond the
  * audit event (no arguments) leaving, and export off unless asked for.
  */
+import { auditEventOf } from '../support/auditEvents';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { createAuditEventId, type AuditEvent } from '../../common/audit/auditEvent';
+import type { AuditEvent } from '../../common/audit/auditEvent';
 import { formatSyslog, SyslogSink } from '../../policy-server/audit/export/syslogSink';
 import { parsePolicyServerArgs } from '../../policy-server/cli/policyServerArgs';
 import { waitUntil } from '../support/gatewayHarness';
@@ -30,23 +31,14 @@ rules:
   - { id: all, effect: allow, principals: ["*"], servers: [github], tools: ["*"] }
 `;
 
-function event(overrides: Partial<AuditEvent>): AuditEvent {
-  return {
-    id: createAuditEventId(),
-    time: new Date().toISOString(),
-    user: 'alice',
+const event = (overrides: Partial<AuditEvent>) =>
+  auditEventOf({
     client: { name: 'Visual Studio Code', version: '1.117.0' },
     server: 'github',
-    method: 'tools/call',
     tool: 'list_issues',
-    decision: 'allow',
-    status: 'ok',
-    redactions: {},
-    flags: [],
     latencyMs: 3.5,
     ...overrides,
-  };
-}
+  });
 
 interface OtlpRecord {
   severityNumber: number;

@@ -5,6 +5,7 @@
  * duplicates nothing; a `kill -9` of the gateway loses no answered call's event; nobody
  * can write someone else's events; CSV and JSON-lines exports agree; only admins read.
  */
+import { auditEventOf } from '../support/auditEvents';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -234,20 +235,7 @@ describe('audit shipping: managed gateways to the central trail', function () {
   });
 
   it('refuses a batch that records someone else (403) and stores nothing of it; resends are acknowledged once', async () => {
-    const bobsOwn: AuditEvent = {
-      id: createAuditEventId(),
-      time: new Date().toISOString(),
-      user: 'bob',
-      client: { name: 'hand-made', version: '1' },
-      server: 'probe',
-      method: 'tools/call',
-      tool: 'echo',
-      decision: 'allow',
-      status: 'ok',
-      redactions: {},
-      flags: [],
-      latencyMs: 1,
-    };
+    const bobsOwn = auditEventOf({ user: 'bob', client: { name: 'hand-made', version: '1' } });
     const forged: AuditEvent = { ...bobsOwn, id: createAuditEventId(), user: 'alice' };
     for (const batch of [[forged], [bobsOwn, forged]]) {
       const response = await post(bobToken, batch);

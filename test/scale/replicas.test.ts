@@ -7,6 +7,7 @@
  * acknowledged audit event is in the database (counted), and a revocation published on one
  * replica is effective at a gateway connected to another within 5 s (measured).
  */
+import { auditEventOf } from '../support/auditEvents';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -14,7 +15,6 @@ import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { createAuditEventId, type AuditEvent } from '../../common/audit/auditEvent';
 import { FIXTURES, NODE, REPO, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
 import { startLocalIdp, type LocalIdp } from '../support/localIdp';
 import { removeDir, setSecret, startPolicyServer, tokenFile, type RunningPolicyServer } from '../support/policyHarness';
@@ -45,22 +45,7 @@ rules:
   - { id: env-reviewed, effect: confirm, principals: [group:engineers], servers: [probe], tools: [env], reviewers: leads, reason: a lead looks first }
 `;
 
-function auditEvent(user: string): AuditEvent {
-  return {
-    id: createAuditEventId(),
-    time: new Date().toISOString(),
-    user,
-    client: { name: 'load', version: '1' },
-    server: 'probe',
-    method: 'tools/call',
-    tool: 'echo',
-    decision: 'allow',
-    status: 'ok',
-    redactions: {},
-    flags: [],
-    latencyMs: 1,
-  };
-}
+const auditEvent = (user: string) => auditEventOf({ user, client: { name: 'load', version: '1' } });
 
 describe('three policy-server replicas on PostgreSQL', function () {
   this.timeout(180_000);
