@@ -127,12 +127,20 @@ export function setSecret(dataDir: string, keyFile: string, id: string, value: s
   });
 }
 
-/** Every file under `dir`, as text (to show a secret is on no disk). */
+/**
+ * Every file under `dir`, as text (to show a secret is on no disk). A running process may
+ * rename an atomic write's temporary file away between the listing and the read; such a file
+ * is skipped (its text lands in the file it was renamed to), anything else still throws.
+ */
 export function filesUnder(dir: string): string {
   let text = '';
   for (const name of readdirSync(dir, { recursive: true }) as string[]) {
     const path = join(dir, name);
-    if (statSync(path).isFile()) text += readFileSync(path, 'latin1');
+    try {
+      if (statSync(path).isFile()) text += readFileSync(path, 'latin1');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
   }
   return text;
 }
