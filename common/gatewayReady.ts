@@ -5,8 +5,11 @@
  */
 export interface GatewayReadyServer {
   id: string;
-  /** `sign-in`: a user-oauth server that asks the user to sign in when first used. */
-  state: 'ready' | 'failed' | 'starting' | 'sign-in';
+  /**
+   * `idle`: not started yet; it starts when a client first asks for it (the default, lazy start).
+   * `sign-in`: a user-oauth server that asks the user to sign in when first used.
+   */
+  state: 'idle' | 'starting' | 'ready' | 'failed' | 'sign-in';
   /** Request path on the gateway, e.g. `/mcp/everything`. */
   path: string;
   /** Full URL for TCP listeners; for unix sockets, use `socketPath` with `path`. */
@@ -30,6 +33,11 @@ export interface GatewayReadyLine {
   servers: GatewayReadyServer[];
   /** Managed: catalog servers the policy does not let this user use, with the reason. */
   blocked?: Array<{ id: string; title: string; reason: string }>;
-  /** From process start until every upstream was ready or had failed. */
+  /** From process start until the gateway served: with eager start, until every upstream was ready or had failed. */
   startupMs: number;
+}
+
+/** Whether a client may use the server: anything but a failed start (an idle one starts when asked, a sign-in one asks). */
+export function serverUsable(server: Pick<GatewayReadyServer, 'state'>): boolean {
+  return server.state !== 'failed';
 }

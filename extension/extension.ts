@@ -31,6 +31,7 @@ import type { AuditFilter } from '../webviews/audit/auditFilter';
 import type { AuditExportFormat } from '../common/audit/auditExportFormat';
 import { UpstreamSignIn } from './auth/upstreamSignIn';
 import { describeError } from '../common/log/logger';
+import { serverUsable } from '../common/gatewayReady';
 
 export function activate(context: vscode.ExtensionContext): GatehouseApi {
   const activationStarted = performance.now();
@@ -247,7 +248,7 @@ function statusText(state: GatewayState, account: string | undefined): string {
   switch (state.kind) {
     case 'ready': {
       const policy = state.ready.policy.mode === 'managed' ? `policy v${state.ready.policy.version ?? '?'}` : 'unmanaged';
-      return `$(shield) Gatehouse: ${account ? `${account}, ` : ''}${policy}, ${state.ready.servers.filter((s) => s.state === 'ready' || s.state === 'sign-in').length} server(s)`;
+      return `$(shield) Gatehouse: ${account ? `${account}, ` : ''}${policy}, ${state.ready.servers.filter(serverUsable).length} server(s)`;
     }
     case 'starting':
       return '$(sync~spin) Gatehouse: starting';

@@ -139,7 +139,12 @@ export async function runGateway(argv: string[]): Promise<number> {
     process.stderr.write(`gatehouse gateway: ${describeError(error)}\n`);
     return 2;
   }
-  const pool = new UpstreamPool(servers, config.gateway.upstreamInitializeTimeoutMs, log.child({ component: 'upstream' }));
+  const pool = new UpstreamPool(
+    servers,
+    config.gateway.upstreamInitializeTimeoutMs,
+    log.child({ component: 'upstream' }),
+    config.gateway.upstreamStart,
+  );
   const http = new GatewayHttpServer({
     listen: args.listen,
     maxBodyBytes: config.gateway.maxBodyBytes,
@@ -212,6 +217,8 @@ export async function runGateway(argv: string[]): Promise<number> {
   if (control) {
     control.ready(ready);
     announce = () => control.ready(readyLine(facts, pool.statuses()));
+    // A lazy server starting, ready or failed is news for the sidebar.
+    pool.onStatusChange = () => announce();
   } else {
     process.stdout.write(JSON.stringify(ready) + '\n');
   }

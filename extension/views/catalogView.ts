@@ -1,14 +1,15 @@
 /**
  * The "Approved servers" tree in the Gatehouse sidebar: the catalog servers the policy
- * blocks for this user (with the reason), and one item per server the gateway
- * serves, with its state (enabled, available to enable, or unavailable with the reason) and
- * inline actions (enable, disable, scopes, audit), expandable to its
- * tools once a client has listed them through the gateway, each with badges: destructive,
+ * blocks for this user (with the reason), and one item per server the gateway serves, with
+ * its state (enabled, available to enable, or unavailable with the reason; an idle server
+ * starts when first used) and inline actions (enable, disable, scopes, audit), expandable to
+ * its tools once a client has listed them through the gateway, each with badges: destructive,
  * needs confirmation, changed since approval (hidden from clients), flagged. Welcome
  * content (package.json `viewsWelcome`) covers the not-configured case.
  */
 import * as vscode from 'vscode';
 import type { ToolSummary } from '../../common/control/controlProtocol';
+import { serverUsable } from '../../common/gatewayReady';
 import type { EnabledServers } from '../catalog/enabledServers';
 import type { GatewayState, GatewaySupervisor } from '../gateway/gatewaySupervisor';
 import { GatewayStateView } from '../gateway/gatewayStateView';
@@ -59,13 +60,13 @@ export class CatalogView extends GatewayStateView implements vscode.TreeDataProv
     );
     // A new id once tools are known: VS Code keeps an id's collapse state, and a leaf it saw first would stay collapsed.
     item.id = `server:${server.id}${tools ? ':tools' : ''}`;
-    // A server that waits for a sign-in can be enabled: starting it is what asks the user.
-    const usable = server.state === 'ready' || server.state === 'sign-in';
+    // An idle or sign-in server can be enabled: starting it (and asking the user) is what using it does.
+    const usable = serverUsable(server);
     const state = !usable ? 'unavailable' : enabled ? 'enabled' : 'available';
     item.description =
       state === 'unavailable'
         ? `unavailable: ${server.error ?? server.state}`
-        : `${state}${server.state === 'sign-in' && !tools ? ', asks you to sign in' : ''}${tools ? `, ${tools.length} tool(s)` : ''}`;
+        : `${state}${tools ? `, ${tools.length} tool(s)` : notStartedText(server.state)}`;
     item.tooltip = server.error
       ? `${server.id}: ${server.error}`
       : enabled
@@ -104,4 +105,12 @@ function toolItem(serverId: string, tool: ToolSummary): vscode.TreeItem {
   );
   item.contextValue = 'gatehouse.tool';
   return item;
+}
+
+/** What the sidebar says of a usable server whose tools are not known yet. */
+function notStartedText(state: ServerStatus['state']): string {
+  if (state === 'sign-in') return ', asks you to sign in';
+  if (state === 'idle') return ', starts when first used';
+  if (state === 'starting') return ', starting';
+  return '';
 }

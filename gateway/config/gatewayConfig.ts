@@ -46,12 +46,14 @@ export const GatewaySettingsSchema = z.strictObject({
     .default(4 * 1024 * 1024),
   /** How long an upstream may take to answer `initialize` before it counts as failed. */
   upstreamInitializeTimeoutMs: z.number().int().positive().default(15_000),
+  /** `lazy`: each upstream starts when a client first asks for it; `eager`: all start at launch (failures show at once). */
+  upstreamStart: z.enum(['lazy', 'eager']).default('lazy'),
 });
 
 export const GatewayConfigSchema = z
   .strictObject({
     servers: z.array(ServerEntry).min(1),
-    gateway: GatewaySettingsSchema.default({ maxBodyBytes: 4 * 1024 * 1024, upstreamInitializeTimeoutMs: 15_000 }),
+    gateway: GatewaySettingsSchema.default({ maxBodyBytes: 4 * 1024 * 1024, upstreamInitializeTimeoutMs: 15_000, upstreamStart: 'lazy' }),
   })
   .superRefine((config, ctx) => {
     const seen = new Set<string>();

@@ -1,8 +1,9 @@
 /**
  * Owns how the gateway reaches each configured upstream server: builds the right transport
- * (stdio child, Streamable HTTP, legacy SSE), starts one connection per server at launch
- * (all in parallel, so one slow or broken server delays nobody), hands connections to
- * client sessions, and applies restart backoff to servers that keep failing.
+ * (stdio child, Streamable HTTP, legacy SSE), starts each server when a client first asks
+ * for it (`lazy`, the default: twenty approved servers cost nothing until used) or all of
+ * them at launch in parallel (`eager`: one slow or broken server delays nobody), hands
+ * connections to client sessions, and applies restart backoff to servers that keep failing.
  */
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
@@ -34,10 +35,16 @@ export const LAUNCH_INITIALIZE_PARAMS: InitializeParams = {
   clientInfo: { name: 'gatehouse-gateway', version: GATEHOUSE_VERSION },
 };
 
+/** `lazy`: each server starts when a client first asks for it; `eager`: all start at launch. */
+export type UpstreamStart = 'lazy' | 'eager';
+
 export interface UpstreamStatus {
   id: string;
-  /** `sign-in`: a user-oauth server that will ask the user to sign in when first used. */
-  state: 'starting' | 'ready' | 'failed' | 'sign-in';
+  /**
+   * `idle`: not started yet (lazy start); it starts when a client first asks for it.
+   * `sign-in`: a user-oauth server that will ask the user to sign in when first used.
+   */
+  state: 'idle' | 'starting' | 'ready' | 'failed' | 'sign-in';
   error?: string;
   startupMs?: number;
   serverInfo?: InitializeResult['serverInfo'];
@@ -59,27 +66,33 @@ class ServerSlot {
   consecutiveFailures = 0;
   lastFailureAt = 0;
 
-  constructor(public config: ServerConfig) {
-    this.status = { id: config.id, state: 'starting' };
+  constructor(
+    public config: ServerConfig,
+    start: UpstreamStart,
+  ) {
+    this.status = { id: config.id, state: start === 'lazy' ? 'idle' : 'starting' };
   }
 }
 
 export class UpstreamPool {
   private readonly slots = new Map<string, ServerSlot>();
   private readonly live = new Set<UpstreamConnection>();
+  /** Told when a server's state changes after launch (a lazy server starting, ready or failed). */
+  onStatusChange: () => void = () => undefined;
 
   constructor(
     servers: readonly ServerConfig[],
     private readonly initializeTimeoutMs: number,
     private readonly log: Logger,
+    private readonly start: UpstreamStart = 'lazy',
   ) {
-    for (const server of servers) if (server.enabled) this.slots.set(server.id, new ServerSlot(server));
+    for (const server of servers) if (server.enabled) this.slots.set(server.id, new ServerSlot(server, start));
   }
 
   /**
-   * Makes the pool serve exactly `servers` (a new policy's catalog): new ones are started,
-   * removed ones and ones whose transport changed are closed. Resolves when the new ones
-   * are ready or have failed.
+   * Makes the pool serve exactly `servers` (a new policy's catalog): new ones are added
+   * (and, when eager, started), removed ones and ones whose transport changed are closed.
+   * Resolves when the new ones are ready or have failed (at once when lazy).
    */
   async reconcile(servers: readonly ServerConfig[]): Promise<void> {
     const wanted = new Map(servers.filter((s) => s.enabled).map((s) => [s.id, s]));
@@ -95,11 +108,11 @@ export class UpstreamPool {
       this.log.info('upstream removed from the catalog', { server: id });
     }
     const added = [...wanted.values()].map((server) => {
-      const slot = new ServerSlot(server);
+      const slot = new ServerSlot(server, this.start);
       this.slots.set(server.id, slot);
       return slot;
     });
-    await Promise.all(added.map((slot) => this.warmUp(slot)));
+    if (this.start === 'eager') await Promise.all(added.map((slot) => this.warmUp(slot)));
   }
 
   has(serverId: string): boolean {
@@ -114,9 +127,9 @@ export class UpstreamPool {
     return [...this.slots.values()].map((slot) => slot.status);
   }
 
-  /** Starts every enabled server in parallel; resolves when each is ready or has failed. */
+  /** Eager: starts every enabled server in parallel and resolves when each is ready or has failed. Lazy: starts none. */
   async startAll(): Promise<UpstreamStatus[]> {
-    await Promise.all([...this.slots.values()].map((slot) => this.warmUp(slot)));
+    if (this.start === 'eager') await Promise.all([...this.slots.values()].map((slot) => this.warmUp(slot)));
     return this.statuses();
   }
 
@@ -173,7 +186,41 @@ export class UpstreamPool {
     if (wait > 0) {
       throw new UpstreamBackoffError(serverId, slot.consecutiveFailures, wait, slot.status.error);
     }
-    return this.open(slot, params);
+    if (slot.status.state === 'ready') return this.open(slot, params);
+    return this.openTold(slot, params);
+  }
+
+  /**
+   * Opens a connection for a server not known to work yet (a lazy server's first start, or
+   * one that failed or waits for sign-in) and tells its state as it goes: starting, then
+   * ready or failed.
+   */
+  private async openTold(slot: ServerSlot, params: InitializeParams): Promise<UpstreamConnection> {
+    const started = performance.now();
+    const before = slot.status;
+    const id = slot.config.id;
+    if (before.state === 'idle') this.setStatus(slot, { id, state: 'starting' });
+    try {
+      const connection = await this.open(slot, params);
+      const startupMs = round(performance.now() - started);
+      this.setStatus(slot, { id, state: 'ready', startupMs, serverInfo: connection.initialized?.serverInfo });
+      return connection;
+    } catch (error) {
+      // Declining a sign-in is the user's choice, not a broken server: the next client asks again.
+      if (causedBy(error, SignInRequiredError)) this.setStatus(slot, before.state === 'sign-in' ? before : { id, state: 'idle' });
+      else this.setStatus(slot, { id, state: 'failed', error: describeError(error), startupMs: round(performance.now() - started) });
+      throw error;
+    }
+  }
+
+  private setStatus(slot: ServerSlot, status: UpstreamStatus): void {
+    if (this.slots.get(slot.config.id) !== slot) return; // removed from the catalog meanwhile
+    slot.status = status;
+    try {
+      this.onStatusChange();
+    } catch (error) {
+      this.log.warn('status listener failed', { error: describeError(error) });
+    }
   }
 
   /** Called by sessions when their connection ends, so repeated crashes back off. */

@@ -6,37 +6,31 @@
  *  2. The stdio fixture behind the gateway, mcp-proxy and supergateway (all serving
  *     Streamable HTTP, stateful): throughput at c=32, latency at c=1.
  *  3. CPU time per call of the proxying process (gateway / peer) at c=32, from /proc.
- *  4. Time until all upstreams are ready for 1 and 20 stdio upstreams (median of 3).
+ *  4. Startup for 1 and 20 stdio upstreams, lazy (the default) and eager, and the first
+ *     use of an idle server (gatewayStartup.ts; medians of 3).
  *  5. Gateway RSS with 20 upstreams, each with an open client session.
  *
  * Load comes from autocannon over pre-opened sessions (the SDK client would be the
  * bottleneck). Prints a markdown table, then one JSON line starting `{"bench":"gateway"`.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { stringify } from 'yaml';
-import type { GatewayReadyLine } from '../../common/gatewayReady';
-import { LAUNCH_CLIENT_CAPABILITIES } from '../../gateway/upstream/upstreamPool';
 import { measure, type LoadResult } from './benchLoad';
 import { openSession, type McpSession } from './benchMcpSession';
-import { freePort, rssMb, spawnTracked, waitForLine, type Tracked } from './benchProcesses';
-import { markdownTable, median, round } from './benchStats';
-
-const REPO = resolve(__dirname, '../..');
-const NODE = process.execPath;
-const FIXTURE = join(REPO, 'dist/fixtures/conformance-upstream.mjs');
-const GATEWAY = join(REPO, 'dist/gatehouse.js');
-const MCP_PROXY = join(REPO, 'node_modules/mcp-proxy/dist/bin/mcp-proxy.mjs');
-const SUPERGATEWAY = join(REPO, 'node_modules/supergateway/dist/index.js');
+import {
+  CLIENT_CAPABILITIES,
+  gatewaySession,
+  startGateway,
+  startHttpFixture,
+  startMcpProxy,
+  startSupergateway,
+  stdioFixture,
+  type Running,
+} from './benchTargets';
+import { markdownTable, round } from './benchStats';
+import { MANY_UPSTREAMS, measureStartup } from './gatewayStartup';
 
 const WARMUP_S = 2;
 const TIMED_S = 5;
 const HIGH_CONCURRENCY = 32;
-const STARTUP_REPEATS = 3;
-const MANY_UPSTREAMS = 20;
-/** What VS Code declares, so sessions reuse the gateway's launch-time upstream connections. */
-const CLIENT_CAPABILITIES = LAUNCH_CLIENT_CAPABILITIES as Record<string, unknown>;
 
 const TARGETS = {
   p50_added_ms: 0.5,
@@ -48,113 +42,6 @@ const TARGETS = {
   startup_ratio_20_vs_1: 1.5,
   rss_mb: 120,
 };
-
-export interface Running {
-  proc: Tracked;
-  url: string;
-  stop(): Promise<void>;
-}
-export interface RunningGateway extends Running {
-  ready: GatewayReadyLine;
-  secret: string;
-  pid: number;
-}
-
-export async function startHttpFixture(): Promise<Running> {
-  const proc = spawnTracked('conformance-upstream --http', NODE, [FIXTURE, '--http', '0']);
-  const url = await waitForLine(proc, (line) => /listening on (http:\/\/\S+)/.exec(line)?.[1]);
-  return { proc, url, stop: () => proc.stop() };
-}
-
-function stdioFixture(id: string): Record<string, unknown> {
-  return { id, transport: { type: 'stdio', command: NODE, args: [FIXTURE], envAllowlist: ['PATH', 'HOME'] } };
-}
-
-/** `nodeArgs` go to Node itself (the profile group passes `--cpu-prof`). */
-export async function startGateway(servers: Array<Record<string, unknown>>, nodeArgs: string[] = []): Promise<RunningGateway> {
-  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
-  const config = join(dir, 'gateway.yaml');
-  const secretFile = join(dir, 'secret');
-  writeFileSync(config, stringify({ servers }));
-  const proc = spawnTracked('gateway', NODE, [
-    ...nodeArgs,
-    GATEWAY,
-    'gateway',
-    '--config',
-    config,
-    '--listen',
-    '127.0.0.1:0',
-    '--runtime-dir',
-    join(dir, 'run'),
-    '--state-dir',
-    join(dir, 'state'),
-    '--launch-secret-file',
-    secretFile,
-  ]);
-  const stop = async () => {
-    await proc.stop();
-    rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    const ready = await waitForLine(proc, (line) => {
-      try {
-        const parsed = JSON.parse(line) as GatewayReadyLine;
-        return parsed.event === 'ready' ? parsed : undefined;
-      } catch {
-        return undefined;
-      }
-    });
-    const failed = ready.servers.filter((s) => s.state !== 'ready');
-    if (failed.length > 0) throw new Error(`gateway upstreams not ready: ${JSON.stringify(failed)}; stderr:\n${proc.stderr()}`);
-    if (ready.pid !== proc.child.pid) throw new Error(`gateway ready line pid ${ready.pid} is not the spawned pid ${proc.child.pid}`);
-    const secret = readFileSync(secretFile, 'utf8').trim();
-    return { proc, url: ready.servers[0]!.url!, stop, ready, secret, pid: ready.pid };
-  } catch (error) {
-    await stop();
-    throw error;
-  }
-}
-
-export async function gatewaySession(gateway: RunningGateway, url = gateway.url): Promise<McpSession> {
-  return openSession(url, { Authorization: `Bearer ${gateway.secret}` }, CLIENT_CAPABILITIES);
-}
-
-/** mcp-proxy, Streamable HTTP only, stateful (its default), spawned as `node <bin script>`. */
-async function startMcpProxy(): Promise<Running> {
-  const port = await freePort();
-  const proc = spawnTracked('mcp-proxy', NODE, [
-    MCP_PROXY,
-    '--port',
-    String(port),
-    '--host',
-    '127.0.0.1',
-    '--server',
-    'stream',
-    '--',
-    NODE,
-    FIXTURE,
-  ]);
-  return { proc, url: `http://127.0.0.1:${port}/mcp`, stop: () => proc.stop() };
-}
-
-/** supergateway stdio -> Streamable HTTP, stateful; it runs the command through a shell. */
-async function startSupergateway(): Promise<Running> {
-  const port = await freePort();
-  const command = `'${NODE}' '${FIXTURE}'`;
-  const proc = spawnTracked('supergateway', NODE, [
-    SUPERGATEWAY,
-    '--stdio',
-    command,
-    '--outputTransport',
-    'streamableHttp',
-    '--stateful',
-    '--port',
-    String(port),
-    '--logLevel',
-    'none',
-  ]);
-  return { proc, url: `http://127.0.0.1:${port}/mcp`, stop: () => proc.stop() };
-}
 
 interface Pair {
   name: string;
@@ -177,31 +64,6 @@ async function withTarget<T extends Running>(start: () => Promise<T>, use: (targ
   } finally {
     await target.stop();
   }
-}
-
-async function startupAndRss(): Promise<{ startup1: number[]; startup20: number[]; rss: number }> {
-  const startup1: number[] = [];
-  const startup20: number[] = [];
-  let rss = NaN;
-  for (let run = 0; run < STARTUP_REPEATS; run++) {
-    for (const n of [1, MANY_UPSTREAMS]) {
-      process.stderr.write(`[bench gateway] startup with ${n} stdio upstream(s), run ${run + 1}/${STARTUP_REPEATS}\n`);
-      const ids = Array.from({ length: n }, (_, i) => `fixture-${String(i + 1).padStart(2, '0')}`);
-      const gateway = await startGateway(ids.map(stdioFixture));
-      try {
-        (n === 1 ? startup1 : startup20).push(gateway.ready.startupMs);
-        if (n === MANY_UPSTREAMS && run === STARTUP_REPEATS - 1) {
-          // One open session per server (each checked with a tools/call), then read RSS.
-          for (const server of gateway.ready.servers) await gatewaySession(gateway, server.url);
-          await new Promise((r) => setTimeout(r, 500));
-          rss = rssMb(gateway.pid);
-        }
-      } finally {
-        await gateway.stop();
-      }
-    }
-  }
-  return { startup1, startup20, rss };
 }
 
 export async function runGatewayBench(): Promise<void> {
@@ -238,10 +100,8 @@ export async function runGatewayBench(): Promise<void> {
   );
 
   // 4./5. Startup with 1 and 20 upstreams; RSS with 20 sessions.
-  const { startup1, startup20, rss } = await startupAndRss();
+  const startup = await measureStartup();
 
-  const startup1Ms = median(startup1);
-  const startup20Ms = median(startup20);
   const gatewayHttpCpu = viaHttp.cN.cpuMsPerCall!;
   const gatewayStdioCpu = viaStdio.cN.cpuMsPerCall!;
   const summary = {
@@ -254,8 +114,9 @@ export async function runGatewayBench(): Promise<void> {
     ratio_vs_supergateway: viaStdio.cN.rps / supergateway.cN.rps,
     // The worse of the two gateway set-ups (HTTP upstream / stdio upstream); both are below.
     cpu_ms_per_call: Math.max(gatewayHttpCpu, gatewayStdioCpu),
-    startup_ratio_20_vs_1: startup20Ms / startup1Ms,
-    rss_mb: rss,
+    // The default (lazy) start: the gateway serves before any upstream runs; eager and first use are below.
+    startup_ratio_20_vs_1: startup.lazyManyMs / startup.lazyOneMs,
+    rss_mb: startup.rssMb,
   };
   const raw = {
     direct_p50_ms: direct.c1.p50,
@@ -278,8 +139,12 @@ export async function runGatewayBench(): Promise<void> {
     supergateway_rps: supergateway.cN.rps,
     supergateway_cpu_ms_per_call: supergateway.cN.cpuMsPerCall!,
     direct_fixture_cpu_ms_per_call: direct.cN.cpuMsPerCall!,
-    startup_ms_1: startup1Ms,
-    startup_ms_20: startup20Ms,
+    startup_ms_1: startup.lazyOneMs,
+    startup_ms_20: startup.lazyManyMs,
+    startup_eager_ms_1: startup.eagerOneMs,
+    startup_eager_ms_20: startup.eagerManyMs,
+    startup_eager_ratio_20_vs_1: startup.eagerManyMs / startup.eagerOneMs,
+    first_use_ms: startup.firstUseMs,
   };
   const targetsMet = {
     p50_added_ms: summary.p50_added_ms <= TARGETS.p50_added_ms,
@@ -324,10 +189,15 @@ export async function runGatewayBench(): Promise<void> {
   );
   console.log(`\n* at c=${HIGH_CONCURRENCY}, utime+stime of the proxying process (gateway / peer); for "direct", of the fixture itself.`);
   console.log(
-    `\nStartup until all upstreams ready (ms, ready line startupMs): 1 upstream ${startup1.join(', ')} (median ${startup1Ms}); ` +
-      `${MANY_UPSTREAMS} upstreams ${startup20.join(', ')} (median ${startup20Ms})`,
+    `\nStartup (ms, ready line startupMs, runs and median), lazy (default): 1 upstream ${startup.runs.lazy.one.join(', ')} (${startup.lazyOneMs}); ` +
+      `${MANY_UPSTREAMS} upstreams ${startup.runs.lazy.many.join(', ')} (${startup.lazyManyMs}). ` +
+      `Eager (every upstream running): 1 upstream ${startup.runs.eager.one.join(', ')} (${startup.eagerOneMs}); ` +
+      `${MANY_UPSTREAMS} upstreams ${startup.runs.eager.many.join(', ')} (${startup.eagerManyMs}).`,
   );
-  console.log(`Gateway RSS with ${MANY_UPSTREAMS} upstreams and ${MANY_UPSTREAMS} open sessions: ${rss.toFixed(1)} MB\n`);
+  console.log(
+    `First use of an idle server (session open, initialize and one tools/call through the gateway): ${startup.firstUseRuns.join(', ')} ms (median ${startup.firstUseMs})`,
+  );
+  console.log(`Gateway RSS with ${MANY_UPSTREAMS} upstreams and ${MANY_UPSTREAMS} open sessions: ${startup.rssMb.toFixed(1)} MB\n`);
   const targetText: Record<keyof typeof targetsMet, string> = {
     p50_added_ms: `<= ${TARGETS.p50_added_ms}`,
     p99_added_ms: `<= ${TARGETS.p99_added_ms}`,
@@ -358,8 +228,11 @@ export async function runGatewayBench(): Promise<void> {
       bench: 'gateway',
       ...rounded(summary),
       ...rounded(raw),
-      startup_runs_ms_1: startup1,
-      startup_runs_ms_20: startup20,
+      startup_runs_ms_1: startup.runs.lazy.one,
+      startup_runs_ms_20: startup.runs.lazy.many,
+      startup_eager_runs_ms_1: startup.runs.eager.one,
+      startup_eager_runs_ms_20: startup.runs.eager.many,
+      first_use_runs_ms: startup.firstUseRuns,
       concurrency: HIGH_CONCURRENCY,
       timed_seconds: TIMED_S,
       bench_seconds: round((performance.now() - began) / 1000, 1),

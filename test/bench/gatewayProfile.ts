@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { measure } from './benchLoad';
 import { markdownTable, round } from './benchStats';
-import { gatewaySession, startGateway, startHttpFixture } from './gatewayBench';
+import { gatewaySession, startGateway, startHttpFixture } from './benchTargets';
 
 const REPO = resolve(__dirname, '../..');
 const BUNDLE = join(REPO, 'dist/gatehouse.js');
@@ -125,10 +125,9 @@ export async function runGatewayProfile(): Promise<void> {
   let cpuMsPerCall: number;
   let rps: number;
   try {
-    const gateway = await startGateway(
-      [{ id: 'fixture-http', transport: { type: 'streamable-http', url: fixture.url } }],
-      ['--cpu-prof', '--cpu-prof-dir', profileDir],
-    );
+    const gateway = await startGateway([{ id: 'fixture-http', transport: { type: 'streamable-http', url: fixture.url } }], {
+      nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir],
+    });
     try {
       process.stderr.write(`[bench profile] gateway -> HTTP fixture, c=${CONCURRENCY}, ${WARMUP_S} s warm-up + ${TIMED_S} s, profiled\n`);
       const load = await measure(await gatewaySession(gateway), CONCURRENCY, { warmupS: WARMUP_S, seconds: TIMED_S, cpuPid: gateway.pid });

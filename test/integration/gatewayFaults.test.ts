@@ -1,14 +1,16 @@
 /**
  * Faults and hostile input against the real gateway process: upstreams that die or never
- * answer, oversized and malformed bodies, wrong secrets, foreign origins, and shutdown
- * ending whole upstream process trees.
+ * answer (started at launch or on first use), oversized and malformed bodies, wrong
+ * secrets, foreign origins, and shutdown ending whole upstream process trees.
  */
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Agent, fetch as undiciFetch } from 'undici';
+import { ReadyNotification } from '../../common/control/controlProtocol';
+import type { GatewayReadyServer } from '../../common/gatewayReady';
 import {
   fixtureServer,
   freePort,
@@ -28,6 +30,17 @@ const INITIALIZE = JSON.stringify({
   params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
 });
 
+/** The direct child processes of `pid` (Linux: /proc/<pid>/task/<tid>/children over its threads). */
+function childrenOf(pid: number): number[] {
+  const tasks = readdirSync(`/proc/${pid}/task`);
+  return tasks.flatMap((tid) =>
+    readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8')
+      .split(' ')
+      .filter((text) => text.trim() !== '')
+      .map(Number),
+  );
+}
+
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -40,7 +53,7 @@ function isAlive(pid: number): boolean {
 describe('gateway under faults', function () {
   this.timeout(60_000);
 
-  describe('upstream failures', () => {
+  describe('upstream failures (eager start: every upstream at launch)', () => {
     let gateway: RunningGateway;
     before(async () => {
       gateway = await startGateway(
@@ -49,7 +62,7 @@ describe('gateway under faults', function () {
           fixtureServer('wedged', 'probe-upstream', ['--hang-initialize']),
           stdioServer('missing', '/nonexistent/mcp-server'),
         ],
-        { gateway: { upstreamInitializeTimeoutMs: 2_000 } },
+        { gateway: { upstreamInitializeTimeoutMs: 2_000, upstreamStart: 'eager' } },
       );
     });
     after(() => gateway?.stop());
@@ -85,6 +98,55 @@ describe('gateway under faults', function () {
       const newPid = Number(textOf(await client.callTool({ name: 'pid', arguments: {} })));
       assert.notEqual(newPid, pid, 'a new upstream process serves the next call');
       assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'back' } })), 'back');
+    });
+  });
+
+  describe('lazy start (the default): each upstream on first use', () => {
+    let gateway: RunningGateway;
+    const heard: GatewayReadyServer[][] = [];
+    before(async () => {
+      gateway = await startGateway([fixtureServer('probe', 'probe-upstream'), stdioServer('missing', '/nonexistent/mcp-server')], {
+        control: true,
+      });
+      // After the first ready (the harness's own listener takes that one): each later one is a state change.
+      gateway.control!.onNotification(ReadyNotification, (ready) => {
+        heard.push(ready.servers);
+      });
+    });
+    after(() => gateway?.stop());
+    const stateOf = (servers: readonly GatewayReadyServer[] | undefined, id: string) => servers?.find((s) => s.id === id)?.state;
+
+    it('is ready before any upstream runs: every server idle, no child process', () => {
+      assert.deepEqual(
+        gateway.ready.servers.map((s) => [s.id, s.state]),
+        [
+          ['probe', 'idle'],
+          ['missing', 'idle'],
+        ],
+      );
+      assert.deepEqual(childrenOf(gateway.child.pid!), [], 'nothing was spawned at launch');
+    });
+
+    it('starts a server for the first client that asks, and tells the extension starting, then ready', async () => {
+      const before = heard.length;
+      const client = await gateway.connect('probe');
+      assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'lazy' } })), 'lazy');
+      assert.equal(childrenOf(gateway.child.pid!).length, 1, 'one upstream process: the one asked for');
+      await waitUntil(() => stateOf(heard.at(-1), 'probe') === 'ready', 5_000);
+      const told = heard.slice(before).map((servers) => [stateOf(servers, 'probe'), stateOf(servers, 'missing')]);
+      assert.deepEqual(told, [
+        ['starting', 'idle'],
+        ['ready', 'idle'],
+      ]);
+      assert.ok((heard.at(-1)!.find((s) => s.id === 'probe')!.startupMs ?? 0) > 0, 'the start is timed');
+    });
+
+    it('fails a broken server when first asked for, naming it, and tells the extension why', async () => {
+      await assert.rejects(gateway.connect('missing'), /Upstream server "missing".*ENOENT/);
+      await waitUntil(() => stateOf(heard.at(-1), 'missing') === 'failed', 5_000);
+      const missing = heard.at(-1)!.find((s) => s.id === 'missing')!;
+      assert.match(missing.error ?? '', /ENOENT/);
+      assert.equal(stateOf(heard.at(-1), 'probe'), 'ready', 'the other server is untouched');
     });
   });
 

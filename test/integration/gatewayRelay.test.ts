@@ -38,14 +38,17 @@ describe('gateway relays the MCP surface', function () {
     const [httpPort, ssePort] = [await freePort(), await freePort()];
     httpEverything = await startEverythingHttp(httpPort, 'streamableHttp');
     sseEverything = await startEverythingHttp(ssePort, 'sse');
-    gateway = await startGateway([
-      stdioServer('everything', `${BIN}/mcp-server-everything`, ['stdio']),
-      { id: 'everything-http', transport: { type: 'streamable-http', url: `http://127.0.0.1:${httpPort}/mcp` } },
-      { id: 'everything-sse', transport: { type: 'sse', url: `http://127.0.0.1:${ssePort}/sse` } },
-      stdioServer('files', `${BIN}/mcp-server-filesystem`, [filesDir]),
-      stdioServer('memory', `${BIN}/mcp-server-memory`, [], { env: { MEMORY_FILE_PATH: join(filesDir, 'memory.jsonl') } }),
-      fixtureServer('probe', 'probe-upstream'),
-    ]);
+    gateway = await startGateway(
+      [
+        stdioServer('everything', `${BIN}/mcp-server-everything`, ['stdio']),
+        { id: 'everything-http', transport: { type: 'streamable-http', url: `http://127.0.0.1:${httpPort}/mcp` } },
+        { id: 'everything-sse', transport: { type: 'sse', url: `http://127.0.0.1:${ssePort}/sse` } },
+        stdioServer('files', `${BIN}/mcp-server-filesystem`, [filesDir]),
+        stdioServer('memory', `${BIN}/mcp-server-memory`, [], { env: { MEMORY_FILE_PATH: join(filesDir, 'memory.jsonl') } }),
+        fixtureServer('probe', 'probe-upstream'),
+      ],
+      { gateway: { upstreamStart: 'eager' } },
+    );
   });
 
   after(async () => {

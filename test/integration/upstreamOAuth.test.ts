@@ -74,11 +74,10 @@ describe('per-user upstream OAuth through the gateway', function () {
   it('signs the user in on first use, then steps up for a write, never showing a token to the client or the log', async () => {
     const extension: Extension = { asked: [], secrets: new Map(), answer: 'sign-in' };
     gateway = await startGateway([server], { control: true, onControl: actAsExtension(extension) });
-    // Nothing is asked at launch: the launch-time connection may not bring up a browser.
+    // Nothing is asked at launch: nothing starts until a client asks for the server.
     assert.equal(extension.asked.length, 0);
     const status = gateway.ready.servers.find((s) => s.id === 'notes');
-    assert.equal(status?.state, 'sign-in', 'listed as waiting for a sign-in, not failed');
-    assert.match(status?.error ?? '', /Notes needs you to sign in/);
+    assert.equal(status?.state, 'idle', 'listed as not started yet, not failed');
 
     const client = await gateway.connect('notes');
     assert.equal(extension.asked.length, 1);
@@ -136,6 +135,16 @@ describe('per-user upstream OAuth through the gateway', function () {
     await client.callTool({ name: 'read_note', arguments: { id: '2' } });
     assert.equal(extension.asked.length, 3, 'the next use asks to sign in again');
     assert.equal(extension.asked[2]!.reason, 'sign-in');
+  });
+
+  it('with eager start, lists a server that waits for a sign-in as such at launch, without asking', async () => {
+    const extension: Extension = { asked: [], secrets: new Map(), answer: 'sign-in' };
+    gateway = await startGateway([server], { control: true, onControl: actAsExtension(extension), gateway: { upstreamStart: 'eager' } });
+    // The launch-time connection may not bring up a browser.
+    assert.equal(extension.asked.length, 0);
+    const status = gateway.ready.servers.find((s) => s.id === 'notes');
+    assert.equal(status?.state, 'sign-in', 'listed as waiting for a sign-in, not failed');
+    assert.match(status?.error ?? '', /Notes needs you to sign in/);
   });
 
   it('uses the kept credentials after a restart without asking again', async () => {

@@ -75,10 +75,10 @@ describe('Gatehouse inside VS Code', () => {
     assert.deepEqual(
       ready.servers.map((server) => [server.id, server.state]),
       [
-        [SERVER, 'ready'],
-        ['notes', 'sign-in'],
+        [SERVER, 'idle'],
+        ['notes', 'idle'],
       ],
-      'the OAuth server waits for alice to sign in when she first uses it',
+      'nothing starts until it is used (the OAuth server asks alice to sign in then)',
     );
     assert.deepEqual(
       ready.blocked?.map((server) => [server.id, server.title]),
@@ -109,6 +109,15 @@ describe('Gatehouse inside VS Code', () => {
     assert.ok(
       vscode.lm.tools.some((tool) => tool.name.endsWith('_weather')),
       'the other tools are there too',
+    );
+    const started = await api.gatewayReady();
+    assert.deepEqual(
+      started.servers.map((server) => [server.id, server.state]),
+      [
+        [SERVER, 'ready'],
+        ['notes', 'idle'],
+      ],
+      'the gateway started the server VS Code asked for, and only that one',
     );
   });
 
