@@ -24,6 +24,7 @@ import type { PolicySource } from './policy/policySource';
 import { UpstreamPool } from './upstream/upstreamPool';
 import { AuditSpool } from './audit/auditSpool';
 import { CallAuditor } from './audit/callAuditor';
+import { IntentJournal } from './audit/intentJournal';
 import { createAuditShipper } from './audit/auditShipper';
 import { SecretRedactor } from './guardrails/redaction/secretRedactor';
 import { ToolPinRegistry } from './guardrails/pinning/toolPinRegistry';
@@ -101,6 +102,8 @@ export async function runGateway(argv: string[]): Promise<number> {
   // Audit lives with lasting state: it must outlive reboots until it has been shipped.
   const spoolDir = join(args.stateDir, 'audit');
   const spool = await AuditSpool.open({ dir: spoolDir, logger: log.child({ component: 'audit' }) });
+  // Records calls a gateway that died had answered without their outcome, before anything ships.
+  const intents = await IntentJournal.open(spoolDir, spool, log.child({ component: 'audit' }));
   // --- audit shipping (managed mode): spool -> policy server, woken by each append ---
   const shipper =
     policy && args.policy && userToken
@@ -116,6 +119,7 @@ export async function runGateway(argv: string[]): Promise<number> {
       shipper?.notify();
       control?.auditAppended(event);
     },
+    intents,
   );
   control?.serveAuditHistory((limit) => spool.recentEvents(limit));
   control?.serveSignIns({ status: () => userOAuth.status(), signOut: (serverId) => userOAuth.forget(serverId) });
@@ -200,6 +204,7 @@ export async function runGateway(argv: string[]): Promise<number> {
     await http.close().catch((error: unknown) => log.warn('http close failed', { error: describeError(error) }));
     await pool.closeAll();
     await shipper?.stop(); // audit shipping: before the spool closes; unshipped events go on the next start
+    await intents.close();
     await spool.close().catch((error: unknown) => log.warn('audit close failed', { error: describeError(error) }));
     process.exit(0);
   };

@@ -5,5 +5,6 @@
 export const AUDIT_DECISIONS = ['allow', 'deny', 'confirm-approved', 'confirm-denied', 'confirm-timeout'] as const;
 export type AuditDecision = (typeof AUDIT_DECISIONS)[number];
 
-export const AUDIT_RESULT_STATUSES = ['ok', 'error', 'denied', 'upstream-error'] as const;
+/** `unknown`: the call went upstream and the gateway stopped before its outcome was recorded (see gateway/audit/intentJournal.ts). */
+export const AUDIT_RESULT_STATUSES = ['ok', 'error', 'denied', 'upstream-error', 'unknown'] as const;
 export type AuditResultStatus = (typeof AUDIT_RESULT_STATUSES)[number];

@@ -195,6 +195,16 @@ export class AuditSpool {
     return this.writer.requestCheckpoint('interval');
   }
 
+  /** The seq of the last durable record (0 for an empty spool). */
+  get durableSeq(): number {
+    return this.writer.durableSeq;
+  }
+
+  /** Whether the spool failed for good (a write or sync error): nothing more can be audited until a restart. */
+  get failed(): boolean {
+    return this.writer.failure !== undefined;
+  }
+
   stats(): AuditSpoolStats {
     const writer = this.writer;
     return { lastSeq: writer.durableSeq, lastHash: writer.durableHash, segments: writer.segments.length, ...writer.counters };

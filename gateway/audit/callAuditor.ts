@@ -1,14 +1,19 @@
 /**
- * Turns relayed calls into audit events and makes each durable before its answer leaves
- * the gateway. Calls that act or read (`tools/call`, `resources/read`, `prompts/get`) are
- * audited, and so is every refusal. If the spool cannot take an event, the caller withholds
- * the result: a call that cannot be audited does not complete.
+ * Turns relayed calls into audit events, and makes sure no call is answered without a
+ * durable record of it. Calls that act or read (`tools/call`, `resources/read`,
+ * `prompts/get`) are audited, and so is every refusal. A call that goes upstream first
+ * makes its intent durable (intentJournal.ts) while the upstream works, and its answer
+ * then waits only for that; the outcome event follows in the spool's next group commit.
+ * Other events (refusals, definition notices) are durable before their answer. If neither
+ * can be written, the caller withholds the result: a call that cannot be audited does not
+ * complete.
  */
 import type { JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 import { createAuditEventId, type AuditDecision, type AuditEvent, type AuditResultStatus } from '../../common/audit/auditEvent';
 import { describeError, type Logger } from '../../common/log/logger';
 import { AUDITED_METHODS } from '../../common/policy/callSubject';
 import type { AuditSpool } from './auditSpool';
+import type { IntentJournal } from './intentJournal';
 
 export interface CallOutcome {
   serverId: string;
@@ -27,6 +32,13 @@ export interface CallOutcome {
   flags?: string[];
 }
 
+/** A call's audit intent: its event as it stands before the call goes upstream, and whether that is durable. */
+export interface AuditIntent {
+  /** Status `unknown`; the outcome event is this with the outcome's status, redactions, flags and latency. */
+  event: AuditEvent;
+  durable: Promise<boolean>;
+}
+
 export class CallAuditor {
   constructor(
     private readonly spool: AuditSpool,
@@ -35,6 +47,8 @@ export class CallAuditor {
     private readonly log: Logger,
     /** Called with each event once it is durable (the shipper's wake-up, the Audit view's stream); never throws back into the call. */
     private readonly appended: (event: AuditEvent) => void = () => undefined,
+    /** Without a journal, every event is durable before its answer. */
+    private readonly journal?: IntentJournal,
   ) {}
 
   /** Whether this request is audited when it is relayed (refusals always are). */
@@ -42,44 +56,106 @@ export class CallAuditor {
     return AUDITED_METHODS.has(method);
   }
 
-  /** Appends the event durably; false when the spool failed (the caller withholds the result). */
-  async record(outcome: CallOutcome): Promise<boolean> {
-    const params = (outcome.request.params ?? {}) as Record<string, unknown>;
-    const subject = outcome.subject ?? (outcome.request.method === 'resources/read' ? params.uri : params.name);
-    const args = outcome.request.method === 'resources/read' ? undefined : params.arguments;
-    let event: AuditEvent;
-    try {
-      event = {
-        id: createAuditEventId(),
-        time: outcome.receivedAt,
-        user: this.user(),
-        client: { name: outcome.client.name.slice(0, 1024), version: outcome.client.version.slice(0, 256) },
-        server: outcome.serverId,
-        method: outcome.request.method,
-        ...(typeof subject === 'string' && subject.length > 0 ? { tool: subject.slice(0, 1024) } : {}),
-        decision: outcome.decision,
-        ...(outcome.rule ? { rule: outcome.rule } : {}),
-        ...(outcome.reviewer ? { reviewer: outcome.reviewer.slice(0, 1024) } : {}),
-        ...(args !== undefined ? { argsDigest: this.spool.digestArguments(args) } : {}),
+  /**
+   * Before an audited call goes upstream: starts making its `unknown` event durable (what
+   * the trail says of it if the gateway dies before the outcome is written). Undefined
+   * without a journal: the outcome is then durable before the answer.
+   */
+  intend(outcome: CallOutcome): AuditIntent | undefined {
+    if (!this.journal) return undefined;
+    const event = this.event({ ...outcome, status: 'unknown' });
+    if (this.spool.failed) return { event, durable: Promise.resolve(false) };
+    const durable = this.journal.write(event).then(
+      () => true,
+      (error: unknown) => this.failed(outcome, error),
+    );
+    return { event, durable };
+  }
+
+  /**
+   * Records a call's outcome. Without an intent: appends the event and resolves once it is
+   * durable. With one: resolves once the intent is durable, and the outcome event (same id)
+   * follows in the spool's next commit. False when nothing durable could be written (the
+   * caller withholds the result).
+   */
+  async record(outcome: CallOutcome, intent?: AuditIntent): Promise<boolean> {
+    if (intent) {
+      if (!(await intent.durable)) return false;
+      const event: AuditEvent = {
+        ...intent.event,
         status: outcome.status,
         redactions: outcome.redactions ?? {},
         flags: outcome.flags ?? [],
-        latencyMs: Math.round((performance.now() - outcome.startedAt) * 1000) / 1000,
+        latencyMs: latencySince(outcome.startedAt),
       };
+      this.spool.append(event).then(
+        () => {
+          this.journal!.settle(event.id);
+          this.told(event);
+        },
+        (error: unknown) =>
+          // The intent stays open: the next start records the call as `unknown`.
+          this.log.error('outcome audit event could not be written; the call is recorded by its intent', {
+            server: outcome.serverId,
+            method: outcome.request.method,
+            error: describeError(error),
+          }),
+      );
+      return true;
+    }
+    let event: AuditEvent;
+    try {
+      event = this.event(outcome);
       await this.spool.append(event);
     } catch (error) {
-      this.log.error('audit event could not be written; withholding the result', {
-        server: outcome.serverId,
-        method: outcome.request.method,
-        error: describeError(error),
-      });
-      return false;
+      return this.failed(outcome, error);
     }
+    this.told(event);
+    return true;
+  }
+
+  private event(outcome: CallOutcome): AuditEvent {
+    const params = (outcome.request.params ?? {}) as Record<string, unknown>;
+    const subject = outcome.subject ?? (outcome.request.method === 'resources/read' ? params.uri : params.name);
+    const args = outcome.request.method === 'resources/read' ? undefined : params.arguments;
+    return {
+      id: createAuditEventId(),
+      time: outcome.receivedAt,
+      user: this.user(),
+      client: { name: outcome.client.name.slice(0, 1024), version: outcome.client.version.slice(0, 256) },
+      server: outcome.serverId,
+      method: outcome.request.method,
+      ...(typeof subject === 'string' && subject.length > 0 ? { tool: subject.slice(0, 1024) } : {}),
+      decision: outcome.decision,
+      ...(outcome.rule ? { rule: outcome.rule } : {}),
+      ...(outcome.reviewer ? { reviewer: outcome.reviewer.slice(0, 1024) } : {}),
+      ...(args !== undefined ? { argsDigest: this.spool.digestArguments(args) } : {}),
+      status: outcome.status,
+      redactions: outcome.redactions ?? {},
+      flags: outcome.flags ?? [],
+      latencyMs: latencySince(outcome.startedAt),
+    };
+  }
+
+  private failed(outcome: CallOutcome, error: unknown): false {
+    this.log.error('audit event could not be written; withholding the result', {
+      server: outcome.serverId,
+      method: outcome.request.method,
+      error: describeError(error),
+    });
+    return false;
+  }
+
+  /** The durable event, to whoever listens (shipper, Audit view). */
+  private told(event: AuditEvent): void {
     try {
       this.appended(event);
     } catch (error) {
       this.log.warn('audit append hook failed', { error: describeError(error) });
     }
-    return true;
   }
+}
+
+function latencySince(startedAt: number): number {
+  return Math.round((performance.now() - startedAt) * 1000) / 1000;
 }

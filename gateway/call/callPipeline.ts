@@ -95,6 +95,7 @@ export class CallPipeline {
       const refused = await this.confirm(call, decision, cancellation());
       if (refused) return refused;
     }
+    call.intend();
     const forwarded = await forward(call.request);
     if ('cancelled' in forwarded) {
       // The upstream may have acted already, so the call is still audited; the client expects no answer.

@@ -7,7 +7,7 @@
  */
 import { ErrorCode, type JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { AuditDecision, AuditResultStatus } from '../../common/audit/auditEvent';
-import type { CallAuditor, CallOutcome } from '../audit/callAuditor';
+import type { AuditIntent, CallAuditor, CallOutcome } from '../audit/callAuditor';
 
 /** What the client is told: a result, a JSON-RPC error, or nothing (it cancelled the call). */
 export type ClientAnswer = { result: Record<string, unknown> } | { error: { code: number; message: string; data?: unknown } } | undefined;
@@ -40,6 +40,8 @@ export class GovernedCall {
    * every refusal. List calls that pass are not audited (their results are filtered).
    */
   audited: boolean;
+  /** Made just before the call goes upstream, so its audit is durable while the upstream works. */
+  private intent: AuditIntent | undefined;
   private completed = false;
 
   constructor(
@@ -60,6 +62,11 @@ export class GovernedCall {
     return { status: 'denied', answer: answer ? { error: { code, message } } : undefined };
   }
 
+  /** The call is about to go upstream: an audited call's intent starts to be made durable meanwhile. */
+  intend(): void {
+    if (this.audited && !this.intent) this.intent = this.finish.auditor.intend(this.outcome('unknown'));
+  }
+
   /** The audit record of this call as it stands. */
   outcome(status: AuditResultStatus): CallOutcome {
     return {
@@ -78,16 +85,22 @@ export class GovernedCall {
   }
 
   /**
-   * The one exit: the audit event is durable before the client sees anything, and an
-   * upstream's answer whose event could not be written is withheld (a call that cannot be
-   * audited does not complete). The gateway's own refusals and errors are answered even
-   * then: they carry nothing from the upstream.
+   * The one exit: a durable record of the call (its event, or for a call that went upstream
+   * its intent) exists before the client sees anything, and an upstream's answer that could
+   * not be recorded is withheld (a call that cannot be audited does not complete). The
+   * gateway's own refusals and errors are answered even then: they carry nothing from the
+   * upstream.
    */
   async complete(end: CallEnd): Promise<void> {
     if (this.completed) throw new Error('a call completes once');
     this.completed = true;
     let answer = end.answer;
-    if (this.audited && !(await this.finish.auditor.record(this.outcome(end.status))) && answer !== undefined && end.fromUpstream) {
+    if (
+      this.audited &&
+      !(await this.finish.auditor.record(this.outcome(end.status), this.intent)) &&
+      answer !== undefined &&
+      end.fromUpstream
+    ) {
       answer = {
         error: {
           code: ErrorCode.InternalError,

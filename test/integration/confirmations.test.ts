@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { ReviewListResponse, ReviewRecord } from '../../common/policy/policyServerApi';
-import { NODE, REPO, spoolEvents, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
+import { NODE, REPO, settledSpoolEvents, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
 import { managedArgs, type RunningPolicyServer } from '../support/policyHarness';
 import { CONFIRM_TIMEOUT_SECONDS, startConfirmationSetup, type ConfirmationSetup } from '../support/confirmationSetup';
 
@@ -114,7 +114,7 @@ describe('second-person review of confirm calls', function () {
 
     const again = await decide('carol', review.id, 'deny');
     assert.equal(again.status, 409, 'a decided review stays decided');
-    const event = spoolEvents(join(alice.dir, 'state')).findLast((e) => e.tool === 'echo')!;
+    const event = (await settledSpoolEvents(join(alice.dir, 'state'))).findLast((e) => e.tool === 'echo')!;
     assert.equal(event.decision, 'confirm-approved');
     assert.equal(event.reviewer, 'carol');
     assert.equal(event.rule, 'deploys-reviewed');
@@ -137,7 +137,7 @@ describe('second-person review of confirm calls', function () {
     ]);
     assert.match(denied.stdout, /^denied: echo on probe/);
     await assert.rejects(call, /Reviewer carol@example.com denied it: "not on a friday"/);
-    const event = spoolEvents(join(alice.dir, 'state')).findLast((e) => e.tool === 'echo')!;
+    const event = (await settledSpoolEvents(join(alice.dir, 'state'))).findLast((e) => e.tool === 'echo')!;
     assert.equal(event.decision, 'confirm-denied');
     assert.equal(event.reviewer, 'carol');
     assert.equal(event.status, 'denied');
@@ -152,7 +152,7 @@ describe('second-person review of confirm calls', function () {
       waited >= CONFIRM_TIMEOUT_SECONDS - 0.5 && waited < CONFIRM_TIMEOUT_SECONDS + 5,
       `waited ${waited} s for a ${CONFIRM_TIMEOUT_SECONDS} s timeout`,
     );
-    const event = spoolEvents(join(alice.dir, 'state')).findLast((e) => e.tool === 'echo')!;
+    const event = (await settledSpoolEvents(join(alice.dir, 'state'))).findLast((e) => e.tool === 'echo')!;
     assert.equal(event.decision, 'confirm-timeout');
     assert.equal(event.reviewer, undefined);
     assert.equal(event.status, 'denied');
@@ -163,7 +163,7 @@ describe('second-person review of confirm calls', function () {
       client.callTool({ name: 'env', arguments: {} }),
       /Policy rule env-confirmed asks for confirmation.*VS Code extension/,
     );
-    const event = spoolEvents(join(alice.dir, 'state')).findLast((e) => e.tool === 'env')!;
+    const event = (await settledSpoolEvents(join(alice.dir, 'state'))).findLast((e) => e.tool === 'env')!;
     assert.equal(event.decision, 'confirm-denied');
   });
 

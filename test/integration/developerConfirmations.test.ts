@@ -23,7 +23,7 @@ import {
   type ConfirmResult,
   type ToolsParams,
 } from '../../common/control/controlProtocol';
-import { spoolEvents, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
+import { settledSpoolEvents, spoolEvents, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
 import { foreignSignedToken } from '../support/hostileTokens';
 import { managedArgs, type RunningPolicyServer } from '../support/policyHarness';
 import { CONFIRM_POLICY, CONFIRM_TIMEOUT_SECONDS, startConfirmationSetup, type ConfirmationSetup } from '../support/confirmationSetup';
@@ -85,13 +85,13 @@ describe('second-person review of confirm calls', function () {
         'destructive',
         'the prompt says what the gateway believes: an untrusted server without hints is destructive',
       );
-      let event = spoolEvents(join(controlled.dir, 'state')).findLast((e) => e.tool === 'env')!;
+      let event = (await settledSpoolEvents(join(controlled.dir, 'state'))).findLast((e) => e.tool === 'env')!;
       assert.equal(event.decision, 'confirm-approved');
       assert.equal(event.reviewer, 'alice');
 
       answer = async () => ({ decision: 'deny' });
       await assert.rejects(controlledClient.callTool({ name: 'env', arguments: {} }), /env-confirmed asks for confirmation.*You denied it/);
-      event = spoolEvents(join(controlled.dir, 'state')).findLast((e) => e.tool === 'env')!;
+      event = (await settledSpoolEvents(join(controlled.dir, 'state'))).findLast((e) => e.tool === 'env')!;
       assert.equal(event.decision, 'confirm-denied');
       assert.equal(event.reviewer, 'alice');
     });
@@ -112,7 +112,7 @@ describe('second-person review of confirm calls', function () {
         /No reviewer answered within 5 s/,
       );
       await waitUntil(() => cancellations === before + 1, 2_000);
-      const event = spoolEvents(join(controlled.dir, 'state')).findLast((e) => e.tool === 'env')!;
+      const event = (await settledSpoolEvents(join(controlled.dir, 'state'))).findLast((e) => e.tool === 'env')!;
       assert.equal(event.decision, 'confirm-timeout');
     });
 
@@ -158,7 +158,7 @@ describe('second-person review of confirm calls', function () {
       const streamed = heard.find(({ event }) => event.tool === 'env')!.event;
       assert.equal(streamed.decision, 'confirm-approved');
       assert.equal(streamed.user, 'alice');
-      const onDisk = spoolEvents(join(controlled.dir, 'state'));
+      const onDisk = await settledSpoolEvents(join(controlled.dir, 'state'));
       assert.deepEqual(
         onDisk.find((e) => e.id === streamed.id),
         streamed,

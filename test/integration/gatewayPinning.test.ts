@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { parse } from 'yaml';
 import { pinOfTool } from '../../common/policy/toolPins';
-import { BIN, FIXTURES, fixtureServer, NODE, REPO, spoolEvents, startGateway, stdioServer, textOf } from '../support/gatewayHarness';
+import { BIN, FIXTURES, fixtureServer, NODE, REPO, settledSpoolEvents, startGateway, stdioServer, textOf } from '../support/gatewayHarness';
 
 describe('tool pinning (rug pulls)', function () {
   this.timeout(60_000);
@@ -36,7 +36,7 @@ describe('tool pinning (rug pulls)', function () {
       await assert.rejects(client.callTool({ name: 'weather', arguments: { city: 'Oslo' } }), /changed since it was approved/);
       assert.match(gateway.stderr(), /tool definition changed since approval/);
       await client.listTools();
-      const events = spoolEvents(join(gateway.dir, 'state')).filter(
+      const events = (await settledSpoolEvents(join(gateway.dir, 'state'))).filter(
         (e) => e.tool === 'weather' && e.flags.includes('tool-definition-changed'),
       );
       assert.deepEqual(
@@ -107,7 +107,7 @@ describe('tool pinning (rug pulls)', function () {
       );
       await probe.listTools();
       await probe.callTool({ name: 'echo', arguments: { text: 'which echo?' } });
-      const events = spoolEvents(join(gateway.dir, 'state'));
+      const events = await settledSpoolEvents(join(gateway.dir, 'state'));
       const helper = events.filter((e) => e.tool === 'helper');
       assert.equal(helper.length, 1, 'a flagged definition is audited once');
       assert.equal(helper[0]!.method, 'tools/list');

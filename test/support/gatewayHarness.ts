@@ -329,4 +329,4 @@ export function runProcess(
   });
 }
 
-export { spoolEvents } from './spoolEvents';
+export { settledSpoolEvents, spoolEvents } from './spoolEvents';
