@@ -1,7 +1,7 @@
 /**
  * The processes the gateway benchmarks measure, each started on loopback and stopped by
- * the caller: the conformance fixture (HTTP, or stdio behind a proxy), the gateway, and
- * the two peer proxies (mcp-proxy, supergateway). Shared by the gateway, startup and
+ * the caller: the conformance fixture (HTTP, or stdio behind a proxy), the gateway, the
+ * two peer proxies (mcp-proxy, supergateway) and the bare Node HTTP relay (the floor). Shared by the gateway, startup and
  * profile groups.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +19,7 @@ const FIXTURE = join(REPO, 'dist/fixtures/conformance-upstream.mjs');
 const GATEWAY = join(REPO, 'dist/gatehouse.js');
 const MCP_PROXY = join(REPO, 'node_modules/mcp-proxy/dist/bin/mcp-proxy.mjs');
 const SUPERGATEWAY = join(REPO, 'node_modules/supergateway/dist/index.js');
+const BARE_RELAY = join(REPO, 'test/bench/bareHttpRelay.mjs');
 /** What VS Code declares, so sessions reuse the gateway's launch-time upstream connections. */
 export const CLIENT_CAPABILITIES = LAUNCH_CLIENT_CAPABILITIES as Record<string, unknown>;
 
@@ -35,6 +36,13 @@ export interface RunningGateway extends Running {
 
 export async function startHttpFixture(): Promise<Running> {
   const proc = spawnTracked('conformance-upstream --http', NODE, [FIXTURE, '--http', '0']);
+  const url = await waitForLine(proc, (line) => /listening on (http:\/\/\S+)/.exec(line)?.[1]);
+  return { proc, url, stop: () => proc.stop() };
+}
+
+/** The floor of a second Node HTTP hop (bareHttpRelay.mjs): bytes forwarded to `upstreamUrl`, nothing else. */
+export async function startBareRelay(upstreamUrl: string): Promise<Running> {
+  const proc = spawnTracked('bare HTTP relay', NODE, [BARE_RELAY, upstreamUrl]);
   const url = await waitForLine(proc, (line) => /listening on (http:\/\/\S+)/.exec(line)?.[1]);
   return { proc, url, stop: () => proc.stop() };
 }

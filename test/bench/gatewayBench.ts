@@ -1,8 +1,10 @@
 /**
  * Gateway benchmark group (`npm run bench -- gateway`).
  *
- *  1. tools/call latency (c=1) and throughput (c=32): straight to the HTTP fixture, and
- *     through the gateway to that same fixture (streamable-http upstream).
+ *  1. tools/call latency (c=1) and throughput (c=32): straight to the HTTP fixture,
+ *     through the gateway to that same fixture (streamable-http upstream), and through a
+ *     bare Node HTTP relay (bareHttpRelay.mjs: bytes forwarded, nothing else), the floor
+ *     of any second Node hop, so the targets can be read against it.
  *  2. The stdio fixture behind the gateway, mcp-proxy and supergateway (all serving
  *     Streamable HTTP, stateful): throughput at c=32, latency at c=1.
  *  3. CPU time per call of the proxying process (gateway / peer) at c=32, from /proc.
@@ -20,6 +22,7 @@ import {
   gatewaySession,
   startGateway,
   startHttpFixture,
+  startBareRelay,
   startMcpProxy,
   startSupergateway,
   stdioFixture,
@@ -73,6 +76,7 @@ export async function runGatewayBench(): Promise<void> {
   const fixture = await startHttpFixture();
   let direct: Pair;
   let viaHttp: Pair;
+  let floor: Pair;
   try {
     direct = await latencyAndThroughput(
       'direct (HTTP fixture)',
@@ -82,6 +86,15 @@ export async function runGatewayBench(): Promise<void> {
     viaHttp = await withTarget(
       () => startGateway([{ id: 'fixture-http', transport: { type: 'streamable-http', url: fixture.url } }]),
       async (gateway) => latencyAndThroughput('gateway -> HTTP fixture', await gatewaySession(gateway), gateway.pid),
+    );
+    floor = await withTarget(
+      () => startBareRelay(fixture.url),
+      async (relay) =>
+        latencyAndThroughput(
+          'floor: bare Node HTTP relay -> HTTP fixture',
+          await openSession(relay.url, {}, CLIENT_CAPABILITIES),
+          relay.proc.child.pid,
+        ),
     );
   } finally {
     await fixture.stop();
@@ -122,6 +135,10 @@ export async function runGatewayBench(): Promise<void> {
     direct_p50_ms: direct.c1.p50,
     direct_p99_ms: direct.c1.p99,
     direct_rps: direct.cN.rps,
+    floor_p50_added_ms: floor.c1.p50 - direct.c1.p50,
+    floor_p99_added_ms: floor.c1.p99 - direct.c1.p99,
+    floor_throughput_ratio_vs_direct: floor.cN.rps / direct.cN.rps,
+    floor_cpu_ms_per_call: floor.cN.cpuMsPerCall!,
     gateway_p50_ms: viaHttp.c1.p50,
     gateway_p99_ms: viaHttp.c1.p99,
     gateway_rps: viaHttp.cN.rps,
@@ -158,7 +175,7 @@ export async function runGatewayBench(): Promise<void> {
     rss_mb: summary.rss_mb <= TARGETS.rss_mb,
   };
 
-  const pairs = [direct, viaHttp, viaStdio, mcpProxy, supergateway];
+  const pairs = [direct, viaHttp, floor, viaStdio, mcpProxy, supergateway];
   const ms = (v: number) => v.toFixed(3);
   console.log(`\n## Gateway benchmark (tools/call test_simple_text; ${WARMUP_S} s warm-up + ${TIMED_S} s timed per cell)\n`);
   console.log(
