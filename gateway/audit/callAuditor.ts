@@ -73,21 +73,14 @@ export class CallAuditor {
   }
 
   /**
-   * Records a call's outcome. Without an intent: appends the event and resolves once it is
-   * durable. With one: resolves once the intent is durable, and the outcome event (same id)
-   * follows in the spool's next commit. False when nothing durable could be written (the
-   * caller withholds the result).
+   * Records a call's outcome. With a durable intent: resolves at once, and the outcome event
+   * (same id) follows in the spool's next commit. Otherwise (no intent, or its write failed):
+   * appends the event and resolves once it is durable. False when nothing durable could be
+   * written (the caller withholds the result).
    */
   async record(outcome: CallOutcome, intent?: AuditIntent): Promise<boolean> {
-    if (intent) {
-      if (!(await intent.durable)) return false;
-      const event: AuditEvent = {
-        ...intent.event,
-        status: outcome.status,
-        redactions: outcome.redactions ?? {},
-        flags: outcome.flags ?? [],
-        latencyMs: latencySince(outcome.startedAt),
-      };
+    if (intent && (await intent.durable)) {
+      const event = outcomeOf(intent, outcome);
       this.spool.append(event).then(
         () => {
           this.journal!.settle(event.id);
@@ -105,11 +98,12 @@ export class CallAuditor {
     }
     let event: AuditEvent;
     try {
-      event = this.event(outcome);
+      event = intent ? outcomeOf(intent, outcome) : this.event(outcome);
       await this.spool.append(event);
     } catch (error) {
       return this.failed(outcome, error);
     }
+    if (intent) this.journal!.settle(event.id);
     this.told(event);
     return true;
   }
@@ -154,6 +148,17 @@ export class CallAuditor {
       this.log.warn('audit append hook failed', { error: describeError(error) });
     }
   }
+}
+
+/** The outcome event of a call with an intent: the intent's event with what the call ended with. */
+function outcomeOf(intent: AuditIntent, outcome: CallOutcome): AuditEvent {
+  return {
+    ...intent.event,
+    status: outcome.status,
+    redactions: outcome.redactions ?? {},
+    flags: outcome.flags ?? [],
+    latencyMs: latencySince(outcome.startedAt),
+  };
 }
 
 function latencySince(startedAt: number): number {

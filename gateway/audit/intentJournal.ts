@@ -42,7 +42,7 @@ interface Queued {
 
 export class IntentJournal {
   /** Intents written or queued whose outcome event is not durable yet. */
-  private readonly open = new Set<string>();
+  private readonly unsettled = new Set<string>();
   private queue: Queued[] = [];
   private draining: Promise<void> | undefined;
   private size = 0;
@@ -82,7 +82,7 @@ export class IntentJournal {
   write(event: AuditEvent): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     const line: IntentLine = { afterSeq: this.spool.durableSeq, event };
-    this.open.add(event.id);
+    this.unsettled.add(event.id);
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ line: JSON.stringify(line) + '\n', resolve, reject });
       this.kick();
@@ -91,14 +91,14 @@ export class IntentJournal {
 
   /** The call's outcome event is durable in the spool: its intent is no longer needed. */
   settle(eventId: string): void {
-    this.open.delete(eventId);
-    if (this.open.size === 0 && this.size > TRUNCATE_AFTER_BYTES) this.kick();
+    this.unsettled.delete(eventId);
+    if (this.unsettled.size === 0 && this.size > TRUNCATE_AFTER_BYTES) this.kick();
   }
 
   async close(): Promise<void> {
     await this.draining;
     // Intents still open stay on disk: the next open records them as `unknown`.
-    if (this.open.size === 0 && !this.failure) await this.handle.truncate(0).catch(() => undefined);
+    if (this.unsettled.size === 0 && !this.failure) await this.handle.truncate(0).catch(() => undefined);
     await this.handle.close().catch(() => undefined);
   }
 
@@ -111,7 +111,7 @@ export class IntentJournal {
   }
 
   private truncatable(): boolean {
-    return this.open.size === 0 && this.queue.length === 0 && this.size > TRUNCATE_AFTER_BYTES;
+    return this.unsettled.size === 0 && this.queue.length === 0 && this.size > TRUNCATE_AFTER_BYTES;
   }
 
   private async drain(): Promise<void> {

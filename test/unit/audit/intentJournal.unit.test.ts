@@ -134,13 +134,26 @@ describe('audit intents (write-ahead, so the answer never waits for the outcome 
     assert.equal(spooled(dir).filter((e) => e.status === 'unknown').length, 1, 'recorded once, not on every open');
   });
 
-  it('promises nothing when the intent cannot be written: the caller withholds the result', async () => {
+  it('falls back to a durable outcome event before the answer when the intent cannot be written, and withholds when neither can', async () => {
     const dir = scratchDir();
     const audit = await openAudit(dir);
     await audit.journal.close();
-    const intent = audit.auditor.intend(outcome('nowhere', 'unknown'))!;
+    const intent = audit.auditor.intend(outcome('fallback', 'unknown'))!;
     assert.equal(await intent.durable, false);
-    assert.equal(await audit.auditor.record(outcome('nowhere'), intent), false);
-    assert.deepEqual(audit.heard, [], 'no outcome event for a call that could not be recorded');
+    assert.equal(await audit.auditor.record(outcome('fallback'), intent), true);
+    assert.deepEqual(
+      audit.heard.map((e) => [e.id, e.status]),
+      [[intent.event.id, 'ok']],
+      'the outcome event was durable before record resolved',
+    );
+    assert.deepEqual(
+      spooled(dir).map((e) => e.id),
+      [intent.event.id],
+    );
+
+    await audit.spool.close();
+    const nowhere = audit.auditor.intend(outcome('nowhere', 'unknown'))!;
+    assert.equal(await audit.auditor.record(outcome('nowhere'), nowhere), false, 'nothing durable: the caller withholds the result');
+    assert.equal(audit.heard.length, 1, 'no event for a call that could not be recorded');
   });
 });
