@@ -9,14 +9,15 @@
  *
  * The journal (`intents.jsonl` in the spool folder, 0600, guarded by the spool's lock) is
  * one JSON line per intent, `{"afterSeq":N,"event":{...}}`: `afterSeq` is the spool's last
- * durable seq when the intent was made, so recovery reads the spool only from there. It is
- * emptied whenever every intent in it has its outcome on disk and it has grown past
- * `TRUNCATE_AFTER_BYTES`, and at every open. Intents are group-committed like the spool:
- * one write and one fdatasync a round, however many calls queued meanwhile.
+ * durable seq when the intent was made, so recovery reads the spool only from there. Once it
+ * has grown past `COMPACT_AFTER_BYTES` it is rewritten (a new file renamed over it) with
+ * only the intents still waiting for their outcome, so it stays small under any load, and
+ * it starts empty at every open. Intents are group-committed like the spool: one write and
+ * one fdatasync a round, however many calls queued meanwhile.
  */
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { constants as fsConstants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, rename, type FileHandle } from 'node:fs/promises';
 import type { AuditEvent } from '../../common/audit/auditEvent';
 import { appendDurably } from '../../common/fs/appendOnlyFile';
 import { fsyncDirectory } from '../../common/fs/fsyncDirectory';
@@ -24,10 +25,11 @@ import { describeError, type Logger } from '../../common/log/logger';
 import type { AuditSpool } from './auditSpool';
 
 export const INTENT_JOURNAL_FILE = 'intents.jsonl';
-/** Emptied once this large and nothing in it is waiting for its outcome. */
-const TRUNCATE_AFTER_BYTES = 256 * 1024;
+/** Rewritten with only the unsettled intents once this large (and at least 4x their size). */
+const COMPACT_AFTER_BYTES = 256 * 1024;
 /** Spool records read per step while recovery looks for outcome events. */
 const RECOVERY_READ_BATCH = 4096;
+const OPEN_FLAGS = fsConstants.O_RDWR | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW;
 
 interface IntentLine {
   afterSeq: number;
@@ -35,21 +37,24 @@ interface IntentLine {
 }
 
 interface Queued {
-  line: string;
   resolve: () => void;
   reject: (error: Error) => void;
 }
 
 export class IntentJournal {
-  /** Intents written or queued whose outcome event is not durable yet. */
-  private readonly unsettled = new Set<string>();
-  private queue: Queued[] = [];
+  /** The line of every intent written or queued whose outcome event is not durable yet, by event id. */
+  private readonly unsettled = new Map<string, string>();
+  private unsettledBytes = 0;
+  /** Lines to write in the next round, and who waits for them. */
+  private queuedText = '';
+  private waiting: Queued[] = [];
   private draining: Promise<void> | undefined;
   private size = 0;
   private failure: Error | undefined;
 
   private constructor(
-    private readonly handle: FileHandle,
+    private readonly path: string,
+    private handle: FileHandle,
     private readonly spool: AuditSpool,
     private readonly log: Logger,
   ) {}
@@ -61,7 +66,7 @@ export class IntentJournal {
    */
   static async open(dir: string, spool: AuditSpool, log: Logger): Promise<IntentJournal> {
     const path = join(dir, INTENT_JOURNAL_FILE);
-    const handle = await open(path, fsConstants.O_RDWR | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW, 0o600);
+    const handle = await open(path, OPEN_FLAGS, 0o600);
     try {
       await handle.chmod(0o600);
       fsyncDirectory(dir);
@@ -71,7 +76,7 @@ export class IntentJournal {
       }
       await handle.truncate(0);
       await handle.datasync();
-      return new IntentJournal(handle, spool, log);
+      return new IntentJournal(path, handle, spool, log);
     } catch (error) {
       await handle.close();
       throw error;
@@ -81,65 +86,87 @@ export class IntentJournal {
   /** Makes `event` (the call's `unknown` form) durable; resolves once it is, rejects if it cannot be. */
   write(event: AuditEvent): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    const line: IntentLine = { afterSeq: this.spool.durableSeq, event };
-    this.unsettled.add(event.id);
+    const line = JSON.stringify({ afterSeq: this.spool.durableSeq, event } satisfies IntentLine) + '\n';
+    this.unsettled.set(event.id, line);
+    this.unsettledBytes += line.length;
+    this.queuedText += line;
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ line: JSON.stringify(line) + '\n', resolve, reject });
+      this.waiting.push({ resolve, reject });
       this.kick();
     });
   }
 
   /** The call's outcome event is durable in the spool: its intent is no longer needed. */
   settle(eventId: string): void {
+    const line = this.unsettled.get(eventId);
+    if (line === undefined) return;
     this.unsettled.delete(eventId);
-    if (this.unsettled.size === 0 && this.size > TRUNCATE_AFTER_BYTES) this.kick();
+    this.unsettledBytes -= line.length;
+    if (this.compactionDue()) this.kick();
   }
 
   async close(): Promise<void> {
     await this.draining;
-    // Intents still open stay on disk: the next open records them as `unknown`.
+    // Unsettled intents stay on disk: the next open records them as `unknown`.
     if (this.unsettled.size === 0 && !this.failure) await this.handle.truncate(0).catch(() => undefined);
     await this.handle.close().catch(() => undefined);
+  }
+
+  private compactionDue(): boolean {
+    return this.size > COMPACT_AFTER_BYTES && this.size > 4 * this.unsettledBytes;
   }
 
   private kick(): void {
     if (this.draining || this.failure) return;
     this.draining = this.drain().finally(() => {
       this.draining = undefined;
-      if (!this.failure && (this.queue.length > 0 || this.truncatable())) this.kick();
+      if (!this.failure && (this.waiting.length > 0 || this.compactionDue())) this.kick();
     });
-  }
-
-  private truncatable(): boolean {
-    return this.unsettled.size === 0 && this.queue.length === 0 && this.size > TRUNCATE_AFTER_BYTES;
   }
 
   private async drain(): Promise<void> {
     // Intents made in the same tick as the first one join its commit.
     await Promise.resolve();
-    while (!this.failure && (this.queue.length > 0 || this.truncatable())) {
-      const batch = this.queue;
-      this.queue = [];
+    while (!this.failure && (this.waiting.length > 0 || this.compactionDue())) {
+      const waiting = this.waiting;
+      const text = this.queuedText;
+      this.waiting = [];
+      this.queuedText = '';
       try {
-        // Every intent on disk has its outcome, and none is queued (queued ones are open): start again from empty.
-        if (this.truncatable()) {
-          await this.handle.truncate(0);
-          await this.handle.datasync();
-          this.size = 0;
+        // The rewrite holds every unsettled intent, the ones queued in this round included.
+        if (this.compactionDue()) await this.compact();
+        else if (text.length > 0) {
+          const bytes = Buffer.from(text, 'utf8');
+          await appendDurably(this.handle, bytes);
+          this.size += bytes.length;
         }
-        if (batch.length === 0) continue;
-        const bytes = Buffer.from(batch.map((item) => item.line).join(''), 'utf8');
-        await appendDurably(this.handle, bytes);
-        this.size += bytes.length;
       } catch (error) {
         this.failure = new Error(`the audit intent journal cannot write (${describeError(error)})`, { cause: error });
-        this.log.error('audit intent journal write failed; audited calls are refused until the gateway restarts', {
+        this.log.error('audit intent journal write failed; each audited call now waits for its outcome event instead', {
           error: describeError(error),
         });
-        for (const item of [...batch, ...this.queue.splice(0)]) item.reject(this.failure);
+        for (const item of [...waiting, ...this.waiting.splice(0)]) item.reject(this.failure);
         return;
       }
-      for (const item of batch) item.resolve();
+      for (const item of waiting) item.resolve();
+    }
+  }
+
+  /** Replaces the file with one holding only the unsettled intents: written and synced aside, then renamed over it. */
+  private async compact(): Promise<void> {
+    const aside = `${this.path}.compact`;
+    const handle = await open(aside, OPEN_FLAGS | fsConstants.O_TRUNC, 0o600);
+    try {
+      const bytes = Buffer.from([...this.unsettled.values()].join(''), 'utf8');
+      await appendDurably(handle, bytes);
+      await rename(aside, this.path);
+      fsyncDirectory(dirname(this.path));
+      await this.handle.close().catch(() => undefined);
+      this.handle = handle;
+      this.size = bytes.length;
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      throw error;
     }
   }
 }

@@ -134,6 +134,42 @@ describe('audit intents (write-ahead, so the answer never waits for the outcome 
     assert.equal(spooled(dir).filter((e) => e.status === 'unknown').length, 1, 'recorded once, not on every open');
   });
 
+  it('stays small under steady load: rewritten with only the unsettled intents, which still recover', async function () {
+    this.timeout(30_000);
+    const dir = scratchDir();
+    const audit = await openAudit(dir);
+    const journalFile = join(dir, INTENT_JOURNAL_FILE);
+    let largest = 0;
+    // Always one call in flight (an intent never settled before the next is made), so the journal is never idle.
+    let previous = audit.auditor.intend(outcome('call-0', 'unknown'))!;
+    const first = previous.event.id;
+    await previous.durable;
+    for (let i = 1; i <= 1500; i++) {
+      const next = audit.auditor.intend(outcome(`call-${i}`, 'unknown'))!;
+      await next.durable;
+      await audit.auditor.record(outcome(`call-${i - 1}`), previous);
+      previous = next;
+      if (i % 50 === 0) {
+        while (audit.heard.length < i) await new Promise((r) => setTimeout(r, 2));
+        largest = Math.max(largest, statSync(journalFile).size);
+      }
+    }
+    const oneIntent = readFileSync(journalFile, 'utf8').split('\n')[0]!.length;
+    assert.ok(1500 * oneIntent > 1.5 * 320 * 1024, `enough was written to need rewriting (${oneIntent} bytes an intent)`);
+    assert.ok(largest < 320 * 1024, `the journal grew to ${largest} bytes`);
+    assert.ok(!readFileSync(journalFile, 'utf8').includes(first), 'settled intents were dropped');
+    await closeAudit(audit); // call-1500 never got its outcome
+
+    const reopened = await openAudit(dir);
+    const unknown = spooled(dir).filter((e) => e.status === 'unknown');
+    assert.deepEqual(
+      unknown.map((e) => e.id),
+      [previous.event.id],
+      'after rewrites, exactly the one call in flight is recorded as unknown',
+    );
+    await closeAudit(reopened);
+  });
+
   it('falls back to a durable outcome event before the answer when the intent cannot be written, and withholds when neither can', async () => {
     const dir = scratchDir();
     const audit = await openAudit(dir);
