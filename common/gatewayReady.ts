@@ -16,6 +16,8 @@ export interface GatewayReadyServer {
   url?: string;
   error?: string;
   startupMs?: number;
+  /** The MCP version spoken with the server once it ran: a 2025 one, or 2026-07-28 (which the gateway bridges for 2025-era clients). */
+  protocolVersion?: string;
   /** The catalog's title for it. */
   title?: string;
   /** How its credential is held (never the credential): what the Scopes view shows. */

@@ -67,11 +67,12 @@ export class CatalogView extends GatewayStateView implements vscode.TreeDataProv
       state === 'unavailable'
         ? `unavailable: ${server.error ?? server.state}`
         : `${state}${tools ? `, ${tools.length} tool(s)` : notStartedText(server.state)}`;
+    const speaks = server.protocolVersion ? ` Speaks MCP ${server.protocolVersion}${bridged(server.protocolVersion)}.` : '';
     item.tooltip = server.error
       ? `${server.id}: ${server.error}`
       : enabled
-        ? `${server.id}: enabled, offered to VS Code's MCP client through the Gatehouse gateway${tools ? '' : ' (tools show once VS Code has started it)'}`
-        : `${server.id}: approved for you; enable it to offer it to VS Code's MCP client`;
+        ? `${server.id}: enabled, offered to VS Code's MCP client through the Gatehouse gateway${tools ? '' : ' (tools show once VS Code has started it)'}.${speaks}`
+        : `${server.id}: approved for you; enable it to offer it to VS Code's MCP client.${speaks}`;
     item.iconPath = new vscode.ThemeIcon(state === 'unavailable' ? 'warning' : enabled ? 'server-process' : 'circle-large-outline');
     item.contextValue = `gatehouse.server.${state}`;
     return item;
@@ -113,4 +114,9 @@ function notStartedText(state: ServerStatus['state']): string {
   if (state === 'idle') return ', starts when first used';
   if (state === 'starting') return ', starting';
   return '';
+}
+
+/** Said of a 2026-07-28 server, which VS Code (a 2025-era client) reaches only through the gateway's bridge. */
+function bridged(protocolVersion: string): string {
+  return protocolVersion >= '2026-07-28' ? ', bridged by the gateway for VS Code' : '';
 }

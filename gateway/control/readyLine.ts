@@ -54,6 +54,7 @@ function readyServer({ address, policy, localServers }: ReadyFacts, status: Upst
     ...(address.type === 'tcp' ? { url: `http://${host}:${address.port}${path}` } : {}),
     ...(status.error ? { error: status.error } : {}),
     ...(status.startupMs !== undefined ? { startupMs: status.startupMs } : {}),
+    ...(status.protocolVersion !== undefined ? { protocolVersion: status.protocolVersion } : {}),
     ...(title ? { title } : {}),
     credential:
       entry?.credential.mode === 'user-oauth'

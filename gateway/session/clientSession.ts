@@ -34,6 +34,7 @@ import { POLICY_DENIED, type CallGate } from '../policy/callGate';
 import type { CallConfirmations } from '../confirmation/callConfirmations';
 import { describeError, type Logger } from '../../common/log/logger';
 import type { UpstreamConnection, UpstreamReply } from '../upstream/upstreamConnection';
+import { MODERN_PROTOCOL_VERSION } from '../upstream/modernProtocol';
 import {
   RELAYED_CLIENT_METHODS,
   RELAYED_SERVER_NOTIFICATIONS,
@@ -211,6 +212,8 @@ export class ClientSession {
       return this.replyError(request.id, ErrorCode.InvalidRequest, 'Session not initialized');
     }
     const call = this.pipeline.begin(request, this.clientInfo);
+    // The audit says when a call crossed the bridge to a 2026-07-28 server.
+    if (this.connection?.era === 'modern') call.flags.push(`upstream-mcp:${MODERN_PROTOCOL_VERSION}`);
     // Only a call that waits for a reviewer needs to hear of a cancellation: its controller is made then.
     const cancellation = () => {
       const cancel = new AbortController();

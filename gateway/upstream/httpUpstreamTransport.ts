@@ -10,14 +10,17 @@
  *  - after the handshake a GET stream carries server-initiated messages, reconnecting
  *    with the server's `retry` delay and Last-Event-ID;
  *  - a 404 on a known session means the upstream forgot it: the transport closes, and
- *    the gateway starts a fresh connection on the next request.
+ *    the gateway starts a fresh connection on the next request;
+ *  - a 2026-07-28 message (its `_meta` names the version) carries `MCP-Protocol-Version`,
+ *    `Mcp-Method` and `Mcp-Name` headers.
  */
 import { StringDecoder } from 'node:string_decoder';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { createParser } from 'eventsource-parser';
 import { Agent, request, type Dispatcher } from 'undici';
-import type { UpstreamAuthorization } from './upstreamAuthorization';
+import { UpstreamAuthorizationFailedError, type UpstreamAuthorization } from './upstreamAuthorization';
+import { modernHeaders } from './modernProtocol';
 import { describeError } from '../../common/log/logger';
 
 /** One keep-alive pool per upstream origin, shared by every session of the gateway. */
@@ -74,7 +77,11 @@ export class HttpUpstreamTransport implements Transport {
       throw new Error('the upstream no longer knows this session (HTTP 404)');
     }
     if (response.statusCode >= 300) {
-      const text = scrubbed((await response.body.text()).slice(0, MAX_ERROR_BODY), await this.authorization?.header());
+      const body = await response.body.text();
+      // A 2026-07-28 server answers a request it refuses with HTTP 400 and the JSON-RPC error for it: that is its answer.
+      const answer = errorAnswerTo(message, body);
+      if (answer) return this.deliver(answer);
+      const text = scrubbed(body.slice(0, MAX_ERROR_BODY), await this.authorization?.header());
       throw new Error(`HTTP ${response.statusCode} from upstream${text ? `: ${text}` : ''}`);
     }
     const requestId = 'id' in message && 'method' in message ? message.id : undefined;
@@ -93,8 +100,14 @@ export class HttpUpstreamTransport implements Transport {
   /** POSTs `message`; a 401/403 goes to the authorization, and the message is sent again while it says so. */
   private async post(message: JSONRPCMessage): Promise<Dispatcher.ResponseData> {
     const body = JSON.stringify(message);
+    // A 2026-07-28 request also says its version, method and subject in headers (nothing for a 2025 one).
+    const fromMessage = modernHeaders(message);
     for (let attempt = 0; ; attempt++) {
-      const headers = await this.headers({ 'content-type': 'application/json', accept: 'application/json, text/event-stream' });
+      const headers = await this.headers({
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        ...fromMessage,
+      });
       const response = await request(this.url, {
         method: 'POST',
         headers,
@@ -117,8 +130,14 @@ export class HttpUpstreamTransport implements Transport {
         interactive: this.interactive,
       };
       const text = scrubbed((await response.body.text()).slice(0, MAX_ERROR_BODY), headers.authorization);
-      if (!(await this.authorization.challenged(challenge)))
-        throw new Error(`HTTP ${challenge.status} from upstream${text ? `: ${text}` : ''}`);
+      let renewed: boolean;
+      try {
+        renewed = await this.authorization.challenged(challenge);
+      } catch (error) {
+        throw new UpstreamAuthorizationFailedError(error);
+      }
+      if (!renewed)
+        throw new UpstreamAuthorizationFailedError(new Error(`HTTP ${challenge.status} from upstream${text ? `: ${text}` : ''}`));
     }
   }
 
@@ -246,6 +265,22 @@ export class HttpUpstreamTransport implements Transport {
     this.closed = true;
     this.aborter.abort();
     this.onclose?.();
+  }
+}
+
+/** `body` when it is the JSON-RPC error answer to `message` (same id), else undefined. */
+function errorAnswerTo(message: JSONRPCMessage, body: string): JSONRPCMessage | undefined {
+  if (!('method' in message) || !('id' in message)) return undefined;
+  try {
+    const parsed = JSON.parse(body) as { jsonrpc?: unknown; id?: unknown; error?: { code?: unknown; message?: unknown } };
+    const isAnswer =
+      parsed.jsonrpc === '2.0' &&
+      parsed.id === message.id &&
+      typeof parsed.error?.code === 'number' &&
+      typeof parsed.error.message === 'string';
+    return isAnswer ? (parsed as JSONRPCMessage) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -3,11 +3,25 @@
  * policy server's relay (the user's IdP token) or the user's own OAuth tokens for that
  * server (gateway/upstreamAuth/). The transport never sees how a token was obtained.
  */
+import { describeError } from '../../common/log/logger';
+
 /** The server needs the user to sign in and nobody may be asked now (the gateway's own launch-time connection). */
 export class SignInRequiredError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'SignInRequiredError';
+  }
+}
+
+/**
+ * A request was refused for its credentials and none could be obtained (declined, refused,
+ * nobody may be asked now): sending it again, or another request, would be refused too.
+ * Carries the cause's words unchanged.
+ */
+export class UpstreamAuthorizationFailedError extends Error {
+  constructor(cause: unknown) {
+    super(describeError(cause), { cause });
+    this.name = 'UpstreamAuthorizationFailedError';
   }
 }
 

@@ -1,7 +1,9 @@
 /**
  * One live MCP connection from the gateway to one upstream server, over any SDK transport.
- * It performs the initialize handshake, numbers the requests it sends (so client ids never
- * reach the upstream and cannot collide), and turns the transport ending into one
+ * It finds the server's protocol era (modernProtocol.ts: `server/discover` first, then the
+ * 2025-era `initialize` handshake), numbers the requests it sends (so client ids never
+ * reach the upstream and cannot collide), sends them to a modern server in the modern form
+ * and hands their answers back in the 2025 form, and turns the transport ending into one
  * `UpstreamGoneError` for every request still waiting.
  */
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
@@ -21,6 +23,30 @@ import {
   type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
 import { describeError } from '../../common/log/logger';
+import {
+  isModernDiscovery,
+  legacyResult,
+  MODERN_PROTOCOL_VERSION,
+  SERVER_INFO_META,
+  withModernMeta,
+  type ModernEnvelope,
+} from './modernProtocol';
+import { InputRounds, type InputRequired, type RoundCall, type RoundOutcome } from './inputRounds';
+import { UpstreamAuthorizationFailedError } from './upstreamAuthorization';
+
+/** `legacy`: 2025-era, with `initialize` and a session; `modern`: 2026-07-28, stateless. */
+export type ProtocolEra = 'legacy' | 'modern';
+
+/**
+ * How the era is found: known already (`era`), or by `server/discover` within
+ * `discoverTimeoutMs` (short for stdio, where a 2025-era server may never answer a request
+ * it does not know before `initialize`; the whole handshake's time over HTTP, where every
+ * POST gets an answer and a sign-in may come first).
+ */
+export interface EraProbe {
+  era?: ProtocolEra;
+  discoverTimeoutMs: number;
+}
 
 export type UpstreamReply = JSONRPCResponse | JSONRPCErrorResponse;
 
@@ -50,6 +76,8 @@ export class UpstreamBackoffError extends UpstreamGoneError {
 interface Waiting {
   resolve(reply: UpstreamReply): void;
   reject(error: Error): void;
+  /** To a modern server: what to send again when it answers `input_required`. */
+  call?: RoundCall;
 }
 
 export class UpstreamConnection {
@@ -62,6 +90,20 @@ export class UpstreamConnection {
   private readonly waiting = new Map<number, Waiting>();
   private gone: UpstreamGoneError | undefined;
   private initializeResult: InitializeResult | undefined;
+  /** Set once a modern server was found: what each request carries in `_meta`. */
+  private modern: ModernEnvelope | undefined;
+  /** Modern calls waiting for the client's input (by the call's first upstream id), and the ids their retries went under. */
+  private readonly rounds = new InputRounds(
+    (request) => {
+      if (!this.onServerRequest) return false;
+      this.onServerRequest(request);
+      return true;
+    },
+    (callId, outcome) => this.endRound(callId, outcome),
+  );
+  private readonly inRound = new Map<number, Waiting>();
+  private readonly retryOf = new Map<number, number>();
+  private readonly retriedAs = new Map<number, number>();
   private readonly goneListeners = new Set<(error: UpstreamGoneError) => void>();
 
   constructor(
@@ -88,12 +130,30 @@ export class UpstreamConnection {
     return this.gone !== undefined;
   }
 
+  /** For a modern server, what `initialize` would have said: the client's version, the discovered capabilities. */
   get initialized(): InitializeResult | undefined {
     return this.initializeResult;
   }
 
-  /** Starts the transport and completes the MCP handshake within `timeoutMs`. */
-  async open(params: InitializeRequest['params'], timeoutMs: number): Promise<InitializeResult> {
+  get era(): ProtocolEra {
+    return this.modern ? 'modern' : 'legacy';
+  }
+
+  /** The protocol version spoken upstream (not the one the client was told). */
+  get upstreamProtocolVersion(): string | undefined {
+    return this.modern ? MODERN_PROTOCOL_VERSION : this.initializeResult?.protocolVersion;
+  }
+
+  /**
+   * Starts the transport and finds the server's era within `timeoutMs`: `server/discover`
+   * (unless `era` says the server is known to be 2025-era), then the 2025 handshake when
+   * the server did not answer it as a modern server.
+   */
+  async open(
+    params: InitializeRequest['params'],
+    timeoutMs: number,
+    probe: EraProbe = { discoverTimeoutMs: timeoutMs },
+  ): Promise<InitializeResult> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new UpstreamGoneError(this.serverId, `no answer to initialize within ${timeoutMs} ms`)), timeoutMs);
@@ -101,6 +161,10 @@ export class UpstreamConnection {
     try {
       const handshake = (async () => {
         await this.transport.start();
+        if (probe.era !== 'legacy') {
+          const discovered = await this.discover(params, Math.min(timeoutMs, probe.discoverTimeoutMs));
+          if (discovered) return discovered;
+        }
         const { reply } = this.request({ method: 'initialize', params });
         const answer = await reply;
         if (isJSONRPCErrorResponse(answer)) {
@@ -122,15 +186,52 @@ export class UpstreamConnection {
     }
   }
 
-  /** Sends a request upstream under a fresh id; `reply` settles with the upstream's answer. */
+  /**
+   * Asks `server/discover` as a modern client would. A modern answer makes this a modern
+   * connection and returns what the 2025 handshake would have; anything else (an error, a
+   * refusal, no answer in time) returns undefined, and the 2025 handshake follows.
+   */
+  private async discover(params: InitializeRequest['params'], timeoutMs: number): Promise<InitializeResult | undefined> {
+    const envelope: ModernEnvelope = { clientCapabilities: params.capabilities, clientInfo: params.clientInfo };
+    const { upstreamId, reply } = this.send('server/discover', withModernMeta(undefined, envelope));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const answer = await Promise.race([
+      reply.catch((error: unknown) => {
+        // Refused for its credentials: `initialize` would be too (and would ask the user again).
+        if (causedBy(error, UpstreamAuthorizationFailedError)) throw error;
+        return undefined;
+      }),
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), timeoutMs);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    this.abandon(upstreamId);
+    if (!answer || !isJSONRPCResultResponse(answer) || !isModernDiscovery(answer.result)) return undefined;
+    this.modern = envelope;
+    const found = answer.result;
+    const serverInfo = found._meta?.[SERVER_INFO_META] as InitializeResult['serverInfo'] | undefined;
+    return {
+      protocolVersion: params.protocolVersion,
+      capabilities: found.capabilities,
+      serverInfo: serverInfo && typeof serverInfo.name === 'string' ? serverInfo : { name: this.serverId, version: 'unknown' },
+      ...(typeof found.instructions === 'string' ? { instructions: found.instructions } : {}),
+    };
+  }
+
+  /** Sends a request upstream under a fresh id (in the modern form to a modern server); `reply` settles with the upstream's answer. */
   request(call: { method: string; params?: JSONRPCRequest['params'] }): { upstreamId: number; reply: Promise<UpstreamReply> } {
+    return this.send(call.method, this.modern ? withModernMeta(call.params, this.modern) : call.params);
+  }
+
+  private send(method: string, params: JSONRPCRequest['params']): { upstreamId: number; reply: Promise<UpstreamReply> } {
     const upstreamId = this.nextId++;
     if (this.gone) return { upstreamId, reply: Promise.reject(this.gone) };
-    const reply = new Promise<UpstreamReply>((resolve, reject) => this.waiting.set(upstreamId, { resolve, reject }));
+    const call = this.modern && params ? { method, params, rounds: 0 } : undefined;
+    const reply = new Promise<UpstreamReply>((resolve, reject) =>
+      this.waiting.set(upstreamId, { resolve, reject, ...(call ? { call } : {}) }),
+    );
     const message: JSONRPCRequest =
-      call.params === undefined
-        ? { jsonrpc: '2.0', id: upstreamId, method: call.method }
-        : { jsonrpc: '2.0', id: upstreamId, method: call.method, params: call.params };
+      params === undefined ? { jsonrpc: '2.0', id: upstreamId, method } : { jsonrpc: '2.0', id: upstreamId, method, params };
     this.transport.send(message).catch((error: unknown) => this.failOne(upstreamId, error));
     return { upstreamId, reply };
   }
@@ -138,10 +239,19 @@ export class UpstreamConnection {
   /** Forgets a request the client cancelled; any late answer is dropped. */
   abandon(upstreamId: number): void {
     this.waiting.delete(upstreamId);
+    const retry = this.retriedAs.get(upstreamId);
+    if (retry !== undefined) {
+      this.waiting.delete(retry);
+      this.retryOf.delete(retry);
+      this.retriedAs.delete(upstreamId);
+    }
+    this.inRound.delete(upstreamId);
+    this.rounds.drop(upstreamId);
   }
 
+  /** A client notification for the upstream; a modern server has no session to notify, so it gets none. */
   notify(notification: JSONRPCNotification): void {
-    if (this.gone) return;
+    if (this.gone || this.modern) return;
     this.transport.send(notification).catch(() => {
       /* a notification to a gone upstream has nobody to reach */
     });
@@ -150,6 +260,7 @@ export class UpstreamConnection {
   /** Answers a request the upstream sent to its client. */
   respond(id: RequestId, answer: { result: Record<string, unknown> } | { error: JSONRPCErrorResponse['error'] }): void {
     if (this.gone) return;
+    if (this.modern && this.rounds.answer(id, answer)) return; // an input request of a modern call, not the server's own
     const message = (
       'result' in answer ? { jsonrpc: '2.0', id, result: answer.result } : { jsonrpc: '2.0', id, error: answer.error }
     ) as JSONRPCMessage;
@@ -175,12 +286,40 @@ export class UpstreamConnection {
       const entry = typeof id === 'number' ? this.waiting.get(id) : undefined;
       if (!entry) return; // abandoned or unknown: nothing waits for it
       this.waiting.delete(id as number);
+      if (this.modern) return this.onModernReply(id as number, entry, message);
       entry.resolve(message);
     } else if (isJSONRPCRequest(message)) {
       this.onServerRequest?.(message);
     } else if (isJSONRPCNotification(message)) {
       this.onServerNotification?.(message);
     }
+  }
+
+  /** A modern server's answer: in the 2025 form, or (for `input_required`) a round of questions to the client first. */
+  private onModernReply(upstreamId: number, entry: Waiting, reply: UpstreamReply): void {
+    const callId = this.retryOf.get(upstreamId) ?? upstreamId;
+    this.retryOf.delete(upstreamId);
+    this.retriedAs.delete(callId);
+    const result = isJSONRPCResultResponse(reply) ? (reply.result as Record<string, unknown>) : undefined;
+    if (result?.resultType === 'input_required' && entry.call) {
+      this.inRound.set(callId, entry);
+      return this.rounds.start(callId, entry.call, result as InputRequired);
+    }
+    entry.resolve(legacyReply({ ...reply, id: callId }, this.serverId));
+  }
+
+  /** A round of input ended: the call goes again with the answers, or ends with the error. */
+  private endRound(callId: number, outcome: RoundOutcome): void {
+    const entry = this.inRound.get(callId);
+    if (!entry) return;
+    this.inRound.delete(callId);
+    if ('error' in outcome) return entry.resolve({ jsonrpc: '2.0', id: callId, error: outcome.error });
+    const retryId = this.nextId++;
+    this.waiting.set(retryId, { ...entry, call: outcome.retry });
+    this.retryOf.set(retryId, callId);
+    this.retriedAs.set(callId, retryId);
+    const message: JSONRPCRequest = { jsonrpc: '2.0', id: retryId, method: outcome.retry.method, params: outcome.retry.params };
+    this.transport.send(message).catch((error: unknown) => this.failOne(retryId, error));
   }
 
   private failOne(upstreamId: number, error: unknown): void {
@@ -193,11 +332,37 @@ export class UpstreamConnection {
   private markGone(reason: string): void {
     if (this.gone) return;
     this.gone = new UpstreamGoneError(this.serverId, reason);
-    const waiting = [...this.waiting.values()];
+    const waiting = [...this.waiting.values(), ...this.inRound.values()];
     this.waiting.clear();
+    this.inRound.clear();
     for (const entry of waiting) entry.reject(this.gone);
     const listeners = [...this.goneListeners];
     this.goneListeners.clear();
     for (const listener of listeners) listener(this.gone);
   }
+}
+
+/** A modern server's answer in the 2025 form; an `input_required` result becomes an error that says why. */
+function legacyReply(reply: UpstreamReply, serverId: string): UpstreamReply {
+  if (!isJSONRPCResultResponse(reply)) return reply;
+  const result = legacyResult(reply.result as Record<string, unknown>);
+  if (result) return { ...reply, result } as UpstreamReply;
+  return {
+    jsonrpc: '2.0',
+    id: reply.id,
+    error: {
+      code: -32603,
+      message:
+        `Upstream server "${serverId}" (MCP ${MODERN_PROTOCOL_VERSION}) needs more input to finish this request ` +
+        '(an input_required result), which Gatehouse cannot relay to this client yet.',
+    },
+  };
+}
+
+/** `error` or one of its causes, if it is a `type`. */
+export function causedBy<T extends Error>(error: unknown, type: new (...args: never[]) => T): T | undefined {
+  for (let current = error, depth = 0; current && depth < 5; current = (current as { cause?: unknown }).cause, depth++) {
+    if (current instanceof type) return current;
+  }
+  return undefined;
 }

@@ -13,7 +13,7 @@ import { describeError, type Logger } from '../../common/log/logger';
 import { HttpUpstreamTransport } from './httpUpstreamTransport';
 import { SignInRequiredError } from './upstreamAuthorization';
 import { StdioUpstreamTransport } from './stdioUpstreamTransport';
-import { UpstreamBackoffError, UpstreamConnection, UpstreamGoneError } from './upstreamConnection';
+import { causedBy, UpstreamBackoffError, UpstreamConnection, UpstreamGoneError, type ProtocolEra } from './upstreamConnection';
 import { GATEHOUSE_VERSION } from '../../common/version';
 
 export type InitializeParams = InitializeRequest['params'];
@@ -48,6 +48,8 @@ export interface UpstreamStatus {
   error?: string;
   startupMs?: number;
   serverInfo?: InitializeResult['serverInfo'];
+  /** The MCP version spoken with it once it ran: a 2025 version, or 2026-07-28 (bridged for 2025-era clients). */
+  protocolVersion?: string;
 }
 
 /** Consecutive failures -> delay before the next start: 0, 0.5 s, 1 s, 2 s, ... capped at 30 s. */
@@ -55,6 +57,9 @@ function backoffDelayMs(consecutiveFailures: number): number {
   if (consecutiveFailures <= 1) return 0;
   return Math.min(30_000, 500 * 2 ** (consecutiveFailures - 2));
 }
+
+/** How long a stdio server may take to answer `server/discover` before it is taken for a 2025-era one. */
+const STDIO_DISCOVER_TIMEOUT_MS = 3_000;
 
 /** A connection that ends within this long of opening counts as a failure for backoff. */
 const SHORT_LIVED_MS = 10_000;
@@ -65,6 +70,8 @@ class ServerSlot {
   spareUnsubscribe: (() => void) | undefined;
   consecutiveFailures = 0;
   lastFailureAt = 0;
+  /** Learned from its first connection, so later ones skip `server/discover` for a 2025-era server. */
+  era: ProtocolEra | undefined;
 
   constructor(
     public config: ServerConfig,
@@ -147,6 +154,7 @@ export class UpstreamPool {
         state: 'ready',
         startupMs: round(performance.now() - started),
         serverInfo: connection.initialized?.serverInfo,
+        ...spokenVersion(connection),
       };
       slot.spareUnsubscribe = connection.whenGone(() => {
         if (slot.spare === connection) slot.spare = undefined;
@@ -203,7 +211,7 @@ export class UpstreamPool {
     try {
       const connection = await this.open(slot, params);
       const startupMs = round(performance.now() - started);
-      this.setStatus(slot, { id, state: 'ready', startupMs, serverInfo: connection.initialized?.serverInfo });
+      this.setStatus(slot, { id, state: 'ready', startupMs, serverInfo: connection.initialized?.serverInfo, ...spokenVersion(connection) });
       return connection;
     } catch (error) {
       // Declining a sign-in is the user's choice, not a broken server: the next client asks again.
@@ -258,10 +266,16 @@ export class UpstreamPool {
     try {
       // A handshake that waits for the user to sign in gets the sign-in's time, not a handshake's.
       const flowTimeoutMs = interactive ? slot.config.authorization?.flowTimeoutMs : undefined;
-      await connection.open(params, Math.max(this.initializeTimeoutMs, flowTimeoutMs ?? 0));
+      const timeoutMs = Math.max(this.initializeTimeoutMs, flowTimeoutMs ?? 0);
+      // Through the policy server's relay the protocol is the 2025 one (the relay keeps sessions).
+      const era = slot.config.viaRelay ? 'legacy' : slot.era;
+      const discoverTimeoutMs = slot.config.transport.type === 'stdio' ? STDIO_DISCOVER_TIMEOUT_MS : timeoutMs;
+      await connection.open(params, timeoutMs, { ...(era ? { era } : {}), discoverTimeoutMs });
+      slot.era = connection.era;
       log.info('upstream connected', {
         serverInfo: connection.initialized?.serverInfo,
-        protocolVersion: connection.initialized?.protocolVersion,
+        protocolVersion: connection.upstreamProtocolVersion,
+        era: connection.era,
       });
       return connection;
     } catch (error) {
@@ -297,14 +311,6 @@ function isFatalHttpError(error: Error): boolean {
   return /SSE stream disconnected|fetch failed|ECONNREFUSED|ECONNRESET|socket hang up|terminated|other side closed/i.test(error.message);
 }
 
-/** `error` or one of its causes, if it is a `type`. */
-function causedBy<T extends Error>(error: unknown, type: new (...args: never[]) => T): T | undefined {
-  for (let current = error, depth = 0; current && depth < 5; current = (current as { cause?: unknown }).cause, depth++) {
-    if (current instanceof type) return current;
-  }
-  return undefined;
-}
-
 function sameHandshake(a: InitializeParams, b: InitializeParams): boolean {
   return a.protocolVersion === b.protocolVersion && canonical(a.capabilities) === canonical(b.capabilities);
 }
@@ -316,6 +322,11 @@ function canonical(value: unknown): string {
       ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([x], [y]) => x.localeCompare(y)))
       : v,
   );
+}
+
+function spokenVersion(connection: UpstreamConnection): { protocolVersion?: string } {
+  const version = connection.upstreamProtocolVersion;
+  return version ? { protocolVersion: version } : {};
 }
 
 function round(ms: number): number {

@@ -1,0 +1,98 @@
+/**
+ * The gateway's side of MCP 2026-07-28 ("modern") upstreams, for the bridge that lets a
+ * 2025-era client (VS Code) use them. A modern server has no `initialize` and no session:
+ * every request carries the protocol version, the client's capabilities and its identity
+ * in `_meta`, over HTTP also as `MCP-Protocol-Version` / `Mcp-Method` / `Mcp-Name`
+ * headers, and `server/discover` says what the server is. The gateway finds a server's era
+ * by asking `server/discover` first and falling back to `initialize` on anything but a
+ * modern answer (the spec's order for a client that speaks both), then keeps the client's
+ * session itself and sends each relayed request in the modern form.
+ *
+ * Not bridged yet (answered in words, never guessed): `input_required` results (MRTR),
+ * `subscriptions/listen` (list_changed from a modern server), `ttlMs` list caching.
+ */
+import type { JSONRPCMessage, JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
+
+export const MODERN_PROTOCOL_VERSION = '2026-07-28';
+export const PROTOCOL_VERSION_META = 'io.modelcontextprotocol/protocolVersion';
+export const CLIENT_CAPABILITIES_META = 'io.modelcontextprotocol/clientCapabilities';
+export const CLIENT_INFO_META = 'io.modelcontextprotocol/clientInfo';
+export const SERVER_INFO_META = 'io.modelcontextprotocol/serverInfo';
+
+/** What every modern request carries about its client (the gateway, on the developer's client's behalf). */
+export interface ModernEnvelope {
+  clientCapabilities: Record<string, unknown>;
+  clientInfo: { name: string; version: string };
+}
+
+/** `server/discover`'s result (2026-07-28 `DiscoverResult`), as far as the gateway reads it. */
+export interface DiscoverResult {
+  supportedVersions: string[];
+  capabilities: Record<string, unknown>;
+  instructions?: string;
+  _meta?: Record<string, unknown>;
+}
+
+/** `params` with the modern per-request fields added to its `_meta`. */
+export function withModernMeta(params: JSONRPCRequest['params'], envelope: ModernEnvelope): NonNullable<JSONRPCRequest['params']> {
+  const meta = (params?._meta ?? {}) as Record<string, unknown>;
+  return {
+    ...params,
+    _meta: {
+      ...meta,
+      [PROTOCOL_VERSION_META]: MODERN_PROTOCOL_VERSION,
+      [CLIENT_CAPABILITIES_META]: envelope.clientCapabilities,
+      [CLIENT_INFO_META]: envelope.clientInfo,
+    },
+  };
+}
+
+/** Whether a `server/discover` result says the server speaks the modern protocol. */
+export function isModernDiscovery(result: unknown): result is DiscoverResult {
+  const candidate = result as Partial<DiscoverResult> | undefined;
+  return (
+    Array.isArray(candidate?.supportedVersions) &&
+    candidate.supportedVersions.includes(MODERN_PROTOCOL_VERSION) &&
+    typeof candidate.capabilities === 'object' &&
+    candidate.capabilities !== null
+  );
+}
+
+/**
+ * A modern result as a 2025-era client expects it: without `resultType`, `ttlMs`,
+ * `cacheScope` and the server's identity in `_meta`. Undefined for an `input_required`
+ * result, which a 2025-era client cannot be given as a result.
+ */
+export function legacyResult(result: Record<string, unknown>): Record<string, unknown> | undefined {
+  if (result.resultType !== undefined && result.resultType !== 'complete') return undefined;
+  const { resultType: _type, ttlMs: _ttl, cacheScope: _scope, _meta, ...rest } = result;
+  if (_meta && typeof _meta === 'object') {
+    const { [SERVER_INFO_META]: _server, ...meta } = _meta as Record<string, unknown>;
+    if (Object.keys(meta).length > 0) return { ...rest, _meta: meta };
+  }
+  return rest;
+}
+
+/** Methods whose `Mcp-Name` header carries what they act on. */
+const NAMED_METHODS: Record<string, 'name' | 'uri'> = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri' };
+
+/**
+ * The HTTP headers a modern request must carry, derived from the message itself (empty for
+ * a 2025-era message): the version from its `_meta`, its method, and what it names.
+ */
+export function modernHeaders(message: JSONRPCMessage): Record<string, string> {
+  if (!('method' in message)) return {};
+  const params = (message.params ?? {}) as Record<string, unknown>;
+  const version = (params._meta as Record<string, unknown> | undefined)?.[PROTOCOL_VERSION_META];
+  if (typeof version !== 'string') return {};
+  const headers: Record<string, string> = { 'mcp-protocol-version': version, 'mcp-method': headerValue(message.method) };
+  const field = NAMED_METHODS[message.method];
+  const named = field ? params[field] : undefined;
+  if (typeof named === 'string') headers['mcp-name'] = headerValue(named);
+  return headers;
+}
+
+/** A header value as the spec encodes it: plain printable ASCII as is, anything else as `=?base64?...?=`. */
+function headerValue(value: string): string {
+  return /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/.test(value) ? value : `=?base64?${Buffer.from(value, 'utf8').toString('base64')}?=`;
+}
