@@ -2,27 +2,24 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createAuditEventId, type AuditEvent } from '../../../common/audit/auditEvent';
+import type { AuditEvent } from '../../../common/audit/auditEvent';
+import { auditEventOf } from '../../support/auditEvents';
 
+/** A realistic event, varied by `n` (confirmed deletes with a reviewer, redactions, rules), on the shared builder. */
 export function sampleEvent(n: number, overrides: Partial<AuditEvent> = {}): AuditEvent {
-  return {
-    id: createAuditEventId(),
-    time: new Date().toISOString(),
+  return auditEventOf({
     user: 'alice@example.com',
     client: { name: 'Visual Studio Code', version: '1.117.0' },
     server: 'github',
-    method: 'tools/call',
     tool: n % 3 === 0 ? 'delete_repo' : 'list_issues',
     decision: n % 3 === 0 ? 'confirm-approved' : 'allow',
     rule: `rule-${n % 7}`,
     ...(n % 3 === 0 ? { reviewer: 'bob@example.com' } : {}),
     argsDigest: 'ab'.repeat(32),
-    status: 'ok',
     redactions: n % 5 === 0 ? { 'github-token': 1 } : {},
-    flags: [],
     latencyMs: 12.5,
     ...overrides,
-  };
+  });
 }
 
 const scratch: string[] = [];
