@@ -3,7 +3,10 @@
  * loopback port. Each request passes, in order: Host/Origin check (403), launch secret
  * (plain 401, never an OAuth challenge, which would start VS Code's own OAuth flow against
  * the gateway), route and session lookup (404), body size (413) and JSON parsing (400 with
- * a JSON-RPC parse error). Then the SDK's transport handles the protocol.
+ * a JSON-RPC parse error). A POST without a session is classified by the SDK
+ * (`classifyInboundRequest`): a 2026-07-28 request stands alone and goes to
+ * `StatelessRequests`, a malformed one is refused as the spec says, and anything else is
+ * 2025-era traffic for a session, which the SDK's session transport handles.
  */
 import { randomUUID } from 'node:crypto';
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
@@ -11,9 +14,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { isInitializeRequest, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { classifyInboundRequest } from '@modelcontextprotocol/server';
 import type { ServerConfig } from '../config/gatewayConfig';
 import { describeError, type Logger } from '../../common/log/logger';
 import { ClientSession, type SessionDeps } from '../session/clientSession';
+import { StatelessRequests } from '../session/statelessRequests';
 import type { LaunchSecret } from './launchSecret';
 import { OriginGuard, type ListenAddress } from './originGuard';
 import { SessionEventStore } from './sessionEventStore';
@@ -41,11 +46,14 @@ export interface GatewayHttpServerOptions {
 export class GatewayHttpServer {
   private readonly http: Server;
   private readonly sessions = new Map<string, SessionEntry>();
+  /** Requests of 2026-07-28 clients, which open no session. */
+  private readonly stateless: StatelessRequests;
   private guard: OriginGuard | undefined;
   private address: ListenAddress;
 
   constructor(private readonly options: GatewayHttpServerOptions) {
     this.address = options.listen;
+    this.stateless = new StatelessRequests(options.sessions, options.log.child({ component: 'stateless' }));
     this.http = createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
       this.handle(req, res).catch((error: unknown) => {
         options.log.error('request failed', { error: describeError(error) });
@@ -93,6 +101,7 @@ export class GatewayHttpServer {
    * client sees 404 and starts over), the others are told to list tools again.
    */
   policyChanged(refusal: (serverId: string) => string | undefined): void {
+    this.stateless.policyChanged((serverId) => !refusal(serverId) && this.options.sessions.pool.has(serverId));
     for (const [id, entry] of this.sessions) {
       const reason =
         refusal(entry.serverId) ??
@@ -116,6 +125,7 @@ export class GatewayHttpServer {
   async close(): Promise<void> {
     const entries = [...this.sessions.values()];
     this.sessions.clear();
+    await this.stateless.close();
     await Promise.all(
       entries.map(async (entry) => {
         await entry.transport.close().catch(() => undefined);
@@ -172,8 +182,17 @@ export class GatewayHttpServer {
       if (!entry || entry.serverId !== server.id) return jsonRpcError(res, 404, -32001, 'Session not found');
       return serveWebTransport(entry.transport, req, res, body);
     }
-    if (req.method === 'POST' && containsInitialize(body)) {
-      return this.openSession(server, req, res, body);
+    if (req.method === 'POST') {
+      const route = classifyInboundRequest({
+        httpMethod: 'POST',
+        ...headerOf(req, 'mcp-protocol-version', 'protocolVersionHeader'),
+        ...headerOf(req, 'mcp-method', 'mcpMethodHeader'),
+        ...headerOf(req, 'mcp-name', 'mcpNameHeader'),
+        body,
+      });
+      if (route.kind === 'modern') return this.stateless.serve(server, route, req, res);
+      if (route.kind === 'reject') return jsonRpcError(res, route.httpStatus, route.code, route.message, route.data, requestIdOf(body));
+      if (containsInitialize(body)) return this.openSession(server, req, res, body);
     }
     return jsonRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
   }
@@ -225,8 +244,27 @@ async function readBody(req: IncomingMessage, limit: number): Promise<{ text: st
   return { text: Buffer.concat(chunks).toString('utf8'), tooLarge: false };
 }
 
-function jsonRpcError(res: ServerResponse, status: number, code: number, message: string): void {
-  const body = JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null });
+/** One header for the SDK's classifier, under the name it reads (absent when the request has none). */
+function headerOf<K extends string>(req: IncomingMessage, name: string, as: K): Partial<Record<K, string>> {
+  const value = req.headers[name];
+  return typeof value === 'string' ? ({ [as]: value } as Record<K, string>) : {};
+}
+
+/** The id of a single JSON-RPC request, so a refusal answers it (null when there is none). */
+function requestIdOf(body: unknown): string | number | null {
+  const id = (body as { id?: unknown } | null)?.id;
+  return typeof id === 'string' || typeof id === 'number' ? id : null;
+}
+
+function jsonRpcError(
+  res: ServerResponse,
+  status: number,
+  code: number,
+  message: string,
+  data?: unknown,
+  id: string | number | null = null,
+): void {
+  const body = JSON.stringify({ jsonrpc: '2.0', error: { code, message, ...(data !== undefined ? { data } : {}) }, id });
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
   res.end(body);
 }

@@ -37,6 +37,11 @@ export async function serveWebTransport(
   parsedBody: unknown,
 ): Promise<void> {
   const response = await transport.handleRequest(requestView(req), parsedBody === undefined ? {} : { parsedBody });
+  await writeWebResponse(response, res);
+}
+
+/** Writes a web-standard `Response` to node:http, each body chunk as soon as it is produced. */
+export async function writeWebResponse(response: Response, res: ServerResponse): Promise<void> {
   const headers: Record<string, string> = {};
   response.headers.forEach((value, name) => {
     headers[name] = value;

@@ -26,7 +26,6 @@ import {
 import type { ServerConfig } from '../config/gatewayConfig';
 import type { CallAuditor } from '../audit/callAuditor';
 import type { SecretRedactor } from '../guardrails/redaction/secretRedactor';
-import type { RiskSource } from '../guardrails/risk/toolRisk';
 import type { ToolSummary } from '../../common/control/controlProtocol';
 import { ToolListing } from './toolListing';
 import type { ToolGuard } from '../guardrails/toolGuard';
@@ -97,13 +96,7 @@ export class ClientSession {
     private readonly log: Logger,
   ) {
     this.pool = deps.pool;
-    const risk: RiskSource = {
-      trusted: server.trusted,
-      toolRisk: Object.fromEntries(
-        Object.entries(server.tools).flatMap(([name, settings]) => (settings.risk ? [[name, settings.risk]] : [])),
-      ),
-    };
-    const listing = new ToolListing(server.id, risk, deps.gate, deps.tools, log, deps.toolsListed);
+    const listing = ToolListing.forServer(server, deps.gate, deps.tools, log, deps.toolsListed);
     this.pipeline = new CallPipeline(server, {
       ...deps,
       redactor: deps.redactorFor(server),

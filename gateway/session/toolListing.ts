@@ -6,6 +6,7 @@
  * summary per tool for the extension's sidebar.
  */
 import type { ToolSummary } from '../../common/control/controlProtocol';
+import type { ServerConfig } from '../config/gatewayConfig';
 import type { PinnableTool } from '../../common/policy/toolPins';
 import type { Logger } from '../../common/log/logger';
 import { presentTool, riskOf, type RiskSource, type ToolRisk } from '../guardrails/risk/toolRisk';
@@ -24,6 +25,23 @@ export interface DefinitionNotice {
 export class ToolListing {
   /** Each tool's risk as last listed, for confirmation prompts. */
   private readonly risks = new Map<string, ToolRisk>();
+
+  /** The listing of a configured server: its risks from the policy's catalog and its trust. */
+  static forServer(
+    server: ServerConfig,
+    gate: CallGate,
+    tools: ToolGuard,
+    log: Logger,
+    toolsListed?: (serverId: string, tools: ToolSummary[]) => void,
+  ): ToolListing {
+    const risk: RiskSource = {
+      trusted: server.trusted,
+      toolRisk: Object.fromEntries(
+        Object.entries(server.tools).flatMap(([name, settings]) => (settings.risk ? [[name, settings.risk]] : [])),
+      ),
+    };
+    return new ToolListing(server.id, risk, gate, tools, log, toolsListed);
+  }
 
   constructor(
     private readonly serverId: string,

@@ -8,8 +8,9 @@
  * modern answer (the spec's order for a client that speaks both), then keeps the client's
  * session itself and sends each relayed request in the modern form.
  *
- * Not bridged yet (answered in words, never guessed): `input_required` results (MRTR),
- * `subscriptions/listen` (list_changed from a modern server), `ttlMs` list caching.
+ * The same helpers serve 2026-07-28 clients at the gateway's front
+ * (session/statelessRequests.ts). Not bridged yet (answered in words, never guessed):
+ * `subscriptions/listen` either way, `ttlMs` caching in the gateway itself.
  */
 import type { JSONRPCMessage, JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 
@@ -18,11 +19,15 @@ export const PROTOCOL_VERSION_META = 'io.modelcontextprotocol/protocolVersion';
 export const CLIENT_CAPABILITIES_META = 'io.modelcontextprotocol/clientCapabilities';
 export const CLIENT_INFO_META = 'io.modelcontextprotocol/clientInfo';
 export const SERVER_INFO_META = 'io.modelcontextprotocol/serverInfo';
+export const LOG_LEVEL_META = 'io.modelcontextprotocol/logLevel';
+const MODERN_META_KEYS = new Set([PROTOCOL_VERSION_META, CLIENT_CAPABILITIES_META, CLIENT_INFO_META]);
 
 /** What every modern request carries about its client (the gateway, on the developer's client's behalf). */
 export interface ModernEnvelope {
   clientCapabilities: Record<string, unknown>;
   clientInfo: { name: string; version: string };
+  /** The log level a 2025-era client set with `logging/setLevel`: a modern server logs only when a request asks. */
+  logLevel?: string;
 }
 
 /** `server/discover`'s result (2026-07-28 `DiscoverResult`), as far as the gateway reads it. */
@@ -43,8 +48,18 @@ export function withModernMeta(params: JSONRPCRequest['params'], envelope: Moder
       [PROTOCOL_VERSION_META]: MODERN_PROTOCOL_VERSION,
       [CLIENT_CAPABILITIES_META]: envelope.clientCapabilities,
       [CLIENT_INFO_META]: envelope.clientInfo,
+      ...(envelope.logLevel !== undefined ? { [LOG_LEVEL_META]: envelope.logLevel } : {}),
     },
   };
+}
+
+/** `params` without the modern per-request `_meta` fields, for a 2025-era server (which has them from `initialize`). */
+export function withoutModernMeta(params: JSONRPCRequest['params']): JSONRPCRequest['params'] {
+  const meta = params?._meta as Record<string, unknown> | undefined;
+  if (!meta) return params;
+  const kept = Object.fromEntries(Object.entries(meta).filter(([key]) => !MODERN_META_KEYS.has(key)));
+  const { _meta: _all, ...rest } = params!;
+  return Object.keys(kept).length > 0 ? { ...rest, _meta: kept } : rest;
 }
 
 /** Whether a `server/discover` result says the server speaks the modern protocol. */
@@ -71,6 +86,37 @@ export function legacyResult(result: Record<string, unknown>): Record<string, un
     if (Object.keys(meta).length > 0) return { ...rest, _meta: meta };
   }
   return rest;
+}
+
+/** Results a 2026-07-28 client may cache, which must say for how long and for whom. */
+const CACHEABLE_METHODS = new Set([
+  'server/discover',
+  'tools/list',
+  'prompts/list',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+]);
+
+/**
+ * A result as the gateway gives it to a 2026-07-28 client: `resultType` stamped (a
+ * 2025-era server's result is complete), cacheable ones with the server's `ttlMs` (0, do
+ * not reuse, when it gave none) and always `cacheScope: private` (the gateway filters
+ * lists for this user, so no answer is fit for another), and the gateway's name for the
+ * server as `serverInfo`, as `initialize` gives it.
+ */
+export function modernResult(
+  method: string,
+  result: Record<string, unknown>,
+  serverInfo: Record<string, unknown>,
+): Record<string, unknown> {
+  const stamped: Record<string, unknown> = { ...result, resultType: result.resultType ?? 'complete' };
+  if (CACHEABLE_METHODS.has(method) && stamped.resultType === 'complete') {
+    stamped.ttlMs = typeof result.ttlMs === 'number' && result.ttlMs >= 0 ? result.ttlMs : 0;
+    stamped.cacheScope = 'private';
+  }
+  stamped._meta = { ...(result._meta as Record<string, unknown> | undefined), [SERVER_INFO_META]: serverInfo };
+  return stamped;
 }
 
 /** Methods whose `Mcp-Name` header carries what they act on. */

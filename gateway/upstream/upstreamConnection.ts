@@ -29,10 +29,14 @@ import {
   MODERN_PROTOCOL_VERSION,
   SERVER_INFO_META,
   withModernMeta,
+  withoutModernMeta,
   type ModernEnvelope,
 } from './modernProtocol';
 import { InputRounds, type InputRequired, type RoundCall, type RoundOutcome } from './inputRounds';
 import { UpstreamAuthorizationFailedError } from './upstreamAuthorization';
+
+/** 2025-era methods 2026-07-28 removed that the gateway answers for a modern server (see `answerForModern`). */
+const REMOVED_IN_MODERN = new Set(['ping', 'logging/setLevel']);
 
 /** `legacy`: 2025-era, with `initialize` and a session; `modern`: 2026-07-28, stateless. */
 export type ProtocolEra = 'legacy' | 'modern';
@@ -78,6 +82,8 @@ interface Waiting {
   reject(error: Error): void;
   /** To a modern server: what to send again when it answers `input_required`. */
   call?: RoundCall;
+  /** For a 2026-07-28 client: the answer goes back as the upstream gave it. */
+  asIs?: boolean;
 }
 
 export class UpstreamConnection {
@@ -220,15 +226,59 @@ export class UpstreamConnection {
 
   /** Sends a request upstream under a fresh id (in the modern form to a modern server); `reply` settles with the upstream's answer. */
   request(call: { method: string; params?: JSONRPCRequest['params'] }): { upstreamId: number; reply: Promise<UpstreamReply> } {
+    if (this.modern && REMOVED_IN_MODERN.has(call.method)) return this.answerForModern(call);
     return this.send(call.method, this.modern ? withModernMeta(call.params, this.modern) : call.params);
   }
 
-  private send(method: string, params: JSONRPCRequest['params']): { upstreamId: number; reply: Promise<UpstreamReply> } {
+  /**
+   * The 2025-era methods a modern server no longer has, answered on its behalf: `ping` by
+   * the gateway (the session it checks is the gateway's), `logging/setLevel` by asking for
+   * that level on every later request (2026-07-28 servers log only when a request asks).
+   */
+  private answerForModern(call: { method: string; params?: JSONRPCRequest['params'] }): {
+    upstreamId: number;
+    reply: Promise<UpstreamReply>;
+  } {
     const upstreamId = this.nextId++;
     if (this.gone) return { upstreamId, reply: Promise.reject(this.gone) };
-    const call = this.modern && params ? { method, params, rounds: 0 } : undefined;
+    const level = call.params?.level;
+    if (call.method === 'logging/setLevel') {
+      if (typeof level !== 'string') {
+        return {
+          upstreamId,
+          reply: Promise.resolve({
+            jsonrpc: '2.0',
+            id: upstreamId,
+            error: { code: -32602, message: 'logging/setLevel: level must be a string' },
+          }),
+        };
+      }
+      this.modern!.logLevel = level;
+    }
+    return { upstreamId, reply: Promise.resolve({ jsonrpc: '2.0', id: upstreamId, result: {} }) };
+  }
+
+  /**
+   * For a 2026-07-28 client, which answers `input_required` results itself: its request
+   * under a fresh id, to a modern server with `envelope` (the client's own) in `_meta`, to
+   * a 2025-era server without the modern `_meta` keys; the answer comes back unmapped.
+   */
+  requestAsIs(
+    call: { method: string; params?: JSONRPCRequest['params'] },
+    envelope: ModernEnvelope,
+  ): {
+    upstreamId: number;
+    reply: Promise<UpstreamReply>;
+  } {
+    return this.send(call.method, this.modern ? withModernMeta(call.params, envelope) : withoutModernMeta(call.params), true);
+  }
+
+  private send(method: string, params: JSONRPCRequest['params'], asIs = false): { upstreamId: number; reply: Promise<UpstreamReply> } {
+    const upstreamId = this.nextId++;
+    if (this.gone) return { upstreamId, reply: Promise.reject(this.gone) };
+    const call = this.modern && params && !asIs ? { method, params, rounds: 0 } : undefined;
     const reply = new Promise<UpstreamReply>((resolve, reject) =>
-      this.waiting.set(upstreamId, { resolve, reject, ...(call ? { call } : {}) }),
+      this.waiting.set(upstreamId, { resolve, reject, ...(call ? { call } : {}), ...(asIs ? { asIs } : {}) }),
     );
     const message: JSONRPCRequest =
       params === undefined ? { jsonrpc: '2.0', id: upstreamId, method } : { jsonrpc: '2.0', id: upstreamId, method, params };
@@ -286,7 +336,7 @@ export class UpstreamConnection {
       const entry = typeof id === 'number' ? this.waiting.get(id) : undefined;
       if (!entry) return; // abandoned or unknown: nothing waits for it
       this.waiting.delete(id as number);
-      if (this.modern) return this.onModernReply(id as number, entry, message);
+      if (this.modern && !entry.asIs) return this.onModernReply(id as number, entry, message);
       entry.resolve(message);
     } else if (isJSONRPCRequest(message)) {
       this.onServerRequest?.(message);

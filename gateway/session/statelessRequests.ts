@@ -1,0 +1,330 @@
+/**
+ * MCP 2026-07-28 clients at the gateway's front. Such a client opens no session: every
+ * POST is one request that stands alone, naming its protocol version, capabilities and
+ * identity in `_meta` (the SDK's `classifyInboundRequest` has checked that envelope and the
+ * standard headers before a request gets here). Each request passes the same pipeline as
+ * a session's (policy, pins, confirmation, redaction, audit) and goes to the server over
+ * one connection the gateway keeps per server for these clients: to a 2026-07-28 server in
+ * the modern form with the client's own envelope (its `input_required` results go back to
+ * the client, which answers them itself), to a 2025-era server in its session.
+ *
+ * The answer is JSON, or an SSE stream when progress comes first (the SDK's
+ * `PerRequestHTTPServerTransport` shapes it). Not bridged yet, and refused in words:
+ * `subscriptions/listen`, and a 2025-era server's own requests to the client (a stateless
+ * client cannot be asked mid-call; the server hears that the client cannot answer).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PerRequestHTTPServerTransport, type InboundModernRoute } from '@modelcontextprotocol/server';
+import {
+  ErrorCode,
+  isJSONRPCRequest,
+  LATEST_PROTOCOL_VERSION,
+  type JSONRPCMessage,
+  type JSONRPCNotification,
+  type JSONRPCRequest,
+  type RequestId,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { ServerConfig } from '../config/gatewayConfig';
+import { describeError, type Logger } from '../../common/log/logger';
+import { GATEHOUSE_VERSION } from '../../common/version';
+import { CallPipeline, type Forwarded } from '../call/callPipeline';
+import { POLICY_DENIED } from '../policy/callGate';
+import type { UpstreamConnection } from '../upstream/upstreamConnection';
+import type { InitializeParams } from '../upstream/upstreamPool';
+import {
+  CLIENT_CAPABILITIES_META,
+  CLIENT_INFO_META,
+  MODERN_PROTOCOL_VERSION,
+  modernResult,
+  PROTOCOL_VERSION_META,
+  type ModernEnvelope,
+} from '../upstream/modernProtocol';
+import { writeWebResponse } from '../http/webResponseBridge';
+import { RELAYED_CLIENT_METHODS, relayedClientCapabilities, relayedServerCapabilities, upstreamErrorText } from './relayRules';
+import type { SessionDeps } from './clientSession';
+import { ToolListing } from './toolListing';
+
+/**
+ * How the gateway's connection for stateless clients introduces itself to a 2025-era
+ * server: no client capabilities, since such a client cannot be asked anything mid-call.
+ */
+const STATELESS_CLIENTS_PARAMS: InitializeParams = {
+  protocolVersion: LATEST_PROTOCOL_VERSION,
+  capabilities: {},
+  clientInfo: { name: 'gatehouse-gateway', version: GATEHOUSE_VERSION },
+};
+
+/** 2025-era methods that 2026-07-28 removed: a modern client asking for one is told they do not exist. */
+const REMOVED_METHODS = new Set(['initialize', 'ping', 'logging/setLevel', 'resources/subscribe', 'resources/unsubscribe']);
+
+/** The 2025-era SDKs' code for a resource that does not exist. */
+const RESOURCE_NOT_FOUND_2025 = -32002;
+
+/** The 2026-07-28 error for a version the server does not speak. */
+const UNSUPPORTED_PROTOCOL_VERSION = -32022;
+
+/** Audit flag of a call from a 2026-07-28 client. */
+const MODERN_CLIENT_FLAG = `client-mcp:${MODERN_PROTOCOL_VERSION}`;
+
+/** One request in flight: where its progress goes. */
+interface Exchange {
+  transport: PerRequestHTTPServerTransport;
+  requestId: RequestId;
+  progressToken?: string | number;
+}
+
+/** Per server: the tool listing all stateless clients share, and the connection they go through. */
+class ServerLine {
+  connection: UpstreamConnection | undefined;
+  connecting: Promise<UpstreamConnection> | undefined;
+  /** Gateway-made progress tokens (unique across clients) -> the exchange that asked. */
+  readonly progress = new Map<string, Exchange>();
+  nextToken = 1;
+
+  constructor(
+    readonly server: ServerConfig,
+    readonly listing: ToolListing,
+  ) {}
+}
+
+export class StatelessRequests {
+  private readonly lines = new Map<string, ServerLine>();
+  private closed = false;
+
+  constructor(
+    private readonly deps: SessionDeps,
+    private readonly log: Logger,
+  ) {}
+
+  /** Serves one classified 2026-07-28 message and writes its HTTP response. */
+  async serve(server: ServerConfig, route: InboundModernRoute, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const transport = new PerRequestHTTPServerTransport({ classification: route.classification });
+    const gone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    transport.onmessage = (message: JSONRPCMessage) => {
+      if (isJSONRPCRequest(message)) void this.handle(this.line(server), message, transport);
+    };
+    await transport.start();
+    let response: Response;
+    try {
+      // Only `signal` of the request is read: it ends the exchange when the client goes away.
+      response = await transport.handleMessage(route.message, { request: { signal: gone.signal } as Request });
+    } catch {
+      res.destroy(); // closed before an answer: the client went away
+      return;
+    }
+    await writeWebResponse(response, res);
+  }
+
+  /** Forgets the connections of servers a new policy no longer lets the user use. */
+  policyChanged(usable: (serverId: string) => boolean): void {
+    for (const [id, line] of this.lines) {
+      if (usable(id)) continue;
+      this.lines.delete(id);
+      void line.connection?.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const lines = [...this.lines.values()];
+    this.lines.clear();
+    await Promise.all(lines.map((line) => line.connection?.close()));
+  }
+
+  private line(server: ServerConfig): ServerLine {
+    let line = this.lines.get(server.id);
+    if (!line || line.server !== server) {
+      const log = this.log.child({ server: server.id });
+      line = new ServerLine(server, ToolListing.forServer(server, this.deps.gate, this.deps.tools, log, this.deps.toolsListed));
+      this.lines.set(server.id, line);
+    }
+    return line;
+  }
+
+  private async handle(line: ServerLine, request: JSONRPCRequest, transport: PerRequestHTTPServerTransport): Promise<void> {
+    const server = line.server;
+    const reply = (answer: { result: Record<string, unknown> } | { error: { code: number; message: string; data?: unknown } }) =>
+      transport.send({ jsonrpc: '2.0', id: request.id, ...answer } as JSONRPCMessage).catch(() => undefined);
+    // Refusals are answered before anything is awaited: the transport then gives them their HTTP status (400, 404).
+    const version = (request.params?._meta as Record<string, unknown> | undefined)?.[PROTOCOL_VERSION_META];
+    if (version !== MODERN_PROTOCOL_VERSION) {
+      return void reply({
+        error: {
+          code: UNSUPPORTED_PROTOCOL_VERSION,
+          message: `Unsupported protocol version: ${String(version)}`,
+          data: { supported: [MODERN_PROTOCOL_VERSION], requested: String(version) },
+        },
+      });
+    }
+    if (request.method !== 'server/discover' && (!RELAYED_CLIENT_METHODS.has(request.method) || REMOVED_METHODS.has(request.method))) {
+      return void reply({
+        error: { code: ErrorCode.MethodNotFound, message: `Method not found: ${request.method} is not relayed by Gatehouse` },
+      });
+    }
+    const refusal = this.deps.gate.serverRefusal(server.id);
+    if (refusal) return void reply({ error: { code: POLICY_DENIED, message: refusal } });
+    if (request.method === 'server/discover') return void reply(await this.discover(line));
+    const envelope = envelopeOf(request);
+    const log = this.log.child({ server: server.id });
+    const pipeline = new CallPipeline(server, {
+      ...this.deps,
+      redactor: this.deps.redactorFor(server),
+      listing: line.listing,
+      log,
+      respond: async (_request, answer) => {
+        await reply(
+          'result' in answer ? { result: modernResult(request.method, answer.result, identity(line)) } : modernError(request, answer.error),
+        );
+      },
+    });
+    const call = pipeline.begin(request, envelope.clientInfo);
+    call.flags.push(MODERN_CLIENT_FLAG);
+    // A client that goes away cancels its call: a reviewer's wait ends, the upstream request is dropped.
+    const cancelled = new AbortController();
+    transport.onclose = () => cancelled.abort();
+    const exchange: Exchange = { transport, requestId: request.id };
+    const end = await pipeline.run(
+      call,
+      (amended) => this.forward(line, amended, envelope, exchange, cancelled.signal),
+      () => cancelled.signal,
+    );
+    if (line.connection?.era === 'modern') call.flags.push(`upstream-mcp:${MODERN_PROTOCOL_VERSION}`);
+    await call.complete(end);
+  }
+
+  /** `server/discover` as the gateway answers it: the server as this user may use it, under its catalog id. */
+  private async discover(line: ServerLine): Promise<{ result: Record<string, unknown> } | { error: { code: number; message: string } }> {
+    let connection: UpstreamConnection;
+    try {
+      connection = await this.connection(line);
+    } catch (error) {
+      return { error: { code: ErrorCode.InternalError, message: upstreamErrorText(line.server.id, error, 'server/discover') } };
+    }
+    const upstream = connection.initialized!;
+    const result: Record<string, unknown> = {
+      supportedVersions: [MODERN_PROTOCOL_VERSION],
+      capabilities: relayedServerCapabilities(upstream.capabilities, { listChanged: false }),
+      ...(upstream.instructions !== undefined ? { instructions: upstream.instructions } : {}),
+    };
+    return { result: modernResult('server/discover', result, identity(line)) };
+  }
+
+  /** The forward stage for a stateless client: its request upstream, and its progress back on its own response. */
+  private async forward(
+    line: ServerLine,
+    request: JSONRPCRequest,
+    envelope: ModernEnvelope,
+    exchange: Exchange,
+    cancelled: AbortSignal,
+  ): Promise<Forwarded> {
+    let connection: UpstreamConnection;
+    try {
+      connection = await this.connection(line);
+    } catch (error) {
+      return { failure: error };
+    }
+    const meta = request.params?._meta as { progressToken?: string | number } | undefined;
+    let token: string | undefined;
+    let params = request.params;
+    if (meta?.progressToken !== undefined) {
+      // Tokens are the client's own and may collide between clients: upstream each gets one of the gateway's.
+      token = `gh-progress-${line.nextToken++}`;
+      line.progress.set(token, { ...exchange, progressToken: meta.progressToken });
+      params = { ...params, _meta: { ...meta, progressToken: token } };
+    }
+    const { upstreamId, reply } = connection.requestAsIs({ method: request.method, params }, envelope);
+    const onCancel = () => {
+      connection.abandon(upstreamId);
+      connection.notify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: upstreamId } });
+    };
+    cancelled.addEventListener('abort', onCancel, { once: true });
+    try {
+      const answer = await reply;
+      if (cancelled.aborted) return { cancelled: true };
+      return { answer };
+    } catch (error) {
+      return cancelled.aborted ? { cancelled: true } : { failure: error };
+    } finally {
+      cancelled.removeEventListener('abort', onCancel);
+      if (token !== undefined) line.progress.delete(token);
+    }
+  }
+
+  /** The line's connection, (re)opened when missing or gone; concurrent callers share one opening. */
+  private connection(line: ServerLine): Promise<UpstreamConnection> {
+    if (line.connection && !line.connection.isGone) return Promise.resolve(line.connection);
+    if (this.closed) return Promise.reject(new Error('the gateway is shutting down'));
+    line.connecting ??= this.deps.pool
+      .acquire(line.server.id, STATELESS_CLIENTS_PARAMS)
+      .then((connection) => {
+        line.connection = connection;
+        connection.onServerRequest = (request) =>
+          connection.respond(request.id, {
+            error: {
+              code: ErrorCode.MethodNotFound,
+              message: `${request.method}: the client (MCP ${MODERN_PROTOCOL_VERSION}, through Gatehouse) cannot be asked during a call`,
+            },
+          });
+        connection.onServerNotification = (notification) => this.relayProgress(line, notification);
+        connection.whenGone((error) => {
+          this.deps.pool.reportGone(line.server.id, connection, error.reason);
+          this.log.warn('upstream connection for stateless clients ended', { server: line.server.id, reason: error.reason });
+        });
+        return connection;
+      })
+      .finally(() => {
+        line.connecting = undefined;
+      });
+    return line.connecting;
+  }
+
+  /** Progress goes back on the response of the request it is about, under the client's own token; nothing else can be placed. */
+  private relayProgress(line: ServerLine, notification: JSONRPCNotification): void {
+    if (notification.method !== 'notifications/progress') return;
+    const token = (notification.params as { progressToken?: unknown } | undefined)?.progressToken;
+    const exchange = typeof token === 'string' ? line.progress.get(token) : undefined;
+    if (!exchange) return;
+    const params = { ...notification.params, progressToken: exchange.progressToken };
+    exchange.transport.send({ ...notification, params }, { relatedRequestId: exchange.requestId }).catch((error: unknown) => {
+      this.log.debug('could not deliver progress', { error: describeError(error) });
+    });
+  }
+}
+
+/** The client's envelope (checked by the SDK's classification), with only the capabilities the gateway relays. */
+function envelopeOf(request: JSONRPCRequest): ModernEnvelope {
+  const meta = (request.params?._meta ?? {}) as Record<string, unknown>;
+  const info = meta[CLIENT_INFO_META] as { name?: unknown; version?: unknown } | undefined;
+  const capabilities = (meta[CLIENT_CAPABILITIES_META] ?? {}) as Record<string, unknown>;
+  return {
+    clientInfo: {
+      name: typeof info?.name === 'string' ? info.name : 'unknown',
+      version: typeof info?.version === 'string' ? info.version : 'unknown',
+    },
+    clientCapabilities: relayedClientCapabilities(capabilities) as Record<string, unknown>,
+  };
+}
+
+/**
+ * An error in the 2026-07-28 vocabulary: a 2025-era server's refusal to read a resource
+ * ("not found", -32002, or Invalid Params) is Invalid Params naming the URI (SEP-2164).
+ */
+function modernError(request: JSONRPCRequest, error: { code: number; message: string; data?: unknown }) {
+  const refusedRead = error.code === RESOURCE_NOT_FOUND_2025 || error.code === ErrorCode.InvalidParams;
+  if (!refusedRead || request.method !== 'resources/read') return { error };
+  const data = typeof error.data === 'object' && error.data !== null ? error.data : {};
+  return { error: { code: ErrorCode.InvalidParams, message: error.message, data: { ...data, uri: request.params?.uri } } };
+}
+
+/** How the gateway names a server to clients: its stable catalog id, like `initialize` does. */
+function identity(line: ServerLine): Record<string, unknown> {
+  const upstream = line.connection?.initialized?.serverInfo;
+  return {
+    name: line.server.id,
+    ...((line.server.title ?? upstream?.title ?? upstream?.name) ? { title: line.server.title ?? upstream?.title ?? upstream?.name } : {}),
+    version: upstream?.version ?? 'unknown',
+  };
+}
