@@ -23,6 +23,7 @@ import {
   type ConfirmResult,
   type ToolsParams,
 } from '../../common/control/controlProtocol';
+import { connectModernClient } from '../support/modernClient';
 import { settledSpoolEvents, spoolEvents, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
 import { foreignSignedToken } from '../support/hostileTokens';
 import { managedArgs, type RunningPolicyServer } from '../support/policyHarness';
@@ -94,6 +95,24 @@ describe('second-person review of confirm calls', function () {
       event = (await settledSpoolEvents(join(controlled.dir, 'state'))).findLast((e) => e.tool === 'env')!;
       assert.equal(event.decision, 'confirm-denied');
       assert.equal(event.reviewer, 'alice');
+    });
+
+    it('governs a 2026-07-28 client the same way: lists filtered, policy denials, the developer confirms', async () => {
+      const modern = await connectModernClient(controlled, 'probe');
+      const { tools } = await modern.listTools();
+      assert.deepEqual(tools.map((tool) => tool.name).sort(), ['echo', 'env'], 'only what the policy allows this user');
+      await assert.rejects(modern.callTool({ name: 'pid', arguments: {} }), /not allowed|denied|policy/i);
+      answer = async () => ({ decision: 'approve' });
+      const prompts = asked.length;
+      const approved = await modern.callTool({ name: 'env', arguments: {} });
+      assert.ok(!approved.isError, JSON.stringify(approved));
+      assert.equal(asked.length, prompts + 1, 'the developer was asked');
+      const events = await settledSpoolEvents(join(controlled.dir, 'state'));
+      const confirmed = events.findLast((e) => e.tool === 'env')!;
+      assert.deepEqual([confirmed.decision, confirmed.reviewer], ['confirm-approved', 'alice']);
+      assert.ok(confirmed.flags.includes('client-mcp:2026-07-28'), 'the audit says the client spoke 2026-07-28');
+      assert.equal(events.findLast((e) => e.tool === 'pid')?.decision, 'deny');
+      await modern.close();
     });
 
     it('denies on an answer that is neither approve nor deny', async () => {

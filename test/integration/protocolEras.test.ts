@@ -7,29 +7,13 @@
  * and the audit records the era.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-import { fixtureServer, FIXTURES, NODE, settledSpoolEvents, startGateway, textOf, type RunningGateway } from '../support/gatewayHarness';
-
-async function startModernServer(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(NODE, [join(FIXTURES, 'modern-upstream.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('modern-upstream did not start in 15 s')), 15_000);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const found = /listening on (http:\/\/\S+)/.exec(line)?.[1];
-      if (found) {
-        clearTimeout(timer);
-        resolve(found);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`modern-upstream exited with ${code}`)));
-  });
-  return { child, url };
-}
+import { fixtureServer, settledSpoolEvents, startGateway, startHttpFixture, textOf, type RunningGateway } from '../support/gatewayHarness';
+import { connectModernClient, MODERN_VERSION } from '../support/modernClient';
 
 describe('a 2026-07-28 server through the gateway, for a 2025-era client', function () {
   this.timeout(60_000);
@@ -38,7 +22,7 @@ describe('a 2026-07-28 server through the gateway, for a 2025-era client', funct
   let client: Client;
 
   before(async () => {
-    modern = await startModernServer();
+    modern = await startHttpFixture('modern-upstream');
     gateway = await startGateway(
       [
         { id: 'modern', title: 'Modern', transport: { type: 'streamable-http', url: modern.url } },
@@ -130,5 +114,110 @@ describe('a 2026-07-28 server through the gateway, for a 2025-era client', funct
     assert.equal(modernCalls.find((e) => e.tool === 'leak')?.redactions['github-token'] ?? 0, 1, 'the redaction is counted');
     const probeCall = events.find((e) => e.server === 'probe' && e.tool === 'echo');
     assert.ok(probeCall && !probeCall.flags.some((flag) => flag.startsWith('upstream-mcp:')), 'a 2025-era server is not flagged');
+  });
+});
+
+/**
+ * The other way round: a 2026-07-28 client (the SDK v2 client, pinned to that revision)
+ * sends stateless requests to the gateway's front, for a 2026-07-28 server and for a
+ * 2025-era one, and every guardrail applies as it does for a session client.
+ */
+describe("a 2026-07-28 client at the gateway's front", function () {
+  this.timeout(60_000);
+  let modern: { child: ChildProcess; url: string };
+  let gateway: RunningGateway;
+
+  before(async () => {
+    modern = await startHttpFixture('modern-upstream');
+    gateway = await startGateway([
+      { id: 'modern', title: 'Modern', transport: { type: 'streamable-http', url: modern.url } },
+      fixtureServer('probe', 'probe-upstream'),
+    ]);
+  });
+  after(async () => {
+    await gateway?.stop();
+    modern?.child.kill();
+  });
+
+  it('uses a 2026-07-28 server under its catalog id, each request standing alone', async () => {
+    const client = await connectModernClient(gateway, 'modern');
+    assert.equal(client.getServerVersion()?.name, 'modern', 'server/discover names the server as the catalog does');
+    const { tools } = await client.listTools();
+    assert.deepEqual(tools.map((tool) => tool.name).sort(), ['confirm_echo', 'echo', 'leak']);
+    assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'modern to modern' } })), 'modern to modern');
+    await client.close();
+  });
+
+  it('uses a 2025-era server too: the gateway keeps the session upstream', async () => {
+    const client = await connectModernClient(gateway, 'probe');
+    await client.listTools();
+    assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'modern to old' } })), 'modern to old');
+    await client.close();
+  });
+
+  it("passes a modern server's input_required results to the client, which answers them itself", async () => {
+    const client = await connectModernClient(gateway, 'modern', { elicitation: { form: {} } });
+    const asked: string[] = [];
+    client.setRequestHandler('elicitation/create', async (request) => {
+      asked.push((request.params as { message: string }).message);
+      return { action: 'accept', content: { confirm: true } };
+    });
+    assert.equal(textOf(await client.callTool({ name: 'confirm_echo', arguments: { text: 'x' } })), 'confirmed: x');
+    assert.deepEqual(asked, ['Echo "x"?']);
+    await client.close();
+  });
+
+  it('applies the guardrails: secrets redacted, arguments of the wrong shape refused before the server sees them', async () => {
+    const toModern = await connectModernClient(gateway, 'modern');
+    const text = textOf(await toModern.callTool({ name: 'leak', arguments: {} }));
+    assert.ok(!text.includes('ghp_'), text);
+    assert.match(text, /REDACTED/);
+    const toProbe = await connectModernClient(gateway, 'probe');
+    await toProbe.listTools();
+    await assert.rejects(toProbe.callTool({ name: 'echo', arguments: { text: 42 } }), /argument|schema|text/i);
+    await Promise.all([toModern.close(), toProbe.close()]);
+  });
+
+  it('refuses what 2026-07-28 does not have, with the status the spec names', async () => {
+    const meta = (version: string) => ({
+      'io.modelcontextprotocol/protocolVersion': version,
+      'io.modelcontextprotocol/clientCapabilities': {},
+      'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+    });
+    const post = (method: string, version: string) =>
+      fetch(gateway.url('probe'), {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${gateway.secret}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-protocol-version': version,
+          'mcp-method': method,
+        },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 7, method, params: { _meta: meta(version) } }),
+      });
+    const unsupported = await post('tools/list', '2099-01-01');
+    assert.equal(unsupported.status, 400);
+    const refusal = (await unsupported.json()) as { id: number; error: { code: number; data: { supported: string[]; requested: string } } };
+    assert.deepEqual(
+      [refusal.id, refusal.error.code, refusal.error.data],
+      [7, -32022, { supported: [MODERN_VERSION], requested: '2099-01-01' }],
+    );
+    const removed = await post('ping', MODERN_VERSION);
+    assert.equal(removed.status, 404);
+    assert.equal(((await removed.json()) as { error: { code: number } }).error.code, -32601);
+  });
+
+  it("records each call's client era in the audit (and the server's, when it is 2026-07-28)", async () => {
+    const events = await settledSpoolEvents(join(gateway.dir, 'state'));
+    const flagsOf = (server: string, tool: string) => events.find((e) => e.server === server && e.tool === tool)?.flags ?? [];
+    assert.ok(flagsOf('modern', 'echo').includes('client-mcp:2026-07-28'), JSON.stringify(flagsOf('modern', 'echo')));
+    assert.ok(flagsOf('modern', 'echo').includes('upstream-mcp:2026-07-28'));
+    assert.ok(flagsOf('probe', 'echo').includes('client-mcp:2026-07-28'));
+    assert.ok(!flagsOf('probe', 'echo').includes('upstream-mcp:2026-07-28'));
+    const leak = events.find((e) => e.server === 'modern' && e.tool === 'leak');
+    assert.equal(leak?.redactions['github-token'] ?? 0, 1, 'the redaction is counted');
+    const refused = events.find((e) => e.server === 'probe' && e.tool === 'echo' && e.status === 'denied');
+    assert.ok(refused, 'the refused call is audited');
   });
 });

@@ -284,6 +284,26 @@ export function startEverythingHttp(port: number, mode: 'streamableHttp' | 'sse'
 }
 
 /** Polls `condition` until it holds; resolves with how long that took, rejects after `timeoutMs`. */
+/** Starts a bundled HTTP fixture (dist/fixtures/<name>.mjs) and resolves with the URL it prints once listening. */
+export async function startHttpFixture(name: string, args: string[] = []): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(NODE, [join(FIXTURES, `${name}.mjs`), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start in 15 s`)), 15_000);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const found = /listening on (http:\/\/\S+)/.exec(line)?.[1];
+      if (found) {
+        clearTimeout(timer);
+        resolve(found);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code}`));
+    });
+  });
+  return { child, url };
+}
+
 export async function waitUntil(condition: () => Promise<boolean> | boolean, timeoutMs: number, intervalMs = 25): Promise<number> {
   const started = Date.now();
   for (;;) {
