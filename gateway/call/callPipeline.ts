@@ -207,14 +207,22 @@ export class CallPipeline {
     return { ...allowed, tools: listed.tools };
   }
 
-  /** Secrets out of the result; what was removed is counted on the call (kinds and counts, never values). */
+  /**
+   * Secrets out of the result; what was removed is counted on the call (kinds and counts,
+   * never values). The `requestState` of an `input_required` result (MCP 2026-07-28) is
+   * the server's own opaque, usually signed, value that the client must send back
+   * unchanged: redacting inside it would break the call, so it passes as it came.
+   */
   redact(call: GovernedCall, result: Record<string, unknown>): Record<string, unknown> {
-    const redacted = this.deps.redactor.redactResult(call.request.method, result);
+    const { requestState, ...rest } = result;
+    const keepState = result.resultType === 'input_required' && typeof requestState === 'string';
+    const redacted = this.deps.redactor.redactResult(call.request.method, keepState ? rest : result);
     call.redactions = redacted.findings;
     if (Object.keys(redacted.findings).length > 0) {
       this.deps.log.info('redacted secrets from a result', { method: call.request.method, kinds: redacted.findings });
     }
-    return redacted.result as Record<string, unknown>;
+    const clean = redacted.result as Record<string, unknown>;
+    return keepState ? { ...clean, requestState } : clean;
   }
 
   /** Injection markers in an audited result: flagged, and the result withheld when the policy blocks them. */

@@ -168,6 +168,24 @@ describe('call pipeline', () => {
     assert.doesNotMatch(JSON.stringify(h.events), /ghp_/);
   });
 
+  it("redacts an input_required result's questions but passes its requestState unchanged (the server must get it back as sent)", async () => {
+    const h = await harness();
+    // A state that happens to contain a secret-shaped string: redacting it would break the server's signature check.
+    const requestState = `v1.${GITHUB_TOKEN}.sig`;
+    const answer = await h.call(
+      toolCall('read_note', { id: 'n1' }),
+      answering({
+        resultType: 'input_required',
+        inputRequests: { q: { method: 'elicitation/create', params: { message: `token ${GITHUB_TOKEN}?`, requestedSchema: {} } } },
+        requestState,
+      }),
+    );
+    assert.ok(answer && 'result' in answer);
+    assert.equal(answer.result.requestState, requestState);
+    assert.doesNotMatch(JSON.stringify(answer.result.inputRequests), /ghp_/);
+    assert.deepEqual(h.events[0]!.redactions, { 'github-token': 1 });
+  });
+
   it('shows the reviewer the arguments with secrets redacted and forwards only once approved', async () => {
     const h = await harness({ reviewer: { outcome: 'approved', reviewer: 'lead@example.com', message: '' } });
     let forwarded: JSONRPCRequest | undefined;
