@@ -357,6 +357,8 @@ export class ClientSession {
     this.connection = connection;
     connection.onServerRequest = (request) => this.onServerRequest(connection, request);
     connection.onServerNotification = (notification) => this.onServerNotification(notification);
+    // A 2026-07-28 server announces list changes only on a listen stream: the connection opens one for this client.
+    connection.followChanges();
     connection.whenGone((error) => {
       if (this.closed) return;
       this.log.warn('upstream connection ended', { reason: error.reason });

@@ -46,20 +46,17 @@ export function relayedClientCapabilities(client: ClientCapabilities): ClientCap
 }
 
 /**
- * What the client is told the server supports. List-changed is on for session clients
- * because the gateway itself changes lists (policy updates, restarts); a stateless
- * (2026-07-28) client would hear of changes only on a `subscriptions/listen` stream, which
- * the gateway does not relay yet, so it is told neither list-changed nor subscribe. Tasks
- * and experimental features are not relayed, so they are not advertised.
+ * What the client is told the server supports. List-changed is always on because the
+ * gateway itself changes lists (policy updates, restarts). Resource subscriptions are
+ * relayed to session clients only (a 2026-07-28 client's `resourceSubscriptions` are not
+ * relayed yet). Tasks and experimental features are not relayed, so they are not advertised.
  */
-export function relayedServerCapabilities(upstream: ServerCapabilities, options = { listChanged: true }): ServerCapabilities {
+export function relayedServerCapabilities(upstream: ServerCapabilities, options = { subscribe: true }): ServerCapabilities {
   const relayed: ServerCapabilities = {};
-  const listChanged = options.listChanged ? { listChanged: true } : {};
-  if (upstream.tools) relayed.tools = { ...listChanged };
-  if (upstream.resources) {
-    relayed.resources = { ...listChanged, ...(upstream.resources.subscribe && options.listChanged ? { subscribe: true } : {}) };
-  }
-  if (upstream.prompts) relayed.prompts = { ...listChanged };
+  if (upstream.tools) relayed.tools = { listChanged: true };
+  if (upstream.resources)
+    relayed.resources = { listChanged: true, ...(upstream.resources.subscribe && options.subscribe ? { subscribe: true } : {}) };
+  if (upstream.prompts) relayed.prompts = { listChanged: true };
   if (upstream.completions) relayed.completions = {};
   if (upstream.logging) relayed.logging = {};
   return relayed;

@@ -9,9 +9,9 @@
  * the client, which answers them itself), to a 2025-era server in its session.
  *
  * The answer is JSON, or an SSE stream when progress comes first (the SDK's
- * `PerRequestHTTPServerTransport` shapes it). Not bridged yet, and refused in words:
- * `subscriptions/listen`, and a 2025-era server's own requests to the client (a stateless
- * client cannot be asked mid-call; the server hears that the client cannot answer).
+ * `PerRequestHTTPServerTransport` shapes it); `subscriptions/listen` keeps its stream open
+ * (listenStreams.ts). Not bridged yet: a 2025-era server's own requests to the client (a
+ * stateless client cannot be asked mid-call; the server hears that the client cannot answer).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PerRequestHTTPServerTransport, type InboundModernRoute } from '@modelcontextprotocol/server';
@@ -42,6 +42,7 @@ import {
 import { writeWebResponse } from '../http/webResponseBridge';
 import { RELAYED_CLIENT_METHODS, relayedClientCapabilities, relayedServerCapabilities, upstreamErrorText } from './relayRules';
 import type { SessionDeps } from './clientSession';
+import { ListenStreams } from './listenStreams';
 import { ToolListing } from './toolListing';
 
 /**
@@ -79,6 +80,8 @@ class ServerLine {
   connecting: Promise<UpstreamConnection> | undefined;
   /** Gateway-made progress tokens (unique across clients) -> the exchange that asked. */
   readonly progress = new Map<string, Exchange>();
+  /** The clients' `subscriptions/listen` streams on this server. */
+  readonly listens = new ListenStreams();
   nextToken = 1;
 
   constructor(
@@ -121,8 +124,12 @@ export class StatelessRequests {
   /** Forgets the connections of servers a new policy no longer lets the user use. */
   policyChanged(usable: (serverId: string) => boolean): void {
     for (const [id, line] of this.lines) {
-      if (usable(id)) continue;
+      if (usable(id)) {
+        line.listens.listsChanged();
+        continue;
+      }
       this.lines.delete(id);
+      line.listens.closeAll();
       void line.connection?.close();
     }
   }
@@ -131,6 +138,7 @@ export class StatelessRequests {
     this.closed = true;
     const lines = [...this.lines.values()];
     this.lines.clear();
+    for (const line of lines) line.listens.closeAll();
     await Promise.all(lines.map((line) => line.connection?.close()));
   }
 
@@ -159,7 +167,8 @@ export class StatelessRequests {
         },
       });
     }
-    if (request.method !== 'server/discover' && (!RELAYED_CLIENT_METHODS.has(request.method) || REMOVED_METHODS.has(request.method))) {
+    const ownMethod = request.method === 'server/discover' || request.method === 'subscriptions/listen';
+    if (!ownMethod && (!RELAYED_CLIENT_METHODS.has(request.method) || REMOVED_METHODS.has(request.method))) {
       return void reply({
         error: { code: ErrorCode.MethodNotFound, message: `Method not found: ${request.method} is not relayed by Gatehouse` },
       });
@@ -167,6 +176,7 @@ export class StatelessRequests {
     const refusal = this.deps.gate.serverRefusal(server.id);
     if (refusal) return void reply({ error: { code: POLICY_DENIED, message: refusal } });
     if (request.method === 'server/discover') return void reply(await this.discover(line));
+    if (request.method === 'subscriptions/listen') return this.listen(line, request, transport, reply);
     const envelope = envelopeOf(request);
     const log = this.log.child({ server: server.id });
     const pipeline = new CallPipeline(server, {
@@ -195,6 +205,22 @@ export class StatelessRequests {
     await call.complete(end);
   }
 
+  /** Opens a listen stream (listenStreams.ts); the response stays open until the client or the server ends it. */
+  private async listen(
+    line: ServerLine,
+    request: JSONRPCRequest,
+    transport: PerRequestHTTPServerTransport,
+    reply: (answer: { error: { code: number; message: string } }) => void,
+  ): Promise<void> {
+    let connection: UpstreamConnection;
+    try {
+      connection = await this.connection(line);
+    } catch (error) {
+      return reply({ error: { code: ErrorCode.InternalError, message: upstreamErrorText(line.server.id, error, request.method) } });
+    }
+    line.listens.open(connection, request, transport, envelopeOf(request));
+  }
+
   /** `server/discover` as the gateway answers it: the server as this user may use it, under its catalog id. */
   private async discover(line: ServerLine): Promise<{ result: Record<string, unknown> } | { error: { code: number; message: string } }> {
     let connection: UpstreamConnection;
@@ -206,7 +232,7 @@ export class StatelessRequests {
     const upstream = connection.initialized!;
     const result: Record<string, unknown> = {
       supportedVersions: [MODERN_PROTOCOL_VERSION],
-      capabilities: relayedServerCapabilities(upstream.capabilities, { listChanged: false }),
+      capabilities: relayedServerCapabilities(upstream.capabilities, { subscribe: false }),
       ...(upstream.instructions !== undefined ? { instructions: upstream.instructions } : {}),
     };
     return { result: modernResult('server/discover', result, identity(line)) };
@@ -268,7 +294,9 @@ export class StatelessRequests {
               message: `${request.method}: the client (MCP ${MODERN_PROTOCOL_VERSION}, through Gatehouse) cannot be asked during a call`,
             },
           });
-        connection.onServerNotification = (notification) => this.relayProgress(line, notification);
+        connection.onServerNotification = (notification) => {
+          if (!line.listens.fromServer(notification, connection.era)) this.relayProgress(line, notification);
+        };
         connection.whenGone((error) => {
           this.deps.pool.reportGone(line.server.id, connection, error.reason);
           this.log.warn('upstream connection for stateless clients ended', { server: line.server.id, reason: error.reason });

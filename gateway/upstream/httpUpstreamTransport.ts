@@ -12,7 +12,9 @@
  *  - a 404 on a known session means the upstream forgot it: the transport closes, and
  *    the gateway starts a fresh connection on the next request;
  *  - a 2026-07-28 message (its `_meta` names the version) carries `MCP-Protocol-Version`,
- *    `Mcp-Method` and `Mcp-Name` headers.
+ *    `Mcp-Method` and `Mcp-Name` headers;
+ *  - one request's exchange can be ended alone (`cancel`), for long-lived streams such as
+ *    2026-07-28 `subscriptions/listen`.
  */
 import { StringDecoder } from 'node:string_decoder';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
@@ -42,6 +44,8 @@ export class HttpUpstreamTransport implements Transport {
   private closed = false;
   private retryMs = 1_000;
   private standaloneStarted = false;
+  /** Requests whose POST exchange is still open, each cancellable on its own. */
+  private readonly inFlight = new Map<RequestId, AbortController>();
 
   constructor(
     private readonly url: URL,
@@ -62,7 +66,25 @@ export class HttpUpstreamTransport implements Transport {
 
   async send(message: JSONRPCMessage): Promise<void> {
     if (this.closed) throw new Error('transport closed');
-    const response = await this.post(message);
+    const requestId = 'id' in message && 'method' in message ? message.id : undefined;
+    if (requestId === undefined) return this.exchange(message, this.aborter.signal);
+    // Each request's exchange can be ended on its own (a subscriptions/listen stream that is no longer wanted).
+    const own = new AbortController();
+    this.inFlight.set(requestId, own);
+    try {
+      await this.exchange(message, AbortSignal.any([this.aborter.signal, own.signal]));
+    } finally {
+      if (this.inFlight.get(requestId) === own) this.inFlight.delete(requestId);
+    }
+  }
+
+  /** Ends the HTTP exchange of a request still in flight (its stream closes; nothing more arrives from it). */
+  cancel(requestId: RequestId): void {
+    this.inFlight.get(requestId)?.abort();
+  }
+
+  private async exchange(message: JSONRPCMessage, signal: AbortSignal): Promise<void> {
+    const response = await this.post(message, signal);
     const sessionHeader = response.headers['mcp-session-id'];
     if (typeof sessionHeader === 'string' && !this.sessionId) this.sessionId = sessionHeader;
 
@@ -98,7 +120,7 @@ export class HttpUpstreamTransport implements Transport {
   }
 
   /** POSTs `message`; a 401/403 goes to the authorization, and the message is sent again while it says so. */
-  private async post(message: JSONRPCMessage): Promise<Dispatcher.ResponseData> {
+  private async post(message: JSONRPCMessage, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
     const body = JSON.stringify(message);
     // A 2026-07-28 request also says its version, method and subject in headers (nothing for a 2025 one).
     const fromMessage = modernHeaders(message);
@@ -113,7 +135,7 @@ export class HttpUpstreamTransport implements Transport {
         headers,
         body,
         dispatcher: this.dispatcher,
-        signal: this.aborter.signal,
+        signal,
       });
       const refused = response.statusCode === 401 || response.statusCode === 403;
       if (!this.authorization) return response;

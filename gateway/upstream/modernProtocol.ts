@@ -20,6 +20,7 @@ export const CLIENT_CAPABILITIES_META = 'io.modelcontextprotocol/clientCapabilit
 export const CLIENT_INFO_META = 'io.modelcontextprotocol/clientInfo';
 export const SERVER_INFO_META = 'io.modelcontextprotocol/serverInfo';
 export const LOG_LEVEL_META = 'io.modelcontextprotocol/logLevel';
+export const SUBSCRIPTION_ID_META = 'io.modelcontextprotocol/subscriptionId';
 const MODERN_META_KEYS = new Set([PROTOCOL_VERSION_META, CLIENT_CAPABILITIES_META, CLIENT_INFO_META]);
 
 /** What every modern request carries about its client (the gateway, on the developer's client's behalf). */

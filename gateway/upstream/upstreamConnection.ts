@@ -21,6 +21,7 @@ import {
   type JSONRPCResponse,
   type JSONRPCErrorResponse,
   type RequestId,
+  type ServerCapabilities,
 } from '@modelcontextprotocol/sdk/types.js';
 import { describeError } from '../../common/log/logger';
 import {
@@ -34,9 +35,7 @@ import {
 } from './modernProtocol';
 import { InputRounds, type InputRequired, type RoundCall, type RoundOutcome } from './inputRounds';
 import { UpstreamAuthorizationFailedError } from './upstreamAuthorization';
-
-/** 2025-era methods 2026-07-28 removed that the gateway answers for a modern server (see `answerForModern`). */
-const REMOVED_IN_MODERN = new Set(['ping', 'logging/setLevel']);
+import { BRIDGED_METHODS, SessionBridge } from './sessionBridge';
 
 /** `legacy`: 2025-era, with `initialize` and a session; `modern`: 2026-07-28, stateless. */
 export type ProtocolEra = 'legacy' | 'modern';
@@ -98,6 +97,8 @@ export class UpstreamConnection {
   private initializeResult: InitializeResult | undefined;
   /** Set once a modern server was found: what each request carries in `_meta`. */
   private modern: ModernEnvelope | undefined;
+  /** For a modern server: what a 2025-era client's session needs that the server no longer offers (sessionBridge.ts). */
+  private bridge: SessionBridge | undefined;
   /** Modern calls waiting for the client's input (by the call's first upstream id), and the ids their retries went under. */
   private readonly rounds = new InputRounds(
     (request) => {
@@ -215,6 +216,10 @@ export class UpstreamConnection {
     if (!answer || !isJSONRPCResultResponse(answer) || !isModernDiscovery(answer.result)) return undefined;
     this.modern = envelope;
     const found = answer.result;
+    this.bridge = new SessionBridge(envelope, found.capabilities as ServerCapabilities, {
+      listen: (params) => this.send('subscriptions/listen', withModernMeta(params, envelope), true),
+      stop: (upstreamId) => this.endStream(upstreamId),
+    });
     const serverInfo = found._meta?.[SERVER_INFO_META] as InitializeResult['serverInfo'] | undefined;
     return {
       protocolVersion: params.protocolVersion,
@@ -226,36 +231,12 @@ export class UpstreamConnection {
 
   /** Sends a request upstream under a fresh id (in the modern form to a modern server); `reply` settles with the upstream's answer. */
   request(call: { method: string; params?: JSONRPCRequest['params'] }): { upstreamId: number; reply: Promise<UpstreamReply> } {
-    if (this.modern && REMOVED_IN_MODERN.has(call.method)) return this.answerForModern(call);
-    return this.send(call.method, this.modern ? withModernMeta(call.params, this.modern) : call.params);
-  }
-
-  /**
-   * The 2025-era methods a modern server no longer has, answered on its behalf: `ping` by
-   * the gateway (the session it checks is the gateway's), `logging/setLevel` by asking for
-   * that level on every later request (2026-07-28 servers log only when a request asks).
-   */
-  private answerForModern(call: { method: string; params?: JSONRPCRequest['params'] }): {
-    upstreamId: number;
-    reply: Promise<UpstreamReply>;
-  } {
-    const upstreamId = this.nextId++;
-    if (this.gone) return { upstreamId, reply: Promise.reject(this.gone) };
-    const level = call.params?.level;
-    if (call.method === 'logging/setLevel') {
-      if (typeof level !== 'string') {
-        return {
-          upstreamId,
-          reply: Promise.resolve({
-            jsonrpc: '2.0',
-            id: upstreamId,
-            error: { code: -32602, message: 'logging/setLevel: level must be a string' },
-          }),
-        };
-      }
-      this.modern!.logLevel = level;
+    if (this.bridge && BRIDGED_METHODS.has(call.method)) {
+      const upstreamId = this.nextId++;
+      if (this.gone) return { upstreamId, reply: Promise.reject(this.gone) };
+      return { upstreamId, reply: Promise.resolve({ jsonrpc: '2.0', id: upstreamId, ...this.bridge.answer(call.method, call.params) }) };
     }
-    return { upstreamId, reply: Promise.resolve({ jsonrpc: '2.0', id: upstreamId, result: {} }) };
+    return this.send(call.method, this.modern ? withModernMeta(call.params, this.modern) : call.params);
   }
 
   /**
@@ -284,6 +265,20 @@ export class UpstreamConnection {
       params === undefined ? { jsonrpc: '2.0', id: upstreamId, method } : { jsonrpc: '2.0', id: upstreamId, method, params };
     this.transport.send(message).catch((error: unknown) => this.failOne(upstreamId, error));
     return { upstreamId, reply };
+  }
+
+  /**
+   * For a 2025-era client's session on a modern server: list changes (and the resources it
+   * subscribes to) start to arrive as notifications, over a `subscriptions/listen` stream.
+   */
+  followChanges(): void {
+    if (!this.gone) this.bridge?.follow();
+  }
+
+  /** Forgets a request and ends its HTTP exchange, for a stream nobody reads any more (a listen stream). */
+  endStream(upstreamId: number): void {
+    this.waiting.delete(upstreamId);
+    (this.transport as Transport & { cancel?: (id: RequestId) => void }).cancel?.(upstreamId);
   }
 
   /** Forgets a request the client cancelled; any late answer is dropped. */
@@ -341,7 +336,8 @@ export class UpstreamConnection {
     } else if (isJSONRPCRequest(message)) {
       this.onServerRequest?.(message);
     } else if (isJSONRPCNotification(message)) {
-      this.onServerNotification?.(message);
+      const relayed = this.bridge ? this.bridge.relayed(message) : message;
+      if (relayed) this.onServerNotification?.(relayed);
     }
   }
 

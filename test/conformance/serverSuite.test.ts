@@ -89,7 +89,6 @@ describe('MCP conformance server suite through the gateway', function () {
           {
             suite,
             args: ['--spec-version', '2025-11-25'],
-            baseline: 'legacy-client-modern-upstream.yaml',
           },
         );
       }

@@ -11,8 +11,20 @@ import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-import { fixtureServer, settledSpoolEvents, startGateway, startHttpFixture, textOf, type RunningGateway } from '../support/gatewayHarness';
+import {
+  ElicitRequestSchema,
+  ResourceUpdatedNotificationSchema,
+  ToolListChangedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js';
+import {
+  fixtureServer,
+  settledSpoolEvents,
+  startGateway,
+  startHttpFixture,
+  textOf,
+  waitUntil,
+  type RunningGateway,
+} from '../support/gatewayHarness';
 import { connectModernClient, MODERN_VERSION } from '../support/modernClient';
 
 describe('a 2026-07-28 server through the gateway, for a 2025-era client', function () {
@@ -219,5 +231,48 @@ describe("a 2026-07-28 client at the gateway's front", function () {
     assert.equal(leak?.redactions['github-token'] ?? 0, 1, 'the redaction is counted');
     const refused = events.find((e) => e.server === 'probe' && e.tool === 'echo' && e.status === 'denied');
     assert.ok(refused, 'the refused call is audited');
+  });
+});
+
+/**
+ * Changes a 2026-07-28 server announces only on `subscriptions/listen` streams reach a
+ * 2025-era client as the notifications it knows: list changes, and updates of the resources
+ * it subscribed to with `resources/subscribe` (which the server no longer has as a method).
+ */
+describe('list changes and resource updates from a 2026-07-28 server, for a 2025-era client', function () {
+  this.timeout(60_000);
+  let modern: { child: ChildProcess; url: string };
+  let gateway: RunningGateway;
+
+  before(async () => {
+    modern = await startHttpFixture('modern-conformance-upstream');
+    gateway = await startGateway([{ id: 'conformance', transport: { type: 'streamable-http', url: modern.url } }]);
+  });
+  after(async () => {
+    await gateway?.stop();
+    modern?.child.kill();
+  });
+
+  it('relays list changes, and updates of subscribed resources until unsubscribed', async () => {
+    const client = await gateway.connect('conformance');
+    const heard: string[] = [];
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => void heard.push('tools'));
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void heard.push(`updated ${n.params.uri}`));
+    assert.equal(client.getServerCapabilities()?.resources?.subscribe, true, 'the server offers subscriptions, so the gateway does');
+
+    await client.subscribeResource({ uri: 'test://watched-resource' });
+    await client.callTool({ name: 'test_update_watched_resource', arguments: {} });
+    await waitUntil(() => heard.includes('updated test://watched-resource'), 10_000);
+    await client.callTool({ name: 'test_trigger_tool_change', arguments: {} });
+    await waitUntil(() => heard.includes('tools'), 10_000);
+
+    // Unsubscribed: an update is no longer relayed. Both changes travel the same stream in order,
+    // so once the tool change that follows it has arrived, the update would have too.
+    await client.unsubscribeResource({ uri: 'test://watched-resource' });
+    heard.length = 0;
+    await client.callTool({ name: 'test_update_watched_resource', arguments: {} });
+    await client.callTool({ name: 'test_trigger_tool_change', arguments: {} });
+    await waitUntil(() => heard.includes('tools'), 10_000);
+    assert.deepEqual(heard, ['tools']);
   });
 });
