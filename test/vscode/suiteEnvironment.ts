@@ -4,7 +4,8 @@
  * IdP (oidc-provider) and the real policy server with a test org policy; the extension set to
  * sign in with that IdP (alice signs in as the suite's first step), so its gateway is
  * managed for her; bob's call queued for alice's review; a week of older calls (100,000 events) in
- * alice's gateway spool for the Audit view; the user settings pointing at all of it.
+ * alice's gateway spool for the Audit view; an MCP 2026-07-28-only server (the SDK v2 fixture)
+ * for the era bridge; the user settings pointing at all of it.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,7 @@ import { seedAuditTrail } from './seedAuditTrail';
 import { RESOURCE_SCOPE, startLocalIdp, VSCODE_CLIENT_ID } from '../support/localIdp';
 import { removeDir, startPolicyServer } from '../support/policyHarness';
 import { READ_SCOPE, startOAuthUpstream } from '../support/oauthUpstream';
+import { startHttpFixture } from '../support/gatewayHarness';
 
 const REPO = resolve(__dirname, '../..');
 
@@ -31,6 +33,9 @@ servers:
     title: Notes
     transport: { type: streamable-http, url: "NOTES_URL" }
     credential: { mode: user-oauth }
+  - id: modern
+    title: Modern
+    transport: { type: streamable-http, url: "MODERN_URL" }
 groups:
   - { id: engineers, match: [{ user: alice }] }
   - { id: admins, match: [{ user: alice }] }
@@ -39,6 +44,7 @@ groups:
 rules:
   - { id: engineers-probe, effect: allow, principals: [group:engineers], servers: [probe], tools: [echo, weather, pid] }
   - { id: engineers-notes, effect: allow, principals: [group:engineers], servers: [notes], tools: ["*"] }
+  - { id: engineers-modern, effect: allow, principals: [group:engineers], servers: [modern], tools: [echo] }
   - { id: env-needs-confirmation, effect: confirm, principals: [group:engineers], servers: [probe], tools: [env], reason: it reveals the environment }
   - { id: no-crashes, effect: deny, principals: ["*"], servers: [probe], tools: [crash], reason: crashing upstreams is not allowed }
   - { id: pid-reviewed, effect: confirm, principals: [group:requesters], servers: [probe], tools: [pid], reviewers: leads, reason: a lead looks first }
@@ -64,10 +70,14 @@ export async function prepareSuiteEnvironment(): Promise<SuiteEnvironment> {
   mkdirSync(workspace, { recursive: true });
   // An MCP server that wants the user's own OAuth sign-in, at the same IdP (its authorization server).
   const notes = await startOAuthUpstream();
+  // An MCP 2026-07-28-only server (SDK v2), which VS Code (a 2025-era client) reaches through the gateway's bridge.
+  const modern = await startHttpFixture('modern-upstream');
   // On 127.0.0.2: code-server turns links to 127.0.0.1 and localhost into its port proxy, which drops their path.
   const idp = await startLocalIdp({ host: '127.0.0.2', mcpResource: { url: notes.url, scopes: [READ_SCOPE] } });
   notes.trust(idp.issuer);
-  const policyServer = await startPolicyServer(idp, { policyYaml: ORG_POLICY.replace('NOTES_URL', notes.url) });
+  const policyServer = await startPolicyServer(idp, {
+    policyYaml: ORG_POLICY.replace('NOTES_URL', notes.url).replace('MODERN_URL', modern.url),
+  });
   // Bob's call waits for a lead's review; alice, in VS Code, is that lead.
   const bobToken = await idp.tokenFor('bob');
   const queued = await fetch(`${policyServer.url}/v1/reviews`, {
@@ -111,6 +121,7 @@ export async function prepareSuiteEnvironment(): Promise<SuiteEnvironment> {
       await policyServer.stop();
       await idp.stop();
       await notes.stop();
+      modern.child.kill();
       removeDir(policyServer.dir);
       if (!process.env.GATEHOUSE_KEEP_VSCODE_SCRATCH) rmSync(scratch, { recursive: true, force: true });
     },

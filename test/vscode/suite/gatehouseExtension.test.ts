@@ -77,6 +77,7 @@ describe('Gatehouse inside VS Code', () => {
       [
         [SERVER, 'idle'],
         ['notes', 'idle'],
+        ['modern', 'idle'],
       ],
       'nothing starts until it is used (the OAuth server asks alice to sign in then)',
     );
@@ -116,6 +117,7 @@ describe('Gatehouse inside VS Code', () => {
       [
         [SERVER, 'ready'],
         ['notes', 'idle'],
+        ['modern', 'idle'],
       ],
       'the gateway started the server VS Code asked for, and only that one',
     );
@@ -284,11 +286,26 @@ describe('Gatehouse inside VS Code', () => {
     assert.ok(!JSON.stringify(api.scopes()).match(/eyJ[\w-]+\.eyJ/), 'no token in what the view gets');
   });
 
+  it('calls a 2026-07-28-only server through the gateway, which speaks that era upstream and 2025 to VS Code', async () => {
+    await vscode.commands.executeCommand('gatehouse.server.enable', { kind: 'server', server: { id: 'modern' } });
+    const modernEcho = await waitFor('the modern echo tool in vscode.lm.tools', async () => {
+      await vscode.commands.executeCommand('workbench.mcp.startServer', 'gatehouse.gatehouse/modern', { waitForLiveTools: true });
+      return vscode.lm.tools.find((tool) => tool.tags.includes('mcp') && tool.name.includes('modern') && tool.name.endsWith('_echo'));
+    });
+    const result = await vscode.lm.invokeTool(modernEcho.name, { input: { text: 'across the eras' }, toolInvocationToken: undefined });
+    assert.equal(textOf(result), 'across the eras');
+    const started = await api.gatewayReady();
+    assert.equal(started.servers.find((server) => server.id === 'modern')?.protocolVersion, '2026-07-28', 'the ready line says the era');
+    const event = await waitFor('the audit event', () => spoolEvents(api.stateDir).findLast((e) => e.server === 'modern'));
+    assert.deepEqual([event.tool, event.status, event.rule], ['echo', 'ok', 'engineers-modern']);
+    assert.ok(event.flags.includes('upstream-mcp:2026-07-28'), 'the audit says the call crossed the bridge');
+  });
+
   it('withdraws a server from VS Code when the developer disables it', async () => {
     await vscode.commands.executeCommand('gatehouse.server.disable', serverNode);
     assert.equal(api.isEnabled(SERVER), false);
     await waitFor('the tools gone from vscode.lm.tools', () =>
-      vscode.lm.tools.some((tool) => tool.name.endsWith('_echo')) ? undefined : true,
+      vscode.lm.tools.some((tool) => tool.name === echoTool.name) ? undefined : true,
     );
   });
 });
