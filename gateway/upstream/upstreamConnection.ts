@@ -292,9 +292,11 @@ export class UpstreamConnection {
     }
     this.inRound.delete(upstreamId);
     this.rounds.drop(upstreamId);
+    // A 2026-07-28 request is cancelled by ending its exchange: the server sees its client go.
+    if (this.modern) this.endStream(retry ?? upstreamId);
   }
 
-  /** A client notification for the upstream; a modern server has no session to notify, so it gets none. */
+  /** A client notification for the upstream; a modern server has no session to notify, so it gets none (see `abandon`). */
   notify(notification: JSONRPCNotification): void {
     if (this.gone || this.modern) return;
     this.transport.send(notification).catch(() => {

@@ -39,6 +39,7 @@ describe('a 2026-07-28 server through the gateway, for a 2025-era client', funct
       [
         { id: 'modern', title: 'Modern', transport: { type: 'streamable-http', url: modern.url } },
         fixtureServer('probe', 'probe-upstream'),
+        fixtureServer('modern-stdio', 'modern-upstream', ['--stdio']),
       ],
       { gateway: { upstreamStart: 'eager' } },
     );
@@ -70,10 +71,23 @@ describe('a 2026-07-28 server through the gateway, for a 2025-era client', funct
 
   it('lists and calls its tools; results come back in the 2025 form', async () => {
     const { tools } = await client.listTools();
-    assert.deepEqual(tools.map((tool) => tool.name).sort(), ['confirm_echo', 'echo', 'leak']);
+    assert.deepEqual(tools.map((tool) => tool.name).sort(), ['cancellations', 'confirm_echo', 'echo', 'leak', 'slow']);
     const result = await client.callTool({ name: 'echo', arguments: { text: 'across the eras' } });
     assert.equal(textOf(result), 'across the eras');
     assert.ok(!('resultType' in result) && !('ttlMs' in result) && !('cacheScope' in result), JSON.stringify(result));
+  });
+
+  it('speaks 2026-07-28 over stdio too', async () => {
+    assert.equal(gateway.ready.servers.find((s) => s.id === 'modern-stdio')?.protocolVersion, '2026-07-28');
+    const overStdio = await gateway.connect('modern-stdio');
+    assert.deepEqual((await overStdio.listTools()).tools.map((tool) => tool.name).sort(), [
+      'cancellations',
+      'confirm_echo',
+      'echo',
+      'leak',
+      'slow',
+    ]);
+    assert.equal(textOf(await overStdio.callTool({ name: 'echo', arguments: { text: 'through a pipe' } })), 'through a pipe');
   });
 
   it('applies the guardrails: a secret in its result is redacted', async () => {
@@ -127,6 +141,15 @@ describe('a 2026-07-28 server through the gateway, for a 2025-era client', funct
     const probeCall = events.find((e) => e.server === 'probe' && e.tool === 'echo');
     assert.ok(probeCall && !probeCall.flags.some((flag) => flag.startsWith('upstream-mcp:')), 'a 2025-era server is not flagged');
   });
+  it("cancels a call on the modern server when the client cancels it (the request's exchange ends)", async () => {
+    const abort = new AbortController();
+    const call = client.callTool({ name: 'slow', arguments: {} }, undefined, { signal: abort.signal });
+    call.catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    abort.abort('changed my mind');
+    await assert.rejects(call);
+    await waitUntil(async () => textOf(await client.callTool({ name: 'cancellations', arguments: {} })) === '1', 5_000);
+  });
 });
 
 /**
@@ -155,7 +178,7 @@ describe("a 2026-07-28 client at the gateway's front", function () {
     const client = await connectModernClient(gateway, 'modern');
     assert.equal(client.getServerVersion()?.name, 'modern', 'server/discover names the server as the catalog does');
     const { tools } = await client.listTools();
-    assert.deepEqual(tools.map((tool) => tool.name).sort(), ['confirm_echo', 'echo', 'leak']);
+    assert.deepEqual(tools.map((tool) => tool.name).sort(), ['cancellations', 'confirm_echo', 'echo', 'leak', 'slow']);
     assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'modern to modern' } })), 'modern to modern');
     await client.close();
   });
