@@ -52,7 +52,7 @@ function once(session: McpSession, connections: number, seconds: number): Promis
         method: 'POST',
         headers: session.headers,
         // Unique JSON-RPC id per request: transports route responses by id within a session.
-        body: TOOL_CALL_BODY('[<id>]'),
+        body: (session.body ?? TOOL_CALL_BODY)('[<id>]'),
         idReplacement: true,
         connections,
         duration: seconds,

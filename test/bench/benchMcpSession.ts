@@ -46,6 +46,47 @@ export interface McpSession {
   url: string;
   /** Headers every request of the session carries (auth, session id, protocol version). */
   headers: Record<string, string>;
+  /** The tools/call body for a JSON-RPC id (TOOL_CALL_BODY unless the session's era needs another). */
+  body?: (id: string | number) => string;
+}
+
+const MODERN_VERSION = '2026-07-28';
+
+/** A 2026-07-28 tools/call: no session, the client's envelope in `_meta`. */
+export const MODERN_TOOL_CALL_BODY = (id: string | number) =>
+  JSON.stringify({
+    jsonrpc: '2.0',
+    id,
+    method: 'tools/call',
+    params: {
+      name: 'test_simple_text',
+      arguments: {},
+      _meta: {
+        'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
+        'io.modelcontextprotocol/clientCapabilities': {},
+        'io.modelcontextprotocol/clientInfo': { name: 'gatehouse-bench', version: '1.0.0' },
+      },
+    },
+  });
+
+/**
+ * A 2026-07-28 "session": nothing to open (each request stands alone), only the headers
+ * every request carries, checked with one tools/call.
+ */
+export async function modernSession(url: string, extraHeaders: Record<string, string> = {}): Promise<McpSession> {
+  const headers = {
+    'Content-Type': 'application/json',
+    Accept: 'application/json, text/event-stream',
+    'mcp-protocol-version': MODERN_VERSION,
+    'mcp-method': 'tools/call',
+    'mcp-name': 'test_simple_text',
+    ...extraHeaders,
+  };
+  const probe = await post(url, headers, MODERN_TOOL_CALL_BODY('probe'));
+  if (probe.status !== 200 || !isToolResult(probe.text, 'probe')) {
+    throw new Error(`${url}: probe tools/call (2026-07-28) failed (HTTP ${probe.status}): ${probe.text.slice(0, 500)}`);
+  }
+  return { url, headers, body: MODERN_TOOL_CALL_BODY };
 }
 
 async function post(

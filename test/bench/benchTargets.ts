@@ -16,6 +16,7 @@ import { freePort, spawnTracked, waitForLine, type Tracked } from './benchProces
 const REPO = resolve(__dirname, '../..');
 const NODE = process.execPath;
 const FIXTURE = join(REPO, 'dist/fixtures/conformance-upstream.mjs');
+const MODERN_FIXTURE = join(REPO, 'dist/fixtures/modern-conformance-upstream.mjs');
 const GATEWAY = join(REPO, 'dist/gatehouse.js');
 const MCP_PROXY = join(REPO, 'node_modules/mcp-proxy/dist/bin/mcp-proxy.mjs');
 const SUPERGATEWAY = join(REPO, 'node_modules/supergateway/dist/index.js');
@@ -36,6 +37,13 @@ export interface RunningGateway extends Running {
 
 export async function startHttpFixture(): Promise<Running> {
   const proc = spawnTracked('conformance-upstream --http', NODE, [FIXTURE, '--http', '0']);
+  const url = await waitForLine(proc, (line) => /listening on (http:\/\/\S+)/.exec(line)?.[1]);
+  return { proc, url, stop: () => proc.stop() };
+}
+
+/** The 2026-07-28-only conformance fixture (SDK v2, Streamable HTTP). */
+export async function startModernFixture(): Promise<Running> {
+  const proc = spawnTracked('modern-conformance-upstream', NODE, [MODERN_FIXTURE]);
   const url = await waitForLine(proc, (line) => /listening on (http:\/\/\S+)/.exec(line)?.[1]);
   return { proc, url, stop: () => proc.stop() };
 }

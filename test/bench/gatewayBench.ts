@@ -11,17 +11,21 @@
  *  4. Startup for 1 and 20 stdio upstreams, lazy (the default) and eager, and the first
  *     use of an idle server (gatewayStartup.ts; medians of 3).
  *  5. Gateway RSS with 20 upstreams, each with an open client session.
+ *  6. An MCP 2026-07-28 upstream (the SDK v2 fixture): straight to it with stateless
+ *     requests, through the gateway from a 2025-era session (the era bridge, VS Code's
+ *     path), and through the gateway from a 2026-07-28 client (stateless at the front too).
  *
  * Load comes from autocannon over pre-opened sessions (the SDK client would be the
  * bottleneck). Prints a markdown table, then one JSON line starting `{"bench":"gateway"`.
  */
 import { measure, type LoadResult } from './benchLoad';
-import { openSession, type McpSession } from './benchMcpSession';
+import { modernSession, openSession, type McpSession } from './benchMcpSession';
 import {
   CLIENT_CAPABILITIES,
   gatewaySession,
   startGateway,
   startHttpFixture,
+  startModernFixture,
   startBareRelay,
   startMcpProxy,
   startSupergateway,
@@ -57,6 +61,18 @@ async function latencyAndThroughput(name: string, session: McpSession, cpuPid?: 
   const c1 = await measure(session, 1, { warmupS: WARMUP_S, seconds: TIMED_S });
   const cN = await measure(session, HIGH_CONCURRENCY, { warmupS: WARMUP_S, seconds: TIMED_S, ...(cpuPid !== undefined ? { cpuPid } : {}) });
   return { name, c1, cN };
+}
+
+/** Starts a target, measures it in each way given (one after the other), and always stops it. */
+async function withTargets<T extends Running>(start: () => Promise<T>, uses: Array<(target: T) => Promise<Pair>>): Promise<Pair[]> {
+  const target = await start();
+  try {
+    const pairs: Pair[] = [];
+    for (const use of uses) pairs.push(await use(target));
+    return pairs;
+  } finally {
+    await target.stop();
+  }
 }
 
 /** Starts a target, measures it, and always stops it. */
@@ -115,6 +131,35 @@ export async function runGatewayBench(): Promise<void> {
   // 4./5. Startup with 1 and 20 upstreams; RSS with 20 sessions.
   const startup = await measureStartup();
 
+  // 6. A 2026-07-28 upstream: direct, bridged for a 2025-era session, and for a 2026-07-28 client.
+  const modernFixture = await startModernFixture();
+  let modernDirect: Pair;
+  let modernBridged: Pair;
+  let modernStateless: Pair;
+  try {
+    modernDirect = await latencyAndThroughput(
+      'direct (2026-07-28 fixture, stateless)',
+      await modernSession(modernFixture.url),
+      modernFixture.proc.child.pid,
+    );
+    const measured = await withTargets(
+      () => startGateway([{ id: 'modern', transport: { type: 'streamable-http', url: modernFixture.url } }]),
+      [
+        async (gateway) => latencyAndThroughput('gateway, 2025 session -> 2026-07-28 fixture', await gatewaySession(gateway), gateway.pid),
+        async (gateway) =>
+          latencyAndThroughput(
+            'gateway, 2026-07-28 client -> 2026-07-28 fixture',
+            await modernSession(gateway.url, { Authorization: `Bearer ${gateway.secret}` }),
+            gateway.pid,
+          ),
+      ],
+    );
+    modernBridged = measured[0]!;
+    modernStateless = measured[1]!;
+  } finally {
+    await modernFixture.stop();
+  }
+
   const gatewayHttpCpu = viaHttp.cN.cpuMsPerCall!;
   const gatewayStdioCpu = viaStdio.cN.cpuMsPerCall!;
   const summary = {
@@ -130,6 +175,9 @@ export async function runGatewayBench(): Promise<void> {
     // The default (lazy) start: the gateway serves before any upstream runs; eager and first use are below.
     startup_ratio_20_vs_1: startup.lazyManyMs / startup.lazyOneMs,
     rss_mb: startup.rssMb,
+    // A 2026-07-28 upstream, held to the same targets: the worse of the two client eras.
+    modern_p50_added_ms: Math.max(modernBridged.c1.p50, modernStateless.c1.p50) - modernDirect.c1.p50,
+    modern_cpu_ms_per_call: Math.max(modernBridged.cN.cpuMsPerCall!, modernStateless.cN.cpuMsPerCall!),
   };
   const raw = {
     direct_p50_ms: direct.c1.p50,
@@ -162,6 +210,16 @@ export async function runGatewayBench(): Promise<void> {
     startup_eager_ms_20: startup.eagerManyMs,
     startup_eager_ratio_20_vs_1: startup.eagerManyMs / startup.eagerOneMs,
     first_use_ms: startup.firstUseMs,
+    modern_direct_p50_ms: modernDirect.c1.p50,
+    modern_direct_rps: modernDirect.cN.rps,
+    modern_bridged_p50_added_ms: modernBridged.c1.p50 - modernDirect.c1.p50,
+    modern_bridged_p99_added_ms: modernBridged.c1.p99 - modernDirect.c1.p99,
+    modern_bridged_rps: modernBridged.cN.rps,
+    modern_bridged_cpu_ms_per_call: modernBridged.cN.cpuMsPerCall!,
+    modern_stateless_p50_added_ms: modernStateless.c1.p50 - modernDirect.c1.p50,
+    modern_stateless_p99_added_ms: modernStateless.c1.p99 - modernDirect.c1.p99,
+    modern_stateless_rps: modernStateless.cN.rps,
+    modern_stateless_cpu_ms_per_call: modernStateless.cN.cpuMsPerCall!,
   };
   const targetsMet = {
     p50_added_ms: summary.p50_added_ms <= TARGETS.p50_added_ms,
@@ -173,9 +231,11 @@ export async function runGatewayBench(): Promise<void> {
     cpu_ms_per_call: summary.cpu_ms_per_call <= TARGETS.cpu_ms_per_call,
     startup_ratio_20_vs_1: summary.startup_ratio_20_vs_1 <= TARGETS.startup_ratio_20_vs_1,
     rss_mb: summary.rss_mb <= TARGETS.rss_mb,
+    modern_p50_added_ms: summary.modern_p50_added_ms <= TARGETS.p50_added_ms,
+    modern_cpu_ms_per_call: summary.modern_cpu_ms_per_call <= TARGETS.cpu_ms_per_call,
   };
 
-  const pairs = [direct, viaHttp, floor, viaStdio, mcpProxy, supergateway];
+  const pairs = [direct, viaHttp, floor, viaStdio, mcpProxy, supergateway, modernDirect, modernBridged, modernStateless];
   const ms = (v: number) => v.toFixed(3);
   console.log(`\n## Gateway benchmark (tools/call test_simple_text; ${WARMUP_S} s warm-up + ${TIMED_S} s timed per cell)\n`);
   console.log(
@@ -225,6 +285,8 @@ export async function runGatewayBench(): Promise<void> {
     cpu_ms_per_call: `<= ${TARGETS.cpu_ms_per_call}`,
     startup_ratio_20_vs_1: `<= ${TARGETS.startup_ratio_20_vs_1}`,
     rss_mb: `<= ${TARGETS.rss_mb}`,
+    modern_p50_added_ms: `<= ${TARGETS.p50_added_ms}`,
+    modern_cpu_ms_per_call: `<= ${TARGETS.cpu_ms_per_call}`,
   };
   console.log(
     markdownTable(

@@ -1,6 +1,8 @@
 /**
  * Where a governed call's CPU goes (`npm run bench -- profile`): the gateway in front of the
- * HTTP fixture, under the gateway bench's c=32 tools/call load, with V8's sampling profiler
+ * HTTP fixture, and in front of the 2026-07-28 fixture for a 2025 session (the era bridge)
+ * and for a 2026-07-28 client (the stateless front), under the gateway bench's c=32
+ * tools/call load, with V8's sampling profiler
  * on (`--cpu-prof`, one sample a millisecond). Each sample's frame is mapped back through the bundle's source
  * map to the file it came from and counted for the code that caused it (SDK transport,
  * undici, redaction, audit, JSON, GC, ...): Node's internals and builtins count for their
@@ -14,7 +16,8 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { measure } from './benchLoad';
 import { markdownTable, round } from './benchStats';
-import { gatewaySession, startGateway, startHttpFixture } from './benchTargets';
+import { modernSession, type McpSession } from './benchMcpSession';
+import { gatewaySession, startGateway, startHttpFixture, startModernFixture, type Running, type RunningGateway } from './benchTargets';
 
 const REPO = resolve(__dirname, '../..');
 const BUNDLE = join(REPO, 'dist/gatehouse.js');
@@ -38,6 +41,7 @@ interface CpuProfile {
 function bucketOfSource(source: string): string {
   const rules: Array<[RegExp, string]> = [
     [/node_modules\/@modelcontextprotocol\/sdk\//, 'MCP SDK (client-facing Streamable HTTP transport)'],
+    [/node_modules\/@modelcontextprotocol\/(server|core)\//, 'MCP SDK v2 (2026-07-28 front: classification, per-request transport)'],
     [/node_modules\/zod\//, 'zod (SDK message validation)'],
     [/node_modules\/undici\//, 'undici (upstream HTTP client)'],
     [/node_modules\/eventsource-parser\//, 'eventsource-parser (upstream SSE)'],
@@ -119,9 +123,38 @@ function bucketsOf(profile: CpuProfile): { counts: Map<string, number>; inNode: 
   return { counts, inNode };
 }
 
+/** A path through the gateway to profile: how to start its upstream, and the client session to load it with. */
+interface ProfiledPath {
+  name: string;
+  /** The file name under results/ for its raw profile. */
+  file: string;
+  startUpstream: () => Promise<Running>;
+  session: (gateway: RunningGateway) => Promise<McpSession>;
+}
+
+const PATHS: ProfiledPath[] = [
+  { name: 'gateway -> HTTP fixture', file: 'gateway.cpuprofile', startUpstream: startHttpFixture, session: (g) => gatewaySession(g) },
+  {
+    name: '2025 session -> 2026-07-28 fixture (the era bridge)',
+    file: 'gateway-bridged.cpuprofile',
+    startUpstream: startModernFixture,
+    session: (g) => gatewaySession(g),
+  },
+  {
+    name: '2026-07-28 client -> 2026-07-28 fixture (stateless front)',
+    file: 'gateway-stateless.cpuprofile',
+    startUpstream: startModernFixture,
+    session: (g) => modernSession(g.url, { Authorization: `Bearer ${g.secret}` }),
+  },
+];
+
 export async function runGatewayProfile(): Promise<void> {
+  for (const path of PATHS) await profilePath(path);
+}
+
+async function profilePath(path: ProfiledPath): Promise<void> {
   const profileDir = mkdtempSync(join(tmpdir(), 'gatehouse-profile-'));
-  const fixture = await startHttpFixture();
+  const fixture = await path.startUpstream();
   let cpuMsPerCall: number;
   let rps: number;
   try {
@@ -129,8 +162,8 @@ export async function runGatewayProfile(): Promise<void> {
       nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir],
     });
     try {
-      process.stderr.write(`[bench profile] gateway -> HTTP fixture, c=${CONCURRENCY}, ${WARMUP_S} s warm-up + ${TIMED_S} s, profiled\n`);
-      const load = await measure(await gatewaySession(gateway), CONCURRENCY, { warmupS: WARMUP_S, seconds: TIMED_S, cpuPid: gateway.pid });
+      process.stderr.write(`[bench profile] ${path.name}, c=${CONCURRENCY}, ${WARMUP_S} s warm-up + ${TIMED_S} s, profiled\n`);
+      const load = await measure(await path.session(gateway), CONCURRENCY, { warmupS: WARMUP_S, seconds: TIMED_S, cpuPid: gateway.pid });
       cpuMsPerCall = load.cpuMsPerCall!;
       rps = load.rps;
     } finally {
@@ -143,7 +176,7 @@ export async function runGatewayProfile(): Promise<void> {
   if (!file) throw new Error(`the gateway wrote no CPU profile into ${profileDir}`);
   const profile = JSON.parse(readFileSync(join(profileDir, file), 'utf8')) as CpuProfile;
   mkdirSync(join(REPO, 'results'), { recursive: true });
-  const kept = join(REPO, 'results', 'gateway.cpuprofile');
+  const kept = join(REPO, 'results', path.file);
   copyFileSync(join(profileDir, file), kept);
   rmSync(profileDir, { recursive: true, force: true });
 
@@ -151,7 +184,7 @@ export async function runGatewayProfile(): Promise<void> {
   const busy = [...counts.values()].reduce((a, b) => a + b, 0);
   const rows = [...counts].sort((a, b) => b[1] - a[1]);
   const usPerCall = (samples: number) => (samples / busy) * cpuMsPerCall * 1000;
-  console.log(`\n## Where a governed call's CPU goes (gateway -> HTTP fixture, c=${CONCURRENCY}, ${Math.round(rps)} calls/s)\n`);
+  console.log(`\n## Where a governed call's CPU goes (${path.name}, c=${CONCURRENCY}, ${Math.round(rps)} calls/s)\n`);
   console.log(
     markdownTable(
       ['bucket (the code that caused the work)', 'share of busy samples', 'µs per call', 'of which in Node internals'],
@@ -169,6 +202,7 @@ export async function runGatewayProfile(): Promise<void> {
   console.log(
     JSON.stringify({
       bench: 'profile',
+      path: path.name,
       cpu_ms_per_call: round(cpuMsPerCall),
       rps: round(rps),
       busy_samples: busy,
