@@ -5,7 +5,7 @@
  */
 import type { ClientCapabilities, ServerCapabilities } from '@modelcontextprotocol/sdk/types.js';
 import { describeError } from '../../common/log/logger';
-import { UpstreamBackoffError, UpstreamGoneError } from '../upstream/upstreamConnection';
+import { UpstreamBackoffError, UpstreamGoneError } from '../upstream/upstreamErrors';
 
 /** Client-to-server methods the gateway relays (shared with the policy server's relay). Anything else is refused. */
 export { RELAYED_CLIENT_METHODS } from '../../common/policy/callSubject';

@@ -10,8 +10,8 @@
  *
  * The answer is JSON, or an SSE stream when progress comes first (the SDK's
  * `PerRequestHTTPServerTransport` shapes it); `subscriptions/listen` keeps its stream open
- * (listenStreams.ts). Not bridged yet: a 2025-era server's own requests to the client (a
- * stateless client cannot be asked mid-call; the server hears that the client cannot answer).
+ * (listenStreams.ts); a 2025-era server's questions mid-call become `input_required`
+ * rounds (heldCalls.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PerRequestHTTPServerTransport, type InboundModernRoute } from '@modelcontextprotocol/server';
@@ -30,7 +30,7 @@ import { GATEHOUSE_VERSION } from '../../common/version';
 import { CallPipeline, type Forwarded } from '../call/callPipeline';
 import { POLICY_DENIED } from '../policy/callGate';
 import type { UpstreamConnection } from '../upstream/upstreamConnection';
-import type { InitializeParams } from '../upstream/upstreamPool';
+import { LAUNCH_CLIENT_CAPABILITIES, type InitializeParams } from '../upstream/upstreamPool';
 import {
   CLIENT_CAPABILITIES_META,
   CLIENT_INFO_META,
@@ -42,16 +42,18 @@ import {
 import { writeWebResponse } from '../http/webResponseBridge';
 import { RELAYED_CLIENT_METHODS, relayedClientCapabilities, relayedServerCapabilities, upstreamErrorText } from './relayRules';
 import type { SessionDeps } from './clientSession';
+import { HeldCalls } from './heldCalls';
 import { ListenStreams } from './listenStreams';
 import { ToolListing } from './toolListing';
 
 /**
  * How the gateway's connection for stateless clients introduces itself to a 2025-era
- * server: no client capabilities, since such a client cannot be asked anything mid-call.
+ * server: able to answer what the gateway turns into `input_required` rounds (each call's
+ * own client capabilities are checked when the server asks).
  */
 const STATELESS_CLIENTS_PARAMS: InitializeParams = {
   protocolVersion: LATEST_PROTOCOL_VERSION,
-  capabilities: {},
+  capabilities: LAUNCH_CLIENT_CAPABILITIES,
   clientInfo: { name: 'gatehouse-gateway', version: GATEHOUSE_VERSION },
 };
 
@@ -82,12 +84,17 @@ class ServerLine {
   readonly progress = new Map<string, Exchange>();
   /** The clients' `subscriptions/listen` streams on this server. */
   readonly listens = new ListenStreams();
+  /** For a 2025-era server: calls held while their client answers the server's questions. */
+  readonly held: HeldCalls;
   nextToken = 1;
 
   constructor(
     readonly server: ServerConfig,
     readonly listing: ToolListing,
-  ) {}
+    readonly log: Logger,
+  ) {
+    this.held = new HeldCalls(() => this.connection, log);
+  }
 }
 
 export class StatelessRequests {
@@ -121,7 +128,7 @@ export class StatelessRequests {
     await writeWebResponse(response, res);
   }
 
-  /** Forgets the connections of servers a new policy no longer lets the user use. */
+  /** After a new policy: listen streams hear that the lists changed; servers the user may no longer use are ended. */
   policyChanged(usable: (serverId: string) => boolean): void {
     for (const [id, line] of this.lines) {
       if (usable(id)) {
@@ -129,8 +136,7 @@ export class StatelessRequests {
         continue;
       }
       this.lines.delete(id);
-      line.listens.closeAll();
-      void line.connection?.close();
+      void this.end(line);
     }
   }
 
@@ -138,18 +144,25 @@ export class StatelessRequests {
     this.closed = true;
     const lines = [...this.lines.values()];
     this.lines.clear();
-    for (const line of lines) line.listens.closeAll();
-    await Promise.all(lines.map((line) => line.connection?.close()));
+    await Promise.all(lines.map((line) => this.end(line)));
   }
 
+  /** The server's line; a server whose configuration changed (a new policy) gets a new one, and the old one ends. */
   private line(server: ServerConfig): ServerLine {
-    let line = this.lines.get(server.id);
-    if (!line || line.server !== server) {
-      const log = this.log.child({ server: server.id });
-      line = new ServerLine(server, ToolListing.forServer(server, this.deps.gate, this.deps.tools, log, this.deps.toolsListed));
-      this.lines.set(server.id, line);
-    }
+    const current = this.lines.get(server.id);
+    if (current?.server === server) return current;
+    if (current) this.end(current);
+    const log = this.log.child({ server: server.id });
+    const line = new ServerLine(server, ToolListing.forServer(server, this.deps.gate, this.deps.tools, log, this.deps.toolsListed), log);
+    this.lines.set(server.id, line);
     return line;
+  }
+
+  /** Ends a line: its listen streams and held calls, then its connection. */
+  private end(line: ServerLine): Promise<void> {
+    line.listens.closeAll();
+    line.held.closeAll();
+    return line.connection?.close() ?? Promise.resolve();
   }
 
   private async handle(line: ServerLine, request: JSONRPCRequest, transport: PerRequestHTTPServerTransport): Promise<void> {
@@ -173,17 +186,20 @@ export class StatelessRequests {
         error: { code: ErrorCode.MethodNotFound, message: `Method not found: ${request.method} is not relayed by Gatehouse` },
       });
     }
+    const responses = request.params?.inputResponses;
+    if (responses !== undefined && (typeof responses !== 'object' || responses === null || Array.isArray(responses))) {
+      return void reply({ error: { code: ErrorCode.InvalidParams, message: 'inputResponses must be an object of answers' } });
+    }
     const refusal = this.deps.gate.serverRefusal(server.id);
     if (refusal) return void reply({ error: { code: POLICY_DENIED, message: refusal } });
     if (request.method === 'server/discover') return void reply(await this.discover(line));
     if (request.method === 'subscriptions/listen') return this.listen(line, request, transport, reply);
     const envelope = envelopeOf(request);
-    const log = this.log.child({ server: server.id });
     const pipeline = new CallPipeline(server, {
       ...this.deps,
       redactor: this.deps.redactorFor(server),
       listing: line.listing,
-      log,
+      log: line.log,
       respond: async (_request, answer) => {
         await reply(
           'result' in answer ? { result: modernResult(request.method, answer.result, identity(line)) } : modernError(request, answer.error),
@@ -202,6 +218,8 @@ export class StatelessRequests {
       () => cancelled.signal,
     );
     if (line.connection?.era === 'modern') call.flags.push(`upstream-mcp:${MODERN_PROTOCOL_VERSION}`);
+    // A round that asks the client for input: the call goes on in the client's next request.
+    if (end.answer && 'result' in end.answer && end.answer.result.resultType === 'input_required') call.flags.push('input-required');
     await call.complete(end);
   }
 
@@ -261,6 +279,16 @@ export class StatelessRequests {
       line.progress.set(token, { ...exchange, progressToken: meta.progressToken });
       params = { ...params, _meta: { ...meta, progressToken: token } };
     }
+    if (connection.era === 'legacy') {
+      // A 2025-era server may ask for input mid-call: such calls are held between the client's rounds (heldCalls.ts).
+      try {
+        return await (params?.requestState !== undefined
+          ? line.held.resume({ ...request, params }, cancelled)
+          : line.held.start(connection, { method: request.method, params }, envelope, cancelled));
+      } finally {
+        if (token !== undefined) line.progress.delete(token);
+      }
+    }
     const { upstreamId, reply } = connection.requestAsIs({ method: request.method, params }, envelope);
     const onCancel = () => {
       connection.abandon(upstreamId);
@@ -287,13 +315,16 @@ export class StatelessRequests {
       .acquire(line.server.id, STATELESS_CLIENTS_PARAMS)
       .then((connection) => {
         line.connection = connection;
-        connection.onServerRequest = (request) =>
+        connection.onServerRequest = (request, relatedUpstreamId) => {
+          if (request.method === 'ping') return connection.respond(request.id, { result: {} }); // the gateway is its client
+          if (line.held.fromServer(request, relatedUpstreamId)) return;
           connection.respond(request.id, {
             error: {
               code: ErrorCode.MethodNotFound,
-              message: `${request.method}: the client (MCP ${MODERN_PROTOCOL_VERSION}, through Gatehouse) cannot be asked during a call`,
+              message: `${request.method}: Gatehouse cannot tell which call of a client (MCP ${MODERN_PROTOCOL_VERSION}) this is for`,
             },
           });
+        };
         connection.onServerNotification = (notification) => {
           if (!line.listens.fromServer(notification, connection.era)) this.relayProgress(line, notification);
         };

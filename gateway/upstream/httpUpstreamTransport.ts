@@ -18,7 +18,7 @@
  */
 import { StringDecoder } from 'node:string_decoder';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
+import type { JSONRPCMessage, MessageExtraInfo, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { createParser } from 'eventsource-parser';
 import { Agent, request, type Dispatcher } from 'undici';
 import { UpstreamAuthorizationFailedError, type UpstreamAuthorization } from './upstreamAuthorization';
@@ -36,7 +36,8 @@ const MAX_AUTHORIZATION_RETRIES = 3;
 export class HttpUpstreamTransport implements Transport {
   onclose?: () => void;
   onerror?: (error: Error) => void;
-  onmessage?: (message: JSONRPCMessage) => void;
+  /** `extra.relatedRequestId`: the request whose POST stream the message came on. */
+  onmessage?: (message: JSONRPCMessage, extra?: MessageExtraInfo & { relatedRequestId?: RequestId }) => void;
   sessionId?: string;
 
   private protocolVersion: string | undefined;
@@ -209,7 +210,7 @@ export class HttpUpstreamTransport implements Transport {
           return;
         }
         if (requestId !== undefined && 'id' in message && message.id === requestId && !('method' in message)) answered = true;
-        this.deliver(message);
+        this.deliver(message, requestId);
       },
       onRetry: (ms) => {
         this.retryMs = Math.min(Math.max(ms, 0), 60_000);
@@ -277,9 +278,10 @@ export class HttpUpstreamTransport implements Transport {
     });
   }
 
-  private deliver(message: JSONRPCMessage): void {
-    if (message && typeof message === 'object' && message.jsonrpc === '2.0') this.onmessage?.(message);
-    else this.onerror?.(new Error('upstream sent something that is not JSON-RPC 2.0'));
+  private deliver(message: JSONRPCMessage, relatedRequestId?: RequestId): void {
+    if (message && typeof message === 'object' && message.jsonrpc === '2.0') {
+      this.onmessage?.(message, relatedRequestId !== undefined ? { relatedRequestId } : undefined);
+    } else this.onerror?.(new Error('upstream sent something that is not JSON-RPC 2.0'));
   }
 
   private expire(): void {

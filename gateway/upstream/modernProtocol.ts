@@ -76,11 +76,10 @@ export function isModernDiscovery(result: unknown): result is DiscoverResult {
 
 /**
  * A modern result as a 2025-era client expects it: without `resultType`, `ttlMs`,
- * `cacheScope` and the server's identity in `_meta`. Undefined for an `input_required`
- * result, which a 2025-era client cannot be given as a result.
+ * `cacheScope` and the server's identity in `_meta`. (An `input_required` result never
+ * gets here: the connection answers it with a round of questions to the client first.)
  */
-export function legacyResult(result: Record<string, unknown>): Record<string, unknown> | undefined {
-  if (result.resultType !== undefined && result.resultType !== 'complete') return undefined;
+export function legacyResult(result: Record<string, unknown>): Record<string, unknown> {
   const { resultType: _type, ttlMs: _ttl, cacheScope: _scope, _meta, ...rest } = result;
   if (_meta && typeof _meta === 'object') {
     const { [SERVER_INFO_META]: _server, ...meta } = _meta as Record<string, unknown>;

@@ -20,6 +20,7 @@ import {
   type JSONRPCRequest,
   type JSONRPCResponse,
   type JSONRPCErrorResponse,
+  type MessageExtraInfo,
   type RequestId,
   type ServerCapabilities,
 } from '@modelcontextprotocol/sdk/types.js';
@@ -36,6 +37,8 @@ import {
 import { InputRounds, type InputRequired, type RoundCall, type RoundOutcome } from './inputRounds';
 import { UpstreamAuthorizationFailedError } from './upstreamAuthorization';
 import { BRIDGED_METHODS, SessionBridge } from './sessionBridge';
+import { causedBy, UpstreamGoneError } from './upstreamErrors';
+import { ListCache } from './listCache';
 
 /** `legacy`: 2025-era, with `initialize` and a session; `modern`: 2026-07-28, stateless. */
 export type ProtocolEra = 'legacy' | 'modern';
@@ -53,29 +56,6 @@ export interface EraProbe {
 
 export type UpstreamReply = JSONRPCResponse | JSONRPCErrorResponse;
 
-/** The upstream can no longer answer: it exited, its connection dropped, or it never started. */
-export class UpstreamGoneError extends Error {
-  constructor(
-    readonly serverId: string,
-    readonly reason: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`Upstream server "${serverId}" is unavailable: ${reason}`, options);
-    this.name = 'UpstreamGoneError';
-  }
-}
-
-/** The upstream failed repeatedly and the gateway is waiting before it tries again. */
-export class UpstreamBackoffError extends UpstreamGoneError {
-  constructor(serverId: string, failures: number, retryInMs: number, lastError: string | undefined) {
-    super(
-      serverId,
-      `it failed ${failures} times in a row; Gatehouse tries again in ${Math.ceil(retryInMs / 1000)} s (last error: ${lastError ?? 'see the gateway log'})`,
-    );
-    this.name = 'UpstreamBackoffError';
-  }
-}
-
 interface Waiting {
   resolve(reply: UpstreamReply): void;
   reject(error: Error): void;
@@ -86,8 +66,11 @@ interface Waiting {
 }
 
 export class UpstreamConnection {
-  /** Requests and notifications the upstream sends to its client. Set by the owning session. */
-  onServerRequest?: (request: JSONRPCRequest) => void;
+  /**
+   * Requests and notifications the upstream sends to its client. Set by the owning session.
+   * `relatedUpstreamId`: the request whose HTTP stream a server request came on, when known.
+   */
+  onServerRequest?: (request: JSONRPCRequest, relatedUpstreamId?: RequestId) => void;
   onServerNotification?: (notification: JSONRPCNotification) => void;
 
   readonly openedAt = Date.now();
@@ -99,6 +82,8 @@ export class UpstreamConnection {
   private modern: ModernEnvelope | undefined;
   /** For a modern server: what a 2025-era client's session needs that the server no longer offers (sessionBridge.ts). */
   private bridge: SessionBridge | undefined;
+  /** For a modern server: its lists, kept for the `ttlMs` it gave (listCache.ts). */
+  private readonly cache = new ListCache();
   /** Modern calls waiting for the client's input (by the call's first upstream id), and the ids their retries went under. */
   private readonly rounds = new InputRounds(
     (request) => {
@@ -119,7 +104,9 @@ export class UpstreamConnection {
     /** Explains an unexpected close (e.g. the process exit code) in error messages. */
     private readonly describeClose: () => string = () => 'connection closed',
   ) {
-    transport.onmessage = (message) => this.onMessage(message);
+    // Our HTTP transport says which request's stream a message came on (`relatedRequestId`).
+    transport.onmessage = (message, extra?: MessageExtraInfo) =>
+      this.onMessage(message, (extra as { relatedRequestId?: RequestId } | undefined)?.relatedRequestId);
     transport.onclose = () => this.markGone(this.describeClose());
   }
 
@@ -231,12 +218,20 @@ export class UpstreamConnection {
 
   /** Sends a request upstream under a fresh id (in the modern form to a modern server); `reply` settles with the upstream's answer. */
   request(call: { method: string; params?: JSONRPCRequest['params'] }): { upstreamId: number; reply: Promise<UpstreamReply> } {
-    if (this.bridge && BRIDGED_METHODS.has(call.method)) {
-      const upstreamId = this.nextId++;
-      if (this.gone) return { upstreamId, reply: Promise.reject(this.gone) };
-      return { upstreamId, reply: Promise.resolve({ jsonrpc: '2.0', id: upstreamId, ...this.bridge.answer(call.method, call.params) }) };
-    }
+    if (this.bridge && BRIDGED_METHODS.has(call.method)) return this.answered(this.bridge.answer(call.method, call.params));
+    const cached = this.modern ? this.cache.get(call.method, call.params) : undefined;
+    if (cached) return this.answered({ result: cached });
     return this.send(call.method, this.modern ? withModernMeta(call.params, this.modern) : call.params);
+  }
+
+  /** An answer the gateway gives itself (the session bridge, the list cache), under a fresh id like any other. */
+  private answered(answer: { result: Record<string, unknown> } | { error: { code: number; message: string } }): {
+    upstreamId: number;
+    reply: Promise<UpstreamReply>;
+  } {
+    const upstreamId = this.nextId++;
+    if (this.gone) return { upstreamId, reply: Promise.reject(this.gone) };
+    return { upstreamId, reply: Promise.resolve({ jsonrpc: '2.0', id: upstreamId, ...answer } as UpstreamReply) };
   }
 
   /**
@@ -327,7 +322,7 @@ export class UpstreamConnection {
     void this.transport.close().catch(() => undefined);
   }
 
-  private onMessage(message: JSONRPCMessage): void {
+  private onMessage(message: JSONRPCMessage, relatedUpstreamId?: RequestId): void {
     if (isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) {
       const id = message.id;
       const entry = typeof id === 'number' ? this.waiting.get(id) : undefined;
@@ -336,8 +331,9 @@ export class UpstreamConnection {
       if (this.modern && !entry.asIs) return this.onModernReply(id as number, entry, message);
       entry.resolve(message);
     } else if (isJSONRPCRequest(message)) {
-      this.onServerRequest?.(message);
+      this.onServerRequest?.(message, relatedUpstreamId);
     } else if (isJSONRPCNotification(message)) {
+      if (this.modern) this.cache.changed(message);
       const relayed = this.bridge ? this.bridge.relayed(message) : message;
       if (relayed) this.onServerNotification?.(relayed);
     }
@@ -353,7 +349,10 @@ export class UpstreamConnection {
       this.inRound.set(callId, entry);
       return this.rounds.start(callId, entry.call, result as InputRequired);
     }
-    entry.resolve(legacyReply({ ...reply, id: callId }, this.serverId));
+    if (!result) return entry.resolve({ ...reply, id: callId });
+    const answer = legacyResult(result);
+    if (entry.call) this.cache.put(entry.call.method, entry.call.params, result, answer);
+    entry.resolve({ jsonrpc: '2.0', id: callId, result: answer } as UpstreamReply);
   }
 
   /** A round of input ended: the call goes again with the answers, or ends with the error. */
@@ -388,29 +387,4 @@ export class UpstreamConnection {
     this.goneListeners.clear();
     for (const listener of listeners) listener(this.gone);
   }
-}
-
-/** A modern server's answer in the 2025 form; an `input_required` result becomes an error that says why. */
-function legacyReply(reply: UpstreamReply, serverId: string): UpstreamReply {
-  if (!isJSONRPCResultResponse(reply)) return reply;
-  const result = legacyResult(reply.result as Record<string, unknown>);
-  if (result) return { ...reply, result } as UpstreamReply;
-  return {
-    jsonrpc: '2.0',
-    id: reply.id,
-    error: {
-      code: -32603,
-      message:
-        `Upstream server "${serverId}" (MCP ${MODERN_PROTOCOL_VERSION}) needs more input to finish this request ` +
-        '(an input_required result), which Gatehouse cannot relay to this client yet.',
-    },
-  };
-}
-
-/** `error` or one of its causes, if it is a `type`. */
-export function causedBy<T extends Error>(error: unknown, type: new (...args: never[]) => T): T | undefined {
-  for (let current = error, depth = 0; current && depth < 5; current = (current as { cause?: unknown }).cause, depth++) {
-    if (current instanceof type) return current;
-  }
-  return undefined;
 }

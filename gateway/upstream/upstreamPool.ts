@@ -13,7 +13,8 @@ import { describeError, type Logger } from '../../common/log/logger';
 import { HttpUpstreamTransport } from './httpUpstreamTransport';
 import { SignInRequiredError } from './upstreamAuthorization';
 import { StdioUpstreamTransport } from './stdioUpstreamTransport';
-import { causedBy, UpstreamBackoffError, UpstreamConnection, UpstreamGoneError, type ProtocolEra } from './upstreamConnection';
+import { UpstreamConnection, type ProtocolEra } from './upstreamConnection';
+import { causedBy, UpstreamBackoffError, UpstreamGoneError } from './upstreamErrors';
 import { GATEHOUSE_VERSION } from '../../common/version';
 
 export type InitializeParams = InitializeRequest['params'];

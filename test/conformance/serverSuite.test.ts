@@ -123,7 +123,11 @@ async function runSuiteThroughGateway(server: ServerSpec, label: string, run: Su
     // The suite's own summary line, kept in the test output as the issue asks.
     console.log(
       `      conformance server suite through the gateway (${label}): ${total?.[0] ?? 'no Total line'}` +
-        (unscored ? ` (of which ${unscored[2]} in ${unscored[1]} scenarios the revision does not score: extensions, pending)` : '') +
+        (unscored
+          ? ` (the failures are in ${unscored[2]} of the ${unscored[1]} scenarios the revision does not score: extensions, pending)`
+          : run.args?.includes('--requirements')
+            ? ' (counting the scenarios the revision does not score: extensions, pending)'
+            : '') +
         (run.baseline ? `; expected failures in baselines/${run.baseline}` : ''),
     );
     assert.ok(total, `no Total line in conformance output:\n${output}`);

@@ -71,7 +71,15 @@ describe('a 2026-07-28 server through the gateway, for a 2025-era client', funct
 
   it('lists and calls its tools; results come back in the 2025 form', async () => {
     const { tools } = await client.listTools();
-    assert.deepEqual(tools.map((tool) => tool.name).sort(), ['cancellations', 'confirm_echo', 'echo', 'leak', 'slow']);
+    assert.deepEqual(tools.map((tool) => tool.name).sort(), [
+      'add_tool',
+      'cancellations',
+      'confirm_echo',
+      'echo',
+      'leak',
+      'list_requests',
+      'slow',
+    ]);
     const result = await client.callTool({ name: 'echo', arguments: { text: 'across the eras' } });
     assert.equal(textOf(result), 'across the eras');
     assert.ok(!('resultType' in result) && !('ttlMs' in result) && !('cacheScope' in result), JSON.stringify(result));
@@ -81,10 +89,12 @@ describe('a 2026-07-28 server through the gateway, for a 2025-era client', funct
     assert.equal(gateway.ready.servers.find((s) => s.id === 'modern-stdio')?.protocolVersion, '2026-07-28');
     const overStdio = await gateway.connect('modern-stdio');
     assert.deepEqual((await overStdio.listTools()).tools.map((tool) => tool.name).sort(), [
+      'add_tool',
       'cancellations',
       'confirm_echo',
       'echo',
       'leak',
+      'list_requests',
       'slow',
     ]);
     assert.equal(textOf(await overStdio.callTool({ name: 'echo', arguments: { text: 'through a pipe' } })), 'through a pipe');
@@ -141,6 +151,20 @@ describe('a 2026-07-28 server through the gateway, for a 2025-era client', funct
     const probeCall = events.find((e) => e.server === 'probe' && e.tool === 'echo');
     assert.ok(probeCall && !probeCall.flags.some((flag) => flag.startsWith('upstream-mcp:')), 'a 2025-era server is not flagged');
   });
+  it("keeps the server's tool list for the ttlMs it gave, until the server announces a change", async () => {
+    const session = await gateway.connect('modern');
+    const listRequests = async () => Number(textOf(await session.callTool({ name: 'list_requests', arguments: {} })));
+    await session.listTools();
+    const before = await listRequests();
+    await session.listTools();
+    await session.listTools();
+    assert.equal(await listRequests(), before, 'answered from the gateway, within the minute the server gave');
+    await session.callTool({ name: 'add_tool', arguments: {} });
+    // The change arrives on the session's listen stream; the next list goes to the server and shows the new tool.
+    await waitUntil(async () => (await session.listTools()).tools.some((tool) => tool.name === 'added'), 5_000);
+    assert.ok((await listRequests()) > before);
+  });
+
   it("cancels a call on the modern server when the client cancels it (the request's exchange ends)", async () => {
     const abort = new AbortController();
     const call = client.callTool({ name: 'slow', arguments: {} }, undefined, { signal: abort.signal });
@@ -167,6 +191,7 @@ describe("a 2026-07-28 client at the gateway's front", function () {
     gateway = await startGateway([
       { id: 'modern', title: 'Modern', transport: { type: 'streamable-http', url: modern.url } },
       fixtureServer('probe', 'probe-upstream'),
+      fixtureServer('legacy', 'conformance-upstream'),
     ]);
   });
   after(async () => {
@@ -178,7 +203,15 @@ describe("a 2026-07-28 client at the gateway's front", function () {
     const client = await connectModernClient(gateway, 'modern');
     assert.equal(client.getServerVersion()?.name, 'modern', 'server/discover names the server as the catalog does');
     const { tools } = await client.listTools();
-    assert.deepEqual(tools.map((tool) => tool.name).sort(), ['cancellations', 'confirm_echo', 'echo', 'leak', 'slow']);
+    assert.deepEqual(tools.map((tool) => tool.name).sort(), [
+      'add_tool',
+      'cancellations',
+      'confirm_echo',
+      'echo',
+      'leak',
+      'list_requests',
+      'slow',
+    ]);
     assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'modern to modern' } })), 'modern to modern');
     await client.close();
   });
@@ -200,6 +233,90 @@ describe("a 2026-07-28 client at the gateway's front", function () {
     assert.equal(textOf(await client.callTool({ name: 'confirm_echo', arguments: { text: 'x' } })), 'confirmed: x');
     assert.deepEqual(asked, ['Echo "x"?']);
     await client.close();
+  });
+
+  it("turns a 2025-era server's questions mid-call into input_required rounds, which the client answers", async () => {
+    const client = await connectModernClient(gateway, 'legacy', { elicitation: { form: {} } });
+    const asked: string[] = [];
+    client.setRequestHandler('elicitation/create', async (request) => {
+      asked.push((request.params as { message: string }).message);
+      return { action: 'accept', content: { username: 'alice', email: 'alice@example.com' } };
+    });
+    await client.listTools();
+    const result = await client.callTool({ name: 'test_elicitation', arguments: { message: 'Who are you?' } });
+    assert.match(textOf(result), /User response: action=accept, content=.*"username":"alice"/);
+    assert.deepEqual(asked, ['Who are you?']);
+    const rounds = (await settledSpoolEvents(join(gateway.dir, 'state'))).filter((e) => e.tool === 'test_elicitation');
+    assert.deepEqual(
+      rounds.map((e) => [e.status, e.flags.includes('input-required')]),
+      [
+        ['ok', true],
+        ['ok', false],
+      ],
+      'each round is a call of its own in the audit; the first says it asked for input',
+    );
+    await client.close();
+  });
+
+  it('refuses a changed requestState, and ends a call whose question the client cannot answer with -32021', async () => {
+    const post = async (params: Record<string, unknown>, capabilities: Record<string, unknown>) => {
+      const response = await fetch(gateway.url('legacy'), {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${gateway.secret}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-protocol-version': MODERN_VERSION,
+          'mcp-method': 'tools/call',
+          'mcp-name': String(params.name),
+        },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'tools/call',
+          params: {
+            ...params,
+            _meta: {
+              'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
+              'io.modelcontextprotocol/clientCapabilities': capabilities,
+              'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+            },
+          },
+        }),
+      });
+      return {
+        status: response.status,
+        body: (await response.json()) as { result?: Record<string, unknown>; error?: { code: number; data?: unknown } },
+      };
+    };
+    const first = await post({ name: 'test_input_required_result_request_state', arguments: {} }, { elicitation: {} });
+    assert.equal(first.body.result?.resultType, 'input_required');
+    const state = String(first.body.result?.requestState);
+    const key = Object.keys(first.body.result?.inputRequests as object)[0]!;
+    const answers = { [key]: { action: 'accept', content: { ok: true } } };
+    const tampered = await post(
+      { name: 'test_input_required_result_request_state', arguments: {}, inputResponses: answers, requestState: `${state}x` },
+      { elicitation: {} },
+    );
+    assert.equal(tampered.body.error?.code, -32602);
+    const otherTool = await post(
+      { name: 'test_input_required_result_tampered_state', arguments: {}, inputResponses: answers, requestState: state },
+      { elicitation: {} },
+    );
+    assert.equal(otherTool.body.error?.code, -32602, 'a state is only good for the call it was given for');
+    const answered = await post(
+      { name: 'test_input_required_result_request_state', arguments: {}, inputResponses: answers, requestState: state },
+      { elicitation: {} },
+    );
+    assert.match(JSON.stringify(answered.body.result), /state-ok/);
+    const reused = await post(
+      { name: 'test_input_required_result_request_state', arguments: {}, inputResponses: answers, requestState: state },
+      { elicitation: {} },
+    );
+    assert.equal(reused.body.error?.code, -32602, 'a state is good once');
+    const incapable = await post({ name: 'test_missing_capability', arguments: {} }, {});
+    assert.equal(incapable.status, 400);
+    assert.deepEqual([incapable.body.error?.code, incapable.body.error?.data], [-32021, { requiredCapabilities: { sampling: {} } }]);
   });
 
   it('applies the guardrails: secrets redacted, arguments of the wrong shape refused before the server sees them', async () => {
