@@ -27,6 +27,9 @@ import {
 } from '../support/gatewayHarness';
 import { connectModernClient, MODERN_VERSION } from '../support/modernClient';
 
+/** The tools of test/fixtures/modern-upstream.ts, sorted. */
+const MODERN_FIXTURE_TOOLS = ['add_tool', 'cancellations', 'confirm_echo', 'echo', 'leak', 'list_requests', 'slow'];
+
 describe('a 2026-07-28 server through the gateway, for a 2025-era client', function () {
   this.timeout(60_000);
   let modern: { child: ChildProcess; url: string };
@@ -71,15 +74,7 @@ describe('a 2026-07-28 server through the gateway, for a 2025-era client', funct
 
   it('lists and calls its tools; results come back in the 2025 form', async () => {
     const { tools } = await client.listTools();
-    assert.deepEqual(tools.map((tool) => tool.name).sort(), [
-      'add_tool',
-      'cancellations',
-      'confirm_echo',
-      'echo',
-      'leak',
-      'list_requests',
-      'slow',
-    ]);
+    assert.deepEqual(tools.map((tool) => tool.name).sort(), MODERN_FIXTURE_TOOLS);
     const result = await client.callTool({ name: 'echo', arguments: { text: 'across the eras' } });
     assert.equal(textOf(result), 'across the eras');
     assert.ok(!('resultType' in result) && !('ttlMs' in result) && !('cacheScope' in result), JSON.stringify(result));
@@ -88,15 +83,7 @@ describe('a 2026-07-28 server through the gateway, for a 2025-era client', funct
   it('speaks 2026-07-28 over stdio too', async () => {
     assert.equal(gateway.ready.servers.find((s) => s.id === 'modern-stdio')?.protocolVersion, '2026-07-28');
     const overStdio = await gateway.connect('modern-stdio');
-    assert.deepEqual((await overStdio.listTools()).tools.map((tool) => tool.name).sort(), [
-      'add_tool',
-      'cancellations',
-      'confirm_echo',
-      'echo',
-      'leak',
-      'list_requests',
-      'slow',
-    ]);
+    assert.deepEqual((await overStdio.listTools()).tools.map((tool) => tool.name).sort(), MODERN_FIXTURE_TOOLS);
     assert.equal(textOf(await overStdio.callTool({ name: 'echo', arguments: { text: 'through a pipe' } })), 'through a pipe');
   });
 
@@ -203,15 +190,7 @@ describe("a 2026-07-28 client at the gateway's front", function () {
     const client = await connectModernClient(gateway, 'modern');
     assert.equal(client.getServerVersion()?.name, 'modern', 'server/discover names the server as the catalog does');
     const { tools } = await client.listTools();
-    assert.deepEqual(tools.map((tool) => tool.name).sort(), [
-      'add_tool',
-      'cancellations',
-      'confirm_echo',
-      'echo',
-      'leak',
-      'list_requests',
-      'slow',
-    ]);
+    assert.deepEqual(tools.map((tool) => tool.name).sort(), MODERN_FIXTURE_TOOLS);
     assert.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'modern to modern' } })), 'modern to modern');
     await client.close();
   });
