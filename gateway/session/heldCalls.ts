@@ -15,9 +15,12 @@
  *  - a question the client did not declare the capability for is answered to the server
  *    as unsupported; a round with nothing the client can answer ends its call with
  *    -32021 (MissingRequiredClientCapability), the upstream call cancelled;
- *  - a held call nobody comes back for within 10 minutes is cancelled upstream.
- * Which call a server request belongs to: over HTTP the POST stream it came on; over stdio,
- * the only call in flight (with several, it cannot be told, and the server is refused).
+ *  - a held call nobody comes back for within 10 minutes is cancelled upstream (and past
+ *    100 held calls on one server, the oldest).
+ * Which call a server request belongs to: over HTTP the POST stream it came on (a request on
+ * no call's stream belongs to none); over stdio, the line's one call in flight upstream (a
+ * held call's server code waits for its answers; with several in flight, it cannot be told,
+ * and the server is refused).
  */
 import { randomBytes } from 'node:crypto';
 import { createRequestStateCodec } from '@modelcontextprotocol/server';
@@ -32,6 +35,8 @@ import { RELAYED_SERVER_REQUESTS } from './relayRules';
 const GATHER_MS = 20;
 /** How long a held call waits for the client to come back with its answers. */
 const HOLD_MS = 10 * 60_000;
+/** Held calls kept per server at most; past it the oldest is cancelled (nobody can hold the gateway's memory). */
+const MAX_HELD = 100;
 const MISSING_REQUIRED_CLIENT_CAPABILITY = -32021;
 
 interface Question {
@@ -41,6 +46,8 @@ interface Question {
 }
 
 interface Held {
+  /** The connection the call went out on: its questions are answered there, whatever the line uses later. */
+  connection: UpstreamConnection;
   upstreamId: number;
   method: string;
   /** The tool or prompt the call is about: the state is bound to it. */
@@ -51,6 +58,8 @@ interface Held {
   nextKey: number;
   /** Set once the upstream call ended. */
   final?: Forwarded;
+  /** Set once the gateway cancelled it (the client went, the hold expired). */
+  cancelled?: boolean;
   /** Whoever waits for the call's next turn (its end, or a round of questions). */
   waiting?: (turn: Forwarded) => void;
   gathering?: NodeJS.Timeout;
@@ -65,10 +74,7 @@ export class HeldCalls {
   /** The SDK's HMAC codec over the handle (per process: one gateway serves every round of a call). */
   private readonly states = createRequestStateCodec<{ handle: string }>({ key: randomBytes(32), ttlSeconds: HOLD_MS / 1000 });
 
-  constructor(
-    private readonly connection: () => UpstreamConnection | undefined,
-    private readonly log: Logger,
-  ) {}
+  constructor(private readonly log: Logger) {}
 
   /** Sends the call upstream and waits for its end or its first round of questions. */
   start(
@@ -79,6 +85,7 @@ export class HeldCalls {
   ): Promise<Forwarded> {
     const { upstreamId, reply } = connection.requestAsIs(request, envelope);
     const held: Held = {
+      connection,
       upstreamId,
       method: request.method,
       name: nameOf(request),
@@ -116,12 +123,13 @@ export class HeldCalls {
     }
     this.held.delete(handle);
     clearTimeout(held.expiry);
-    const connection = this.connection();
+    // The server gave up meanwhile (its own wait for the answer ran out): that is the call's end.
+    if (held.final) return held.final;
     for (const [key, question] of held.questions) {
       const response = (responses as Record<string, unknown>)[key];
       // An answer of the wrong shape counts as missing: the question is asked again.
       if (typeof response !== 'object' || response === null || Array.isArray(response)) continue;
-      connection?.respond(question.upstreamRequestId, { result: response as Record<string, unknown> });
+      held.connection.respond(question.upstreamRequestId, { result: response as Record<string, unknown> });
       held.questions.delete(key);
     }
     this.active.set(held.upstreamId, held);
@@ -131,18 +139,23 @@ export class HeldCalls {
 
   /**
    * A request from the server: taken (true) when it belongs to a call of this line, else
-   * left to the caller. `relatedUpstreamId`: the call whose HTTP stream it came on, if known.
+   * left to the caller. `related`: over HTTP, the call whose stream it came on (null: none);
+   * undefined over stdio, where only a call that is the line's one open call can own it.
    */
-  fromServer(request: JSONRPCRequest, relatedUpstreamId?: RequestId): boolean {
+  fromServer(request: JSONRPCRequest, related: RequestId | null | undefined): boolean {
     if (!(request.method in RELAYED_SERVER_REQUESTS)) return false;
+    // Over stdio only a call in flight upstream can be asking: a held call's server code waits for the answers it asked for.
+    const inFlight = this.active.size;
     const held =
-      typeof relatedUpstreamId === 'number'
-        ? this.active.get(relatedUpstreamId)
-        : this.active.size === 1
+      related === undefined
+        ? inFlight === 1
           ? [...this.active.values()][0]
+          : undefined
+        : typeof related === 'number'
+          ? this.active.get(related)
           : undefined;
     if (!held) {
-      if (this.active.size > 1)
+      if (related === undefined && inFlight > 1)
         this.log.warn('a server asked for input while several calls were open; it cannot be told whose', { method: request.method });
       return false;
     }
@@ -198,14 +211,13 @@ export class HeldCalls {
       this.cancel(held);
       return { cancelled: true };
     }
-    const connection = this.connection();
     const missing: Record<string, Record<string, never>> = {};
     for (const [key, question] of held.questions) {
       const capability = RELAYED_SERVER_REQUESTS[question.method]!;
       if (held.capabilities[capability] !== undefined) continue;
       missing[capability] = {};
       held.questions.delete(key);
-      connection?.respond(question.upstreamRequestId, {
+      held.connection.respond(question.upstreamRequestId, {
         error: { code: ErrorCode.MethodNotFound, message: `The client did not declare support for ${question.method}` },
       });
     }
@@ -223,7 +235,13 @@ export class HeldCalls {
     }
     const handle = randomBytes(16).toString('base64url');
     const requestState = await this.states.mint({ handle });
+    if (held.cancelled) return { cancelled: true }; // the client went while the state was made
     this.active.delete(held.upstreamId);
+    if (this.held.size >= MAX_HELD) {
+      const [oldest, call] = this.held.entries().next().value!;
+      this.held.delete(oldest);
+      this.cancel(call);
+    }
     this.held.set(handle, held);
     held.expiry = setTimeout(() => {
       if (this.held.delete(handle)) this.cancel(held);
@@ -246,14 +264,14 @@ export class HeldCalls {
     clearTimeout(held.expiry);
     clearTimeout(held.gathering);
     this.active.delete(held.upstreamId);
-    if (held.final) return;
-    const connection = this.connection();
+    if (held.final || held.cancelled) return;
+    held.cancelled = true;
     for (const question of held.questions.values()) {
-      connection?.respond(question.upstreamRequestId, { error: { code: ErrorCode.InternalError, message: 'The call was cancelled' } });
+      held.connection.respond(question.upstreamRequestId, { error: { code: ErrorCode.InternalError, message: 'The call was cancelled' } });
     }
     held.questions.clear();
-    connection?.abandon(held.upstreamId);
-    connection?.notify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: held.upstreamId } });
+    held.connection.abandon(held.upstreamId);
+    held.connection.notify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: held.upstreamId } });
   }
 }
 

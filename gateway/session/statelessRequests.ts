@@ -79,6 +79,8 @@ interface Exchange {
 /** Per server: the tool listing all stateless clients share, and the connection they go through. */
 class ServerLine {
   connection: UpstreamConnection | undefined;
+  /** Set when the server left the catalog (or changed transport): no new connection is opened for it. */
+  ended = false;
   connecting: Promise<UpstreamConnection> | undefined;
   /** Gateway-made progress tokens (unique across clients) -> the exchange that asked. */
   readonly progress = new Map<string, Exchange>();
@@ -89,11 +91,17 @@ class ServerLine {
   nextToken = 1;
 
   constructor(
-    readonly server: ServerConfig,
-    readonly listing: ToolListing,
+    public server: ServerConfig,
+    public listing: ToolListing,
     readonly log: Logger,
   ) {
-    this.held = new HeldCalls(() => this.connection, log);
+    this.held = new HeldCalls(log);
+  }
+
+  /** The same server under a new policy's settings. */
+  configure(server: ServerConfig, listing: ToolListing): void {
+    this.server = server;
+    this.listing = listing;
   }
 }
 
@@ -147,19 +155,31 @@ export class StatelessRequests {
     await Promise.all(lines.map((line) => this.end(line)));
   }
 
-  /** The server's line; a server whose configuration changed (a new policy) gets a new one, and the old one ends. */
+  /**
+   * The server's line, following its configuration: a new policy version brings new
+   * settings (title, tool risks), which the line takes over; a new transport means another
+   * server, so the old line ends and a new one starts.
+   */
   private line(server: ServerConfig): ServerLine {
     const current = this.lines.get(server.id);
-    if (current?.server === server) return current;
-    if (current) this.end(current);
+    if (current && JSON.stringify(current.server.transport) === JSON.stringify(server.transport)) {
+      if (current.server !== server) current.configure(server, this.listingOf(server, current.log));
+      return current;
+    }
+    if (current) void this.end(current);
     const log = this.log.child({ server: server.id });
-    const line = new ServerLine(server, ToolListing.forServer(server, this.deps.gate, this.deps.tools, log, this.deps.toolsListed), log);
+    const line = new ServerLine(server, this.listingOf(server, log), log);
     this.lines.set(server.id, line);
     return line;
   }
 
-  /** Ends a line: its listen streams and held calls, then its connection. */
+  private listingOf(server: ServerConfig, log: Logger): ToolListing {
+    return ToolListing.forServer(server, this.deps.gate, this.deps.tools, log, this.deps.toolsListed);
+  }
+
+  /** Ends a line: its listen streams and held calls, then its connection; calls still on their way find it ended. */
   private end(line: ServerLine): Promise<void> {
+    line.ended = true;
     line.listens.closeAll();
     line.held.closeAll();
     return line.connection?.close() ?? Promise.resolve();
@@ -230,13 +250,15 @@ export class StatelessRequests {
     transport: PerRequestHTTPServerTransport,
     reply: (answer: { error: { code: number; message: string } }) => void,
   ): Promise<void> {
+    let gone = false;
+    transport.onclose = () => (gone = true); // a client that leaves while the connection opens has no stream to keep
     let connection: UpstreamConnection;
     try {
       connection = await this.connection(line);
     } catch (error) {
       return reply({ error: { code: ErrorCode.InternalError, message: upstreamErrorText(line.server.id, error, request.method) } });
     }
-    line.listens.open(connection, request, transport, envelopeOf(request));
+    if (!gone) line.listens.open(connection, request, transport, envelopeOf(request));
   }
 
   /** `server/discover` as the gateway answers it: the server as this user may use it, under its catalog id. */
@@ -309,15 +331,20 @@ export class StatelessRequests {
 
   /** The line's connection, (re)opened when missing or gone; concurrent callers share one opening. */
   private connection(line: ServerLine): Promise<UpstreamConnection> {
+    if (line.ended) return Promise.reject(new Error(`server "${line.server.id}" is no longer served to this client`));
     if (line.connection && !line.connection.isGone) return Promise.resolve(line.connection);
     if (this.closed) return Promise.reject(new Error('the gateway is shutting down'));
     line.connecting ??= this.deps.pool
       .acquire(line.server.id, STATELESS_CLIENTS_PARAMS)
       .then((connection) => {
+        if (line.ended) {
+          void connection.close(); // the line ended while it opened
+          throw new Error(`server "${line.server.id}" is no longer served to this client`);
+        }
         line.connection = connection;
-        connection.onServerRequest = (request, relatedUpstreamId) => {
+        connection.onServerRequest = (request, related) => {
           if (request.method === 'ping') return connection.respond(request.id, { result: {} }); // the gateway is its client
-          if (line.held.fromServer(request, relatedUpstreamId)) return;
+          if (line.held.fromServer(request, related)) return;
           connection.respond(request.id, {
             error: {
               code: ErrorCode.MethodNotFound,

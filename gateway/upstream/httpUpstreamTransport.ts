@@ -36,8 +36,8 @@ const MAX_AUTHORIZATION_RETRIES = 3;
 export class HttpUpstreamTransport implements Transport {
   onclose?: () => void;
   onerror?: (error: Error) => void;
-  /** `extra.relatedRequestId`: the request whose POST stream the message came on. */
-  onmessage?: (message: JSONRPCMessage, extra?: MessageExtraInfo & { relatedRequestId?: RequestId }) => void;
+  /** `extra.relatedRequestId`: the request whose POST stream the message came on (null: the standalone stream). */
+  onmessage?: (message: JSONRPCMessage, extra?: MessageExtraInfo & { relatedRequestId?: RequestId | null }) => void;
   sessionId?: string;
 
   private protocolVersion: string | undefined;
@@ -68,13 +68,18 @@ export class HttpUpstreamTransport implements Transport {
   async send(message: JSONRPCMessage): Promise<void> {
     if (this.closed) throw new Error('transport closed');
     const requestId = 'id' in message && 'method' in message ? message.id : undefined;
-    if (requestId === undefined) return this.exchange(message, this.aborter.signal);
-    // Each request's exchange can be ended on its own (a subscriptions/listen stream that is no longer wanted).
+    if (requestId === undefined) return this.exchange(message, undefined, this.aborter.signal);
+    // Each request's exchange can be ended on its own (a subscriptions/listen stream that is no
+    // longer wanted), and with the transport. A listener, not AbortSignal.any: that one keeps
+    // every request's signal attached to the transport's long-lived one.
     const own = new AbortController();
+    const endWithTransport = () => own.abort();
+    this.aborter.signal.addEventListener('abort', endWithTransport, { once: true });
     this.inFlight.set(requestId, own);
     try {
-      await this.exchange(message, AbortSignal.any([this.aborter.signal, own.signal]));
+      await this.exchange(message, requestId, own.signal);
     } finally {
+      this.aborter.signal.removeEventListener('abort', endWithTransport);
       if (this.inFlight.get(requestId) === own) this.inFlight.delete(requestId);
     }
   }
@@ -84,7 +89,7 @@ export class HttpUpstreamTransport implements Transport {
     this.inFlight.get(requestId)?.abort();
   }
 
-  private async exchange(message: JSONRPCMessage, signal: AbortSignal): Promise<void> {
+  private async exchange(message: JSONRPCMessage, requestId: RequestId | undefined, signal: AbortSignal): Promise<void> {
     const response = await this.post(message, signal);
     const sessionHeader = response.headers['mcp-session-id'];
     if (typeof sessionHeader === 'string' && !this.sessionId) this.sessionId = sessionHeader;
@@ -103,11 +108,10 @@ export class HttpUpstreamTransport implements Transport {
       const body = await response.body.text();
       // A 2026-07-28 server answers a request it refuses with HTTP 400 and the JSON-RPC error for it: that is its answer.
       const answer = errorAnswerTo(message, body);
-      if (answer) return this.deliver(answer);
+      if (answer) return this.deliver(answer, requestId ?? null);
       const text = scrubbed(body.slice(0, MAX_ERROR_BODY), await this.authorization?.header());
       throw new Error(`HTTP ${response.statusCode} from upstream${text ? `: ${text}` : ''}`);
     }
-    const requestId = 'id' in message && 'method' in message ? message.id : undefined;
     const contentType = String(response.headers['content-type'] ?? '');
     if (contentType.includes('text/event-stream')) {
       const outcome = await this.readEvents(response.body, requestId);
@@ -117,7 +121,7 @@ export class HttpUpstreamTransport implements Transport {
     const body = await response.body.text();
     if (!body) return;
     const parsed = JSON.parse(body) as JSONRPCMessage | JSONRPCMessage[];
-    for (const item of Array.isArray(parsed) ? parsed : [parsed]) this.deliver(item);
+    for (const item of Array.isArray(parsed) ? parsed : [parsed]) this.deliver(item, requestId ?? null);
   }
 
   /** POSTs `message`; a 401/403 goes to the authorization, and the message is sent again while it says so. */
@@ -210,7 +214,7 @@ export class HttpUpstreamTransport implements Transport {
           return;
         }
         if (requestId !== undefined && 'id' in message && message.id === requestId && !('method' in message)) answered = true;
-        this.deliver(message, requestId);
+        this.deliver(message, requestId ?? null);
       },
       onRetry: (ms) => {
         this.retryMs = Math.min(Math.max(ms, 0), 60_000);
@@ -278,10 +282,9 @@ export class HttpUpstreamTransport implements Transport {
     });
   }
 
-  private deliver(message: JSONRPCMessage, relatedRequestId?: RequestId): void {
-    if (message && typeof message === 'object' && message.jsonrpc === '2.0') {
-      this.onmessage?.(message, relatedRequestId !== undefined ? { relatedRequestId } : undefined);
-    } else this.onerror?.(new Error('upstream sent something that is not JSON-RPC 2.0'));
+  private deliver(message: JSONRPCMessage, relatedRequestId: RequestId | null): void {
+    if (message && typeof message === 'object' && message.jsonrpc === '2.0') this.onmessage?.(message, { relatedRequestId });
+    else this.onerror?.(new Error('upstream sent something that is not JSON-RPC 2.0'));
   }
 
   private expire(): void {

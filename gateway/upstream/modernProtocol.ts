@@ -9,8 +9,8 @@
  * session itself and sends each relayed request in the modern form.
  *
  * The same helpers serve 2026-07-28 clients at the gateway's front
- * (session/statelessRequests.ts). Not bridged yet (answered in words, never guessed):
- * `subscriptions/listen` either way, `ttlMs` caching in the gateway itself.
+ * (session/statelessRequests.ts); what a 2025-era session needs beyond them is in
+ * sessionBridge.ts (ping, log level, listen streams) and listCache.ts (`ttlMs`).
  */
 import type { JSONRPCMessage, JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 

@@ -68,9 +68,10 @@ interface Waiting {
 export class UpstreamConnection {
   /**
    * Requests and notifications the upstream sends to its client. Set by the owning session.
-   * `relatedUpstreamId`: the request whose HTTP stream a server request came on, when known.
+   * `related`: over HTTP, the request whose stream a server request came on (null: no
+   * request's); undefined where the transport cannot tell (stdio).
    */
-  onServerRequest?: (request: JSONRPCRequest, relatedUpstreamId?: RequestId) => void;
+  onServerRequest?: (request: JSONRPCRequest, related: RequestId | null | undefined) => void;
   onServerNotification?: (notification: JSONRPCNotification) => void;
 
   readonly openedAt = Date.now();
@@ -88,7 +89,7 @@ export class UpstreamConnection {
   private readonly rounds = new InputRounds(
     (request) => {
       if (!this.onServerRequest) return false;
-      this.onServerRequest(request);
+      this.onServerRequest(request, undefined); // the gateway's own question, on no stream
       return true;
     },
     (callId, outcome) => this.endRound(callId, outcome),
@@ -106,7 +107,7 @@ export class UpstreamConnection {
   ) {
     // Our HTTP transport says which request's stream a message came on (`relatedRequestId`).
     transport.onmessage = (message, extra?: MessageExtraInfo) =>
-      this.onMessage(message, (extra as { relatedRequestId?: RequestId } | undefined)?.relatedRequestId);
+      this.onMessage(message, (extra as { relatedRequestId?: RequestId | null } | undefined)?.relatedRequestId);
     transport.onclose = () => this.markGone(this.describeClose());
   }
 
@@ -273,7 +274,13 @@ export class UpstreamConnection {
   /** Forgets a request and ends its HTTP exchange, for a stream nobody reads any more (a listen stream). */
   endStream(upstreamId: number): void {
     this.waiting.delete(upstreamId);
-    (this.transport as Transport & { cancel?: (id: RequestId) => void }).cancel?.(upstreamId);
+    const cancellable = this.transport as Transport & { cancel?: (id: RequestId) => void };
+    if (cancellable.cancel) return cancellable.cancel(upstreamId); // HTTP: the request's own exchange ends
+    // Over stdio a 2026-07-28 server hears it as a cancellation of that request.
+    if (this.modern && !this.gone) {
+      const params = withModernMeta({ requestId: upstreamId }, this.modern);
+      this.transport.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params }).catch(() => undefined);
+    }
   }
 
   /** Forgets a request the client cancelled; any late answer is dropped. */
@@ -322,7 +329,7 @@ export class UpstreamConnection {
     void this.transport.close().catch(() => undefined);
   }
 
-  private onMessage(message: JSONRPCMessage, relatedUpstreamId?: RequestId): void {
+  private onMessage(message: JSONRPCMessage, related: RequestId | null | undefined): void {
     if (isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) {
       const id = message.id;
       const entry = typeof id === 'number' ? this.waiting.get(id) : undefined;
@@ -331,7 +338,7 @@ export class UpstreamConnection {
       if (this.modern && !entry.asIs) return this.onModernReply(id as number, entry, message);
       entry.resolve(message);
     } else if (isJSONRPCRequest(message)) {
-      this.onServerRequest?.(message, relatedUpstreamId);
+      this.onServerRequest?.(message, related);
     } else if (isJSONRPCNotification(message)) {
       if (this.modern) this.cache.changed(message);
       const relayed = this.bridge ? this.bridge.relayed(message) : message;

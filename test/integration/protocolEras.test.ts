@@ -152,14 +152,17 @@ describe('a 2026-07-28 server through the gateway, for a 2025-era client', funct
     assert.ok((await listRequests()) > before);
   });
 
-  it("cancels a call on the modern server when the client cancels it (the request's exchange ends)", async () => {
-    const abort = new AbortController();
-    const call = client.callTool({ name: 'slow', arguments: {} }, undefined, { signal: abort.signal });
-    call.catch(() => undefined);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    abort.abort('changed my mind');
-    await assert.rejects(call);
-    await waitUntil(async () => textOf(await client.callTool({ name: 'cancellations', arguments: {} })) === '1', 5_000);
+  it('cancels a call on the modern server when the client cancels it: over HTTP its exchange ends, over stdio it hears notifications/cancelled', async () => {
+    for (const server of ['modern', 'modern-stdio']) {
+      const session = await gateway.connect(server);
+      const abort = new AbortController();
+      const call = session.callTool({ name: 'slow', arguments: {} }, undefined, { signal: abort.signal });
+      call.catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      abort.abort('changed my mind');
+      await assert.rejects(call);
+      await waitUntil(async () => textOf(await session.callTool({ name: 'cancellations', arguments: {} })) === '1', 5_000);
+    }
   });
 });
 
