@@ -5,9 +5,10 @@
  *  - `logging/setLevel`: remembered, and asked for on every later request (a 2026-07-28
  *    server logs only when a request names a level);
  *  - list changes and `resources/subscribe`/`unsubscribe`: one `subscriptions/listen`
- *    stream, opened when the session starts and opened again (then the old one closed)
- *    when the set of subscribed resources changes; what arrives on it reaches the client as
- *    the 2025-era notifications it always was.
+ *    stream, opened when the session starts, opened again (then the old one closed) when
+ *    the set of subscribed resources changes, and opened again (with backoff) when the
+ *    server ends it; what arrives on it reaches the client as the 2025-era notifications it
+ *    always was.
  */
 import type { JSONRPCNotification, JSONRPCRequest, ServerCapabilities } from '@modelcontextprotocol/sdk/types.js';
 import { SUBSCRIPTION_ID_META, type ModernEnvelope } from './modernProtocol';
@@ -17,11 +18,17 @@ export const BRIDGED_METHODS = new Set(['ping', 'logging/setLevel', 'resources/s
 
 type Answer = { result: Record<string, unknown> } | { error: { code: number; message: string } };
 
-/** How the bridge reaches the server: raw requests in the modern form, and closing one's stream. */
+/** How the bridge reaches the server: raw requests in the modern form, closing one's stream, whether the connection lives. */
 export interface BridgeLink {
   listen(params: NonNullable<JSONRPCRequest['params']>): { upstreamId: number; reply: Promise<unknown> };
   stop(upstreamId: number): void;
+  alive(): boolean;
 }
+
+/** A listen stream that ended is opened again after 1 s, doubling up to a minute while it keeps ending within 30 s. */
+const FIRST_REOPEN_MS = 1_000;
+const MAX_REOPEN_MS = 60_000;
+const STEADY_MS = 30_000;
 
 export class SessionBridge {
   private readonly subscribed = new Set<string>();
@@ -29,6 +36,9 @@ export class SessionBridge {
   private listening: number | undefined;
   /** Every listen stream of the bridge not ended yet (one being replaced may still deliver). */
   private readonly streams = new Set<number>();
+  /** When the server ended the stream: the wait before it is opened again. */
+  private reopenMs = FIRST_REOPEN_MS / 2;
+  private reopening: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly envelope: ModernEnvelope,
@@ -66,6 +76,8 @@ export class SessionBridge {
    * change falls between the two.
    */
   follow(): void {
+    clearTimeout(this.reopening);
+    this.reopening = undefined;
     const filter = {
       ...(this.capabilities.tools?.listChanged ? { toolsListChanged: true } : {}),
       ...(this.capabilities.prompts?.listChanged ? { promptsListChanged: true } : {}),
@@ -78,10 +90,20 @@ export class SessionBridge {
       const { upstreamId, reply } = this.link.listen({ notifications: filter });
       this.listening = upstreamId;
       this.streams.add(upstreamId);
-      // The stream ends only when the server ends it (or the connection goes): nothing to relay then.
+      const opened = Date.now();
+      // The server (or something between) ended the stream the session relies on: it is
+      // opened again, sooner when it had lasted, later when it keeps ending at once.
       const ended = () => {
         this.streams.delete(upstreamId);
-        if (this.listening === upstreamId) this.listening = undefined;
+        if (this.listening !== upstreamId) return; // replaced or closed by the bridge itself
+        this.listening = undefined;
+        if (!this.link.alive()) return;
+        this.reopenMs = Date.now() - opened > STEADY_MS ? FIRST_REOPEN_MS : Math.min(this.reopenMs * 2, MAX_REOPEN_MS);
+        this.reopening = setTimeout(() => {
+          this.reopening = undefined;
+          if (this.listening === undefined && this.link.alive()) this.follow();
+        }, this.reopenMs);
+        this.reopening.unref();
       };
       reply.then(ended, ended);
     }

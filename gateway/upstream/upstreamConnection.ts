@@ -207,6 +207,7 @@ export class UpstreamConnection {
     this.bridge = new SessionBridge(envelope, found.capabilities as ServerCapabilities, {
       listen: (params) => this.send('subscriptions/listen', withModernMeta(params, envelope), true),
       stop: (upstreamId) => this.endStream(upstreamId),
+      alive: () => !this.gone,
     });
     const serverInfo = found._meta?.[SERVER_INFO_META] as InitializeResult['serverInfo'] | undefined;
     return {

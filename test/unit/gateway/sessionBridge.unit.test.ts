@@ -12,16 +12,20 @@ function bridge(capabilities: Record<string, unknown> = { tools: { listChanged: 
   const envelope: ModernEnvelope = { clientCapabilities: {}, clientInfo: { name: 'vscode', version: '1' } };
   const listens: Array<{ id: number; filter: unknown }> = [];
   const stopped: number[] = [];
+  /** Ends a listen stream as the server would (its reply arrives). */
+  const enders = new Map<number, () => void>();
   let nextId = 1;
   const sessionBridge = new SessionBridge(envelope, capabilities, {
     listen: (params) => {
       const id = nextId++;
       listens.push({ id, filter: params.notifications });
-      return { upstreamId: id, reply: new Promise(() => undefined) }; // a listen stream stays open
+      // A listen stream stays open until the server ends it.
+      return { upstreamId: id, reply: new Promise<void>((resolve) => enders.set(id, resolve)) };
     },
     stop: (id) => void stopped.push(id),
+    alive: () => true,
   });
-  return { sessionBridge, envelope, listens, stopped };
+  return { sessionBridge, envelope, listens, stopped, enders };
 }
 
 describe('session bridge for 2025-era clients of 2026-07-28 servers', () => {
@@ -46,6 +50,20 @@ describe('session bridge for 2025-era clients of 2026-07-28 servers', () => {
     sessionBridge.answer('resources/unsubscribe', { uri: 'test://a' });
     assert.deepEqual(listens.at(-1), { id: 3, filter: { toolsListChanged: true } });
     assert.deepEqual(stopped, [1, 2]);
+  });
+
+  it('opens the stream again when the server ends it, but not one it closed itself', async () => {
+    const { sessionBridge, listens, stopped, enders } = bridge();
+    sessionBridge.follow();
+    enders.get(1)!();
+    for (let i = 0; i < 60 && listens.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(listens.at(-1), { id: 2, filter: { toolsListChanged: true } }, 'opened again after the server ended it');
+    assert.deepEqual(stopped, [], 'a stream the server ended is not closed again');
+    sessionBridge.answer('resources/subscribe', { uri: 'test://a' }); // replaces stream 2 with stream 3
+    enders.get(2)!();
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assert.equal(listens.length, 3, 'the replaced stream ending changes nothing');
+    sessionBridge.answer('resources/unsubscribe', { uri: 'test://a' }); // stream 4; no reopen timer left behind
   });
 
   it('refuses subscriptions to a server that offers none, and a subscription without a URI', () => {
