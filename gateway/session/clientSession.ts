@@ -35,6 +35,7 @@ import { describeError, type Logger } from '../../common/log/logger';
 import type { UpstreamConnection, UpstreamReply } from '../upstream/upstreamConnection';
 import { MODERN_PROTOCOL_VERSION } from '../upstream/modernProtocol';
 import {
+  catalogServerInfo,
   RELAYED_CLIENT_METHODS,
   RELAYED_SERVER_NOTIFICATIONS,
   RELAYED_SERVER_REQUESTS,
@@ -180,11 +181,7 @@ export class ClientSession {
         protocolVersion: upstream.protocolVersion,
         capabilities: relayedServerCapabilities(upstream.capabilities),
         // VS Code names tools after serverInfo.name, so it must be the stable catalog id.
-        serverInfo: {
-          name: this.server.id,
-          title: this.server.title ?? upstream.serverInfo.title ?? upstream.serverInfo.name,
-          version: upstream.serverInfo.version,
-        },
+        serverInfo: catalogServerInfo(this.server, upstream.serverInfo),
         ...(upstream.instructions !== undefined ? { instructions: upstream.instructions } : {}),
       };
       this.client.setProtocolVersion?.(upstream.protocolVersion);

@@ -62,6 +62,18 @@ export function relayedServerCapabilities(upstream: ServerCapabilities, options 
   return relayed;
 }
 
+/**
+ * How clients see a server's identity: under its stable catalog id (VS Code names tools
+ * after it), titled by the catalog, else by the server itself.
+ */
+export function catalogServerInfo(
+  server: { id: string; title?: string | undefined },
+  upstream: { name: string; title?: string | undefined; version: string } | undefined,
+): { name: string; title?: string; version: string } {
+  const title = server.title ?? upstream?.title ?? upstream?.name;
+  return { name: server.id, ...(title !== undefined ? { title } : {}), version: upstream?.version ?? 'unknown' };
+}
+
 export function upstreamErrorText(serverId: string, error: unknown, method: string): string {
   if (error instanceof UpstreamBackoffError) {
     return `Upstream server "${serverId}" could not complete ${method}: ${error.reason}.`;

@@ -32,15 +32,22 @@ import { POLICY_DENIED } from '../policy/callGate';
 import type { UpstreamConnection } from '../upstream/upstreamConnection';
 import { LAUNCH_CLIENT_CAPABILITIES, type InitializeParams } from '../upstream/upstreamPool';
 import {
-  CLIENT_CAPABILITIES_META,
-  CLIENT_INFO_META,
+  envelopeOf,
   MODERN_PROTOCOL_VERSION,
+  modernError,
   modernResult,
   PROTOCOL_VERSION_META,
+  UNSUPPORTED_PROTOCOL_VERSION,
   type ModernEnvelope,
 } from '../upstream/modernProtocol';
 import { writeWebResponse } from '../http/webResponseBridge';
-import { RELAYED_CLIENT_METHODS, relayedClientCapabilities, relayedServerCapabilities, upstreamErrorText } from './relayRules';
+import {
+  catalogServerInfo,
+  RELAYED_CLIENT_METHODS,
+  relayedClientCapabilities,
+  relayedServerCapabilities,
+  upstreamErrorText,
+} from './relayRules';
 import type { SessionDeps } from './clientSession';
 import { HeldCalls } from './heldCalls';
 import { ListenStreams } from './listenStreams';
@@ -59,12 +66,6 @@ const STATELESS_CLIENTS_PARAMS: InitializeParams = {
 
 /** 2025-era methods that 2026-07-28 removed: a modern client asking for one is told they do not exist. */
 const REMOVED_METHODS = new Set(['initialize', 'ping', 'logging/setLevel', 'resources/subscribe', 'resources/unsubscribe']);
-
-/** The 2025-era SDKs' code for a resource that does not exist. */
-const RESOURCE_NOT_FOUND_2025 = -32002;
-
-/** The 2026-07-28 error for a version the server does not speak. */
-const UNSUPPORTED_PROTOCOL_VERSION = -32022;
 
 /** Audit flag of a call from a 2026-07-28 client. */
 const MODERN_CLIENT_FLAG = `client-mcp:${MODERN_PROTOCOL_VERSION}`;
@@ -162,8 +163,9 @@ export class StatelessRequests {
    */
   private line(server: ServerConfig): ServerLine {
     const current = this.lines.get(server.id);
+    if (current?.server === server) return current; // every request but the first after a new policy
     if (current && JSON.stringify(current.server.transport) === JSON.stringify(server.transport)) {
-      if (current.server !== server) current.configure(server, this.listingOf(server, current.log));
+      current.configure(server, this.listingOf(server, current.log));
       return current;
     }
     if (current) void this.end(current);
@@ -258,7 +260,7 @@ export class StatelessRequests {
     } catch (error) {
       return reply({ error: { code: ErrorCode.InternalError, message: upstreamErrorText(line.server.id, error, request.method) } });
     }
-    if (!gone) line.listens.open(connection, request, transport, envelopeOf(request));
+    if (!gone) line.listens.open(connection, request, transport, relayedEnvelopeOf(request));
   }
 
   /** `server/discover` as the gateway answers it: the server as this user may use it, under its catalog id. */
@@ -380,37 +382,13 @@ export class StatelessRequests {
   }
 }
 
-/** The client's envelope (checked by the SDK's classification), with only the capabilities the gateway relays. */
-function envelopeOf(request: JSONRPCRequest): ModernEnvelope {
-  const meta = (request.params?._meta ?? {}) as Record<string, unknown>;
-  const info = meta[CLIENT_INFO_META] as { name?: unknown; version?: unknown } | undefined;
-  const capabilities = (meta[CLIENT_CAPABILITIES_META] ?? {}) as Record<string, unknown>;
-  return {
-    clientInfo: {
-      name: typeof info?.name === 'string' ? info.name : 'unknown',
-      version: typeof info?.version === 'string' ? info.version : 'unknown',
-    },
-    clientCapabilities: relayedClientCapabilities(capabilities) as Record<string, unknown>,
-  };
-}
-
-/**
- * An error in the 2026-07-28 vocabulary: a 2025-era server's refusal to read a resource
- * ("not found", -32002, or Invalid Params) is Invalid Params naming the URI (SEP-2164).
- */
-function modernError(request: JSONRPCRequest, error: { code: number; message: string; data?: unknown }) {
-  const refusedRead = error.code === RESOURCE_NOT_FOUND_2025 || error.code === ErrorCode.InvalidParams;
-  if (!refusedRead || request.method !== 'resources/read') return { error };
-  const data = typeof error.data === 'object' && error.data !== null ? error.data : {};
-  return { error: { code: ErrorCode.InvalidParams, message: error.message, data: { ...data, uri: request.params?.uri } } };
+/** The client's envelope, with only the capabilities the gateway relays. */
+function relayedEnvelopeOf(request: JSONRPCRequest): ModernEnvelope {
+  const envelope = envelopeOf(request);
+  return { ...envelope, clientCapabilities: relayedClientCapabilities(envelope.clientCapabilities) as Record<string, unknown> };
 }
 
 /** How the gateway names a server to clients: its stable catalog id, like `initialize` does. */
 function identity(line: ServerLine): Record<string, unknown> {
-  const upstream = line.connection?.initialized?.serverInfo;
-  return {
-    name: line.server.id,
-    ...((line.server.title ?? upstream?.title ?? upstream?.name) ? { title: line.server.title ?? upstream?.title ?? upstream?.name } : {}),
-    version: upstream?.version ?? 'unknown',
-  };
+  return catalogServerInfo(line.server, line.connection?.initialized?.serverInfo);
 }

@@ -119,6 +119,36 @@ export function modernResult(
   return stamped;
 }
 
+/** The 2026-07-28 error for a version the server does not speak (`data: {supported, requested}`). */
+export const UNSUPPORTED_PROTOCOL_VERSION = -32022;
+/** The 2025-era SDKs' code for a resource that does not exist. */
+const RESOURCE_NOT_FOUND_2025 = -32002;
+const INVALID_PARAMS = -32602;
+
+/** A client's envelope as its request's `_meta` carries it (the SDK's classification has checked it). */
+export function envelopeOf(request: JSONRPCRequest): ModernEnvelope {
+  const meta = (request.params?._meta ?? {}) as Record<string, unknown>;
+  const info = meta[CLIENT_INFO_META] as { name?: unknown; version?: unknown } | undefined;
+  return {
+    clientInfo: {
+      name: typeof info?.name === 'string' ? info.name : 'unknown',
+      version: typeof info?.version === 'string' ? info.version : 'unknown',
+    },
+    clientCapabilities: (meta[CLIENT_CAPABILITIES_META] ?? {}) as Record<string, unknown>,
+  };
+}
+
+/**
+ * An error in the 2026-07-28 vocabulary: a 2025-era server's refusal to read a resource
+ * ("not found", -32002, or Invalid Params) is Invalid Params naming the URI (SEP-2164).
+ */
+export function modernError(request: JSONRPCRequest, error: { code: number; message: string; data?: unknown }) {
+  const refusedRead = error.code === RESOURCE_NOT_FOUND_2025 || error.code === INVALID_PARAMS;
+  if (!refusedRead || request.method !== 'resources/read') return { error };
+  const data = typeof error.data === 'object' && error.data !== null ? error.data : {};
+  return { error: { code: INVALID_PARAMS, message: error.message, data: { ...data, uri: request.params?.uri } } };
+}
+
 /** Methods whose `Mcp-Name` header carries what they act on. */
 const NAMED_METHODS: Record<string, 'name' | 'uri'> = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri' };
 

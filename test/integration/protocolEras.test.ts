@@ -25,7 +25,7 @@ import {
   waitUntil,
   type RunningGateway,
 } from '../support/gatewayHarness';
-import { connectModernClient, MODERN_VERSION } from '../support/modernClient';
+import { answerElicitations, connectModernClient, MODERN_VERSION, postModern } from '../support/modernClient';
 
 /** The tools of test/fixtures/modern-upstream.ts, sorted. */
 const MODERN_FIXTURE_TOOLS = ['add_tool', 'cancellations', 'confirm_echo', 'echo', 'leak', 'list_requests', 'slow'];
@@ -207,11 +207,7 @@ describe("a 2026-07-28 client at the gateway's front", function () {
 
   it("passes a modern server's input_required results to the client, which answers them itself", async () => {
     const client = await connectModernClient(gateway, 'modern', { elicitation: { form: {} } });
-    const asked: string[] = [];
-    client.setRequestHandler('elicitation/create', async (request) => {
-      asked.push((request.params as { message: string }).message);
-      return { action: 'accept', content: { confirm: true } };
-    });
+    const asked = answerElicitations(client, { confirm: true });
     assert.equal(textOf(await client.callTool({ name: 'confirm_echo', arguments: { text: 'x' } })), 'confirmed: x');
     assert.deepEqual(asked, ['Echo "x"?']);
     await client.close();
@@ -219,11 +215,7 @@ describe("a 2026-07-28 client at the gateway's front", function () {
 
   it("turns a 2025-era server's questions mid-call into input_required rounds, which the client answers", async () => {
     const client = await connectModernClient(gateway, 'legacy', { elicitation: { form: {} } });
-    const asked: string[] = [];
-    client.setRequestHandler('elicitation/create', async (request) => {
-      asked.push((request.params as { message: string }).message);
-      return { action: 'accept', content: { username: 'alice', email: 'alice@example.com' } };
-    });
+    const asked = answerElicitations(client, { username: 'alice', email: 'alice@example.com' });
     await client.listTools();
     const result = await client.callTool({ name: 'test_elicitation', arguments: { message: 'Who are you?' } });
     assert.match(textOf(result), /User response: action=accept, content=.*"username":"alice"/);
@@ -241,36 +233,8 @@ describe("a 2026-07-28 client at the gateway's front", function () {
   });
 
   it('refuses a changed requestState, and ends a call whose question the client cannot answer with -32021', async () => {
-    const post = async (params: Record<string, unknown>, capabilities: Record<string, unknown>) => {
-      const response = await fetch(gateway.url('legacy'), {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${gateway.secret}`,
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          'mcp-protocol-version': MODERN_VERSION,
-          'mcp-method': 'tools/call',
-          'mcp-name': String(params.name),
-        },
-        body: JSON.stringify({
-          jsonrpc: '2.0',
-          id: 1,
-          method: 'tools/call',
-          params: {
-            ...params,
-            _meta: {
-              'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
-              'io.modelcontextprotocol/clientCapabilities': capabilities,
-              'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
-            },
-          },
-        }),
-      });
-      return {
-        status: response.status,
-        body: (await response.json()) as { result?: Record<string, unknown>; error?: { code: number; data?: unknown } },
-      };
-    };
+    const post = (params: Record<string, unknown>, capabilities: Record<string, unknown>) =>
+      postModern(gateway, 'legacy', { method: 'tools/call', params }, { capabilities });
     const first = await post({ name: 'test_input_required_result_request_state', arguments: {} }, { elicitation: {} });
     assert.equal(first.body.result?.resultType, 'input_required');
     const state = String(first.body.result?.requestState);
@@ -313,33 +277,16 @@ describe("a 2026-07-28 client at the gateway's front", function () {
   });
 
   it('refuses what 2026-07-28 does not have, with the status the spec names', async () => {
-    const meta = (version: string) => ({
-      'io.modelcontextprotocol/protocolVersion': version,
-      'io.modelcontextprotocol/clientCapabilities': {},
-      'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
-    });
-    const post = (method: string, version: string) =>
-      fetch(gateway.url('probe'), {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${gateway.secret}`,
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          'mcp-protocol-version': version,
-          'mcp-method': method,
-        },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 7, method, params: { _meta: meta(version) } }),
-      });
+    const post = (method: string, version: string) => postModern(gateway, 'probe', { id: 7, method }, { version });
     const unsupported = await post('tools/list', '2099-01-01');
     assert.equal(unsupported.status, 400);
-    const refusal = (await unsupported.json()) as { id: number; error: { code: number; data: { supported: string[]; requested: string } } };
     assert.deepEqual(
-      [refusal.id, refusal.error.code, refusal.error.data],
+      [unsupported.body.id, unsupported.body.error?.code, unsupported.body.error?.data],
       [7, -32022, { supported: [MODERN_VERSION], requested: '2099-01-01' }],
     );
     const removed = await post('ping', MODERN_VERSION);
     assert.equal(removed.status, 404);
-    assert.equal(((await removed.json()) as { error: { code: number } }).error.code, -32601);
+    assert.equal(removed.body.error?.code, -32601);
   });
 
   it("records each call's client era in the audit (and the server's, when it is 2026-07-28)", async () => {

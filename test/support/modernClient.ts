@@ -22,3 +22,58 @@ export async function connectModernClient(
   await client.connect(transport);
   return client;
 }
+
+/** What a raw 2026-07-28 POST got: its HTTP status and JSON-RPC body. */
+export interface RawAnswer {
+  status: number;
+  body: { id?: unknown; result?: Record<string, unknown>; error?: { code: number; message: string; data?: unknown } };
+}
+
+/**
+ * One 2026-07-28 request as raw HTTP (for what the SDK client would not send, or to see the
+ * status): the headers and `_meta` envelope a client puts on it, at `version`.
+ */
+export async function postModern(
+  gateway: RunningGateway,
+  serverId: string,
+  request: { id?: number; method: string; params?: Record<string, unknown> },
+  options: { capabilities?: ClientCapabilities; version?: string } = {},
+): Promise<RawAnswer> {
+  const version = options.version ?? MODERN_VERSION;
+  const params = request.params ?? {};
+  const response = await fetch(gateway.url(serverId), {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${gateway.secret}`,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': version,
+      'mcp-method': request.method,
+      ...(typeof params.name === 'string' ? { 'mcp-name': params.name } : {}),
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: request.id ?? 1,
+      method: request.method,
+      params: {
+        ...params,
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': version,
+          'io.modelcontextprotocol/clientCapabilities': options.capabilities ?? {},
+          'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+        },
+      },
+    }),
+  });
+  return { status: response.status, body: (await response.json()) as RawAnswer['body'] };
+}
+
+/** Answers every elicitation the client is asked with `content`; returns the messages it was asked. */
+export function answerElicitations(client: Client, content: Record<string, unknown>): string[] {
+  const asked: string[] = [];
+  client.setRequestHandler('elicitation/create', async (request) => {
+    asked.push((request.params as { message: string }).message);
+    return { action: 'accept', content: content as Record<string, string | number | boolean | string[]> };
+  });
+  return asked;
+}

@@ -46,7 +46,8 @@ const errorOf = (turn: Forwarded) => ('answer' in turn && 'error' in turn.answer
 describe('held calls: a 2025-era server asking a 2026-07-28 client mid-call', () => {
   const log = createLogger(undefined, 'error');
 
-  async function firstRound() {
+  /** A call of the tool `greet` sent upstream (upstream id 1), waiting for its first turn. */
+  function startCall() {
     const upstream = fakeConnection();
     const calls = new HeldCalls(log);
     const started = calls.start(
@@ -55,6 +56,11 @@ describe('held calls: a 2025-era server asking a 2026-07-28 client mid-call', ()
       ENVELOPE,
       new AbortController().signal,
     );
+    return { upstream, calls, started };
+  }
+
+  async function firstRound() {
+    const { upstream, calls, started } = startCall();
     assert.equal(calls.fromServer(ask(41), undefined), true, 'the one call in flight over stdio owns the question');
     const round = resultOf(await started)!;
     assert.equal(round.resultType, 'input_required');
@@ -104,14 +110,7 @@ describe('held calls: a 2025-era server asking a 2026-07-28 client mid-call', ()
   });
 
   it('ends the call with -32021 when the client cannot answer anything asked, cancelling it upstream', async () => {
-    const upstream = fakeConnection();
-    const calls = new HeldCalls(log);
-    const started = calls.start(
-      upstream.connection,
-      { method: 'tools/call', params: { name: 'greet' } },
-      ENVELOPE,
-      new AbortController().signal,
-    );
+    const { upstream, calls, started } = startCall();
     calls.fromServer(ask(7, 'sampling/createMessage'), undefined);
     const error = errorOf(await started)!;
     assert.deepEqual([error.code, error.data], [-32021, { requiredCapabilities: { sampling: {} } }]);
@@ -124,9 +123,7 @@ describe('held calls: a 2025-era server asking a 2026-07-28 client mid-call', ()
   });
 
   it('over HTTP takes only a question that came on its call’s own stream', async () => {
-    const upstream = fakeConnection();
-    const calls = new HeldCalls(log);
-    void calls.start(upstream.connection, { method: 'tools/call', params: { name: 'greet' } }, ENVELOPE, new AbortController().signal);
+    const { calls } = startCall();
     assert.equal(calls.fromServer(ask(8), null), false, 'a question on no call’s stream belongs to none');
     assert.equal(calls.fromServer(ask(9), 99), false, 'nor one on another request’s stream');
     assert.equal(calls.fromServer(ask(10), 1), true);
