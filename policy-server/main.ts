@@ -26,11 +26,15 @@ import { EffectivePolicyBundles } from './bundles/effectivePolicyBundles';
 import { parsePolicyServerArgs, POLICY_SERVER_USAGE, type PolicyServerArgs, type RotateKeyArgs } from './cli/policyServerArgs';
 import { parseOrExplain, USAGE_EXIT_CODE } from '../common/cli/commandLine';
 import { PolicyEventHub } from './events/policyEventHub';
-import { createPolicyServerApp, PolicyServerHttp } from './http/policyServerApp';
+import { createPolicyServerApp, PolicyServerHttp, type PolicyServerAppDeps } from './http/policyServerApp';
+import { AuthorizationServer, SIGN_IN_CALLBACK_PATH } from './authorization/authorizationServer';
+import { openAuthorizationKeys } from './authorization/authorizationKeys';
+import { FederatedSignIn } from './authorization/federatedSignIn';
+import { RelayAccess } from './authorization/relayAccess';
 import type { PolicyServerReadyLine } from '../common/policy/policyServerApi';
 import { rotateSigningKey } from './keys/keyRoutes';
 import { SigningKeyRing } from './keys/signingKeyRing';
-import { createLogger, describeError } from '../common/log/logger';
+import { createLogger, describeError, type Logger } from '../common/log/logger';
 import { PolicyService } from './policies/policyService';
 import { RevocationList } from './revocations/revocationList';
 import { ReviewQueue } from './reviews/reviewQueue';
@@ -67,6 +71,31 @@ async function rotateKey(args: RotateKeyArgs): Promise<number> {
     await store.close();
     await database?.end();
   }
+}
+
+/** The MCP authorization server (`--sign-in-client-id`): its keys in the data dir, sign-in at the org's IdP. */
+async function startAuthorizationServer(
+  signIn: NonNullable<PolicyServerArgs['signIn']>,
+  idpIssuer: string,
+  publicUrl: string,
+  dataDir: string,
+  log: Logger,
+): Promise<NonNullable<PolicyServerAppDeps['authorization']>> {
+  const keys = await openAuthorizationKeys(dataDir);
+  const server = new AuthorizationServer({
+    publicUrl,
+    keys,
+    signIn: new FederatedSignIn({
+      issuer: idpIssuer,
+      clientId: signIn.clientId,
+      clientSecret: readSecretFile(signIn.clientSecretFile),
+      scope: signIn.scope,
+      redirectUri: `${publicUrl}${SIGN_IN_CALLBACK_PATH}`,
+    }),
+    log: log.child({ component: 'authorization-server' }),
+  });
+  log.info('MCP authorization server on', { issuer: server.issuer });
+  return { server, relayAccess: new RelayAccess(server, keys, publicUrl) };
 }
 
 async function serve(args: PolicyServerArgs): Promise<number> {
@@ -170,6 +199,16 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   }
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   const issuer = args.issuerUrl ?? url;
+  let authorization: PolicyServerAppDeps['authorization'];
+  if (args.signIn && args.oidc) {
+    try {
+      authorization = await startAuthorizationServer(args.signIn, args.oidc.issuer, issuer, args.dataDir, log);
+    } catch (error) {
+      process.stderr.write(`gatehouse policy-server: ${describeError(error)}\n`);
+      await http.close();
+      return 2;
+    }
+  }
   http.serve(
     createPolicyServerApp({
       authenticator,
@@ -184,6 +223,7 @@ async function serve(args: PolicyServerArgs): Promise<number> {
       maxPolicyBytes: MAX_POLICY_BYTES,
       publicUrl: issuer,
       registryAnonymous: args.registryAnonymous,
+      ...(authorization ? { authorization } : {}),
       ...(database ? { relaySessions: new PostgresRelaySessions(database) } : {}),
       log: log.child({ component: 'http' }),
     }),

@@ -29,7 +29,7 @@ const BEARER_CREDENTIALS = /^[A-Za-z0-9\-._~+/]+=*$/;
 const VERIFIED_TTL_MS = 60_000;
 const MAX_VERIFIED = 10_000;
 
-export type BearerErrorCode = 'invalid_request' | 'invalid_token';
+export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'invalid_dpop_proof';
 
 /** The caller must (re)authenticate. Answer with 401 and `WWW-Authenticate: <wwwAuthenticate>`. */
 export class AuthenticationError extends Error {
@@ -39,15 +39,29 @@ export class AuthenticationError extends Error {
   readonly error: BearerErrorCode | undefined;
   readonly description: string | undefined;
 
-  constructor(message: string, error?: BearerErrorCode, description?: string) {
+  constructor(
+    message: string,
+    error?: BearerErrorCode,
+    description?: string,
+    /** `DPoP` for a refused proof (RFC 9449 section 7.1). */
+    private readonly scheme: 'Bearer' | 'DPoP' = 'Bearer',
+    /** More challenge parameters, such as RFC 9728's `resource_metadata`. */
+    private readonly parameters: Record<string, string> = {},
+  ) {
     super(message);
     this.name = 'AuthenticationError';
     this.error = error;
     this.description = description === undefined ? undefined : challengeText(description);
-    this.wwwAuthenticate =
-      error === undefined
-        ? `Bearer realm="${REALM}"`
-        : `Bearer realm="${REALM}", error="${error}"${this.description === undefined ? '' : `, error_description="${this.description}"`}`;
+    const fields = [`realm="${REALM}"`];
+    if (error !== undefined) fields.push(`error="${error}"`);
+    if (this.description !== undefined) fields.push(`error_description="${this.description}"`);
+    for (const [name, value] of Object.entries(parameters)) fields.push(`${name}="${challengeText(value)}"`);
+    this.wwwAuthenticate = `${scheme} ${fields.join(', ')}`;
+  }
+
+  /** The same refusal with more challenge parameters. */
+  withParameters(parameters: Record<string, string>): AuthenticationError {
+    return new AuthenticationError(this.message, this.error, this.description, this.scheme, { ...this.parameters, ...parameters });
   }
 
   static invalidToken(reason: string): AuthenticationError {

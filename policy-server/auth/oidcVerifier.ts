@@ -102,12 +102,7 @@ export class OidcVerifier {
     }
     if (typeof payload.sub !== 'string' || payload.sub === '') return refuse('token has no usable sub claim');
 
-    // Entra replaces `groups` with a pointer when a user has too many: group rules would
-    // silently stop matching (a deny by group would fail open), so refuse instead.
-    const claimNames = payload._claim_names as Record<string, unknown> | undefined;
-    if (payload.hasgroups === true || payload.hasgroups === 'true' || (claimNames && 'groups' in claimNames)) {
-      return refuse('token omits the groups claim (group overage); configure the IdP to emit groups or app roles');
-    }
+    if (hasGroupOverage(payload)) return refuse(GROUP_OVERAGE);
     const identity: CallerIdentity = { sub: payload.sub, issuer: this.issuer, claims: { ...payload } };
     if (typeof payload.email === 'string') identity.email = payload.email;
     if (typeof payload.preferred_username === 'string') identity.username = payload.preferred_username;
@@ -137,6 +132,17 @@ export class OidcVerifier {
     if (jwksUrl.protocol === 'http:' && !loopback) throw new Error(`OIDC issuer ${this.issuer} publishes a plain-http jwks_uri`);
     return createRemoteJWKSet(jwksUrl, { timeoutDuration: IDP_TIMEOUT_SECONDS * 1000 });
   }
+}
+
+export const GROUP_OVERAGE = 'token omits the groups claim (group overage); configure the IdP to emit groups or app roles';
+
+/**
+ * Entra replaces `groups` with a pointer when a user has too many: group rules would
+ * silently stop matching (a deny by group would fail open), so such a token is refused.
+ */
+export function hasGroupOverage(claims: Record<string, unknown>): boolean {
+  const claimNames = claims._claim_names as Record<string, unknown> | undefined;
+  return claims.hasgroups === true || claims.hasgroups === 'true' || (claimNames !== undefined && 'groups' in claimNames);
 }
 
 function refuse(reason: string): TokenVerdict {

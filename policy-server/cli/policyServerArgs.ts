@@ -28,6 +28,13 @@ Options:
                              (default http://<listen address>)
   --oidc-issuer <url>        accept access tokens from this OIDC issuer...
   --oidc-audience <aud>      ...issued for this audience (both required together)
+  --sign-in-client-id <id>   this server's own client at the --oidc-issuer IdP; turns on the
+                             MCP authorization server (/oauth) so any MCP client reaches the
+                             relay with the org's SSO. Redirect URI to register at the IdP:
+                             <issuer-url>/oauth/sign-in/callback
+  --sign-in-client-secret-file <path>  0600 file with that client's secret
+  --sign-in-scope <scopes>   scopes asked of the IdP at sign-in (default "openid email profile";
+                             add the scope that puts groups in the ID token if yours needs one)
   --github-api <url>         accept GitHub tokens, checked against this API
                              (e.g. https://api.github.com)...
   --github-client-id <id>    ...issued to this Gatehouse GitHub OAuth app only...
@@ -67,6 +74,8 @@ export interface PolicyServerArgs {
   issuerUrl: string | undefined;
   oidc: { issuer: string; audience: string } | undefined;
   github: { apiBaseUrl: string; clientId: string; clientSecretFile: string } | undefined;
+  /** The MCP authorization server's sign-in at the OIDC issuer (off unless given). */
+  signIn: { clientId: string; clientSecretFile: string; scope: string } | undefined;
   bootstrapPolicy: string | undefined;
   secretsKeyFile: string | undefined;
   /** PostgreSQL instead of the data dir's files. */
@@ -100,6 +109,9 @@ export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | Rotate
       'github-api',
       'github-client-id',
       'github-client-secret-file',
+      'sign-in-client-id',
+      'sign-in-client-secret-file',
+      'sign-in-scope',
       'bootstrap-policy',
       'secrets-key-file',
       'audit-syslog',
@@ -124,11 +136,23 @@ export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | Rotate
       '--github-api needs --github-client-id and --github-client-secret-file: only tokens issued to the Gatehouse GitHub app are accepted',
     );
   }
+  const signInClientId = values['sign-in-client-id'];
+  const signInSecretFile = values['sign-in-client-secret-file'];
+  if ((signInClientId || signInSecretFile || values['sign-in-scope']) && !(signInClientId && signInSecretFile)) {
+    throw new UsageError('--sign-in-client-id and --sign-in-client-secret-file go together (--sign-in-scope needs them)');
+  }
+  if (signInClientId && !values['oidc-issuer']) throw new UsageError('--sign-in-client-id needs --oidc-issuer: people sign in at that IdP');
+  const issuerUrl = values['issuer-url'] === undefined ? undefined : parseIssuerUrl(values['issuer-url']);
+  if (signInClientId && issuerUrl && new URL(issuerUrl).pathname !== '/') {
+    throw new UsageError('with --sign-in-client-id, --issuer-url must have no path: the authorization server lives at <issuer-url>/oauth');
+  }
+  const signInScope = values['sign-in-scope'] ?? 'openid email profile';
+  if (!signInScope.split(' ').includes('openid')) throw new UsageError('--sign-in-scope must include openid');
   return {
     command: 'serve',
     dataDir: resolve(values['data-dir'] ?? DEFAULT_DATA_DIR),
     listen: parseListen(values.listen ?? DEFAULT_LISTEN),
-    issuerUrl: values['issuer-url'] === undefined ? undefined : parseIssuerUrl(values['issuer-url']),
+    issuerUrl,
     oidc:
       values['oidc-issuer'] && values['oidc-audience'] ? { issuer: values['oidc-issuer'], audience: values['oidc-audience'] } : undefined,
     github:
@@ -138,6 +162,10 @@ export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | Rotate
             clientId: values['github-client-id'],
             clientSecretFile: resolve(values['github-client-secret-file']),
           }
+        : undefined,
+    signIn:
+      signInClientId && signInSecretFile
+        ? { clientId: signInClientId, clientSecretFile: resolve(signInSecretFile), scope: signInScope }
         : undefined,
     bootstrapPolicy: values['bootstrap-policy'] === undefined ? undefined : resolve(values['bootstrap-policy']),
     secretsKeyFile: values['secrets-key-file'] === undefined ? undefined : resolve(values['secrets-key-file']),

@@ -1,12 +1,14 @@
 /**
- * Who may call what. Every `/v1` route needs an IdP bearer token (BearerAuthenticator);
+ * Who may call what. Every `/v1` route needs an IdP bearer token (BearerAuthenticator); the
+ * relay also takes the policy server's own relay tokens when it is an authorization server;
  * revoked users and sessions are refused everywhere; admin routes also need the caller to
  * be in one of the current policy's `admins` groups. There is no other kind of account.
  */
 import type { RequestHandler, Response } from 'express';
 import { compileEffectivePolicy } from '../../common/policy/effectivePolicy';
 import type { CallerIdentity } from '../../common/policy/identity';
-import type { BearerAuthenticator } from '../auth/bearerAuthenticator';
+import { AuthenticationError, type BearerAuthenticator } from '../auth/bearerAuthenticator';
+import type { RelayAccess } from '../authorization/relayAccess';
 import type { PolicyService } from '../policies/policyService';
 import type { RevocationList } from '../revocations/revocationList';
 import { ApiError } from './apiErrors';
@@ -23,18 +25,48 @@ export function authenticateCaller(
 ): RequestHandler {
   return async (req, res, next) => {
     const caller = await authenticator.authenticate(req.get('authorization'));
-    const revocation = options.acceptRevoked ? undefined : await revocations.find(caller);
-    if (revocation) {
-      const what = revocation.sessionId === undefined ? `Access for ${caller.sub}` : `Session ${revocation.sessionId} of ${caller.sub}`;
-      throw new ApiError(
-        403,
-        'revoked',
-        `${what} was revoked by an admin at ${revocation.revokedAt}${revocation.reason ? ` (${revocation.reason})` : ''}. Ask your admin to restore it.`,
-      );
-    }
+    if (!options.acceptRevoked) await refuseRevoked(revocations, caller);
     res.locals.caller = caller;
     next();
   };
+}
+
+/**
+ * For `/relay/<server>/mcp`: the IdP's tokens as everywhere, and when the policy server is
+ * an authorization server (`relayAccess`), also its own tokens for exactly that relay
+ * server; a refusal then points the client at the server's protected-resource metadata.
+ */
+export function authenticateRelayCaller(
+  authenticator: BearerAuthenticator,
+  revocations: RevocationList,
+  relayAccess: RelayAccess | undefined,
+): RequestHandler {
+  return async (req, res, next) => {
+    const serverId = /^\/([^/]+)\/mcp$/.exec(req.path)?.[1];
+    try {
+      const caller =
+        relayAccess && serverId !== undefined && relayAccess.carriesOurToken(req)
+          ? await relayAccess.authenticate(req, serverId)
+          : await authenticator.authenticate(req.get('authorization'));
+      await refuseRevoked(revocations, caller);
+      res.locals.caller = caller;
+    } catch (error) {
+      if (relayAccess && serverId !== undefined && error instanceof AuthenticationError) throw relayAccess.challenge(error, serverId);
+      throw error;
+    }
+    next();
+  };
+}
+
+async function refuseRevoked(revocations: RevocationList, caller: CallerIdentity): Promise<void> {
+  const revocation = await revocations.find(caller);
+  if (!revocation) return;
+  const what = revocation.sessionId === undefined ? `Access for ${caller.sub}` : `Session ${revocation.sessionId} of ${caller.sub}`;
+  throw new ApiError(
+    403,
+    'revoked',
+    `${what} was revoked by an admin at ${revocation.revokedAt}${revocation.reason ? ` (${revocation.reason})` : ''}. Ask your admin to restore it.`,
+  );
 }
 
 export function requireAdmin(policies: PolicyService): RequestHandler {

@@ -27,7 +27,9 @@ import { relayRoutes } from '../relay/relayRoute';
 import type { SecretStore } from '../secrets/secretStore';
 import type { RevocationList } from '../revocations/revocationList';
 import { errorHandler, notFound } from './apiErrors';
-import { authenticateCaller, requireAdmin } from './callerAuthentication';
+import { authenticateCaller, authenticateRelayCaller, requireAdmin } from './callerAuthentication';
+import type { AuthorizationServer } from '../authorization/authorizationServer';
+import type { RelayAccess } from '../authorization/relayAccess';
 import { POLICY_SERVER_PATHS as PATHS } from '../../common/policy/policyServerApi';
 
 /** The gateway's own body limit for MCP messages. */
@@ -51,6 +53,8 @@ export interface PolicyServerAppDeps {
   relaySessions?: RelaySessions;
   /** `--registry-anonymous`: the registry answers callers without a token with what `*` rules give. */
   registryAnonymous?: boolean;
+  /** The MCP authorization server (`/oauth`) and the relay's acceptance of its tokens, when configured. */
+  authorization?: { server: AuthorizationServer; relayAccess: RelayAccess };
   log: Logger;
 }
 
@@ -88,9 +92,13 @@ export function createPolicyServerApp(deps: PolicyServerAppDeps): Express {
   const ingest = authenticateCaller(deps.authenticator, deps.revocations, { acceptRevoked: true });
   app.use(PATHS.audit, auditRoutes(deps.audit, { ingest, read: [authenticated, requireAdmin(deps.policies)] }));
   app.use(PATHS.reviews, authenticated, reviewRoutes(deps.reviews));
+  if (deps.authorization) {
+    app.use(deps.authorization.server.routes());
+    app.use(deps.authorization.relayAccess.routes());
+  }
   app.use(
     PATHS.relay,
-    authenticated,
+    authenticateRelayCaller(deps.authenticator, deps.revocations, deps.authorization?.relayAccess),
     relayRoutes({
       policies: deps.policies,
       secrets: deps.secrets,

@@ -34,7 +34,9 @@ export async function signInInBrowser(authorizationUrl: URL, user: string): Prom
   const send = browserSession();
   let url = authorizationUrl;
   let response = await send(url);
-  for (let hop = 0; hop < 12; hop++) {
+  const visited: string[] = [];
+  for (let hop = 0; hop < 20; hop++) {
+    visited.push(`${url.host}${url.pathname}`);
     if (url.pathname === '/callback' && url.origin !== authorizationUrl.origin) return response;
     const location = response.headers.get('location');
     if (response.status === 200 && url.pathname.startsWith('/interaction/')) {
@@ -48,10 +50,12 @@ export async function signInInBrowser(authorizationUrl: URL, user: string): Prom
       continue;
     }
     if (response.status < 300 || response.status >= 400 || !location)
-      throw new Error(`the browser stopped at ${url.pathname} with HTTP ${response.status}: ${(await response.text()).slice(0, 300)}`);
+      throw new Error(
+        `the browser stopped at ${url.pathname} with HTTP ${response.status}: ${(await response.text()).replace(/<style>[\s\S]*<\/style>/, '').slice(0, 600)}`,
+      );
     await response.body?.cancel();
     url = new URL(location, url);
     response = await send(url);
   }
-  throw new Error("the browser never reached the client's redirect");
+  throw new Error(`the browser never reached the client's redirect: ${visited.join(' -> ')}`);
 }

@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair } from 'jose';
 import { browserSession } from './idpBrowser';
-import { MemoryStore, ProviderClass, type Interaction, type Provider } from './oidcProviderApi';
+import { grantWhatIsAsked, MemoryStore, ProviderClass, type Provider } from './oidcProviderApi';
 
 export interface LocalIdp {
   issuer: string;
@@ -32,6 +32,11 @@ export interface LocalIdpOptions {
    * with `aud` = its URL and only these scopes; clients may register themselves (RFC 7591).
    */
   mcpResource?: { url: string; scopes: string[] };
+  /**
+   * The policy server's own client here (its MCP authorization server signs people in at
+   * this IdP): confidential, redirect to /oauth/sign-in/callback on any loopback port.
+   */
+  signInClient?: { clientId: string; clientSecret: string };
 }
 
 export const DEFAULT_AUDIENCE = 'https://policy.gatehouse.test';
@@ -92,6 +97,19 @@ export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<Loca
         grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
       },
+      ...(options.signInClient
+        ? [
+            {
+              client_id: options.signInClient.clientId,
+              client_secret: options.signInClient.clientSecret,
+              application_type: 'native',
+              token_endpoint_auth_method: 'client_secret_post',
+              redirect_uris: ['http://127.0.0.1/oauth/sign-in/callback'],
+              grant_types: ['authorization_code'],
+              response_types: ['code'],
+            },
+          ]
+        : []),
     ],
     // Own keys and cookie secrets, so oidc-provider does not warn about development defaults.
     jwks: { keys: [signingKey] },
@@ -99,6 +117,8 @@ export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<Loca
     // Scopes a self-registered client may ask for (oidc-provider checks registrations against them).
     ...(options.mcpResource ? { scopes: ['openid', 'offline_access', ...options.mcpResource.scopes] } : {}),
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['preferred_username'], groups: ['groups'] },
+    // The asked-for claims go into the ID token too, as Entra and most IdPs put them there (the policy server's sign-in reads them).
+    conformIdTokenClaims: false,
     findAccount: async (_ctx: unknown, accountId: string) => ({
       accountId,
       claims: async () => accountClaims(accountId),
@@ -185,7 +205,8 @@ export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<Loca
  * consents to whatever the client asked for.
  */
 async function completeInteraction(provider: Provider, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const { prompt, params, grantId, session, uid } = (await provider.interactionDetails(req, res)) as Interaction & { uid: string };
+  const interaction = await provider.interactionDetails(req, res);
+  const { prompt, params, session, uid } = interaction;
   if (prompt.name === 'login' && params.login_hint === undefined) {
     // A person signing in: a login form (GET), then its answer (POST .../login).
     if (req.method === 'POST' && req.url?.endsWith('/login')) {
@@ -214,19 +235,8 @@ async function completeInteraction(provider: Provider, req: IncomingMessage, res
     return;
   }
   if (prompt.name !== 'consent' || !session?.accountId) throw new Error(`unexpected prompt ${prompt.name}`);
-  const grant =
-    (grantId ? await provider.Grant.find(grantId) : undefined) ??
-    new provider.Grant({ accountId: session.accountId, clientId: String(params.client_id) });
-  const details = prompt.details as {
-    missingOIDCScope?: string[];
-    missingOIDCClaims?: string[];
-    missingResourceScopes?: Record<string, string[]>;
-  };
-  if (details.missingOIDCScope) grant.addOIDCScope(details.missingOIDCScope.join(' '));
-  if (details.missingOIDCClaims) grant.addOIDCClaims(details.missingOIDCClaims);
-  for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {}))
-    grant.addResourceScope(indicator, scopes.join(' '));
-  await provider.interactionFinished(req, res, { consent: { grantId: await grant.save() } }, { mergeWithLastSubmission: true });
+  const grantId = await grantWhatIsAsked(provider, interaction, session.accountId);
+  await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
 }
 
 /** What a native app does: authorization request with PKCE, follow redirects, exchange the code. */

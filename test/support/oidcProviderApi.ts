@@ -1,70 +1,34 @@
 /**
- * What the local IdP (localIdp.ts) uses of oidc-provider, which ships no type declarations:
- * the slice of its API, typed, and a plain in-memory storage adapter for it.
+ * The local IdP (localIdp.ts) is built on the same typed slice of oidc-provider as the
+ * policy server's authorization server (policy-server/authorization/oidcProvider.ts).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-// @ts-expect-error -- oidc-provider ships no type declarations; the shapes used are declared below.
-import OidcProvider from 'oidc-provider';
+import type { Interaction, Provider } from '../../policy-server/authorization/oidcProvider';
 
-// The slice of oidc-provider's API this harness uses.
-export interface Interaction {
-  prompt: { name: string; details: Record<string, unknown> };
-  params: Record<string, unknown>;
-  grantId?: string;
-  session?: { accountId?: string };
-}
-export interface Grant {
-  addOIDCScope(scope: string): void;
-  addOIDCClaims(claims: string[]): void;
-  addResourceScope(indicator: string, scope: string): void;
-  save(): Promise<string>;
-}
-export interface Provider {
-  callback(): (req: IncomingMessage, res: ServerResponse) => void;
-  interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<Interaction>;
-  interactionFinished(
-    req: IncomingMessage,
-    res: ServerResponse,
-    result: Record<string, unknown>,
-    options?: { mergeWithLastSubmission?: boolean },
-  ): Promise<void>;
-  Grant: { new (init: { accountId: string; clientId: string }): Grant; find(id: string): Promise<Grant | undefined> };
-}
-export const ProviderClass = OidcProvider as new (issuer: string, configuration: Record<string, unknown>) => Provider;
+export {
+  MemoryStore,
+  OAuthErrors,
+  ProviderClass,
+  type Interaction,
+  type Provider,
+  type ProviderContext,
+} from '../../policy-server/authorization/oidcProvider';
 
 /**
- * Plain in-memory storage. oidc-provider's own memory adapter works too, but it prints a
- * "development-only" warning into every test run.
+ * Consents to exactly what the interaction says is missing (scopes, claims, resource
+ * scopes): the org, not the user, decides what a client may reach, so there is no consent screen.
  */
-export class MemoryStore {
-  private readonly entries = new Map<string, { payload: Record<string, unknown>; expiresAt: number }>();
-  private readonly uids = new Map<string, string>();
-  private readonly userCodes = new Map<string, string>();
-
-  adapter(model: string) {
-    const key = (id: string) => `${model}:${id}`;
-    const find = async (id: string | undefined) => {
-      if (id === undefined) return undefined;
-      const entry = this.entries.get(key(id));
-      return entry && entry.expiresAt > Date.now() ? entry.payload : undefined;
-    };
-    return {
-      upsert: async (id: string, payload: Record<string, unknown>, expiresIn?: number) => {
-        this.entries.set(key(id), { payload, expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : Infinity });
-        if (typeof payload.uid === 'string') this.uids.set(payload.uid, id);
-        if (typeof payload.userCode === 'string') this.userCodes.set(payload.userCode, id);
-      },
-      find,
-      findByUid: async (uid: string) => find(this.uids.get(uid)),
-      findByUserCode: async (userCode: string) => find(this.userCodes.get(userCode)),
-      consume: async (id: string) => {
-        const entry = this.entries.get(key(id));
-        if (entry) entry.payload.consumed = Math.floor(Date.now() / 1000);
-      },
-      destroy: async (id: string) => void this.entries.delete(key(id)),
-      revokeByGrantId: async (grantId: string) => {
-        for (const [k, entry] of this.entries) if (entry.payload.grantId === grantId) this.entries.delete(k);
-      },
-    };
-  }
+export async function grantWhatIsAsked(provider: Provider, interaction: Interaction, accountId: string): Promise<string> {
+  const { prompt, params, grantId } = interaction;
+  const grant =
+    (grantId ? await provider.Grant.find(grantId) : undefined) ?? new provider.Grant({ accountId, clientId: String(params.client_id) });
+  const details = prompt.details as {
+    missingOIDCScope?: string[];
+    missingOIDCClaims?: string[];
+    missingResourceScopes?: Record<string, string[]>;
+  };
+  if (details.missingOIDCScope) grant.addOIDCScope(details.missingOIDCScope.join(' '));
+  if (details.missingOIDCClaims) grant.addOIDCClaims(details.missingOIDCClaims);
+  for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {}))
+    grant.addResourceScope(indicator, scopes.join(' '));
+  return grant.save();
 }

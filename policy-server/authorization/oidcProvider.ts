@@ -1,0 +1,131 @@
+/**
+ * What Gatehouse uses of oidc-provider (the policy server's MCP authorization server, and
+ * the tests' local IdP), which ships no type declarations: the slice of its API, typed, and
+ * a plain in-memory storage adapter for it.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+// @ts-expect-error -- oidc-provider ships no type declarations; the shapes used are declared below.
+import OidcProvider, { errors as oidcErrors } from 'oidc-provider';
+
+export interface Interaction {
+  uid: string;
+  prompt: { name: string; details: Record<string, unknown> };
+  params: Record<string, unknown>;
+  grantId?: string;
+  session?: { accountId?: string };
+}
+export interface Grant {
+  addOIDCScope(scope: string): void;
+  addOIDCClaims(claims: string[]): void;
+  addResourceScope(indicator: string, scope: string): void;
+  save(): Promise<string>;
+}
+/** The slice of oidc-provider's Koa context a custom grant handler reads. */
+export interface ProviderContext {
+  oidc: {
+    params: Record<string, string | string[] | undefined>;
+    client: { clientId: string; grantTypeAllowed(grant: string): boolean };
+    session?: { accountId?: string; grantIdFor(clientId: string): string | undefined };
+    result?: { consent?: { grantId?: string } };
+    provider: Provider;
+    entity(name: string, value: unknown): void;
+  };
+  method: string;
+  href: string;
+  get(header: string): string;
+  body: unknown;
+}
+export interface AccessTokenModel {
+  resourceServer: unknown;
+  scope: string | undefined;
+  setThumbprint(kind: 'jkt', thumbprint: string): void;
+  save(): Promise<string>;
+  readonly tokenType: string;
+  readonly expiration: number;
+}
+export interface Provider {
+  readonly issuer: string;
+  callback(): (req: IncomingMessage, res: ServerResponse) => void;
+  interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<Interaction>;
+  interactionFinished(
+    req: IncomingMessage,
+    res: ServerResponse,
+    result: Record<string, unknown>,
+    options?: { mergeWithLastSubmission?: boolean },
+  ): Promise<void>;
+  registerGrantType(name: string, handler: (ctx: ProviderContext) => Promise<void>, params: string[], dupes?: string[]): void;
+  on(event: string, listener: (...args: unknown[]) => void): void;
+  /** A Koa middleware run before oidc-provider's own. */
+  use(middleware: (ctx: never, next: () => Promise<void>) => Promise<void>): void;
+  urlFor(name: string): string;
+  Grant: { new (init: { accountId: string; clientId: string }): Grant; find(id: string): Promise<Grant | undefined> };
+  AccessToken: new (init: { accountId: string; client: unknown; gty: string }) => AccessTokenModel;
+  ResourceServer: new (identifier: string, info: Record<string, unknown>) => unknown;
+  ReplayDetection: { unique(namespace: string, id: string, expiresAt: number): Promise<boolean> };
+  Interaction: { find(uid: string): Promise<StoredInteraction | undefined> };
+}
+/** An interaction as stored: what the login step writes its result into. */
+export interface StoredInteraction {
+  result: Record<string, unknown> | undefined;
+  exp: number;
+  returnTo: string;
+  save(ttlSeconds: number): Promise<unknown>;
+}
+export const ProviderClass = OidcProvider as new (issuer: string, configuration: Record<string, unknown>) => Provider;
+
+/** oidc-provider's OAuth error classes: thrown from hooks, they become the RFC 6749 error answers. */
+export const OAuthErrors = oidcErrors as {
+  InvalidGrant: new (description: string) => Error;
+  InvalidTarget: new (description: string) => Error;
+  InvalidRequest: new (description: string) => Error;
+  UnauthorizedClient: new (description: string) => Error;
+  AccessDenied: new (description: string) => Error;
+  InvalidDpopProof: new (description: string) => Error;
+};
+
+/**
+ * Plain in-memory storage (one process). oidc-provider's own memory adapter works too, but
+ * it prints a "development-only" warning on every start. Expired entries are swept at most
+ * once a minute, so a long-running server does not grow without bound.
+ */
+export class MemoryStore {
+  private readonly entries = new Map<string, { payload: Record<string, unknown>; expiresAt: number }>();
+  /** uid and user code -> the entry's key. */
+  private readonly lookups = new Map<string, string>();
+  private lastSweep = Date.now();
+
+  adapter(model: string) {
+    const key = (id: string) => `${model}:${id}`;
+    const read = (entryKey: string | undefined) => {
+      const entry = entryKey === undefined ? undefined : this.entries.get(entryKey);
+      return entry && entry.expiresAt > Date.now() ? entry.payload : undefined;
+    };
+    return {
+      upsert: async (id: string, payload: Record<string, unknown>, expiresIn?: number) => {
+        this.sweep();
+        this.entries.set(key(id), { payload, expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : Infinity });
+        if (typeof payload.uid === 'string') this.lookups.set(`uid:${payload.uid}`, key(id));
+        if (typeof payload.userCode === 'string') this.lookups.set(`userCode:${payload.userCode}`, key(id));
+      },
+      find: async (id: string) => read(key(id)),
+      findByUid: async (uid: string) => read(this.lookups.get(`uid:${uid}`)),
+      findByUserCode: async (userCode: string) => read(this.lookups.get(`userCode:${userCode}`)),
+      consume: async (id: string) => {
+        const entry = this.entries.get(key(id));
+        if (entry) entry.payload.consumed = Math.floor(Date.now() / 1000);
+      },
+      destroy: async (id: string) => void this.entries.delete(key(id)),
+      revokeByGrantId: async (grantId: string) => {
+        for (const [k, entry] of this.entries) if (entry.payload.grantId === grantId) this.entries.delete(k);
+      },
+    };
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    if (now - this.lastSweep < 60_000) return;
+    this.lastSweep = now;
+    for (const [k, entry] of this.entries) if (entry.expiresAt <= now) this.entries.delete(k);
+    for (const [lookup, k] of this.lookups) if (!this.entries.has(k)) this.lookups.delete(lookup);
+  }
+}
