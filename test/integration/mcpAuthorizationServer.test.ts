@@ -11,22 +11,20 @@
  * on a private address.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { decodeJwt } from 'jose';
 import * as oauth from 'openid-client';
-import { NODE, REPO, textOf } from '../support/gatewayHarness';
+import { textOf } from '../support/gatewayHarness';
 import { signInInBrowser } from '../support/idpBrowser';
 import { startKeyedUpstream, type KeyedUpstream } from '../support/keyedUpstream';
 import { startLocalIdp, type LocalIdp } from '../support/localIdp';
 import { InMemoryOAuthClient, LoopbackRedirect } from '../support/oauthTestClient';
-import { removeDir, setSecret, startPolicyServer, type RunningPolicyServer } from '../support/policyHarness';
+import { removeDir, secretStoreWith, startPolicyServer, type RunningPolicyServer } from '../support/policyHarness';
 
 const SERVICE_KEY = `sk-live-${'c0ffee42'.repeat(4)}`;
 const SIGN_IN_CLIENT = { clientId: 'gatehouse-policy-server', clientSecret: `idp-secret-${'9'.repeat(24)}` };
@@ -59,9 +57,7 @@ describe('the policy server as an MCP authorization server', function () {
     idp = await startLocalIdp({ signInClient: SIGN_IN_CLIENT });
     upstream = await startKeyedUpstream(SERVICE_KEY);
     const scratch = mkdtempSync(join(tmpdir(), 'gatehouse-as-'));
-    const keyFile = join(scratch, 'secrets.key');
-    await promisify(execFile)(NODE, [join(REPO, 'dist/gatehouse.js'), 'secret', 'init-key', keyFile]);
-    await setSecret(join(scratch, 'data'), keyFile, 'vault-key', SERVICE_KEY);
+    const keyFile = await secretStoreWith(scratch, 'vault-key', SERVICE_KEY);
     const secretFile = join(scratch, 'sign-in-client-secret');
     writeFileSync(secretFile, SIGN_IN_CLIENT.clientSecret, { mode: 0o600 });
     server = await startPolicyServer(idp, {

@@ -10,11 +10,9 @@
  * use asks the developer to sign in again.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import {
   AuthorizeRequest,
   CredentialRequest,
@@ -22,12 +20,12 @@ import {
   type AuthorizeParams,
   type CredentialParams,
 } from '../../common/control/controlProtocol';
-import { NODE, REPO, startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
+import { startGateway, textOf, waitUntil, type RunningGateway } from '../support/gatewayHarness';
 import { startKeyedUpstream, type KeyedUpstream } from '../support/keyedUpstream';
 import { signInInBrowser } from '../support/idpBrowser';
 import { startLocalIdp, type LocalIdp } from '../support/localIdp';
 import { READ_SCOPE, startOAuthUpstream, WRITE_SCOPE, type OAuthUpstream } from '../support/oauthUpstream';
-import { filesUnder, removeDir, setSecret, startPolicyServer, type RunningPolicyServer } from '../support/policyHarness';
+import { filesUnder, removeDir, secretStoreWith, startPolicyServer, type RunningPolicyServer } from '../support/policyHarness';
 
 const SERVICE_KEY = `sk-live-${'9f8e7d6c'.repeat(4)}`;
 
@@ -72,9 +70,7 @@ describe('one sign-in: an OAuth-protected and a shared-key upstream, no credenti
     for (const user of ['alice', 'carol']) tokens[user] = await idp.tokenFor(user);
     vault = await startKeyedUpstream(SERVICE_KEY);
     scratch = mkdtempSync(join(tmpdir(), 'gatehouse-one-sign-in-'));
-    const keyFile = join(scratch, 'secrets.key');
-    await promisify(execFile)(NODE, [join(REPO, 'dist/gatehouse.js'), 'secret', 'init-key', keyFile]);
-    await setSecret(join(scratch, 'data'), keyFile, 'vault-key', SERVICE_KEY);
+    const keyFile = await secretStoreWith(scratch, 'vault-key', SERVICE_KEY);
     server = await startPolicyServer(idp, {
       dataDir: scratch,
       policyYaml: policy(notes.url, vault.url),

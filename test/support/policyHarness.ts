@@ -8,7 +8,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { NODE, REPO } from './gatewayHarness';
+import { NODE, REPO, runProcess } from './gatewayHarness';
 import type { LocalIdp } from './localIdp';
 
 export interface RunningPolicyServer {
@@ -105,6 +105,21 @@ export function tokenFile(dir: string, name: string, token: string): string {
 
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * A secret store for a policy server started with `dataDir: scratch`: its key file made by
+ * the real `gatehouse secret init-key` (returned), and `secretRef` set to `value` by the real
+ * `gatehouse secret set`.
+ */
+export async function secretStoreWith(scratch: string, secretRef: string, value: string): Promise<string> {
+  const keyFile = join(scratch, 'secrets.key');
+  await runProcess(NODE, [join(REPO, 'dist/gatehouse.js'), 'secret', 'init-key', keyFile]).then(({ code, stderr }) => {
+    if (code !== 0) throw new Error(`secret init-key exited ${code}: ${stderr}`);
+  });
+  // The harness keeps the server's data in <scratch>/data.
+  await setSecret(join(scratch, 'data'), keyFile, secretRef, value);
+  return keyFile;
 }
 
 /** The real CLI, the secret value on stdin. */
