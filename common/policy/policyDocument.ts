@@ -17,7 +17,9 @@ import {
 import { DocumentError, loadYamlFile, parseYamlDocument, type DocumentKind } from '../yamlDocument';
 import { compileCondition } from './conditions';
 
-const Id = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be lowercase letters, digits, dots, dashes or underscores (max 63)');
+/** The form of every id in a policy: servers, groups, rules. */
+export const ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const Id = z.string().regex(ID_PATTERN, 'must be lowercase letters, digits, dots, dashes or underscores (max 63)');
 
 /** `*` (everyone), `group:<id>` or `user:<sub or email>`. */
 const Principal = z.string().regex(/^(\*|group:[a-z0-9][a-z0-9._-]{0,62}|user:\S+)$/, 'must be "*", "group:<id>" or "user:<sub or email>"');

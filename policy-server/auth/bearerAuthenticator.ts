@@ -134,13 +134,23 @@ export class BearerAuthenticator {
 }
 
 function bearerToken(authorization: string | undefined): string {
+  return authorizationCredentials(authorization, ['Bearer']).token;
+}
+
+/**
+ * The scheme (lowercased) and token of an Authorization header whose scheme is one of
+ * `schemes`, the token checked as an RFC 6750 b64token of sane length; AuthenticationError
+ * otherwise. (RFC 9449 gives DPoP-bound tokens the same syntax.)
+ */
+export function authorizationCredentials(authorization: string | undefined, schemes: string[]): { scheme: string; token: string } {
+  const wanted = schemes.join(' or ');
   const header = authorization?.trim() ?? '';
-  if (header === '') throw new AuthenticationError('The request has no Authorization header; send a Bearer token.');
+  if (header === '') throw new AuthenticationError(`The request has no Authorization header; send a ${wanted} token.`);
   const space = header.indexOf(' ');
-  const scheme = space === -1 ? header : header.slice(0, space);
-  if (scheme.toLowerCase() !== 'bearer') {
+  const scheme = (space === -1 ? header : header.slice(0, space)).toLowerCase();
+  if (!schemes.some((accepted) => accepted.toLowerCase() === scheme)) {
     // Another auth scheme counts as no credentials at all (RFC 6750 section 3.1).
-    throw new AuthenticationError('The Authorization header is not a Bearer token; send a Bearer token.');
+    throw new AuthenticationError(`The Authorization header is not a ${wanted} token; send a ${wanted} token.`);
   }
   const token = space === -1 ? '' : header.slice(space + 1).trim();
   if (token === '') throw new AuthenticationError('Bearer token missing.', 'invalid_request', 'Authorization header has no bearer token');
@@ -152,7 +162,7 @@ function bearerToken(authorization: string | undefined): string {
     );
   }
   if (token.length > MAX_TOKEN_LENGTH) throw AuthenticationError.invalidToken('token is too long');
-  return token;
+  return { scheme, token };
 }
 
 /** error_description allows printable ASCII except `"` and `\` (RFC 6750 section 3). */

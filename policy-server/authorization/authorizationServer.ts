@@ -12,6 +12,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Router } from 'express';
 import { describeError, type Logger } from '../../common/log/logger';
+import { ID_PATTERN } from '../../common/policy/policyDocument';
 import { POLICY_SERVER_PATHS } from '../../common/policy/policyServerApi';
 import type { AuthorizationKeys } from './authorizationKeys';
 import { ACCESS_TOKEN_ALGORITHM } from './authorizationKeys';
@@ -27,7 +28,6 @@ export const RELAY_SCOPE = 'relay';
 export const ACCESS_TOKEN_TTL_SECONDS = 600;
 const SESSION_TTL_SECONDS = 8 * 3600;
 const KNOWN_SCOPES = ['openid', 'offline_access', RELAY_SCOPE];
-const SERVER_ID = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const MAX_PEOPLE = 100_000;
 
 export interface AuthorizationServerDeps {
@@ -139,7 +139,7 @@ export class AuthorizationServer {
     const prefix = `${this.deps.publicUrl}${POLICY_SERVER_PATHS.relay}/`;
     if (!resource.startsWith(prefix) || !resource.endsWith('/mcp')) return undefined;
     const serverId = resource.slice(prefix.length, -'/mcp'.length);
-    return SERVER_ID.test(serverId) ? serverId : undefined;
+    return ID_PATTERN.test(serverId) ? serverId : undefined;
   }
 
   /** Someone the IdP vouched for (federated sign-in, or an identity assertion), for their tokens' claims. */

@@ -10,7 +10,7 @@ import express, { type Request, type Router } from 'express';
 import { createLocalJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { CallerIdentity } from '../../common/policy/identity';
 import { POLICY_SERVER_PATHS } from '../../common/policy/policyServerApi';
-import { AuthenticationError } from '../auth/bearerAuthenticator';
+import { AuthenticationError, authorizationCredentials } from '../auth/bearerAuthenticator';
 import { ACCESS_TOKEN_ALGORITHM, type AuthorizationKeys } from './authorizationKeys';
 import { RELAY_SCOPE, type AuthorizationServer } from './authorizationServer';
 import { DPOP_ALGORITHMS, DpopProofError, ProofReplayCache, verifyDpopProof } from './dpopProof';
@@ -51,13 +51,13 @@ export class RelayAccess {
     return router;
   }
 
-  /** Whether this request carries one of our tokens (DPoP, or a JWT whose issuer is our authorization server). */
+  /** Whether this request carries one of our tokens (DPoP, or a JWT whose issuer is our authorization server); only looks, never trusts. */
   carriesOurToken(req: Request): boolean {
-    const { scheme, token } = splitAuthorization(req.get('authorization'));
-    if (scheme === 'dpop') return true;
-    if (scheme !== 'bearer' || token.split('.').length !== 3) return false;
+    const header = req.get('authorization')?.trim() ?? '';
+    if (/^dpop /i.test(header)) return true;
+    if (!/^bearer /i.test(header)) return false;
     try {
-      return decodeJwt(token).iss === this.server.issuer;
+      return decodeJwt(header.slice('bearer '.length).trim()).iss === this.server.issuer;
     } catch {
       return false;
     }
@@ -65,7 +65,7 @@ export class RelayAccess {
 
   /** The caller behind one of our access tokens for this relay server, or AuthenticationError. */
   async authenticate(req: Request, serverId: string): Promise<CallerIdentity> {
-    const { scheme, token } = splitAuthorization(req.get('authorization'));
+    const { scheme, token } = authorizationCredentials(req.get('authorization'), ['Bearer', 'DPoP']);
     const resource = this.server.relayResource(serverId);
     let payload: JWTPayload;
     try {
@@ -118,13 +118,6 @@ export class RelayAccess {
     const resourcePath = new URL(this.server.relayResource(serverId)).pathname;
     return refusal.withParameters({ resource_metadata: `${this.publicUrl}${PRM_PATH}${resourcePath}`, scope: RELAY_SCOPE });
   }
-}
-
-function splitAuthorization(header: string | undefined): { scheme: string; token: string } {
-  const value = header?.trim() ?? '';
-  const space = value.indexOf(' ');
-  if (space === -1) return { scheme: value.toLowerCase(), token: '' };
-  return { scheme: value.slice(0, space).toLowerCase(), token: value.slice(space + 1).trim() };
 }
 
 function refusalOf(error: unknown): string {
