@@ -130,7 +130,7 @@ export class HttpUpstreamTransport implements Transport {
     // A 2026-07-28 request also says its version, method and subject in headers (nothing for a 2025 one).
     const fromMessage = modernHeaders(message);
     for (let attempt = 0; ; attempt++) {
-      const headers = await this.headers({
+      const headers = await this.headers('POST', {
         'content-type': 'application/json',
         accept: 'application/json, text/event-stream',
         ...fromMessage,
@@ -144,6 +144,8 @@ export class HttpUpstreamTransport implements Transport {
       });
       const refused = response.statusCode === 401 || response.statusCode === 403;
       if (!this.authorization) return response;
+      const nonce = response.headers['dpop-nonce'];
+      if (typeof nonce === 'string') this.authorization.noteNonce?.(nonce);
       if (!refused) {
         if (response.statusCode < 300) this.authorization.accepted();
         return response;
@@ -176,7 +178,7 @@ export class HttpUpstreamTransport implements Transport {
       // Best effort: tell the upstream the session is over so it can free it.
       await request(this.url, {
         method: 'DELETE',
-        headers: await this.headers({}),
+        headers: await this.headers('DELETE', {}),
         dispatcher: this.dispatcher,
         signal: AbortSignal.timeout(2_000),
       })
@@ -186,10 +188,13 @@ export class HttpUpstreamTransport implements Transport {
     this.onclose?.();
   }
 
-  private async headers(extra: Record<string, string>): Promise<Record<string, string>> {
+  /** The headers of one request: `method` is what a DPoP proof is for (each request gets a fresh one). */
+  private async headers(method: string, extra: Record<string, string>): Promise<Record<string, string>> {
     const headers = { ...extra };
     const authorization = await this.authorization?.header();
     if (authorization) headers.authorization = authorization;
+    const proof = authorization ? await this.authorization?.proof?.(method, this.url.href) : undefined;
+    if (proof) headers.dpop = proof;
     if (this.sessionId) headers['mcp-session-id'] = this.sessionId;
     if (this.protocolVersion) headers['mcp-protocol-version'] = this.protocolVersion;
     return headers;
@@ -233,7 +238,7 @@ export class HttpUpstreamTransport implements Transport {
       await delay(this.retryMs, this.aborter.signal);
       const response = await request(this.url, {
         method: 'GET',
-        headers: await this.headers({ accept: 'text/event-stream', 'last-event-id': cursor }),
+        headers: await this.headers('GET', { accept: 'text/event-stream', 'last-event-id': cursor }),
         dispatcher: this.dispatcher,
         signal: this.aborter.signal,
       });
@@ -257,7 +262,7 @@ export class HttpUpstreamTransport implements Transport {
       while (!this.closed) {
         const response = await request(this.url, {
           method: 'GET',
-          headers: await this.headers({ accept: 'text/event-stream', ...(lastEventId ? { 'last-event-id': lastEventId } : {}) }),
+          headers: await this.headers('GET', { accept: 'text/event-stream', ...(lastEventId ? { 'last-event-id': lastEventId } : {}) }),
           dispatcher: this.dispatcher,
           signal: this.aborter.signal,
         });

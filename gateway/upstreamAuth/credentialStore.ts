@@ -7,6 +7,7 @@
  * never presented to another authorization server.
  */
 import type { OAuthClientInformationMixed, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
+import type { JWK } from 'jose';
 import { CREDENTIAL_KEY_PREFIX } from '../../common/control/controlProtocol';
 
 export interface StoredUpstreamCredentials {
@@ -19,6 +20,13 @@ export interface StoredUpstreamCredentials {
    * (kept across refreshes, so a revocation of that sign-in is not dodged by a refresh).
    */
   tokens?: OAuthTokens & { issuer?: string; obtainedAt?: number; signedInAt?: number; resourceUrl?: string };
+  /** The private key DPoP-bound tokens are bound to (gateway/upstreamAuth/dpopProver.ts): kept and deleted with them. */
+  dpopKey?: JWK;
+}
+
+/** Whether the kept tokens are DPoP-bound (RFC 9449 §5: the token endpoint says `token_type: DPoP`). */
+export function isDpopBound(tokens: OAuthTokens): boolean {
+  return tokens.token_type.toLowerCase() === 'dpop';
 }
 
 /** The kept tokens if they were obtained for `serverUrl` (the one place that rule lives). */

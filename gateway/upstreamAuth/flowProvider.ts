@@ -68,7 +68,9 @@ export class FlowProvider implements OAuthClientProvider {
   }
 
   get clientMetadata(): OAuthClientMetadata {
-    return {
+    // SEP-837: a loopback-redirect client registers as `native` (the SDK's type predates the field; it sends it as given).
+    const metadata: OAuthClientMetadata & { application_type: 'native' } = {
+      application_type: 'native',
       client_name: 'Gatehouse',
       redirect_uris: [this.options.redirectUri],
       grant_types: ['authorization_code', 'refresh_token'],
@@ -76,6 +78,7 @@ export class FlowProvider implements OAuthClientProvider {
       token_endpoint_auth_method: 'none',
       ...(this.options.scopes?.length ? { scope: this.options.scopes.join(' ') } : {}),
     };
+    return metadata;
   }
 
   get clientMetadataUrl(): string | undefined {
@@ -85,6 +88,11 @@ export class FlowProvider implements OAuthClientProvider {
   /** The authorization server this flow settled on (after discovery). */
   get metadata(): AuthorizationServerMetadata | undefined {
     return this.discovered?.authorizationServerMetadata;
+  }
+
+  /** The resource's RFC 9728 metadata, if it publishes any (after discovery). */
+  get resourceMetadata(): Record<string, unknown> | undefined {
+    return this.discovered?.resourceMetadata;
   }
 
   state(): string {

@@ -8,6 +8,8 @@
  * flows with no request accepted in between gets no fourth until the user signs in again.
  * The token goes only to this upstream: VS Code, the model and the audit never see it,
  * and no client token is ever forwarded (the transport sends only what `header()` gives).
+ * Where the authorization server offers DPoP (RFC 9449), tokens are bound to a key kept
+ * with them and every request carries a fresh proof (dpopProver.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { auth, extractWWWAuthenticateParams } from '@modelcontextprotocol/sdk/client/auth.js';
@@ -18,7 +20,8 @@ import type { Logger } from '../../common/log/logger';
 import type { UpstreamSignInStatus } from '../../common/control/controlProtocol';
 import { SignInRequiredError, type UpstreamAuthorization, type UpstreamChallenge } from '../upstream/upstreamAuthorization';
 import type { AuthorizationOpener, AuthorizationRequest } from './authorizationOpener';
-import { tokensFor, type StoredUpstreamCredentials, type UpstreamCredentialStore } from './credentialStore';
+import { isDpopBound, tokensFor, type StoredUpstreamCredentials, type UpstreamCredentialStore } from './credentialStore';
+import { DpopProver, newDpopKey, offersDpop, resourceTakesDpop } from './dpopProver';
 import { FlowProvider, UpstreamOAuthError, type PreRegisteredClient } from './flowProvider';
 
 /** Flows without an accepted request in between before the gateway stops asking. */
@@ -46,6 +49,7 @@ export class UpstreamOAuth implements UpstreamAuthorization {
   private generation = 0;
   private flow: Promise<void> | undefined;
   private flowsWithoutSuccess = 0;
+  private readonly prover = new DpopProver();
 
   constructor(private readonly settings: UpstreamOAuthSettings) {}
 
@@ -69,9 +73,23 @@ export class UpstreamOAuth implements UpstreamAuthorization {
   }
 
   async header(): Promise<string | undefined> {
+    const record = await this.load();
     // Only to the URL it was obtained for: a catalog entry moved elsewhere signs in again.
-    const token = tokensFor(await this.load(), this.settings.serverUrl.href)?.access_token;
-    return token ? `Bearer ${token}` : undefined;
+    const tokens = tokensFor(record, this.settings.serverUrl.href);
+    if (!tokens?.access_token) return undefined;
+    if (!isDpopBound(tokens)) return `Bearer ${tokens.access_token}`;
+    return record.dpopKey ? `DPoP ${tokens.access_token}` : undefined; // bound to a key that is gone: sign in again
+  }
+
+  async proof(method: string, url: string): Promise<string | undefined> {
+    const record = await this.load();
+    const tokens = tokensFor(record, this.settings.serverUrl.href);
+    if (!tokens || !isDpopBound(tokens) || !record.dpopKey) return undefined;
+    return this.prover.proof(record.dpopKey, method, url, tokens.access_token);
+  }
+
+  noteNonce(nonce: string): void {
+    this.prover.noteNonce(this.settings.serverUrl.href, nonce);
   }
 
   accepted(): void {
@@ -79,9 +97,9 @@ export class UpstreamOAuth implements UpstreamAuthorization {
   }
 
   async challenged(challenge: UpstreamChallenge): Promise<boolean> {
-    const params = extractWWWAuthenticateParams(
-      new Response(null, { headers: challenge.wwwAuthenticate ? { 'www-authenticate': challenge.wwwAuthenticate } : {} }),
-    );
+    const params = challengeParams(challenge.wwwAuthenticate);
+    // RFC 9449 §9: the server wants its nonce in the proof (the transport noted it): send again, no new sign-in.
+    if (challenge.status === 401 && params.error === 'use_dpop_nonce') return challenge.sentAuthorization?.startsWith('DPoP ') === true;
     if (challenge.status === 403 && params.error !== 'insufficient_scope') return false;
     // Another request's flow finished (or is running) since this one was sent: use its result.
     if (this.flow) return this.flow.then(() => true);
@@ -93,7 +111,7 @@ export class UpstreamOAuth implements UpstreamAuthorization {
         `${this.settings.serverTitle} still refuses access after ${MAX_FLOWS_WITHOUT_SUCCESS} sign-ins; ask its owner for the access you need, then sign out of it in Gatehouse Scopes and use it again`,
       );
     }
-    const flow: Promise<void> = this.authorize(challenge.status, params, challenge.interactive).finally(() => {
+    const flow: Promise<void> = this.authorize(challenge, params).finally(() => {
       if (this.flow === flow) this.flow = undefined;
     });
     this.flow = flow;
@@ -140,8 +158,9 @@ export class UpstreamOAuth implements UpstreamAuthorization {
     return this.record;
   }
 
-  private async authorize(status: number, params: ReturnType<typeof extractWWWAuthenticateParams>, interactive: boolean): Promise<void> {
+  private async authorize(challenge: UpstreamChallenge, params: ReturnType<typeof extractWWWAuthenticateParams>): Promise<void> {
     const { settings } = this;
+    const { status, interactive } = challenge;
     const kept = await this.load();
     const generation = this.generation;
     // The flow works on a copy: a flow that fails (declined, refused) leaves the kept tokens as they were.
@@ -204,7 +223,7 @@ export class UpstreamOAuth implements UpstreamAuthorization {
         serverUrl: settings.serverUrl,
         ...(scope ? { scope } : {}),
         ...(metadataUrl ? { resourceMetadataUrl: metadataUrl } : {}),
-        fetchFn: this.oauthFetch,
+        fetchFn: this.tokenRequestsWithDpop(provider, stored, challenge.wwwAuthenticate),
       };
       if ((await auth(provider, options)) === 'AUTHORIZED') {
         settings.log.info('upstream token refreshed', { server: settings.serverId });
@@ -222,6 +241,34 @@ export class UpstreamOAuth implements UpstreamAuthorization {
     }
   }
 
+  /**
+   * The flow's fetch: where DPoP is used (both servers take it, or the kept tokens are already
+   * bound), each token request (code or refresh) carries a proof of the key kept with the
+   * tokens (made now if there is none), and one refused with `use_dpop_nonce` is sent once
+   * more with the server's nonce (RFC 9449 §8).
+   */
+  private tokenRequestsWithDpop(provider: FlowProvider, stored: StoredUpstreamCredentials, wwwAuthenticate: string | undefined): FetchLike {
+    return async (url, init) => {
+      const target = String(url instanceof Request ? url.url : url);
+      const metadata = provider.metadata;
+      const dpop = offersDpop(metadata) && (stored.dpopKey !== undefined || resourceTakesDpop(provider.resourceMetadata, wwwAuthenticate));
+      if (!metadata || !dpop || init?.method !== 'POST' || target !== metadata.token_endpoint) return this.oauthFetch(url, init);
+      const key = (stored.dpopKey ??= await newDpopKey());
+      const send = async () => {
+        const headers = new Headers(init.headers);
+        headers.set('dpop', await this.prover.proof(key, 'POST', target));
+        return this.oauthFetch(url, { ...init, headers });
+      };
+      const response = await send();
+      if (response.status !== 400 || !this.prover.noteNonce(target, response.headers.get('dpop-nonce'))) return response;
+      const error = (await response
+        .clone()
+        .json()
+        .catch(() => undefined)) as { error?: unknown } | undefined;
+      return error?.error === 'use_dpop_nonce' ? send() : response;
+    };
+  }
+
   private async save(record: StoredUpstreamCredentials): Promise<void> {
     this.record = record;
     await this.settings.store.set(this.settings.storeKey, record);
@@ -237,6 +284,12 @@ function registeredPort(stored: StoredUpstreamCredentials): number {
     if (match && Number(match[1]) >= 1024 && Number(match[1]) <= 65535) return Number(match[1]);
   }
   return 0;
+}
+
+/** The auth-params of a Bearer or DPoP challenge (the SDK's parser reads only Bearer; RFC 9449 §7.1 uses the same params). */
+function challengeParams(wwwAuthenticate: string | undefined): ReturnType<typeof extractWWWAuthenticateParams> {
+  const header = wwwAuthenticate?.replace(/^\s*dpop\s/i, 'Bearer ');
+  return extractWWWAuthenticateParams(new Response(null, { headers: header ? { 'www-authenticate': header } : {} }));
 }
 
 function union(...lists: Array<string | undefined>): string | undefined {

@@ -5,8 +5,8 @@
  * caller compares the returned thumbprint with the token's `cnf.jkt`. jose does the JOSE;
  * this file only applies RFC 9449's rules.
  */
-import { createHash } from 'node:crypto';
 import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify } from 'jose';
+import { accessTokenHash, proofTarget } from '../../common/oauth/dpopClaims';
 
 /** Proof signing algorithms accepted (asymmetric only), as published in `dpop_signing_alg_values_supported`. */
 export const DPOP_ALGORITHMS = ['ES256', 'EdDSA', 'PS256', 'RS256'];
@@ -70,25 +70,16 @@ export async function verifyDpopProof(proof: string | undefined, expected: Proof
   }
   const { payload, protectedHeader } = verified;
   if (payload.htm !== expected.method) throw new DpopProofError('the DPoP proof is for another HTTP method');
-  if (typeof payload.htu !== 'string' || stripQuery(payload.htu) !== stripQuery(expected.url))
+  if (typeof payload.htu !== 'string' || proofTarget(payload.htu) !== proofTarget(expected.url))
     throw new DpopProofError('the DPoP proof is for another URL');
   const now = Math.floor(Date.now() / 1000);
   if (typeof payload.iat !== 'number' || Math.abs(now - payload.iat) > PROOF_WINDOW_SECONDS)
     throw new DpopProofError('the DPoP proof is not fresh');
-  if (expected.accessToken !== undefined && payload.ath !== createHash('sha256').update(expected.accessToken).digest('base64url')) {
+  if (expected.accessToken !== undefined && payload.ath !== accessTokenHash(expected.accessToken)) {
     throw new DpopProofError('the DPoP proof is not bound to this access token');
   }
   if (typeof payload.jti !== 'string' || payload.jti.length > 256 || !replays.remember(`${expected.url} ${payload.jti}`, now)) {
     throw new DpopProofError('the DPoP proof was already used');
   }
   return calculateJwkThumbprint(protectedHeader.jwk!);
-}
-
-function stripQuery(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.origin}${parsed.pathname}`;
-  } catch {
-    return '';
-  }
 }
