@@ -21,6 +21,8 @@ export interface OidcVerifierConfig {
   audience: string;
   /** Allowed clock skew for exp/nbf, in seconds. Default 30. */
   clockToleranceSeconds?: number;
+  /** The JWT `typ` header required (an identity assertion's `oauth-id-jag+jwt`); any when unset. */
+  typ?: string;
 }
 
 /** A refused token carries a reason that is safe to show the caller (it never quotes the token). */
@@ -60,6 +62,7 @@ export class OidcVerifier {
   private readonly issuerUrl: URL;
   private readonly audience: string;
   private readonly clockTolerance: number;
+  private readonly typ: string | undefined;
   /** Discovery + key set, created on first use; cleared on failure so the next call retries. */
   private keySet: Promise<JWTVerifyGetKey> | undefined;
 
@@ -69,6 +72,7 @@ export class OidcVerifier {
     this.issuer = config.issuer;
     this.audience = config.audience;
     this.clockTolerance = config.clockToleranceSeconds ?? DEFAULT_CLOCK_TOLERANCE_SECONDS;
+    this.typ = config.typ;
   }
 
   async verify(token: string): Promise<TokenVerdict> {
@@ -94,6 +98,7 @@ export class OidcVerifier {
         algorithms: [...ACCEPTED_ALGORITHMS],
         clockTolerance: this.clockTolerance,
         requiredClaims: ['sub', 'exp'],
+        ...(this.typ ? { typ: this.typ } : {}),
       }));
     } catch (error) {
       const reason = describeRefusal(error);

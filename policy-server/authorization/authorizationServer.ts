@@ -83,18 +83,7 @@ export class AuthorizationServer {
           enabled: true,
           defaultResource: async () => undefined,
           useGrantedResource: async () => true,
-          getResourceServerInfo: async (_ctx: unknown, indicator: string) => {
-            if (this.serverIdOf(indicator) === undefined) {
-              throw new OAuthErrors.InvalidTarget('resource must be a relay server of this policy server (<url>/relay/<server>/mcp)');
-            }
-            return {
-              scope: RELAY_SCOPE,
-              audience: indicator,
-              accessTokenFormat: 'jwt',
-              accessTokenTTL: ACCESS_TOKEN_TTL_SECONDS,
-              jwt: { sign: { alg: ACCESS_TOKEN_ALGORITHM } },
-            };
-          },
+          getResourceServerInfo: async (_ctx: unknown, indicator: string) => this.resourceServerInfo(indicator),
         },
       },
       loadExistingGrant: (ctx: ProviderContext) => this.orgGrant(ctx),
@@ -132,6 +121,20 @@ export class AuthorizationServer {
   /** The resource indicator (and relay URL) of one relay server. */
   relayResource(serverId: string): string {
     return `${this.deps.publicUrl}${POLICY_SERVER_PATHS.relay}/${serverId}/mcp`;
+  }
+
+  /** What a token for a relay server is (oidc-provider's resource server info): a ten-minute JWT for that server alone. */
+  resourceServerInfo(indicator: string): Record<string, unknown> {
+    if (this.serverIdOf(indicator) === undefined) {
+      throw new OAuthErrors.InvalidTarget('resource must be a relay server of this policy server (<url>/relay/<server>/mcp)');
+    }
+    return {
+      scope: RELAY_SCOPE,
+      audience: indicator,
+      accessTokenFormat: 'jwt',
+      accessTokenTTL: ACCESS_TOKEN_TTL_SECONDS,
+      jwt: { sign: { alg: ACCESS_TOKEN_ALGORITHM } },
+    };
   }
 
   /** The relay server a resource indicator names, or undefined if it names none. */

@@ -37,7 +37,7 @@ export interface SignedInPerson {
 const PENDING_TTL_MS = 10 * 60_000;
 const MAX_PENDING = 10_000;
 const IDP_TIMEOUT_SECONDS = 10;
-/** ID token claims about the token itself, not the person; they are not carried into relay tokens. */
+/** Claims about the token itself (an ID token's, an identity assertion's), not the person; they are not carried into relay tokens. */
 const PROTOCOL_CLAIMS = new Set([
   'iss',
   'aud',
@@ -53,7 +53,16 @@ const PROTOCOL_CLAIMS = new Set([
   'jti',
   'acr',
   'amr',
+  'client_id',
+  'resource',
+  'scope',
 ]);
+
+/** The person in claims the IdP vouched for: every claim but those about the token. */
+export function personFrom(issuer: string, claims: Record<string, unknown> & { sub: string }): SignedInPerson {
+  const person = Object.fromEntries(Object.entries(claims).filter(([name]) => !PROTOCOL_CLAIMS.has(name)));
+  return { issuer, claims: { ...person, sub: claims.sub } };
+}
 
 export class SignInError extends Error {
   constructor(
@@ -124,8 +133,7 @@ export class FederatedSignIn {
     }
     if (!claims || typeof claims.sub !== 'string' || claims.sub === '') throw new SignInError('the identity provider named no subject');
     if (hasGroupOverage(claims)) throw new SignInError(GROUP_OVERAGE.replace('token', 'the ID token'));
-    const person = Object.fromEntries(Object.entries(claims).filter(([name]) => !PROTOCOL_CLAIMS.has(name)));
-    return { issuer: this.config.issuer, claims: { ...person, sub: claims.sub } };
+    return personFrom(this.config.issuer, { ...claims, sub: claims.sub });
   }
 
   private idp(): Promise<Configuration> {

@@ -77,6 +77,7 @@ export const ProviderClass = OidcProvider as new (issuer: string, configuration:
 export const OAuthErrors = oidcErrors as {
   InvalidGrant: new (description: string) => Error;
   InvalidTarget: new (description: string) => Error;
+  InvalidScope: new (description: string) => Error;
   InvalidRequest: new (description: string) => Error;
   UnauthorizedClient: new (description: string) => Error;
   AccessDenied: new (description: string) => Error;

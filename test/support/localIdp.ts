@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair } from 'jose';
 import { browserSession } from './idpBrowser';
+import { issueIdentityAssertions, TOKEN_EXCHANGE_GRANT, type AssertionClients } from './identityAssertionIssuer';
 import { grantWhatIsAsked, MemoryStore, ProviderClass, type Provider } from './oidcProviderApi';
 
 export interface LocalIdp {
@@ -16,6 +17,10 @@ export interface LocalIdp {
   audience: string;
   /** A fresh JWT access token for `user`, obtained through the authorization code flow. */
   tokenFor(user: 'alice' | 'bob' | string): Promise<string>;
+  /** A fresh ID token for `user` (audience: the test client, `TEST_CLIENT_ID`), from the same flow. */
+  idTokenFor(user: string): Promise<string>;
+  /** With `identityAssertions`: which client the test client is at an authorization server. */
+  assertionClients?: AssertionClients;
   stop(): Promise<void>;
 }
 
@@ -37,12 +42,16 @@ export interface LocalIdpOptions {
    * this IdP): confidential, redirect to /oauth/sign-in/callback on any loopback port.
    */
   signInClient?: { clientId: string; clientSecret: string };
+  /** Exchanges ID tokens for ID-JAGs (enterprise-managed authorization): identityAssertionIssuer.ts. */
+  identityAssertions?: boolean;
 }
 
 export const DEFAULT_AUDIENCE = 'https://policy.gatehouse.test';
 export const RESOURCE_SCOPE = 'policy:read';
 
 const CLIENT_ID = 'gatehouse-test-client';
+/** The public client the tests sign in with (and, with `identityAssertions`, exchange its ID tokens). */
+export const TEST_CLIENT_ID = CLIENT_ID;
 const REDIRECT_URI = 'http://127.0.0.1/callback';
 /** The client the extension signs in with: native, public, loopback redirect on any port (RFC 8252), refresh tokens. */
 export const VSCODE_CLIENT_ID = 'gatehouse-vscode';
@@ -86,7 +95,7 @@ export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<Loca
         application_type: 'native',
         token_endpoint_auth_method: 'none',
         redirect_uris: [REDIRECT_URI],
-        grant_types: ['authorization_code'],
+        grant_types: ['authorization_code', ...(options.identityAssertions ? [TOKEN_EXCHANGE_GRANT] : [])],
         response_types: ['code'],
       },
       {
@@ -179,6 +188,7 @@ export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<Loca
       RefreshToken: 86_400,
     },
   });
+  const assertionClients = options.identityAssertions ? issueIdentityAssertions(provider, issuer, signingKey) : undefined;
   const handleOidc = provider.callback();
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -195,7 +205,9 @@ export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<Loca
   return {
     issuer,
     audience,
-    tokenFor: (user) => authorizationCodeFlow(issuer, audience, user),
+    tokenFor: async (user) => (await authorizationCodeFlow(issuer, audience, user)).accessToken,
+    idTokenFor: async (user) => (await authorizationCodeFlow(issuer, audience, user)).idToken,
+    ...(assertionClients ? { assertionClients } : {}),
     stop: () => closeServer(server),
   };
 }
@@ -240,7 +252,7 @@ async function completeInteraction(provider: Provider, req: IncomingMessage, res
 }
 
 /** What a native app does: authorization request with PKCE, follow redirects, exchange the code. */
-async function authorizationCodeFlow(issuer: string, audience: string, user: string): Promise<string> {
+async function authorizationCodeFlow(issuer: string, audience: string, user: string): Promise<{ accessToken: string; idToken: string }> {
   const metadata = (await (await fetch(`${issuer}/.well-known/openid-configuration`)).json()) as {
     authorization_endpoint: string;
     token_endpoint: string;
@@ -293,10 +305,10 @@ async function authorizationCodeFlow(issuer: string, audience: string, user: str
       resource: audience,
     }),
   });
-  const body = (await tokenResponse.json()) as { access_token?: string; error?: string; error_description?: string };
-  if (!tokenResponse.ok || !body.access_token)
+  const body = (await tokenResponse.json()) as { access_token?: string; id_token?: string; error?: string; error_description?: string };
+  if (!tokenResponse.ok || !body.access_token || !body.id_token)
     throw new Error(`local IdP token request failed: ${body.error ?? tokenResponse.status} ${body.error_description ?? ''}`);
-  return body.access_token;
+  return { accessToken: body.access_token, idToken: body.id_token };
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {

@@ -1,0 +1,97 @@
+/**
+ * Enterprise-managed authorization (the MCP extension
+ * `io.modelcontextprotocol/enterprise-managed-authorization`, SEP-990): a client the
+ * person already signed in to at the org's IdP asks the IdP (RFC 8693 token exchange) for
+ * an Identity Assertion JWT Authorization Grant (ID-JAG) for this authorization server, and
+ * redeems it here with the RFC 7523 JWT bearer grant for a relay token. No browser, no
+ * consent screen: the IdP decided the person may use the client, the policy decides calls.
+ *
+ * An assertion is accepted only if the org's IdP (`--oidc-issuer`, the one trusted issuer)
+ * signed it for this authorization server: `typ` oauth-id-jag+jwt, its `iss`, `aud` = this
+ * issuer, unexpired, no group overage (oidcVerifier.ts), issued to the client redeeming it
+ * (`client_id`), for a relay server (`resource`), and never redeemed before (`jti`). A DPoP
+ * proof with the request binds the token to its key, as for the code grant.
+ */
+import type { OidcVerifier } from '../auth/oidcVerifier';
+import { DpopProofError, ProofReplayCache, verifyDpopProof } from './dpopProof';
+import { personFrom } from './federatedSignIn';
+import { OAuthErrors, type ProviderContext } from './oidcProvider';
+import { RELAY_SCOPE, type AuthorizationServer } from './authorizationServer';
+
+export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+export const ID_JAG_TYPE = 'oauth-id-jag+jwt';
+/** The longest assertion read (an ID-JAG is a few hundred bytes plus the person's claims). */
+const MAX_ASSERTION_LENGTH = 16 * 1024;
+
+export function registerIdentityAssertionGrant(server: AuthorizationServer, assertions: OidcVerifier): void {
+  const proofs = new ProofReplayCache();
+  const tokenEndpoint = `${server.issuer}/token`;
+
+  server.provider.registerGrantType(
+    JWT_BEARER_GRANT,
+    async (ctx: ProviderContext) => {
+      const { params, client, provider } = ctx.oidc;
+      const assertion = params.assertion;
+      if (typeof assertion !== 'string' || assertion === '' || assertion.length > MAX_ASSERTION_LENGTH) {
+        throw new OAuthErrors.InvalidRequest('assertion is missing or too long');
+      }
+      if (typeof params.scope === 'string' && params.scope.split(' ').some((scope) => scope && scope !== RELAY_SCOPE)) {
+        throw new OAuthErrors.InvalidScope(`only the ${RELAY_SCOPE} scope is granted for an identity assertion`);
+      }
+      const verdict = await assertions.verify(assertion);
+      if (!verdict.ok) throw refused(`identity assertion refused: ${verdict.reason}`);
+      const claims = verdict.identity.claims;
+      if (claims.client_id !== client.clientId) throw refused('identity assertion was issued to another client');
+      const resource = typeof claims.resource === 'string' ? claims.resource : undefined;
+      if (resource === undefined || server.serverIdOf(resource) === undefined) {
+        throw new OAuthErrors.InvalidTarget('identity assertion names no relay server of this policy server as its resource');
+      }
+      if (params.resource !== undefined && params.resource !== resource) {
+        throw new OAuthErrors.InvalidTarget('resource differs from the identity assertion');
+      }
+      const jkt = await dpopThumbprint(ctx, tokenEndpoint, proofs);
+      // Last, so a request refused above does not use up the assertion.
+      if (typeof claims.jti !== 'string' || claims.jti === '' || typeof claims.exp !== 'number') {
+        throw refused('identity assertion has no jti');
+      }
+      if (!(await provider.ReplayDetection.unique('id-jag', `${verdict.identity.issuer} ${claims.jti}`, claims.exp))) {
+        throw refused('identity assertion was already redeemed');
+      }
+
+      const accountId = server.remember(personFrom(verdict.identity.issuer, { ...claims, sub: verdict.identity.sub }));
+      const token = new provider.AccessToken({ accountId, client, gty: 'jwt-bearer' });
+      token.resourceServer = new provider.ResourceServer(resource, server.resourceServerInfo(resource));
+      token.scope = RELAY_SCOPE;
+      if (jkt) token.setThumbprint('jkt', jkt);
+      ctx.oidc.entity('AccessToken', token);
+      ctx.body = {
+        access_token: await token.save(),
+        token_type: token.tokenType,
+        expires_in: token.expiration,
+        scope: RELAY_SCOPE,
+      };
+    },
+    ['assertion', 'scope', 'resource'],
+  );
+}
+
+/**
+ * invalid_grant with the reason as its description: oidc-provider's own says only "grant request
+ * is invalid", and a client (or its developer) cannot fix what it is not told. The reasons say
+ * which check failed, never a token.
+ */
+function refused(reason: string): Error {
+  return Object.assign(new OAuthErrors.InvalidGrant(reason), { error_description: reason });
+}
+
+/** The thumbprint of the key a DPoP proof with the request proves, if one came (RFC 9449 §5). */
+async function dpopThumbprint(ctx: ProviderContext, tokenEndpoint: string, proofs: ProofReplayCache): Promise<string | undefined> {
+  const proof = ctx.get('DPoP');
+  if (!proof) return undefined;
+  try {
+    return await verifyDpopProof(proof, { method: 'POST', url: tokenEndpoint }, proofs);
+  } catch (error) {
+    if (error instanceof DpopProofError) throw new OAuthErrors.InvalidDpopProof(error.message);
+    throw error;
+  }
+}

@@ -1,0 +1,254 @@
+/**
+ * Enterprise-managed authorization (ID-JAG, SEP-990) at the policy server's MCP
+ * authorization server, with real parts: the local IdP (oidc-provider) as the org's SSO,
+ * which also exchanges its ID tokens for ID-JAGs (test/support/identityAssertionIssuer.ts,
+ * as Okta's Cross App Access does), the real policy server with its relay and a shared-key
+ * upstream, and openid-client as a third-party client. Shown: a client the person signed
+ * in to redeems the IdP's assertion for a relay token without a browser, DPoP-bound when it
+ * brings a key, and the policy still decides; refused: an assertion replayed, for another
+ * authorization server, from an untrusted IdP, issued to another client, or for a resource
+ * that is not a relay server.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import * as oauth from 'openid-client';
+import { textOf } from '../support/gatewayHarness';
+import { ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../support/identityAssertionIssuer';
+import { startKeyedUpstream, type KeyedUpstream } from '../support/keyedUpstream';
+import { startLocalIdp, TEST_CLIENT_ID, type LocalIdp } from '../support/localIdp';
+import { removeDir, secretStoreWith, startPolicyServer, type RunningPolicyServer } from '../support/policyHarness';
+
+const SERVICE_KEY = `sk-live-${'feedbeef'.repeat(4)}`;
+const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+const LOOPBACK = { execute: [oauth.allowInsecureRequests] };
+
+const POLICY = (upstreamUrl: string) => `version: 1
+org: test
+admins: [admins]
+servers:
+  - id: vault
+    title: Vault API
+    transport: { type: streamable-http, url: "${upstreamUrl}" }
+    credential: { mode: shared-key, secretRef: vault-key }
+groups:
+  - { id: engineers, match: [{ claim: groups, equals: engineers }] }
+  - { id: admins, match: [{ user: carol }] }
+rules:
+  - { id: engineers-vault, effect: allow, principals: [group:engineers], servers: [vault], tools: [echo] }
+`;
+
+describe('enterprise-managed authorization: ID-JAGs redeemed at the policy server', function () {
+  this.timeout(120_000);
+  let idp: LocalIdp;
+  let upstream: KeyedUpstream;
+  let server: RunningPolicyServer;
+  let issuer: string;
+  let relayUrl: string;
+  /** The MCP client at the policy server's authorization server (registered there, RFC 7591). */
+  let client: oauth.Configuration;
+  /** The same MCP client at the IdP (the public client the person signed in with). */
+  let atIdp: oauth.Configuration;
+
+  before(async () => {
+    idp = await startLocalIdp({
+      identityAssertions: true,
+      signInClient: { clientId: 'gatehouse-policy-server', clientSecret: 'x'.repeat(32) },
+    });
+    upstream = await startKeyedUpstream(SERVICE_KEY);
+    const scratch = mkdtempSync(join(tmpdir(), 'gatehouse-idjag-'));
+    const keyFile = await secretStoreWith(scratch, 'vault-key', SERVICE_KEY);
+    const secretFile = join(scratch, 'sign-in-client-secret');
+    writeFileSync(secretFile, 'x'.repeat(32), { mode: 0o600 });
+    server = await startPolicyServer(idp, {
+      dataDir: scratch,
+      policyYaml: POLICY(upstream.url),
+      extraArgs: [
+        '--secrets-key-file',
+        keyFile,
+        '--sign-in-client-id',
+        'gatehouse-policy-server',
+        '--sign-in-client-secret-file',
+        secretFile,
+      ],
+    });
+    issuer = `${server.url}/oauth`;
+    relayUrl = `${server.url}/relay/vault/mcp`;
+    client = await registerClient();
+    idp.assertionClients!.trust(issuer, TEST_CLIENT_ID, client.clientMetadata().client_id);
+    atIdp = await oauth.discovery(new URL(idp.issuer), TEST_CLIENT_ID, undefined, oauth.None(), LOOPBACK);
+  });
+
+  after(async () => {
+    await server?.stop();
+    await upstream?.stop();
+    await idp?.stop();
+    if (server) removeDir(server.dir);
+  });
+
+  /** A confidential client allowed the JWT bearer grant, registered as any MCP client would. */
+  function registerClient(): Promise<oauth.Configuration> {
+    return oauth.dynamicClientRegistration(
+      new URL(issuer),
+      { grant_types: [JWT_BEARER], response_types: [], redirect_uris: [], token_endpoint_auth_method: 'client_secret_basic' },
+      undefined,
+      LOOPBACK,
+    );
+  }
+
+  /** The person's ID token exchanged at the IdP (RFC 8693) for an ID-JAG for `audience`. */
+  async function identityAssertion(user: string, audience = issuer, resource = relayUrl, from = atIdp): Promise<string> {
+    const exchanged = await oauth.genericGrantRequest(from, TOKEN_EXCHANGE_GRANT, {
+      subject_token: await idp.idTokenFor(user),
+      subject_token_type: ID_TOKEN_TYPE,
+      requested_token_type: ID_JAG_TOKEN_TYPE,
+      audience,
+      resource,
+    });
+    assert.equal(exchanged.issued_token_type, ID_JAG_TOKEN_TYPE);
+    assert.equal(decodeProtectedHeader(exchanged.access_token).typ, 'oauth-id-jag+jwt');
+    return exchanged.access_token;
+  }
+
+  /** The JWT bearer grant at the policy server, as a plain form post, for the refusals. */
+  async function redeem(assertion: string, as = client): Promise<{ status: number; body: Record<string, string> }> {
+    const { client_id, client_secret } = as.clientMetadata();
+    const response = await fetch(as.serverMetadata().token_endpoint!, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from(`${client_id}:${String(client_secret)}`).toString('base64')}`,
+      },
+      body: new URLSearchParams({ grant_type: JWT_BEARER, assertion }),
+    });
+    return { status: response.status, body: (await response.json()) as Record<string, string> };
+  }
+
+  it('advertises the JWT bearer grant', async () => {
+    assert.ok(client.serverMetadata().grant_types_supported?.includes(JWT_BEARER));
+  });
+
+  it('redeems an assertion for a relay token without a browser; the policy still decides', async () => {
+    const tokens = await oauth.genericGrantRequest(client, JWT_BEARER, { assertion: await identityAssertion('alice') });
+    const claims = decodeJwt(tokens.access_token);
+    assert.equal(claims.aud, relayUrl, 'the token is for the relay server the assertion names');
+    assert.equal(claims.iss, issuer);
+    assert.equal((claims.idp as { iss: string; claims: { email: string } }).claims.email, 'alice@example.com');
+    const mcp = new Client({ name: 'enterprise-client', version: '1.0.0' });
+    await mcp.connect(
+      new StreamableHTTPClientTransport(new URL(relayUrl), {
+        requestInit: { headers: { authorization: `Bearer ${tokens.access_token}` } },
+      }),
+    );
+    try {
+      assert.equal(textOf(await mcp.callTool({ name: 'echo', arguments: { text: 'no browser' } })), 'no browser');
+      assert.deepEqual(
+        (await mcp.listTools()).tools.map((tool) => tool.name),
+        ['echo'],
+        "filtered to alice's policy",
+      );
+    } finally {
+      await mcp.close();
+    }
+    assert.ok(
+      upstream.authorizations.every((header) => header === `Bearer ${SERVICE_KEY}`),
+      'the upstream saw the service key only',
+    );
+
+    // bob's assertion is redeemed just as well, but his policy reaches no relay server.
+    const bob = await oauth.genericGrantRequest(client, JWT_BEARER, { assertion: await identityAssertion('bob') });
+    const refused = await new Client({ name: 'enterprise-client', version: '1.0.0' })
+      .connect(
+        new StreamableHTTPClientTransport(new URL(relayUrl), { requestInit: { headers: { authorization: `Bearer ${bob.access_token}` } } }),
+      )
+      .catch((error: Error) => error);
+    assert.ok(refused instanceof Error, 'bob is refused by the policy');
+  });
+
+  it('binds the token to the DPoP key the client proves at the token request', async () => {
+    const key = await oauth.randomDPoPKeyPair('ES256');
+    const handle = oauth.getDPoPHandle(client, key);
+    const tokens = await oauth.genericGrantRequest(client, JWT_BEARER, { assertion: await identityAssertion('alice') }, { DPoP: handle });
+    assert.equal(tokens.token_type, 'dpop');
+    assert.ok((decodeJwt(tokens.access_token).cnf as { jkt?: string } | undefined)?.jkt, 'the token is bound to the key');
+    const initialize = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'dpop', version: '1' } },
+    });
+    const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+    const ok = await oauth.fetchProtectedResource(
+      client,
+      tokens.access_token,
+      new URL(relayUrl),
+      'POST',
+      initialize,
+      new Headers(MCP_HEADERS),
+      {
+        DPoP: handle,
+      },
+    );
+    assert.equal(ok.status, 200);
+    const stolen = await fetch(relayUrl, {
+      method: 'POST',
+      headers: { ...MCP_HEADERS, authorization: `Bearer ${tokens.access_token}` },
+      body: initialize,
+    });
+    assert.equal(stolen.status, 401, 'without the key the token is useless');
+  });
+
+  it('refuses an assertion redeemed twice', async () => {
+    const assertion = await identityAssertion('alice');
+    assert.equal((await redeem(assertion)).status, 200);
+    const again = await redeem(assertion);
+    assert.equal(again.status, 400);
+    assert.equal(again.body.error, 'invalid_grant');
+    assert.match(again.body.error_description ?? '', /already redeemed/);
+  });
+
+  it('refuses an assertion for another authorization server', async () => {
+    const elsewhere = 'https://other-as.example.com/oauth';
+    idp.assertionClients!.trust(elsewhere, TEST_CLIENT_ID, client.clientMetadata().client_id);
+    const refused = await redeem(await identityAssertion('alice', elsewhere));
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.error, 'invalid_grant');
+    assert.match(refused.body.error_description ?? '', /audience/);
+  });
+
+  it('refuses an assertion from an IdP it does not trust', async () => {
+    const rogue = await startLocalIdp({ identityAssertions: true });
+    try {
+      rogue.assertionClients!.trust(issuer, TEST_CLIENT_ID, client.clientMetadata().client_id);
+      const atRogue = await oauth.discovery(new URL(rogue.issuer), TEST_CLIENT_ID, undefined, oauth.None(), LOOPBACK);
+      const exchanged = await oauth.genericGrantRequest(atRogue, TOKEN_EXCHANGE_GRANT, {
+        subject_token: await rogue.idTokenFor('alice'),
+        subject_token_type: ID_TOKEN_TYPE,
+        requested_token_type: ID_JAG_TOKEN_TYPE,
+        audience: issuer,
+        resource: relayUrl,
+      });
+      const refused = await redeem(exchanged.access_token);
+      assert.equal(refused.status, 400);
+      assert.equal(refused.body.error, 'invalid_grant');
+      assert.match(refused.body.error_description ?? '', /issuer is not the identity provider/);
+    } finally {
+      await rogue.stop();
+    }
+  });
+
+  it('refuses an assertion issued to another client, or for a resource that is not a relay server', async () => {
+    const other = await registerClient();
+    const stolen = await redeem(await identityAssertion('alice'), other);
+    assert.equal(stolen.status, 400);
+    assert.match(stolen.body.error_description ?? '', /another client/);
+
+    const notRelay = await redeem(await identityAssertion('alice', issuer, 'https://files.example.com/mcp'));
+    assert.equal(notRelay.status, 400);
+    assert.equal(notRelay.body.error, 'invalid_target');
+  });
+});
