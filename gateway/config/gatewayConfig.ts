@@ -12,6 +12,7 @@ import {
   UserOAuthSettingsSchema,
   userOAuthTransportProblem,
 } from '../../common/serverTransport';
+import { isSecureOrLoopback } from '../../common/net/loopback';
 import { DocumentError, loadYamlFile, parseYamlDocument, type DocumentKind } from '../../common/yamlDocument';
 import type { UpstreamAuthorization } from '../upstream/upstreamAuthorization';
 
@@ -32,6 +33,21 @@ const ServerEntry = z.strictObject({
       UserOAuthSettingsSchema.extend({
         /** A file (0600) holding the pre-registered client's secret: confidential clients on this machine only. */
         clientSecretFile: z.string().min(1).optional(),
+      }),
+      /** Enterprise-managed authorization (ID-JAG): gateway/upstreamAuth/enterpriseAuthorization.ts. */
+      z.strictObject({
+        mode: z.literal('enterprise-managed'),
+        /** This client at the server's authorization server (registered there by the admin). */
+        clientId: z.string().min(1),
+        /** A file (0600) holding that client's secret, if it is confidential. */
+        clientSecretFile: z.string().min(1).optional(),
+        /** The org's IdP that issues the identity assertions, and this client there. */
+        idp: z.strictObject({
+          issuer: z.url({ protocol: /^https?$/ }),
+          clientId: z.string().min(1),
+          /** A file (0600) holding the person's ID token from their sign-in at the IdP. */
+          idTokenFile: z.string().min(1),
+        }),
       }),
     ])
     .default({ mode: 'none' }),
@@ -58,9 +74,18 @@ export const GatewayConfigSchema = z
   .superRefine((config, ctx) => {
     const seen = new Set<string>();
     config.servers.forEach((server, index) => {
-      if (server.credential.mode === 'user-oauth') {
+      if (server.credential.mode === 'user-oauth' || server.credential.mode === 'enterprise-managed') {
         const problem = userOAuthTransportProblem(server.transport);
         if (problem) ctx.addIssue({ code: 'custom', path: ['servers', index, 'transport', problem.field], message: problem.message });
+      }
+      if (server.credential.mode === 'enterprise-managed' && !isSecureOrLoopback(new URL(server.credential.idp.issuer))) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['servers', index, 'credential', 'idp', 'issuer'],
+          message: 'the IdP must be https (http only on loopback): the ID token must not travel in clear text',
+        });
+      }
+      if (server.credential.mode === 'user-oauth') {
         if (server.credential.clientSecretFile && !server.credential.clientId) {
           ctx.addIssue({
             code: 'custom',
@@ -106,9 +131,10 @@ export function loadGatewayConfig(file: string): GatewayConfig {
 /** Relative commands and working directories are pinned to the config file's folder, not the caller's cwd. */
 function resolvePaths(config: GatewayConfig, baseDir: string): GatewayConfig {
   for (const server of config.servers) {
-    if (server.credential.mode === 'user-oauth' && server.credential.clientSecretFile) {
-      server.credential.clientSecretFile = resolve(baseDir, server.credential.clientSecretFile);
-    }
+    const credential = server.credential;
+    if (credential.mode !== 'none' && credential.clientSecretFile)
+      credential.clientSecretFile = resolve(baseDir, credential.clientSecretFile);
+    if (credential.mode === 'enterprise-managed') credential.idp.idTokenFile = resolve(baseDir, credential.idp.idTokenFile);
     const t = server.transport;
     if (t.type !== 'stdio') continue;
     if (!isAbsolute(t.command) && (t.command.includes('/') || t.command.startsWith('.'))) {

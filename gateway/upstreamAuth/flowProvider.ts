@@ -21,7 +21,8 @@ import type {
   OAuthTokens,
 } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { checkAuthorizationUrl } from '../../common/net/authorizationUrl';
-import { isSecureOrLoopback } from '../../common/net/loopback';
+import { isLoopbackHost, isSecureOrLoopback } from '../../common/net/loopback';
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { tokensFor, type StoredUpstreamCredentials } from './credentialStore';
 import { describeError } from '../../common/log/logger';
 
@@ -216,8 +217,24 @@ export class FlowProvider implements OAuthClientProvider {
   }
 }
 
+/**
+ * Every OAuth request for an upstream (metadata, registration, token) goes over https; plain
+ * http only to this machine, and only when the MCP server itself is on this machine (so a
+ * remote server cannot point the gateway at local services). No redirects are followed.
+ */
+export function restrictedOAuthFetch(serverUrl: URL): FetchLike {
+  const loopbackAllowed = isLoopbackHost(serverUrl.hostname);
+  return async (url, init) => {
+    const target = new URL(String(url instanceof Request ? url.url : url));
+    if (target.protocol !== 'https:' && !(loopbackAllowed && isSecureOrLoopback(target))) {
+      throw new UpstreamOAuthError(`refusing to send an OAuth request over ${target.protocol} to ${target.host}`);
+    }
+    return fetch(url, { ...init, redirect: 'error' });
+  };
+}
+
 /** RFC 8414 asks for identical strings; a trailing slash on a bare origin is the one difference URL parsing adds. */
-function sameIssuer(issuer: string, discoveredFrom: string | URL): boolean {
+export function sameIssuer(issuer: string, discoveredFrom: string | URL): boolean {
   const strip = (value: string) => (value.endsWith('/') ? value.slice(0, -1) : value);
   return strip(issuer) === strip(String(discoveredFrom));
 }

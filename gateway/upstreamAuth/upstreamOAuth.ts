@@ -14,7 +14,6 @@
 import { randomBytes } from 'node:crypto';
 import { auth, extractWWWAuthenticateParams } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { isLoopbackHost, isSecureOrLoopback } from '../../common/net/loopback';
 import { listenForRedirect } from '../../common/net/loopbackRedirect';
 import type { Logger } from '../../common/log/logger';
 import type { UpstreamSignInStatus } from '../../common/control/controlProtocol';
@@ -22,7 +21,7 @@ import { SignInRequiredError, type UpstreamAuthorization, type UpstreamChallenge
 import type { AuthorizationOpener, AuthorizationRequest } from './authorizationOpener';
 import { isDpopBound, tokensFor, type StoredUpstreamCredentials, type UpstreamCredentialStore } from './credentialStore';
 import { DpopProver, newDpopKey, offersDpop, resourceTakesDpop } from './dpopProver';
-import { FlowProvider, UpstreamOAuthError, type PreRegisteredClient } from './flowProvider';
+import { FlowProvider, restrictedOAuthFetch, UpstreamOAuthError, type PreRegisteredClient } from './flowProvider';
 
 /** Flows without an accepted request in between before the gateway stops asking. */
 export const MAX_FLOWS_WITHOUT_SUCCESS = 3;
@@ -53,19 +52,8 @@ export class UpstreamOAuth implements UpstreamAuthorization {
 
   constructor(private readonly settings: UpstreamOAuthSettings) {}
 
-  /**
-   * Every OAuth request of a flow (metadata, registration, token) goes over https; plain http
-   * only to this machine, and only when the MCP server itself is on this machine (so a remote
-   * server cannot point the gateway at local services). No redirects are followed.
-   */
-  private readonly oauthFetch: FetchLike = async (url, init) => {
-    const target = new URL(String(url instanceof Request ? url.url : url));
-    const loopbackAllowed = isLoopbackHost(this.settings.serverUrl.hostname);
-    if (target.protocol !== 'https:' && !(loopbackAllowed && isSecureOrLoopback(target))) {
-      throw new UpstreamOAuthError(`refusing to send an OAuth request over ${target.protocol} to ${target.host}`);
-    }
-    return fetch(url, { ...init, redirect: 'error' });
-  };
+  /** Every OAuth request of a flow: https, or loopback for a loopback server, no redirects (flowProvider.ts). */
+  private readonly oauthFetch: FetchLike = (url, init) => restrictedOAuthFetch(this.settings.serverUrl)(url, init);
 
   /** How long a request may wait for the user to finish signing in. */
   get flowTimeoutMs(): number {

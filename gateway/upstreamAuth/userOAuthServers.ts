@@ -1,5 +1,7 @@
 /**
- * Gives every `user-oauth` server in the catalog its sign-in (UpstreamOAuth), and keeps
+ * Gives every `user-oauth` server in the catalog its sign-in (UpstreamOAuth), and every
+ * `enterprise-managed` one (local config only) its identity-assertion tokens
+ * (EnterpriseAuthorization); keeps
  * the same one across policy versions while the server's URL and OAuth settings stay the
  * same, so a new policy version does not make anyone sign in again.
  */
@@ -7,8 +9,10 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from '../../common/log/logger';
 import type { UpstreamSignInStatus } from '../../common/control/controlProtocol';
 import type { ServerConfig } from '../config/gatewayConfig';
+import type { UpstreamAuthorization } from '../upstream/upstreamAuthorization';
 import type { AuthorizationOpener } from './authorizationOpener';
 import { credentialKey, type UpstreamCredentialStore } from './credentialStore';
+import { EnterpriseAuthorization } from './enterpriseAuthorization';
 import { UpstreamOAuth } from './upstreamOAuth';
 
 export interface UserOAuthDeps {
@@ -19,8 +23,16 @@ export interface UserOAuthDeps {
   log: Logger;
 }
 
+/** One server's kept sign-in, whatever obtains its tokens (UpstreamOAuth, EnterpriseAuthorization). */
+export interface UpstreamSignIn extends UpstreamAuthorization {
+  status(): Promise<UpstreamSignInStatus>;
+  forget(): Promise<void>;
+  /** Forgets tokens obtained before `time` (ms); true when something was forgotten. */
+  forgetIfObtainedBefore(time: number): Promise<boolean>;
+}
+
 export class UserOAuthServers {
-  private readonly signIns = new Map<string, { settings: string; oauth: UpstreamOAuth }>();
+  private readonly signIns = new Map<string, { settings: string; oauth: UpstreamSignIn }>();
   /** Revocations already applied: a later sign-in is never undone by the same revocation (clocks differ). */
   private readonly applied = new Set<string>();
 
@@ -30,24 +42,35 @@ export class UserOAuthServers {
   attach(servers: readonly ServerConfig[]): ServerConfig[] {
     return servers.map((server) => {
       const credential = server.credential;
-      if (credential.mode !== 'user-oauth' || server.transport.type !== 'streamable-http') return server;
+      if (credential.mode === 'none' || server.transport.type !== 'streamable-http') return server;
       const settings = JSON.stringify([server.transport.url, credential, this.deps.user()]);
       let entry = this.signIns.get(server.id);
       if (!entry || entry.settings !== settings) {
         entry = {
           settings,
-          oauth: new UpstreamOAuth({
-            serverId: server.id,
-            serverTitle: server.title ?? server.id,
-            serverUrl: new URL(server.transport.url),
-            ...(credential.scopes ? { scopes: credential.scopes } : {}),
-            ...(credential.clientId ? { preRegistered: { clientId: credential.clientId, ...clientSecret(credential) } } : {}),
-            ...(credential.clientMetadataUrl ? { clientMetadataUrl: credential.clientMetadataUrl } : {}),
-            store: this.deps.store,
-            storeKey: credentialKey(this.deps.user(), server.id),
-            opener: this.deps.opener,
-            log: this.deps.log,
-          }),
+          oauth:
+            credential.mode === 'enterprise-managed'
+              ? new EnterpriseAuthorization({
+                  serverId: server.id,
+                  serverTitle: server.title ?? server.id,
+                  serverUrl: new URL(server.transport.url),
+                  clientId: credential.clientId,
+                  ...clientSecret(credential),
+                  idp: credential.idp,
+                  log: this.deps.log,
+                })
+              : new UpstreamOAuth({
+                  serverId: server.id,
+                  serverTitle: server.title ?? server.id,
+                  serverUrl: new URL(server.transport.url),
+                  ...(credential.scopes ? { scopes: credential.scopes } : {}),
+                  ...(credential.clientId ? { preRegistered: { clientId: credential.clientId, ...clientSecret(credential) } } : {}),
+                  ...(credential.clientMetadataUrl ? { clientMetadataUrl: credential.clientMetadataUrl } : {}),
+                  store: this.deps.store,
+                  storeKey: credentialKey(this.deps.user(), server.id),
+                  opener: this.deps.opener,
+                  log: this.deps.log,
+                }),
         };
         this.signIns.set(server.id, entry);
       }

@@ -5,7 +5,8 @@
  * command is test/conformance/oauthConformanceClient.ts: the gateway in
  * `--test-headless-oauth` mode plus an SDK client through it. Runs the pinned suite's
  * `auth` set and the newest suite's `auth`, `draft` (2026-07-28: RFC 9207 `iss`, issuer
- * mix-up, authorization-server migration, offline access) and `extensions` (DPoP) sets;
+ * mix-up, authorization-server migration, offline access) and `extensions` (DPoP,
+ * enterprise-managed authorization) sets;
  * what the gateway does not pass is listed with its reason in baselines/.
  */
 import assert from 'node:assert/strict';
@@ -44,10 +45,11 @@ describe('MCP conformance client auth scenarios against the gateway', function (
     assert.doesNotMatch(summary, /^✗ auth\//m, summary);
   });
 
-  it('newest suite, extensions: passes DPoP with and without server nonces', async () => {
+  it('newest suite, extensions: passes DPoP with and without server nonces, and enterprise-managed authorization (ID-JAG)', async () => {
     const summary = await runClientSuite(CONFORMANCE.newest, 'extensions', 'newest', 'client-auth-extensions.yaml');
     assert.match(summary, /^✓ auth\/dpop:/m, summary);
     assert.match(summary, /^✓ auth\/dpop-nonce:/m, summary);
+    assert.match(summary, /^✓ auth\/enterprise-managed-authorization:/m, summary);
   });
 });
 

@@ -23,16 +23,29 @@ const CONFORMANCE_CLIENT_METADATA_URL = 'https://conformance-test.local/client-m
 async function main(): Promise<number> {
   const serverUrl = process.argv.at(-1);
   if (!serverUrl?.startsWith('http')) throw new Error('usage: oauthConformanceClient <server-url>');
-  const context = JSON.parse(process.env.MCP_CONFORMANCE_CONTEXT ?? '{}') as { client_id?: string; client_secret?: string };
+  const context = JSON.parse(process.env.MCP_CONFORMANCE_CONTEXT ?? '{}') as {
+    client_id?: string;
+    client_secret?: string;
+    idp_issuer?: string;
+    idp_client_id?: string;
+    idp_id_token?: string;
+  };
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-oauth-conformance-'));
-  const credential: Record<string, unknown> = { mode: 'user-oauth', clientMetadataUrl: CONFORMANCE_CLIENT_METADATA_URL };
+  const privateFile = (name: string, value: string) => {
+    writeFileSync(join(dir, name), value, { mode: 0o600 });
+    return join(dir, name);
+  };
+  // Enterprise-managed authorization: the person's ID token from the suite's IdP, as their org sign-in would give it.
+  const credential: Record<string, unknown> =
+    context.idp_id_token && context.idp_issuer && context.idp_client_id
+      ? {
+          mode: 'enterprise-managed',
+          idp: { issuer: context.idp_issuer, clientId: context.idp_client_id, idTokenFile: privateFile('id-token', context.idp_id_token) },
+        }
+      : { mode: 'user-oauth', clientMetadataUrl: CONFORMANCE_CLIENT_METADATA_URL };
   if (context.client_id) {
     credential.clientId = context.client_id;
-    if (context.client_secret) {
-      const secretFile = join(dir, 'client-secret');
-      writeFileSync(secretFile, context.client_secret, { mode: 0o600 });
-      credential.clientSecretFile = secretFile;
-    }
+    if (context.client_secret) credential.clientSecretFile = privateFile('client-secret', context.client_secret);
   }
   let gateway: RunningGateway | undefined;
   try {

@@ -5,7 +5,8 @@
  * as Okta's Cross App Access does), the real policy server with its relay and a shared-key
  * upstream, and openid-client as a third-party client. Shown: a client the person signed
  * in to redeems the IdP's assertion for a relay token without a browser, DPoP-bound when it
- * brings a key, and the policy still decides; refused: an assertion replayed, for another
+ * brings a key, and the policy still decides; the Gatehouse gateway does the same for a
+ * server in credential mode `enterprise-managed`; refused: an assertion replayed, for another
  * authorization server, from an untrusted IdP, issued to another client, or for a resource
  * that is not a relay server.
  */
@@ -17,7 +18,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import * as oauth from 'openid-client';
-import { textOf } from '../support/gatewayHarness';
+import { startGateway, textOf } from '../support/gatewayHarness';
 import { ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../support/identityAssertionIssuer';
 import { startKeyedUpstream, type KeyedUpstream } from '../support/keyedUpstream';
 import { startLocalIdp, TEST_CLIENT_ID, type LocalIdp } from '../support/localIdp';
@@ -167,6 +168,38 @@ describe('enterprise-managed authorization: ID-JAGs redeemed at the policy serve
       )
       .catch((error: Error) => error);
     assert.ok(refused instanceof Error, 'bob is refused by the policy');
+  });
+
+  it('takes the Gatehouse gateway (credential mode enterprise-managed) to the relayed server with the ID token alone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-idjag-gateway-'));
+    const { client_id, client_secret } = client.clientMetadata();
+    writeFileSync(join(dir, 'id-token'), await idp.idTokenFor('alice'), { mode: 0o600 });
+    writeFileSync(join(dir, 'client-secret'), String(client_secret), { mode: 0o600 });
+    const gateway = await startGateway(
+      [
+        {
+          id: 'vault',
+          transport: { type: 'streamable-http', url: relayUrl },
+          credential: {
+            mode: 'enterprise-managed',
+            clientId: client_id,
+            clientSecretFile: join(dir, 'client-secret'),
+            idp: { issuer: idp.issuer, clientId: TEST_CLIENT_ID, idTokenFile: join(dir, 'id-token') },
+          },
+        },
+      ],
+      { dir },
+    );
+    try {
+      const mcp = await gateway.connect('vault');
+      assert.equal(textOf(await mcp.callTool({ name: 'echo', arguments: { text: 'governed, no browser' } })), 'governed, no browser');
+      await mcp.close();
+      assert.match(gateway.stderr(), /upstream token from an identity assertion/);
+      assert.doesNotMatch(gateway.stderr(), /eyJ/, 'no token in the gateway log');
+    } finally {
+      await gateway.stop(true);
+      removeDir(dir);
+    }
   });
 
   it('binds the token to the DPoP key the client proves at the token request', async () => {

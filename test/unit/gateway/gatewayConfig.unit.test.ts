@@ -120,4 +120,18 @@ describe('gateway config: credentials', () => {
       (error: Error) => !error.message.includes('hunter2'),
     );
   });
+
+  it('takes an enterprise-managed server with its IdP, pins its files to the config folder, and keeps the ID token off clear text', () => {
+    const server = (issuer: string, url = 'https://mcp.example.com/mcp') =>
+      `servers:\n  - id: a\n    transport: { type: streamable-http, url: "${url}" }\n` +
+      `    credential: { mode: enterprise-managed, clientId: c, clientSecretFile: s.txt, idp: { issuer: "${issuer}", clientId: i, idTokenFile: id.jwt } }\n`;
+    assert.deepEqual(parseGatewayConfig(server('https://idp.example.com'), '/etc/g/g.yaml').servers[0]!.credential, {
+      mode: 'enterprise-managed',
+      clientId: 'c',
+      clientSecretFile: '/etc/g/s.txt',
+      idp: { issuer: 'https://idp.example.com', clientId: 'i', idTokenFile: '/etc/g/id.jwt' },
+    });
+    assert.throws(() => parseGatewayConfig(server('http://idp.example.com'), '/g.yaml'), /idp\.issuer: the IdP must be https/);
+    assert.throws(() => parseGatewayConfig(server('https://idp.example.com', 'http://mcp.example.com/mcp'), '/g.yaml'), /must be https/);
+  });
 });
