@@ -30,7 +30,8 @@ import { createPolicyServerApp, PolicyServerHttp, type PolicyServerAppDeps } fro
 import { AuthorizationServer, SIGN_IN_CALLBACK_PATH } from './authorization/authorizationServer';
 import { openAuthorizationKeys } from './authorization/authorizationKeys';
 import { FederatedSignIn } from './authorization/federatedSignIn';
-import { ID_JAG_TYPE, registerIdentityAssertionGrant } from './authorization/identityAssertionGrant';
+import { registerIdentityAssertionGrant } from './authorization/identityAssertionGrant';
+import { ID_JAG_JWT_TYPE } from '../common/oauth/identityAssertion';
 import { OidcVerifier } from './auth/oidcVerifier';
 import { RelayAccess } from './authorization/relayAccess';
 import type { PolicyServerReadyLine } from '../common/policy/policyServerApi';
@@ -97,7 +98,7 @@ async function startAuthorizationServer(
     log: log.child({ component: 'authorization-server' }),
   });
   // Identity assertions (ID-JAG) are trusted from the org's IdP alone, and only for this authorization server.
-  registerIdentityAssertionGrant(server, new OidcVerifier({ issuer: idpIssuer, audience: server.issuer, typ: ID_JAG_TYPE }));
+  registerIdentityAssertionGrant(server, new OidcVerifier({ issuer: idpIssuer, audience: server.issuer, typ: ID_JAG_JWT_TYPE }));
   log.info('MCP authorization server on', { issuer: server.issuer });
   return { server, relayAccess: new RelayAccess(server, keys, publicUrl) };
 }

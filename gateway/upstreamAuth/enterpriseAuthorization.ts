@@ -13,15 +13,12 @@ import { discoverOAuthServerInfo, extractWWWAuthenticateParams } from '@modelcon
 import * as oauth from 'openid-client';
 import { describeError, type Logger } from '../../common/log/logger';
 import { isSecureOrLoopback } from '../../common/net/loopback';
+import { ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT } from '../../common/oauth/identityAssertion';
 import type { UpstreamSignInStatus } from '../../common/control/controlProtocol';
 import type { UpstreamChallenge } from '../upstream/upstreamAuthorization';
 import type { UpstreamSignIn } from './userOAuthServers';
 import { restrictedOAuthFetch, sameIssuer, UpstreamOAuthError } from './flowProvider';
 
-export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
-export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
-const ID_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:id_token';
-const ID_JAG_TYPE = 'urn:ietf:params:oauth:token-type:id-jag';
 /** Token requests without success in a row before the gateway stops asking (a broken setup, not a person, is at fault). */
 const MAX_FAILED_ATTEMPTS = 3;
 const REQUEST_TIMEOUT_SECONDS = 10;
@@ -146,14 +143,14 @@ export class EnterpriseAuthorization implements UpstreamSignIn {
       exchanged = await oauth.genericGrantRequest(config, TOKEN_EXCHANGE_GRANT, {
         subject_token: idToken,
         subject_token_type: ID_TOKEN_TYPE,
-        requested_token_type: ID_JAG_TYPE,
+        requested_token_type: ID_JAG_TOKEN_TYPE,
         audience,
         resource,
       });
     } catch (error) {
       throw new UpstreamOAuthError(`${serverTitle}: the org's IdP gave no identity assertion for it (${refusalOf(error)})`);
     }
-    if (exchanged.issued_token_type !== ID_JAG_TYPE) {
+    if (exchanged.issued_token_type !== ID_JAG_TOKEN_TYPE) {
       throw new UpstreamOAuthError(`${serverTitle}: the org's IdP answered with something other than an identity assertion`);
     }
     return exchanged.access_token;

@@ -12,14 +12,13 @@
  * (`client_id`), for a relay server (`resource`), and never redeemed before (`jti`). A DPoP
  * proof with the request binds the token to its key, as for the code grant.
  */
+import { JWT_BEARER_GRANT } from '../../common/oauth/identityAssertion';
 import type { OidcVerifier } from '../auth/oidcVerifier';
 import { DpopProofError, ProofReplayCache, verifyDpopProof } from './dpopProof';
 import { personFrom } from './federatedSignIn';
 import { OAuthErrors, type ProviderContext } from './oidcProvider';
 import { RELAY_SCOPE, type AuthorizationServer } from './authorizationServer';
 
-export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
-export const ID_JAG_TYPE = 'oauth-id-jag+jwt';
 /** The longest assertion read (an ID-JAG is a few hundred bytes plus the person's claims). */
 const MAX_ASSERTION_LENGTH = 16 * 1024;
 

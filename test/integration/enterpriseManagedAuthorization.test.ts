@@ -19,35 +19,26 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import * as oauth from 'openid-client';
 import { startGateway, textOf } from '../support/gatewayHarness';
-import { ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../support/identityAssertionIssuer';
-import { startKeyedUpstream, type KeyedUpstream } from '../support/keyedUpstream';
+import {
+  ID_JAG_JWT_TYPE,
+  ID_JAG_TOKEN_TYPE,
+  ID_TOKEN_TYPE,
+  JWT_BEARER_GRANT as JWT_BEARER,
+  TOKEN_EXCHANGE_GRANT,
+} from '../../common/oauth/identityAssertion';
+import { startAuthorizingPolicyServer, type AuthorizingPolicyServer } from '../support/authorizingPolicyServer';
+import type { KeyedUpstream } from '../support/keyedUpstream';
 import { startLocalIdp, TEST_CLIENT_ID, type LocalIdp } from '../support/localIdp';
-import { removeDir, secretStoreWith, startPolicyServer, type RunningPolicyServer } from '../support/policyHarness';
+import { removeDir } from '../support/policyHarness';
 
 const SERVICE_KEY = `sk-live-${'feedbeef'.repeat(4)}`;
-const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 const LOOPBACK = { execute: [oauth.allowInsecureRequests] };
-
-const POLICY = (upstreamUrl: string) => `version: 1
-org: test
-admins: [admins]
-servers:
-  - id: vault
-    title: Vault API
-    transport: { type: streamable-http, url: "${upstreamUrl}" }
-    credential: { mode: shared-key, secretRef: vault-key }
-groups:
-  - { id: engineers, match: [{ claim: groups, equals: engineers }] }
-  - { id: admins, match: [{ user: carol }] }
-rules:
-  - { id: engineers-vault, effect: allow, principals: [group:engineers], servers: [vault], tools: [echo] }
-`;
 
 describe('enterprise-managed authorization: ID-JAGs redeemed at the policy server', function () {
   this.timeout(120_000);
+  let setup: AuthorizingPolicyServer;
   let idp: LocalIdp;
   let upstream: KeyedUpstream;
-  let server: RunningPolicyServer;
   let issuer: string;
   let relayUrl: string;
   /** The MCP client at the policy server's authorization server (registered there, RFC 7591). */
@@ -56,39 +47,15 @@ describe('enterprise-managed authorization: ID-JAGs redeemed at the policy serve
   let atIdp: oauth.Configuration;
 
   before(async () => {
-    idp = await startLocalIdp({
-      identityAssertions: true,
-      signInClient: { clientId: 'gatehouse-policy-server', clientSecret: 'x'.repeat(32) },
-    });
-    upstream = await startKeyedUpstream(SERVICE_KEY);
-    const scratch = mkdtempSync(join(tmpdir(), 'gatehouse-idjag-'));
-    const keyFile = await secretStoreWith(scratch, 'vault-key', SERVICE_KEY);
-    const secretFile = join(scratch, 'sign-in-client-secret');
-    writeFileSync(secretFile, 'x'.repeat(32), { mode: 0o600 });
-    server = await startPolicyServer(idp, {
-      dataDir: scratch,
-      policyYaml: POLICY(upstream.url),
-      extraArgs: [
-        '--secrets-key-file',
-        keyFile,
-        '--sign-in-client-id',
-        'gatehouse-policy-server',
-        '--sign-in-client-secret-file',
-        secretFile,
-      ],
-    });
-    issuer = `${server.url}/oauth`;
-    relayUrl = `${server.url}/relay/vault/mcp`;
+    setup = await startAuthorizingPolicyServer(SERVICE_KEY, { identityAssertions: true });
+    ({ idp, upstream, issuer, relayUrl } = setup);
     client = await registerClient();
     idp.assertionClients!.trust(issuer, TEST_CLIENT_ID, client.clientMetadata().client_id);
     atIdp = await oauth.discovery(new URL(idp.issuer), TEST_CLIENT_ID, undefined, oauth.None(), LOOPBACK);
   });
 
   after(async () => {
-    await server?.stop();
-    await upstream?.stop();
-    await idp?.stop();
-    if (server) removeDir(server.dir);
+    await setup?.stop();
   });
 
   /** A confidential client allowed the JWT bearer grant, registered as any MCP client would. */
@@ -111,7 +78,7 @@ describe('enterprise-managed authorization: ID-JAGs redeemed at the policy serve
       resource,
     });
     assert.equal(exchanged.issued_token_type, ID_JAG_TOKEN_TYPE);
-    assert.equal(decodeProtectedHeader(exchanged.access_token).typ, 'oauth-id-jag+jwt');
+    assert.equal(decodeProtectedHeader(exchanged.access_token).typ, ID_JAG_JWT_TYPE);
     return exchanged.access_token;
   }
 

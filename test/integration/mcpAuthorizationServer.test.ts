@@ -11,9 +11,6 @@
  * on a private address.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
@@ -21,32 +18,15 @@ import { decodeJwt } from 'jose';
 import * as oauth from 'openid-client';
 import { textOf } from '../support/gatewayHarness';
 import { signInInBrowser } from '../support/idpBrowser';
-import { startKeyedUpstream, type KeyedUpstream } from '../support/keyedUpstream';
-import { startLocalIdp, type LocalIdp } from '../support/localIdp';
+import { startAuthorizingPolicyServer, type AuthorizingPolicyServer } from '../support/authorizingPolicyServer';
+import type { KeyedUpstream } from '../support/keyedUpstream';
 import { InMemoryOAuthClient, LoopbackRedirect } from '../support/oauthTestClient';
-import { removeDir, secretStoreWith, startPolicyServer, type RunningPolicyServer } from '../support/policyHarness';
+import type { RunningPolicyServer } from '../support/policyHarness';
 
 const SERVICE_KEY = `sk-live-${'c0ffee42'.repeat(4)}`;
-const SIGN_IN_CLIENT = { clientId: 'gatehouse-policy-server', clientSecret: `idp-secret-${'9'.repeat(24)}` };
-
-const POLICY = (upstreamUrl: string) => `version: 1
-org: test
-admins: [admins]
-servers:
-  - id: vault
-    title: Vault API
-    transport: { type: streamable-http, url: "${upstreamUrl}" }
-    credential: { mode: shared-key, secretRef: vault-key }
-groups:
-  - { id: engineers, match: [{ claim: groups, equals: engineers }] }
-  - { id: admins, match: [{ user: carol }] }
-rules:
-  - { id: engineers-vault, effect: allow, principals: [group:engineers], servers: [vault], tools: [echo] }
-`;
-
 describe('the policy server as an MCP authorization server', function () {
   this.timeout(120_000);
-  let idp: LocalIdp;
+  let setup: AuthorizingPolicyServer;
   let upstream: KeyedUpstream;
   let server: RunningPolicyServer;
   let redirect: LoopbackRedirect;
@@ -54,37 +34,14 @@ describe('the policy server as an MCP authorization server', function () {
   let issuer: string;
 
   before(async () => {
-    idp = await startLocalIdp({ signInClient: SIGN_IN_CLIENT });
-    upstream = await startKeyedUpstream(SERVICE_KEY);
-    const scratch = mkdtempSync(join(tmpdir(), 'gatehouse-as-'));
-    const keyFile = await secretStoreWith(scratch, 'vault-key', SERVICE_KEY);
-    const secretFile = join(scratch, 'sign-in-client-secret');
-    writeFileSync(secretFile, SIGN_IN_CLIENT.clientSecret, { mode: 0o600 });
-    server = await startPolicyServer(idp, {
-      dataDir: scratch,
-      policyYaml: POLICY(upstream.url),
-      extraArgs: [
-        '--secrets-key-file',
-        keyFile,
-        '--sign-in-client-id',
-        SIGN_IN_CLIENT.clientId,
-        '--sign-in-client-secret-file',
-        secretFile,
-        '--sign-in-scope',
-        'openid email profile groups',
-      ],
-    });
-    relayUrl = `${server.url}/relay/vault/mcp`;
-    issuer = `${server.url}/oauth`;
+    setup = await startAuthorizingPolicyServer(SERVICE_KEY);
+    ({ upstream, server, relayUrl, issuer } = setup);
     redirect = await LoopbackRedirect.start();
   });
 
   after(async () => {
     await redirect?.stop();
-    await server?.stop();
-    await upstream?.stop();
-    await idp?.stop();
-    if (server) removeDir(server.dir);
+    await setup?.stop();
   });
 
   /** The SDK client's whole sign-in: 401, discovery, registration, the browser at the IdP as `user`, the code exchange. */

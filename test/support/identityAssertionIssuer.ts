@@ -7,12 +7,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { importJWK, jwtVerify, SignJWT, type JWK } from 'jose';
+import { ID_JAG_JWT_TYPE, ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../../common/oauth/identityAssertion';
 import { accountClaims } from './localIdp';
 import { OAuthErrors, type Provider, type ProviderContext } from './oidcProviderApi';
 
-export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
-export const ID_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:id_token';
-export const ID_JAG_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:id-jag';
 const ID_JAG_TTL_SECONDS = 300;
 
 /** Which client, at which authorization server, a client of this IdP is. */
@@ -55,7 +53,7 @@ export function issueIdentityAssertions(
         ...(typeof params.resource === 'string' ? { resource: params.resource } : {}),
         ...(typeof params.scope === 'string' ? { scope: params.scope } : {}),
       })
-        .setProtectedHeader({ alg: signingKey.alg, kid: signingKey.kid, typ: 'oauth-id-jag+jwt' })
+        .setProtectedHeader({ alg: signingKey.alg, kid: signingKey.kid, typ: ID_JAG_JWT_TYPE })
         .setIssuer(issuer)
         .setSubject(subject)
         .setAudience(audience)

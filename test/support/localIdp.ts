@@ -9,7 +9,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair } from 'jose';
 import { browserSession } from './idpBrowser';
-import { issueIdentityAssertions, TOKEN_EXCHANGE_GRANT, type AssertionClients } from './identityAssertionIssuer';
+import { TOKEN_EXCHANGE_GRANT } from '../../common/oauth/identityAssertion';
+import { issueIdentityAssertions, type AssertionClients } from './identityAssertionIssuer';
 import { grantWhatIsAsked, MemoryStore, ProviderClass, type Provider } from './oidcProviderApi';
 
 export interface LocalIdp {

@@ -1,0 +1,76 @@
+/**
+ * The setup the MCP authorization server suites share: the local IdP as the org's SSO (with
+ * the policy server's sign-in client there), a shared-key upstream, and the real policy
+ * server with `--sign-in-client-id` (its `/oauth` on) relaying one server, `vault`, to the
+ * `engineers` group (alice and dave; bob is a contractor).
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startKeyedUpstream, type KeyedUpstream } from './keyedUpstream';
+import { startLocalIdp, type LocalIdp, type LocalIdpOptions } from './localIdp';
+import { removeDir, secretStoreWith, startPolicyServer, type RunningPolicyServer } from './policyHarness';
+
+const SIGN_IN_CLIENT = { clientId: 'gatehouse-policy-server', clientSecret: `idp-secret-${'9'.repeat(24)}` };
+
+const POLICY = (upstreamUrl: string) => `version: 1
+org: test
+admins: [admins]
+servers:
+  - id: vault
+    title: Vault API
+    transport: { type: streamable-http, url: "${upstreamUrl}" }
+    credential: { mode: shared-key, secretRef: vault-key }
+groups:
+  - { id: engineers, match: [{ claim: groups, equals: engineers }] }
+  - { id: admins, match: [{ user: carol }] }
+rules:
+  - { id: engineers-vault, effect: allow, principals: [group:engineers], servers: [vault], tools: [echo] }
+`;
+
+export interface AuthorizingPolicyServer {
+  idp: LocalIdp;
+  upstream: KeyedUpstream;
+  server: RunningPolicyServer;
+  /** The authorization server's issuer, `<url>/oauth`. */
+  issuer: string;
+  /** The relay URL of `vault`, also its resource indicator. */
+  relayUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startAuthorizingPolicyServer(serviceKey: string, idpOptions: LocalIdpOptions = {}): Promise<AuthorizingPolicyServer> {
+  const idp = await startLocalIdp({ ...idpOptions, signInClient: SIGN_IN_CLIENT });
+  const upstream = await startKeyedUpstream(serviceKey);
+  const scratch = mkdtempSync(join(tmpdir(), 'gatehouse-as-'));
+  const keyFile = await secretStoreWith(scratch, 'vault-key', serviceKey);
+  const secretFile = join(scratch, 'sign-in-client-secret');
+  writeFileSync(secretFile, SIGN_IN_CLIENT.clientSecret, { mode: 0o600 });
+  const server = await startPolicyServer(idp, {
+    dataDir: scratch,
+    policyYaml: POLICY(upstream.url),
+    extraArgs: [
+      '--secrets-key-file',
+      keyFile,
+      '--sign-in-client-id',
+      SIGN_IN_CLIENT.clientId,
+      '--sign-in-client-secret-file',
+      secretFile,
+      '--sign-in-scope',
+      'openid email profile groups',
+    ],
+  });
+  return {
+    idp,
+    upstream,
+    server,
+    issuer: `${server.url}/oauth`,
+    relayUrl: `${server.url}/relay/vault/mcp`,
+    stop: async () => {
+      await server.stop();
+      await upstream.stop();
+      await idp.stop();
+      removeDir(server.dir);
+    },
+  };
+}
