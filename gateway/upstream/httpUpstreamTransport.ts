@@ -318,7 +318,7 @@ function errorAnswerTo(message: JSONRPCMessage, body: string): JSONRPCMessage | 
 
 /** An upstream's error text without the credential it was sent (an echoed header must not reach the client or the model). */
 function scrubbed(text: string, authorization: string | undefined): string {
-  const credential = authorization?.replace(/^Bearer\s+/i, '');
+  const credential = authorization?.replace(/^(Bearer|DPoP)\s+/i, '');
   return credential && credential.length >= 8 ? text.replaceAll(credential, '[REDACTED:credential]') : text;
 }
 

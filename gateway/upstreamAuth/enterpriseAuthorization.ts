@@ -10,6 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { discoverOAuthServerInfo, extractWWWAuthenticateParams } from '@modelcontextprotocol/sdk/client/auth.js';
+import { checkResourceAllowed } from '@modelcontextprotocol/sdk/shared/auth-utils.js';
 import * as oauth from 'openid-client';
 import { describeError, type Logger } from '../../common/log/logger';
 import { isSecureOrLoopback } from '../../common/net/loopback';
@@ -104,8 +105,11 @@ export class EnterpriseAuthorization implements UpstreamSignIn {
     if (!isSecureOrLoopback(new URL(metadata.token_endpoint))) {
       throw new UpstreamOAuthError(`${settings.serverTitle}: its token endpoint is not https; refusing`);
     }
-    // The resource exactly as the server publishes it (RFC 9728), else its URL.
+    // The resource exactly as the server publishes it (RFC 9728), else its URL; it must name this server (RFC 9728 §3.3).
     const resource = discovered.resourceMetadata?.resource ?? settings.serverUrl.href;
+    if (!checkResourceAllowed({ requestedResource: settings.serverUrl, configuredResource: resource })) {
+      throw new UpstreamOAuthError(`${settings.serverTitle}: its metadata names another resource (${new URL(resource).origin}); refusing`);
+    }
 
     const assertion = await this.identityAssertion(metadata.issuer, resource);
     const server = new oauth.Configuration(

@@ -8,8 +8,8 @@
  * flows with no request accepted in between gets no fourth until the user signs in again.
  * The token goes only to this upstream: VS Code, the model and the audit never see it,
  * and no client token is ever forwarded (the transport sends only what `header()` gives).
- * Where the authorization server offers DPoP (RFC 9449), tokens are bound to a key kept
- * with them and every request carries a fresh proof (dpopProver.ts).
+ * Where both the authorization server and the resource take DPoP (RFC 9449), tokens are
+ * bound to a key kept with them and every request carries a fresh proof (dpopProver.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { auth, extractWWWAuthenticateParams } from '@modelcontextprotocol/sdk/client/auth.js';
