@@ -144,6 +144,10 @@ export class EnterpriseAuthorization implements UpstreamSignIn {
         timeout: REQUEST_TIMEOUT_SECONDS,
       });
       config.timeout = REQUEST_TIMEOUT_SECONDS; // the IdP is the org's own (config), not one an upstream named
+      // A loopback issuer allows http for discovery; the ID token itself still goes over https or stays on this machine.
+      if (!isSecureOrLoopback(new URL(config.serverMetadata().token_endpoint ?? ''))) {
+        throw new UpstreamOAuthError('its token endpoint is not https');
+      }
       exchanged = await oauth.genericGrantRequest(config, TOKEN_EXCHANGE_GRANT, {
         subject_token: idToken,
         subject_token_type: ID_TOKEN_TYPE,

@@ -49,6 +49,8 @@ export class UpstreamOAuth implements UpstreamAuthorization {
   private flow: Promise<void> | undefined;
   private flowsWithoutSuccess = 0;
   private readonly prover = new DpopProver();
+  /** A resource supplied a nonce not used yet (RFC 9449 §9): one `use_dpop_nonce` refusal is worth a retry. */
+  private newNonce = false;
 
   constructor(private readonly settings: UpstreamOAuthSettings) {}
 
@@ -77,7 +79,7 @@ export class UpstreamOAuth implements UpstreamAuthorization {
   }
 
   noteNonce(nonce: string): void {
-    this.prover.noteNonce(this.settings.serverUrl.href, nonce);
+    if (this.prover.noteNonce(this.settings.serverUrl.href, nonce)) this.newNonce = true;
   }
 
   accepted(): void {
@@ -87,7 +89,11 @@ export class UpstreamOAuth implements UpstreamAuthorization {
   async challenged(challenge: UpstreamChallenge): Promise<boolean> {
     const params = challengeParams(challenge.wwwAuthenticate);
     // RFC 9449 §9: the server wants its nonce in the proof (the transport noted it): send again, no new sign-in.
-    if (challenge.status === 401 && params.error === 'use_dpop_nonce') return challenge.sentAuthorization?.startsWith('DPoP ') === true;
+    if (challenge.status === 401 && params.error === 'use_dpop_nonce') {
+      const retry = this.newNonce && challenge.sentAuthorization?.startsWith('DPoP ') === true;
+      this.newNonce = false; // a refusal with no new nonce is final: the same proof would be refused again
+      return retry;
+    }
     if (challenge.status === 403 && params.error !== 'insufficient_scope') return false;
     // Another request's flow finished (or is running) since this one was sent: use its result.
     if (this.flow) return this.flow.then(() => true);

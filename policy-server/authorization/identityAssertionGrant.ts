@@ -21,6 +21,8 @@ import { RELAY_SCOPE, type AuthorizationServer } from './authorizationServer';
 
 /** The longest assertion read (an ID-JAG is a few hundred bytes plus the person's claims). */
 const MAX_ASSERTION_LENGTH = 16 * 1024;
+/** Longer than any clock tolerance the assertion verifier allows. */
+const REPLAY_MARGIN_SECONDS = 120;
 
 export function registerIdentityAssertionGrant(server: AuthorizationServer, assertions: OidcVerifier): void {
   const proofs = new ProofReplayCache();
@@ -30,6 +32,10 @@ export function registerIdentityAssertionGrant(server: AuthorizationServer, asse
     JWT_BEARER_GRANT,
     async (ctx: ProviderContext) => {
       const { params, client, provider } = ctx.oidc;
+      // A public client proves nothing about who redeems: anyone holding a leaked assertion could quote its client_id.
+      if (client.tokenEndpointAuthMethod === 'none') {
+        throw new OAuthErrors.UnauthorizedClient('identity assertions are redeemed only by clients that authenticate');
+      }
       const assertion = params.assertion;
       if (typeof assertion !== 'string' || assertion === '' || assertion.length > MAX_ASSERTION_LENGTH) {
         throw new OAuthErrors.InvalidRequest('assertion is missing or too long');
@@ -53,7 +59,9 @@ export function registerIdentityAssertionGrant(server: AuthorizationServer, asse
       if (typeof claims.jti !== 'string' || claims.jti === '' || typeof claims.exp !== 'number') {
         throw refused('identity assertion has no jti');
       }
-      if (!(await provider.ReplayDetection.unique('id-jag', `${verdict.identity.issuer} ${claims.jti}`, claims.exp))) {
+      // Remembered past the verifier's clock tolerance: an assertion still accepted a little after exp must still be refused twice.
+      const rememberUntil = Math.max(claims.exp, Math.floor(Date.now() / 1000)) + REPLAY_MARGIN_SECONDS;
+      if (!(await provider.ReplayDetection.unique('id-jag', `${verdict.identity.issuer} ${claims.jti}`, rememberUntil))) {
         throw refused('identity assertion was already redeemed');
       }
 

@@ -24,7 +24,7 @@ export interface Grant {
 export interface ProviderContext {
   oidc: {
     params: Record<string, string | string[] | undefined>;
-    client: { clientId: string; grantTypeAllowed(grant: string): boolean };
+    client: { clientId: string; tokenEndpointAuthMethod: string; grantTypeAllowed(grant: string): boolean };
     session?: { accountId?: string; grantIdFor(clientId: string): string | undefined };
     result?: { consent?: { grantId?: string } };
     provider: Provider;

@@ -7,8 +7,8 @@
  * in to redeems the IdP's assertion for a relay token without a browser, DPoP-bound when it
  * brings a key, and the policy still decides; the Gatehouse gateway does the same for a
  * server in credential mode `enterprise-managed`; refused: an assertion replayed, for another
- * authorization server, from an untrusted IdP, issued to another client, or for a resource
- * that is not a relay server.
+ * authorization server, from an untrusted IdP, issued to another client, redeemed by a
+ * public client, or for a resource that is not a relay server.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -238,6 +238,28 @@ describe('enterprise-managed authorization: ID-JAGs redeemed at the policy serve
       assert.match(refused.body.error_description ?? '', /issuer is not the identity provider/);
     } finally {
       await rogue.stop();
+    }
+  });
+
+  it('refuses an assertion redeemed by a public client, which proves nothing about who holds it', async () => {
+    const registered = await oauth.dynamicClientRegistration(
+      new URL(issuer),
+      { grant_types: [JWT_BEARER], response_types: [], redirect_uris: [], token_endpoint_auth_method: 'none' },
+      oauth.None(),
+      LOOPBACK,
+    );
+    const publicId = registered.clientMetadata().client_id;
+    idp.assertionClients!.trust(issuer, TEST_CLIENT_ID, publicId);
+    try {
+      const response = await fetch(client.serverMetadata().token_endpoint!, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: JWT_BEARER, client_id: publicId, assertion: await identityAssertion('alice') }),
+      });
+      assert.equal(response.status, 400);
+      assert.equal(((await response.json()) as { error: string }).error, 'unauthorized_client');
+    } finally {
+      idp.assertionClients!.trust(issuer, TEST_CLIENT_ID, client.clientMetadata().client_id);
     }
   });
 
