@@ -8,8 +8,8 @@
  * and redeems the ID-JAG there with the JWT bearer grant (RFC 7523). openid-client makes
  * both token requests. The token is kept in memory only: a new one costs two requests.
  */
-import { readFileSync } from 'node:fs';
-import { discoverOAuthServerInfo, extractWWWAuthenticateParams } from '@modelcontextprotocol/sdk/client/auth.js';
+import { readSecretFile } from '../../common/fs/privateFiles';
+import { discoverOAuthServerInfo } from '@modelcontextprotocol/sdk/client/auth.js';
 import { checkResourceAllowed } from '@modelcontextprotocol/sdk/shared/auth-utils.js';
 import * as oauth from 'openid-client';
 import { describeError, type Logger } from '../../common/log/logger';
@@ -18,7 +18,7 @@ import { ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRAN
 import type { UpstreamSignInStatus } from '../../common/control/controlProtocol';
 import type { UpstreamChallenge } from '../upstream/upstreamAuthorization';
 import type { UpstreamSignIn } from './userOAuthServers';
-import { restrictedOAuthFetch, sameIssuer, UpstreamOAuthError } from './flowProvider';
+import { challengeParams, restrictedOAuthFetch, sameIssuer, UpstreamOAuthError } from './flowProvider';
 
 /** Token requests without success in a row before the gateway stops asking (a broken setup, not a person, is at fault). */
 const MAX_FAILED_ATTEMPTS = 3;
@@ -87,9 +87,7 @@ export class EnterpriseAuthorization implements UpstreamSignIn {
   private async obtain(wwwAuthenticate: string | undefined): Promise<void> {
     const { settings } = this;
     const fetchFn = restrictedOAuthFetch(settings.serverUrl);
-    const params = extractWWWAuthenticateParams(
-      new Response(null, { headers: wwwAuthenticate ? { 'www-authenticate': wwwAuthenticate } : {} }),
-    );
+    const params = challengeParams(wwwAuthenticate);
     // Only metadata on the server's own origin (an upstream must not make the gateway fetch arbitrary URLs).
     const metadataUrl = params.resourceMetadataUrl?.origin === settings.serverUrl.origin ? params.resourceMetadataUrl : undefined;
     const discovered = await discoverOAuthServerInfo(settings.serverUrl, {
@@ -135,7 +133,12 @@ export class EnterpriseAuthorization implements UpstreamSignIn {
   /** The person's ID token exchanged at the org's IdP for an ID-JAG for `audience` and `resource`. */
   private async identityAssertion(audience: string, resource: string): Promise<string> {
     const { idp, serverTitle } = this.settings;
-    const idToken = readIdToken(idp.idTokenFile);
+    let idToken: string;
+    try {
+      idToken = readSecretFile(idp.idTokenFile); // a credential: 0600, as the config asks
+    } catch (error) {
+      throw new UpstreamOAuthError(`${serverTitle}: cannot use the ID token file: ${describeError(error)}`);
+    }
     let exchanged: oauth.TokenEndpointResponse;
     try {
       const issuer = new URL(idp.issuer);
@@ -170,17 +173,6 @@ export class EnterpriseAuthorization implements UpstreamSignIn {
     config[oauth.customFetch] = (url, init) => fetchFn(url, init as RequestInit);
     oauth.allowInsecureRequests(config); // the fetch above refuses http except to this machine for a server on this machine
   }
-}
-
-function readIdToken(path: string): string {
-  let token: string;
-  try {
-    token = readFileSync(path, 'utf8').trim();
-  } catch (error) {
-    throw new UpstreamOAuthError(`cannot read the ID token file ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
-  }
-  if (!token) throw new UpstreamOAuthError(`the ID token file ${path} is empty`);
-  return token;
 }
 
 /** An OAuth error's code and description, or the failure in words; never a token. */

@@ -13,7 +13,7 @@
  *  - the answer's `state` is this flow's own (the loopback listener answers only it) and its
  *    `iss` (RFC 9207) must equal the issuer; an `error` answer ends the flow in words.
  */
-import type { OAuthClientProvider, OAuthDiscoveryState } from '@modelcontextprotocol/sdk/client/auth.js';
+import { extractWWWAuthenticateParams, type OAuthClientProvider, type OAuthDiscoveryState } from '@modelcontextprotocol/sdk/client/auth.js';
 import type {
   AuthorizationServerMetadata,
   OAuthClientInformationMixed,
@@ -231,6 +231,12 @@ export function restrictedOAuthFetch(serverUrl: URL): FetchLike {
     }
     return fetch(url, { ...init, redirect: 'error' });
   };
+}
+
+/** The auth-params of a Bearer or DPoP challenge (the SDK's parser reads only Bearer; RFC 9449 §7.1 uses the same params). */
+export function challengeParams(wwwAuthenticate: string | undefined): ReturnType<typeof extractWWWAuthenticateParams> {
+  const header = wwwAuthenticate?.replace(/^\s*dpop\s/i, 'Bearer ');
+  return extractWWWAuthenticateParams(new Response(null, { headers: header ? { 'www-authenticate': header } : {} }));
 }
 
 /** RFC 8414 asks for identical strings; a trailing slash on a bare origin is the one difference URL parsing adds. */

@@ -21,7 +21,7 @@ import { SignInRequiredError, type UpstreamAuthorization, type UpstreamChallenge
 import type { AuthorizationOpener, AuthorizationRequest } from './authorizationOpener';
 import { isDpopBound, tokensFor, type StoredUpstreamCredentials, type UpstreamCredentialStore } from './credentialStore';
 import { DpopProver, newDpopKey, offersDpop, resourceTakesDpop } from './dpopProver';
-import { FlowProvider, restrictedOAuthFetch, UpstreamOAuthError, type PreRegisteredClient } from './flowProvider';
+import { challengeParams, FlowProvider, restrictedOAuthFetch, UpstreamOAuthError, type PreRegisteredClient } from './flowProvider';
 
 /** Flows without an accepted request in between before the gateway stops asking. */
 export const MAX_FLOWS_WITHOUT_SUCCESS = 3;
@@ -278,12 +278,6 @@ function registeredPort(stored: StoredUpstreamCredentials): number {
     if (match && Number(match[1]) >= 1024 && Number(match[1]) <= 65535) return Number(match[1]);
   }
   return 0;
-}
-
-/** The auth-params of a Bearer or DPoP challenge (the SDK's parser reads only Bearer; RFC 9449 §7.1 uses the same params). */
-function challengeParams(wwwAuthenticate: string | undefined): ReturnType<typeof extractWWWAuthenticateParams> {
-  const header = wwwAuthenticate?.replace(/^\s*dpop\s/i, 'Bearer ');
-  return extractWWWAuthenticateParams(new Response(null, { headers: header ? { 'www-authenticate': header } : {} }));
 }
 
 function union(...lists: Array<string | undefined>): string | undefined {
