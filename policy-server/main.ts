@@ -6,6 +6,7 @@
  * in the data dir and exits; a running server picks the new key up by itself.
  */
 import { join } from 'node:path';
+import { claimsMatchedOn } from '../common/policy/effectivePolicy';
 import { PolicyError } from '../common/policy/policyDocument';
 import { FileAuditStore } from './audit/fileAuditStore';
 import type { AuditStore } from './audit/auditStore';
@@ -82,6 +83,7 @@ async function startAuthorizationServer(
   idpIssuer: string,
   publicUrl: string,
   dataDir: string,
+  policies: PolicyService,
   log: Logger,
 ): Promise<NonNullable<PolicyServerAppDeps['authorization']>> {
   const keys = await openAuthorizationKeys(dataDir);
@@ -98,7 +100,14 @@ async function startAuthorizationServer(
     log: log.child({ component: 'authorization-server' }),
   });
   // Identity assertions (ID-JAG) are trusted from the org's IdP alone, and only for this authorization server.
-  registerIdentityAssertionGrant(server, new OidcVerifier({ issuer: idpIssuer, audience: server.issuer, typ: ID_JAG_JWT_TYPE }));
+  registerIdentityAssertionGrant(
+    server,
+    new OidcVerifier({ issuer: idpIssuer, audience: server.issuer, typ: ID_JAG_JWT_TYPE }),
+    async () => {
+      const current = await policies.current();
+      return current ? claimsMatchedOn(current.document) : [];
+    },
+  );
   log.info('MCP authorization server on', { issuer: server.issuer });
   return { server, relayAccess: new RelayAccess(server, keys, publicUrl) };
 }
@@ -207,7 +216,7 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   let authorization: PolicyServerAppDeps['authorization'];
   if (args.signIn && args.oidc) {
     try {
-      authorization = await startAuthorizationServer(args.signIn, args.oidc.issuer, issuer, args.dataDir, log);
+      authorization = await startAuthorizationServer(args.signIn, args.oidc.issuer, issuer, args.dataDir, policies, log);
     } catch (error) {
       process.stderr.write(`gatehouse policy-server: ${describeError(error)}\n`);
       await http.close();

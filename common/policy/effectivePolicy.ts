@@ -50,6 +50,25 @@ export function trustedEmail(identity: CallerIdentity): string | undefined {
   return identity.email?.toLowerCase();
 }
 
+/**
+ * The token claims this policy's groups and rules match people on: for an identity whose
+ * token may simply leave a claim out (an ID-JAG carries what its IdP was set up to put in),
+ * a missing one would make a deny rule pass by, so such an identity is refused instead.
+ */
+export function claimsMatchedOn(policy: PolicyDocument): string[] {
+  const needed = new Set<string>();
+  const byEmail = () => (needed.add('email'), needed.add('email_verified'));
+  for (const group of policy.groups) {
+    for (const match of group.match) {
+      if ('claim' in match) needed.add(match.claim);
+      else if ('emailDomain' in match) byEmail();
+      else if ('user' in match && match.user.includes('@')) byEmail();
+    }
+  }
+  for (const rule of policy.rules) if (rule.principals.some((p) => p.startsWith('user:') && p.includes('@'))) byEmail();
+  return [...needed].sort();
+}
+
 function groupMatches(group: PolicyGroup, identity: CallerIdentity): boolean {
   const email = trustedEmail(identity);
   return group.match.some((match) => {

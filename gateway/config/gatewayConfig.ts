@@ -37,6 +37,11 @@ const ServerEntry = z.strictObject({
       /** Enterprise-managed authorization (ID-JAG): gateway/upstreamAuth/enterpriseAuthorization.ts. */
       z.strictObject({
         mode: z.literal('enterprise-managed'),
+        /**
+         * The server's authorization server (its issuer), pinned: the client secret and the
+         * ID-JAG go to this one alone, never to one the server's own metadata names instead.
+         */
+        authorizationServer: z.url({ protocol: /^https?$/ }),
         /** This client at the server's authorization server (registered there by the admin). */
         clientId: z.string().min(1),
         /** A file (0600) holding that client's secret, if it is confidential. */
@@ -78,12 +83,19 @@ export const GatewayConfigSchema = z
         const problem = userOAuthTransportProblem(server.transport);
         if (problem) ctx.addIssue({ code: 'custom', path: ['servers', index, 'transport', problem.field], message: problem.message });
       }
-      if (server.credential.mode === 'enterprise-managed' && !isSecureOrLoopback(new URL(server.credential.idp.issuer))) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['servers', index, 'credential', 'idp', 'issuer'],
-          message: 'the IdP must be https (http only on loopback): the ID token must not travel in clear text',
-        });
+      if (server.credential.mode === 'enterprise-managed') {
+        if (!isSecureOrLoopback(new URL(server.credential.idp.issuer)))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['servers', index, 'credential', 'idp', 'issuer'],
+            message: 'the IdP must be https (http only on loopback): the ID token must not travel in clear text',
+          });
+        if (!isSecureOrLoopback(new URL(server.credential.authorizationServer)))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['servers', index, 'credential', 'authorizationServer'],
+            message: 'the authorization server must be https (http only on loopback): the client secret must not travel in clear text',
+          });
       }
       if (server.credential.mode === 'user-oauth') {
         if (server.credential.clientSecretFile && !server.credential.clientId) {

@@ -7,10 +7,16 @@
  * token at the IdP for an ID-JAG for that authorization server and resource (RFC 8693),
  * and redeems the ID-JAG there with the JWT bearer grant (RFC 7523). openid-client makes
  * both token requests. The token is kept in memory only: a new one costs two requests.
+ *
+ * The authorization server is pinned in the config: one the server's metadata names instead
+ * is refused before anything is sent, so a hostile upstream cannot collect the client
+ * secret or an assertion. An admin's revocation outlives the token it deletes: an ID token
+ * issued before it is not exchanged again (the person signs in anew at the IdP).
  */
 import { readSecretFile } from '../../common/fs/privateFiles';
 import { discoverOAuthServerInfo } from '@modelcontextprotocol/sdk/client/auth.js';
 import { checkResourceAllowed } from '@modelcontextprotocol/sdk/shared/auth-utils.js';
+import { decodeJwt } from 'jose';
 import * as oauth from 'openid-client';
 import { describeError, type Logger } from '../../common/log/logger';
 import { isSecureOrLoopback } from '../../common/net/loopback';
@@ -28,6 +34,8 @@ export interface EnterpriseAuthorizationSettings {
   serverId: string;
   serverTitle: string;
   serverUrl: URL;
+  /** The server's authorization server (issuer), from the config: no other one is used. */
+  authorizationServer: string;
   /** This client at the server's authorization server. */
   clientId: string;
   clientSecret?: string;
@@ -40,6 +48,8 @@ export class EnterpriseAuthorization implements UpstreamSignIn {
   private obtainedAt = 0;
   private obtaining: Promise<void> | undefined;
   private failedAttempts = 0;
+  /** The latest admin revocation (ms): ID tokens issued before it are not exchanged again. */
+  private revokedAt = -Infinity;
 
   constructor(private readonly settings: EnterpriseAuthorizationSettings) {}
 
@@ -61,7 +71,9 @@ export class EnterpriseAuthorization implements UpstreamSignIn {
   }
 
   async forgetIfObtainedBefore(time: number): Promise<boolean> {
-    if (this.accessToken === undefined || (Number.isFinite(time) && this.obtainedAt > time)) return false;
+    // Also for later: the ID token that got the deleted token must not simply get another one.
+    this.revokedAt = Math.max(this.revokedAt, Number.isFinite(time) ? time : Date.now());
+    if (this.accessToken === undefined || this.obtainedAt > this.revokedAt) return false;
     await this.forget();
     return true;
   }
@@ -98,6 +110,11 @@ export class EnterpriseAuthorization implements UpstreamSignIn {
     if (!metadata || !sameIssuer(metadata.issuer, discovered.authorizationServerUrl)) {
       throw new UpstreamOAuthError(
         `${settings.serverTitle}: its authorization server publishes no metadata, or metadata for another issuer (possible mix-up); refusing`,
+      );
+    }
+    if (!sameIssuer(metadata.issuer, settings.authorizationServer)) {
+      throw new UpstreamOAuthError(
+        `${settings.serverTitle}: its metadata names the authorization server ${new URL(metadata.issuer).origin}, not the configured one; refusing`,
       );
     }
     if (!isSecureOrLoopback(new URL(metadata.token_endpoint))) {
@@ -139,6 +156,11 @@ export class EnterpriseAuthorization implements UpstreamSignIn {
     } catch (error) {
       throw new UpstreamOAuthError(`${serverTitle}: cannot use the ID token file: ${describeError(error)}`);
     }
+    if (!issuedAfter(idToken, this.revokedAt)) {
+      throw new UpstreamOAuthError(
+        `${serverTitle}: your policy admin revoked its credentials after your last sign-in at the org's IdP; sign in there again`,
+      );
+    }
     let exchanged: oauth.TokenEndpointResponse;
     try {
       const issuer = new URL(idp.issuer);
@@ -179,4 +201,15 @@ export class EnterpriseAuthorization implements UpstreamSignIn {
 function refusalOf(error: unknown): string {
   if (error instanceof oauth.ResponseBodyError) return `${error.error}${error.error_description ? `: ${error.error_description}` : ''}`;
   return describeError(error);
+}
+
+/** Whether the ID token's `iat` is after `time` (ms); a token that cannot be read is not. */
+function issuedAfter(idToken: string, time: number): boolean {
+  if (time === -Infinity) return true;
+  try {
+    const { iat } = decodeJwt(idToken);
+    return typeof iat === 'number' && iat * 1000 > time;
+  } catch {
+    return false;
+  }
 }

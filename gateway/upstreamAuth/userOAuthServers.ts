@@ -32,9 +32,12 @@ export interface UpstreamSignIn extends UpstreamAuthorization {
 }
 
 export class UserOAuthServers {
-  private readonly signIns = new Map<string, { settings: string; oauth: UpstreamSignIn }>();
-  /** Revocations already applied: a later sign-in is never undone by the same revocation (clocks differ). */
-  private readonly applied = new Set<string>();
+  /**
+   * Each server's sign-in, and the revocations already applied to it: a later sign-in is
+   * never undone by the same revocation (clocks differ), but a sign-in made anew (other
+   * settings) hears every revocation still listed.
+   */
+  private readonly signIns = new Map<string, { settings: string; oauth: UpstreamSignIn; applied: Set<string> }>();
 
   constructor(private readonly deps: UserOAuthDeps) {}
 
@@ -48,12 +51,14 @@ export class UserOAuthServers {
       if (!entry || entry.settings !== settings) {
         entry = {
           settings,
+          applied: new Set(),
           oauth:
             credential.mode === 'enterprise-managed'
               ? new EnterpriseAuthorization({
                   serverId: server.id,
                   serverTitle: server.title ?? server.id,
                   serverUrl: new URL(server.transport.url),
+                  authorizationServer: credential.authorizationServer,
                   clientId: credential.clientId,
                   ...clientSecret(credential),
                   idp: credential.idp,
@@ -86,10 +91,9 @@ export class UserOAuthServers {
   async applyRevocations(revocations: ReadonlyArray<{ serverId: string; revokedAt: string }>): Promise<string[]> {
     const deleted: string[] = [];
     for (const { serverId, revokedAt } of revocations) {
-      const key = `${serverId} ${revokedAt}`;
       const entry = this.signIns.get(serverId);
-      if (this.applied.has(key) || !entry) continue; // applied once, or for a server not in this catalog (yet)
-      this.applied.add(key);
+      if (!entry || entry.applied.has(revokedAt)) continue; // for a server not in this catalog (yet), or applied once
+      entry.applied.add(revokedAt);
       if (await entry.oauth.forgetIfObtainedBefore(Date.parse(revokedAt))) deleted.push(serverId);
     }
     return deleted;

@@ -9,8 +9,11 @@
  * An assertion is accepted only if the org's IdP (`--oidc-issuer`, the one trusted issuer)
  * signed it for this authorization server: `typ` oauth-id-jag+jwt, its `iss`, `aud` = this
  * issuer, unexpired, no group overage (oidcVerifier.ts), issued to the client redeeming it
- * (`client_id`), for a relay server (`resource`), and never redeemed before (`jti`). A DPoP
- * proof with the request binds the token to its key, as for the code grant.
+ * (`client_id`), for a relay server (`resource`), carrying every claim the policy's groups
+ * and rules match on (`claimsMatchedOn`: an IdP may put fewer claims in an ID-JAG than in
+ * its ID tokens, and a missing `groups` would let a deny-by-group rule pass by), and never
+ * redeemed before (`jti`). A DPoP proof with the request binds the token to its key, as
+ * for the code grant.
  */
 import { JWT_BEARER_GRANT } from '../../common/oauth/identityAssertion';
 import type { OidcVerifier } from '../auth/oidcVerifier';
@@ -24,7 +27,12 @@ const MAX_ASSERTION_LENGTH = 16 * 1024;
 /** Longer than any clock tolerance the assertion verifier allows. */
 const REPLAY_MARGIN_SECONDS = 120;
 
-export function registerIdentityAssertionGrant(server: AuthorizationServer, assertions: OidcVerifier): void {
+export function registerIdentityAssertionGrant(
+  server: AuthorizationServer,
+  assertions: OidcVerifier,
+  /** The claims the current policy matches people on (claimsMatchedOn). */
+  claimsMatchedOn: () => Promise<readonly string[]>,
+): void {
   const proofs = new ProofReplayCache();
   const tokenEndpoint = `${server.issuer}/token`;
 
@@ -53,6 +61,12 @@ export function registerIdentityAssertionGrant(server: AuthorizationServer, asse
       }
       if (params.resource !== undefined && params.resource !== resource) {
         throw new OAuthErrors.InvalidTarget('resource differs from the identity assertion');
+      }
+      const missing = (await claimsMatchedOn()).filter((claim) => claims[claim] === undefined);
+      if (missing.length > 0) {
+        throw refused(
+          `identity assertion lacks the claims the policy matches people on (${missing.join(', ')}); have the IdP put them in its ID-JAGs`,
+        );
       }
       const jkt = await dpopThumbprint(ctx, tokenEndpoint, proofs);
       // Last, so a request refused above does not use up the assertion.

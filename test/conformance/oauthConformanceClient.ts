@@ -14,6 +14,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { discoverOAuthProtectedResourceMetadata } from '@modelcontextprotocol/sdk/client/auth.js';
 import { startGateway, type RunningGateway } from '../support/gatewayHarness';
 import { describeError } from '../../common/log/logger';
 
@@ -36,10 +37,12 @@ async function main(): Promise<number> {
     return join(dir, name);
   };
   // Enterprise-managed authorization: the person's ID token from the suite's IdP, as their org sign-in would give it.
+  // The admin pins the server's authorization server, read here from its metadata as they would.
   const credential: Record<string, unknown> =
     context.idp_id_token && context.idp_issuer && context.idp_client_id
       ? {
           mode: 'enterprise-managed',
+          authorizationServer: (await discoverOAuthProtectedResourceMetadata(serverUrl)).authorization_servers?.[0],
           idp: { issuer: context.idp_issuer, clientId: context.idp_client_id, idTokenFile: privateFile('id-token', context.idp_id_token) },
         }
       : { mode: 'user-oauth', clientMetadataUrl: CONFORMANCE_CLIENT_METADATA_URL };

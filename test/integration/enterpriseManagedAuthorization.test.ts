@@ -6,9 +6,11 @@
  * upstream, and openid-client as a third-party client. Shown: a client the person signed
  * in to redeems the IdP's assertion for a relay token without a browser, DPoP-bound when it
  * brings a key, and the policy still decides; the Gatehouse gateway does the same for a
- * server in credential mode `enterprise-managed`; refused: an assertion replayed, for another
- * authorization server, from an untrusted IdP, issued to another client, redeemed by a
- * public client, or for a resource that is not a relay server.
+ * server in credential mode `enterprise-managed`, to its pinned authorization server only,
+ * and not again with an ID token older than an admin's revocation; refused: an assertion
+ * replayed, for another authorization server, from an untrusted IdP, issued to another
+ * client, redeemed by a public client, for a resource that is not a relay server, or
+ * without the claims the policy matches people on.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -18,6 +20,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import * as oauth from 'openid-client';
+import { createLogger } from '../../common/log/logger';
+import { EnterpriseAuthorization } from '../../gateway/upstreamAuth/enterpriseAuthorization';
 import { startGateway, textOf } from '../support/gatewayHarness';
 import {
   ID_JAG_JWT_TYPE,
@@ -33,6 +37,8 @@ import { removeDir } from '../support/policyHarness';
 
 const SERVICE_KEY = `sk-live-${'feedbeef'.repeat(4)}`;
 const LOOPBACK = { execute: [oauth.allowInsecureRequests] };
+/** The relay's 401 to a request without a token, as the gateway's upstream connection reports it. */
+const UNAUTHORIZED = { status: 401, wwwAuthenticate: undefined, sentAuthorization: undefined, interactive: false };
 
 describe('enterprise-managed authorization: ID-JAGs redeemed at the policy server', function () {
   this.timeout(120_000);
@@ -46,16 +52,24 @@ describe('enterprise-managed authorization: ID-JAGs redeemed at the policy serve
   /** The same MCP client at the IdP (the public client the person signed in with). */
   let atIdp: oauth.Configuration;
 
+  /** A scratch folder, and alice's ID token in it (0600) for the gateway's sign-in. */
+  let scratch: string;
+  let gatewayIdToken: string;
+
   before(async () => {
     setup = await startAuthorizingPolicyServer(SERVICE_KEY, { identityAssertions: true });
     ({ idp, upstream, issuer, relayUrl } = setup);
     client = await registerClient();
     idp.assertionClients!.trust(issuer, TEST_CLIENT_ID, client.clientMetadata().client_id);
     atIdp = await oauth.discovery(new URL(idp.issuer), TEST_CLIENT_ID, undefined, oauth.None(), LOOPBACK);
+    scratch = mkdtempSync(join(tmpdir(), 'gatehouse-idjag-'));
+    gatewayIdToken = join(scratch, 'id-token');
+    writeFileSync(gatewayIdToken, await idp.idTokenFor('alice'), { mode: 0o600 });
   });
 
   after(async () => {
     await setup?.stop();
+    if (scratch) removeDir(scratch);
   });
 
   /** A confidential client allowed the JWT bearer grant, registered as any MCP client would. */
@@ -80,6 +94,21 @@ describe('enterprise-managed authorization: ID-JAGs redeemed at the policy serve
     assert.equal(exchanged.issued_token_type, ID_JAG_TOKEN_TYPE);
     assert.equal(decodeProtectedHeader(exchanged.access_token).typ, ID_JAG_JWT_TYPE);
     return exchanged.access_token;
+  }
+
+  /** The gateway's enterprise-managed sign-in for the relayed server, driven directly, with alice's ID token in a file. */
+  function gatewaySignIn(authorizationServer: string): EnterpriseAuthorization {
+    const { client_id, client_secret } = client.clientMetadata();
+    return new EnterpriseAuthorization({
+      serverId: 'vault',
+      serverTitle: 'Vault API',
+      serverUrl: new URL(relayUrl),
+      authorizationServer,
+      clientId: client_id,
+      clientSecret: String(client_secret),
+      idp: { issuer: idp.issuer, clientId: TEST_CLIENT_ID, idTokenFile: gatewayIdToken },
+      log: createLogger(undefined, 'error'),
+    });
   }
 
   /** The JWT bearer grant at the policy server, as a plain form post, for the refusals. */
@@ -149,6 +178,7 @@ describe('enterprise-managed authorization: ID-JAGs redeemed at the policy serve
           transport: { type: 'streamable-http', url: relayUrl },
           credential: {
             mode: 'enterprise-managed',
+            authorizationServer: issuer,
             clientId: client_id,
             clientSecretFile: join(dir, 'client-secret'),
             idp: { issuer: idp.issuer, clientId: TEST_CLIENT_ID, idTokenFile: join(dir, 'id-token') },
@@ -167,6 +197,38 @@ describe('enterprise-managed authorization: ID-JAGs redeemed at the policy serve
       await gateway.stop(true);
       removeDir(dir);
     }
+  });
+
+  it("the gateway sends nothing to an authorization server other than the pinned one, whatever the server's metadata names", async () => {
+    const signIn = gatewaySignIn('https://as.example.com/oauth');
+    await assert.rejects(signIn.challenged(UNAUTHORIZED), /names the authorization server http:\/\/127\.0\.0\.1:\d+, not the configured one/);
+    assert.equal(await signIn.header(), undefined);
+  });
+
+  it("the gateway does not exchange an ID token from before an admin's revocation again", async () => {
+    const signIn = gatewaySignIn(issuer);
+    assert.equal(await signIn.challenged(UNAUTHORIZED), true);
+    assert.match((await signIn.header()) ?? '', /^Bearer eyJ/);
+    assert.equal(await signIn.forgetIfObtainedBefore(Date.now()), true, 'the token is deleted');
+    assert.equal(await signIn.header(), undefined);
+    await assert.rejects(signIn.challenged(UNAUTHORIZED), /revoked its credentials after your last sign-in/);
+    await new Promise((resolve) => setTimeout(resolve, 1_100)); // ID token times are whole seconds
+    writeFileSync(gatewayIdToken, await idp.idTokenFor('alice'), { mode: 0o600 }); // the person signs in anew
+    assert.equal(await signIn.challenged(UNAUTHORIZED), true);
+    assert.match((await signIn.header()) ?? '', /^Bearer eyJ/);
+  });
+
+  it('refuses an assertion without a claim the policy matches people on, so a deny-by-group rule cannot pass by', async () => {
+    idp.assertionClients!.personClaims(['email']); // an IdP set up to leave groups out of its ID-JAGs
+    try {
+      const refused = await redeem(await identityAssertion('alice'));
+      assert.equal(refused.status, 400);
+      assert.equal(refused.body.error, 'invalid_grant');
+      assert.match(refused.body.error_description ?? '', /lacks the claims the policy matches people on \(groups\)/);
+    } finally {
+      idp.assertionClients!.personClaims(['email', 'groups']);
+    }
+    assert.equal((await redeem(await identityAssertion('alice'))).status, 200, 'with groups it passes');
   });
 
   it('binds the token to the DPoP key the client proves at the token request', async () => {

@@ -16,6 +16,8 @@ const ID_JAG_TTL_SECONDS = 300;
 /** Which client, at which authorization server, a client of this IdP is. */
 export interface AssertionClients {
   trust(authorizationServer: string, idpClientId: string, clientIdThere: string): void;
+  /** From now on the assertions carry only these of the person's claims (email, groups), as an IdP set up to send fewer would. */
+  personClaims(names: ReadonlyArray<'email' | 'groups'>): void;
 }
 
 export function issueIdentityAssertions(
@@ -24,6 +26,7 @@ export function issueIdentityAssertions(
   signingKey: JWK & { kid: string; alg: string },
 ): AssertionClients {
   const clientIds = new Map<string, string>();
+  let sent: ReadonlyArray<'email' | 'groups'> = ['email', 'groups'];
   provider.registerGrantType(
     TOKEN_EXCHANGE_GRANT,
     async (ctx: ProviderContext) => {
@@ -45,11 +48,10 @@ export function issueIdentityAssertions(
       } catch {
         throw new OAuthErrors.InvalidGrant('subject_token is not an ID token this IdP issued to this client');
       }
-      const { email, groups } = accountClaims(subject);
+      const person = accountClaims(subject);
       const assertion = await new SignJWT({
         client_id: clientIdThere,
-        email,
-        groups,
+        ...Object.fromEntries(sent.map((name) => [name, person[name]])),
         ...(typeof params.resource === 'string' ? { resource: params.resource } : {}),
         ...(typeof params.scope === 'string' ? { scope: params.scope } : {}),
       })
@@ -67,5 +69,8 @@ export function issueIdentityAssertions(
   );
   return {
     trust: (authorizationServer, idpClientId, clientIdThere) => clientIds.set(`${authorizationServer} ${idpClientId}`, clientIdThere),
+    personClaims: (names) => {
+      sent = names;
+    },
   };
 }

@@ -121,17 +121,27 @@ describe('gateway config: credentials', () => {
     );
   });
 
-  it('takes an enterprise-managed server with its IdP, pins its files to the config folder, and keeps the ID token off clear text', () => {
-    const server = (issuer: string, url = 'https://mcp.example.com/mcp') =>
+  it('takes an enterprise-managed server with its IdP and pinned authorization server, pins its files to the config folder, and keeps the ID token and client secret off clear text', () => {
+    const server = (issuer: string, url = 'https://mcp.example.com/mcp', as = 'https://as.example.com') =>
       `servers:\n  - id: a\n    transport: { type: streamable-http, url: "${url}" }\n` +
-      `    credential: { mode: enterprise-managed, clientId: c, clientSecretFile: s.txt, idp: { issuer: "${issuer}", clientId: i, idTokenFile: id.jwt } }\n`;
+      `    credential: { mode: enterprise-managed, authorizationServer: "${as}", clientId: c, clientSecretFile: s.txt, idp: { issuer: "${issuer}", clientId: i, idTokenFile: id.jwt } }\n`;
     assert.deepEqual(parseGatewayConfig(server('https://idp.example.com'), '/etc/g/g.yaml').servers[0]!.credential, {
       mode: 'enterprise-managed',
+      authorizationServer: 'https://as.example.com',
       clientId: 'c',
       clientSecretFile: '/etc/g/s.txt',
       idp: { issuer: 'https://idp.example.com', clientId: 'i', idTokenFile: '/etc/g/id.jwt' },
     });
     assert.throws(() => parseGatewayConfig(server('http://idp.example.com'), '/g.yaml'), /idp\.issuer: the IdP must be https/);
+    assert.throws(
+      () => parseGatewayConfig(server('https://idp.example.com', undefined, 'http://as.example.com'), '/g.yaml'),
+      /authorizationServer: the authorization server must be https/,
+    );
+    assert.throws(
+      () => parseGatewayConfig(server('https://idp.example.com').replace(/authorizationServer: "[^"]+", /, ''), '/g.yaml'),
+      /authorizationServer/,
+      'the authorization server must be pinned',
+    );
     assert.throws(() => parseGatewayConfig(server('https://idp.example.com', 'http://mcp.example.com/mcp'), '/g.yaml'), /must be https/);
   });
 });

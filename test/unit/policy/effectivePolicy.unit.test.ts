@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { compileEffectivePolicy, resolveGroups } from '../../../common/policy/effectivePolicy';
+import { claimsMatchedOn, compileEffectivePolicy, resolveGroups } from '../../../common/policy/effectivePolicy';
 import type { CallerIdentity } from '../../../common/policy/identity';
 import { parsePolicyDocument } from '../../../common/policy/policyDocument';
 
@@ -277,5 +277,14 @@ describe('effective policy', () => {
   it('is plain JSON (it becomes the signed bundle payload)', () => {
     const effective = compileEffectivePolicy(POLICY, 3, identity({ email: 'alice@example.com' }));
     assert.deepEqual(JSON.parse(JSON.stringify(effective)), effective);
+  });
+
+  it('names the claims groups and rules match people on (an ID-JAG lacking one is refused)', () => {
+    assert.deepEqual(claimsMatchedOn(GROUPS_POLICY), ['department', 'email', 'email_verified', 'groups', 'roles', 'tid']);
+    const bySubOnly = parsePolicyDocument(
+      `version: 1\norg: acme\nadmins: [admins]\ngroups:\n  - { id: admins, match: [{ user: u-7 }] }\n` +
+        `rules:\n  - { id: r, effect: allow, principals: [user:u-1], servers: ["*"] }\n`,
+    );
+    assert.deepEqual(claimsMatchedOn(bySubOnly), [], 'a subject is in every token');
   });
 });
