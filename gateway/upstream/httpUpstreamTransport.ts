@@ -193,7 +193,7 @@ export class HttpUpstreamTransport implements Transport {
     const headers = { ...extra };
     const authorization = await this.authorization?.header();
     if (authorization) headers.authorization = authorization;
-    const proof = authorization ? await this.authorization?.proof?.(method, this.url.href) : undefined;
+    const proof = authorization ? await this.authorization?.proof?.(method, this.url.href, authorization) : undefined;
     if (proof) headers.dpop = proof;
     if (this.sessionId) headers['mcp-session-id'] = this.sessionId;
     if (this.protocolVersion) headers['mcp-protocol-version'] = this.protocolVersion;
@@ -236,12 +236,7 @@ export class HttpUpstreamTransport implements Transport {
     let cursor = lastEventId;
     for (let attempt = 0; attempt < MAX_RESUME_ATTEMPTS && cursor && !this.closed; attempt++) {
       await delay(this.retryMs, this.aborter.signal);
-      const response = await request(this.url, {
-        method: 'GET',
-        headers: await this.headers('GET', { accept: 'text/event-stream', 'last-event-id': cursor }),
-        dispatcher: this.dispatcher,
-        signal: this.aborter.signal,
-      });
+      const response = await this.getStream({ 'last-event-id': cursor });
       if (response.statusCode !== 200) {
         await response.body.dump();
         break;
@@ -260,12 +255,7 @@ export class HttpUpstreamTransport implements Transport {
     void (async () => {
       let lastEventId: string | undefined;
       while (!this.closed) {
-        const response = await request(this.url, {
-          method: 'GET',
-          headers: await this.headers('GET', { accept: 'text/event-stream', ...(lastEventId ? { 'last-event-id': lastEventId } : {}) }),
-          dispatcher: this.dispatcher,
-          signal: this.aborter.signal,
-        });
+        const response = await this.getStream(lastEventId ? { 'last-event-id': lastEventId } : {});
         if (response.statusCode === 405) return void (await response.body.dump());
         if (response.statusCode === 404 && this.sessionId) {
           await response.body.dump();
@@ -285,6 +275,26 @@ export class HttpUpstreamTransport implements Transport {
     })().catch((error: unknown) => {
       if (!this.closed) this.onerror?.(new Error(`SSE stream disconnected: ${describeError(error)}`));
     });
+  }
+
+  /**
+   * GETs an event stream. Only a refusal for want of the server's fresh DPoP nonce is sent
+   * again (RFC 9449 §9); any other refusal is the caller's to report (a GET never starts a
+   * sign-in).
+   */
+  private async getStream(extra: Record<string, string>): Promise<Dispatcher.ResponseData> {
+    for (let attempt = 0; ; attempt++) {
+      const headers = await this.headers('GET', { accept: 'text/event-stream', ...extra });
+      const response = await request(this.url, { method: 'GET', headers, dispatcher: this.dispatcher, signal: this.aborter.signal });
+      const nonce = response.headers['dpop-nonce'];
+      if (typeof nonce === 'string') this.authorization?.noteNonce?.(nonce);
+      const wwwAuthenticate = String(response.headers['www-authenticate'] ?? '');
+      if (response.statusCode !== 401 || attempt > 0 || !this.authorization || !/error="?use_dpop_nonce/.test(wwwAuthenticate))
+        return response;
+      const challenge = { status: 401, wwwAuthenticate, sentAuthorization: headers.authorization, interactive: false };
+      if (!(await this.authorization.challenged(challenge).catch(() => false))) return response;
+      await response.body.dump();
+    }
   }
 
   private deliver(message: JSONRPCMessage, relatedRequestId: RequestId | null): void {

@@ -50,8 +50,11 @@ export interface UpstreamAuthorization {
   challenged(challenge: UpstreamChallenge): Promise<boolean>;
   /** A request with the current credentials was accepted. */
   accepted(): void;
-  /** The DPoP proof (RFC 9449) to send with a request to `url`, when the credentials are bound to a key. */
-  proof?(method: string, url: string): Promise<string | undefined>;
+  /**
+   * The DPoP proof (RFC 9449) to send with a request to `url` carrying `authorization` (what
+   * `header()` gave, so a refresh in between cannot pair one token with another's proof).
+   */
+  proof?(method: string, url: string, authorization: string): Promise<string | undefined>;
   /** An answer carried a `DPoP-Nonce` header: proofs from now on carry it (RFC 9449 §9). */
   noteNonce?(nonce: string): void;
   /** How long a request may wait while a person signs in (longer than a handshake normally takes). */

@@ -41,7 +41,11 @@ export async function newDpopKey(): Promise<JWK> {
 
 /** Signs proofs with the key the kept tokens are bound to; remembers the nonces servers supply. */
 export class DpopProver {
-  /** The last nonce each server (by origin) supplied (RFC 9449 §8, §9). */
+  /**
+   * The last nonce supplied at each endpoint (RFC 9449 §8, §9), by its proof target: an
+   * authorization server's nonce and a resource's are separate even when the two share an
+   * origin (one refused with the other's nonce would cost a retry each time).
+   */
   private readonly nonces = new Map<string, string>();
   private imported: { jwk: JWK; key: CryptoKey | Uint8Array } | undefined;
 
@@ -49,7 +53,7 @@ export class DpopProver {
   async proof(privateJwk: JWK, method: string, url: string, accessToken?: string): Promise<string> {
     if (this.imported?.jwk !== privateJwk) this.imported = { jwk: privateJwk, key: await importJWK(privateJwk, ALGORITHM) };
     const { kty, crv, x, y } = privateJwk; // only the public half goes into the proof
-    const nonce = this.nonces.get(new URL(url).origin);
+    const nonce = this.nonces.get(proofTarget(url));
     return new SignJWT({
       htm: method,
       htu: proofTarget(url),
@@ -66,9 +70,9 @@ export class DpopProver {
   noteNonce(url: string, nonce: string | null | undefined): boolean {
     // RFC 9449 §8: a nonce is NQCHAR (printable ASCII but `"` and `\`).
     if (!nonce || nonce.length > MAX_NONCE_LENGTH || !/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(nonce)) return false;
-    const origin = new URL(url).origin;
-    if (this.nonces.get(origin) === nonce) return false;
-    this.nonces.set(origin, nonce);
+    const target = proofTarget(url);
+    if (this.nonces.get(target) === nonce) return false;
+    this.nonces.set(target, nonce);
     return true;
   }
 }

@@ -71,11 +71,10 @@ export class UpstreamOAuth implements UpstreamAuthorization {
     return record.dpopKey ? `DPoP ${tokens.access_token}` : undefined; // bound to a key that is gone: sign in again
   }
 
-  async proof(method: string, url: string): Promise<string | undefined> {
-    const record = await this.load();
-    const tokens = tokensFor(record, this.settings.serverUrl.href);
-    if (!tokens || !isDpopBound(tokens) || !record.dpopKey) return undefined;
-    return this.prover.proof(record.dpopKey, method, url, tokens.access_token);
+  async proof(method: string, url: string, authorization: string): Promise<string | undefined> {
+    if (!authorization.startsWith('DPoP ')) return undefined;
+    const { dpopKey } = await this.load(); // one key per server, kept across refreshes
+    return dpopKey ? this.prover.proof(dpopKey, method, url, authorization.slice('DPoP '.length)) : undefined;
   }
 
   noteNonce(nonce: string): void {

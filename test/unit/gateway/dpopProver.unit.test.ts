@@ -37,7 +37,7 @@ describe('DPoP proofs the gateway signs', () => {
     );
   });
 
-  it('carry the nonce a server supplied, per server, and keep no malformed one', async () => {
+  it('carry the nonce a server supplied, per endpoint, and keep no malformed one', async () => {
     const key = await newDpopKey();
     const prover = new DpopProver();
     assert.equal(prover.noteNonce(URL_, 'nonce-1'), true);
@@ -46,6 +46,12 @@ describe('DPoP proofs the gateway signs', () => {
     assert.equal(prover.noteNonce(URL_, 'x'.repeat(513)), false);
     assert.equal(decodeJwt(await prover.proof(key, 'POST', URL_)).nonce, 'nonce-1');
     assert.equal(decodeJwt(await prover.proof(key, 'POST', 'https://as.example.com/token')).nonce, undefined);
+    // An authorization server on the resource's origin keeps its own nonce.
+    const sameOriginToken = 'https://relay.example.com/oauth/token';
+    assert.equal(decodeJwt(await prover.proof(key, 'POST', sameOriginToken)).nonce, undefined);
+    assert.equal(prover.noteNonce(sameOriginToken, 'as-nonce'), true);
+    assert.equal(decodeJwt(await prover.proof(key, 'POST', sameOriginToken)).nonce, 'as-nonce');
+    assert.equal(decodeJwt(await prover.proof(key, 'GET', `${URL_}?x=1`)).nonce, 'nonce-1', "the resource's is unchanged");
   });
 
   it('are used only where the authorization server offers ES256', () => {

@@ -284,6 +284,7 @@ describe('effective policy', () => {
     const bySubOnly = parsePolicyDocument(
       `version: 1\norg: acme\nadmins: [admins]\ngroups:\n  - { id: admins, match: [{ user: u-7 }] }\n` +
         `rules:\n  - { id: r, effect: allow, principals: [user:u-1], servers: ["*"] }\n`,
+      '/org/policy.yaml',
     );
     assert.deepEqual(claimsMatchedOn(bySubOnly), [], 'a subject is in every token');
   });
