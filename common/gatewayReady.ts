@@ -21,7 +21,7 @@ export interface GatewayReadyServer {
   /** The catalog's title for it. */
   title?: string;
   /** How its credential is held (never the credential): what the Scopes view shows. */
-  credential?: { mode: 'none' } | { mode: 'user-oauth'; scopes?: string[] } | { mode: 'shared-key' };
+  credential?: { mode: 'none' } | { mode: 'user-oauth'; scopes?: string[] } | { mode: 'shared-key' } | { mode: 'relay-oauth' };
 }
 
 export interface GatewayReadyLine {

@@ -32,6 +32,9 @@ import { AuthorizationServer, SIGN_IN_CALLBACK_PATH } from './authorization/auth
 import { openAuthorizationKeys } from './authorization/authorizationKeys';
 import { FederatedSignIn } from './authorization/federatedSignIn';
 import { registerIdentityAssertionGrant } from './authorization/identityAssertionGrant';
+import { SubjectTokens } from './tokenExchange/subjectTokens';
+import { FileUpstreamTokenRows, PostgresUpstreamTokenRows } from './tokenExchange/upstreamTokenRows';
+import { UpstreamTokens } from './tokenExchange/upstreamTokens';
 import { ID_JAG_JWT_TYPE } from '../common/oauth/identityAssertion';
 import { OidcVerifier } from './auth/oidcVerifier';
 import { RelayAccess } from './authorization/relayAccess';
@@ -174,7 +177,11 @@ async function serve(args: PolicyServerArgs): Promise<number> {
       return error instanceof PolicyError ? 2 : 1;
     }
   }
-  const revocations = new RevocationList(store, events, log.child({ component: 'revocations' }));
+  // Per-user upstream tokens (relay-oauth) are made below, with the secret store; a revocation deletes them.
+  let upstreamTokens: UpstreamTokens | undefined;
+  const revocations = new RevocationList(store, events, log.child({ component: 'revocations' }), async (sub, serverId) =>
+    upstreamTokens?.forget(sub, serverId),
+  );
   // Central audit: append-only files in the data dir, or the shared database.
   const stored: AuditStore = database
     ? new PostgresAuditStore(database)
@@ -213,6 +220,21 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   }
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   const issuer = args.issuerUrl ?? url;
+  let tokenExchange: PolicyServerAppDeps['tokenExchange'];
+  if (secrets) {
+    const subjects = await SubjectTokens.open(args.dataDir, issuer);
+    upstreamTokens = new UpstreamTokens({
+      rows: database ? new PostgresUpstreamTokenRows(database) : new FileUpstreamTokenRows(args.dataDir),
+      secrets,
+      subjects,
+      revokedAt: async (sub, serverId) => {
+        const revoked = (await revocations.credentialsOf(sub)).filter((entry) => entry.serverId === serverId);
+        return revoked.length ? Math.max(...revoked.map((entry) => Date.parse(entry.revokedAt))) : undefined;
+      },
+      log: log.child({ component: 'token-exchange' }),
+    });
+    tokenExchange = { subjects, upstreamTokens };
+  }
   let authorization: PolicyServerAppDeps['authorization'];
   if (args.signIn && args.oidc) {
     try {
@@ -238,6 +260,7 @@ async function serve(args: PolicyServerArgs): Promise<number> {
       publicUrl: issuer,
       registryAnonymous: args.registryAnonymous,
       ...(authorization ? { authorization } : {}),
+      ...(tokenExchange ? { tokenExchange } : {}),
       ...(database ? { relaySessions: new PostgresRelaySessions(database) } : {}),
       log: log.child({ component: 'http' }),
     }),

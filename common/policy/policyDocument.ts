@@ -34,7 +34,31 @@ const Credential = z.discriminatedUnion('mode', [
     /** Name of the key in the policy server's secret store; the key itself never appears here. */
     secretRef: z.string().regex(/^[A-Za-z0-9_.-]+$/),
   }),
+  z.strictObject({
+    /**
+     * Per-user upstream tokens held at the policy server: its relay exchanges a subject token
+     * it signs for the caller at the server's authorization server (RFC 8693) and keeps the
+     * result encrypted; the token never reaches a laptop (policy-server/tokenExchange/).
+     */
+    mode: z.literal('relay-oauth'),
+    /** The server's authorization server (its issuer), which trusts the policy server's subject tokens. */
+    authorizationServer: z.url({ protocol: /^https?$/ }),
+    /** The policy server's client there. */
+    clientId: z.string().min(1).max(256),
+    /** Name of that client's secret in the policy server's secret store. */
+    clientSecretRef: z.string().regex(/^[A-Za-z0-9_.-]+$/),
+    /** Scopes asked for (the server's own default when absent). */
+    scopes: z
+      .array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'must be one scope token'))
+      .min(1)
+      .optional(),
+  }),
 ]);
+
+/** Whether servers with this credential are reached through the policy server's relay (their credential stays there). */
+export function isRelayed(credential: { mode: string }): boolean {
+  return credential.mode === 'shared-key' || credential.mode === 'relay-oauth';
+}
 
 const ToolSettings = z.strictObject({
   risk: z.enum(['read', 'write', 'destructive']).optional(),
@@ -117,24 +141,32 @@ export const PolicyDocumentSchema = z
     unique('servers');
     unique('groups');
     unique('rules');
-    // A shared service key is added by the policy server's relay, which speaks Streamable HTTP and never sends a key in clear text.
+    // A relayed credential is added by the policy server's relay, which speaks Streamable HTTP and never sends one in clear text.
     policy.servers.forEach((server, index) => {
-      if (server.credential.mode === 'user-oauth') {
+      const { credential } = server;
+      if (credential.mode === 'user-oauth') {
         const problem = userOAuthTransportProblem(server.transport);
         if (problem) ctx.addIssue({ code: 'custom', path: ['servers', index, 'transport', problem.field], message: problem.message });
       }
-      if (server.credential.mode !== 'shared-key') return;
+      if (credential.mode === 'relay-oauth' && !isSecureOrLoopback(new URL(credential.authorizationServer))) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['servers', index, 'credential', 'authorizationServer'],
+          message: 'the authorization server must be https (http only on loopback): the client secret must not travel in clear text',
+        });
+      }
+      if (!isRelayed(credential)) return;
       if (server.transport.type !== 'streamable-http') {
         ctx.addIssue({
           code: 'custom',
           path: ['servers', index, 'transport', 'type'],
-          message: 'a shared-key server must be streamable-http (the relay speaks only that)',
+          message: `a ${credential.mode} server must be streamable-http (the relay speaks only that)`,
         });
       } else if (!isSecureOrLoopback(new URL(server.transport.url))) {
         ctx.addIssue({
           code: 'custom',
           path: ['servers', index, 'transport', 'url'],
-          message: 'a shared-key server must be https (http only on loopback): the service key must not travel in clear text',
+          message: `a ${credential.mode} server must be https (http only on loopback): its credential must not travel in clear text`,
         });
       }
     });
@@ -196,3 +228,4 @@ function conditionProblems(raw: unknown, locate: (path: readonly PropertyKey[]) 
 export function loadPolicyDocument(file: string): PolicyDocument {
   return loadYamlFile(file, POLICY, parsePolicyDocument);
 }
+export type RelayOAuthCredential = Extract<CatalogServerEntry['credential'], { mode: 'relay-oauth' }>;

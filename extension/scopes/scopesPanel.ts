@@ -22,6 +22,7 @@ const HELD_BY: Record<ScopeRow['credential'], string> = {
   none: 'Nothing to hold: the server needs no credential.',
   'user-oauth': 'Not signed in: using the server asks you to sign in at its authorization server.',
   'shared-key': "The org's policy server holds the key and adds it in its relay; it never reaches this machine.",
+  'relay-oauth': "The org's policy server holds your token for this server and adds it in its relay; it never reaches this machine.",
 };
 
 export class ScopesPanel extends Disposable {

@@ -8,7 +8,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { decodeJwt, type JSONWebKeySet } from 'jose';
 import type { EffectivePolicy } from '../../common/policy/effectivePolicy';
-import type { CatalogServerEntry } from '../../common/policy/policyDocument';
+import { isRelayed, type CatalogServerEntry } from '../../common/policy/policyDocument';
 import type { PolicyServerArgs } from '../cli/gatewayArgs';
 import type { ServerConfig } from '../config/gatewayConfig';
 import { describeError, type Logger } from '../../common/log/logger';
@@ -39,7 +39,7 @@ export async function createPolicySource(
   });
 }
 
-/** How `shared-key` servers are reached: the policy server's relay, with the user's IdP token. */
+/** How relayed (`shared-key`, `relay-oauth`) servers are reached: the policy server's relay, with the user's IdP token. */
 export interface RelayAccess {
   policyServerUrl: URL;
   token: () => Promise<string>;
@@ -54,7 +54,7 @@ export function catalogServer(entry: CatalogServerEntry, workDir: string, relay?
   {
     // A shared service key never reaches this machine: such a server is reached through the
     // policy server's relay, which adds the key there (policy-server/relay/).
-    const viaRelay = entry.credential.mode === 'shared-key' && relay !== undefined;
+    const viaRelay = isRelayed(entry.credential) && relay !== undefined;
     const transport: ServerConfig['transport'] = viaRelay
       ? { type: 'streamable-http', url: new URL(`relay/${entry.id}/mcp`, withSlash(relay.policyServerUrl)).href }
       : structuredClone(entry.transport);

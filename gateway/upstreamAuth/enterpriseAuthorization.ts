@@ -19,6 +19,7 @@ import { checkResourceAllowed } from '@modelcontextprotocol/sdk/shared/auth-util
 import { decodeJwt } from 'jose';
 import * as oauth from 'openid-client';
 import { describeError, type Logger } from '../../common/log/logger';
+import { oauthRefusal } from '../../common/oauth/oauthRefusal';
 import { isSecureOrLoopback } from '../../common/net/loopback';
 import { ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT } from '../../common/oauth/identityAssertion';
 import type { UpstreamSignInStatus } from '../../common/control/controlProtocol';
@@ -139,7 +140,7 @@ export class EnterpriseAuthorization implements UpstreamSignIn {
       tokens = await oauth.genericGrantRequest(server, JWT_BEARER_GRANT, { assertion, ...(params.scope ? { scope: params.scope } : {}) });
     } catch (error) {
       throw new UpstreamOAuthError(
-        `${settings.serverTitle}: its authorization server refused the org's identity assertion (${refusalOf(error)})`,
+        `${settings.serverTitle}: its authorization server refused the org's identity assertion (${oauthRefusal(error)})`,
       );
     }
     this.accessToken = tokens.access_token;
@@ -181,7 +182,7 @@ export class EnterpriseAuthorization implements UpstreamSignIn {
         resource,
       });
     } catch (error) {
-      throw new UpstreamOAuthError(`${serverTitle}: the org's IdP gave no identity assertion for it (${refusalOf(error)})`);
+      throw new UpstreamOAuthError(`${serverTitle}: the org's IdP gave no identity assertion for it (${oauthRefusal(error)})`);
     }
     if (exchanged.issued_token_type !== ID_JAG_TOKEN_TYPE) {
       throw new UpstreamOAuthError(`${serverTitle}: the org's IdP answered with something other than an identity assertion`);
@@ -195,12 +196,6 @@ export class EnterpriseAuthorization implements UpstreamSignIn {
     config[oauth.customFetch] = (url, init) => fetchFn(url, init as RequestInit);
     oauth.allowInsecureRequests(config); // the fetch above refuses http except to this machine for a server on this machine
   }
-}
-
-/** An OAuth error's code and description, or the failure in words; never a token. */
-function refusalOf(error: unknown): string {
-  if (error instanceof oauth.ResponseBodyError) return `${error.error}${error.error_description ? `: ${error.error_description}` : ''}`;
-  return describeError(error);
 }
 
 /** Whether the ID token's `iat` is after `time` (ms); a token that cannot be read is not. */

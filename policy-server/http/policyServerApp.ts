@@ -25,6 +25,8 @@ import type { ReviewQueue } from '../reviews/reviewQueue';
 import { reviewRoutes } from '../reviews/reviewRoutes';
 import { relayRoutes } from '../relay/relayRoute';
 import type { SecretStore } from '../secrets/secretStore';
+import { SUBJECT_ISSUER_PATH, type SubjectTokens } from '../tokenExchange/subjectTokens';
+import type { UpstreamTokens } from '../tokenExchange/upstreamTokens';
 import type { RevocationList } from '../revocations/revocationList';
 import { errorHandler, notFound } from './apiErrors';
 import { authenticateCaller, authenticateRelayCaller, requireAdmin } from './callerAuthentication';
@@ -51,6 +53,8 @@ export interface PolicyServerAppDeps {
   publicUrl: string;
   /** Relay session owners shared by replicas (PostgreSQL); in memory when absent. */
   relaySessions?: RelaySessions;
+  /** `relay-oauth`: the subject-token issuer's public routes, and the per-user tokens the relay adds (with a secret store only). */
+  tokenExchange?: { subjects: SubjectTokens; upstreamTokens: UpstreamTokens };
   /** `--registry-anonymous`: the registry answers callers without a token with what `*` rules give. */
   registryAnonymous?: boolean;
   /** The MCP authorization server (`/oauth`) and the relay's acceptance of its tokens, when configured. */
@@ -92,6 +96,7 @@ export function createPolicyServerApp(deps: PolicyServerAppDeps): Express {
   const ingest = authenticateCaller(deps.authenticator, deps.revocations, { acceptRevoked: true });
   app.use(PATHS.audit, auditRoutes(deps.audit, { ingest, read: [authenticated, requireAdmin(deps.policies)] }));
   app.use(PATHS.reviews, authenticated, reviewRoutes(deps.reviews));
+  if (deps.tokenExchange) app.use(SUBJECT_ISSUER_PATH, deps.tokenExchange.subjects.routes());
   if (deps.authorization) {
     app.use(deps.authorization.server.routes());
     app.use(deps.authorization.relayAccess.routes());
@@ -102,6 +107,7 @@ export function createPolicyServerApp(deps: PolicyServerAppDeps): Express {
     relayRoutes({
       policies: deps.policies,
       secrets: deps.secrets,
+      ...(deps.tokenExchange ? { upstreamTokens: deps.tokenExchange.upstreamTokens } : {}),
       audit: deps.audit,
       maxBodyBytes: RELAY_MAX_BODY_BYTES,
       log: deps.log.child({ component: 'relay' }),

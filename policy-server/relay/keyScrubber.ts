@@ -7,7 +7,7 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 
-export const SCRUBBED = '[REDACTED:service-key]';
+export const SCRUBBED = '[REDACTED:relay-credential]';
 
 export class KeyScrubber extends Transform {
   private readonly secret: Buffer;

@@ -1,9 +1,10 @@
 /**
- * `/relay/<serverId>/mcp`: Streamable HTTP to a catalog server whose credential is a shared
- * service key (credential mode `shared-key`), so the key stays on this server. For each
+ * `/relay/<serverId>/mcp`: Streamable HTTP to a catalog server whose credential stays on
+ * this server: a shared service key (credential mode `shared-key`) or the caller's own
+ * upstream token, exchanged and kept here (`relay-oauth`, relayCredential.ts). For each
  * request the caller is authenticated (revoked users and sessions are refused at once, by
  * `authenticateCaller` in front), the server must be one the caller's own effective policy
- * reaches with mode `shared-key`, only the methods a governed client may send pass, and
+ * reaches with one of those modes, only the methods a governed client may send pass, and
  * every one with a subject is a `RelayedCall` (relayedCall.ts), decided and confirmed again
  * here as the gateway decides it, so a caller going around the gateway (any local program
  * holding the user's IdP token) does not get the service key's power unasked. Messages are parsed strictly (one JSON-RPC message, no
@@ -37,6 +38,9 @@ import { PerUserLimit } from './perUserLimit';
 import { MemoryRelaySessions, type RelaySessions } from './relaySessions';
 import type { ReviewQueue } from '../reviews/reviewQueue';
 import { RelayedCall } from './relayedCall';
+import { RelayCredential } from './relayCredential';
+import { isRelayed } from '../../common/policy/policyDocument';
+import type { UpstreamTokens } from '../tokenExchange/upstreamTokens';
 import { REVIEW_PROOF_META_KEY } from '../../common/policy/policyServerApi';
 
 /** Headers a client may send on to the upstream; everything else (Authorization, cookies...) stays here. */
@@ -57,6 +61,8 @@ export interface RelayDeps {
   policies: PolicyService;
   /** Absent when the server runs without `--secrets-key-file`: every relay call is refused. */
   secrets: SecretStore | undefined;
+  /** Per-user tokens of `relay-oauth` servers (absent without a secret store). */
+  upstreamTokens?: UpstreamTokens;
   audit: AuditStore;
   maxBodyBytes: number;
   log: Logger;
@@ -94,7 +100,7 @@ export function relayRoutes(deps: RelayDeps): Router {
     const serverId = String(req.params.serverId);
     const decider = await deciderFor(caller);
     const entry = decider.policy.servers.find((server) => server.id === serverId);
-    if (!entry || entry.credential.mode !== 'shared-key') {
+    if (!entry || !isRelayed(entry.credential)) {
       throw new ApiError(404, 'not_found', `No server "${serverId}" that your policy lets you reach through the relay.`);
     }
     if (entry.transport.type !== 'streamable-http')
@@ -103,17 +109,10 @@ export function relayRoutes(deps: RelayDeps): Router {
       throw new ApiError(
         501,
         'not_relayable',
-        `"${serverId}" is not served over https; the relay does not send a service key in clear text.`,
+        `"${serverId}" is not served over https; the relay does not send a credential in clear text.`,
       );
-    if (!deps.secrets)
-      throw new ApiError(503, 'no_secret_store', 'This policy server has no secret store (--secrets-key-file), so it cannot relay.');
-    const key = await deps.secrets.get(entry.credential.secretRef);
-    if (!key)
-      throw new ApiError(
-        503,
-        'no_service_key',
-        `The service key for "${serverId}" is not set; an admin sets it with: gatehouse secret set ${entry.credential.secretRef}`,
-      );
+    const upstreamUrl = entry.transport.url;
+    const credentials = new RelayCredential(deps, { id: serverId, url: upstreamUrl, credential: entry.credential }, caller);
 
     const sessionId = req.get('mcp-session-id');
     if (sessionId !== undefined && (await sessions.ownerOf(serverId, sessionId)) !== caller.sub) {
@@ -166,27 +165,39 @@ export function relayRoutes(deps: RelayDeps): Router {
         { 'Retry-After': '1' },
       );
     res.on('close', release);
-    const headers: Record<string, string> = { authorization: `Bearer ${key}` };
+    const headers: Record<string, string> = {};
     for (const name of FORWARDED_REQUEST_HEADERS) {
       const value = req.get(name);
       if (value !== undefined) headers[name] = value;
     }
     const aborter = new AbortController();
     res.on('close', () => aborter.abort());
-    let upstream: Dispatcher.ResponseData;
-    try {
-      upstream = await request(entry.transport.url, {
+    const send = async () =>
+      request(upstreamUrl, {
         method: req.method as Dispatcher.HttpMethod,
-        headers,
+        headers: { ...headers, authorization: `Bearer ${await credentials.current()}` },
         ...(body !== undefined ? { body } : {}),
         signal: aborter.signal,
         ...(deps.dispatcher ? { dispatcher: deps.dispatcher } : {}),
       });
+    let upstream: Dispatcher.ResponseData;
+    try {
+      upstream = await send();
+      // A per-user token the upstream no longer takes is exchanged anew, once; a service key's refusal stands.
+      if (upstream.statusCode === 401 && (await credentials.refused())) {
+        await upstream.body.dump();
+        upstream = await send();
+      }
     } catch (error) {
-      deps.log.warn('relay upstream unreachable', { server: serverId, error: describeError(error).replaceAll(key, '[REDACTED]') });
+      if (error instanceof ApiError) {
+        await call?.complete('upstream-error'); // no credential for the upstream (relayCredential.ts says why)
+        throw error;
+      }
+      deps.log.warn('relay upstream unreachable', { server: serverId, error: credentials.scrub(describeError(error)) });
       await call?.complete('upstream-error');
       throw new ApiError(502, 'upstream_unreachable', `The relay could not reach "${serverId}".`);
     }
+    const key = await credentials.current();
     const upstreamSession = upstream.headers['mcp-session-id'];
     // A new session is the caller's only when it starts here (no session id sent); an upstream cannot hand over another's.
     if (typeof upstreamSession === 'string' && (sessionId === undefined || upstreamSession === sessionId))
@@ -200,10 +211,10 @@ export function relayRoutes(deps: RelayDeps): Router {
       if (typeof value === 'string') res.set(name, value);
     }
     if (upstream.statusCode === 401 || upstream.statusCode === 403) {
-      deps.log.warn('the upstream refused the service key', {
+      deps.log.warn('the upstream refused the relay credential', {
         server: serverId,
         status: upstream.statusCode,
-        secretRef: entry.credential.secretRef,
+        mode: entry.credential.mode,
       });
     }
     try {
@@ -219,7 +230,7 @@ export function relayRoutes(deps: RelayDeps): Router {
           // Deny when unsure: an answer the relay cannot filter shows nothing.
           deps.log.warn('relay could not filter a list answer', {
             server: serverId,
-            error: describeError(error).replaceAll(key, '[REDACTED]'),
+            error: credentials.scrub(describeError(error)),
           });
           res.status(502).json({
             jsonrpc: '2.0',
@@ -234,7 +245,7 @@ export function relayRoutes(deps: RelayDeps): Router {
       await pipeline(upstream.body, new KeyScrubber(key), res);
     } catch (error) {
       if (!aborter.signal.aborted)
-        deps.log.warn('relay stream ended early', { server: serverId, error: describeError(error).replaceAll(key, '[REDACTED]') });
+        deps.log.warn('relay stream ended early', { server: serverId, error: credentials.scrub(describeError(error)) });
     }
   });
   return router;

@@ -6,6 +6,8 @@
  * One with a `serverId` leaves the user in: it revokes the credential their gateway holds
  * for that `user-oauth` server. It is pushed (`credential-revoked`) and listed in the
  * user's effective policy, so a gateway that was offline deletes the token when it is back.
+ * Credentials held here (`relay-oauth` tokens) are deleted at once: the server's, or all of
+ * a revoked user's (`forgetCredentials`).
  */
 import type { CallerIdentity } from '../../common/policy/identity';
 import type { EventFanout } from '../events/clusterEvents';
@@ -17,6 +19,8 @@ export class RevocationList {
     private readonly store: PolicyStore,
     private readonly events: EventFanout,
     private readonly log: Logger,
+    /** Deletes the user's credentials kept at the policy server: for one server, or all. */
+    private readonly forgetCredentials: (sub: string, serverId?: string) => Promise<void> = async () => undefined,
   ) {}
 
   async revoke(
@@ -31,6 +35,7 @@ export class RevocationList {
       revokedBy,
       ...(entry.reason !== undefined ? { reason: entry.reason } : {}),
     });
+    if (entry.sessionId === undefined) await this.forgetCredentials(entry.sub, entry.serverId);
     const streamsTold =
       entry.serverId !== undefined
         ? this.events.credentialRevoked(entry.sub, entry.serverId)

@@ -75,22 +75,34 @@ export class SecretStore {
     if (!SECRET_ID.test(id)) throw new SecretStoreError('A secret id is 1 to 128 letters, digits, dots, dashes or underscores.');
     if (value.length === 0 || Buffer.byteLength(value) > MAX_SECRET_BYTES)
       throw new SecretStoreError(`A secret is 1 byte to ${MAX_SECRET_BYTES / 1024} KB.`);
-    const jwe = await new CompactEncrypt(new TextEncoder().encode(value))
-      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid: id })
-      .encrypt(this.key);
-    await this.rows.write(id, jwe, new Date().toISOString());
+    await this.rows.write(id, await this.seal(id, value), new Date().toISOString());
   }
 
   /** The value of secret `id`, or undefined when there is none. */
   async get(id: string): Promise<string | undefined> {
     const entry = await this.rows.read(id);
-    if (!entry) return undefined;
+    return entry ? this.unseal(id, entry.jwe) : undefined;
+  }
+
+  /**
+   * `value` encrypted under this store's key and bound to `label` (the JWE's
+   * integrity-protected `kid`): other stores of the policy server (per-user upstream
+   * tokens) keep their values with the same one key.
+   */
+  seal(label: string, value: string): Promise<string> {
+    return new CompactEncrypt(new TextEncoder().encode(value))
+      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid: label })
+      .encrypt(this.key);
+  }
+
+  /** What `seal(label, ...)` encrypted; throws (naming the label, never a value) for another key, label or an altered text. */
+  async unseal(label: string, jwe: string): Promise<string> {
     try {
-      const { plaintext, protectedHeader } = await compactDecrypt(entry.jwe, this.key);
-      if (protectedHeader.kid !== id) throw new Error('bound to another id');
+      const { plaintext, protectedHeader } = await compactDecrypt(jwe, this.key);
+      if (protectedHeader.kid !== label) throw new Error('bound to another label');
       return new TextDecoder().decode(plaintext);
     } catch {
-      throw new SecretStoreError(`Secret "${id}" cannot be decrypted with this key: it was written with another key or altered.`);
+      throw new SecretStoreError(`"${label}" cannot be decrypted with this key: it was written with another key or altered.`);
     }
   }
 

@@ -61,6 +61,13 @@ const MIGRATIONS: string[] = [
    );
    create index relay_sessions_by_user on relay_sessions (sub, opened_at);`,
   `alter table reviews add column consumed boolean not null default false;`,
+  `create table relay_user_tokens (
+     server_id text not null,
+     sub text not null,
+     jwe text not null,
+     primary key (server_id, sub)
+   );
+   create index relay_user_tokens_by_user on relay_user_tokens (sub);`,
 ];
 
 /** Any number: it only has to be the same for every replica. */

@@ -201,7 +201,10 @@ describe('enterprise-managed authorization: ID-JAGs redeemed at the policy serve
 
   it("the gateway sends nothing to an authorization server other than the pinned one, whatever the server's metadata names", async () => {
     const signIn = gatewaySignIn('https://as.example.com/oauth');
-    await assert.rejects(signIn.challenged(UNAUTHORIZED), /names the authorization server http:\/\/127\.0\.0\.1:\d+, not the configured one/);
+    await assert.rejects(
+      signIn.challenged(UNAUTHORIZED),
+      /names the authorization server http:\/\/127\.0\.0\.1:\d+, not the configured one/,
+    );
     assert.equal(await signIn.header(), undefined);
   });
 

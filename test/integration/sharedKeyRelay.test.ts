@@ -138,7 +138,7 @@ describe("shared service keys behind the policy server's relay", function () {
 
   it('scrubs the key from an upstream answer that echoes it', async () => {
     const answer = textOf(await client.callTool({ name: 'leak', arguments: {} }));
-    assert.match(answer, /I was called with: Bearer \[REDACTED:service-key\]/);
+    assert.match(answer, /I was called with: Bearer \[REDACTED:relay-credential\]/);
     assert.ok(!answer.includes(FIRST_KEY));
   });
 

@@ -11,6 +11,7 @@ import { exportJWK, generateKeyPair } from 'jose';
 import { browserSession } from './idpBrowser';
 import { TOKEN_EXCHANGE_GRANT } from '../../common/oauth/identityAssertion';
 import { issueIdentityAssertions, type AssertionClients } from './identityAssertionIssuer';
+import { exchangeSubjectTokens, type SubjectExchange } from './subjectTokenExchange';
 import { grantWhatIsAsked, MemoryStore, ProviderClass, type Provider } from './oidcProviderApi';
 
 export interface LocalIdp {
@@ -22,6 +23,8 @@ export interface LocalIdp {
   idTokenFor(user: string): Promise<string>;
   /** With `identityAssertions`: which client the test client is at an authorization server. */
   assertionClients?: AssertionClients;
+  /** With `subjectTokenClient`: whose subject tokens are trusted, and how many were exchanged. */
+  subjectExchange?: SubjectExchange;
   stop(): Promise<void>;
 }
 
@@ -45,6 +48,11 @@ export interface LocalIdpOptions {
   signInClient?: { clientId: string; clientSecret: string };
   /** Exchanges ID tokens for ID-JAGs (enterprise-managed authorization): identityAssertionIssuer.ts. */
   identityAssertions?: boolean;
+  /**
+   * As `mcpResource`'s authorization server, exchanges the policy server's subject tokens
+   * for tokens to it (`relay-oauth`, subjectTokenExchange.ts), for this confidential client.
+   */
+  subjectTokenClient?: { clientId: string; clientSecret: string };
 }
 
 export const DEFAULT_AUDIENCE = 'https://policy.gatehouse.test';
@@ -84,6 +92,14 @@ export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<Loca
   });
   const issuer = `http://${options.host ?? '127.0.0.1'}:${(server.address() as AddressInfo).port}`;
 
+  /** How tokens for `mcpResource` are made: JWTs with `aud` = its URL and only its scopes. */
+  const mcpResourceInfo = () => ({
+    scope: options.mcpResource!.scopes.join(' '),
+    audience: options.mcpResource!.url,
+    accessTokenFormat: 'jwt',
+    accessTokenTTL: accessTokenTtl,
+    jwt: { sign: { alg: 'RS256' } },
+  });
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
   const signingKey = { ...(await exportJWK(privateKey)), kid: `local-idp-${randomBytes(4).toString('hex')}`, alg: 'RS256', use: 'sig' };
   const store = new MemoryStore();
@@ -107,6 +123,18 @@ export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<Loca
         grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
       },
+      ...(options.subjectTokenClient
+        ? [
+            {
+              client_id: options.subjectTokenClient.clientId,
+              client_secret: options.subjectTokenClient.clientSecret,
+              token_endpoint_auth_method: 'client_secret_basic',
+              redirect_uris: [],
+              grant_types: [TOKEN_EXCHANGE_GRANT],
+              response_types: [],
+            },
+          ]
+        : []),
       ...(options.signInClient
         ? [
             {
@@ -148,16 +176,7 @@ export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<Loca
         // Without this the code exchange (scope includes openid) yields an opaque userinfo token.
         useGrantedResource: async () => true,
         getResourceServerInfo: async (_ctx: unknown, resourceIndicator: string) => {
-          const mcp = options.mcpResource;
-          if (mcp && resourceIndicator === mcp.url) {
-            return {
-              scope: mcp.scopes.join(' '),
-              audience: mcp.url,
-              accessTokenFormat: 'jwt',
-              accessTokenTTL: accessTokenTtl,
-              jwt: { sign: { alg: 'RS256' } },
-            };
-          }
+          if (options.mcpResource && resourceIndicator === options.mcpResource.url) return mcpResourceInfo();
           if (resourceIndicator !== audience) throw new Error(`unknown resource indicator ${resourceIndicator}`);
           return {
             scope: RESOURCE_SCOPE,
@@ -190,6 +209,12 @@ export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<Loca
     },
   });
   const assertionClients = options.identityAssertions ? issueIdentityAssertions(provider, issuer, signingKey) : undefined;
+  if (options.subjectTokenClient && (!options.mcpResource || options.identityAssertions))
+    throw new Error('subjectTokenClient needs mcpResource, and not identityAssertions (both are token exchange)');
+  const subjectExchange =
+    options.subjectTokenClient && options.mcpResource
+      ? exchangeSubjectTokens(provider, issuer, { ...options.mcpResource, info: mcpResourceInfo })
+      : undefined;
   const handleOidc = provider.callback();
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -209,6 +234,7 @@ export async function startLocalIdp(options: LocalIdpOptions = {}): Promise<Loca
     tokenFor: async (user) => (await authorizationCodeFlow(issuer, audience, user)).accessToken,
     idTokenFor: async (user) => (await authorizationCodeFlow(issuer, audience, user)).idToken,
     ...(assertionClients ? { assertionClients } : {}),
+    ...(subjectExchange ? { subjectExchange } : {}),
     stop: () => closeServer(server),
   };
 }

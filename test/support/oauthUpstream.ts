@@ -24,6 +24,8 @@ export interface OAuthUpstream {
   authorizations: string[];
   /** Point it at its authorization server (the IdP starts after the port is known). */
   trust(issuer: string): void;
+  /** From now on, tokens issued before now are refused (`invalid_token`), as after a revocation at the upstream. */
+  refuseTokensIssuedUntilNow(): void;
   stop(): Promise<void>;
 }
 
@@ -33,6 +35,7 @@ export async function startOAuthUpstream(): Promise<OAuthUpstream> {
   const sessions = new McpSessions();
   let issuer = '';
   let jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
+  let notBeforeSeconds = 0;
   const server: Server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -81,6 +84,7 @@ export async function startOAuthUpstream(): Promise<OAuthUpstream> {
     let subject: string;
     try {
       const { payload } = await jwtVerify(token, jwks, { issuer, audience: url });
+      if ((payload.iat ?? 0) <= notBeforeSeconds) throw new Error('revoked here');
       scopes = typeof payload.scope === 'string' ? payload.scope.split(' ') : [];
       subject = String(payload.sub);
     } catch {
@@ -97,6 +101,9 @@ export async function startOAuthUpstream(): Promise<OAuthUpstream> {
   return {
     url,
     authorizations,
+    refuseTokensIssuedUntilNow: () => {
+      notBeforeSeconds = Math.floor(Date.now() / 1000);
+    },
     trust: (next) => {
       issuer = next;
       jwks = createRemoteJWKSet(new URL(`${next}/jwks`));

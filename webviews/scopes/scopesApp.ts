@@ -16,6 +16,7 @@ const CREDENTIAL_WORDS: Record<ScopeRow['credential'], string> = {
   none: 'No credential',
   'user-oauth': 'Your own sign-in (OAuth)',
   'shared-key': 'Shared service key',
+  'relay-oauth': 'Your token, held by the policy server',
 };
 
 function cell(text: string, className?: string): HTMLElement {

@@ -7,7 +7,7 @@ export interface ScopeRow {
   server: string;
   title?: string;
   enabled: boolean;
-  credential: 'none' | 'user-oauth' | 'shared-key';
+  credential: 'none' | 'user-oauth' | 'shared-key' | 'relay-oauth';
   /** Scopes the org's policy asks for (user-oauth). */
   scopes: string[];
   /** Where the credential is held, in words. */

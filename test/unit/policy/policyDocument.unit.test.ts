@@ -99,7 +99,10 @@ describe('policy document', () => {
     );
     assert.equal(problems.length, 2, problems.join('\n'));
     assert.match(problems[0]!, /:6:.*servers\.0\.transport\.type: a shared-key server must be streamable-http/);
-    assert.match(problems[1]!, /:7:.*servers\.1\.transport\.url: a shared-key server must be https/);
+    assert.match(
+      problems[1]!,
+      /:7:.*servers\.1\.transport\.url: a shared-key server must be https \(http only on loopback\): its credential/,
+    );
   });
 
   it('reports rule reviewers that name an unknown group or sit on a rule that is not confirm', () => {
