@@ -82,7 +82,7 @@ describe('held calls: a 2025-era server asking a 2026-07-28 client mid-call', ()
   });
 
   it('refuses a changed state, a state for another tool, and a state used twice', async () => {
-    const { calls, state } = await firstRound();
+    const { upstream, calls, state } = await firstRound();
     const answers = { q1: { action: 'accept', content: { name: 'Ada' } } };
     const signal = new AbortController().signal;
     assert.equal(errorOf(await calls.resume(retry({ inputResponses: answers, requestState: `${state}x` }), signal))?.code, -32602);
@@ -93,8 +93,14 @@ describe('held calls: a 2025-era server asking a 2026-07-28 client mid-call', ()
       params: { name: 'other', inputResponses: answers, requestState: state },
     };
     assert.equal(errorOf(await calls.resume(other, signal))?.code, -32602);
-    void calls.resume(retry({ inputResponses: answers, requestState: state }), signal);
-    assert.equal(errorOf(await calls.resume(retry({ inputResponses: answers, requestState: state }), signal))?.code, -32602);
+    // Both retries check the state with WebCrypto, whose work may end in either order: the
+    // one that gets there first takes the held call, the other is refused.
+    const twice = [1, 2].map(() => calls.resume(retry({ inputResponses: answers, requestState: state }), signal));
+    const refused = await Promise.race(twice);
+    assert.equal(errorOf(refused)?.code, -32602);
+    upstream.end(1, 'Hello, Ada');
+    const turns = await Promise.all(twice);
+    assert.deepEqual(turns.map((turn) => errorOf(turn)?.code ?? 'result').sort(), [-32602, 'result']);
   });
 
   it('gives the end of a call that ended while held, without answering the server on its behalf', async () => {
