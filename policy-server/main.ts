@@ -32,6 +32,7 @@ import { AuthorizationServer, SIGN_IN_CALLBACK_PATH } from './authorization/auth
 import { openAuthorizationKeys } from './authorization/authorizationKeys';
 import { FederatedSignIn } from './authorization/federatedSignIn';
 import { registerIdentityAssertionGrant } from './authorization/identityAssertionGrant';
+import { GATEWAY_CLIENT, registerGatewayTokenExchange } from './authorization/gatewayTokenExchange';
 import { SubjectTokens } from './tokenExchange/subjectTokens';
 import { FileUpstreamTokenRows, PostgresUpstreamTokenRows } from './tokenExchange/upstreamTokenRows';
 import { UpstreamTokens } from './tokenExchange/upstreamTokens';
@@ -82,13 +83,13 @@ async function rotateKey(args: RotateKeyArgs): Promise<number> {
 
 /** The MCP authorization server (`--sign-in-client-id`): its keys in the data dir, sign-in at the org's IdP. */
 async function startAuthorizationServer(
-  signIn: NonNullable<PolicyServerArgs['signIn']>,
-  idpIssuer: string,
+  args: PolicyServerArgs & { signIn: NonNullable<PolicyServerArgs['signIn']>; oidc: NonNullable<PolicyServerArgs['oidc']> },
   publicUrl: string,
-  dataDir: string,
-  policies: PolicyService,
-  log: Logger,
+  deps: { policies: PolicyService; authenticator: BearerAuthenticator; revocations: RevocationList; log: Logger },
 ): Promise<NonNullable<PolicyServerAppDeps['authorization']>> {
+  const { signIn, dataDir } = args;
+  const idpIssuer = args.oidc.issuer;
+  const { policies, authenticator, revocations, log } = deps;
   const keys = await openAuthorizationKeys(dataDir);
   const server = new AuthorizationServer({
     publicUrl,
@@ -100,6 +101,7 @@ async function startAuthorizationServer(
       scope: signIn.scope,
       redirectUri: `${publicUrl}${SIGN_IN_CALLBACK_PATH}`,
     }),
+    clients: [GATEWAY_CLIENT],
     log: log.child({ component: 'authorization-server' }),
   });
   // Identity assertions (ID-JAG) are trusted from the org's IdP alone, and only for this authorization server.
@@ -111,8 +113,9 @@ async function startAuthorizationServer(
       return current ? claimsMatchedOn(current.document) : [];
     },
   );
+  registerGatewayTokenExchange(server, authenticator, revocations);
   log.info('MCP authorization server on', { issuer: server.issuer });
-  return { server, relayAccess: new RelayAccess(server, keys, publicUrl) };
+  return { server, relayAccess: new RelayAccess(server, keys, publicUrl, args.relayRequiresDpop) };
 }
 
 async function serve(args: PolicyServerArgs): Promise<number> {
@@ -238,7 +241,12 @@ async function serve(args: PolicyServerArgs): Promise<number> {
   let authorization: PolicyServerAppDeps['authorization'];
   if (args.signIn && args.oidc) {
     try {
-      authorization = await startAuthorizationServer(args.signIn, args.oidc.issuer, issuer, args.dataDir, policies, log);
+      authorization = await startAuthorizationServer({ ...args, signIn: args.signIn, oidc: args.oidc }, issuer, {
+        policies,
+        authenticator,
+        revocations,
+        log,
+      });
     } catch (error) {
       process.stderr.write(`gatehouse policy-server: ${describeError(error)}\n`);
       await http.close();

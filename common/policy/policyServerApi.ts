@@ -52,7 +52,12 @@ export const POLICY_SERVER_PATHS = {
   reviews: '/v1/reviews',
   /** `/relay/<serverId>/mcp`: Streamable HTTP to a shared-key server, the key added here. */
   relay: '/relay',
+  /** The MCP authorization server (its issuer: the policy server's URL and this path). */
+  authorization: '/oauth',
 } as const;
+
+/** The gateway's client id at the policy server's authorization server, which registers it itself (a public client). */
+export const GATEWAY_CLIENT_ID = 'gatehouse-gateway';
 
 /** Content type of `GET /v1/effective-policy`: the body is the compact JWS (see common/policy/policyBundle.ts). */
 export const BUNDLE_CONTENT_TYPE = 'application/jwt';

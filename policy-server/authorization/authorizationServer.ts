@@ -21,7 +21,7 @@ import { SignInError, type FederatedSignIn, type SignedInPerson } from './federa
 import { MemoryStore, OAuthErrors, ProviderClass, type Grant, type Provider, type ProviderContext } from './oidcProvider';
 
 /** Where the authorization server lives under the policy server's URL; also its issuer's path. */
-export const AUTHORIZATION_PATH = '/oauth';
+export const AUTHORIZATION_PATH = POLICY_SERVER_PATHS.authorization;
 export const SIGN_IN_CALLBACK_PATH = `${AUTHORIZATION_PATH}/sign-in/callback`;
 /** The one scope a relay token carries. */
 export const RELAY_SCOPE = 'relay';
@@ -35,6 +35,8 @@ export interface AuthorizationServerDeps {
   publicUrl: string;
   keys: AuthorizationKeys;
   signIn: FederatedSignIn;
+  /** Clients the server registers itself (the gateway's, gatewayTokenExchange.ts). */
+  clients?: Array<Record<string, unknown>>;
   log: Logger;
 }
 
@@ -48,6 +50,7 @@ export class AuthorizationServer {
     const store = new MemoryStore();
     this.provider = new ProviderClass(this.issuer, {
       adapter: (model: string) => store.adapter(model),
+      clients: deps.clients ?? [],
       jwks: { keys: [deps.keys.signingJwk] },
       // Own cookie names: browsers share cookies across ports, and the org's IdP may well run oidc-provider too.
       cookies: {

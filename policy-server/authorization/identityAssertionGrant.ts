@@ -17,13 +17,11 @@
  */
 import { JWT_BEARER_GRANT } from '../../common/oauth/identityAssertion';
 import type { OidcVerifier } from '../auth/oidcVerifier';
-import { DpopProofError, ProofReplayCache, verifyDpopProof } from './dpopProof';
+import { ProofReplayCache } from './dpopProof';
 import { personFrom } from './federatedSignIn';
 import { OAuthErrors, type ProviderContext } from './oidcProvider';
-import { RELAY_SCOPE, type AuthorizationServer } from './authorizationServer';
-
-/** The longest assertion read (an ID-JAG is a few hundred bytes plus the person's claims). */
-const MAX_ASSERTION_LENGTH = 16 * 1024;
+import type { AuthorizationServer } from './authorizationServer';
+import { dpopThumbprint, issueRelayToken, MAX_GRANT_TOKEN_LENGTH, onlyRelayScope, refused } from './relayTokenIssuance';
 /** Longer than any clock tolerance the assertion verifier allows. */
 const REPLAY_MARGIN_SECONDS = 120;
 
@@ -34,7 +32,6 @@ export function registerIdentityAssertionGrant(
   claimsMatchedOn: () => Promise<readonly string[]>,
 ): void {
   const proofs = new ProofReplayCache();
-  const tokenEndpoint = `${server.issuer}/token`;
 
   server.provider.registerGrantType(
     JWT_BEARER_GRANT,
@@ -45,12 +42,10 @@ export function registerIdentityAssertionGrant(
         throw new OAuthErrors.UnauthorizedClient('identity assertions are redeemed only by clients that authenticate');
       }
       const assertion = params.assertion;
-      if (typeof assertion !== 'string' || assertion === '' || assertion.length > MAX_ASSERTION_LENGTH) {
+      if (typeof assertion !== 'string' || assertion === '' || assertion.length > MAX_GRANT_TOKEN_LENGTH) {
         throw new OAuthErrors.InvalidRequest('assertion is missing or too long');
       }
-      if (typeof params.scope === 'string' && params.scope.split(' ').some((scope) => scope && scope !== RELAY_SCOPE)) {
-        throw new OAuthErrors.InvalidScope(`only the ${RELAY_SCOPE} scope is granted for an identity assertion`);
-      }
+      onlyRelayScope(params, 'an identity assertion');
       const verdict = await assertions.verify(assertion);
       if (!verdict.ok) throw refused(`identity assertion refused: ${verdict.reason}`);
       const claims = verdict.identity.claims;
@@ -68,7 +63,7 @@ export function registerIdentityAssertionGrant(
           `identity assertion lacks the claims the policy matches people on (${missing.join(', ')}); have the IdP put them in its ID-JAGs`,
         );
       }
-      const jkt = await dpopThumbprint(ctx, tokenEndpoint, proofs);
+      const jkt = await dpopThumbprint(ctx, server, proofs);
       // Last, so a request refused above does not use up the assertion.
       if (typeof claims.jti !== 'string' || claims.jti === '' || typeof claims.exp !== 'number') {
         throw refused('identity assertion has no jti');
@@ -80,39 +75,8 @@ export function registerIdentityAssertionGrant(
       }
 
       const accountId = server.remember(personFrom(verdict.identity.issuer, { ...claims, sub: verdict.identity.sub }));
-      const token = new provider.AccessToken({ accountId, client, gty: 'jwt-bearer' });
-      token.resourceServer = new provider.ResourceServer(resource, server.resourceServerInfo(resource));
-      token.scope = RELAY_SCOPE;
-      if (jkt) token.setThumbprint('jkt', jkt);
-      ctx.oidc.entity('AccessToken', token);
-      ctx.body = {
-        access_token: await token.save(),
-        token_type: token.tokenType,
-        expires_in: token.expiration,
-        scope: RELAY_SCOPE,
-      };
+      await issueRelayToken(ctx, server, { accountId, gty: 'jwt-bearer', resource, jkt });
     },
     ['assertion', 'scope', 'resource'],
   );
-}
-
-/**
- * invalid_grant with the reason as its description: oidc-provider's own says only "grant request
- * is invalid", and a client (or its developer) cannot fix what it is not told. The reasons say
- * which check failed, never a token.
- */
-function refused(reason: string): Error {
-  return Object.assign(new OAuthErrors.InvalidGrant(reason), { error_description: reason });
-}
-
-/** The thumbprint of the key a DPoP proof with the request proves, if one came (RFC 9449 §5). */
-async function dpopThumbprint(ctx: ProviderContext, tokenEndpoint: string, proofs: ProofReplayCache): Promise<string | undefined> {
-  const proof = ctx.get('DPoP');
-  if (!proof) return undefined;
-  try {
-    return await verifyDpopProof(proof, { method: 'POST', url: tokenEndpoint }, proofs);
-  } catch (error) {
-    if (error instanceof DpopProofError) throw new OAuthErrors.InvalidDpopProof(error.message);
-    throw error;
-  }
 }

@@ -59,7 +59,7 @@ export interface Provider {
   use(middleware: (ctx: never, next: () => Promise<void>) => Promise<void>): void;
   urlFor(name: string): string;
   Grant: { new (init: { accountId: string; clientId: string }): Grant; find(id: string): Promise<Grant | undefined> };
-  AccessToken: new (init: { accountId: string; client: unknown; gty: string }) => AccessTokenModel;
+  AccessToken: new (init: { accountId: string; client: unknown; gty: string; expiresIn?: number }) => AccessTokenModel;
   ResourceServer: new (identifier: string, info: Record<string, unknown>) => unknown;
   ReplayDetection: { unique(namespace: string, id: string, expiresAt: number): Promise<boolean> };
   Interaction: { find(uid: string): Promise<StoredInteraction | undefined> };

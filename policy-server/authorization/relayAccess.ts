@@ -3,7 +3,8 @@
  * server: its metadata document per relay server, the challenge that points clients to it,
  * and the check of the access tokens the authorization server issued: signed by its key,
  * for exactly this relay server (`aud`), unexpired, and when bound to a key (`cnf.jkt`)
- * presented with a fresh DPoP proof of that key. The identity the relay decides on is the
+ * presented with a fresh DPoP proof of that key (with `--relay-requires-dpop`, only such
+ * tokens: no IdP token, no unbound token). The identity the relay decides on is the
  * one the org's IdP vouched for at sign-in (`idp`), as for the IdP's own tokens.
  */
 import express, { type Request, type Router } from 'express';
@@ -26,6 +27,8 @@ export class RelayAccess {
     private readonly server: AuthorizationServer,
     keys: AuthorizationKeys,
     private readonly publicUrl: string,
+    /** `--relay-requires-dpop`: the relay takes only key-bound (DPoP) tokens of this authorization server, no IdP token. */
+    readonly keyBoundOnly = false,
   ) {
     this.keySet = createLocalJWKSet({ keys: [keys.publicJwk] });
   }
@@ -66,6 +69,14 @@ export class RelayAccess {
   /** The caller behind one of our access tokens for this relay server, or AuthenticationError. */
   async authenticate(req: Request, serverId: string): Promise<CallerIdentity> {
     const { scheme, token } = authorizationCredentials(req.get('authorization'), ['Bearer', 'DPoP']);
+    if (this.keyBoundOnly && scheme !== 'dpop') {
+      throw new AuthenticationError(
+        `This relay takes only tokens bound to a key (DPoP) from ${this.server.issuer}; a Bearer token is refused.`,
+        'invalid_token',
+        'only DPoP-bound tokens of this relay are accepted',
+        'DPoP',
+      );
+    }
     const resource = this.server.relayResource(serverId);
     let payload: JWTPayload;
     try {

@@ -35,6 +35,9 @@ Options:
   --sign-in-client-secret-file <path>  0600 file with that client's secret
   --sign-in-scope <scopes>   scopes asked of the IdP at sign-in (default "openid email profile";
                              add the scope that puts groups in the ID token if yours needs one)
+  --relay-requires-dpop      the relay takes only relay tokens bound to a key (DPoP) from
+                             /oauth, no IdP token and no unbound token (needs
+                             --sign-in-client-id; Gatehouse gateways get such tokens themselves)
   --github-api <url>         accept GitHub tokens, checked against this API
                              (e.g. https://api.github.com)...
   --github-client-id <id>    ...issued to this Gatehouse GitHub OAuth app only...
@@ -81,6 +84,8 @@ export interface PolicyServerArgs {
   /** PostgreSQL instead of the data dir's files. */
   store: StoreOption | undefined;
   registryAnonymous: boolean;
+  /** `--relay-requires-dpop`: the relay takes only key-bound tokens of the authorization server. */
+  relayRequiresDpop: boolean;
   /** Audit export (off unless given). */
   auditSyslog: URL | undefined;
   auditOtlp: URL | undefined;
@@ -120,7 +125,7 @@ export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | Rotate
       'store-password-file',
       'log-level',
     ],
-    flags: ['registry-anonymous'],
+    flags: ['registry-anonymous', 'relay-requires-dpop'],
   });
   const store = storeOption(values);
   if (Boolean(values['oidc-issuer']) !== Boolean(values['oidc-audience'])) {
@@ -140,6 +145,11 @@ export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | Rotate
   const signInSecretFile = values['sign-in-client-secret-file'];
   if ((signInClientId || signInSecretFile || values['sign-in-scope']) && !(signInClientId && signInSecretFile)) {
     throw new UsageError('--sign-in-client-id and --sign-in-client-secret-file go together (--sign-in-scope needs them)');
+  }
+  if (values['relay-requires-dpop'] && !signInClientId) {
+    throw new UsageError(
+      '--relay-requires-dpop needs --sign-in-client-id: key-bound relay tokens come from the authorization server it turns on',
+    );
   }
   if (signInClientId && !values['oidc-issuer']) throw new UsageError('--sign-in-client-id needs --oidc-issuer: people sign in at that IdP');
   const issuerUrl = values['issuer-url'] === undefined ? undefined : parseIssuerUrl(values['issuer-url']);
@@ -171,6 +181,7 @@ export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | Rotate
     secretsKeyFile: values['secrets-key-file'] === undefined ? undefined : resolve(values['secrets-key-file']),
     store,
     registryAnonymous: values['registry-anonymous'] === true,
+    relayRequiresDpop: values['relay-requires-dpop'] === true,
     auditSyslog: values['audit-syslog'] === undefined ? undefined : parseSyslogTarget(values['audit-syslog']),
     auditOtlp: values['audit-otlp'] === undefined ? undefined : parseOtlpEndpoint(values['audit-otlp']),
     logLevel: parseLogLevel(values['log-level']),

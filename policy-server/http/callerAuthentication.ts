@@ -34,7 +34,8 @@ export function authenticateCaller(
 /**
  * For `/relay/<server>/mcp`: the IdP's tokens as everywhere, and when the policy server is
  * an authorization server (`relayAccess`), also its own tokens for exactly that relay
- * server; a refusal then points the client at the server's protected-resource metadata.
+ * server (or only those, bound to a key, with `--relay-requires-dpop`); a refusal then
+ * points the client at the server's protected-resource metadata.
  */
 export function authenticateRelayCaller(
   authenticator: BearerAuthenticator,
@@ -45,7 +46,7 @@ export function authenticateRelayCaller(
     const serverId = /^\/([^/]+)\/mcp$/.exec(req.path)?.[1];
     try {
       const caller =
-        relayAccess && serverId !== undefined && relayAccess.carriesOurToken(req)
+        relayAccess && serverId !== undefined && (relayAccess.keyBoundOnly || relayAccess.carriesOurToken(req))
           ? await relayAccess.authenticate(req, serverId)
           : await authenticator.authenticate(req.get('authorization'));
       await refuseRevoked(revocations, caller);
