@@ -14,7 +14,8 @@ import { GatewayHttpServer } from './http/gatewayHttpServer';
 import { LaunchSecret, readSecretLine } from './http/launchSecret';
 import { createLogger, describeError, type Logger } from '../common/log/logger';
 import { OPEN_GATE, PolicyGate, type CallGate } from './policy/callGate';
-import { catalogServers, createPolicySource, readUserToken, type RelayAccess } from './policy/managedPolicy';
+import { catalogServers, createPolicySource, readUserToken } from './policy/managedPolicy';
+import { RelayTokens, type RelayAccess } from './policy/relayTokens';
 import { CallConfirmations } from './confirmation/callConfirmations';
 import { ReviewQueueConfirmer } from './confirmation/reviewQueueConfirmer';
 import { ControlChannel } from './control/controlChannel';
@@ -81,8 +82,9 @@ export async function runGateway(argv: string[]): Promise<number> {
   });
   // The user's IdP token, wherever it comes from, read fresh for each use (policy, audit shipping, reviews, relay).
   const userToken = args.policy ? userTokenSource(args.policy, control) : undefined;
-  // shared-key servers are reached through the policy server's relay, with the same token
-  const relay: RelayAccess | undefined = args.policy && userToken ? { policyServerUrl: args.policy.url, token: userToken } : undefined;
+  // Relayed servers are reached through the policy server's relay, with a key-bound relay token for the same person.
+  const relay: RelayAccess | undefined =
+    args.policy && userToken ? new RelayTokens(args.policy.url, userToken, log.child({ component: 'relay-tokens' })) : undefined;
   if (args.policy && userToken) {
     try {
       policy = await createPolicySource(args.policy, userToken, args.runtimeDir, log.child({ component: 'policy' }));

@@ -13,7 +13,7 @@ import type { PolicyServerArgs } from '../cli/gatewayArgs';
 import type { ServerConfig } from '../config/gatewayConfig';
 import { describeError, type Logger } from '../../common/log/logger';
 import { PolicySource } from './policySource';
-import { bearerAuthorization } from '../upstream/upstreamAuthorization';
+import type { RelayAccess } from './relayTokens';
 
 export async function createPolicySource(
   args: PolicyServerArgs,
@@ -39,12 +39,6 @@ export async function createPolicySource(
   });
 }
 
-/** How relayed (`shared-key`, `relay-oauth`) servers are reached: the policy server's relay, with the user's IdP token. */
-export interface RelayAccess {
-  policyServerUrl: URL;
-  token: () => Promise<string>;
-}
-
 /** The verified catalog as upstream configs; relative commands resolve against `workDir`. */
 export function catalogServers(policy: EffectivePolicy, workDir: string, relay: RelayAccess): ServerConfig[] {
   return policy.servers.map((entry) => catalogServer(entry, workDir, relay));
@@ -55,9 +49,8 @@ export function catalogServer(entry: CatalogServerEntry, workDir: string, relay?
     // A shared service key never reaches this machine: such a server is reached through the
     // policy server's relay, which adds the key there (policy-server/relay/).
     const viaRelay = isRelayed(entry.credential) && relay !== undefined;
-    const transport: ServerConfig['transport'] = viaRelay
-      ? { type: 'streamable-http', url: new URL(`relay/${entry.id}/mcp`, withSlash(relay.policyServerUrl)).href }
-      : structuredClone(entry.transport);
+    const relayUrl = viaRelay ? new URL(`relay/${entry.id}/mcp`, withSlash(relay.policyServerUrl)).href : undefined;
+    const transport: ServerConfig['transport'] = relayUrl ? { type: 'streamable-http', url: relayUrl } : structuredClone(entry.transport);
     if (transport.type === 'stdio') {
       if (!isAbsolute(transport.command) && (transport.command.includes('/') || transport.command.startsWith('.'))) {
         transport.command = resolve(workDir, transport.command);
@@ -77,7 +70,7 @@ export function catalogServer(entry: CatalogServerEntry, workDir: string, relay?
       ),
       // user-oauth servers get the user's own sign-in (gateway/upstreamAuth/); a relayed server's key is the relay's business
       credential: entry.credential.mode === 'user-oauth' ? structuredClone(entry.credential) : { mode: 'none' },
-      ...(viaRelay ? { authorization: bearerAuthorization(relay.token), viaRelay: true as const } : {}),
+      ...(relayUrl ? { authorization: relay!.authorizationFor(entry.id, relayUrl), viaRelay: true as const } : {}),
     };
   }
 }

@@ -1,7 +1,7 @@
 /**
  * What an HTTP upstream transport asks about credentials, whatever holds them: the
- * policy server's relay (the user's IdP token) or the user's own OAuth tokens for that
- * server (gateway/upstreamAuth/). The transport never sees how a token was obtained.
+ * policy server's relay (gateway/policy/relayTokens.ts) or the user's own OAuth tokens for
+ * that server (gateway/upstreamAuth/). The transport never sees how a token was obtained.
  */
 import { describeError } from '../../common/log/logger';
 
@@ -59,13 +59,4 @@ export interface UpstreamAuthorization {
   noteNonce?(nonce: string): void;
   /** How long a request may wait while a person signs in (longer than a handshake normally takes). */
   readonly flowTimeoutMs?: number;
-}
-
-/** A fixed bearer from a source read on each request (the relay's IdP token); a refusal is final. */
-export function bearerAuthorization(token: () => Promise<string>): UpstreamAuthorization {
-  return {
-    header: async () => `Bearer ${await token()}`,
-    challenged: async () => false,
-    accepted: () => undefined,
-  };
 }
