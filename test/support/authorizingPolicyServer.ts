@@ -39,7 +39,12 @@ export interface AuthorizingPolicyServer {
   stop(): Promise<void>;
 }
 
-export async function startAuthorizingPolicyServer(serviceKey: string, idpOptions: LocalIdpOptions = {}): Promise<AuthorizingPolicyServer> {
+export async function startAuthorizingPolicyServer(
+  serviceKey: string,
+  idpOptions: LocalIdpOptions = {},
+  /** More policy server flags (e.g. `--relay-requires-dpop`). */
+  extraArgs: string[] = [],
+): Promise<AuthorizingPolicyServer> {
   const idp = await startLocalIdp({ ...idpOptions, signInClient: SIGN_IN_CLIENT });
   const upstream = await startKeyedUpstream(serviceKey);
   const scratch = mkdtempSync(join(tmpdir(), 'gatehouse-as-'));
@@ -58,6 +63,7 @@ export async function startAuthorizingPolicyServer(serviceKey: string, idpOption
       secretFile,
       '--sign-in-scope',
       'openid email profile groups',
+      ...extraArgs,
     ],
   });
   return {
