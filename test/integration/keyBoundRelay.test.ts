@@ -73,6 +73,11 @@ describe("relay tokens bound to the gateway's key (token exchange and DPoP)", fu
       },
       key ? { DPoP: oauth.getDPoPHandle(config, key) } : {},
     );
+  /** An initialize request to the relay with `token` and a proof of `key`. */
+  const initializeWithProof = (token: string, key: oauth.CryptoKeyPair) =>
+    oauth.fetchProtectedResource(gatewayClient, token, new URL(setup.relayUrl), 'POST', INITIALIZE, new Headers(MCP_HEADERS), {
+      DPoP: oauth.getDPoPHandle(gatewayClient, key),
+    });
   /** What the token endpoint said when it refused. */
   const refusal = (request: Promise<unknown>) =>
     request.then(
@@ -114,15 +119,7 @@ describe("relay tokens bound to the gateway's key (token exchange and DPoP)", fu
       'the policy still decides on who it is',
     );
 
-    const proved = await oauth.fetchProtectedResource(
-      gatewayClient,
-      answer.access_token,
-      new URL(setup.relayUrl),
-      'POST',
-      INITIALIZE,
-      new Headers(MCP_HEADERS),
-      { DPoP: oauth.getDPoPHandle(gatewayClient, key) },
-    );
+    const proved = await initializeWithProof(answer.access_token, key);
     assert.equal(proved.status, 200, await proved.clone().text());
     for (const authorization of [`Bearer ${answer.access_token}`, `DPoP ${answer.access_token}`]) {
       const stolen = await fetch(setup.relayUrl, { method: 'POST', headers: { ...MCP_HEADERS, authorization }, body: INITIALIZE });
@@ -172,15 +169,7 @@ describe("relay tokens bound to the gateway's key (token exchange and DPoP)", fu
     });
     assert.ok(revoke.ok, await revoke.text());
     assert.match(await refusal(exchange(key)), /^invalid_grant: access was revoked by an admin/);
-    const call = await oauth.fetchProtectedResource(
-      gatewayClient,
-      before.access_token,
-      new URL(setup.relayUrl),
-      'POST',
-      INITIALIZE,
-      new Headers(MCP_HEADERS),
-      { DPoP: oauth.getDPoPHandle(gatewayClient, key) },
-    );
+    const call = await initializeWithProof(before.access_token, key);
     assert.equal(call.status, 403, 'the relay checks revocation on every call, whatever the token');
     assert.match(await call.text(), /revoked/);
   });
