@@ -112,6 +112,7 @@ export class RelayTokens implements RelayAccess {
         if (renewedAfterRefusal) return false;
         renewedAfterRefusal = true;
         token = undefined;
+        this.log.info('the relay refused its token; exchanging anew', { relay: relayUrl });
         return true;
       },
     };

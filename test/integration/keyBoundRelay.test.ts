@@ -7,7 +7,8 @@
  * relayed server with a key-bound token it exchanged for itself; the exchange is the
  * gateway's alone, needs a proof of the key, a relay server as the resource, a valid token
  * of the org's IdP for the policy server, and a person not revoked; what it gives is bound
- * to the key, to one relay server and to ten minutes, and useless without the key.
+ * to the key, to one relay server and to ten minutes, and useless without the key; a token
+ * the relay no longer takes (new keys after a restart) is exchanged anew, once.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
@@ -157,6 +158,30 @@ describe("relay tokens bound to the gateway's key (token exchange and DPoP)", fu
     assert.notEqual(registered.clientMetadata().client_id, GATEWAY_CLIENT_ID);
     const key = await oauth.randomDPoPKeyPair('ES256');
     assert.match(await refusal(exchange(key, {}, registered)), /^unauthorized_client: token exchange is for the Gatehouse gateway/);
+  });
+
+  it('exchanges anew, once, when the relay no longer takes its token (the policy server restarted with new keys)', async () => {
+    assert.match(textOf(await client.callTool({ name: 'echo', arguments: { text: 'before' } })), /before/);
+    await setup.restartWithNewKeys();
+    // The relay forgot the session as well (404): the gateway opens a new one, with its kept token
+    // first (refused: signed by the old key), then a new one. Retried like a user would while
+    // the gateway's reconnection settles.
+    let answer = '';
+    let lastError = '';
+    const deadline = Date.now() + 10_000;
+    while (!answer && Date.now() < deadline) {
+      answer = await client.callTool({ name: 'echo', arguments: { text: 'after restart' } }).then(textOf, async (error: Error) => {
+        lastError = error.message;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        return '';
+      });
+    }
+    assert.match(answer, /after restart/, lastError);
+    assert.equal(
+      gateway.stderr().match(/the relay refused its token; exchanging anew/g)?.length,
+      1,
+      'the old token refused, a new one once',
+    );
   });
 
   it('refuses to exchange the token of a person an admin revoked, and their unexpired token stops working at once', async () => {

@@ -4,13 +4,15 @@
  * server with `--sign-in-client-id` (its `/oauth` on) relaying one server, `vault`, to the
  * `engineers` group (alice and dave; bob is a contractor).
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startKeyedUpstream, type KeyedUpstream } from './keyedUpstream';
 import { startLocalIdp, type LocalIdp, type LocalIdpOptions } from './localIdp';
 import { removeDir, secretStoreWith, startPolicyServer, type RunningPolicyServer } from './policyHarness';
 
+/** Where the policy server keeps its authorization server's keys in its data dir (policy-server/authorization/authorizationKeys.ts). */
+const AUTHORIZATION_KEY_FILE = 'authorization-server-keys.json';
 const SIGN_IN_CLIENT = { clientId: 'gatehouse-policy-server', clientSecret: `idp-secret-${'9'.repeat(24)}` };
 
 const POLICY = (upstreamUrl: string) => `version: 1
@@ -36,6 +38,8 @@ export interface AuthorizingPolicyServer {
   issuer: string;
   /** The relay URL of `vault`, also its resource indicator. */
   relayUrl: string;
+  /** Restarts the policy server on its port with new authorization server keys: every relay token it issued is then refused. */
+  restartWithNewKeys(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -51,7 +55,7 @@ export async function startAuthorizingPolicyServer(
   const keyFile = await secretStoreWith(scratch, 'vault-key', serviceKey);
   const secretFile = join(scratch, 'sign-in-client-secret');
   writeFileSync(secretFile, SIGN_IN_CLIENT.clientSecret, { mode: 0o600 });
-  const server = await startPolicyServer(idp, {
+  const options = {
     dataDir: scratch,
     policyYaml: POLICY(upstream.url),
     extraArgs: [
@@ -65,11 +69,19 @@ export async function startAuthorizingPolicyServer(
       'openid email profile groups',
       ...extraArgs,
     ],
-  });
+  };
+  let server = await startPolicyServer(idp, options);
   return {
     idp,
     upstream,
-    server,
+    get server() {
+      return server;
+    },
+    restartWithNewKeys: async () => {
+      await server.stop();
+      rmSync(join(scratch, 'data', AUTHORIZATION_KEY_FILE));
+      server = await startPolicyServer(idp, { ...options, port: Number(new URL(server.url).port) });
+    },
     issuer: `${server.url}/oauth`,
     relayUrl: `${server.url}/relay/vault/mcp`,
     stop: async () => {
