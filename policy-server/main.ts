@@ -33,6 +33,8 @@ import { openAuthorizationKeys } from './authorization/authorizationKeys';
 import { FederatedSignIn } from './authorization/federatedSignIn';
 import { registerIdentityAssertionGrant } from './authorization/identityAssertionGrant';
 import { GATEWAY_CLIENT, registerGatewayTokenExchange } from './authorization/gatewayTokenExchange';
+import { MemoryStore } from './authorization/oidcProvider';
+import { PostgresAuthorizationState } from './authorization/postgresAuthorizationState';
 import { SubjectTokens } from './tokenExchange/subjectTokens';
 import { FileUpstreamTokenRows, PostgresUpstreamTokenRows } from './tokenExchange/upstreamTokenRows';
 import { UpstreamTokens } from './tokenExchange/upstreamTokens';
@@ -85,22 +87,34 @@ async function rotateKey(args: RotateKeyArgs): Promise<number> {
 async function startAuthorizationServer(
   args: PolicyServerArgs & { signIn: NonNullable<PolicyServerArgs['signIn']>; oidc: NonNullable<PolicyServerArgs['oidc']> },
   publicUrl: string,
-  deps: { policies: PolicyService; authenticator: BearerAuthenticator; revocations: RevocationList; log: Logger },
+  deps: {
+    policies: PolicyService;
+    authenticator: BearerAuthenticator;
+    revocations: RevocationList;
+    database: pg.Pool | undefined;
+    log: Logger;
+  },
 ): Promise<NonNullable<PolicyServerAppDeps['authorization']>> {
   const { signIn, dataDir } = args;
   const idpIssuer = args.oidc.issuer;
   const { policies, authenticator, revocations, log } = deps;
   const keys = await openAuthorizationKeys(dataDir);
+  // Replicas on one database serve one sign-in between them and refuse a once-used id on all of them.
+  const state = deps.database ? new PostgresAuthorizationState(deps.database) : new MemoryStore();
   const server = new AuthorizationServer({
     publicUrl,
     keys,
-    signIn: new FederatedSignIn({
-      issuer: idpIssuer,
-      clientId: signIn.clientId,
-      clientSecret: readSecretFile(signIn.clientSecretFile),
-      scope: signIn.scope,
-      redirectUri: `${publicUrl}${SIGN_IN_CALLBACK_PATH}`,
-    }),
+    state,
+    signIn: new FederatedSignIn(
+      {
+        issuer: idpIssuer,
+        clientId: signIn.clientId,
+        clientSecret: readSecretFile(signIn.clientSecretFile),
+        scope: signIn.scope,
+        redirectUri: `${publicUrl}${SIGN_IN_CALLBACK_PATH}`,
+      },
+      state,
+    ),
     clients: [GATEWAY_CLIENT],
     log: log.child({ component: 'authorization-server' }),
   });
@@ -245,6 +259,7 @@ async function serve(args: PolicyServerArgs): Promise<number> {
         policies,
         authenticator,
         revocations,
+        database,
         log,
       });
     } catch (error) {

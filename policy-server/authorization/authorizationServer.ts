@@ -7,7 +7,8 @@
  * login step (federatedSignIn.ts). Consent is the org's, given by policy, so none is asked.
  * Access tokens are RFC 9068 JWTs for exactly one relay server (`aud`), ten minutes long,
  * carrying who signed in at the IdP (`idp`) for the relay to decide on (relayAccess.ts).
- * Sign-ins in progress and registered clients live in this process's memory.
+ * Sign-ins in progress, registered clients and tokens live in `state`: this process's memory,
+ * or PostgreSQL shared by replicas (postgresAuthorizationState.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Router } from 'express';
@@ -18,7 +19,15 @@ import type { AuthorizationKeys } from './authorizationKeys';
 import { ACCESS_TOKEN_ALGORITHM } from './authorizationKeys';
 import { DPOP_ALGORITHMS } from './dpopProof';
 import { SignInError, type FederatedSignIn, type SignedInPerson } from './federatedSignIn';
-import { MemoryStore, OAuthErrors, ProviderClass, type Grant, type Provider, type ProviderContext } from './oidcProvider';
+import {
+  OAuthErrors,
+  ProviderClass,
+  type AuthorizationState,
+  type Grant,
+  type OidcAdapter,
+  type Provider,
+  type ProviderContext,
+} from './oidcProvider';
 
 /** Where the authorization server lives under the policy server's URL; also its issuer's path. */
 export const AUTHORIZATION_PATH = POLICY_SERVER_PATHS.authorization;
@@ -28,13 +37,14 @@ export const RELAY_SCOPE = 'relay';
 export const ACCESS_TOKEN_TTL_SECONDS = 600;
 const SESSION_TTL_SECONDS = 8 * 3600;
 const KNOWN_SCOPES = ['openid', 'offline_access', RELAY_SCOPE];
-const MAX_PEOPLE = 100_000;
 
 export interface AuthorizationServerDeps {
   /** The policy server's public base URL, without a path. */
   publicUrl: string;
   keys: AuthorizationKeys;
   signIn: FederatedSignIn;
+  /** Where sign-ins, tokens, people and once-used ids are kept (memory, or PostgreSQL for replicas). */
+  state: AuthorizationState;
   /** Clients the server registers itself (the gateway's, gatewayTokenExchange.ts). */
   clients?: Array<Record<string, unknown>>;
   log: Logger;
@@ -43,13 +53,16 @@ export interface AuthorizationServerDeps {
 export class AuthorizationServer {
   readonly issuer: string;
   readonly provider: Provider;
-  private readonly people = new Map<string, { person: SignedInPerson; until: number }>();
+  readonly state: AuthorizationState;
+  /** Who the IdP vouched for, by account id, for their tokens' claims (a model of our own in the state). */
+  private readonly people: OidcAdapter;
 
   constructor(private readonly deps: AuthorizationServerDeps) {
     this.issuer = `${deps.publicUrl}${AUTHORIZATION_PATH}`;
-    const store = new MemoryStore();
+    this.state = deps.state;
+    this.people = deps.state.adapter('GatehousePerson');
     this.provider = new ProviderClass(this.issuer, {
-      adapter: (model: string) => store.adapter(model),
+      adapter: (model: string) => deps.state.adapter(model),
       clients: deps.clients ?? [],
       jwks: { keys: [deps.keys.signingJwk] },
       // Own cookie names: browsers share cookies across ports, and the org's IdP may well run oidc-provider too.
@@ -69,10 +82,10 @@ export class AuthorizationServer {
       pkce: { required: () => true },
       enabledJWA: { dPoPSigningAlgValues: DPOP_ALGORITHMS },
       findAccount: async (_ctx: unknown, accountId: string) =>
-        this.personOf(accountId) ? { accountId, claims: async () => ({ sub: accountId }) } : undefined,
+        (await this.personOf(accountId)) ? { accountId, claims: async () => ({ sub: accountId }) } : undefined,
       // Who the person is at the IdP, for the relay's policy decisions (RFC 9068 leaves extra claims to the AS).
       extraTokenClaims: async (_ctx: unknown, token: { accountId?: string }) => {
-        const person = token.accountId === undefined ? undefined : this.personOf(token.accountId);
+        const person = token.accountId === undefined ? undefined : await this.personOf(token.accountId);
         return person ? { idp: { iss: person.issuer, claims: person.claims } } : undefined;
       },
       features: {
@@ -149,17 +162,14 @@ export class AuthorizationServer {
   }
 
   /** Someone the IdP vouched for (federated sign-in, or an identity assertion), for their tokens' claims. */
-  remember(person: SignedInPerson): string {
+  async remember(person: SignedInPerson): Promise<string> {
     const accountId = person.claims.sub;
-    this.people.delete(accountId);
-    if (this.people.size >= MAX_PEOPLE) this.people.delete(this.people.keys().next().value!);
-    this.people.set(accountId, { person, until: Date.now() + SESSION_TTL_SECONDS * 1000 });
+    await this.people.upsert(accountId, { person }, SESSION_TTL_SECONDS);
     return accountId;
   }
 
-  private personOf(accountId: string): SignedInPerson | undefined {
-    const entry = this.people.get(accountId);
-    return entry && entry.until > Date.now() ? entry.person : undefined;
+  private async personOf(accountId: string): Promise<SignedInPerson | undefined> {
+    return (await this.people.find(accountId))?.person as SignedInPerson | undefined;
   }
 
   /**
@@ -235,7 +245,7 @@ export class AuthorizationServer {
    */
   private async signedIn(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const callbackUrl = new URL(req.url ?? '', this.deps.publicUrl);
-    const uid = this.deps.signIn.interactionOf(callbackUrl);
+    const uid = await this.deps.signIn.interactionOf(callbackUrl);
     const interaction = uid === undefined ? undefined : await this.provider.Interaction.find(uid);
     if (!interaction) {
       res
@@ -244,7 +254,7 @@ export class AuthorizationServer {
       return;
     }
     try {
-      const accountId = this.remember(await this.deps.signIn.finish(callbackUrl));
+      const accountId = await this.remember(await this.deps.signIn.finish(callbackUrl));
       interaction.result = { login: { accountId } };
     } catch (error) {
       this.deps.log.warn('sign-in refused', { error: describeError(error) });

@@ -13,7 +13,6 @@ export const DPOP_ALGORITHMS = ['ES256', 'EdDSA', 'PS256', 'RS256'];
 /** How far a proof's `iat` may be from now (RFC 9449 leaves the window to the server). */
 const PROOF_WINDOW_SECONDS = 60;
 const MAX_PROOF_LENGTH = 8 * 1024;
-const MAX_REMEMBERED_PROOFS = 100_000;
 
 export class DpopProofError extends Error {
   constructor(reason: string) {
@@ -22,20 +21,9 @@ export class DpopProofError extends Error {
   }
 }
 
-/** The `jti`s of proofs seen in the last window, so a captured proof cannot be sent twice (per process). */
-export class ProofReplayCache {
-  private readonly seen = new Map<string, number>();
-
-  /** False when this jti was already used within its window. */
-  remember(jti: string, nowSeconds: number): boolean {
-    for (const [key, until] of this.seen) {
-      if (until > nowSeconds && this.seen.size < MAX_REMEMBERED_PROOFS) break;
-      this.seen.delete(key); // oldest first: Map keeps insertion order
-    }
-    if (this.seen.has(jti)) return false;
-    this.seen.set(jti, nowSeconds + 2 * PROOF_WINDOW_SECONDS);
-    return true;
-  }
+/** Where a proof's `jti` is claimed once (per process, or across replicas: oidcProvider.ts's AuthorizationState). */
+export interface ProofReplays {
+  firstUse(key: string, expiresAt: number): Promise<boolean>;
 }
 
 export interface ProofExpectation {
@@ -47,7 +35,7 @@ export interface ProofExpectation {
 }
 
 /** Verifies one DPoP proof and returns the RFC 7638 thumbprint of its key. */
-export async function verifyDpopProof(proof: string | undefined, expected: ProofExpectation, replays: ProofReplayCache): Promise<string> {
+export async function verifyDpopProof(proof: string | undefined, expected: ProofExpectation, replays: ProofReplays): Promise<string> {
   if (!proof) throw new DpopProofError('the request has no DPoP proof');
   if (proof.length > MAX_PROOF_LENGTH || proof.includes(',')) throw new DpopProofError('the request must carry exactly one DPoP proof');
   let alg: string | undefined;
@@ -78,7 +66,11 @@ export async function verifyDpopProof(proof: string | undefined, expected: Proof
   if (expected.accessToken !== undefined && payload.ath !== accessTokenHash(expected.accessToken)) {
     throw new DpopProofError('the DPoP proof is not bound to this access token');
   }
-  if (typeof payload.jti !== 'string' || payload.jti.length > 256 || !replays.remember(`${expected.url} ${payload.jti}`, now)) {
+  if (
+    typeof payload.jti !== 'string' ||
+    payload.jti.length > 256 ||
+    !(await replays.firstUse(`dpop ${proofTarget(expected.url)} ${payload.jti}`, now + 2 * PROOF_WINDOW_SECONDS))
+  ) {
     throw new DpopProofError('the DPoP proof was already used');
   }
   return calculateJwkThumbprint(protectedHeader.jwk!);

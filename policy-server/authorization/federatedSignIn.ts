@@ -3,8 +3,8 @@
  * server is a client of the IdP, like any app in the org's SSO): authorization code with
  * PKCE, state and nonce, all checked by openid-client. What comes back is who the person is
  * to the policy: the ID token's claims, the same facts group rules match for IdP tokens.
- * Pending sign-ins live in memory for ten minutes; the state names the authorization
- * server's interaction they belong to.
+ * Pending sign-ins are kept for ten minutes in the authorization server's state (memory, or
+ * PostgreSQL shared by replicas); the state names the interaction they belong to.
  */
 import {
   allowInsecureRequests,
@@ -18,6 +18,14 @@ import {
   type Configuration,
 } from 'openid-client';
 import { GROUP_OVERAGE, hasGroupOverage, requireSecureUrl } from '../auth/oidcVerifier';
+import type { AuthorizationState, OidcAdapter } from './oidcProvider';
+
+/** A sign-in sent to the IdP: what its answer is checked against. */
+interface PendingSignIn {
+  interactionUid: string;
+  verifier: string;
+  nonce: string;
+}
 
 export interface SignInConfig {
   issuer: string;
@@ -34,8 +42,7 @@ export interface SignedInPerson {
   claims: Record<string, unknown> & { sub: string };
 }
 
-const PENDING_TTL_MS = 10 * 60_000;
-const MAX_PENDING = 10_000;
+const PENDING_TTL_SECONDS = 10 * 60;
 const IDP_TIMEOUT_SECONDS = 10;
 /** Claims about the token itself (an ID token's, an identity assertion's), not the person; they are not carried into relay tokens. */
 const PROTOCOL_CLAIMS = new Set([
@@ -76,9 +83,14 @@ export class SignInError extends Error {
 
 export class FederatedSignIn {
   private configuration: Promise<Configuration> | undefined;
-  private readonly pending = new Map<string, { interactionUid: string; verifier: string; nonce: string; until: number }>();
+  /** Sign-ins sent to the IdP, by their state (a model of our own in the authorization server's state). */
+  private readonly pending: OidcAdapter;
 
-  constructor(private readonly config: SignInConfig) {
+  constructor(
+    private readonly config: SignInConfig,
+    state: AuthorizationState,
+  ) {
+    this.pending = state.adapter('GatehouseSignIn');
     requireSecureUrl(config.issuer, 'OIDC issuer');
     if (!config.scope.split(' ').includes('openid')) throw new Error('the sign-in scope must include openid');
   }
@@ -89,10 +101,7 @@ export class FederatedSignIn {
     const verifier = randomPKCECodeVerifier();
     const state = randomState();
     const nonce = randomNonce();
-    this.sweep();
-    if (this.pending.size >= MAX_PENDING)
-      throw new SignInError('too many sign-ins are in progress; try again in a few minutes', 'server_error');
-    this.pending.set(state, { interactionUid, verifier, nonce, until: Date.now() + PENDING_TTL_MS });
+    await this.pending.upsert(state, { interactionUid, verifier, nonce }, PENDING_TTL_SECONDS);
     return buildAuthorizationUrl(configuration, {
       redirect_uri: this.config.redirectUri,
       scope: this.config.scope,
@@ -104,18 +113,19 @@ export class FederatedSignIn {
   }
 
   /** The interaction a callback belongs to, or undefined for an unknown or expired state. */
-  interactionOf(callbackUrl: URL): string | undefined {
+  async interactionOf(callbackUrl: URL): Promise<string | undefined> {
     const state = callbackUrl.searchParams.get('state');
-    const entry = state === null ? undefined : this.pending.get(state);
-    return entry && entry.until > Date.now() ? entry.interactionUid : undefined;
+    const entry = state === null ? undefined : await this.pending.find(state);
+    return typeof entry?.interactionUid === 'string' ? entry.interactionUid : undefined;
   }
 
   /** Redeems the IdP's answer (once): the person, or SignInError with a reason safe to show. */
   async finish(callbackUrl: URL): Promise<SignedInPerson> {
     const state = callbackUrl.searchParams.get('state') ?? '';
-    const entry = this.pending.get(state);
-    this.pending.delete(state);
-    if (!entry || entry.until <= Date.now()) throw new SignInError('the sign-in took too long or was already used; start again');
+    const entry = state === '' ? undefined : ((await this.pending.find(state)) as PendingSignIn | undefined);
+    // Used once: whichever replica the IdP's answer reaches, the state is gone after it.
+    if (entry) await this.pending.destroy(state);
+    if (!entry) throw new SignInError('the sign-in took too long or was already used; start again');
     const idpError = callbackUrl.searchParams.get('error');
     if (idpError) throw new SignInError(`the identity provider refused the sign-in (${idpError.slice(0, 64)})`);
     const configuration = await this.idp();
@@ -149,10 +159,5 @@ export class FederatedSignIn {
       });
     }
     return this.configuration;
-  }
-
-  private sweep(): void {
-    const now = Date.now();
-    for (const [state, entry] of this.pending) if (entry.until <= now) this.pending.delete(state);
   }
 }

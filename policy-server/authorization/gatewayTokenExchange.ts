@@ -18,7 +18,6 @@ import { GATEWAY_CLIENT_ID } from '../../common/policy/policyServerApi';
 import { AuthenticationError, type BearerAuthenticator } from '../auth/bearerAuthenticator';
 import type { RevocationList } from '../revocations/revocationList';
 import { ACCESS_TOKEN_TTL_SECONDS, type AuthorizationServer } from './authorizationServer';
-import { ProofReplayCache } from './dpopProof';
 import { personFrom } from './federatedSignIn';
 import { OAuthErrors, type ProviderContext } from './oidcProvider';
 import { dpopThumbprint, issueRelayToken, MAX_GRANT_TOKEN_LENGTH, onlyRelayScope, refused } from './relayTokenIssuance';
@@ -40,8 +39,6 @@ export function registerGatewayTokenExchange(
   authenticator: BearerAuthenticator,
   revocations: RevocationList,
 ): void {
-  const proofs = new ProofReplayCache();
-
   server.provider.registerGrantType(
     TOKEN_EXCHANGE_GRANT,
     async (ctx: ProviderContext) => {
@@ -66,7 +63,7 @@ export function registerGatewayTokenExchange(
       if (typeof resource !== 'string' || server.serverIdOf(resource) === undefined) {
         throw new OAuthErrors.InvalidTarget('resource must be one relay server of this policy server (<url>/relay/<server>/mcp)');
       }
-      const jkt = await dpopThumbprint(ctx, server, proofs);
+      const jkt = await dpopThumbprint(ctx, server);
       if (!jkt) throw new OAuthErrors.InvalidRequest('a DPoP proof is required: the relay tokens of this exchange are bound to a key');
 
       let identity;
@@ -83,7 +80,7 @@ export function registerGatewayTokenExchange(
       const exp = identity.claims.exp;
       const secondsLeft = typeof exp === 'number' ? exp - Math.floor(Date.now() / 1000) : ACCESS_TOKEN_TTL_SECONDS;
       if (secondsLeft <= 0) throw refused('subject token has expired');
-      const accountId = server.remember(personFrom(identity.issuer, { ...identity.claims, sub: identity.sub }));
+      const accountId = await server.remember(personFrom(identity.issuer, { ...identity.claims, sub: identity.sub }));
       await issueRelayToken(ctx, server, {
         accountId,
         gty: 'token-exchange',

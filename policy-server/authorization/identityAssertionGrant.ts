@@ -17,7 +17,6 @@
  */
 import { JWT_BEARER_GRANT } from '../../common/oauth/identityAssertion';
 import type { OidcVerifier } from '../auth/oidcVerifier';
-import { ProofReplayCache } from './dpopProof';
 import { personFrom } from './federatedSignIn';
 import { OAuthErrors, type ProviderContext } from './oidcProvider';
 import type { AuthorizationServer } from './authorizationServer';
@@ -31,12 +30,10 @@ export function registerIdentityAssertionGrant(
   /** The claims the current policy matches people on (claimsMatchedOn). */
   claimsMatchedOn: () => Promise<readonly string[]>,
 ): void {
-  const proofs = new ProofReplayCache();
-
   server.provider.registerGrantType(
     JWT_BEARER_GRANT,
     async (ctx: ProviderContext) => {
-      const { params, client, provider } = ctx.oidc;
+      const { params, client } = ctx.oidc;
       // A public client proves nothing about who redeems: anyone holding a leaked assertion could quote its client_id.
       if (client.tokenEndpointAuthMethod === 'none') {
         throw new OAuthErrors.UnauthorizedClient('identity assertions are redeemed only by clients that authenticate');
@@ -63,18 +60,18 @@ export function registerIdentityAssertionGrant(
           `identity assertion lacks the claims the policy matches people on (${missing.join(', ')}); have the IdP put them in its ID-JAGs`,
         );
       }
-      const jkt = await dpopThumbprint(ctx, server, proofs);
+      const jkt = await dpopThumbprint(ctx, server);
       // Last, so a request refused above does not use up the assertion.
       if (typeof claims.jti !== 'string' || claims.jti === '' || typeof claims.exp !== 'number') {
         throw refused('identity assertion has no jti');
       }
       // Remembered past the verifier's clock tolerance: an assertion still accepted a little after exp must still be refused twice.
       const rememberUntil = Math.max(claims.exp, Math.floor(Date.now() / 1000)) + REPLAY_MARGIN_SECONDS;
-      if (!(await provider.ReplayDetection.unique('id-jag', `${verdict.identity.issuer} ${claims.jti}`, rememberUntil))) {
+      if (!(await server.state.firstUse(`id-jag ${verdict.identity.issuer} ${claims.jti}`, rememberUntil))) {
         throw refused('identity assertion was already redeemed');
       }
 
-      const accountId = server.remember(personFrom(verdict.identity.issuer, { ...claims, sub: verdict.identity.sub }));
+      const accountId = await server.remember(personFrom(verdict.identity.issuer, { ...claims, sub: verdict.identity.sub }));
       await issueRelayToken(ctx, server, { accountId, gty: 'jwt-bearer', resource, jkt });
     },
     ['assertion', 'scope', 'resource'],

@@ -61,7 +61,6 @@ export interface Provider {
   Grant: { new (init: { accountId: string; clientId: string }): Grant; find(id: string): Promise<Grant | undefined> };
   AccessToken: new (init: { accountId: string; client: unknown; gty: string; expiresIn?: number }) => AccessTokenModel;
   ResourceServer: new (identifier: string, info: Record<string, unknown>) => unknown;
-  ReplayDetection: { unique(namespace: string, id: string, expiresAt: number): Promise<boolean> };
   Interaction: { find(uid: string): Promise<StoredInteraction | undefined> };
 }
 /** An interaction as stored: what the login step writes its result into. */
@@ -84,18 +83,59 @@ export const OAuthErrors = oidcErrors as {
   InvalidDpopProof: new (description: string) => Error;
 };
 
+/** oidc-provider's storage adapter for one model (its `adapter` option); `expiresIn` in seconds. */
+export interface OidcAdapter {
+  upsert(id: string, payload: Record<string, unknown>, expiresIn?: number): Promise<void>;
+  find(id: string): Promise<Record<string, unknown> | undefined>;
+  findByUid(uid: string): Promise<Record<string, unknown> | undefined>;
+  findByUserCode(userCode: string): Promise<Record<string, unknown> | undefined>;
+  consume(id: string): Promise<void>;
+  destroy(id: string): Promise<void>;
+  revokeByGrantId(grantId: string): Promise<void>;
+}
+
+/**
+ * What the authorization server keeps between requests: oidc-provider's models, and (under
+ * model names of its own) the people signed in and the sign-ins pending at the IdP; and the
+ * ids that may be used once (DPoP proofs, identity assertions). In memory for one process
+ * (MemoryStore), or in PostgreSQL so replicas share it (postgresAuthorizationState.ts).
+ */
+export interface AuthorizationState {
+  adapter(model: string): OidcAdapter;
+  /** True the first time `key` is seen (until `expiresAt`, in seconds), false after; atomic across replicas. */
+  firstUse(key: string, expiresAt: number): Promise<boolean>;
+}
+
+/** Ids remembered at most in memory: past it the oldest are forgotten (nobody can grow the process without bound). */
+const MAX_FIRST_USES = 100_000;
+
 /**
  * Plain in-memory storage (one process). oidc-provider's own memory adapter works too, but
  * it prints a "development-only" warning on every start. Expired entries are swept at most
  * once a minute, so a long-running server does not grow without bound.
  */
-export class MemoryStore {
+export class MemoryStore implements AuthorizationState {
   private readonly entries = new Map<string, { payload: Record<string, unknown>; expiresAt: number }>();
   /** uid and user code -> the entry's key. */
   private readonly lookups = new Map<string, string>();
+  /** Once-used ids -> until when (seconds), oldest first. */
+  private readonly used = new Map<string, number>();
   private lastSweep = Date.now();
 
-  adapter(model: string) {
+  async firstUse(key: string, expiresAt: number): Promise<boolean> {
+    const now = Math.floor(Date.now() / 1000);
+    for (const [usedKey, until] of this.used) {
+      if (until > now && this.used.size < MAX_FIRST_USES) break;
+      this.used.delete(usedKey);
+    }
+    const until = this.used.get(key);
+    if (until !== undefined && until > now) return false;
+    this.used.delete(key);
+    this.used.set(key, expiresAt);
+    return true;
+  }
+
+  adapter(model: string): OidcAdapter {
     const key = (id: string) => `${model}:${id}`;
     const read = (entryKey: string | undefined) => {
       const entry = entryKey === undefined ? undefined : this.entries.get(entryKey);
@@ -117,7 +157,7 @@ export class MemoryStore {
       },
       destroy: async (id: string) => void this.entries.delete(key(id)),
       revokeByGrantId: async (grantId: string) => {
-        for (const [k, entry] of this.entries) if (entry.payload.grantId === grantId) this.entries.delete(k);
+        for (const [k, entry] of this.entries) if (k.startsWith(`${model}:`) && entry.payload.grantId === grantId) this.entries.delete(k);
       },
     };
   }

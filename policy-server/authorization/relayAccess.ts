@@ -14,14 +14,13 @@ import { POLICY_SERVER_PATHS } from '../../common/policy/policyServerApi';
 import { AuthenticationError, authorizationCredentials } from '../auth/bearerAuthenticator';
 import { ACCESS_TOKEN_ALGORITHM, type AuthorizationKeys } from './authorizationKeys';
 import { RELAY_SCOPE, type AuthorizationServer } from './authorizationServer';
-import { DPOP_ALGORITHMS, DpopProofError, ProofReplayCache, verifyDpopProof } from './dpopProof';
+import { DPOP_ALGORITHMS, DpopProofError, verifyDpopProof } from './dpopProof';
 
 const PRM_PATH = '/.well-known/oauth-protected-resource';
 const CLOCK_TOLERANCE_SECONDS = 30;
 
 export class RelayAccess {
   private readonly keySet;
-  private readonly replays = new ProofReplayCache();
 
   constructor(
     private readonly server: AuthorizationServer,
@@ -97,7 +96,7 @@ export class RelayAccess {
         throw AuthenticationError.invalidToken('this token is bound to a key: send it with the DPoP scheme and a proof');
       let thumbprint: string;
       try {
-        thumbprint = await verifyDpopProof(req.get('dpop'), { method: req.method, url: resource, accessToken: token }, this.replays);
+        thumbprint = await verifyDpopProof(req.get('dpop'), { method: req.method, url: resource, accessToken: token }, this.server.state);
       } catch (error) {
         if (error instanceof DpopProofError)
           throw new AuthenticationError(`DPoP proof refused: ${error.message}.`, 'invalid_dpop_proof', error.message, 'DPoP');

@@ -4,7 +4,7 @@
  * issue, and refusals that say which check failed. oidc-provider's built-in grants do this
  * themselves; a custom grant handler is given only the request.
  */
-import { DpopProofError, ProofReplayCache, verifyDpopProof } from './dpopProof';
+import { DpopProofError, verifyDpopProof } from './dpopProof';
 import { OAuthErrors, type ProviderContext } from './oidcProvider';
 import { RELAY_SCOPE, type AuthorizationServer } from './authorizationServer';
 
@@ -28,15 +28,11 @@ export function onlyRelayScope(params: ProviderContext['oidc']['params'], grant:
 }
 
 /** The thumbprint of the key a DPoP proof with a token request proves, if one came (RFC 9449 §5). */
-export async function dpopThumbprint(
-  ctx: ProviderContext,
-  server: AuthorizationServer,
-  proofs: ProofReplayCache,
-): Promise<string | undefined> {
+export async function dpopThumbprint(ctx: ProviderContext, server: AuthorizationServer): Promise<string | undefined> {
   const proof = ctx.get('DPoP');
   if (!proof) return undefined;
   try {
-    return await verifyDpopProof(proof, { method: 'POST', url: `${server.issuer}/token` }, proofs);
+    return await verifyDpopProof(proof, { method: 'POST', url: `${server.issuer}/token` }, server.state);
   } catch (error) {
     if (error instanceof DpopProofError) throw new OAuthErrors.InvalidDpopProof(error.message);
     throw error;

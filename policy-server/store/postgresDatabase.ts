@@ -68,6 +68,25 @@ const MIGRATIONS: string[] = [
      primary key (server_id, sub)
    );
    create index relay_user_tokens_by_user on relay_user_tokens (sub);`,
+  `create table oauth_entities (
+     model text not null,
+     id text not null,
+     payload jsonb not null,
+     expires_at bigint,
+     uid text,
+     user_code text,
+     grant_id text,
+     primary key (model, id)
+   );
+   create index oauth_entities_by_uid on oauth_entities (model, uid) where uid is not null;
+   create index oauth_entities_by_user_code on oauth_entities (model, user_code) where user_code is not null;
+   create index oauth_entities_by_grant on oauth_entities (model, grant_id) where grant_id is not null;
+   create index oauth_entities_expiry on oauth_entities (expires_at) where expires_at is not null;
+   create table oauth_first_use (
+     key text primary key,
+     expires_at bigint not null
+   );
+   create index oauth_first_use_expiry on oauth_first_use (expires_at);`,
 ];
 
 /** Any number: it only has to be the same for every replica. */

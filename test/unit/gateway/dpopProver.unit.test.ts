@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader } from 'jose';
 import { DpopProver, newDpopKey, offersDpop } from '../../../gateway/upstreamAuth/dpopProver';
-import { ProofReplayCache, verifyDpopProof } from '../../../policy-server/authorization/dpopProof';
+import { verifyDpopProof } from '../../../policy-server/authorization/dpopProof';
+import { MemoryStore } from '../../../policy-server/authorization/oidcProvider';
 
 const URL_ = 'https://relay.example.com/relay/docs/mcp';
 
@@ -15,7 +16,7 @@ describe('DPoP proofs the gateway signs', () => {
     const key = await newDpopKey();
     const prover = new DpopProver();
     const proof = await prover.proof(key, 'POST', `${URL_}?ignored=1`, 'the-access-token');
-    const thumbprint = await verifyDpopProof(proof, { method: 'POST', url: URL_, accessToken: 'the-access-token' }, new ProofReplayCache());
+    const thumbprint = await verifyDpopProof(proof, { method: 'POST', url: URL_, accessToken: 'the-access-token' }, new MemoryStore());
     const { kty, crv, x, y } = key;
     assert.equal(thumbprint, await calculateJwkThumbprint({ kty, crv, x, y }));
     assert.deepEqual(
@@ -28,11 +29,11 @@ describe('DPoP proofs the gateway signs', () => {
     const again = await prover.proof(key, 'POST', URL_, 'the-access-token');
     assert.notEqual(decodeJwt(again).jti, decodeJwt(proof).jti, 'every proof is fresh');
     await assert.rejects(
-      verifyDpopProof(proof, { method: 'POST', url: URL_, accessToken: 'another-token' }, new ProofReplayCache()),
+      verifyDpopProof(proof, { method: 'POST', url: URL_, accessToken: 'another-token' }, new MemoryStore()),
       /not bound to this access token/,
     );
     await assert.rejects(
-      verifyDpopProof(proof, { method: 'GET', url: URL_, accessToken: 'the-access-token' }, new ProofReplayCache()),
+      verifyDpopProof(proof, { method: 'GET', url: URL_, accessToken: 'the-access-token' }, new MemoryStore()),
       /another HTTP method/,
     );
   });
