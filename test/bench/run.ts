@@ -10,6 +10,7 @@ import { runGatewayBench } from './gatewayBench';
 import { runGatewayProfile } from './gatewayProfile';
 import { runGuardrailsBench } from './guardrailsBench';
 import { runPolicyBench } from './policyBench';
+import { runRelayBench } from './relayBench';
 import { runScaleBench } from './scaleBench';
 import { stopAll } from './benchProcesses';
 
@@ -19,6 +20,7 @@ const GROUPS: Record<string, () => Promise<void>> = {
   guardrails: runGuardrailsBench,
   extension: runExtensionBench,
   scale: runScaleBench,
+  relay: runRelayBench,
   // Not part of a plain `npm run bench`: it profiles, which slows what it measures.
   profile: runGatewayProfile,
 };
