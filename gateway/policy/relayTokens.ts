@@ -26,6 +26,8 @@ import type { UpstreamAuthorization, UpstreamChallenge } from '../upstream/upstr
 const REQUEST_TIMEOUT_SECONDS = 10;
 /** A token this close to its expiry is exchanged anew before use (clocks differ, requests take time). */
 const RENEW_BEFORE_MS = 60_000;
+/** How long a policy server that offers no key-bound tokens is taken at its word before it is asked again. */
+const RECHECK_BEARER_MS = 10 * 60_000;
 
 /** How relayed (`shared-key`, `relay-oauth`) servers are reached: the policy server's relay, and what proves who calls. */
 export interface RelayAccess {
@@ -44,7 +46,7 @@ interface KeptToken {
 type Exchange = { kind: 'bearer' } | { kind: 'dpop'; server: oauth.Configuration; handle: oauth.DPoPHandle; key: JWK };
 
 export class RelayTokens implements RelayAccess {
-  private exchange: Promise<Exchange> | undefined;
+  private exchange: { answer: Promise<Exchange>; until: number } | undefined;
   private readonly prover = new DpopProver();
   private readonly servers = new Map<string, UpstreamAuthorization>();
 
@@ -66,17 +68,25 @@ export class RelayTokens implements RelayAccess {
   /** One relay server's credentials: its kept token, obtained on first use. */
   private relayServer(relayUrl: string): UpstreamAuthorization {
     let token: KeptToken | undefined;
-    let obtaining: Promise<string> | undefined;
+    /** The exchange in flight, for whom (a request for someone else does not wait for it). */
+    let obtaining: { subject: string | undefined; value: Promise<string> } | undefined;
+    /** The last token the relay refused, and whether the one obtained after it was refused too. */
+    let refused: string | undefined;
     let renewedAfterRefusal = false;
     let newNonce = false;
-    const obtain = (subjectToken: string, exchange: Extract<Exchange, { kind: 'dpop' }>) => {
-      obtaining ??= this.exchanged(subjectToken, exchange, relayUrl)
+    const obtain = (subjectToken: string, exchange: Extract<Exchange, { kind: 'dpop' }>): Promise<string> => {
+      const subject = subjectOf(subjectToken);
+      if (obtaining && obtaining.subject === subject) return obtaining.value;
+      const value = this.exchanged(subjectToken, exchange, relayUrl)
         .then((answer) => {
           token = answer;
           return answer.value;
         })
-        .finally(() => (obtaining = undefined));
-      return obtaining;
+        .finally(() => {
+          if (obtaining?.value === value) obtaining = undefined;
+        });
+      obtaining = { subject, value };
+      return value;
     };
     return {
       header: async () => {
@@ -107,10 +117,13 @@ export class RelayTokens implements RelayAccess {
           newNonce = false;
           return retry;
         }
-        if (token && challenge.sentAuthorization !== `DPoP ${token.value}`) return true; // another request renewed it already
+        const sent = challenge.sentAuthorization.slice('DPoP '.length);
+        // Another request already dropped this token, is obtaining a new one, or has one: the retry uses it.
+        if (sent === refused || obtaining || (token && sent !== token.value)) return true;
         // Exchanged anew once (the server restarted with a new key, an admin restored the person); twice would loop.
         if (renewedAfterRefusal) return false;
         renewedAfterRefusal = true;
+        refused = sent;
         token = undefined;
         this.log.info('the relay refused its token; exchanging anew', { relay: relayUrl });
         return true;
@@ -118,28 +131,52 @@ export class RelayTokens implements RelayAccess {
     };
   }
 
-  /** Whether the policy server exchanges IdP tokens for DPoP-bound relay tokens; asked once per process. */
+  /**
+   * Whether the policy server exchanges IdP tokens for DPoP-bound relay tokens. Asked once
+   * per process when it does; when it does not, asked again after a while (it may be
+   * upgraded while gateways run); when it cannot be told (unreachable, an error answer),
+   * asked again on the next request, and the request fails meanwhile.
+   */
   private exchangeOffered(): Promise<Exchange> {
-    this.exchange ??= this.discover().catch((error: unknown) => {
-      this.exchange = undefined; // not reachable now: asked again on the next request
-      throw error;
-    });
-    return this.exchange;
+    if (this.exchange && this.exchange.until <= Date.now()) this.exchange = undefined;
+    if (!this.exchange) {
+      const answer = this.discover().then(
+        (exchange) => {
+          if (exchange.kind === 'bearer' && this.exchange?.answer === answer) this.exchange.until = Date.now() + RECHECK_BEARER_MS;
+          return exchange;
+        },
+        (error: unknown) => {
+          if (this.exchange?.answer === answer) this.exchange = undefined;
+          throw error;
+        },
+      );
+      this.exchange = { answer, until: Infinity };
+    }
+    return this.exchange.answer;
   }
 
   private async discover(): Promise<Exchange> {
     const issuer = new URL(`${this.policyServerUrl.href.replace(/\/$/, '')}${POLICY_SERVER_PATHS.authorization}`);
     const metadataUrl = new URL(`/.well-known/oauth-authorization-server${issuer.pathname}`, issuer);
     const response = await fetch(metadataUrl, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_SECONDS * 1000), redirect: 'error' });
-    const metadata = response.ok ? ((await response.json().catch(() => undefined)) as oauth.ServerMetadata | undefined) : undefined;
-    const grants = metadata?.grant_types_supported;
-    if (!metadata || !Array.isArray(grants) || !grants.includes(TOKEN_EXCHANGE_GRANT) || !offersDpop(metadata)) {
-      this.log.info('the policy server offers no key-bound relay tokens; the relay gets the IdP token', { status: response.status });
-      return { kind: 'bearer' };
+    // Only a clear "there is none" means the IdP token; a failing server is asked again, never taken as an answer.
+    if (response.status === 404) return this.bearer('the policy server is no authorization server (no /oauth)');
+    if (!response.ok) throw new Error(`the policy server's authorization server metadata answered HTTP ${response.status}`);
+    const metadata = (await response.json()) as oauth.ServerMetadata;
+    const grants = metadata.grant_types_supported;
+    if (!Array.isArray(grants) || !grants.includes(TOKEN_EXCHANGE_GRANT) || !offersDpop(metadata)) {
+      return this.bearer('the policy server offers no key-bound relay tokens');
     }
-    // The issuer must be the one asked (RFC 8414 §3.3), and the token endpoint on the policy server's terms: https or this machine.
-    if (metadata.issuer !== issuer.href || !metadata.token_endpoint || !isSecureOrLoopback(new URL(metadata.token_endpoint))) {
-      throw new Error(`the policy server's authorization server metadata names another issuer or an insecure token endpoint`);
+    // RFC 8414 §3.3: the issuer must be the one asked. Reached by another name than its public
+    // URL, the policy server cannot issue tokens for the relay URLs the gateway uses.
+    if (metadata.issuer !== issuer.href) {
+      return this.bearer(
+        `the policy server's authorization server is ${String(metadata.issuer)}, not ${issuer.href}: give the gateway the policy server's public URL (its --issuer-url) for key-bound relay tokens`,
+        'warn',
+      );
+    }
+    if (!metadata.token_endpoint || !isSecureOrLoopback(new URL(metadata.token_endpoint))) {
+      throw new Error("the policy server's token endpoint is not https");
     }
     const server = new oauth.Configuration(metadata, GATEWAY_CLIENT_ID, undefined, oauth.None());
     server.timeout = REQUEST_TIMEOUT_SECONDS;
@@ -153,6 +190,11 @@ export class RelayTokens implements RelayAccess {
     };
     this.log.info('relay tokens are bound to a key held in memory (DPoP)', { issuer: issuer.href });
     return { kind: 'dpop', server, handle: oauth.getDPoPHandle(server, keyPair), key };
+  }
+
+  private bearer(reason: string, level: 'info' | 'warn' = 'info'): Exchange {
+    this.log[level](`${reason}; the relay gets the IdP token`);
+    return { kind: 'bearer' };
   }
 
   private async exchanged(subjectToken: string, exchange: Extract<Exchange, { kind: 'dpop' }>, relayUrl: string): Promise<KeptToken> {

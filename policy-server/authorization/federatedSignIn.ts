@@ -88,7 +88,7 @@ export class FederatedSignIn {
 
   constructor(
     private readonly config: SignInConfig,
-    state: AuthorizationState,
+    private readonly state: AuthorizationState,
   ) {
     this.pending = state.adapter('GatehouseSignIn');
     requireSecureUrl(config.issuer, 'OIDC issuer');
@@ -123,9 +123,11 @@ export class FederatedSignIn {
   async finish(callbackUrl: URL): Promise<SignedInPerson> {
     const state = callbackUrl.searchParams.get('state') ?? '';
     const entry = state === '' ? undefined : ((await this.pending.find(state)) as PendingSignIn | undefined);
-    // Used once: whichever replica the IdP's answer reaches, the state is gone after it.
+    // Used once, whichever replica the IdP's answer (or a replay of it) reaches.
+    const first =
+      entry !== undefined && (await this.state.firstUse(`sign-in ${state}`, Math.floor(Date.now() / 1000) + PENDING_TTL_SECONDS));
     if (entry) await this.pending.destroy(state);
-    if (!entry) throw new SignInError('the sign-in took too long or was already used; start again');
+    if (!first) throw new SignInError('the sign-in took too long or was already used; start again');
     const idpError = callbackUrl.searchParams.get('error');
     if (idpError) throw new SignInError(`the identity provider refused the sign-in (${idpError.slice(0, 64)})`);
     const configuration = await this.idp();

@@ -63,8 +63,8 @@ export function registerGatewayTokenExchange(
       if (typeof resource !== 'string' || server.serverIdOf(resource) === undefined) {
         throw new OAuthErrors.InvalidTarget('resource must be one relay server of this policy server (<url>/relay/<server>/mcp)');
       }
-      const jkt = await dpopThumbprint(ctx, server);
-      if (!jkt) throw new OAuthErrors.InvalidRequest('a DPoP proof is required: the relay tokens of this exchange are bound to a key');
+      if (!ctx.get('DPoP'))
+        throw new OAuthErrors.InvalidRequest('a DPoP proof is required: the relay tokens of this exchange are bound to a key');
 
       let identity;
       try {
@@ -73,9 +73,11 @@ export function registerGatewayTokenExchange(
         if (error instanceof AuthenticationError) throw refused(`subject token refused: ${error.description ?? error.message}`);
         throw error;
       }
-      if (identity.issuer === 'github') throw refused('GitHub tokens are not exchanged: send them to the relay as they are');
+      if (identity.issuer === 'github') throw refused('GitHub tokens are not exchanged for relay tokens');
       const revocation = await revocations.find(identity);
       if (revocation) throw refused(`access was revoked by an admin at ${revocation.revokedAt}`);
+      // Only now is the proof's id claimed: nobody without a token of the org's IdP can fill the once-used store.
+      const jkt = (await dpopThumbprint(ctx, server))!;
 
       const exp = identity.claims.exp;
       const secondsLeft = typeof exp === 'number' ? exp - Math.floor(Date.now() / 1000) : ACCESS_TOKEN_TTL_SECONDS;

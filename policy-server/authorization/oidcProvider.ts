@@ -106,8 +106,20 @@ export interface AuthorizationState {
   firstUse(key: string, expiresAt: number): Promise<boolean>;
 }
 
-/** Ids remembered at most in memory: past it the oldest are forgotten (nobody can grow the process without bound). */
+/** Ids remembered at most in memory; when that many are live, a new one is refused (deny when unsure), never an old one forgotten. */
 const MAX_FIRST_USES = 100_000;
+/**
+ * oidc-provider's models whose entries are written once: `ReplayDetection` (the DPoP proof and
+ * client assertion ids its own grants remember) checks, then writes; a second write of a live
+ * entry is that check raced, and is refused.
+ */
+export const WRITE_ONCE_MODELS = new Set(['ReplayDetection']);
+
+/** What an adapter throws when a code or token is consumed twice, or a write-once entry written twice (a race lost). */
+export function alreadyUsed(what: string): Error {
+  const description = `${what} was already used`;
+  return Object.assign(new OAuthErrors.InvalidGrant(description), { error_description: description });
+}
 
 /**
  * Plain in-memory storage (one process). oidc-provider's own memory adapter works too, but
@@ -124,13 +136,12 @@ export class MemoryStore implements AuthorizationState {
 
   async firstUse(key: string, expiresAt: number): Promise<boolean> {
     const now = Math.floor(Date.now() / 1000);
-    for (const [usedKey, until] of this.used) {
-      if (until > now && this.used.size < MAX_FIRST_USES) break;
-      this.used.delete(usedKey);
-    }
     const until = this.used.get(key);
     if (until !== undefined && until > now) return false;
-    this.used.delete(key);
+    if (this.used.size >= MAX_FIRST_USES) {
+      for (const [usedKey, usedUntil] of this.used) if (usedUntil <= now) this.used.delete(usedKey);
+      if (this.used.size >= MAX_FIRST_USES) return false;
+    }
     this.used.set(key, expiresAt);
     return true;
   }
@@ -144,6 +155,7 @@ export class MemoryStore implements AuthorizationState {
     return {
       upsert: async (id: string, payload: Record<string, unknown>, expiresIn?: number) => {
         this.sweep();
+        if (WRITE_ONCE_MODELS.has(model) && read(key(id))) throw alreadyUsed(model);
         this.entries.set(key(id), { payload, expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : Infinity });
         if (typeof payload.uid === 'string') this.lookups.set(`uid:${payload.uid}`, key(id));
         if (typeof payload.userCode === 'string') this.lookups.set(`userCode:${payload.userCode}`, key(id));
@@ -153,6 +165,7 @@ export class MemoryStore implements AuthorizationState {
       findByUserCode: async (userCode: string) => read(this.lookups.get(`userCode:${userCode}`)),
       consume: async (id: string) => {
         const entry = this.entries.get(key(id));
+        if (entry?.payload.consumed !== undefined) throw alreadyUsed(model);
         if (entry) entry.payload.consumed = Math.floor(Date.now() / 1000);
       },
       destroy: async (id: string) => void this.entries.delete(key(id)),

@@ -37,7 +37,8 @@ Options:
                              add the scope that puts groups in the ID token if yours needs one)
   --relay-requires-dpop      the relay takes only relay tokens bound to a key (DPoP) from
                              /oauth, no IdP token and no unbound token (needs
-                             --sign-in-client-id; Gatehouse gateways get such tokens themselves)
+                             --sign-in-client-id, not with --github-api; Gatehouse gateways
+                             get such tokens themselves)
   --github-api <url>         accept GitHub tokens, checked against this API
                              (e.g. https://api.github.com)...
   --github-client-id <id>    ...issued to this Gatehouse GitHub OAuth app only...
@@ -149,6 +150,11 @@ export function parsePolicyServerArgs(argv: string[]): PolicyServerArgs | Rotate
   if (values['relay-requires-dpop'] && !signInClientId) {
     throw new UsageError(
       '--relay-requires-dpop needs --sign-in-client-id: key-bound relay tokens come from the authorization server it turns on',
+    );
+  }
+  if (values['relay-requires-dpop'] && values['github-api']) {
+    throw new UsageError(
+      '--relay-requires-dpop cannot go with --github-api: GitHub tokens are not exchanged for key-bound relay tokens, so GitHub users could not reach the relay',
     );
   }
   if (signInClientId && !values['oidc-issuer']) throw new UsageError('--sign-in-client-id needs --oidc-issuer: people sign in at that IdP');

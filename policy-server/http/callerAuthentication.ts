@@ -45,6 +45,8 @@ export function authenticateRelayCaller(
   return async (req, res, next) => {
     const serverId = /^\/([^/]+)\/mcp$/.exec(req.path)?.[1];
     try {
+      // Deny when unsure: a path that names no relay server gets no IdP-token check in its place.
+      if (relayAccess?.keyBoundOnly && serverId === undefined) throw AuthenticationError.invalidToken('no relay server at this path');
       const caller =
         relayAccess && serverId !== undefined && (relayAccess.keyBoundOnly || relayAccess.carriesOurToken(req))
           ? await relayAccess.authenticate(req, serverId)

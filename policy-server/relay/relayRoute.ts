@@ -76,7 +76,8 @@ export interface RelayDeps {
 type JsonRpcMessage = { jsonrpc: '2.0'; id?: string | number; method?: string; params?: unknown };
 
 export function relayRoutes(deps: RelayDeps): Router {
-  const router = express.Router();
+  // Exactly `/<server>/mcp`: not `/<server>/MCP/` too (the authentication in front reads the server from this path).
+  const router = express.Router({ caseSensitive: true, strict: true });
   const deciders = new Map<string, PolicyDecider>();
   // Which user opened each upstream session: memory for one server, the database for replicas.
   const sessions = deps.sessions ?? new MemoryRelaySessions();

@@ -87,7 +87,7 @@ async function timeCalls(path: string, call: (i: number) => Promise<void>): Prom
 }
 
 /** Sequential echo calls through a gateway managed by `server`, for `token`'s person. */
-async function measure(path: string, server: RunningPolicyServer, token: string, scratch: string): Promise<Figures> {
+async function measure(path: string, server: RunningPolicyServer, token: string, scratch: string, keyBound: boolean): Promise<Figures> {
   const gateway = await startGateway(null, { extraArgs: managedArgs(server, tokenFile(scratch, path.replace(/\W+/g, '-'), token)) });
   try {
     const client = await gateway.connect('vault');
@@ -97,6 +97,9 @@ async function measure(path: string, server: RunningPolicyServer, token: string,
     };
     const figures = await timeCalls(path, call);
     await client.close();
+    // The row measures what it says: the gateway logs which kind of relay token it uses.
+    if (/relay tokens are bound to a key/.test(gateway.stderr()) !== keyBound)
+      throw new Error(`${path}: the gateway did not use the relay tokens this row is about`);
     return figures;
   } finally {
     await gateway.stop();
@@ -118,8 +121,8 @@ export async function runRelayBench(): Promise<void> {
     const results = [
       await measureDirect('upstream directly, service key', keyBound.upstream.url, `Bearer ${SERVICE_KEY}`),
       await measureDirect('relay directly, IdP token (Bearer)', `${bearer.url}/relay/vault/mcp`, `Bearer ${token}`),
-      await measure('gateway -> relay, IdP token (Bearer)', bearer, token, scratch),
-      await measure('gateway -> relay, key-bound relay token (DPoP)', keyBound.server, token, scratch),
+      await measure('gateway -> relay, IdP token (Bearer)', bearer, token, scratch, false),
+      await measure('gateway -> relay, key-bound relay token (DPoP)', keyBound.server, token, scratch, true),
     ];
     process.stdout.write(`\n### Relay (${CALLS} sequential tools/call after ${WARMUP} warm-up, shared-key upstream on loopback)\n\n`);
     process.stdout.write(

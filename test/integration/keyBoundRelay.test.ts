@@ -42,7 +42,8 @@ describe("relay tokens bound to the gateway's key (token exchange and DPoP)", fu
   const tokens: Record<string, string> = {};
 
   before(async () => {
-    setup = await startAuthorizingPolicyServer(SERVICE_KEY, {}, ['--relay-requires-dpop']);
+    // IdP tokens for an hour, so the relay token's own ten-minute limit is what shows.
+    setup = await startAuthorizingPolicyServer(SERVICE_KEY, { accessTokenTtlSeconds: 3_600 }, ['--relay-requires-dpop']);
     for (const user of ['alice', 'dave', 'carol']) tokens[user] = await setup.idp.tokenFor(user);
     scratch = mkdtempSync(join(tmpdir(), 'gatehouse-keybound-'));
     gateway = await startGateway(null, { extraArgs: managedArgs(setup.server, tokenFile(scratch, 'alice', tokens.alice!)) });
@@ -102,6 +103,15 @@ describe("relay tokens bound to the gateway's key (token exchange and DPoP)", fu
     });
     assert.equal(withIdpToken.status, 401);
     assert.match(withIdpToken.headers.get('www-authenticate') ?? '', /^DPoP .*only DPoP-bound tokens/);
+    // Not by another spelling of the path either (Express routes are case-insensitive and take a trailing slash by default).
+    for (const path of ['/relay/vault/mcp/', '/relay/vault/MCP', '/RELAY/vault/mcp', '/relay/vault/mcp//']) {
+      const around = await fetch(`${setup.server.url}${path}`, {
+        method: 'POST',
+        headers: { ...MCP_HEADERS, authorization: `Bearer ${tokens.alice}` },
+        body: INITIALIZE,
+      });
+      assert.ok(around.status === 401 || around.status === 404, `${path}: HTTP ${around.status}`);
+    }
     assert.doesNotMatch(gateway.stderr(), new RegExp(tokens.alice!.split('.')[2]!), 'the IdP token is in no log line');
   });
 
@@ -113,7 +123,8 @@ describe("relay tokens bound to the gateway's key (token exchange and DPoP)", fu
     const claims = decodeJwt(answer.access_token);
     assert.equal((claims.cnf as { jkt?: string }).jkt, await calculateJwkThumbprint(await exportJWK(key.publicKey)));
     assert.equal(claims.aud, setup.relayUrl);
-    assert.ok(claims.exp! - claims.iat! <= 600, 'ten minutes at most');
+    assert.ok(Math.abs(claims.exp! - claims.iat! - 600) <= 2, 'ten minutes, for an IdP token good for an hour');
+    assert.ok(claims.exp! <= decodeJwt(tokens.alice!).exp!, 'never past the IdP token');
     assert.deepEqual(
       (claims.idp as { claims: { groups?: unknown } }).claims.groups,
       ['engineers'],
@@ -126,12 +137,23 @@ describe("relay tokens bound to the gateway's key (token exchange and DPoP)", fu
       const stolen = await fetch(setup.relayUrl, { method: 'POST', headers: { ...MCP_HEADERS, authorization }, body: INITIALIZE });
       assert.equal(stolen.status, 401, `${authorization.split(' ')[0]} without a proof of the key`);
     }
-    const elsewhere = await fetch(setup.relayUrl.replace('/vault/', '/other/'), {
-      method: 'POST',
-      headers: { ...MCP_HEADERS, authorization: `DPoP ${answer.access_token}` },
-      body: INITIALIZE,
-    });
-    assert.equal(elsewhere.status, 401, 'not for another relay server');
+    // For another relay server, with a valid proof of the key: refused for its audience.
+    const elsewhere = await oauth
+      .fetchProtectedResource(
+        gatewayClient,
+        answer.access_token,
+        new URL(setup.relayUrl.replace('/vault/', '/other/')),
+        'POST',
+        INITIALIZE,
+        new Headers(MCP_HEADERS),
+        { DPoP: oauth.getDPoPHandle(gatewayClient, key) },
+      )
+      .then(
+        () => assert.fail('a token for vault was taken for another relay server'),
+        (error: { response?: Response }) => error.response,
+      );
+    assert.equal(elsewhere?.status, 401);
+    assert.match(elsewhere?.headers.get('www-authenticate') ?? '', /another resource/);
   });
 
   it('refuses an exchange without a proof, for anything but a relay server, or of a token the IdP gave another app', async () => {
@@ -164,19 +186,28 @@ describe("relay tokens bound to the gateway's key (token exchange and DPoP)", fu
     assert.match(textOf(await client.callTool({ name: 'echo', arguments: { text: 'before' } })), /before/);
     await setup.restartWithNewKeys();
     // The relay forgot the session as well (404): the gateway opens a new one, with its kept token
-    // first (refused: signed by the old key), then a new one. Retried like a user would while
-    // the gateway's reconnection settles.
-    let answer = '';
-    let lastError = '';
-    const deadline = Date.now() + 10_000;
-    while (!answer && Date.now() < deadline) {
-      answer = await client.callTool({ name: 'echo', arguments: { text: 'after restart' } }).then(textOf, async (error: Error) => {
-        lastError = error.message;
+    // first (refused: signed by the old key), then a new one. Three calls at once, each retried
+    // like a user would while the gateway's reconnection settles: none is refused for its token.
+    const errors: string[] = [];
+    const callUntilAnswered = async (text: string) => {
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline) {
+        const answer = await client.callTool({ name: 'echo', arguments: { text } }).then(textOf, (error: Error) => {
+          errors.push(error.message);
+          return '';
+        });
+        if (answer) return answer;
         await new Promise((resolve) => setTimeout(resolve, 250));
-        return '';
-      });
-    }
-    assert.match(answer, /after restart/, lastError);
+      }
+      return '';
+    };
+    const answers = await Promise.all(['one', 'two', 'three'].map(callUntilAnswered));
+    assert.deepEqual(answers, ['one', 'two', 'three'], errors.join('\n'));
+    assert.deepEqual(
+      errors.filter((error) => /401|refused its|authoriz/i.test(error)),
+      [],
+      'no call failed for the refused token',
+    );
     assert.equal(
       gateway.stderr().match(/the relay refused its token; exchanging anew/g)?.length,
       1,

@@ -12,6 +12,10 @@ import { PostgresAuthorizationState } from '../../policy-server/authorization/po
 import { openStoreDatabase } from '../../policy-server/store/postgresDatabase';
 import { startPostgres, type RunningPostgres } from '../support/postgres';
 
+/** oidc-provider's invalid_grant, saying what was used twice. */
+const alreadyUsed = (error: { error?: string; error_description?: string }) =>
+  error.error === 'invalid_grant' && /already used/.test(error.error_description ?? '');
+
 describe('authorization server state', function () {
   this.timeout(60_000);
   let postgres: RunningPostgres;
@@ -41,6 +45,11 @@ describe('authorization server state', function () {
 
     await seen.consume('c1');
     assert.equal(typeof (await codes.find('c1'))?.consumed, 'number', 'a consumed code says so everywhere');
+    await assert.rejects(codes.consume('c1'), alreadyUsed, 'consumed once: the second of two racing redemptions is refused');
+
+    // oidc-provider's replay records (its own DPoP proofs, client assertions) are written once.
+    await one.adapter('ReplayDetection').upsert('proof-1', { iss: 'x' }, 60);
+    await assert.rejects(other.adapter('ReplayDetection').upsert('proof-1', { iss: 'x' }, 60), alreadyUsed);
 
     await seen.revokeByGrantId('g1');
     assert.equal(await codes.find('c1'), undefined, "the grant's codes are gone");

@@ -40,3 +40,21 @@ describe('policy server command line: the store', () => {
     assert.throws(() => parsePolicyServerArgs([...base, '--store-password-file', '/x']), /goes with --store/);
   });
 });
+
+describe('policy server command line: --relay-requires-dpop', () => {
+  const base = ['--oidc-issuer', 'https://idp.example.com', '--oidc-audience', 'aud'];
+  const signIn = ['--sign-in-client-id', 'gatehouse', '--sign-in-client-secret-file', '/etc/gatehouse/sign-in-secret'];
+
+  it('turns on with the authorization server, and is off unless asked for', () => {
+    const on = parsePolicyServerArgs([...base, ...signIn, '--relay-requires-dpop']);
+    assert.ok(on.command === 'serve' && on.relayRequiresDpop);
+    const off = parsePolicyServerArgs([...base, ...signIn]);
+    assert.ok(off.command === 'serve' && !off.relayRequiresDpop);
+  });
+
+  it('refuses to start without the authorization server, or with GitHub sign-in its users could not get past', () => {
+    assert.throws(() => parsePolicyServerArgs([...base, '--relay-requires-dpop']), /needs --sign-in-client-id/);
+    const github = ['--github-api', 'https://api.github.com', '--github-client-id', 'id', '--github-client-secret-file', '/s'];
+    assert.throws(() => parsePolicyServerArgs([...base, ...signIn, ...github, '--relay-requires-dpop']), /cannot go with --github-api/);
+  });
+});
