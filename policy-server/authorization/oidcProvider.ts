@@ -130,17 +130,19 @@ export class MemoryStore implements AuthorizationState {
   private readonly entries = new Map<string, { payload: Record<string, unknown>; expiresAt: number }>();
   /** uid and user code -> the entry's key. */
   private readonly lookups = new Map<string, string>();
-  /** Once-used ids -> until when (seconds), oldest first. */
+  /** Once-used ids -> until when (seconds). */
   private readonly used = new Map<string, number>();
   private lastSweep = Date.now();
+
+  constructor(private readonly maxFirstUses = MAX_FIRST_USES) {}
 
   async firstUse(key: string, expiresAt: number): Promise<boolean> {
     const now = Math.floor(Date.now() / 1000);
     const until = this.used.get(key);
     if (until !== undefined && until > now) return false;
-    if (this.used.size >= MAX_FIRST_USES) {
+    if (this.used.size >= this.maxFirstUses) {
       for (const [usedKey, usedUntil] of this.used) if (usedUntil <= now) this.used.delete(usedKey);
-      if (this.used.size >= MAX_FIRST_USES) return false;
+      if (this.used.size >= this.maxFirstUses) return false;
     }
     this.used.set(key, expiresAt);
     return true;

@@ -4,7 +4,8 @@
  * (test/support/requestBalancer.ts: no sticky sessions, so every step of a sign-in lands on
  * another replica than the one before). Real parts: the local IdP as the org's SSO, the
  * MCP SDK's own client signing in through the browser, a real managed gateway, openid-client.
- * Shown: one sign-in spread over both replicas reaches the relayed server; the gateway's
+ * Shown: one sign-in spread over both replicas reaches the relayed server, and its IdP
+ * answer replayed at either replica is refused; the gateway's
  * key-bound relay tokens work whichever replica issued or checks them; a DPoP proof used at
  * one replica is refused at the other.
  */
@@ -110,10 +111,19 @@ describe('the MCP authorization server on replicas sharing PostgreSQL', function
     const transport = new StreamableHTTPClientTransport(new URL(relayUrl()), { authProvider: provider });
     await assert.rejects(new Client({ name: 'third-party', version: '1.0.0' }).connect(transport), UnauthorizedError);
     const arrived = redirect.arrivals.length;
-    await signInInBrowser(provider.authorizationUrl!, 'alice');
+    const visited: URL[] = [];
+    await signInInBrowser(provider.authorizationUrl!, 'alice', visited);
     const callback = redirect.arrivals[arrived]!;
     assert.equal(callback.searchParams.get('error'), null, callback.href);
     await transport.finishAuth(callback.searchParams.get('code')!);
+    // The IdP's answer to the policy server, replayed (a leaked URL) at each replica: used once, by the sign-in above.
+    const idpAnswer = visited.find((url) => url.pathname === '/oauth/sign-in/callback');
+    assert.ok(idpAnswer, 'the sign-in went through the IdP');
+    for (const replica of replicas) {
+      const replayed: Response = await fetch(new URL(`${idpAnswer.pathname}${idpAnswer.search}`, replica.url), { redirect: 'manual' });
+      assert.equal(replayed.status, 400, `replayed at ${replica.url}`);
+      assert.match(await replayed.text(), /expired or was already used/);
+    }
 
     const client = new Client({ name: 'third-party', version: '1.0.0' });
     await client.connect(new StreamableHTTPClientTransport(new URL(relayUrl()), { authProvider: provider }));

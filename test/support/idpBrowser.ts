@@ -28,15 +28,17 @@ export function browserSession(): (url: URL, init?: RequestInit) => Promise<Resp
  * What a browser does with an authorization URL when `user` signs in at the local IdP:
  * follows redirects with cookies, fills in the login form, and finally loads the client's
  * loopback redirect (any URL whose path is /callback on another origin), whose response it
- * returns. Refusals by the IdP come back as that redirect's `error` parameters.
+ * returns. Refusals by the IdP come back as that redirect's `error` parameters. `visited`, if
+ * given, receives every URL loaded on the way (to replay one, as an attacker would).
  */
-export async function signInInBrowser(authorizationUrl: URL, user: string): Promise<Response> {
+export async function signInInBrowser(authorizationUrl: URL, user: string, visitedUrls?: URL[]): Promise<Response> {
   const send = browserSession();
   let url = authorizationUrl;
   let response = await send(url);
   const visited: string[] = [];
   for (let hop = 0; hop < 20; hop++) {
     visited.push(`${url.host}${url.pathname}`);
+    visitedUrls?.push(url);
     if (url.pathname === '/callback' && url.origin !== authorizationUrl.origin) return response;
     const location = response.headers.get('location');
     if (response.status === 200 && url.pathname.startsWith('/interaction/')) {
