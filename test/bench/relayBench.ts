@@ -13,7 +13,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startAuthorizingPolicyServer } from '../support/authorizingPolicyServer';
+import { startAuthorizingPolicyServer, VAULT_POLICY } from '../support/authorizingPolicyServer';
 import { startGateway, textOf } from '../support/gatewayHarness';
 import { managedArgs, secretStoreWith, startPolicyServer, tokenFile, type RunningPolicyServer } from '../support/policyHarness';
 import { markdownTable, percentile, round } from './benchStats';
@@ -21,20 +21,6 @@ import { markdownTable, percentile, round } from './benchStats';
 const SERVICE_KEY = `sk-live-${'be4c4be4'.repeat(4)}`;
 const WARMUP = 100;
 const CALLS = 1_000;
-const POLICY = (upstreamUrl: string) => `version: 1
-org: bench
-admins: [admins]
-servers:
-  - id: vault
-    title: Vault API
-    transport: { type: streamable-http, url: "${upstreamUrl}" }
-    credential: { mode: shared-key, secretRef: vault-key }
-groups:
-  - { id: engineers, match: [{ claim: groups, equals: engineers }] }
-  - { id: admins, match: [{ user: carol }] }
-rules:
-  - { id: engineers-vault, effect: allow, principals: [group:engineers], servers: [vault], tools: [echo] }
-`;
 
 interface Figures {
   path: string;
@@ -114,7 +100,7 @@ export async function runRelayBench(): Promise<void> {
     const keyFile = await secretStoreWith(scratch, 'vault-key', SERVICE_KEY);
     bearer = await startPolicyServer(keyBound.idp, {
       dataDir: scratch,
-      policyYaml: POLICY(keyBound.upstream.url),
+      policyYaml: VAULT_POLICY(keyBound.upstream.url),
       extraArgs: ['--secrets-key-file', keyFile],
     });
     const token = await keyBound.idp.tokenFor('alice');

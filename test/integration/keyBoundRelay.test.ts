@@ -19,18 +19,18 @@ import { calculateJwkThumbprint, decodeJwt, exportJWK } from 'jose';
 import * as oauth from 'openid-client';
 import { GATEWAY_CLIENT_ID } from '../../common/policy/policyServerApi';
 import { ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../../common/oauth/identityAssertion';
-import { startAuthorizingPolicyServer, type AuthorizingPolicyServer } from '../support/authorizingPolicyServer';
+import {
+  INITIALIZE_REQUEST,
+  MCP_POST_HEADERS,
+  startAuthorizingPolicyServer,
+  type AuthorizingPolicyServer,
+} from '../support/authorizingPolicyServer';
 import { startGateway, textOf, type RunningGateway } from '../support/gatewayHarness';
 import { managedArgs, removeDir, tokenFile } from '../support/policyHarness';
 
 const SERVICE_KEY = `sk-live-${'d00dfeed'.repeat(4)}`;
-const INITIALIZE = JSON.stringify({
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'direct', version: '1' } },
-});
-const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+const INITIALIZE = INITIALIZE_REQUEST;
+const MCP_HEADERS = MCP_POST_HEADERS;
 
 describe("relay tokens bound to the gateway's key (token exchange and DPoP)", function () {
   this.timeout(120_000);

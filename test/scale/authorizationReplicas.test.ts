@@ -29,30 +29,11 @@ import { InMemoryOAuthClient, LoopbackRedirect } from '../support/oauthTestClien
 import { removeDir, setSecret, startPolicyServer, tokenFile, type RunningPolicyServer } from '../support/policyHarness';
 import { startPostgres, type RunningPostgres } from '../support/postgres';
 import { startRequestBalancer, type RequestBalancer } from '../support/requestBalancer';
+import { INITIALIZE_REQUEST, MCP_POST_HEADERS, SIGN_IN_CLIENT, VAULT_POLICY } from '../support/authorizingPolicyServer';
 
 const SERVICE_KEY = `sk-live-${'5e5e5e5e'.repeat(4)}`;
-const SIGN_IN_CLIENT = { clientId: 'gatehouse-policy-server', clientSecret: `idp-secret-${'7'.repeat(24)}` };
-const POLICY = (upstreamUrl: string) => `version: 1
-org: test
-admins: [admins]
-servers:
-  - id: vault
-    title: Vault API
-    transport: { type: streamable-http, url: "${upstreamUrl}" }
-    credential: { mode: shared-key, secretRef: vault-key }
-groups:
-  - { id: engineers, match: [{ claim: groups, equals: engineers }] }
-  - { id: admins, match: [{ user: carol }] }
-rules:
-  - { id: engineers-vault, effect: allow, principals: [group:engineers], servers: [vault], tools: [echo] }
-`;
-const INITIALIZE = JSON.stringify({
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'direct', version: '1' } },
-});
-const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+const INITIALIZE = INITIALIZE_REQUEST;
+const MCP_HEADERS = MCP_POST_HEADERS;
 
 describe('the MCP authorization server on replicas sharing PostgreSQL', function () {
   this.timeout(180_000);
@@ -78,7 +59,7 @@ describe('the MCP authorization server on replicas sharing PostgreSQL', function
     const secretFile = join(scratch, 'sign-in-client-secret');
     writeFileSync(secretFile, SIGN_IN_CLIENT.clientSecret, { mode: 0o600 });
     const policyFile = join(scratch, 'org-policy.yaml');
-    writeFileSync(policyFile, POLICY(upstream.url));
+    writeFileSync(policyFile, VAULT_POLICY(upstream.url));
     // The replicas' public URL is the balancer's; they share the data dir (keys) and the database (everything else).
     balancer = await startRequestBalancer();
     const shared = {

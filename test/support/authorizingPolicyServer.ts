@@ -2,7 +2,8 @@
  * The setup the MCP authorization server suites share: the local IdP as the org's SSO (with
  * the policy server's sign-in client there), a shared-key upstream, and the real policy
  * server with `--sign-in-client-id` (its `/oauth` on) relaying one server, `vault`, to the
- * `engineers` group (alice and dave; bob is a contractor).
+ * `engineers` group (alice and dave; bob is a contractor). Also what tests send the relay
+ * directly: an initialize request and the headers of an MCP POST.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,9 +14,11 @@ import { removeDir, secretStoreWith, startPolicyServer, type RunningPolicyServer
 
 /** Where the policy server keeps its authorization server's keys in its data dir (policy-server/authorization/authorizationKeys.ts). */
 const AUTHORIZATION_KEY_FILE = 'authorization-server-keys.json';
-const SIGN_IN_CLIENT = { clientId: 'gatehouse-policy-server', clientSecret: `idp-secret-${'9'.repeat(24)}` };
+/** The policy server's own client at the local IdP (for its sign-in step). */
+export const SIGN_IN_CLIENT = { clientId: 'gatehouse-policy-server', clientSecret: `idp-secret-${'9'.repeat(24)}` };
 
-const POLICY = (upstreamUrl: string) => `version: 1
+/** One shared-key server, `vault` (its `echo` tool), for the `engineers` group. */
+export const VAULT_POLICY = (upstreamUrl: string) => `version: 1
 org: test
 admins: [admins]
 servers:
@@ -29,6 +32,15 @@ groups:
 rules:
   - { id: engineers-vault, effect: allow, principals: [group:engineers], servers: [vault], tools: [echo] }
 `;
+
+/** An initialize request as a client sends it straight to the relay. */
+export const INITIALIZE_REQUEST = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'direct', version: '1' } },
+});
+export const MCP_POST_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 
 export interface AuthorizingPolicyServer {
   idp: LocalIdp;
@@ -57,7 +69,7 @@ export async function startAuthorizingPolicyServer(
   writeFileSync(secretFile, SIGN_IN_CLIENT.clientSecret, { mode: 0o600 });
   const options = {
     dataDir: scratch,
-    policyYaml: POLICY(upstream.url),
+    policyYaml: VAULT_POLICY(upstream.url),
     extraArgs: [
       '--secrets-key-file',
       keyFile,
