@@ -120,8 +120,12 @@ export class RelayTokens implements RelayAccess {
         const sent = challenge.sentAuthorization.slice('DPoP '.length);
         // Another request already dropped this token, is obtaining a new one, or has one: the retry uses it.
         if (sent === refused || obtaining || (token && sent !== token.value)) return true;
-        // Exchanged anew once (the server restarted with a new key, an admin restored the person); twice would loop.
-        if (renewedAfterRefusal) return false;
+        // Exchanged anew once (the server restarted with a new key, an admin restored the person); twice would
+        // loop, so this request fails, and the refused token is not kept: the next request exchanges again.
+        if (renewedAfterRefusal) {
+          token = undefined;
+          return false;
+        }
         renewedAfterRefusal = true;
         refused = sent;
         token = undefined;
@@ -160,7 +164,10 @@ export class RelayTokens implements RelayAccess {
     const metadataUrl = new URL(`/.well-known/oauth-authorization-server${issuer.pathname}`, issuer);
     const response = await fetch(metadataUrl, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_SECONDS * 1000), redirect: 'error' });
     // Only a clear "there is none" means the IdP token; a failing server is asked again, never taken as an answer.
-    if (response.status === 404) return this.bearer('the policy server is no authorization server (no /oauth)');
+    // 404, or a proxy in front refusing the unknown path outright: no authorization server there.
+    if ([401, 403, 404, 405, 410].includes(response.status)) {
+      return this.bearer(`the policy server is no authorization server (its metadata answered HTTP ${response.status})`);
+    }
     if (!response.ok) throw new Error(`the policy server's authorization server metadata answered HTTP ${response.status}`);
     const metadata = (await response.json()) as oauth.ServerMetadata;
     const grants = metadata.grant_types_supported;

@@ -36,8 +36,6 @@ export const SIGN_IN_CALLBACK_PATH = `${AUTHORIZATION_PATH}/sign-in/callback`;
 export const RELAY_SCOPE = 'relay';
 export const ACCESS_TOKEN_TTL_SECONDS = 600;
 const SESSION_TTL_SECONDS = 8 * 3600;
-/** How long a client that registered itself (DCR) is kept: anyone may register, so none is kept for ever; the SDK registers anew. */
-const REGISTERED_CLIENT_TTL_SECONDS = 30 * 24 * 3600;
 const KNOWN_SCOPES = ['openid', 'offline_access', RELAY_SCOPE];
 
 export interface AuthorizationServerDeps {
@@ -64,7 +62,7 @@ export class AuthorizationServer {
     this.state = deps.state;
     this.people = deps.state.adapter('GatehousePerson');
     this.provider = new ProviderClass(this.issuer, {
-      adapter: (model: string) => registeredClientsExpire(model, deps.state.adapter(model)),
+      adapter: (model: string) => deps.state.adapter(model),
       clients: deps.clients ?? [],
       jwks: { keys: [deps.keys.signingJwk] },
       // Own cookie names: browsers share cookies across ports, and the org's IdP may well run oidc-provider too.
@@ -270,10 +268,4 @@ export class AuthorizationServer {
 
 function redirect(res: ServerResponse, location: string): void {
   res.writeHead(303, { Location: location, 'Content-Length': '0', 'Cache-Control': 'no-store' }).end();
-}
-
-/** oidc-provider stores a registered client with no expiry; here it expires (REGISTERED_CLIENT_TTL_SECONDS). */
-function registeredClientsExpire(model: string, adapter: OidcAdapter): OidcAdapter {
-  if (model !== 'Client') return adapter;
-  return { ...adapter, upsert: (id, payload, expiresIn) => adapter.upsert(id, payload, expiresIn ?? REGISTERED_CLIENT_TTL_SECONDS) };
 }

@@ -43,6 +43,8 @@ export interface SignedInPerson {
 }
 
 const PENDING_TTL_SECONDS = 10 * 60;
+/** The pending sign-ins' model name in the authorization server's state. */
+const PENDING_MODEL = 'GatehouseSignIn';
 const IDP_TIMEOUT_SECONDS = 10;
 /** Claims about the token itself (an ID token's, an identity assertion's), not the person; they are not carried into relay tokens. */
 const PROTOCOL_CLAIMS = new Set([
@@ -90,7 +92,7 @@ export class FederatedSignIn {
     private readonly config: SignInConfig,
     private readonly state: AuthorizationState,
   ) {
-    this.pending = state.adapter('GatehouseSignIn');
+    this.pending = state.adapter(PENDING_MODEL);
     requireSecureUrl(config.issuer, 'OIDC issuer');
     if (!config.scope.split(' ').includes('openid')) throw new Error('the sign-in scope must include openid');
   }
@@ -122,12 +124,9 @@ export class FederatedSignIn {
   /** Redeems the IdP's answer (once): the person, or SignInError with a reason safe to show. */
   async finish(callbackUrl: URL): Promise<SignedInPerson> {
     const state = callbackUrl.searchParams.get('state') ?? '';
-    const entry = state === '' ? undefined : ((await this.pending.find(state)) as PendingSignIn | undefined);
-    // Used once, whichever replica the IdP's answer (or a replay of it) reaches.
-    const first =
-      entry !== undefined && (await this.state.firstUse(`sign-in ${state}`, Math.floor(Date.now() / 1000) + PENDING_TTL_SECONDS));
-    if (entry) await this.pending.destroy(state);
-    if (!first) throw new SignInError('the sign-in took too long or was already used; start again');
+    // Taken once, whichever replica the IdP's answer (or a replay of it) reaches.
+    const entry = state === '' ? undefined : ((await this.state.take(PENDING_MODEL, state)) as PendingSignIn | undefined);
+    if (!entry) throw new SignInError('the sign-in took too long or was already used; start again');
     const idpError = callbackUrl.searchParams.get('error');
     if (idpError) throw new SignInError(`the identity provider refused the sign-in (${idpError.slice(0, 64)})`);
     const configuration = await this.idp();

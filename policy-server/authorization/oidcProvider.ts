@@ -104,6 +104,8 @@ export interface AuthorizationState {
   adapter(model: string): OidcAdapter;
   /** True the first time `key` is seen (until `expiresAt`, in seconds), false after; atomic across replicas. */
   firstUse(key: string, expiresAt: number): Promise<boolean>;
+  /** Removes a live entry of `model` and returns it: whoever takes it first gets it, the others nothing (across replicas). */
+  take(model: string, id: string): Promise<Record<string, unknown> | undefined>;
 }
 
 /** Ids remembered at most in memory; when that many are live, a new one is refused (deny when unsure), never an old one forgotten. */
@@ -135,6 +137,12 @@ export class MemoryStore implements AuthorizationState {
   private lastSweep = Date.now();
 
   constructor(private readonly maxFirstUses = MAX_FIRST_USES) {}
+
+  async take(model: string, id: string): Promise<Record<string, unknown> | undefined> {
+    const entry = this.entries.get(`${model}:${id}`);
+    this.entries.delete(`${model}:${id}`); // in the same turn as the read: nobody else can take it in between
+    return entry && entry.expiresAt > Date.now() ? entry.payload : undefined;
+  }
 
   async firstUse(key: string, expiresAt: number): Promise<boolean> {
     const now = Math.floor(Date.now() / 1000);

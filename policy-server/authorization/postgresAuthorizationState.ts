@@ -30,6 +30,14 @@ export class PostgresAuthorizationState implements AuthorizationState {
     return rowCount === 1;
   }
 
+  async take(model: string, id: string): Promise<Record<string, unknown> | undefined> {
+    const { rows } = await this.pool.query<{ payload: Record<string, unknown> }>(
+      'delete from oauth_entities where model = $1 and id = $2 and (expires_at is null or expires_at > $3) returning payload',
+      [model, id, Date.now()],
+    );
+    return rows[0]?.payload;
+  }
+
   adapter(model: string): OidcAdapter {
     const live = 'and (expires_at is null or expires_at > $3)';
     const findBy = async (column: 'id' | 'uid' | 'user_code', value: string) => {

@@ -6,6 +6,7 @@
  */
 import type { RequestHandler, Response } from 'express';
 import { compileEffectivePolicy } from '../../common/policy/effectivePolicy';
+import { ID_PATTERN } from '../../common/policy/policyDocument';
 import type { CallerIdentity } from '../../common/policy/identity';
 import { AuthenticationError, type BearerAuthenticator } from '../auth/bearerAuthenticator';
 import type { RelayAccess } from '../authorization/relayAccess';
@@ -43,7 +44,9 @@ export function authenticateRelayCaller(
   relayAccess: RelayAccess | undefined,
 ): RequestHandler {
   return async (req, res, next) => {
-    const serverId = /^\/([^/]+)\/mcp$/.exec(req.path)?.[1];
+    // A server id as policies spell them: an encoded one (`%78`) names none here, whatever the route decodes it to.
+    const pathId = /^\/([^/]+)\/mcp$/.exec(req.path)?.[1];
+    const serverId = pathId !== undefined && ID_PATTERN.test(pathId) ? pathId : undefined;
     try {
       // Deny when unsure: a path that names no relay server gets no IdP-token check in its place.
       if (relayAccess?.keyBoundOnly && serverId === undefined) throw AuthenticationError.invalidToken('no relay server at this path');

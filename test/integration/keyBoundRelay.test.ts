@@ -104,7 +104,7 @@ describe("relay tokens bound to the gateway's key (token exchange and DPoP)", fu
     assert.equal(withIdpToken.status, 401);
     assert.match(withIdpToken.headers.get('www-authenticate') ?? '', /^DPoP .*only DPoP-bound tokens/);
     // Not by another spelling of the path either (Express routes are case-insensitive and take a trailing slash by default).
-    for (const path of ['/relay/vault/mcp/', '/relay/vault/MCP', '/RELAY/vault/mcp', '/relay/vault/mcp//']) {
+    for (const path of ['/relay/vault/mcp/', '/relay/vault/MCP', '/RELAY/vault/mcp', '/relay/vault/mcp//', '/relay/%76ault/mcp']) {
       const around = await fetch(`${setup.server.url}${path}`, {
         method: 'POST',
         headers: { ...MCP_HEADERS, authorization: `Bearer ${tokens.alice}` },

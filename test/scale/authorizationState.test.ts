@@ -58,6 +58,12 @@ describe('authorization server state', function () {
     await codes.destroy('c2');
     assert.equal(await seen.find('c2'), undefined);
 
+    // A pending sign-in is taken once: of two replicas the IdP's answer (or its replay) reaches, one gets it.
+    await one.adapter('GatehouseSignIn').upsert('state-1', { interactionUid: 'i1' }, 60);
+    const takes = await Promise.all([one.take('GatehouseSignIn', 'state-1'), other.take('GatehouseSignIn', 'state-1')]);
+    assert.deepEqual(takes.filter(Boolean), [{ interactionUid: 'i1' }], 'taken by one');
+    assert.equal(await other.adapter('GatehouseSignIn').find('state-1'), undefined, 'and gone');
+
     await codes.upsert('short', { accountId: 'alice' }, 1);
     assert.ok(await seen.find('short'));
     await new Promise((resolve) => setTimeout(resolve, 1_100));
