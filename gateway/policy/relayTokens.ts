@@ -163,8 +163,8 @@ export class RelayTokens implements RelayAccess {
     const issuer = new URL(`${this.policyServerUrl.href.replace(/\/$/, '')}${POLICY_SERVER_PATHS.authorization}`);
     const metadataUrl = new URL(`/.well-known/oauth-authorization-server${issuer.pathname}`, issuer);
     const response = await fetch(metadataUrl, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_SECONDS * 1000), redirect: 'error' });
-    // Only a clear "there is none" means the IdP token; a failing server is asked again, never taken as an answer.
-    // 404, or a proxy in front refusing the unknown path outright: no authorization server there.
+    // Only a clear "there is none" (404, or a proxy in front refusing the unknown path outright) means
+    // the IdP token; a failing server is asked again, never taken as an answer.
     if ([401, 403, 404, 405, 410].includes(response.status)) {
       return this.bearer(`the policy server is no authorization server (its metadata answered HTTP ${response.status})`);
     }
