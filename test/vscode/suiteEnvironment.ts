@@ -5,19 +5,23 @@
  * sign in with that IdP (alice signs in as the suite's first step), so its gateway is
  * managed for her; bob's call queued for alice's review; a week of older calls (100,000 events) in
  * alice's gateway spool for the Audit view; an MCP 2026-07-28-only server (the SDK v2 fixture)
- * for the era bridge; the user settings pointing at all of it.
+ * for the era bridge; a shared-key server behind the policy server's relay, which takes only
+ * relay tokens bound to the gateway's key; the user settings pointing at all of it.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeUserSettings } from './codeServer';
 import { seedAuditTrail } from './seedAuditTrail';
 import { RESOURCE_SCOPE, startLocalIdp, VSCODE_CLIENT_ID } from '../support/localIdp';
-import { removeDir, startPolicyServer } from '../support/policyHarness';
+import { removeDir, secretStoreWith, startPolicyServer } from '../support/policyHarness';
+import { SIGN_IN_CLIENT } from '../support/authorizingPolicyServer';
+import { startKeyedUpstream } from '../support/keyedUpstream';
 import { READ_SCOPE, startOAuthUpstream } from '../support/oauthUpstream';
 import { startHttpFixture } from '../support/gatewayHarness';
 
 const REPO = resolve(__dirname, '../..');
+const RELAYED_KEY = `sk-live-${'0bad5eed'.repeat(4)}`;
 
 const ORG_POLICY = `version: 1
 org: vscode-test
@@ -36,6 +40,10 @@ servers:
   - id: modern
     title: Modern
     transport: { type: streamable-http, url: "MODERN_URL" }
+  - id: relayed
+    title: Relayed vault
+    transport: { type: streamable-http, url: "RELAYED_URL" }
+    credential: { mode: shared-key, secretRef: relayed-key }
 groups:
   - { id: engineers, match: [{ user: alice }] }
   - { id: admins, match: [{ user: alice }] }
@@ -45,6 +53,7 @@ rules:
   - { id: engineers-probe, effect: allow, principals: [group:engineers], servers: [probe], tools: [echo, weather, pid] }
   - { id: engineers-notes, effect: allow, principals: [group:engineers], servers: [notes], tools: ["*"] }
   - { id: engineers-modern, effect: allow, principals: [group:engineers], servers: [modern], tools: [echo] }
+  - { id: engineers-relayed, effect: allow, principals: [group:engineers], servers: [relayed], tools: [echo] }
   - { id: env-needs-confirmation, effect: confirm, principals: [group:engineers], servers: [probe], tools: [env], reason: it reveals the environment }
   - { id: no-crashes, effect: deny, principals: ["*"], servers: [probe], tools: [crash], reason: crashing upstreams is not allowed }
   - { id: pid-reviewed, effect: confirm, principals: [group:requesters], servers: [probe], tools: [pid], reviewers: leads, reason: a lead looks first }
@@ -73,10 +82,27 @@ export async function prepareSuiteEnvironment(): Promise<SuiteEnvironment> {
   // An MCP 2026-07-28-only server (SDK v2), which VS Code (a 2025-era client) reaches through the gateway's bridge.
   const modern = await startHttpFixture('modern-upstream');
   // On 127.0.0.2: code-server turns links to 127.0.0.1 and localhost into its port proxy, which drops their path.
-  const idp = await startLocalIdp({ host: '127.0.0.2', mcpResource: { url: notes.url, scopes: [READ_SCOPE] } });
+  // A server with a shared service key, reached only through the policy server's relay.
+  const relayed = await startKeyedUpstream(RELAYED_KEY);
+  const idp = await startLocalIdp({
+    host: '127.0.0.2',
+    mcpResource: { url: notes.url, scopes: [READ_SCOPE] },
+    signInClient: SIGN_IN_CLIENT,
+  });
   notes.trust(idp.issuer);
+  // The policy server as an authorization server whose relay takes only relay tokens bound to the
+  // gateway's key: a relayed call from VS Code that works shows the gateway got and proved one.
+  const policyDir = mkdtempSync(join(tmpdir(), 'gatehouse-vscode-policy-'));
+  const keyFile = await secretStoreWith(policyDir, 'relayed-key', RELAYED_KEY);
+  const signInSecret = join(policyDir, 'sign-in-client-secret');
+  writeFileSync(signInSecret, SIGN_IN_CLIENT.clientSecret, { mode: 0o600 });
   const policyServer = await startPolicyServer(idp, {
-    policyYaml: ORG_POLICY.replace('NOTES_URL', notes.url).replace('MODERN_URL', modern.url),
+    dataDir: policyDir,
+    policyYaml: ORG_POLICY.replace('NOTES_URL', notes.url).replace('MODERN_URL', modern.url).replace('RELAYED_URL', relayed.url),
+    extraArgs: [
+      ...['--secrets-key-file', keyFile, '--relay-requires-dpop'],
+      ...['--sign-in-client-id', SIGN_IN_CLIENT.clientId, '--sign-in-client-secret-file', signInSecret],
+    ],
   });
   // Bob's call waits for a lead's review; alice, in VS Code, is that lead.
   const bobToken = await idp.tokenFor('bob');
@@ -121,6 +147,7 @@ export async function prepareSuiteEnvironment(): Promise<SuiteEnvironment> {
       await policyServer.stop();
       await idp.stop();
       await notes.stop();
+      await relayed.stop();
       modern.child.kill();
       removeDir(policyServer.dir);
       if (!process.env.GATEHOUSE_KEEP_VSCODE_SCRATCH) rmSync(scratch, { recursive: true, force: true });

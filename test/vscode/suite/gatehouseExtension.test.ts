@@ -78,6 +78,7 @@ describe('Gatehouse inside VS Code', () => {
         [SERVER, 'idle'],
         ['notes', 'idle'],
         ['modern', 'idle'],
+        ['relayed', 'idle'],
       ],
       'nothing starts until it is used (the OAuth server asks alice to sign in then)',
     );
@@ -118,6 +119,7 @@ describe('Gatehouse inside VS Code', () => {
         [SERVER, 'ready'],
         ['notes', 'idle'],
         ['modern', 'idle'],
+        ['relayed', 'idle'],
       ],
       'the gateway started the server VS Code asked for, and only that one',
     );
@@ -299,6 +301,19 @@ describe('Gatehouse inside VS Code', () => {
     const event = await waitFor('the audit event', () => spoolEvents(api.stateDir).findLast((e) => e.server === 'modern'));
     assert.deepEqual([event.tool, event.status, event.rule], ['echo', 'ok', 'engineers-modern']);
     assert.ok(event.flags.includes('upstream-mcp:2026-07-28'), 'the audit says the call crossed the bridge');
+  });
+
+  it("calls a shared-key server through the policy server's relay, with a relay token bound to the gateway's key", async () => {
+    await vscode.commands.executeCommand('gatehouse.server.enable', { kind: 'server', server: { id: 'relayed' } });
+    const relayedEcho = await waitFor('the relayed echo tool in vscode.lm.tools', async () => {
+      await vscode.commands.executeCommand('workbench.mcp.startServer', 'gatehouse.gatehouse/relayed', { waitForLiveTools: true });
+      return vscode.lm.tools.find((tool) => tool.tags.includes('mcp') && tool.name.includes('relayed') && tool.name.endsWith('_echo'));
+    });
+    // The runner's relay refuses anything but key-bound tokens (--relay-requires-dpop): an answer means the gateway proved its key.
+    const result = await vscode.lm.invokeTool(relayedEcho.name, { input: { text: 'through the relay' }, toolInvocationToken: undefined });
+    assert.equal(textOf(result), 'through the relay');
+    const event = await waitFor('the audit event', () => spoolEvents(api.stateDir).findLast((e) => e.server === 'relayed'));
+    assert.deepEqual([event.tool, event.status, event.rule], ['echo', 'ok', 'engineers-relayed']);
   });
 
   it('withdraws a server from VS Code when the developer disables it', async () => {
