@@ -21,6 +21,7 @@ import { DPOP_ALGORITHMS } from './dpopProof';
 import { SignInError, type FederatedSignIn, type SignedInPerson } from './federatedSignIn';
 import {
   OAuthErrors,
+  providerAdapter,
   ProviderClass,
   type AuthorizationState,
   type Grant,
@@ -62,7 +63,7 @@ export class AuthorizationServer {
     this.state = deps.state;
     this.people = deps.state.adapter('GatehousePerson');
     this.provider = new ProviderClass(this.issuer, {
-      adapter: (model: string) => deps.state.adapter(model),
+      adapter: (model: string) => providerAdapter(deps.state, model),
       clients: deps.clients ?? [],
       jwks: { keys: [deps.keys.signingJwk] },
       // Own cookie names: browsers share cookies across ports, and the org's IdP may well run oidc-provider too.

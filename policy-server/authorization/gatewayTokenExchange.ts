@@ -19,8 +19,8 @@ import { AuthenticationError, type BearerAuthenticator } from '../auth/bearerAut
 import type { RevocationList } from '../revocations/revocationList';
 import { ACCESS_TOKEN_TTL_SECONDS, type AuthorizationServer } from './authorizationServer';
 import { personFrom } from './federatedSignIn';
-import { OAuthErrors, type ProviderContext } from './oidcProvider';
-import { dpopThumbprint, issueRelayToken, MAX_GRANT_TOKEN_LENGTH, onlyRelayScope, refused } from './relayTokenIssuance';
+import { OAuthErrors, refused, type ProviderContext } from './oidcProvider';
+import { dpopThumbprint, issueRelayToken, MAX_GRANT_TOKEN_LENGTH, onlyRelayScope } from './relayTokenIssuance';
 
 const SUBJECT_TOKEN_TYPES = new Set([ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_TOKEN_TYPE]);
 

@@ -18,9 +18,9 @@
 import { JWT_BEARER_GRANT } from '../../common/oauth/identityAssertion';
 import type { OidcVerifier } from '../auth/oidcVerifier';
 import { personFrom } from './federatedSignIn';
-import { OAuthErrors, type ProviderContext } from './oidcProvider';
+import { OAuthErrors, refused, type ProviderContext } from './oidcProvider';
 import type { AuthorizationServer } from './authorizationServer';
-import { dpopThumbprint, issueRelayToken, MAX_GRANT_TOKEN_LENGTH, onlyRelayScope, refused } from './relayTokenIssuance';
+import { dpopThumbprint, issueRelayToken, MAX_GRANT_TOKEN_LENGTH, onlyRelayScope } from './relayTokenIssuance';
 /** Longer than any clock tolerance the assertion verifier allows. */
 const REPLAY_MARGIN_SECONDS = 120;
 

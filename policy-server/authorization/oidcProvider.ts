@@ -108,19 +108,47 @@ export interface AuthorizationState {
   take(model: string, id: string): Promise<Record<string, unknown> | undefined>;
 }
 
-/** Ids remembered at most in memory; when that many are live, a new one is refused (deny when unsure), never an old one forgotten. */
-const MAX_FIRST_USES = 100_000;
 /**
- * oidc-provider's models whose entries are written once: `ReplayDetection` (the DPoP proof and
- * client assertion ids its own grants remember) checks, then writes; a second write of a live
- * entry is that check raced, and is refused.
+ * Once-used ids remembered at most in memory, per kind (the key's first word: `dpop`, `id-jag`,
+ * `ReplayDetection`), so a flood of one kind cannot crowd out another; when that many of a
+ * kind are live, a new one is refused (deny when unsure), never an old one forgotten.
  */
-export const WRITE_ONCE_MODELS = new Set(['ReplayDetection']);
+const MAX_FIRST_USES = 100_000;
+/** oidc-provider's model of the DPoP proof and client assertion ids its own grants remember. */
+const REPLAY_MODEL = 'ReplayDetection';
+/** How long a replay record oidc-provider gives no lifetime is kept (it always gives one). */
+const REPLAY_FALLBACK_TTL_SECONDS = 24 * 3600;
 
-/** What an adapter throws when a code or token is consumed twice, or a write-once entry written twice (a race lost). */
+/**
+ * invalid_grant with the reason as its description: oidc-provider's own says only "grant request
+ * is invalid", and a client (or its developer) cannot fix what it is not told. The reasons say
+ * which check failed, never a token.
+ */
+export function refused(reason: string): Error {
+  return Object.assign(new OAuthErrors.InvalidGrant(reason), { error_description: reason });
+}
+
+/** What is thrown when a code or token is consumed twice, or a replay record written twice (a race lost). */
 export function alreadyUsed(what: string): Error {
-  const description = `${what} was already used`;
-  return Object.assign(new OAuthErrors.InvalidGrant(description), { error_description: description });
+  return refused(`${what} was already used`);
+}
+
+/**
+ * The adapter oidc-provider is given for `model`: the state's own, except that oidc-provider's
+ * replay records (it checks, then writes) are first claimed as once-used ids, so of two
+ * requests (or replicas) that both checked, one writes and the other is refused.
+ */
+export function providerAdapter(state: AuthorizationState, model: string): OidcAdapter {
+  const adapter = state.adapter(model);
+  if (model !== REPLAY_MODEL) return adapter;
+  return {
+    ...adapter,
+    upsert: async (id, payload, expiresIn) => {
+      const expiresAt = Math.floor(Date.now() / 1000) + (expiresIn ?? REPLAY_FALLBACK_TTL_SECONDS);
+      if (!(await state.firstUse(`${REPLAY_MODEL} ${id}`, expiresAt))) throw alreadyUsed(REPLAY_MODEL);
+      await adapter.upsert(id, payload, expiresIn);
+    },
+  };
 }
 
 /**
@@ -132,8 +160,8 @@ export class MemoryStore implements AuthorizationState {
   private readonly entries = new Map<string, { payload: Record<string, unknown>; expiresAt: number }>();
   /** uid and user code -> the entry's key. */
   private readonly lookups = new Map<string, string>();
-  /** Once-used ids -> until when (seconds). */
-  private readonly used = new Map<string, number>();
+  /** Once-used ids -> until when (seconds), by kind. */
+  private readonly used = new Map<string, Map<string, number>>();
   private lastSweep = Date.now();
 
   constructor(private readonly maxFirstUses = MAX_FIRST_USES) {}
@@ -146,13 +174,16 @@ export class MemoryStore implements AuthorizationState {
 
   async firstUse(key: string, expiresAt: number): Promise<boolean> {
     const now = Math.floor(Date.now() / 1000);
-    const until = this.used.get(key);
+    const kind = key.split(' ', 1)[0]!;
+    let used = this.used.get(kind);
+    if (!used) this.used.set(kind, (used = new Map()));
+    const until = used.get(key);
     if (until !== undefined && until > now) return false;
-    if (this.used.size >= this.maxFirstUses) {
-      for (const [usedKey, usedUntil] of this.used) if (usedUntil <= now) this.used.delete(usedKey);
-      if (this.used.size >= this.maxFirstUses) return false;
+    if (used.size >= this.maxFirstUses) {
+      for (const [usedKey, usedUntil] of used) if (usedUntil <= now) used.delete(usedKey);
+      if (used.size >= this.maxFirstUses) return false;
     }
-    this.used.set(key, expiresAt);
+    used.set(key, expiresAt);
     return true;
   }
 
@@ -165,7 +196,6 @@ export class MemoryStore implements AuthorizationState {
     return {
       upsert: async (id: string, payload: Record<string, unknown>, expiresIn?: number) => {
         this.sweep();
-        if (WRITE_ONCE_MODELS.has(model) && read(key(id))) throw alreadyUsed(model);
         this.entries.set(key(id), { payload, expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : Infinity });
         if (typeof payload.uid === 'string') this.lookups.set(`uid:${payload.uid}`, key(id));
         if (typeof payload.userCode === 'string') this.lookups.set(`userCode:${payload.userCode}`, key(id));

@@ -5,12 +5,12 @@
  * proof replayed to another replica, or an identity assertion redeemed twice, is refused.
  * oidc-provider's models are rows of `oauth_entities` (its payload as JSON, the lookups it
  * needs as columns); once-used ids are rows of `oauth_first_use`, claimed by one atomic
- * insert; a code or refresh token is consumed by one conditional update, and oidc-provider's
- * own replay records (its DPoP proofs, client assertions) are written once. Expired rows are
- * deleted at most once a minute per replica.
+ * insert (oidc-provider's own replay records are claimed there too: providerAdapter); a code
+ * or refresh token is consumed by one conditional update. Expired rows are deleted at most
+ * once a minute per replica.
  */
 import type pg from 'pg';
-import { alreadyUsed, WRITE_ONCE_MODELS, type AuthorizationState, type OidcAdapter } from './oidcProvider';
+import { alreadyUsed, type AuthorizationState, type OidcAdapter } from './oidcProvider';
 
 const SWEEP_INTERVAL_MS = 60_000;
 
@@ -50,12 +50,10 @@ export class PostgresAuthorizationState implements AuthorizationState {
     return {
       upsert: async (id, payload, expiresIn) => {
         await this.sweep();
-        // A write-once entry replaces only an expired one: two replicas that both checked first, one wins.
-        const writeOnce = WRITE_ONCE_MODELS.has(model) ? 'where oauth_entities.expires_at <= $8' : '';
-        const { rowCount } = await this.pool.query(
+        await this.pool.query(
           `insert into oauth_entities (model, id, payload, expires_at, uid, user_code, grant_id) values ($1, $2, $3, $4, $5, $6, $7)
            on conflict (model, id) do update set payload = excluded.payload, expires_at = excluded.expires_at,
-             uid = excluded.uid, user_code = excluded.user_code, grant_id = excluded.grant_id ${writeOnce}`,
+             uid = excluded.uid, user_code = excluded.user_code, grant_id = excluded.grant_id`,
           [
             model,
             id,
@@ -64,10 +62,8 @@ export class PostgresAuthorizationState implements AuthorizationState {
             stringOrNull(payload.uid),
             stringOrNull(payload.userCode),
             stringOrNull(payload.grantId),
-            ...(writeOnce ? [Date.now()] : []),
           ],
         );
-        if (rowCount === 0) throw alreadyUsed(model);
       },
       find: (id) => findBy('id', id),
       findByUid: (uid) => findBy('uid', uid),

@@ -11,15 +11,6 @@ import { RELAY_SCOPE, type AuthorizationServer } from './authorizationServer';
 /** The longest token read from a token request (a JWT is a few hundred bytes plus the person's claims). */
 export const MAX_GRANT_TOKEN_LENGTH = 16 * 1024;
 
-/**
- * invalid_grant with the reason as its description: oidc-provider's own says only "grant request
- * is invalid", and a client (or its developer) cannot fix what it is not told. The reasons say
- * which check failed, never a token.
- */
-export function refused(reason: string): Error {
-  return Object.assign(new OAuthErrors.InvalidGrant(reason), { error_description: reason });
-}
-
 /** Refuses any scope but the relay scope (none asked means the relay scope). */
 export function onlyRelayScope(params: ProviderContext['oidc']['params'], grant: string): void {
   if (typeof params.scope === 'string' && params.scope.split(' ').some((scope) => scope && scope !== RELAY_SCOPE)) {

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import type pg from 'pg';
-import { MemoryStore, type AuthorizationState } from '../../policy-server/authorization/oidcProvider';
+import { MemoryStore, providerAdapter, type AuthorizationState } from '../../policy-server/authorization/oidcProvider';
 import { PostgresAuthorizationState } from '../../policy-server/authorization/postgresAuthorizationState';
 import { openStoreDatabase } from '../../policy-server/store/postgresDatabase';
 import { startPostgres, type RunningPostgres } from '../support/postgres';
@@ -48,8 +48,8 @@ describe('authorization server state', function () {
     await assert.rejects(codes.consume('c1'), alreadyUsed, 'consumed once: the second of two racing redemptions is refused');
 
     // oidc-provider's replay records (its own DPoP proofs, client assertions) are written once.
-    await one.adapter('ReplayDetection').upsert('proof-1', { iss: 'x' }, 60);
-    await assert.rejects(other.adapter('ReplayDetection').upsert('proof-1', { iss: 'x' }, 60), alreadyUsed);
+    await providerAdapter(one, 'ReplayDetection').upsert('proof-1', { iss: 'x' }, 60);
+    await assert.rejects(providerAdapter(other, 'ReplayDetection').upsert('proof-1', { iss: 'x' }, 60), alreadyUsed);
 
     await seen.revokeByGrantId('g1');
     assert.equal(await codes.find('c1'), undefined, "the grant's codes are gone");

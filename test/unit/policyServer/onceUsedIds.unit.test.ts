@@ -25,4 +25,12 @@ describe('once-used ids in memory', () => {
     assert.equal(await store.firstUse('assertion new', now + 600), true, 'the expired one made room');
     assert.equal(await store.firstUse('assertion live', now + 600), false);
   });
+
+  it('counts each kind apart: a flood of one kind leaves room for another', async () => {
+    const store = new MemoryStore(1);
+    const now = Math.floor(Date.now() / 1000);
+    assert.equal(await store.firstUse('ReplayDetection a', now + 120), true);
+    assert.equal(await store.firstUse('ReplayDetection b', now + 120), false, 'that kind is full');
+    assert.equal(await store.firstUse('dpop https://relay proof-1', now + 120), true, 'a relay proof still finds room');
+  });
 });
