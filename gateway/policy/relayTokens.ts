@@ -12,7 +12,7 @@
  * Tokens are kept per relay server until a minute before they expire, obtained once for
  * concurrent requests, and exchanged anew once when the relay refuses one.
  */
-import { decodeJwt, importJWK, type JWK } from 'jose';
+import { decodeJwt, type JWK } from 'jose';
 import * as oauth from 'openid-client';
 import type { Logger } from '../../common/log/logger';
 import { ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../../common/oauth/identityAssertion';
@@ -20,7 +20,7 @@ import { oauthRefusal } from '../../common/oauth/oauthRefusal';
 import { isSecureOrLoopback } from '../../common/net/loopback';
 import { GATEWAY_CLIENT_ID, POLICY_SERVER_PATHS } from '../../common/policy/policyServerApi';
 import { challengeParams } from '../upstreamAuth/flowProvider';
-import { DpopProver, newDpopKey, offersDpop } from '../upstreamAuth/dpopProver';
+import { DpopProver, newDpopKeyPair, offersDpop } from '../upstreamAuth/dpopProver';
 import type { UpstreamAuthorization, UpstreamChallenge } from '../upstream/upstreamAuthorization';
 
 const REQUEST_TIMEOUT_SECONDS = 10;
@@ -39,7 +39,7 @@ export interface RelayAccess {
 /** A relay token, for whom it was obtained (a new sign-in as someone else must not use it), and when to renew it. */
 interface KeptToken {
   value: string;
-  subject: string | undefined;
+  subject: string;
   renewAt: number;
 }
 
@@ -69,15 +69,14 @@ export class RelayTokens implements RelayAccess {
   private relayServer(relayUrl: string): UpstreamAuthorization {
     let token: KeptToken | undefined;
     /** The exchange in flight, for whom (a request for someone else does not wait for it). */
-    let obtaining: { subject: string | undefined; value: Promise<string> } | undefined;
+    let obtaining: { subject: string; value: Promise<string> } | undefined;
     /** The last token the relay refused, and whether the one obtained after it was refused too. */
     let refused: string | undefined;
     let renewedAfterRefusal = false;
     let newNonce = false;
-    const obtain = (subjectToken: string, exchange: Extract<Exchange, { kind: 'dpop' }>): Promise<string> => {
-      const subject = subjectOf(subjectToken);
+    const obtain = (subjectToken: string, subject: string, exchange: Extract<Exchange, { kind: 'dpop' }>): Promise<string> => {
       if (obtaining && obtaining.subject === subject) return obtaining.value;
-      const value = this.exchanged(subjectToken, exchange, relayUrl)
+      const value = this.exchanged(subjectToken, subject, exchange, relayUrl)
         .then((answer) => {
           token = answer;
           return answer.value;
@@ -91,10 +90,12 @@ export class RelayTokens implements RelayAccess {
     return {
       header: async () => {
         const subjectToken = await this.userToken();
-        const exchange = isJwt(subjectToken) ? await this.exchangeOffered() : { kind: 'bearer' as const };
-        if (exchange.kind === 'bearer') return `Bearer ${subjectToken}`;
-        const usable = token && token.renewAt > Date.now() && token.subject === subjectOf(subjectToken);
-        const value = usable ? token!.value : await obtain(subjectToken, exchange);
+        // Read once per request (not verified: the policy server verifies); no JWT, no exchange.
+        const subject = subjectOf(subjectToken);
+        const exchange = subject !== undefined ? await this.exchangeOffered() : { kind: 'bearer' as const };
+        if (subject === undefined || exchange.kind === 'bearer') return `Bearer ${subjectToken}`;
+        const usable = token && token.renewAt > Date.now() && token.subject === subject;
+        const value = usable ? token!.value : await obtain(subjectToken, subject, exchange);
         return `DPoP ${value}`;
       },
       proof: async (method, url, authorization) => {
@@ -189,12 +190,7 @@ export class RelayTokens implements RelayAccess {
     server.timeout = REQUEST_TIMEOUT_SECONDS;
     if (issuer.protocol === 'http:') oauth.allowInsecureRequests(server); // a policy server on this machine (the gateway's args allow no other http)
     // The key lives in this process only; a restart makes a new one (and exchanges anew).
-    const key = await newDpopKey();
-    const { d: _private, ...publicJwk } = key;
-    const keyPair = {
-      privateKey: (await importJWK(key, key.alg)) as CryptoKey,
-      publicKey: (await importJWK(publicJwk, key.alg)) as CryptoKey,
-    };
+    const { jwk: key, keyPair } = await newDpopKeyPair();
     this.log.info('relay tokens are bound to a key held in memory (DPoP)', { issuer: issuer.href });
     return { kind: 'dpop', server, handle: oauth.getDPoPHandle(server, keyPair), key };
   }
@@ -204,7 +200,12 @@ export class RelayTokens implements RelayAccess {
     return { kind: 'bearer' };
   }
 
-  private async exchanged(subjectToken: string, exchange: Extract<Exchange, { kind: 'dpop' }>, relayUrl: string): Promise<KeptToken> {
+  private async exchanged(
+    subjectToken: string,
+    subject: string,
+    exchange: Extract<Exchange, { kind: 'dpop' }>,
+    relayUrl: string,
+  ): Promise<KeptToken> {
     let answer: oauth.TokenEndpointResponse;
     try {
       answer = await oauth.genericGrantRequest(
@@ -223,20 +224,16 @@ export class RelayTokens implements RelayAccess {
     const lifetimeMs = (answer.expires_in ?? 0) * 1000;
     return {
       value: answer.access_token,
-      subject: subjectOf(subjectToken),
+      subject,
       renewAt: Date.now() + Math.max(lifetimeMs / 2, lifetimeMs - RENEW_BEFORE_MS),
     };
   }
 }
 
-function isJwt(token: string): boolean {
-  return subjectOf(token) !== undefined;
-}
-
-/** The `sub` of a JWT (read, not verified: the policy server verifies), or undefined for anything else. */
+/** The `sub` of a JWT ('' when it has none), or undefined for anything that is not a JWT. */
 function subjectOf(token: string): string | undefined {
   try {
-    return String(decodeJwt(token).sub);
+    return decodeJwt(token).sub ?? '';
   } catch {
     return undefined;
   }

@@ -35,8 +35,13 @@ export function resourceTakesDpop(resourceMetadata: Record<string, unknown> | un
 
 /** A new private key as a JWK, to be kept with the tokens it will be bound to. */
 export async function newDpopKey(): Promise<JWK> {
-  const { privateKey } = await generateKeyPair(ALGORITHM, { extractable: true });
-  return { ...(await exportJWK(privateKey)), alg: ALGORITHM };
+  return (await newDpopKeyPair()).jwk;
+}
+
+/** A new key as a JWK (for DpopProver) and as the key pair openid-client's DPoP handle signs token requests with. */
+export async function newDpopKeyPair(): Promise<{ jwk: JWK; keyPair: CryptoKeyPair }> {
+  const keyPair = await generateKeyPair(ALGORITHM, { extractable: true });
+  return { jwk: { ...(await exportJWK(keyPair.privateKey)), alg: ALGORITHM }, keyPair };
 }
 
 /** Signs proofs with the key the kept tokens are bound to; remembers the nonces servers supply. */
