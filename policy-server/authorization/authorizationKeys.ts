@@ -12,7 +12,8 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jo
 import { z } from 'zod';
 import { readPrivateFile, writePrivateFileAtomic } from '../../common/fs/privateFiles';
 
-const KEY_FILE = 'authorization-server-keys.json';
+/** The key file's name in the data dir. */
+export const AUTHORIZATION_KEY_FILE = 'authorization-server-keys.json';
 export const ACCESS_TOKEN_ALGORITHM = 'ES256';
 
 const StoredKeys = z.object({
@@ -30,7 +31,7 @@ export interface AuthorizationKeys {
 }
 
 export async function openAuthorizationKeys(dataDir: string): Promise<AuthorizationKeys> {
-  const path = join(dataDir, KEY_FILE);
+  const path = join(dataDir, AUTHORIZATION_KEY_FILE);
   if (!existsSync(path)) {
     const { privateKey } = await generateKeyPair(ACCESS_TOKEN_ALGORITHM, { extractable: true });
     const jwk = await exportJWK(privateKey);

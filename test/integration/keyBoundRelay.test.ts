@@ -29,8 +29,6 @@ import { startGateway, textOf, type RunningGateway } from '../support/gatewayHar
 import { managedArgs, removeDir, tokenFile } from '../support/policyHarness';
 
 const SERVICE_KEY = `sk-live-${'d00dfeed'.repeat(4)}`;
-const INITIALIZE = INITIALIZE_REQUEST;
-const MCP_HEADERS = MCP_POST_HEADERS;
 
 describe("relay tokens bound to the gateway's key (token exchange and DPoP)", function () {
   this.timeout(120_000);
@@ -77,7 +75,7 @@ describe("relay tokens bound to the gateway's key (token exchange and DPoP)", fu
     );
   /** An initialize request to the relay with `token` and a proof of `key`. */
   const initializeWithProof = (token: string, key: oauth.CryptoKeyPair) =>
-    oauth.fetchProtectedResource(gatewayClient, token, new URL(setup.relayUrl), 'POST', INITIALIZE, new Headers(MCP_HEADERS), {
+    oauth.fetchProtectedResource(gatewayClient, token, new URL(setup.relayUrl), 'POST', INITIALIZE_REQUEST, new Headers(MCP_POST_HEADERS), {
       DPoP: oauth.getDPoPHandle(gatewayClient, key),
     });
   /** What the token endpoint said when it refused. */
@@ -98,8 +96,8 @@ describe("relay tokens bound to the gateway's key (token exchange and DPoP)", fu
 
     const withIdpToken = await fetch(setup.relayUrl, {
       method: 'POST',
-      headers: { ...MCP_HEADERS, authorization: `Bearer ${tokens.alice}` },
-      body: INITIALIZE,
+      headers: { ...MCP_POST_HEADERS, authorization: `Bearer ${tokens.alice}` },
+      body: INITIALIZE_REQUEST,
     });
     assert.equal(withIdpToken.status, 401);
     assert.match(withIdpToken.headers.get('www-authenticate') ?? '', /^DPoP .*only DPoP-bound tokens/);
@@ -107,8 +105,8 @@ describe("relay tokens bound to the gateway's key (token exchange and DPoP)", fu
     for (const path of ['/relay/vault/mcp/', '/relay/vault/MCP', '/RELAY/vault/mcp', '/relay/vault/mcp//', '/relay/%76ault/mcp']) {
       const around = await fetch(`${setup.server.url}${path}`, {
         method: 'POST',
-        headers: { ...MCP_HEADERS, authorization: `Bearer ${tokens.alice}` },
-        body: INITIALIZE,
+        headers: { ...MCP_POST_HEADERS, authorization: `Bearer ${tokens.alice}` },
+        body: INITIALIZE_REQUEST,
       });
       assert.ok(around.status === 401 || around.status === 404, `${path}: HTTP ${around.status}`);
     }
@@ -134,7 +132,11 @@ describe("relay tokens bound to the gateway's key (token exchange and DPoP)", fu
     const proved = await initializeWithProof(answer.access_token, key);
     assert.equal(proved.status, 200, await proved.clone().text());
     for (const authorization of [`Bearer ${answer.access_token}`, `DPoP ${answer.access_token}`]) {
-      const stolen = await fetch(setup.relayUrl, { method: 'POST', headers: { ...MCP_HEADERS, authorization }, body: INITIALIZE });
+      const stolen = await fetch(setup.relayUrl, {
+        method: 'POST',
+        headers: { ...MCP_POST_HEADERS, authorization },
+        body: INITIALIZE_REQUEST,
+      });
       assert.equal(stolen.status, 401, `${authorization.split(' ')[0]} without a proof of the key`);
     }
     // For another relay server, with a valid proof of the key: refused for its audience.
@@ -144,8 +146,8 @@ describe("relay tokens bound to the gateway's key (token exchange and DPoP)", fu
         answer.access_token,
         new URL(setup.relayUrl.replace('/vault/', '/other/')),
         'POST',
-        INITIALIZE,
-        new Headers(MCP_HEADERS),
+        INITIALIZE_REQUEST,
+        new Headers(MCP_POST_HEADERS),
         { DPoP: oauth.getDPoPHandle(gatewayClient, key) },
       )
       .then(

@@ -32,8 +32,6 @@ import { startRequestBalancer, type RequestBalancer } from '../support/requestBa
 import { INITIALIZE_REQUEST, MCP_POST_HEADERS, SIGN_IN_CLIENT, VAULT_POLICY } from '../support/authorizingPolicyServer';
 
 const SERVICE_KEY = `sk-live-${'5e5e5e5e'.repeat(4)}`;
-const INITIALIZE = INITIALIZE_REQUEST;
-const MCP_HEADERS = MCP_POST_HEADERS;
 
 describe('the MCP authorization server on replicas sharing PostgreSQL', function () {
   this.timeout(180_000);
@@ -168,14 +166,14 @@ describe('the MCP authorization server on replicas sharing PostgreSQL', function
       answer.access_token,
       new URL(relayUrl()),
       'POST',
-      INITIALIZE,
-      new Headers(MCP_HEADERS),
+      INITIALIZE_REQUEST,
+      new Headers(MCP_POST_HEADERS),
       {
         DPoP: oauth.getDPoPHandle(config, key),
       },
     );
     assert.equal(first.status, 200, await first.clone().text());
-    const replayed = await fetch(`${replicas[1]!.url}/relay/vault/mcp`, { method: 'POST', headers: captured, body: INITIALIZE });
+    const replayed = await fetch(`${replicas[1]!.url}/relay/vault/mcp`, { method: 'POST', headers: captured, body: INITIALIZE_REQUEST });
     assert.equal(replayed.status, 401);
     assert.match(replayed.headers.get('www-authenticate') ?? '', /already used/);
   });

@@ -8,12 +8,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AUTHORIZATION_KEY_FILE } from '../../policy-server/authorization/authorizationKeys';
 import { startKeyedUpstream, type KeyedUpstream } from './keyedUpstream';
 import { startLocalIdp, type LocalIdp, type LocalIdpOptions } from './localIdp';
 import { removeDir, secretStoreWith, startPolicyServer, type RunningPolicyServer } from './policyHarness';
 
-/** Where the policy server keeps its authorization server's keys in its data dir (policy-server/authorization/authorizationKeys.ts). */
-const AUTHORIZATION_KEY_FILE = 'authorization-server-keys.json';
 /** The policy server's own client at the local IdP (for its sign-in step). */
 export const SIGN_IN_CLIENT = { clientId: 'gatehouse-policy-server', clientSecret: `idp-secret-${'9'.repeat(24)}` };
 

@@ -37,6 +37,15 @@ async function screenshot(name: string): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, 2_000));
 }
 
+/** Enables a catalog server and has VS Code start it until its tool `name` is live (the definitions arrive asynchronously). */
+async function enabledTool(serverId: string, name: string): Promise<vscode.LanguageModelToolInformation> {
+  await vscode.commands.executeCommand('gatehouse.server.enable', { kind: 'server', server: { id: serverId } });
+  return waitFor(`the ${serverId} ${name} tool in vscode.lm.tools`, async () => {
+    await vscode.commands.executeCommand('workbench.mcp.startServer', `gatehouse.gatehouse/${serverId}`, { waitForLiveTools: true });
+    return vscode.lm.tools.find((tool) => tool.tags.includes('mcp') && tool.name.includes(serverId) && tool.name.endsWith(`_${name}`));
+  });
+}
+
 function textOf(result: vscode.LanguageModelToolResult): string {
   return result.content.map((part) => (part instanceof vscode.LanguageModelTextPart ? part.value : '')).join('');
 }
@@ -289,11 +298,7 @@ describe('Gatehouse inside VS Code', () => {
   });
 
   it('calls a 2026-07-28-only server through the gateway, which speaks that era upstream and 2025 to VS Code', async () => {
-    await vscode.commands.executeCommand('gatehouse.server.enable', { kind: 'server', server: { id: 'modern' } });
-    const modernEcho = await waitFor('the modern echo tool in vscode.lm.tools', async () => {
-      await vscode.commands.executeCommand('workbench.mcp.startServer', 'gatehouse.gatehouse/modern', { waitForLiveTools: true });
-      return vscode.lm.tools.find((tool) => tool.tags.includes('mcp') && tool.name.includes('modern') && tool.name.endsWith('_echo'));
-    });
+    const modernEcho = await enabledTool('modern', 'echo');
     const result = await vscode.lm.invokeTool(modernEcho.name, { input: { text: 'across the eras' }, toolInvocationToken: undefined });
     assert.equal(textOf(result), 'across the eras');
     const started = await api.gatewayReady();
@@ -304,11 +309,7 @@ describe('Gatehouse inside VS Code', () => {
   });
 
   it("calls a shared-key server through the policy server's relay, with a relay token bound to the gateway's key", async () => {
-    await vscode.commands.executeCommand('gatehouse.server.enable', { kind: 'server', server: { id: 'relayed' } });
-    const relayedEcho = await waitFor('the relayed echo tool in vscode.lm.tools', async () => {
-      await vscode.commands.executeCommand('workbench.mcp.startServer', 'gatehouse.gatehouse/relayed', { waitForLiveTools: true });
-      return vscode.lm.tools.find((tool) => tool.tags.includes('mcp') && tool.name.includes('relayed') && tool.name.endsWith('_echo'));
-    });
+    const relayedEcho = await enabledTool('relayed', 'echo');
     // The runner's relay refuses anything but key-bound tokens (--relay-requires-dpop): an answer means the gateway proved its key.
     const result = await vscode.lm.invokeTool(relayedEcho.name, { input: { text: 'through the relay' }, toolInvocationToken: undefined });
     assert.equal(textOf(result), 'through the relay');
